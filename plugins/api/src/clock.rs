@@ -1,0 +1,152 @@
+//! The simulated clock.
+//!
+//! Simulated time is milliseconds since the Unix epoch (`i64`), the `due_ms` of events. A clock
+//! either follows the wall clock (scaled by `speed`, 1.0 = real time) or is *virtual*: it stands
+//! still until the scheduler advances it to the next due event, so a simulated day runs in seconds
+//! with historical timestamps. Sources never read the wall clock, only this one, which is what makes
+//! a seeded run byte-identical at any speed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// A shared handle to the run's clock.
+#[derive(Clone, Debug)]
+pub struct Clock(Arc<ClockInner>);
+
+#[derive(Debug)]
+struct ClockInner {
+    /// The simulated instant the run started at.
+    origin_ms: i64,
+    pace: Pace,
+}
+
+#[derive(Debug)]
+enum Pace {
+    /// Simulated time = origin + wall time elapsed since `wall_origin` × `speed`.
+    Scaled { wall_origin: Instant, speed: f64 },
+    /// Simulated time moves only when [`Clock::advance_to`] moves it.
+    Virtual { now_ms: AtomicI64, advanced: Notify },
+}
+
+impl Clock {
+    /// A clock that runs `speed` simulated seconds per wall second from `origin_ms`.
+    pub fn scaled(origin_ms: i64, speed: f64) -> Clock {
+        assert!(speed > 0.0 && speed.is_finite(), "speed must be positive");
+        Clock(Arc::new(ClockInner {
+            origin_ms,
+            pace: Pace::Scaled {
+                wall_origin: Instant::now(),
+                speed,
+            },
+        }))
+    }
+
+    /// A virtual clock standing at `origin_ms` until advanced.
+    pub fn virtual_at(origin_ms: i64) -> Clock {
+        Clock(Arc::new(ClockInner {
+            origin_ms,
+            pace: Pace::Virtual {
+                now_ms: AtomicI64::new(origin_ms),
+                advanced: Notify::new(),
+            },
+        }))
+    }
+
+    /// The simulated instant the run started at.
+    pub fn origin_ms(&self) -> i64 {
+        self.0.origin_ms
+    }
+
+    /// Whether this clock only moves when advanced (`speed: max`).
+    pub fn is_virtual(&self) -> bool {
+        matches!(self.0.pace, Pace::Virtual { .. })
+    }
+
+    /// The current simulated instant.
+    pub fn now_ms(&self) -> i64 {
+        match &self.0.pace {
+            Pace::Scaled { wall_origin, speed } => {
+                let elapsed = wall_origin.elapsed().as_secs_f64() * speed * 1000.0;
+                self.0.origin_ms + elapsed as i64
+            }
+            Pace::Virtual { now_ms, .. } => now_ms.load(Ordering::Acquire),
+        }
+    }
+
+    /// The wall-clock instant at which simulated time reaches `at_ms` (`None` for a virtual clock).
+    pub fn wall_deadline(&self, at_ms: i64) -> Option<Instant> {
+        match &self.0.pace {
+            Pace::Scaled { wall_origin, speed } => {
+                let simulated = (at_ms - self.0.origin_ms).max(0) as f64 / 1000.0;
+                let wall = Duration::from_secs_f64((simulated / speed).min(1e9));
+                Some(*wall_origin + wall)
+            }
+            Pace::Virtual { .. } => None,
+        }
+    }
+
+    /// Moves a virtual clock forward to `at_ms` (never backward) and wakes what waits on it.
+    /// Does nothing on a scaled clock.
+    pub fn advance_to(&self, at_ms: i64) {
+        if let Pace::Virtual { now_ms, advanced } = &self.0.pace
+            && now_ms.fetch_max(at_ms, Ordering::AcqRel) < at_ms
+        {
+            advanced.notify_waiters();
+        }
+    }
+
+    /// Waits until simulated time reaches `at_ms`.
+    pub async fn sleep_until(&self, at_ms: i64) {
+        match &self.0.pace {
+            Pace::Scaled { .. } => {
+                if let Some(deadline) = self.wall_deadline(at_ms) {
+                    tokio::time::sleep_until(deadline).await;
+                }
+            }
+            Pace::Virtual { now_ms, advanced } => loop {
+                let notified = advanced.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if now_ms.load(Ordering::Acquire) >= at_ms {
+                    return;
+                }
+                notified.await;
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn virtual_clock_moves_only_forward_and_wakes_sleepers() {
+        let clock = Clock::virtual_at(1_000);
+        let sleeper = {
+            let clock = clock.clone();
+            tokio::spawn(async move {
+                clock.sleep_until(5_000).await;
+                clock.now_ms()
+            })
+        };
+        tokio::task::yield_now().await;
+        clock.advance_to(3_000);
+        clock.advance_to(2_000);
+        assert_eq!(clock.now_ms(), 3_000);
+        clock.advance_to(6_000);
+        assert_eq!(sleeper.await.unwrap(), 6_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scaled_clock_runs_speed_times_faster() {
+        let clock = Clock::scaled(0, 10.0);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let now = clock.now_ms();
+        assert!((20_000..20_100).contains(&now), "{now}");
+    }
+}

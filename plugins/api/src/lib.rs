@@ -1,0 +1,63 @@
+//! The plugin API of customersim.
+//!
+//! Every source and sink, built in or out of tree, depends on this crate only. It breaks the
+//! dependency cycle between the core (which links the built-in plugins) and the plugins (which need
+//! the core's types), and it re-exports the crates whose versions must match across plugins
+//! (`inventory`, `serde`, `serde_yaml`, `async_trait`, `tracing`, `rand`, `prometheus_client`): a
+//! plugin built against a different `inventory` would compile and then be invisible at run time.
+//!
+//! # Layout
+//! - [`event`]: the event model ([`Event`], [`CustomerId`], [`Topics`]) and the payload bytes of the
+//!   original service's contract.
+//! - [`clock`]: the simulated clock ([`Clock`]): real time, scaled, or virtual (as fast as sinks go).
+//! - [`timeline`]: the [`Timeline`] contract that backends implement, and the [`Watermark`] a
+//!   generating source uses to tell the scheduler how far it has generated.
+//! - [`context`]: what a plugin gets when it is built ([`BuildContext`]) and when it runs
+//!   ([`SourceContext`], [`SinkContext`]): the store layout, topics, seed, shutdown, the roster of
+//!   customers, the presence table and the metrics registry.
+//! - [`plugin`]: the [`Source`] and [`Sink`] traits, the typed config traits ([`SourceConfig`],
+//!   [`SinkConfig`]), environment overrides ([`EnvOverride`]) and the registration macros
+//!   [`register_source!`] and [`register_sink!`].
+//! - [`duration`]: serde helpers for human durations (`30s`, `8h`).
+//! - [`json`]: the JSON string writer that reproduces Python's `json.dumps` escaping.
+
+pub mod clock;
+pub mod context;
+pub mod duration;
+pub mod event;
+pub mod json;
+pub mod plugin;
+pub mod timeline;
+
+pub use async_trait::async_trait;
+pub use clock::Clock;
+pub use context::{
+    BuildContext, MetricsRegistry, Position, Presence, Publisher, Roster, Shutdown, SinkContext,
+    SourceContext, StoreLayout,
+};
+pub use event::{CustomerId, Event, EventKind, Topics};
+pub use plugin::{
+    EnvKind, EnvOverride, PluginError, Sink, SinkConfig, SinkPlugin, Source, SourceConfig,
+    SourcePlugin, sink_plugins, source_plugins,
+};
+pub use timeline::{Claim, Timeline, TimelineError, Watermark};
+
+pub use inventory;
+pub use prometheus_client;
+pub use rand;
+pub use rand_distr;
+pub use rand_pcg;
+pub use serde;
+pub use serde_yaml;
+pub use tokio;
+pub use tracing;
+
+/// Derives an independent seed for one consumer of randomness (a plugin instance, a shopper) from
+/// the run's seed, so adding a consumer never shifts the random stream of another (SplitMix64).
+pub fn derive_seed(seed: u64, stream: u64) -> u64 {
+    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

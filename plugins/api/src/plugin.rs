@@ -1,0 +1,227 @@
+//! Sources, sinks, their typed configs and their registration.
+//!
+//! A plugin is a config type implementing [`SourceConfig`] or [`SinkConfig`] (with serde's
+//! `deny_unknown_fields` and a doc comment on every field) plus one `register_source!(MyConfig);`
+//! line. The core finds every registered plugin through `inventory` and never names one.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::context::{BuildContext, SinkContext, SourceContext};
+use crate::event::Event;
+
+/// Why a plugin failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// Bad configuration or input file: the message names the key, variable, file or line.
+    /// The CLI exits with code 2.
+    #[error("{0}")]
+    Config(String),
+    /// A failure while running that retrying will not fix (e.g. the broker refused the
+    /// credentials). The CLI exits with code 1.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// Something that puts events on the timeline (or publishes them at once).
+#[crate::async_trait]
+pub trait Source: Send {
+    /// `true` for sources that generate simulated-time events ahead of the clock: a virtual clock
+    /// then waits for this source's [`crate::Watermark`]. Sources driven from outside (HTTP) keep
+    /// the default `false`.
+    fn paces_clock(&self) -> bool {
+        false
+    }
+
+    /// Runs until done or until `cx.shutdown` fires.
+    async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), PluginError>;
+}
+
+/// Somewhere events are delivered.
+#[crate::async_trait]
+pub trait Sink: Send {
+    /// Connects, spawns background tasks; permanent errors (bad credentials) fail here.
+    async fn start(&mut self, _cx: &SinkContext) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    /// Takes responsibility for a time-ordered batch. Returns once the sink buffered it; waits
+    /// while its buffer is full (back-pressure). Never drops events silently.
+    async fn publish(&mut self, batch: &[Event]) -> Result<(), PluginError>;
+
+    /// Delivers what was accepted (waiting a bounded time for acknowledgements) and disconnects.
+    async fn close(self: Box<Self>) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+/// How an environment variable's value is checked before it overrides a config key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvKind {
+    /// Any text.
+    Text,
+    /// Text that must never be logged or printed.
+    Secret,
+    /// A whole number.
+    Integer,
+    /// A number.
+    Number,
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`).
+    Boolean,
+}
+
+/// An environment variable that overrides one key of a plugin's config (precedence: flag > env >
+/// YAML > default). The core applies the table of each plugin type to each of its instances.
+#[derive(Clone, Copy, Debug)]
+pub struct EnvOverride {
+    /// The variable, e.g. `CUSTOMERS_AVERAGE_IN_STORE`.
+    pub var: &'static str,
+    /// The config key it sets; dots reach into nested maps (`tls.ca_file`).
+    pub key: &'static str,
+    /// How the value is checked and typed.
+    pub kind: EnvKind,
+    /// One line for the README and `customersim plugins`.
+    pub help: &'static str,
+}
+
+/// The typed config of a source type; its [`SourceConfig::build`] is the factory.
+pub trait SourceConfig: DeserializeOwned + Serialize + 'static {
+    /// The `type:` name in the pipeline file.
+    const NAME: &'static str;
+    /// One line for `customersim plugins`.
+    const DESCRIPTION: &'static str;
+    /// Environment variables that override this config's keys.
+    const ENV: &'static [EnvOverride] = &[];
+    /// Turns the config into a source; may read files, must not connect anywhere.
+    fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError>;
+}
+
+/// The typed config of a sink type; its [`SinkConfig::build`] is the factory.
+pub trait SinkConfig: DeserializeOwned + Serialize + 'static {
+    /// The `type:` name in the pipeline file.
+    const NAME: &'static str;
+    /// One line for `customersim plugins`.
+    const DESCRIPTION: &'static str;
+    /// Environment variables that override this config's keys.
+    const ENV: &'static [EnvOverride] = &[];
+    /// Turns the config into a sink; may read files, must not connect anywhere.
+    fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Sink>, PluginError>;
+}
+
+/// Builds a source from its raw config section.
+pub type BuildSource =
+    fn(serde_yaml::Value, &mut BuildContext) -> Result<Box<dyn Source>, PluginError>;
+/// Builds a sink from its raw config section.
+pub type BuildSink = fn(serde_yaml::Value, &mut BuildContext) -> Result<Box<dyn Sink>, PluginError>;
+
+/// A registered source type.
+pub struct SourcePlugin {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub env: &'static [EnvOverride],
+    /// Deserializes a config (rejecting unknown keys) and serializes it back with defaults filled.
+    pub resolve: fn(serde_yaml::Value) -> Result<serde_yaml::Value, String>,
+    pub build: BuildSource,
+}
+
+/// A registered sink type.
+pub struct SinkPlugin {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub env: &'static [EnvOverride],
+    /// Deserializes a config (rejecting unknown keys) and serializes it back with defaults filled.
+    pub resolve: fn(serde_yaml::Value) -> Result<serde_yaml::Value, String>,
+    pub build: BuildSink,
+}
+
+inventory::collect!(SourcePlugin);
+inventory::collect!(SinkPlugin);
+
+impl SourcePlugin {
+    /// The registration of config type `C` (used by [`register_source!`]).
+    pub const fn of<C: SourceConfig>() -> SourcePlugin {
+        SourcePlugin {
+            name: C::NAME,
+            description: C::DESCRIPTION,
+            env: C::ENV,
+            resolve: resolve_config::<C>,
+            build: build_source::<C>,
+        }
+    }
+}
+
+impl SinkPlugin {
+    /// The registration of config type `C` (used by [`register_sink!`]).
+    pub const fn of<C: SinkConfig>() -> SinkPlugin {
+        SinkPlugin {
+            name: C::NAME,
+            description: C::DESCRIPTION,
+            env: C::ENV,
+            resolve: resolve_config::<C>,
+            build: build_sink::<C>,
+        }
+    }
+}
+
+fn parse_config<C: DeserializeOwned>(raw: serde_yaml::Value) -> Result<C, String> {
+    let raw = match raw {
+        serde_yaml::Value::Null => serde_yaml::Value::Mapping(Default::default()),
+        other => other,
+    };
+    serde_yaml::from_value(raw).map_err(|error| error.to_string())
+}
+
+fn resolve_config<C: DeserializeOwned + Serialize>(
+    raw: serde_yaml::Value,
+) -> Result<serde_yaml::Value, String> {
+    let config: C = parse_config(raw)?;
+    serde_yaml::to_value(&config).map_err(|error| error.to_string())
+}
+
+fn build_source<C: SourceConfig>(
+    raw: serde_yaml::Value,
+    cx: &mut BuildContext,
+) -> Result<Box<dyn Source>, PluginError> {
+    parse_config::<C>(raw)
+        .map_err(PluginError::Config)?
+        .build(cx)
+}
+
+fn build_sink<C: SinkConfig>(
+    raw: serde_yaml::Value,
+    cx: &mut BuildContext,
+) -> Result<Box<dyn Sink>, PluginError> {
+    parse_config::<C>(raw)
+        .map_err(PluginError::Config)?
+        .build(cx)
+}
+
+/// Every registered source type, sorted by name.
+pub fn source_plugins() -> Vec<&'static SourcePlugin> {
+    let mut all: Vec<_> = inventory::iter::<SourcePlugin>.into_iter().collect();
+    all.sort_by_key(|plugin| plugin.name);
+    all
+}
+
+/// Every registered sink type, sorted by name.
+pub fn sink_plugins() -> Vec<&'static SinkPlugin> {
+    let mut all: Vec<_> = inventory::iter::<SinkPlugin>.into_iter().collect();
+    all.sort_by_key(|plugin| plugin.name);
+    all
+}
+
+/// Registers a source config type: `register_source!(RandomWalkConfig);`
+#[macro_export]
+macro_rules! register_source {
+    ($config:ty) => {
+        $crate::inventory::submit! { $crate::SourcePlugin::of::<$config>() }
+    };
+}
+
+/// Registers a sink config type: `register_sink!(StdoutConfig);`
+#[macro_export]
+macro_rules! register_sink {
+    ($config:ty) => {
+        $crate::inventory::submit! { $crate::SinkPlugin::of::<$config>() }
+    };
+}

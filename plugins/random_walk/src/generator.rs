@@ -1,0 +1,472 @@
+//! The shopper model, as a synchronous generator of time-ordered events.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use customersim_plugin_api::rand::{Rng, SeedableRng};
+use customersim_plugin_api::rand_distr::{Distribution, Exp, StandardNormal};
+use customersim_plugin_api::rand_pcg::{Pcg32, Pcg64};
+use customersim_plugin_api::{CustomerId, Event, EventKind, Roster, StoreLayout, derive_seed};
+
+/// Checked model parameters (from [`crate::RandomWalkConfig`]).
+#[derive(Clone, Debug)]
+pub struct WalkParams {
+    pub average_in_store: f64,
+    pub mean_visit_ms: f64,
+    pub min_visit_ms: f64,
+    pub mean_dwell_ms: f64,
+    pub walk_step_ms: i64,
+    pub id_prefix: String,
+}
+
+/// Shortest time between two events of one shopper.
+const MIN_STEP_MS: i64 = 500;
+
+/// What a shopper does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    Enter,
+    Move(u16, u16),
+    Exit,
+}
+
+/// One shopper inside (or about to enter). Kept small: a million of them must fit in ~100 MB.
+#[derive(Debug)]
+struct Shopper {
+    id: CustomerId,
+    /// The shopper's own random stream, so its path depends on nothing but the seed.
+    rng: Pcg32,
+    /// When the visit ends: the exit is due then.
+    visit_end_ms: i64,
+    /// This shopper's mean time per cell.
+    dwell_ms: f32,
+    /// Spread of single dwells around the mean (sigma of a log-normal): the shopper's consistency.
+    spread: f32,
+    x: u16,
+    y: u16,
+    next: Next,
+    /// Walking to the door: the visit is up or the doors closed.
+    homing: bool,
+}
+
+/// Generates the events of all shoppers in time order, up to a horizon at a time.
+pub struct Generator {
+    params: WalkParams,
+    store: StoreLayout,
+    seed: u64,
+    /// Arrival times and roster draws come from this stream.
+    arrival_rng: Pcg64,
+    /// Exponential inter-arrival times (per millisecond); `None` when the target is 0.
+    inter_arrival: Option<Exp<f64>>,
+    /// When the next shopper arrives; `None` once the doors closed.
+    next_arrival_ms: Option<i64>,
+    doors_close_ms: Option<i64>,
+    /// Slots of shoppers; `free` lists reusable slots.
+    shoppers: Vec<Shopper>,
+    free: Vec<u32>,
+    /// (due, slot) of each shopper's next event; slots are assigned deterministically, so ties
+    /// break the same way in every run.
+    agenda: BinaryHeap<Reverse<(i64, u32)>>,
+    arrivals: u64,
+    roster: Option<Arc<dyn Roster>>,
+    /// Arrivals that found every listed customer inside and wait for someone to leave.
+    waiting: u64,
+    inside: usize,
+}
+
+impl Generator {
+    /// A generator for an empty store at `origin_ms`.
+    pub fn new(
+        params: WalkParams,
+        store: StoreLayout,
+        seed: u64,
+        origin_ms: i64,
+        doors_close_ms: Option<i64>,
+        roster: Option<Arc<dyn Roster>>,
+    ) -> Generator {
+        let rate_per_ms = params.average_in_store / params.mean_visit_ms;
+        let inter_arrival =
+            (rate_per_ms > 0.0).then(|| Exp::new(rate_per_ms).expect("positive rate"));
+        let mut arrival_rng = Pcg64::seed_from_u64(derive_seed(seed, u64::MAX));
+        let next_arrival_ms = inter_arrival
+            .as_ref()
+            .map(|exp| origin_ms + exp.sample(&mut arrival_rng).ceil() as i64);
+        let expected = (params.average_in_store * 1.02 + 64.0) as usize;
+        Generator {
+            params,
+            store,
+            seed,
+            arrival_rng,
+            inter_arrival,
+            next_arrival_ms,
+            doors_close_ms,
+            shoppers: Vec::with_capacity(expected),
+            free: Vec::new(),
+            agenda: BinaryHeap::with_capacity(expected),
+            arrivals: 0,
+            roster,
+            waiting: 0,
+            inside: 0,
+        }
+    }
+
+    /// How many shoppers are inside (or entering) now.
+    pub fn inside(&self) -> usize {
+        self.inside
+    }
+
+    /// Arrivals waiting for a listed customer to leave.
+    pub fn waiting_arrivals(&self) -> u64 {
+        self.waiting
+    }
+
+    /// Whether the doors closed and the last shopper left.
+    pub fn is_finished(&self) -> bool {
+        self.next_arrival_ms.is_none() && self.agenda.is_empty() && self.waiting == 0
+    }
+
+    /// Appends the events due before `horizon_ms` (at most `max` of them) to `out`, in time order,
+    /// and returns the watermark: every event due before it has now been generated.
+    pub fn generate(&mut self, horizon_ms: i64, out: &mut Vec<Event>, max: usize) -> i64 {
+        let mut produced = 0;
+        loop {
+            let next_shopper = self.agenda.peek().map(|Reverse((due, _))| *due);
+            let next = match (self.next_arrival_ms, next_shopper) {
+                (None, None) => return i64::MAX,
+                (Some(a), None) => a,
+                (None, Some(s)) => s,
+                (Some(a), Some(s)) => a.min(s),
+            };
+            if next >= horizon_ms || produced >= max {
+                return next.min(horizon_ms);
+            }
+            if self.next_arrival_ms == Some(next) {
+                self.arrive(next);
+            } else {
+                let Reverse((due, slot)) = self.agenda.pop().expect("peeked");
+                out.push(self.act(slot, due));
+                produced += 1;
+            }
+        }
+    }
+
+    fn arrive(&mut self, at_ms: i64) {
+        if self.doors_close_ms.is_some_and(|close| at_ms >= close) {
+            self.next_arrival_ms = None;
+            self.waiting = 0;
+            return;
+        }
+        let gap = self
+            .inter_arrival
+            .as_ref()
+            .expect("arrivals need a rate")
+            .sample(&mut self.arrival_rng);
+        self.next_arrival_ms = Some(at_ms + (gap.ceil() as i64).max(1));
+        self.admit(at_ms);
+    }
+
+    /// Lets one shopper in at `at_ms`, or counts a waiting arrival when the roster is all inside.
+    fn admit(&mut self, at_ms: i64) {
+        let id = match &self.roster {
+            Some(roster) => match roster.admit(&mut self.arrival_rng) {
+                Some(id) => id,
+                None => {
+                    self.waiting += 1;
+                    return;
+                }
+            },
+            None => {
+                let serial = self.arrivals + 1;
+                if self.params.id_prefix.is_empty() {
+                    CustomerId::Number(serial)
+                } else {
+                    CustomerId::Text(Arc::from(format!("{}{serial}", self.params.id_prefix)))
+                }
+            }
+        };
+        self.arrivals += 1;
+        let arrival = self.arrivals;
+        let mut rng = Pcg32::seed_from_u64(derive_seed(self.seed, arrival));
+        let p = &self.params;
+        let extra: f64 = Exp::new(1.0 / (p.mean_visit_ms - p.min_visit_ms))
+            .expect("positive")
+            .sample(&mut rng);
+        let visit_ms = (p.min_visit_ms + extra) as i64;
+        let dwell_ms = (p.mean_dwell_ms * rng.random_range(0.5..1.5)) as f32;
+        let spread = rng.random_range(0.2..0.8) as f32;
+        let (door_x, door_y) = self.store.door;
+        let shopper = Shopper {
+            id,
+            rng,
+            visit_end_ms: at_ms + visit_ms,
+            dwell_ms,
+            spread,
+            x: door_x as u16,
+            y: door_y as u16,
+            next: Next::Enter,
+            homing: false,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.shoppers[slot as usize] = shopper;
+                slot
+            }
+            None => {
+                self.shoppers.push(shopper);
+                (self.shoppers.len() - 1) as u32
+            }
+        };
+        self.inside += 1;
+        self.agenda.push(Reverse((at_ms, slot)));
+    }
+
+    /// Emits the shopper's due event and plans the next one.
+    fn act(&mut self, slot: u32, at_ms: i64) -> Event {
+        let shopper = &mut self.shoppers[slot as usize];
+        let kind = match shopper.next {
+            Next::Enter => EventKind::Enter,
+            Next::Move(x, y) => {
+                shopper.x = x;
+                shopper.y = y;
+                EventKind::Move {
+                    x: i64::from(x),
+                    y: i64::from(y),
+                }
+            }
+            Next::Exit => EventKind::Exit,
+        };
+        let event = Event {
+            due_ms: at_ms,
+            customer: shopper.id.clone(),
+            kind,
+        };
+        if kind == EventKind::Exit {
+            self.leave(slot, at_ms);
+        } else {
+            let due = self.plan(slot, at_ms);
+            self.agenda.push(Reverse((due, slot)));
+        }
+        event
+    }
+
+    fn leave(&mut self, slot: u32, at_ms: i64) {
+        let id = self.shoppers[slot as usize].id.clone();
+        self.free.push(slot);
+        self.inside -= 1;
+        if let Some(roster) = &self.roster {
+            roster.release(&id);
+            if self.waiting > 0 && self.next_arrival_ms.is_some() {
+                self.waiting -= 1;
+                self.admit(at_ms + 1);
+            }
+        }
+    }
+
+    /// Decides the shopper's next event after one at `at_ms`, returning when it is due.
+    fn plan(&mut self, slot: u32, at_ms: i64) -> i64 {
+        let (width, height) = (self.store.width, self.store.height);
+        let (door_x, door_y) = (self.store.door.0 as i64, self.store.door.1 as i64);
+        let walk_step = self.params.walk_step_ms;
+        let doors_closed = self.doors_close_ms.is_some_and(|close| at_ms >= close);
+        let shopper = &mut self.shoppers[slot as usize];
+        let distance_home = |x: i64, y: i64| (x - door_x).abs().max((y - door_y).abs());
+        if !shopper.homing {
+            if doors_closed {
+                shopper.homing = true;
+                let steps = distance_home(shopper.x.into(), shopper.y.into()) + 1;
+                shopper.visit_end_ms = at_ms + steps * walk_step;
+            } else {
+                let normal: f64 = StandardNormal.sample(&mut shopper.rng);
+                let sigma = f64::from(shopper.spread);
+                let dwell = (f64::from(shopper.dwell_ms)
+                    * (sigma * normal - sigma * sigma / 2.0).exp())
+                    as i64;
+                let dwell = dwell.max(MIN_STEP_MS);
+                if let Some((x, y)) =
+                    random_neighbour(&mut shopper.rng, shopper.x, shopper.y, width, height)
+                {
+                    let home_after = (distance_home(x.into(), y.into()) + 1) * walk_step;
+                    if at_ms + dwell + home_after <= shopper.visit_end_ms {
+                        shopper.next = Next::Move(x, y);
+                        return at_ms + dwell;
+                    }
+                }
+                shopper.homing = true;
+            }
+        }
+        // Walk home so the exit falls exactly at the end of the visit.
+        let (x, y) = (i64::from(shopper.x), i64::from(shopper.y));
+        let steps_left = distance_home(x, y) + 1;
+        let pace = ((shopper.visit_end_ms - at_ms) / steps_left).max(MIN_STEP_MS);
+        shopper.next = if steps_left == 1 {
+            Next::Exit
+        } else {
+            Next::Move(
+                (x + (door_x - x).signum()) as u16,
+                (y + (door_y - y).signum()) as u16,
+            )
+        };
+        at_ms + pace
+    }
+}
+
+/// A uniformly chosen cell among the (up to 8) neighbours of (x, y) inside the grid.
+fn random_neighbour(
+    rng: &mut Pcg32,
+    x: u16,
+    y: u16,
+    width: u32,
+    height: u32,
+) -> Option<(u16, u16)> {
+    let mut cells = [(0u16, 0u16); 8];
+    let mut count = 0;
+    for dx in -1i32..=1 {
+        for dy in -1i32..=1 {
+            let (nx, ny) = (i32::from(x) + dx, i32::from(y) + dy);
+            if (dx, dy) != (0, 0)
+                && nx >= 0
+                && ny >= 0
+                && (nx as u32) < width
+                && (ny as u32) < height
+            {
+                cells[count] = (nx as u16, ny as u16);
+                count += 1;
+            }
+        }
+    }
+    (count > 0).then(|| cells[rng.random_range(0..count)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn params(target: f64) -> WalkParams {
+        WalkParams {
+            average_in_store: target,
+            mean_visit_ms: 600_000.0,
+            min_visit_ms: 60_000.0,
+            mean_dwell_ms: 20_000.0,
+            walk_step_ms: 2_000,
+            id_prefix: String::new(),
+        }
+    }
+
+    const STORE: StoreLayout = StoreLayout {
+        width: 6,
+        height: 10,
+        door: (0, 0),
+    };
+    const DAY_MS: i64 = 86_400_000;
+
+    fn run(params: WalkParams, seed: u64, until_ms: i64, close_ms: Option<i64>) -> Vec<Event> {
+        let mut generator = Generator::new(params, STORE, seed, 0, close_ms, None);
+        let mut out = Vec::new();
+        let mut horizon = 0;
+        while !generator.is_finished() && horizon < until_ms {
+            horizon += 7_000;
+            generator.generate(horizon, &mut out, usize::MAX);
+        }
+        out
+    }
+
+    /// Time-weighted mean number inside over [0, end).
+    fn mean_occupancy(events: &[Event], end_ms: i64) -> f64 {
+        let (mut inside, mut last, mut area) = (0i64, 0i64, 0f64);
+        for event in events.iter().take_while(|e| e.due_ms < end_ms) {
+            area += (inside * (event.due_ms - last)) as f64;
+            last = event.due_ms;
+            match event.kind {
+                EventKind::Enter => inside += 1,
+                EventKind::Exit => inside -= 1,
+                EventKind::Move { .. } => {}
+            }
+        }
+        area += (inside * (end_ms - last)) as f64;
+        area / end_ms as f64
+    }
+
+    #[test]
+    fn walks_obey_the_store_rules() {
+        let events = run(params(40.0), 7, 4 * 3_600_000, Some(3 * 3_600_000));
+        let mut state: HashMap<CustomerId, (i64, i64, i64)> = HashMap::new();
+        let mut last_due = i64::MIN;
+        let mut exits = 0;
+        for event in &events {
+            assert!(event.due_ms >= last_due, "global time order");
+            last_due = event.due_ms;
+            match event.kind {
+                EventKind::Enter => {
+                    assert!(
+                        state
+                            .insert(event.customer.clone(), (0, 0, event.due_ms))
+                            .is_none(),
+                        "inside twice"
+                    );
+                }
+                EventKind::Move { x, y } => {
+                    let (px, py, since) = state[&event.customer];
+                    assert!(
+                        (x - px).abs() <= 1 && (y - py).abs() <= 1 && (x, y) != (px, py),
+                        "adjacent move"
+                    );
+                    assert!(
+                        (0..6).contains(&x) && (0..10).contains(&y),
+                        "inside the grid"
+                    );
+                    assert!(event.due_ms > since, "per-shopper time order");
+                    state.insert(event.customer.clone(), (x, y, event.due_ms));
+                }
+                EventKind::Exit => {
+                    let (px, py, _) = state.remove(&event.customer).expect("exit after enter");
+                    assert_eq!((px, py), (0, 0), "exit at the door");
+                    exits += 1;
+                }
+            }
+        }
+        assert!(state.is_empty(), "everyone left after closing");
+        assert!(exits > 100);
+    }
+
+    #[test]
+    fn occupancy_meets_the_target_over_a_day() {
+        for target in [5.0, 50.0, 500.0, 5000.0] {
+            let mut p = params(target);
+            // Long dwells keep the test fast; occupancy does not depend on them.
+            p.mean_dwell_ms = 300_000.0;
+            let events = run(p, 11, DAY_MS, None);
+            let mean = mean_occupancy(&events, DAY_MS);
+            assert!(
+                (mean / target - 1.0).abs() < 0.10,
+                "target {target}: mean {mean:.2}"
+            );
+        }
+    }
+
+    #[test]
+    fn same_seed_same_events_other_seed_other_events() {
+        let a = run(params(20.0), 1, 3_600_000, None);
+        let b = run(params(20.0), 1, 3_600_000, None);
+        let c = run(params(20.0), 2, 3_600_000, None);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn chunking_does_not_change_the_stream() {
+        let whole = run(params(20.0), 5, 3_600_000, None);
+        let mut generator = Generator::new(params(20.0), STORE, 5, 0, None, None);
+        let mut pieces = Vec::new();
+        let mut horizon = 0;
+        while horizon < 3_600_000 {
+            let watermark = generator.generate(horizon + 100_000, &mut pieces, 3);
+            assert!(watermark <= horizon + 100_000);
+            horizon = watermark;
+        }
+        pieces.retain(|e| e.due_ms < 3_600_000);
+        let whole: Vec<_> = whole.into_iter().filter(|e| e.due_ms < 3_600_000).collect();
+        assert_eq!(pieces, whole);
+    }
+}

@@ -1,0 +1,207 @@
+//! The `random_walk` source: simulated shoppers walking the store grid (DESIGN.md §5).
+//!
+//! Arrivals are a Poisson process whose rate keeps the mean number of shoppers inside at
+//! `average_in_store` (Little's law: rate = target / mean visit length). Each shopper draws a visit
+//! length, a personal mean dwell time per cell and a consistency (how much single dwells vary);
+//! moves go to a random one of the 8 neighbouring cells inside the grid; when the visit is up the
+//! shopper walks back to the door and leaves from it, exactly at the end of the visit.
+//!
+//! Generation is a pure function of the seed, the config and the simulated clock: every shopper
+//! has its own random stream (derived from the seed and its arrival number) and events come out of
+//! a per-shopper agenda in time order. Nothing depends on who publishes or how fast, so a seeded run
+//! is byte-identical at any speed and with any number of publishing instances.
+
+mod generator;
+
+use std::time::Duration;
+
+use customersim_plugin_api::serde::{Deserialize, Serialize};
+use customersim_plugin_api::{
+    BuildContext, EnvKind, EnvOverride, PluginError, Source, SourceConfig, SourceContext,
+    async_trait, duration, register_source, tracing,
+};
+
+pub use generator::{Generator, WalkParams};
+
+/// Config of the `random_walk` source.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, crate = "customersim_plugin_api::serde")]
+pub struct RandomWalkConfig {
+    /// Target mean number of shoppers inside; the arrival rate is set from it.
+    #[serde(default = "default_average_in_store")]
+    pub average_in_store: f64,
+    /// Mean length of a visit, from enter to exit (e.g. `10m`).
+    #[serde(default = "default_mean_visit", with = "duration::required")]
+    pub mean_visit: Duration,
+    /// Shortest visit; visit lengths are this plus an exponential part.
+    #[serde(default = "default_min_visit", with = "duration::required")]
+    pub min_visit: Duration,
+    /// Mean time a shopper stays in a cell before moving, over all shoppers; each shopper's own
+    /// mean is drawn between half and one and a half times this.
+    #[serde(default = "default_mean_dwell", with = "duration::required")]
+    pub mean_dwell: Duration,
+    /// Time per cell when walking to the door at the end of a visit or when the doors close.
+    #[serde(default = "default_walk_step", with = "duration::required")]
+    pub walk_step: Duration,
+    /// Text put before generated ids; empty keeps them decimal digits, which consumers of the
+    /// original service parse as integers.
+    #[serde(default)]
+    pub id_prefix: String,
+}
+
+fn default_average_in_store() -> f64 {
+    6.0
+}
+fn default_mean_visit() -> Duration {
+    Duration::from_secs(10 * 60)
+}
+fn default_min_visit() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_mean_dwell() -> Duration {
+    Duration::from_secs(20)
+}
+fn default_walk_step() -> Duration {
+    Duration::from_secs(2)
+}
+
+impl Default for RandomWalkConfig {
+    fn default() -> Self {
+        RandomWalkConfig {
+            average_in_store: default_average_in_store(),
+            mean_visit: default_mean_visit(),
+            min_visit: default_min_visit(),
+            mean_dwell: default_mean_dwell(),
+            walk_step: default_walk_step(),
+            id_prefix: String::new(),
+        }
+    }
+}
+
+impl RandomWalkConfig {
+    /// Checks the values and turns them into generator parameters.
+    pub fn params(&self) -> Result<WalkParams, PluginError> {
+        let bad = |key: &str, why: &str| Err(PluginError::Config(format!("{key}: {why}")));
+        if !self.average_in_store.is_finite() || self.average_in_store < 0.0 {
+            return bad("average_in_store", "must be a number >= 0");
+        }
+        if self.walk_step < Duration::from_millis(100) {
+            return bad("walk_step", "must be at least 100ms");
+        }
+        if self.min_visit < 2 * self.walk_step {
+            return bad("min_visit", "must be at least twice walk_step");
+        }
+        if self.mean_visit <= self.min_visit {
+            return bad("mean_visit", "must be longer than min_visit");
+        }
+        if self.mean_dwell < Duration::from_secs(1) {
+            return bad("mean_dwell", "must be at least 1s");
+        }
+        Ok(WalkParams {
+            average_in_store: self.average_in_store,
+            mean_visit_ms: self.mean_visit.as_millis() as f64,
+            min_visit_ms: self.min_visit.as_millis() as f64,
+            mean_dwell_ms: self.mean_dwell.as_millis() as f64,
+            walk_step_ms: self.walk_step.as_millis() as i64,
+            id_prefix: self.id_prefix.clone(),
+        })
+    }
+}
+
+impl SourceConfig for RandomWalkConfig {
+    const NAME: &'static str = "random_walk";
+    const DESCRIPTION: &'static str =
+        "simulated shoppers: Poisson arrivals, random walk over the grid, exit through the door";
+    const ENV: &'static [EnvOverride] = &[EnvOverride {
+        var: "CUSTOMERS_AVERAGE_IN_STORE",
+        key: "average_in_store",
+        kind: EnvKind::Number,
+        help: "target mean number of shoppers inside (default 6)",
+    }];
+
+    fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
+        let store = cx.store;
+        Ok(Box::new(RandomWalk {
+            params: self.params()?,
+            store,
+        }))
+    }
+}
+
+register_source!(RandomWalkConfig);
+
+/// Most events generated per timeline write, so a million shoppers never sit on the timeline at
+/// once.
+const CHUNK_EVENTS: usize = 4096;
+
+/// The running source: generates ahead of the clock in chunks.
+struct RandomWalk {
+    params: WalkParams,
+    store: customersim_plugin_api::StoreLayout,
+}
+
+#[async_trait]
+impl Source for RandomWalk {
+    fn paces_clock(&self) -> bool {
+        true
+    }
+
+    async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), PluginError> {
+        let origin = cx.clock.origin_ms();
+        let mut generator = Generator::new(
+            self.params,
+            self.store,
+            cx.seed,
+            origin,
+            cx.doors_close_ms,
+            cx.roster.clone(),
+        );
+        // How far ahead of the clock to generate: a virtual clock is fed in large steps; a real
+        // clock only needs to stay a little ahead of the scheduler.
+        let lookahead_ms: i64 = if cx.clock.is_virtual() { 60_000 } else { 2_000 };
+        let mut previous_watermark = origin;
+        let mut announced_wait = false;
+        loop {
+            if cx.shutdown.is_triggered() {
+                return Ok(());
+            }
+            let horizon = cx.clock.now_ms().max(previous_watermark) + lookahead_ms;
+            let mut chunk = Vec::with_capacity(CHUNK_EVENTS);
+            let watermark = generator.generate(horizon, &mut chunk, CHUNK_EVENTS);
+            let chunk_was_full = chunk.len() >= CHUNK_EVENTS;
+            if !chunk.is_empty() {
+                cx.timeline
+                    .schedule(chunk)
+                    .await
+                    .map_err(|error| PluginError::Fatal(format!("random_walk: {error}")))?;
+            }
+            if generator.waiting_arrivals() > 0 && !announced_wait {
+                tracing::warn!(
+                    "random_walk: every listed customer is inside; arrivals wait for someone to leave"
+                );
+                announced_wait = true;
+            }
+            if generator.is_finished() {
+                cx.watermark.finish();
+                tracing::info!("random_walk: doors closed and the last shopper left");
+                return Ok(());
+            }
+            cx.watermark.advance(watermark);
+            // Keep at most about two chunks ahead of the clock.
+            let wake_at = if chunk_was_full {
+                previous_watermark
+            } else {
+                watermark - lookahead_ms / 2
+            };
+            previous_watermark = watermark;
+            tokio_select(&cx, wake_at).await;
+        }
+    }
+}
+
+async fn tokio_select(cx: &SourceContext, wake_at: i64) {
+    customersim_plugin_api::tokio::select! {
+        () = cx.clock.sleep_until(wake_at) => {}
+        () = cx.shutdown.wait() => {}
+    }
+}

@@ -1,0 +1,98 @@
+//! The `stdout` sink: one JSON line per event on standard output,
+//! `{"topic": "customer/move", "payload": {"id": "997", "ts": 192326400, "x": 2, "y": 3}}`.
+//!
+//! The payload object is byte for byte what the MQTT and AMQP sinks publish (DESIGN.md §2), so a
+//! test can compare a broker's messages with this output. With this sink, logs go to stderr and
+//! stdout carries only events. `TESTING_MOCK_MQTT=true` or `SINKS=stdout` select it.
+
+use std::io::Write;
+
+use customersim_plugin_api::serde::{Deserialize, Serialize};
+use customersim_plugin_api::{
+    BuildContext, Event, PluginError, Sink, SinkConfig, Topics, async_trait, json, register_sink,
+};
+
+/// Config of the `stdout` sink. It has no settings: the topics come from the pipeline.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, crate = "customersim_plugin_api::serde")]
+pub struct StdoutConfig {}
+
+impl SinkConfig for StdoutConfig {
+    const NAME: &'static str = "stdout";
+    const DESCRIPTION: &'static str =
+        "prints one JSON line per event ({\"topic\": …, \"payload\": {…}}) to standard output";
+
+    fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Sink>, PluginError> {
+        Ok(Box::new(StdoutSink::new(cx.topics.clone())))
+    }
+}
+
+register_sink!(StdoutConfig);
+
+/// Writes each batch with one `write` call, so events reach a reader as soon as a batch is
+/// published (no partial lines, no waiting for a buffer to fill).
+pub struct StdoutSink {
+    topics: Topics,
+    buffer: Vec<u8>,
+}
+
+impl StdoutSink {
+    fn new(topics: Topics) -> StdoutSink {
+        StdoutSink {
+            topics,
+            buffer: Vec::with_capacity(1 << 16),
+        }
+    }
+}
+
+/// Appends one stdout line for `event`.
+pub fn write_line(out: &mut Vec<u8>, topics: &Topics, event: &Event) {
+    out.extend_from_slice(b"{\"topic\": ");
+    json::write_str(out, topics.for_kind(&event.kind));
+    out.extend_from_slice(b", \"payload\": ");
+    event.write_payload(out);
+    out.extend_from_slice(b"}\n");
+}
+
+#[async_trait]
+impl Sink for StdoutSink {
+    async fn publish(&mut self, batch: &[Event]) -> Result<(), PluginError> {
+        self.buffer.clear();
+        for event in batch {
+            write_line(&mut self.buffer, &self.topics, event);
+        }
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(&self.buffer)
+            .and_then(|()| stdout.flush())
+            .map_err(|error| PluginError::Fatal(format!("stdout sink: cannot write: {error}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use customersim_plugin_api::{CustomerId, EventKind};
+
+    #[test]
+    fn line_wraps_the_exact_payload_bytes() {
+        let mut out = Vec::new();
+        let event = Event {
+            due_ms: 192_326_400_000,
+            customer: CustomerId::parse("997"),
+            kind: EventKind::Move { x: 2, y: 3 },
+        };
+        write_line(&mut out, &Topics::default(), &event);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"topic\": \"customer/move\", \"payload\": {\"id\": \"997\", \"ts\": 192326400, \"x\": 2, \"y\": 3}}\n"
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_keys() {
+        let error = customersim_plugin_api::serde_yaml::from_str::<StdoutConfig>("pretty: true")
+            .unwrap_err();
+        assert!(error.to_string().contains("pretty"), "{error}");
+    }
+}

@@ -1,0 +1,175 @@
+//! The command line: `customersim run | validate | plugins` (DESIGN.md §4).
+//!
+//! Exit codes: 0 done (also after SIGINT/SIGTERM), 1 a failure while running (a broker refused the
+//! credentials, a sink died), 2 bad configuration, environment variable, file or flag.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Flags, Speed, Start};
+use crate::env::Environment;
+use crate::pipeline::Pipeline;
+use crate::plugin_api::{PluginError, Shutdown, sink_plugins, source_plugins, tracing};
+use crate::registry;
+
+/// Simulates shoppers in a retail store and publishes their enter/move/exit events.
+#[derive(Debug, Parser)]
+#[command(name = "customersim", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the simulation.
+    Run {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Seed of every random choice (same seed + same config = same events).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Simulated seconds per wall second, or `max` for a virtual clock.
+        #[arg(long)]
+        speed: Option<Speed>,
+        /// Simulated start: `now` or an RFC 3339 instant.
+        #[arg(long)]
+        start: Option<Start>,
+        /// Close the doors after this much simulated time (e.g. `2h`), let everyone out, exit 0.
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Sink type to use instead of the config's sinks (repeatable).
+        #[arg(long = "sink", value_name = "NAME")]
+        sinks: Vec<String>,
+    },
+    /// Check the config and print it resolved (secrets masked); non-zero exit on any error.
+    Validate {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// List the registered sources and sinks.
+    Plugins,
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    /// The pipeline file (default: the built-in pipeline, same as configs/default.yaml).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::plugin_api::duration::parse(text)
+}
+
+/// Runs the command line with the process's arguments and environment.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = Environment::from_process();
+    if let Err(why) = crate::logging::init(&env) {
+        eprintln!("error: {why}");
+        return ExitCode::from(2);
+    }
+    match cli.command {
+        Command::Plugins => {
+            print!("{}", plugin_list());
+            ExitCode::SUCCESS
+        }
+        Command::Validate { config } => validate(config.config, &env),
+        Command::Run {
+            config,
+            seed,
+            speed,
+            start,
+            duration,
+            sinks,
+        } => {
+            let flags = Flags {
+                seed,
+                speed,
+                start,
+                duration,
+                sinks,
+            };
+            run(config.config, &env, &flags)
+        }
+    }
+}
+
+/// `customersim plugins`: one line per registered plugin.
+pub fn plugin_list() -> String {
+    let mut out = String::new();
+    for plugin in source_plugins() {
+        out.push_str(&format!(
+            "source  {:<14} {}\n",
+            plugin.name, plugin.description
+        ));
+    }
+    for plugin in sink_plugins() {
+        out.push_str(&format!(
+            "sink    {:<14} {}\n",
+            plugin.name, plugin.description
+        ));
+    }
+    out
+}
+
+fn fail(error: &dyn std::fmt::Display, code: u8) -> ExitCode {
+    tracing::error!("{error}");
+    eprintln!("error: {error}");
+    ExitCode::from(code)
+}
+
+fn plugin_failure(error: PluginError) -> ExitCode {
+    match error {
+        PluginError::Config(_) => fail(&error, 2),
+        PluginError::Fatal(_) => fail(&error, 1),
+    }
+}
+
+fn validate(path: Option<PathBuf>, env: &Environment) -> ExitCode {
+    let resolved = match config::load(path.as_deref(), env, &Flags::default()) {
+        Ok(resolved) => resolved,
+        Err(error) => return fail(&error, 2),
+    };
+    let secret_keys: Vec<&str> = registry::plugin_env_vars()
+        .into_iter()
+        .filter(|(_, entry)| entry.kind == crate::plugin_api::EnvKind::Secret)
+        .map(|(_, entry)| entry.key.rsplit('.').next().unwrap_or(entry.key))
+        .collect();
+    let text = config::masked_yaml(&resolved.config, &secret_keys);
+    if let Err(error) = Pipeline::build(resolved) {
+        return plugin_failure(error);
+    }
+    print!("{text}");
+    ExitCode::SUCCESS
+}
+
+fn run(path: Option<PathBuf>, env: &Environment, flags: &Flags) -> ExitCode {
+    let resolved = match config::load(path.as_deref(), env, flags) {
+        Ok(resolved) => resolved,
+        Err(error) => return fail(&error, 2),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&format!("cannot start the async runtime: {error}"), 1),
+    };
+    runtime.block_on(async move {
+        let pipeline = match Pipeline::build(resolved) {
+            Ok(pipeline) => pipeline,
+            Err(error) => return plugin_failure(error),
+        };
+        let shutdown = Shutdown::new();
+        crate::shutdown::trigger_on_signals(shutdown.clone());
+        match pipeline.run(shutdown).await {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(error) => plugin_failure(error),
+        }
+    })
+}

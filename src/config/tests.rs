@@ -1,0 +1,206 @@
+use std::path::PathBuf;
+
+use super::*;
+
+fn resolve(
+    text: &str,
+    env: &[(&str, &str)],
+    flags: &Flags,
+) -> Result<ResolvedPipeline, ConfigError> {
+    resolve_text(
+        text,
+        "test.yaml",
+        PathBuf::from("."),
+        &Environment::from_pairs(env.iter().copied()),
+        flags,
+    )
+}
+
+const MINIMAL: &str = "sources:\n  - type: random_walk\nsinks:\n  - type: stdout\n";
+
+#[test]
+fn defaults_fill_every_section() {
+    let resolved = resolve(MINIMAL, &[], &Flags::default()).unwrap();
+    let config = &resolved.config;
+    assert_eq!(
+        (config.store.width, config.store.height, config.store.door),
+        (6, 10, [0, 0])
+    );
+    assert_eq!(config.topics.moves, "customer/move");
+    assert_eq!(config.timeline.consume_batch_size, 10);
+    assert_eq!(config.timeline.consume_from, ConsumeFrom::Latest);
+    assert_eq!(config.simulation.speed, Speed::Factor(1.0));
+    assert!(resolved.seed_drawn);
+    assert_eq!(
+        config.sources[0].settings["average_in_store"].as_f64(),
+        Some(6.0)
+    );
+}
+
+#[test]
+fn unknown_keys_are_named_with_their_line() {
+    let error = resolve(
+        "store:\n  width: 3\n  hieght: 4\nsinks: [{type: stdout}]\n",
+        &[],
+        &Flags::default(),
+    )
+    .unwrap_err()
+    .0;
+    assert!(
+        error.contains("test.yaml") && error.contains("hieght") && error.contains("line 3"),
+        "{error}"
+    );
+    let error = resolve("colour: red\n", &[], &Flags::default())
+        .unwrap_err()
+        .0;
+    assert!(
+        error.contains("colour") && error.contains("line 1"),
+        "{error}"
+    );
+}
+
+#[test]
+fn unknown_plugin_type_lists_the_registered_ones() {
+    let error = resolve(
+        "sources: [{type: walker}]\nsinks: [{type: stdout}]\n",
+        &[],
+        &Flags::default(),
+    )
+    .unwrap_err()
+    .0;
+    assert!(
+        error.contains("sources[0]")
+            && error.contains("\"walker\"")
+            && error.contains("random_walk"),
+        "{error}"
+    );
+}
+
+#[test]
+fn unknown_plugin_key_is_named_with_its_path() {
+    let error = resolve(
+        "sources: [{type: random_walk, stesp: 1}]\nsinks: [{type: stdout}]\n",
+        &[],
+        &Flags::default(),
+    )
+    .unwrap_err()
+    .0;
+    assert!(
+        error.contains("sources[0] (type: random_walk)") && error.contains("stesp"),
+        "{error}"
+    );
+}
+
+#[test]
+fn precedence_is_flag_then_env_then_yaml_then_default() {
+    let text = "simulation: {seed: 1, speed: 2.0}\nstore: {width: 3}\nsources: [{type: random_walk, average_in_store: 9}]\nsinks: [{type: stdout}]\n";
+    let env = [
+        ("SIMULATION_SEED", "2"),
+        ("STORE_WIDTH", "4"),
+        ("CUSTOMERS_AVERAGE_IN_STORE", "12.5"),
+    ];
+    let flags = Flags {
+        seed: Some(3),
+        ..Flags::default()
+    };
+    let resolved = resolve(text, &env, &flags).unwrap();
+    assert_eq!(resolved.seed, 3, "flag beats env");
+    assert_eq!(resolved.config.store.width, 4, "env beats yaml");
+    assert_eq!(resolved.config.store.height, 10, "default");
+    assert_eq!(
+        resolved.config.simulation.speed,
+        Speed::Factor(2.0),
+        "yaml beats default"
+    );
+    assert_eq!(
+        resolved.config.sources[0].settings["average_in_store"].as_f64(),
+        Some(12.5),
+        "plugin env beats yaml"
+    );
+    let resolved = resolve(text, &env, &Flags::default()).unwrap();
+    assert_eq!(resolved.seed, 2);
+}
+
+#[test]
+fn bad_env_values_name_the_variable_and_value() {
+    for (var, value) in [
+        ("STORE_WIDTH", "wide"),
+        ("CONSUME_FREQUENCY", "-1"),
+        ("CONSUME_FROM", "yesterday"),
+        ("SIMULATION_SPEED", "fast"),
+        ("CUSTOMERS_AVERAGE_IN_STORE", "many"),
+        ("TESTING_MOCK_MQTT", "perhaps"),
+    ] {
+        let error = resolve(MINIMAL, &[(var, value)], &Flags::default())
+            .unwrap_err()
+            .0;
+        assert!(
+            error.contains(var) && error.contains(value),
+            "{var}: {error}"
+        );
+    }
+}
+
+#[test]
+fn sink_selection_replaces_the_sink_list() {
+    let text = "sources: []\nsinks: [{type: stdout}]\n";
+    let resolved = resolve(text, &[("TESTING_MOCK_MQTT", "true")], &Flags::default()).unwrap();
+    assert_eq!(resolved.config.sinks.len(), 1);
+    assert_eq!(resolved.config.sinks[0].kind, "stdout");
+    let error = resolve(
+        text,
+        &[("SINKS", "stdout,carrier_pigeon")],
+        &Flags::default(),
+    )
+    .unwrap_err()
+    .0;
+    assert!(
+        error.contains("carrier_pigeon") && error.contains("stdout"),
+        "{error}"
+    );
+    let flags = Flags {
+        sinks: vec!["stdout".into()],
+        ..Flags::default()
+    };
+    let resolved = resolve(text, &[("SINKS", "carrier_pigeon")], &flags).unwrap();
+    assert_eq!(
+        resolved.config.sinks[0].kind, "stdout",
+        "--sink beats SINKS"
+    );
+}
+
+#[test]
+fn interpolation_feeds_typed_values() {
+    let text = "store: {width: ${W:5}, height: ${H}}\nsinks: [{type: stdout}]\n";
+    let resolved = resolve(text, &[("H", "7")], &Flags::default()).unwrap();
+    assert_eq!(
+        (resolved.config.store.width, resolved.config.store.height),
+        (5, 7)
+    );
+}
+
+#[test]
+fn the_built_in_default_resolves() {
+    let resolved = resolve(
+        DEFAULT_PIPELINE,
+        &[("TESTING_MOCK_MQTT", "true")],
+        &Flags::default(),
+    )
+    .unwrap();
+    assert!(!resolved.config.sources.is_empty());
+}
+
+#[test]
+fn bad_values_are_refused() {
+    for text in [
+        "store: {door: [6, 0]}\nsinks: [{type: stdout}]\n",
+        "store: {width: 0}\nsinks: [{type: stdout}]\n",
+        "timeline: {consume_batch_size: 0}\nsinks: [{type: stdout}]\n",
+        "simulation: {speed: 0}\nsinks: [{type: stdout}]\n",
+        "simulation: {start: tomorrow}\nsinks: [{type: stdout}]\n",
+        "simulation: {duration: forever}\nsinks: [{type: stdout}]\n",
+        "sinks: []\n",
+    ] {
+        assert!(resolve(text, &[], &Flags::default()).is_err(), "{text}");
+    }
+}

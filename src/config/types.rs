@@ -1,0 +1,336 @@
+//! The typed shape of the pipeline file. Key names are part of the interface (DESIGN.md §3).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::plugin_api::{Topics, duration};
+
+/// The whole pipeline file.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Seed, speed, start and length of the simulated time.
+    #[serde(default)]
+    pub simulation: SimulationConfig,
+    /// The store's grid and door.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Topics of enter, move and exit events.
+    #[serde(default)]
+    pub topics: Topics,
+    /// Where future events wait and how they are taken off.
+    #[serde(default)]
+    pub timeline: TimelineConfig,
+    /// Plugins that produce events.
+    #[serde(default)]
+    pub sources: Vec<PluginSpec>,
+    /// Plugins that deliver events.
+    #[serde(default)]
+    pub sinks: Vec<PluginSpec>,
+}
+
+/// `simulation:`
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulationConfig {
+    /// Seed of every random choice; absent = drawn at random and logged.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Simulated seconds per wall second, or `max` (a virtual clock, as fast as sinks go).
+    #[serde(default)]
+    pub speed: Speed,
+    /// `now`, or an RFC 3339 instant to start the simulated time at (historical backfill).
+    #[serde(default)]
+    pub start: Start,
+    /// Close the doors after this much simulated time, let everyone out, then exit.
+    #[serde(default, with = "duration::optional")]
+    pub duration: Option<Duration>,
+}
+
+/// `simulation.speed`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Speed {
+    /// Simulated seconds per wall second (1.0 = real time).
+    Factor(f64),
+    /// A virtual clock that jumps to the next due event.
+    Max,
+}
+
+impl Default for Speed {
+    fn default() -> Self {
+        Speed::Factor(1.0)
+    }
+}
+
+impl FromStr for Speed {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("max") {
+            return Ok(Speed::Max);
+        }
+        match text.parse::<f64>() {
+            Ok(factor) if factor.is_finite() && factor > 0.0 => Ok(Speed::Factor(factor)),
+            _ => Err(format!(
+                "invalid speed {text:?}: expected a positive number or \"max\""
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Speed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Speed::Factor(factor) => write!(f, "{factor}"),
+            Speed::Max => f.write_str("max"),
+        }
+    }
+}
+
+impl Serialize for Speed {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Speed::Factor(factor) => serializer.serialize_f64(*factor),
+            Speed::Max => serializer.serialize_str("max"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Speed {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(number) => number.to_string().parse(),
+            Raw::Text(text) => text.parse(),
+        }
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+/// `simulation.start`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Start {
+    /// The wall clock's time when the run starts.
+    #[default]
+    Now,
+    /// A fixed instant.
+    At(DateTime<Utc>),
+}
+
+impl Start {
+    /// The simulated start instant in milliseconds since the epoch.
+    pub fn resolve_ms(&self) -> i64 {
+        match self {
+            Start::Now => Utc::now().timestamp_millis(),
+            Start::At(at) => at.timestamp_millis(),
+        }
+    }
+}
+
+impl FromStr for Start {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("now") {
+            return Ok(Start::Now);
+        }
+        parse_instant(text).map(Start::At)
+    }
+}
+
+/// Parses an RFC 3339 / ISO 8601 instant with a time zone.
+pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|error| format!("invalid instant {text:?} ({error}); expected RFC 3339 with a zone, e.g. 2026-01-31T09:00:00Z"))
+}
+
+impl Serialize for Start {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Start::Now => serializer.serialize_str("now"),
+            Start::At(at) => {
+                serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Start {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// `store:`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Cells along x.
+    #[serde(default = "default_width")]
+    pub width: u32,
+    /// Cells along y.
+    #[serde(default = "default_height")]
+    pub height: u32,
+    /// The door cell `[x, y]`, where shoppers enter and leave.
+    #[serde(default)]
+    pub door: [u32; 2],
+}
+
+fn default_width() -> u32 {
+    6
+}
+fn default_height() -> u32 {
+    10
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            width: default_width(),
+            height: default_height(),
+            door: [0, 0],
+        }
+    }
+}
+
+/// `timeline:`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineConfig {
+    /// Where future events are kept.
+    #[serde(default)]
+    pub backend: TimelineBackend,
+    /// Seconds between polls of the timeline; 0 = wake exactly when the next event is due.
+    #[serde(default = "default_consume_frequency")]
+    pub consume_frequency: f64,
+    /// Which events due before the start are published: `earliest`, `latest` or an instant.
+    #[serde(default)]
+    pub consume_from: ConsumeFrom,
+    /// Most events taken per poll.
+    #[serde(default = "default_consume_batch_size")]
+    pub consume_batch_size: usize,
+}
+
+fn default_consume_frequency() -> f64 {
+    1.0
+}
+fn default_consume_batch_size() -> usize {
+    10
+}
+
+impl Default for TimelineConfig {
+    fn default() -> Self {
+        TimelineConfig {
+            backend: TimelineBackend::default(),
+            consume_frequency: default_consume_frequency(),
+            consume_from: ConsumeFrom::default(),
+            consume_batch_size: default_consume_batch_size(),
+        }
+    }
+}
+
+/// `timeline.backend`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimelineBackend {
+    /// In this process; lost when it stops.
+    #[default]
+    Memory,
+}
+
+impl FromStr for TimelineBackend {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        serde_yaml::from_str(text.trim())
+            .map_err(|_| format!("invalid timeline backend {text:?}: expected \"memory\""))
+    }
+}
+
+/// `timeline.consume_from`: what to do with events due before the start.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum ConsumeFrom {
+    /// Publish them all, in order.
+    Earliest,
+    /// Skip those due before the run's start.
+    #[default]
+    Latest,
+    /// Skip those due before this instant.
+    At(DateTime<Utc>),
+}
+
+impl ConsumeFrom {
+    /// Events due before this instant (ms) are skipped; `None` skips nothing.
+    pub fn skip_before_ms(&self, start_ms: i64) -> Option<i64> {
+        match self {
+            ConsumeFrom::Earliest => None,
+            ConsumeFrom::Latest => Some(start_ms),
+            ConsumeFrom::At(at) => Some(at.timestamp_millis()),
+        }
+    }
+}
+
+impl FromStr for ConsumeFrom {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "earliest" => Ok(ConsumeFrom::Earliest),
+            "latest" => Ok(ConsumeFrom::Latest),
+            _ => parse_instant(text)
+                .map(ConsumeFrom::At)
+                .map_err(|why| format!("expected \"earliest\", \"latest\" or an instant: {why}")),
+        }
+    }
+}
+
+impl Serialize for ConsumeFrom {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ConsumeFrom::Earliest => serializer.serialize_str("earliest"),
+            ConsumeFrom::Latest => serializer.serialize_str("latest"),
+            ConsumeFrom::At(at) => {
+                serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ConsumeFrom {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// One entry of `sources:` or `sinks:`: a plugin type and its own settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct PluginSpec {
+    /// The registered plugin type (`customersim plugins` lists them).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The plugin's settings, checked by the plugin itself.
+    #[serde(flatten)]
+    pub settings: serde_yaml::Mapping,
+}
+
+impl PluginSpec {
+    /// A spec of `kind` with no settings.
+    pub fn of(kind: &str) -> PluginSpec {
+        PluginSpec {
+            kind: kind.to_string(),
+            settings: Default::default(),
+        }
+    }
+}

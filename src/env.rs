@@ -1,0 +1,54 @@
+//! The process environment as a value, and the core's environment variables.
+//!
+//! Config loading reads variables from an [`Environment`] rather than from the process, so tests
+//! build one from pairs instead of mutating the process environment (`set_var` is `unsafe` in
+//! edition 2024).
+
+use std::collections::BTreeMap;
+
+/// A snapshot of environment variables.
+#[derive(Clone, Debug, Default)]
+pub struct Environment(BTreeMap<String, String>);
+
+impl Environment {
+    /// The current process environment (variables that are not valid UTF-8 are left out).
+    pub fn from_process() -> Environment {
+        Environment(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        )
+    }
+
+    /// An environment holding exactly these pairs.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Environment {
+        Environment(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    /// The value of `name`; an empty value counts as unset, as in the original service.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|value| !value.is_empty())
+    }
+
+    /// The value of `name` even when empty (for `${VAR}` interpolation).
+    pub fn get_raw(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+/// Parses a boolean the way users write one in an environment variable.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}

@@ -1,0 +1,351 @@
+//! The scheduler: takes due events off the timeline and hands them to the sinks.
+//!
+//! With a real (or scaled) clock it polls every CONSUME_FREQUENCY wall seconds and takes at most
+//! CONSUME_BATCH_SIZE events per poll; with CONSUME_FREQUENCY 0 it wakes exactly when the next
+//! event is due. With a virtual clock (`speed: max`) it never sleeps: it moves the clock to the
+//! events it publishes, but never past the lowest watermark of the generating sources, so it
+//! cannot overtake them. Events due before CONSUME_FROM are skipped and counted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+
+use crate::metrics::{CoreMetrics, SinkCounters};
+use crate::plugin_api::context::ImmediateBatch;
+use crate::plugin_api::{
+    Clock, Event, PluginError, Presence, Shutdown, Sink, Timeline, TimelineError, Watermark,
+    tracing,
+};
+
+/// Most events a virtual clock takes per timeline claim (throttling makes no sense there).
+const VIRTUAL_CHUNK: usize = 8192;
+
+/// How the timeline is consumed (DESIGN.md §5).
+#[derive(Clone, Debug)]
+pub struct ConsumeSettings {
+    /// Wall seconds between polls; 0 = wake when the next event is due.
+    pub frequency: f64,
+    /// Most events per poll.
+    pub batch_size: usize,
+    /// Events due before this are skipped (CONSUME_FROM); `None` = publish everything.
+    pub skip_before_ms: Option<i64>,
+    /// How CONSUME_FROM was given, for messages.
+    pub consume_from: String,
+    /// Simulated ms of lag past which the "falling behind" warning fires.
+    pub lag_warning_ms: i64,
+    /// When the doors close (`simulation.duration`).
+    pub doors_close_ms: Option<i64>,
+}
+
+/// A sink with its name and counters.
+pub struct NamedSink {
+    pub name: String,
+    pub sink: Box<dyn Sink>,
+    pub counters: SinkCounters,
+}
+
+/// How a source task ended.
+pub type SourceOutcome = (String, Result<(), PluginError>);
+
+/// What a run did, logged at the end.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunReport {
+    pub published: u64,
+    pub skipped: u64,
+    /// Events still on the timeline when the run stopped (after a signal).
+    pub left_on_timeline: u64,
+}
+
+/// Everything the scheduler drives.
+pub struct Scheduler {
+    pub clock: Clock,
+    pub timeline: Arc<dyn Timeline>,
+    pub sinks: Vec<NamedSink>,
+    pub settings: ConsumeSettings,
+    /// Watermarks of the sources that pace the clock.
+    pub watermarks: Vec<Watermark>,
+    /// Notified when a watermark moves.
+    pub progress: Arc<Notify>,
+    pub immediate: mpsc::Receiver<ImmediateBatch>,
+    pub source_outcomes: mpsc::UnboundedReceiver<SourceOutcome>,
+    pub sources_running: usize,
+    pub presence: Option<Presence>,
+    pub metrics: CoreMetrics,
+    pub shutdown: Shutdown,
+}
+
+impl Scheduler {
+    /// Runs until the sources are done and the timeline is drained, or until shutdown.
+    pub async fn run(mut self) -> Result<(Vec<NamedSink>, RunReport), PluginError> {
+        let mut report = RunReport::default();
+        let scheduled = self.timeline.scheduled();
+        let virtual_clock = self.clock.is_virtual();
+        let frequency = Duration::from_secs_f64(self.settings.frequency);
+        let polling = !virtual_clock && !frequency.is_zero();
+        let claim_max = if virtual_clock {
+            self.settings.batch_size.max(VIRTUAL_CHUNK)
+        } else {
+            self.settings.batch_size
+        };
+        let had_sources = self.sources_running > 0;
+        let mut next_poll = Instant::now();
+        let mut behind = false;
+        let mut backend_down = false;
+        let mut depth_updated = Instant::now() - Duration::from_secs(10);
+        loop {
+            if self.shutdown.is_triggered() {
+                break;
+            }
+            while let Ok(batch) = self.immediate.try_recv() {
+                self.deliver_immediate(batch, &mut report).await?;
+            }
+            while let Ok(outcome) = self.source_outcomes.try_recv() {
+                self.source_finished(outcome)?;
+            }
+            let watermark = self.low_watermark();
+            let mut took = 0;
+            if !polling || Instant::now() >= next_poll {
+                let until = if virtual_clock {
+                    watermark.saturating_sub(1)
+                } else {
+                    self.clock.now_ms().min(watermark.saturating_sub(1))
+                };
+                match self.timeline.claim_due(until, claim_max).await {
+                    Ok(claim) => {
+                        if backend_down {
+                            tracing::info!("timeline backend reachable again");
+                            backend_down = false;
+                        }
+                        took = claim.events.len();
+                        if let Some(last) = claim.events.last() {
+                            self.clock.advance_to(last.due_ms);
+                        }
+                        self.deliver(claim.events, &mut report).await?;
+                        if let Some(lease) = claim.lease {
+                            self.acknowledge(&lease).await;
+                        }
+                    }
+                    Err(error) => {
+                        self.backend_trouble(error, &mut backend_down).await?;
+                        continue;
+                    }
+                }
+                if polling {
+                    next_poll = (next_poll + frequency).max(Instant::now() - frequency);
+                }
+                if !virtual_clock {
+                    behind = self.check_lag(took == claim_max, behind).await;
+                }
+            }
+            if depth_updated.elapsed() >= Duration::from_secs(1) {
+                if let Ok(depth) = self.timeline.len().await {
+                    self.metrics.timeline_depth.set(depth as i64);
+                }
+                depth_updated = Instant::now();
+            }
+            if took > 0 && !polling {
+                continue;
+            }
+            let doors_closed = self
+                .settings
+                .doors_close_ms
+                .is_some_and(|close| self.clock.now_ms() >= close);
+            let sources_done = self.sources_running == 0 || (doors_closed && watermark == i64::MAX);
+            if had_sources
+                && sources_done
+                && self.immediate.is_empty()
+                && self.timeline.len().await.unwrap_or(1) == 0
+            {
+                break;
+            }
+            if virtual_clock && watermark != i64::MAX {
+                self.clock.advance_to(watermark);
+            }
+            let deadline = self.next_wake(polling, next_poll, watermark).await;
+            tokio::select! {
+                Some(batch) = self.immediate.recv() => self.deliver_immediate(batch, &mut report).await?,
+                Some(outcome) = self.source_outcomes.recv() => self.source_finished(outcome)?,
+                () = self.progress.notified() => {}
+                () = scheduled.notified(), if !polling => {}
+                () = sleep_until(deadline) => {}
+                () = self.shutdown.wait() => break,
+            }
+        }
+        report.left_on_timeline = self.timeline.len().await.unwrap_or(0);
+        Ok((self.sinks, report))
+    }
+
+    /// The lowest watermark of the pacing sources (`i64::MAX` when none holds the clock back).
+    fn low_watermark(&self) -> i64 {
+        self.watermarks
+            .iter()
+            .map(Watermark::reached_ms)
+            .min()
+            .unwrap_or(i64::MAX)
+    }
+
+    /// When to look at the timeline again if nothing else happens.
+    async fn next_wake(
+        &self,
+        polling: bool,
+        next_poll: Instant,
+        watermark: i64,
+    ) -> Option<Instant> {
+        if self.clock.is_virtual() {
+            return None;
+        }
+        let close = self
+            .settings
+            .doors_close_ms
+            .filter(|close| *close > self.clock.now_ms());
+        let due = if polling {
+            Some(next_poll)
+        } else {
+            match self.timeline.next_due().await {
+                Ok(Some(due)) if due < watermark => self.clock.wall_deadline(due),
+                Ok(_) => None,
+                Err(_) => Some(Instant::now() + Duration::from_secs(1)),
+            }
+        };
+        let close = close.and_then(|close| self.clock.wall_deadline(close));
+        match (due, close) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn source_finished(&mut self, (name, outcome): SourceOutcome) -> Result<(), PluginError> {
+        self.sources_running -= 1;
+        match outcome {
+            Ok(()) => {
+                tracing::debug!("source {name} finished");
+                Ok(())
+            }
+            Err(error) => Err(match error {
+                PluginError::Config(why) => PluginError::Config(format!("source {name}: {why}")),
+                PluginError::Fatal(why) => PluginError::Fatal(format!("source {name}: {why}")),
+            }),
+        }
+    }
+
+    async fn deliver(
+        &mut self,
+        mut events: Vec<Event>,
+        report: &mut RunReport,
+    ) -> Result<(), PluginError> {
+        if let Some(skip_before) = self.settings.skip_before_ms {
+            let before = events.len();
+            events.retain(|event| event.due_ms >= skip_before);
+            let skipped = (before - events.len()) as u64;
+            if skipped > 0 {
+                if report.skipped == 0 {
+                    tracing::info!(
+                        "skipping events due before {} (CONSUME_FROM={}); they are counted in events_skipped",
+                        format_ms(skip_before),
+                        self.settings.consume_from
+                    );
+                }
+                report.skipped += skipped;
+                self.metrics.skipped.inc_by(skipped);
+            }
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.publish(&events).await?;
+        report.published += events.len() as u64;
+        Ok(())
+    }
+
+    async fn publish(&mut self, events: &[Event]) -> Result<(), PluginError> {
+        for sink in &mut self.sinks {
+            if let Err(error) = sink.sink.publish(events).await {
+                sink.counters.errors.inc();
+                return Err(PluginError::Fatal(format!("sink {}: {error}", sink.name)));
+            }
+            sink.counters.count(events);
+        }
+        if let Some(presence) = &self.presence {
+            presence.apply(events);
+        }
+        Ok(())
+    }
+
+    async fn deliver_immediate(
+        &mut self,
+        batch: ImmediateBatch,
+        report: &mut RunReport,
+    ) -> Result<(), PluginError> {
+        let outcome = self.publish(&batch.events).await;
+        let answer = outcome.as_ref().map(|_| ()).map_err(ToString::to_string);
+        let _ = batch.done.send(answer);
+        report.published += batch.events.len() as u64;
+        outcome
+    }
+
+    async fn acknowledge(&self, lease: &str) {
+        if let Err(error) = self.timeline.acknowledge(lease).await {
+            tracing::warn!(
+                "could not acknowledge claimed events (they may be published again): {error}"
+            );
+        }
+    }
+
+    async fn backend_trouble(
+        &self,
+        error: TimelineError,
+        down: &mut bool,
+    ) -> Result<(), PluginError> {
+        match error {
+            TimelineError::Unavailable(why) => {
+                if !*down {
+                    tracing::warn!("timeline backend unavailable, retrying: {why}");
+                    *down = true;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    () = self.shutdown.wait() => {}
+                }
+                Ok(())
+            }
+            TimelineError::Invalid(why) => Err(PluginError::Fatal(format!("timeline: {why}"))),
+        }
+    }
+
+    /// Warns once when the timeline falls behind the clock; returns whether it is behind.
+    async fn check_lag(&self, batch_was_full: bool, behind: bool) -> bool {
+        if !batch_was_full {
+            return false;
+        }
+        let Ok(Some(oldest)) = self.timeline.next_due().await else {
+            return false;
+        };
+        let lag_ms = self.clock.now_ms() - oldest;
+        if lag_ms > self.settings.lag_warning_ms && !behind {
+            tracing::warn!(
+                "the timeline is falling behind the clock by {:.1} s: raise CONSUME_BATCH_SIZE (now {}) or lower CONSUME_FREQUENCY (now {})",
+                lag_ms as f64 / 1000.0,
+                self.settings.batch_size,
+                self.settings.frequency
+            );
+            return true;
+        }
+        behind || lag_ms > self.settings.lag_warning_ms
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// An instant in ms as RFC 3339, for messages.
+pub fn format_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|at| at.to_rfc3339())
+        .unwrap_or_else(|| ms.to_string())
+}
