@@ -78,10 +78,24 @@ pub fn load(
         None => (
             DEFAULT_PIPELINE.to_string(),
             "built-in default pipeline".to_string(),
-            std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            default_config_dir(&std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))),
         ),
     };
     resolve_text(&text, &origin, config_dir, env, flags)
+}
+
+/// Where the built-in default pipeline's relative paths (its `customers.csv`) resolve: the
+/// built-in pipeline is `configs/default.yaml`, so from a folder holding `configs/` (the repository,
+/// the Docker image's working directory) they resolve against `configs/`, as with
+/// `--config configs/default.yaml`; elsewhere against the current directory, where the original
+/// service looked for its `customers.csv`.
+pub fn default_config_dir(current_dir: &Path) -> PathBuf {
+    let configs = current_dir.join("configs");
+    if configs.is_dir() {
+        configs
+    } else {
+        current_dir.to_path_buf()
+    }
 }
 
 /// Resolves pipeline text; `origin` names it in errors.

@@ -204,3 +204,17 @@ fn bad_values_are_refused() {
         assert!(resolve(text, &[], &Flags::default()).is_err(), "{text}");
     }
 }
+
+#[test]
+fn the_built_in_default_resolves_paths_in_configs_when_there_is_one() {
+    let root = std::env::temp_dir().join(format!("customersim-default-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    assert_eq!(
+        default_config_dir(&root),
+        root,
+        "no configs/: the current directory"
+    );
+    std::fs::create_dir_all(root.join("configs")).unwrap();
+    assert_eq!(default_config_dir(&root), root.join("configs"));
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -256,9 +256,15 @@ impl Generator {
         self.inside -= 1;
         if let Some(roster) = &self.roster {
             roster.release(&id);
-            if self.waiting > 0 && self.next_arrival_ms.is_some() {
-                self.waiting -= 1;
-                self.admit(at_ms + 1);
+            if self.waiting > 0 {
+                // The longest-waiting arrival comes in now, unless the doors closed meanwhile:
+                // then nobody waits any more.
+                if self.doors_close_ms.is_some_and(|close| at_ms + 1 >= close) {
+                    self.waiting = 0;
+                } else {
+                    self.waiting -= 1;
+                    self.admit(at_ms + 1);
+                }
             }
         }
     }
@@ -452,6 +458,123 @@ mod tests {
         let c = run(params(20.0), 2, 3_600_000, None);
         assert_eq!(a, b);
         assert_ne!(a, c);
+    }
+
+    /// A list of customers `1..=size` (the real one is the customer_list plugin).
+    struct TestRoster {
+        outside: std::sync::Mutex<Vec<u64>>,
+        size: usize,
+    }
+
+    impl TestRoster {
+        fn new(size: u64) -> Arc<TestRoster> {
+            Arc::new(TestRoster {
+                outside: std::sync::Mutex::new((1..=size).collect()),
+                size: size as usize,
+            })
+        }
+    }
+
+    impl Roster for TestRoster {
+        fn admit(&self, rng: &mut dyn customersim_plugin_api::rand::RngCore) -> Option<CustomerId> {
+            let mut outside = self.outside.lock().unwrap();
+            if outside.is_empty() {
+                return None;
+            }
+            let draw = rng.random_range(0..outside.len());
+            Some(CustomerId::Number(outside.swap_remove(draw)))
+        }
+        fn release(&self, customer: &CustomerId) {
+            let CustomerId::Number(n) = customer else {
+                panic!("not listed")
+            };
+            let mut outside = self.outside.lock().unwrap();
+            assert!(!outside.contains(n), "{n} released twice");
+            outside.push(*n);
+        }
+        fn size(&self) -> usize {
+            self.size
+        }
+    }
+
+    fn run_listed(
+        params: WalkParams,
+        roster: Arc<TestRoster>,
+        until_ms: i64,
+        close_ms: Option<i64>,
+    ) -> (Vec<Event>, u64) {
+        let mut generator = Generator::new(params, STORE, 3, 0, close_ms, Some(roster));
+        let (mut out, mut horizon, mut most_waiting) = (Vec::new(), 0, 0);
+        while !generator.is_finished() && horizon < until_ms {
+            horizon += 7_000;
+            generator.generate(horizon, &mut out, usize::MAX);
+            most_waiting = most_waiting.max(generator.waiting_arrivals());
+        }
+        (out, most_waiting)
+    }
+
+    #[test]
+    fn listed_customers_are_never_inside_twice_and_wait_when_all_are_inside() {
+        let roster = TestRoster::new(30);
+        let close = 5 * 3_600_000;
+        let (events, most_waiting) = run_listed(params(40.0), roster.clone(), DAY_MS, Some(close));
+        assert!(
+            most_waiting > 0,
+            "a list smaller than the target makes arrivals wait"
+        );
+        let mut inside = std::collections::HashSet::new();
+        let mut most_inside = 0;
+        for event in &events {
+            let CustomerId::Number(n) = event.customer else {
+                panic!("not a listed id")
+            };
+            assert!((1..=30).contains(&n), "{n} is not listed");
+            match event.kind {
+                EventKind::Enter => {
+                    assert!(inside.insert(n), "{n} inside twice");
+                    assert!(event.due_ms < close, "no arrival after the doors closed");
+                }
+                EventKind::Exit => assert!(inside.remove(&n)),
+                EventKind::Move { .. } => assert!(inside.contains(&n)),
+            }
+            most_inside = most_inside.max(inside.len());
+        }
+        assert_eq!(most_inside, 30, "the store fills up to the list size");
+        assert!(inside.is_empty(), "everyone left after closing");
+        assert_eq!(roster.outside.lock().unwrap().len(), 30, "all released");
+        // With the list full most of the time, the mean stays close to the list size.
+        let mean = mean_occupancy(&events, close);
+        assert!(mean > 27.0, "mean {mean:.2}");
+    }
+
+    #[test]
+    fn waiting_arrivals_do_not_come_in_after_the_doors_closed() {
+        // Rare arrivals and a tiny list: customers leave between the closing time and the next
+        // (refused) arrival while others still wait.
+        let mut p = params(6.0);
+        p.mean_visit_ms = 3_600_000.0;
+        for hour in 2..40 {
+            let close = hour * 3_600_000 + 1_234_567;
+            let (events, _) = run_listed(p.clone(), TestRoster::new(3), 2 * DAY_MS, Some(close));
+            for event in &events {
+                if event.kind == EventKind::Enter {
+                    assert!(
+                        event.due_ms < close,
+                        "entered at {} after closing at {close}",
+                        event.due_ms
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_list_larger_than_the_target_keeps_the_occupancy_at_the_target() {
+        let mut p = params(450.0);
+        p.mean_dwell_ms = 300_000.0;
+        let (events, _) = run_listed(p, TestRoster::new(500), DAY_MS, None);
+        let mean = mean_occupancy(&events, DAY_MS);
+        assert!((mean / 450.0 - 1.0).abs() < 0.05, "mean {mean:.2}");
     }
 
     #[test]

@@ -1,0 +1,232 @@
+use std::collections::HashSet;
+
+use customersim_plugin_api::rand::SeedableRng;
+use customersim_plugin_api::rand_pcg::Pcg64;
+use customersim_plugin_api::{MetricsRegistry, StoreLayout, Topics};
+
+use super::*;
+
+const ORIGINAL: &str = "customer_id,name,age_range,marital_status,family_size,no_of_children,income_bracket,gender\n\
+1,Linda Anderson,70+,,1,,6,F\n\
+2,Susan Clark,46-55,Single,3,2,10,F\n\
+007,\"Harris, Jeffrey\",36-45,Married,3,3+,5,M\n\
+C-42,Ann Lee,26-35,Single,1,,4,F\n";
+
+fn parse(text: &str) -> Result<CustomerList, PluginError> {
+    CustomerList::from_reader(text.as_bytes(), "customers.csv")
+}
+
+fn error(text: &str) -> String {
+    match parse(text) {
+        Err(PluginError::Config(why)) => why,
+        Err(other) => panic!("not a config error: {other}"),
+        Ok(_) => panic!("accepted {text:?}"),
+    }
+}
+
+#[test]
+fn reads_the_original_format_and_keeps_the_attributes() {
+    let list = parse(ORIGINAL).unwrap();
+    assert_eq!(
+        list.ids(),
+        &[
+            CustomerId::Number(1),
+            CustomerId::Number(2),
+            CustomerId::parse("007"),
+            CustomerId::parse("C-42"),
+        ]
+    );
+    // "007" stays text, so it is published back as "007", not "7".
+    assert!(matches!(list.ids()[2], CustomerId::Text(_)));
+    assert_eq!(list.size(), 4);
+    assert_eq!(list.columns().len(), 7);
+    let attributes = list.attributes(&CustomerId::parse("007")).unwrap();
+    assert_eq!(attributes[0], ("name", "Harris, Jeffrey"));
+    assert_eq!(attributes[6], ("gender", "M"));
+    assert!(list.attributes(&CustomerId::Number(3)).is_none());
+}
+
+#[test]
+fn customer_id_may_be_any_column_and_a_bom_is_ignored() {
+    let list = parse("\u{feff}name,customer_id\nAnn,5\nBob,6\n").unwrap();
+    assert_eq!(list.ids(), &[CustomerId::Number(5), CustomerId::Number(6)]);
+    assert_eq!(
+        list.attributes(&CustomerId::Number(6)).unwrap(),
+        vec![("name", "Bob")]
+    );
+    let only_ids = parse("customer_id\r\n10\r\n11\r\n").unwrap();
+    assert_eq!(only_ids.size(), 2);
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let why = match CustomerList::load(Path::new("/nonexistent/folder/customers.csv")) {
+        Err(PluginError::Config(why)) => why,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        why.contains("/nonexistent/folder/customers.csv") && why.contains("cannot read"),
+        "{why}"
+    );
+}
+
+#[test]
+fn no_customer_id_column_names_the_columns() {
+    let why = error("id,name\n1,Ann\n");
+    assert!(
+        why.contains("customers.csv line 1")
+            && why.contains("no customer_id column")
+            && why.contains("id, name"),
+        "{why}"
+    );
+}
+
+#[test]
+fn an_empty_file_or_no_rows_is_refused() {
+    assert!(error("").contains("the file is empty"), "{}", error(""));
+    let why = error("customer_id,name\n");
+    assert!(
+        why.contains("customers.csv") && why.contains("no rows"),
+        "{why}"
+    );
+}
+
+#[test]
+fn an_empty_id_names_its_line() {
+    let why = error("customer_id,name\n1,Ann\n  ,Bob\n");
+    assert!(
+        why.contains("customers.csv line 3") && why.contains("empty customer_id"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_duplicate_id_names_both_lines() {
+    let why = error("customer_id,name\n1,Ann\n2,Bob\n1,Cid\n");
+    assert!(
+        why.contains("line 4")
+            && why.contains("duplicate customer_id \"1\"")
+            && why.contains("first at line 2"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_malformed_row_names_its_line() {
+    let why = error("customer_id,name\n1,Ann\n2,Bob,extra\n");
+    assert!(
+        why.contains("line 3") && why.contains("malformed row") && why.contains("3 fields"),
+        "{why}"
+    );
+    let bytes = b"customer_id,name\n1,Ann\n2,B\xffb\n";
+    let why = match CustomerList::from_reader(&bytes[..], "customers.csv") {
+        Err(PluginError::Config(why)) => why,
+        other => panic!("{other:?}"),
+    };
+    assert!(why.contains("line 3") && why.contains("UTF-8"), "{why}");
+}
+
+#[test]
+fn admits_only_customers_who_are_outside_until_all_are_inside() {
+    let list = parse(ORIGINAL).unwrap();
+    let mut rng = Pcg64::seed_from_u64(1);
+    let mut inside = HashSet::new();
+    for _ in 0..4 {
+        let id = list.admit(&mut rng).expect("someone is outside");
+        assert!(inside.insert(id.clone()), "{id} admitted twice");
+        assert!(list.is_inside(&id));
+    }
+    assert_eq!(list.admit(&mut rng), None);
+    assert_eq!(list.admit(&mut rng), None);
+    assert_eq!(list.waiting_arrivals(), 2);
+    assert_eq!(list.inside.get(), 4);
+    // Releasing one makes exactly that one available again.
+    list.release(&CustomerId::Number(2));
+    assert!(!list.is_inside(&CustomerId::Number(2)));
+    assert_eq!(list.admit(&mut rng), Some(CustomerId::Number(2)));
+    // Releasing someone twice, or someone unknown, changes nothing.
+    list.release(&CustomerId::Number(1));
+    list.release(&CustomerId::Number(1));
+    list.release(&CustomerId::Number(99));
+    assert_eq!(list.admit(&mut rng), Some(CustomerId::Number(1)));
+    assert_eq!(list.admit(&mut rng), None);
+}
+
+#[test]
+fn draws_are_uniform_among_customers_outside() {
+    let text: String = std::iter::once("customer_id\n".to_string())
+        .chain((0..10).map(|id| format!("{id}\n")))
+        .collect();
+    let list = parse(&text).unwrap();
+    let mut rng = Pcg64::seed_from_u64(7);
+    // Keep customers 0 and 1 inside for good: only 2..10 may be drawn.
+    let mut held = Vec::new();
+    while held.len() < 10 {
+        held.push(list.admit(&mut rng).unwrap());
+    }
+    for id in &held {
+        if !matches!(id, CustomerId::Number(0 | 1)) {
+            list.release(id);
+        }
+    }
+    let mut counts = [0u32; 10];
+    let draws = 80_000;
+    for _ in 0..draws {
+        let id = list.admit(&mut rng).unwrap();
+        let CustomerId::Number(n) = id else { panic!() };
+        counts[n as usize] += 1;
+        list.release(&id);
+    }
+    assert_eq!(counts[0] + counts[1], 0, "{counts:?}");
+    let expected = f64::from(draws) / 8.0;
+    for count in &counts[2..] {
+        assert!(
+            (f64::from(*count) / expected - 1.0).abs() < 0.05,
+            "{counts:?}"
+        );
+    }
+}
+
+#[test]
+fn build_resolves_the_path_against_the_config_folder_and_provides_the_roster() {
+    let dir = std::env::temp_dir().join(format!("customer-list-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("people.csv"), ORIGINAL).unwrap();
+    let metrics = MetricsRegistry::with_prefix();
+    let mut cx = BuildContext::new(
+        StoreLayout {
+            width: 6,
+            height: 10,
+            door: (0, 0),
+        },
+        Topics::default(),
+        1,
+        dir.clone(),
+        metrics.clone(),
+    );
+    let config: CustomerListConfig =
+        customersim_plugin_api::serde_yaml::from_str("path: people.csv").unwrap();
+    config.build(&mut cx).unwrap();
+    assert_eq!(cx.roster().expect("a roster").size(), 4);
+    assert!(
+        metrics
+            .encode()
+            .contains("customersim_customer_list_waiting_arrivals_total 0"),
+        "{}",
+        metrics.encode()
+    );
+    // A second list in one pipeline is refused.
+    let again: CustomerListConfig =
+        customersim_plugin_api::serde_yaml::from_str("path: people.csv").unwrap();
+    assert!(matches!(again.build(&mut cx), Err(PluginError::Config(_))));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn config_rejects_unknown_keys_and_defaults_the_path() {
+    let error = customersim_plugin_api::serde_yaml::from_str::<CustomerListConfig>("file: x.csv")
+        .unwrap_err();
+    assert!(error.to_string().contains("file"), "{error}");
+    let config: CustomerListConfig = customersim_plugin_api::serde_yaml::from_str("{}").unwrap();
+    assert_eq!(config.path, PathBuf::from("customers.csv"));
+}
