@@ -111,10 +111,19 @@ impl Pipeline {
                 String::new()
             },
         );
-        let timeline = timeline::open(&config.timeline)
+        let skip_before_ms = config.timeline.consume_from.skip_before_ms(start_ms);
+        let opened = timeline::open(&config.timeline, skip_before_ms)
             .await
             .map_err(PluginError::Fatal)?;
+        let timeline = opened.timeline;
         let core_metrics = CoreMetrics::register(&self.metrics);
+        if let Some(skipped) = opened.skipped_at_open.filter(|skipped| *skipped > 0) {
+            tracing::info!(
+                "skipped {skipped} events due before {} (CONSUME_FROM); they are counted in events_skipped",
+                format_ms(skip_before_ms.unwrap_or(start_ms))
+            );
+            core_metrics.skipped.inc_by(skipped);
+        }
 
         let sink_cx = SinkContext {
             shutdown: shutdown.clone(),
@@ -179,7 +188,11 @@ impl Pipeline {
             settings: ConsumeSettings {
                 frequency: timeline_config.consume_frequency,
                 batch_size: timeline_config.consume_batch_size,
-                skip_before_ms: timeline_config.consume_from.skip_before_ms(start_ms),
+                skip_before_ms: if opened.skipped_at_open.is_some() {
+                    None
+                } else {
+                    skip_before_ms
+                },
                 consume_from: serde_yaml::to_value(timeline_config.consume_from)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
@@ -199,7 +212,18 @@ impl Pipeline {
         };
         let outcome = scheduler.run().await;
         shutdown.trigger();
-        let (sinks, report) = outcome?;
+        let (sinks, mut report) = outcome?;
+        if let Some(skipped) = opened.skipped_at_open {
+            report.skipped += skipped;
+        }
+        if let Some(stats) = &opened.claim_stats {
+            let round_trips = stats.round_trips.load(std::sync::atomic::Ordering::Relaxed);
+            let claimed = stats.events.load(std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(
+                "redis timeline: {claimed} events claimed in {round_trips} claim round trips ({:.4} per event)",
+                round_trips as f64 / claimed.max(1) as f64
+            );
+        }
         for sink in sinks {
             sink.sink
                 .close()

@@ -156,7 +156,7 @@ impl Scheduler {
             if had_sources
                 && sources_done
                 && self.immediate.is_empty()
-                && self.timeline.len().await.unwrap_or(1) == 0
+                && self.timeline.pending_here().await.unwrap_or(1) == 0
             {
                 break;
             }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use interpolate::interpolate;
-pub use mask::masked_yaml;
+pub use mask::{mask_url_password, masked_yaml};
 pub use types::*;
 
 use crate::env::Environment;
@@ -205,6 +205,24 @@ fn check(config: &PipelineConfig) -> Result<(), String> {
     }
     if timeline.consume_batch_size == 0 {
         return Err("timeline.consume_batch_size must be at least 1".into());
+    }
+    if timeline.backend == TimelineBackend::Redis {
+        let redis = &timeline.redis;
+        let shown = mask_url_password(&redis.url);
+        if !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://")) {
+            return Err(format!(
+                "timeline.redis.url {shown:?}: expected redis://host:port/db or rediss://… (REDIS_URL)"
+            ));
+        }
+        if let Err(error) = redis::Client::open(redis.url.as_str()) {
+            return Err(format!("timeline.redis.url {shown:?}: {error} (REDIS_URL)"));
+        }
+        if redis.key.is_empty() || redis.key.contains(['{', '}']) {
+            return Err("timeline.redis.key must be non-empty text without braces".into());
+        }
+        if redis.lease < Duration::from_secs(1) {
+            return Err("timeline.redis.lease must be at least 1s".into());
+        }
     }
     if config.sinks.is_empty() {
         return Err("sinks: the pipeline needs at least one sink".into());

@@ -94,6 +94,24 @@ pub const CORE_ENV: &[CoreEnv] = &[
         },
     },
     CoreEnv {
+        var: "REDIS_URL",
+        key: "timeline.redis.url",
+        help: "Redis of the redis timeline backend, redis:// or rediss:// (TLS); password never logged (default redis://127.0.0.1:6379/0)",
+        apply: |c, v| {
+            c.timeline.redis.url = v.trim().to_string();
+            Ok(())
+        },
+    },
+    CoreEnv {
+        var: "REDIS_KEY",
+        key: "timeline.redis.key",
+        help: "namespace of the simulation's keys in Redis (default customersim)",
+        apply: |c, v| {
+            c.timeline.redis.key = v.trim().to_string();
+            Ok(())
+        },
+    },
+    CoreEnv {
         var: "CONSUME_FREQUENCY",
         key: "timeline.consume_frequency",
         help: "seconds between timeline polls; 0 = exactly when due (default 1.0)",

@@ -221,6 +221,47 @@ pub struct TimelineConfig {
     /// Most events taken per poll.
     #[serde(default = "default_consume_batch_size")]
     pub consume_batch_size: usize,
+    /// Settings of the `redis` backend (ignored by `memory`).
+    #[serde(default)]
+    pub redis: RedisTimelineConfig,
+}
+
+/// `timeline.redis:` the shared timeline of several instances.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisTimelineConfig {
+    /// `redis://[user:password@]host:port/db`, or `rediss://…` for TLS. The password is never
+    /// logged.
+    #[serde(default = "default_redis_url")]
+    pub url: String,
+    /// Namespace of this simulation's keys, so several simulations can share one Redis. Every
+    /// instance of one simulation uses the same key.
+    #[serde(default = "default_redis_key")]
+    pub key: String,
+    /// How long claimed events stay leased to the instance that claimed them: if its sinks have
+    /// not taken them by then (the instance died), another instance publishes them.
+    #[serde(default = "default_redis_lease", with = "duration::required")]
+    pub lease: Duration,
+}
+
+fn default_redis_url() -> String {
+    "redis://127.0.0.1:6379/0".into()
+}
+fn default_redis_key() -> String {
+    "customersim".into()
+}
+fn default_redis_lease() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl Default for RedisTimelineConfig {
+    fn default() -> Self {
+        RedisTimelineConfig {
+            url: default_redis_url(),
+            key: default_redis_key(),
+            lease: default_redis_lease(),
+        }
+    }
 }
 
 fn default_consume_frequency() -> f64 {
@@ -237,6 +278,7 @@ impl Default for TimelineConfig {
             consume_frequency: default_consume_frequency(),
             consume_from: ConsumeFrom::default(),
             consume_batch_size: default_consume_batch_size(),
+            redis: RedisTimelineConfig::default(),
         }
     }
 }
@@ -248,13 +290,16 @@ pub enum TimelineBackend {
     /// In this process; lost when it stops.
     #[default]
     Memory,
+    /// In Redis (`timeline.redis`): shared by every instance using the same key, kept across
+    /// restarts.
+    Redis,
 }
 
 impl FromStr for TimelineBackend {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
         serde_yaml::from_str(text.trim())
-            .map_err(|_| format!("invalid timeline backend {text:?}: expected \"memory\""))
+            .map_err(|_| format!("invalid timeline backend {text:?}: expected \"memory\" or \"redis\""))
     }
 }
 

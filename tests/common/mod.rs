@@ -40,6 +40,7 @@ const SCRUBBED: &[&str] = &[
     "SIMULATION_DURATION",
     "AMQP_URL",
     "REDIS_URL",
+    "REDIS_KEY",
     "HTTP_LISTEN",
     "HTTP_TOKEN",
     "TIMELINE_BACKEND",

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use customersim_plugin_api::serde::{Deserialize, Serialize};
 use customersim_plugin_api::{
-    BuildContext, EnvKind, EnvOverride, PluginError, Source, SourceConfig, SourceContext,
-    async_trait, duration, register_source, tracing,
+    BuildContext, EnvKind, EnvOverride, Event, PluginError, Source, SourceConfig, SourceContext,
+    TimelineError, async_trait, duration, register_source, tracing,
 };
 
 pub use generator::{Generator, WalkParams};
@@ -169,11 +169,8 @@ impl Source for RandomWalk {
             let mut chunk = Vec::with_capacity(CHUNK_EVENTS);
             let watermark = generator.generate(horizon, &mut chunk, CHUNK_EVENTS);
             let chunk_was_full = chunk.len() >= CHUNK_EVENTS;
-            if !chunk.is_empty() {
-                cx.timeline
-                    .schedule(chunk)
-                    .await
-                    .map_err(|error| PluginError::Fatal(format!("random_walk: {error}")))?;
+            if !chunk.is_empty() && !schedule(&cx, chunk).await? {
+                return Ok(());
             }
             if generator.waiting_arrivals() > 0 && !announced_wait {
                 tracing::warn!(
@@ -195,6 +192,35 @@ impl Source for RandomWalk {
             };
             previous_watermark = watermark;
             tokio_select(&cx, wake_at).await;
+        }
+    }
+}
+
+/// Puts a chunk on the timeline, retrying with backoff while the backend is unavailable (a shared
+/// timeline whose server restarts). Returns `false` when shutdown came first.
+async fn schedule(cx: &SourceContext, chunk: Vec<Event>) -> Result<bool, PluginError> {
+    let mut delay = Duration::from_millis(200);
+    let mut announced = false;
+    loop {
+        match cx.timeline.schedule(chunk.clone()).await {
+            Ok(()) => {
+                if announced {
+                    tracing::info!("random_walk: the timeline takes events again");
+                }
+                return Ok(true);
+            }
+            Err(TimelineError::Unavailable(why)) => {
+                if !announced {
+                    tracing::warn!("random_walk: timeline unavailable, retrying: {why}");
+                    announced = true;
+                }
+                customersim_plugin_api::tokio::select! {
+                    () = customersim_plugin_api::tokio::time::sleep(delay) => {}
+                    () = cx.shutdown.wait() => return Ok(false),
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => return Err(PluginError::Fatal(format!("random_walk: {error}"))),
         }
     }
 }
