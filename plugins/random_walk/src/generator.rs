@@ -76,6 +76,8 @@ pub struct Generator {
     /// Arrivals that found every listed customer inside and wait for someone to leave.
     waiting: u64,
     inside: usize,
+    /// The most shoppers inside at once so far (reported at the end of a run).
+    peak_inside: usize,
 }
 
 impl Generator {
@@ -116,12 +118,23 @@ impl Generator {
             roster,
             waiting: 0,
             inside: 0,
+            peak_inside: 0,
         }
     }
 
     /// How many shoppers are inside (or entering) now.
     pub fn inside(&self) -> usize {
         self.inside
+    }
+
+    /// How many shoppers came in so far.
+    pub fn visits(&self) -> u64 {
+        self.arrivals
+    }
+
+    /// The most shoppers inside at once so far.
+    pub fn peak_inside(&self) -> usize {
+        self.peak_inside
     }
 
     /// Arrivals waiting for a listed customer to leave.
@@ -227,6 +240,7 @@ impl Generator {
             }
         };
         self.inside += 1;
+        self.peak_inside = self.peak_inside.max(self.inside);
         self.agenda.push(Reverse((at_ms, slot)));
     }
 

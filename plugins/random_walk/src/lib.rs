@@ -183,7 +183,11 @@ impl Source for RandomWalk {
             }
             if generator.is_finished() {
                 cx.watermark.finish();
-                tracing::info!("random_walk: doors closed and the last shopper left");
+                tracing::info!(
+                    "random_walk: doors closed and the last shopper left; {} visits, at most {} shoppers inside at once",
+                    generator.visits(),
+                    generator.peak_inside()
+                );
                 return Ok(());
             }
             cx.watermark.advance(watermark);
