@@ -35,6 +35,7 @@ fn run(target: u64, duration: &str) -> RunFigures {
         .write_all(text.as_bytes())
         .unwrap();
     let started = Instant::now();
+    #[allow(clippy::zombie_processes)] // reaped by wait4 below, which also reports the peak RSS
     let child = Command::new(env!("CARGO_BIN_EXE_customersim"))
         .args(["run", "--config"])
         .arg(&config)
