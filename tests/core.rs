@@ -367,78 +367,82 @@ fn expect_exit_2(command: &mut std::process::Command, needles: &[&str]) {
 
 #[test]
 fn bad_input_exits_2_with_one_clear_message() {
-    let unknown_key = write_temp(
-        "bad.yaml",
-        "store:\n  width: 6\n  hieght: 4\nsinks: [{type: stdout}]\n",
-    );
-    expect_exit_2(
-        customersim().args(["run", "--config"]).arg(&unknown_key),
-        &["hieght", "line 3", "bad.yaml"],
-    );
-    let unknown_plugin = write_temp(
-        "bad.yaml",
-        "sources: [{type: randomwalk}]\nsinks: [{type: stdout}]\n",
-    );
-    expect_exit_2(
-        customersim()
-            .args(["validate", "--config"])
-            .arg(&unknown_plugin),
-        &["randomwalk", "random_walk"],
-    );
-    let plugin_key = write_temp(
-        "bad.yaml",
-        "sources:\n  - type: random_walk\n    stesp: 3\nsinks: [{type: stdout}]\n",
-    );
-    expect_exit_2(
-        customersim().args(["run", "--config"]).arg(&plugin_key),
-        &["sources[0] (type: random_walk)", "stesp", "line 3"],
-    );
-    let bad_value = write_temp(
-        "bad.yaml",
-        "sources:\n  - type: random_walk\n    average_in_store: -3\nsinks: [{type: stdout}]\n",
-    );
-    expect_exit_2(
-        customersim().args(["run", "--config"]).arg(&bad_value),
-        &["average_in_store"],
-    );
     let good = pipeline("", "");
-    expect_exit_2(
-        customersim()
-            .args(["run", "--config"])
-            .arg(&good)
-            .env("CONSUME_BATCH_SIZE", "lots"),
-        &["CONSUME_BATCH_SIZE", "lots"],
+    let config = |text: &str| write_temp("bad.yaml", text);
+    // (pipeline file, extra arguments, environment, what the message must name)
+    type Case<'a> = (
+        std::path::PathBuf,
+        &'a [&'a str],
+        &'a [(&'a str, &'a str)],
+        &'a [&'a str],
     );
-    expect_exit_2(
-        customersim()
-            .args(["run", "--config"])
-            .arg(&good)
-            .env("CUSTOMERS_AVERAGE_IN_STORE", "x7"),
-        &["CUSTOMERS_AVERAGE_IN_STORE", "x7"],
-    );
-    expect_exit_2(
-        customersim()
-            .args(["run", "--config"])
-            .arg(&good)
-            .env("LOG_LEVEL", "LOUD"),
-        &["LOG_LEVEL", "LOUD"],
-    );
-    expect_exit_2(
-        customersim().args(["run", "--config", "/nonexistent/pipeline.yaml"]),
-        &["/nonexistent/pipeline.yaml"],
-    );
-    expect_exit_2(
-        customersim()
-            .args(["run", "--speed", "warp", "--config"])
-            .arg(&good),
-        &["warp"],
-    );
-    expect_exit_2(
-        customersim()
-            .args(["run", "--sink", "pigeon", "--config"])
-            .arg(&good),
-        &["pigeon", "stdout"],
-    );
+    let cases: Vec<Case> = vec![
+        (
+            config("store:\n  width: 6\n  hieght: 4\nsinks: [{type: stdout}]\n"),
+            &[],
+            &[],
+            &["hieght", "line 3", "bad.yaml"],
+        ),
+        (
+            config("sources: [{type: randomwalk}]\nsinks: [{type: stdout}]\n"),
+            &[],
+            &[],
+            &["randomwalk", "random_walk"],
+        ),
+        (
+            config("sources:\n  - type: random_walk\n    stesp: 3\nsinks: [{type: stdout}]\n"),
+            &[],
+            &[],
+            &["sources[0] (type: random_walk)", "stesp", "line 3"],
+        ),
+        (
+            config(
+                "sources:\n  - type: random_walk\n    average_in_store: -3\nsinks: [{type: stdout}]\n",
+            ),
+            &[],
+            &[],
+            &["average_in_store"],
+        ),
+        (
+            good.clone(),
+            &[],
+            &[("CONSUME_BATCH_SIZE", "lots")],
+            &["CONSUME_BATCH_SIZE", "lots"],
+        ),
+        (
+            good.clone(),
+            &[],
+            &[("CUSTOMERS_AVERAGE_IN_STORE", "x7")],
+            &["CUSTOMERS_AVERAGE_IN_STORE", "x7"],
+        ),
+        (
+            good.clone(),
+            &[],
+            &[("LOG_LEVEL", "LOUD")],
+            &["LOG_LEVEL", "LOUD"],
+        ),
+        (
+            "/nonexistent/pipeline.yaml".into(),
+            &[],
+            &[],
+            &["/nonexistent/pipeline.yaml"],
+        ),
+        (good.clone(), &["--speed", "warp"], &[], &["warp"]),
+        (good, &["--sink", "pigeon"], &[], &["pigeon", "stdout"]),
+    ];
+    for (file, args, env, needles) in cases {
+        for command in ["run", "validate"] {
+            if command == "validate" && !args.is_empty() {
+                continue; // run-only flags
+            }
+            let mut process = customersim();
+            process.args([command, "--config"]).arg(&file).args(args);
+            for (key, value) in env {
+                process.env(key, value);
+            }
+            expect_exit_2(&mut process, needles);
+        }
+    }
 }
 
 #[test]
