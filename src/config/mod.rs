@@ -19,6 +19,7 @@ pub use mask::{mask_url_password, masked_yaml};
 pub use types::*;
 
 use crate::env::Environment;
+use crate::plugin_api::Role;
 use crate::registry;
 
 /// The built-in pipeline, used when no `--config` is given (same as `configs/default.yaml`).
@@ -117,12 +118,13 @@ pub fn resolve_text(
     overrides::apply_sink_selection(&mut config, env, &flags.sinks)?;
     overrides::apply_flags(&mut config, flags);
     check(&config).map_err(|why| ConfigError(format!("{origin}: {why}")))?;
-    for (section, specs) in [
-        ("sources", &mut config.sources),
-        ("sinks", &mut config.sinks),
+    for (role, specs) in [
+        (Role::Source, &mut config.sources),
+        (Role::Sink, &mut config.sinks),
     ] {
         for (index, spec) in specs.iter_mut().enumerate() {
-            let plugin = registry::lookup(section, &spec.kind)
+            let section = role.section();
+            let plugin = registry::lookup(role, &spec.kind)
                 .map_err(|why| ConfigError(format!("{origin}: {section}[{index}]: {why}")))?;
             overrides::apply_plugin_env(spec, plugin.env, env)?;
             let settings = std::mem::take(&mut spec.settings);

@@ -298,8 +298,9 @@ pub enum TimelineBackend {
 impl FromStr for TimelineBackend {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        serde_yaml::from_str(text.trim())
-            .map_err(|_| format!("invalid timeline backend {text:?}: expected \"memory\" or \"redis\""))
+        serde_yaml::from_str(text.trim()).map_err(|_| {
+            format!("invalid timeline backend {text:?}: expected \"memory\" or \"redis\"")
+        })
     }
 }
 

@@ -309,7 +309,12 @@ fn classify(error: RedisError) -> TimelineError {
 /// Appends the member of `event` (see the module doc).
 fn encode(out: &mut Vec<u8>, seq: u64, instance: &str, event: &Event) {
     use std::io::Write;
-    let _ = write!(out, "{:012x}{instance}{}|", seq & 0xFFFF_FFFF_FFFF, event.due_ms);
+    let _ = write!(
+        out,
+        "{:012x}{instance}{}|",
+        seq & 0xFFFF_FFFF_FFFF,
+        event.due_ms
+    );
     match event.kind {
         EventKind::Enter => out.push(b'E'),
         EventKind::Exit => out.push(b'X'),
@@ -389,9 +394,13 @@ impl Timeline for RedisTimeline {
                         break;
                     }
                     Err(error) => match classify(error) {
-                        TimelineError::Unavailable(why) if started.elapsed() < SCHEDULE_PATIENCE => {
+                        TimelineError::Unavailable(why)
+                            if started.elapsed() < SCHEDULE_PATIENCE =>
+                        {
                             if !announced {
-                                tracing::warn!("redis timeline unavailable while scheduling, retrying: {why}");
+                                tracing::warn!(
+                                    "redis timeline unavailable while scheduling, retrying: {why}"
+                                );
                                 announced = true;
                             }
                             tokio::time::sleep(delay).await;
@@ -564,7 +573,12 @@ mod tests {
             kind: EventKind::Enter,
         };
         encode(&mut a, 0, "8000000000000000", &event(CustomerId::Number(7)));
-        encode(&mut b, 0, "8000000000000000", &event(CustomerId::parse("07")));
+        encode(
+            &mut b,
+            0,
+            "8000000000000000",
+            &event(CustomerId::parse("07")),
+        );
         assert_ne!(a, b);
         assert_eq!(decode(&b).unwrap().customer, CustomerId::parse("07"));
     }
