@@ -1,0 +1,292 @@
+//! The `redis` timeline backend against the real Redis on 127.0.0.1:6379: several instances share
+//! one timeline, every event is published once, and a killed instance loses nothing. Each test
+//! uses its own key namespace and deletes it afterwards.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{customersim, parse_lines, run_ok, write_temp};
+
+const REDIS: &str = "redis://127.0.0.1:6379/0";
+
+/// A key namespace of its own, deleted on drop.
+struct Namespace(String);
+
+impl Namespace {
+    fn new(test: &str) -> Namespace {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let namespace = Namespace(format!("test-{test}-{}-{nanos}", std::process::id()));
+        namespace.clear();
+        namespace
+    }
+
+    fn connection(&self) -> redis::Connection {
+        redis::Client::open(REDIS)
+            .unwrap()
+            .get_connection()
+            .expect("Redis on 127.0.0.1:6379")
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{{{}}}:{name}", self.0)
+    }
+
+    fn zcard(&self, name: &str) -> u64 {
+        redis::cmd("ZCARD")
+            .arg(self.key(name))
+            .query(&mut self.connection())
+            .unwrap()
+    }
+
+    fn clear(&self) {
+        let mut connection = self.connection();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{{{}}}:*", self.0))
+            .query(&mut connection)
+            .unwrap();
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL").arg(keys).query(&mut connection).unwrap();
+        }
+    }
+
+    /// Waits until nothing is waiting or leased.
+    fn wait_drained(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.zcard("due") > 0 || self.zcard("leases") > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the timeline did not drain in {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `count` instances have joined.
+    fn wait_instances(&self, count: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.zcard("instances") < count {
+            assert!(Instant::now() < deadline, "instances did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+fn config(name: &str, text: &str) -> PathBuf {
+    write_temp(name, text)
+}
+
+/// The generator's pipeline: one hour of shoppers at 3,600× real time.
+fn generator_yaml(backend: &str, namespace: &str, extra: &str) -> String {
+    format!(
+        "simulation: {{seed: 11, start: \"2026-01-05T09:00:00Z\", speed: 3600, duration: 1h}}\n\
+         timeline: {{backend: {backend}, consume_from: earliest, consume_frequency: 0, redis: {{key: {namespace}{extra}}}}}\n\
+         sources:\n  - type: random_walk\n    average_in_store: 40\n\
+         sinks: [{{type: stdout}}]\n"
+    )
+}
+
+/// A publish-only worker: no sources, runs until a signal.
+fn worker_yaml(namespace: &str, extra: &str) -> String {
+    format!(
+        "timeline: {{backend: redis, consume_from: earliest, consume_frequency: 0, redis: {{key: {namespace}{extra}}}}}\n\
+         sources: []\n\
+         sinks: [{{type: stdout}}]\n"
+    )
+}
+
+/// The generator's stream with the memory backend, sorted.
+fn memory_stream() -> Vec<String> {
+    let path = config("memory.yaml", &generator_yaml("memory", "unused", ""));
+    let output = run_ok(
+        customersim()
+            .args(["run", "--speed", "max", "--config"])
+            .arg(&path),
+    );
+    sorted(&output.stdout)
+}
+
+fn sorted(stdout: &[u8]) -> Vec<String> {
+    let mut lines: Vec<String> = parse_lines(stdout)
+        .into_iter()
+        .map(|line| format!("{} {}", line.topic, line.payload))
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// A running instance whose stdout is collected by a thread (or left unread).
+struct Instance {
+    child: Child,
+    stdout: Option<JoinHandle<Vec<u8>>>,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+}
+
+fn collect(mut from: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = from.read_to_end(&mut all);
+        all
+    })
+}
+
+fn start(config: &PathBuf, read_stdout: bool) -> Instance {
+    let mut command: Command = customersim();
+    command
+        .args(["run", "--config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("customersim starts");
+    let stdout = read_stdout.then(|| collect(child.stdout.take().unwrap()));
+    let stderr = collect(child.stderr.take().unwrap());
+    Instance {
+        child,
+        stdout,
+        stderr: Some(stderr),
+    }
+}
+
+impl Instance {
+    /// SIGTERM, then what it printed (stdout, stderr).
+    fn stop(mut self) -> (Vec<u8>, String) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().unwrap();
+        let stdout = self
+            .stdout
+            .take()
+            .map(|reader| reader.join().unwrap())
+            .unwrap_or_default();
+        let stderr =
+            String::from_utf8_lossy(&self.stderr.take().unwrap().join().unwrap()).to_string();
+        assert!(status.success(), "exit {status:?}:\n{stderr}");
+        (stdout, stderr)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn count(lines: &[String]) -> BTreeMap<&str, usize> {
+    let mut counts = BTreeMap::new();
+    for line in lines {
+        *counts.entry(line.as_str()).or_default() += 1;
+    }
+    counts
+}
+
+#[test]
+fn one_generator_and_two_workers_publish_the_memory_stream_exactly_once() {
+    let expected = memory_stream();
+    assert!(expected.len() > 5_000, "{} events", expected.len());
+    let namespace = Namespace::new("share");
+    let worker = config("worker.yaml", &worker_yaml(&namespace.0, ""));
+    let workers = [start(&worker, true), start(&worker, true)];
+    namespace.wait_instances(2);
+    let generator = config("generator.yaml", &generator_yaml("redis", &namespace.0, ""));
+    let generated = run_ok(customersim().args(["run", "--config"]).arg(&generator));
+    namespace.wait_drained(Duration::from_secs(20));
+    let mut union = sorted(&generated.stdout);
+    let mut shares = vec![union.len()];
+    for worker in workers {
+        let (stdout, _) = worker.stop();
+        let lines = sorted(&stdout);
+        shares.push(lines.len());
+        union.extend(lines);
+    }
+    union.sort();
+    assert!(
+        shares.iter().all(|share| *share > 0),
+        "each instance publishes a share: {shares:?}"
+    );
+    let duplicates: Vec<_> = count(&union)
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .take(5)
+        .collect();
+    assert!(duplicates.is_empty(), "published twice: {duplicates:?}");
+    assert_eq!(union.len(), expected.len(), "shares {shares:?}");
+    assert!(union == expected, "the union differs from the memory run");
+}
+
+#[test]
+fn a_worker_killed_while_holding_a_lease_loses_nothing() {
+    let expected = memory_stream();
+    let namespace = Namespace::new("kill");
+    let lease = ", lease: 2s";
+    let worker = config("worker.yaml", &worker_yaml(&namespace.0, lease));
+    // The doomed worker's stdout is not read: once the pipe is full its sink blocks in the middle
+    // of a batch, so it dies holding a lease on events it has not published.
+    let mut doomed = start(&worker, false);
+    let survivor = start(&worker, true);
+    namespace.wait_instances(2);
+    let generator = config(
+        "generator.yaml",
+        &generator_yaml("redis", &namespace.0, lease),
+    );
+    let generated = run_ok(customersim().args(["run", "--config"]).arg(&generator));
+    assert!(
+        namespace.zcard("leases") > 0,
+        "the blocked worker holds a lease"
+    );
+    doomed.child.kill().unwrap(); // SIGKILL
+    doomed.child.wait().unwrap();
+    let mut pipe = Vec::new();
+    doomed
+        .child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut pipe)
+        .unwrap();
+    // Keep the complete lines it got out before it died.
+    let complete = pipe
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |end| end + 1);
+    pipe.truncate(complete);
+    namespace.wait_drained(Duration::from_secs(30));
+    let (stdout, stderr) = survivor.stop();
+    assert!(
+        stderr.contains("expired lease"),
+        "the survivor took the dead worker's lease:\n{stderr}"
+    );
+    let mut union = sorted(&generated.stdout);
+    union.extend(sorted(&stdout));
+    union.extend(sorted(&pipe));
+    let published = count(&union);
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|line| !published.contains_key(line.as_str()))
+        .take(5)
+        .collect();
+    assert!(missing.is_empty(), "lost events: {missing:?}");
+    assert!(
+        published
+            .keys()
+            .all(|line| expected.binary_search_by(|e| e.as_str().cmp(line)).is_ok()),
+        "only expected events"
+    );
+    assert!(
+        !pipe.is_empty(),
+        "the killed worker had published some events"
+    );
+}
