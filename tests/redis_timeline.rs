@@ -242,11 +242,22 @@ fn a_worker_killed_while_holding_a_lease_loses_nothing() {
         "generator.yaml",
         &generator_yaml("redis", &namespace.0, lease),
     );
-    let generated = run_ok(customersim().args(["run", "--config"]).arg(&generator));
-    assert!(
-        namespace.zcard("leases") > 0,
-        "the blocked worker holds a lease"
-    );
+    let mut generator = start(&generator, true);
+    // Wait until a lease stays open (the blocked worker's), then kill its holder.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the doomed worker never held a lease"
+        );
+        if namespace.zcard("leases") > 0 {
+            std::thread::sleep(Duration::from_millis(300));
+            if namespace.zcard("leases") > 0 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     doomed.child.kill().unwrap(); // SIGKILL
     doomed.child.wait().unwrap();
     let mut pipe = Vec::new();
@@ -263,13 +274,18 @@ fn a_worker_killed_while_holding_a_lease_loses_nothing() {
         .rposition(|b| *b == b'\n')
         .map_or(0, |end| end + 1);
     pipe.truncate(complete);
+    // The generator exits once every event it scheduled was published, the reclaimed ones too.
+    let status = generator.child.wait().unwrap();
+    let generated = generator.stdout.take().unwrap().join().unwrap();
+    let generator_log = generator.stderr.take().unwrap().join().unwrap();
+    assert!(status.success(), "generator: {status:?}");
     namespace.wait_drained(Duration::from_secs(30));
     let (stdout, stderr) = survivor.stop();
     assert!(
-        stderr.contains("expired lease"),
-        "the survivor took the dead worker's lease:\n{stderr}"
+        format!("{stderr}{}", String::from_utf8_lossy(&generator_log)).contains("expired lease"),
+        "another instance took the dead worker's lease:\n{stderr}"
     );
-    let mut union = sorted(&generated.stdout);
+    let mut union = sorted(&generated);
     union.extend(sorted(&stdout));
     union.extend(sorted(&pipe));
     let published = count(&union);

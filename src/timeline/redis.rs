@@ -3,9 +3,11 @@
 //! # Keys (all under the hash tag `{key}`, so they share a cluster slot)
 //! - `{key}:due` — sorted set of waiting events, scored by due time (ms since the epoch).
 //! - `{key}:leases` — sorted set of open leases, scored by when they expire (Redis server time).
-//! - `{key}:lease:<instance>:<n>` — list of the events of one lease.
-//! - `{key}:pending` — hash: per instance, how many of the events it scheduled nobody claimed yet
-//!   (a generator run exits once its own count is 0, whoever published them).
+//! - `{key}:lease:<instance>:<n>` — list of the events of one lease, and `…:owners`, a hash of
+//!   how many of them each instance scheduled.
+//! - `{key}:pending` — hash: per instance, how many of the events it scheduled were not yet
+//!   published (acknowledged) by any instance; a generator run exits once its own count is 0,
+//!   whoever published them.
 //! - `{key}:instances` — sorted set of live instances, scored by when their heartbeat expires.
 //!
 //! # Members
@@ -47,21 +49,13 @@ return added
 "#;
 
 /// Puts back expired leases, then leases up to `max` due events to the caller.
-/// KEYS: due, leases, this lease, pending, instances.
-/// ARGV: until_ms, max, lease_ms, lease key, instance, heartbeat_ms, lease key prefix.
+/// KEYS: due, leases, this lease, this lease's owner counts, instances.
+/// ARGV: until_ms, max, lease_ms, lease id, instance, heartbeat_ms, lease key prefix.
 /// Returns {reclaimed, member...}.
 const CLAIM: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[5], now + tonumber(ARGV[6]), ARGV[5])
-local function owner_counts(members, sign)
-  local counts = {}
-  for _, m in ipairs(members) do
-    local owner = string.sub(m, 13, 28)
-    counts[owner] = (counts[owner] or 0) + 1
-  end
-  for owner, n in pairs(counts) do redis.call('HINCRBY', KEYS[4], owner, sign * n) end
-end
 local reclaimed = 0
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 8)
 for _, lease in ipairs(expired) do
@@ -71,9 +65,8 @@ for _, lease in ipairs(expired) do
     local due = string.match(m, '^(%-?%d+)|', 29)
     redis.call('ZADD', KEYS[1], due, m)
   end
-  owner_counts(members, 1)
   reclaimed = reclaimed + #members
-  redis.call('DEL', key)
+  redis.call('DEL', key, key .. ':owners')
   redis.call('ZREM', KEYS[2], lease)
 end
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
@@ -83,11 +76,29 @@ if #members > 0 then
     redis.call('ZREM', KEYS[1], unpack(members, i, last))
     redis.call('RPUSH', KEYS[3], unpack(members, i, last))
   end
+  local counts = {}
+  for _, m in ipairs(members) do
+    local owner = string.sub(m, 13, 28)
+    counts[owner] = (counts[owner] or 0) + 1
+  end
+  for owner, n in pairs(counts) do redis.call('HSET', KEYS[4], owner, n) end
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[4])
-  owner_counts(members, -1)
 end
 table.insert(members, 1, reclaimed)
 return members
+"#;
+
+/// Closes a lease whose events the sinks took: they no longer count as pending for the
+/// instances that scheduled them. A lease already put back (expired) changes nothing.
+/// KEYS: leases, this lease, this lease's owner counts, pending. ARGV: lease id.
+const ACKNOWLEDGE: &str = r#"
+local counts = redis.call('HGETALL', KEYS[3])
+for i = 1, #counts, 2 do
+  redis.call('HINCRBY', KEYS[4], counts[i], -tonumber(counts[i + 1]))
+end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return #counts / 2
 "#;
 
 /// Joins the namespace: when no other instance is alive, drops the events due before the cutoff
@@ -110,7 +121,7 @@ return {alive, skipped}
 /// How long `schedule` retries an unreachable Redis itself before it reports it unavailable.
 const SCHEDULE_PATIENCE: Duration = Duration::from_secs(60);
 
-/// This instance's unclaimed events; a 0 entry is dropped (absent means 0), so finished runs
+/// This instance's events not yet published by anyone; a 0 entry is dropped (absent means 0), so finished runs
 /// leave nothing behind. KEYS: pending. ARGV: instance.
 const PENDING: &str = r#"
 local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
@@ -139,6 +150,7 @@ pub struct RedisTimeline {
     schedule_script: Script,
     claim_script: Script,
     pending_script: Script,
+    acknowledge_script: Script,
     scheduled: Arc<Notify>,
     /// Claim round trips and events claimed, for the benchmark and the final log.
     pub stats: Arc<ClaimStats>,
@@ -221,6 +233,7 @@ impl RedisTimeline {
             schedule_script: Script::new(SCHEDULE),
             claim_script: Script::new(CLAIM),
             pending_script: Script::new(PENDING),
+            acknowledge_script: Script::new(ACKNOWLEDGE),
             scheduled: Arc::new(Notify::new()),
             stats: Arc::default(),
         };
@@ -428,7 +441,7 @@ impl Timeline for RedisTimeline {
             .key(&self.keys.due)
             .key(&self.keys.leases)
             .key(&lease_key)
-            .key(&self.keys.pending)
+            .key(format!("{lease_key}:owners"))
             .key(&self.keys.instances)
             .arg(until_ms)
             .arg(max)
@@ -480,14 +493,17 @@ impl Timeline for RedisTimeline {
     }
 
     async fn acknowledge(&self, lease: &str) -> Result<(), TimelineError> {
+        let lease_key = format!("{}{lease}", self.keys.lease_prefix);
         let mut connection = self.connection.clone();
-        redis::pipe()
-            .del(format!("{}{lease}", self.keys.lease_prefix))
-            .ignore()
-            .zrem(&self.keys.leases, lease)
-            .ignore()
-            .query_async::<()>(&mut connection)
+        self.acknowledge_script
+            .key(&self.keys.leases)
+            .key(&lease_key)
+            .key(format!("{lease_key}:owners"))
+            .key(&self.keys.pending)
+            .arg(lease)
+            .invoke_async::<i64>(&mut connection)
             .await
+            .map(|_| ())
             .map_err(classify)
     }
 

@@ -54,9 +54,10 @@ pub trait Timeline: Send + Sync {
     /// Number of events waiting.
     async fn len(&self) -> Result<u64, TimelineError>;
 
-    /// Number of the events scheduled through this handle that no instance has claimed yet: a
-    /// run with sources ends once they are done and this is 0. Shared backends leave out what
-    /// other instances scheduled; the default is [`Timeline::len`].
+    /// Number of the events scheduled through this handle that are not yet published: a run
+    /// with sources ends once they are done and this is 0. Shared backends count what this
+    /// instance scheduled until some instance acknowledged it, and leave out what other
+    /// instances scheduled; the default is [`Timeline::len`].
     async fn pending_here(&self) -> Result<u64, TimelineError> {
         self.len().await
     }
