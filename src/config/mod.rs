@@ -226,6 +226,13 @@ fn check(config: &PipelineConfig) -> Result<(), String> {
             return Err("timeline.redis.lease must be at least 1s".into());
         }
     }
+    if config.sources.is_empty() && config.timeline.backend == TimelineBackend::Memory {
+        return Err(
+            "sources: empty; with the memory timeline nothing would ever be published \
+                    (sources: [] makes a publish-only worker for a shared timeline)"
+                .into(),
+        );
+    }
     if config.sinks.is_empty() {
         return Err("sinks: the pipeline needs at least one sink".into());
     }

@@ -115,7 +115,7 @@ pub type BuildSource =
 pub type BuildSink = fn(serde_yaml::Value, &mut BuildContext) -> Result<Box<dyn Sink>, PluginError>;
 
 /// Whether a plugin type produces events or delivers them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
     Source,
     Sink,
