@@ -16,21 +16,28 @@ use common::{customersim, parse_lines, run_ok, write_temp};
 const REDIS: &str = "redis://127.0.0.1:6379/0";
 
 /// A key namespace of its own, deleted on drop.
-struct Namespace(String);
+struct Namespace(String, String);
 
 impl Namespace {
     fn new(test: &str) -> Namespace {
+        Namespace::on(REDIS, test)
+    }
+
+    fn on(url: &str, test: &str) -> Namespace {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .subsec_nanos();
-        let namespace = Namespace(format!("test-{test}-{}-{nanos}", std::process::id()));
+        let namespace = Namespace(
+            format!("test-{test}-{}-{nanos}", std::process::id()),
+            url.to_string(),
+        );
         namespace.clear();
         namespace
     }
 
     fn connection(&self) -> redis::Connection {
-        redis::Client::open(REDIS)
+        redis::Client::open(self.1.as_str())
             .unwrap()
             .get_connection()
             .expect("Redis on 127.0.0.1:6379")
@@ -94,7 +101,7 @@ fn config(name: &str, text: &str) -> PathBuf {
 fn generator_yaml(backend: &str, namespace: &str, extra: &str) -> String {
     format!(
         "simulation: {{seed: 11, start: \"2026-01-05T09:00:00Z\", speed: 3600, duration: 1h}}\n\
-         timeline: {{backend: {backend}, consume_from: earliest, consume_frequency: 0, redis: {{key: {namespace}{extra}}}}}\n\
+         timeline: {{backend: {backend}, consume_from: earliest, consume_frequency: 0.01, consume_batch_size: 20, redis: {{key: {namespace}{extra}}}}}\n\
          sources:\n  - type: random_walk\n    average_in_store: 40\n\
          sinks: [{{type: stdout}}]\n"
     )
@@ -103,7 +110,7 @@ fn generator_yaml(backend: &str, namespace: &str, extra: &str) -> String {
 /// A publish-only worker: no sources, runs until a signal.
 fn worker_yaml(namespace: &str, extra: &str) -> String {
     format!(
-        "timeline: {{backend: redis, consume_from: earliest, consume_frequency: 0, redis: {{key: {namespace}{extra}}}}}\n\
+        "timeline: {{backend: redis, consume_from: earliest, consume_frequency: 0.01, consume_batch_size: 20, redis: {{key: {namespace}{extra}}}}}\n\
          sources: []\n\
          sinks: [{{type: stdout}}]\n"
     )
@@ -243,20 +250,27 @@ fn a_worker_killed_while_holding_a_lease_loses_nothing() {
         &generator_yaml("redis", &namespace.0, lease),
     );
     let mut generator = start(&generator, true);
-    // Wait until a lease stays open (the blocked worker's), then kill its holder.
+    // Wait until one lease stays open (the blocked worker's; others live for milliseconds), then
+    // kill its holder.
     let deadline = Instant::now() + Duration::from_secs(20);
+    let leases = || -> Vec<String> {
+        redis::cmd("ZRANGE")
+            .arg(namespace.key("leases"))
+            .arg(0)
+            .arg(-1)
+            .query(&mut namespace.connection())
+            .unwrap()
+    };
     loop {
         assert!(
             Instant::now() < deadline,
             "the doomed worker never held a lease"
         );
-        if namespace.zcard("leases") > 0 {
-            std::thread::sleep(Duration::from_millis(300));
-            if namespace.zcard("leases") > 0 {
-                break;
-            }
+        let before = leases();
+        std::thread::sleep(Duration::from_millis(300));
+        if leases().iter().any(|lease| before.contains(lease)) {
+            break;
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
     doomed.child.kill().unwrap(); // SIGKILL
     doomed.child.wait().unwrap();
@@ -305,4 +319,225 @@ fn a_worker_killed_while_holding_a_lease_loses_nothing() {
         !pipe.is_empty(),
         "the killed worker had published some events"
     );
+}
+
+/// Puts `events` (due ms, id) on the namespace's timeline as enter events, through the library.
+fn preload(namespace: &Namespace, events: &[(i64, u64)]) {
+    use customersim::plugin_api::{CustomerId, Event, EventKind, Timeline};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = customersim::config::RedisTimelineConfig {
+            url: namespace.1.clone(),
+            key: namespace.0.clone(),
+            ..Default::default()
+        };
+        let (timeline, _) = customersim::timeline::RedisTimeline::open(&config, 1.0, None)
+            .await
+            .unwrap();
+        let events = events
+            .iter()
+            .map(|(due_ms, id)| Event {
+                due_ms: *due_ms,
+                customer: CustomerId::Number(*id),
+                kind: EventKind::Enter,
+            })
+            .collect();
+        timeline.schedule(events).await.unwrap();
+    });
+    // The preloading handle's heartbeat would count as a running instance.
+    let _: () = redis::cmd("DEL")
+        .arg(namespace.key("instances"))
+        .query(&mut namespace.connection())
+        .unwrap();
+}
+
+/// Ids published by a speed-max worker started with `consume_from`, in order, and its log.
+fn replay(namespace: &Namespace, consume_from: &str) -> (Vec<String>, String) {
+    let path = config(
+        "replay.yaml",
+        &format!(
+            "simulation: {{speed: max}}\n\
+             timeline: {{backend: redis, consume_from: {consume_from}, redis: {{key: {}}}}}\n\
+             sources: []\nsinks: [{{type: stdout}}]\n",
+            namespace.0
+        ),
+    );
+    let worker = start(&path, true);
+    namespace.wait_drained(Duration::from_secs(20));
+    let (stdout, stderr) = worker.stop();
+    let ids = parse_lines(&stdout)
+        .into_iter()
+        .map(|line| {
+            let payload: serde_json::Value = serde_json::from_str(&line.payload).unwrap();
+            payload["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    (ids, stderr)
+}
+
+#[test]
+fn consume_from_applies_to_what_is_in_redis_at_start() {
+    let namespace = Namespace::new("from");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let year_2020 = 1_577_836_800_000;
+    let stored: Vec<(i64, u64)> = (1..=10)
+        .map(|id| (year_2020 + id as i64, id))
+        .chain((100..=104).map(|id| (now_ms + 3_600_000 + id as i64, id)))
+        .collect();
+
+    preload(&namespace, &stored);
+    let (ids, stderr) = replay(&namespace, "latest");
+    assert_eq!(ids, ["100", "101", "102", "103", "104"], "{stderr}");
+    assert!(stderr.contains("skipped 10 events"), "{stderr}");
+
+    preload(&namespace, &stored);
+    let (ids, stderr) = replay(&namespace, "earliest");
+    let expected: Vec<String> = stored.iter().map(|(_, id)| id.to_string()).collect();
+    assert_eq!(
+        ids, expected,
+        "earliest replays everything pending, in order:\n{stderr}"
+    );
+}
+
+/// A private Redis with an append-only file synced on every write, so a restart keeps
+/// everything it acknowledged.
+struct PrivateRedis {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl PrivateRedis {
+    fn start(port: u16, dir: &std::path::Path) -> PrivateRedis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "private redis did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PrivateRedis {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// SIGKILL, a pause, and a start from the append-only file.
+    fn crash_and_restart(&mut self, down_for: Duration) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        std::thread::sleep(down_for);
+        let restarted = PrivateRedis::start(self.port, &self.dir);
+        let old = std::mem::replace(self, restarted);
+        std::mem::forget(old);
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_redis_restart_loses_nothing() {
+    let expected = memory_stream();
+    let dir = write_temp("redis.keep", "").parent().unwrap().join("redis");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut redis = PrivateRedis::start(common::free_port(), &dir);
+    let namespace = Namespace::on(&redis.url(), "restart");
+    let extra = ", lease: 2s";
+    let worker = config("worker.yaml", &worker_yaml(&namespace.0, extra));
+    let generator = config(
+        "generator.yaml",
+        &generator_yaml("redis", &namespace.0, extra),
+    );
+    let with_url = |path: &PathBuf| {
+        let mut command = customersim();
+        command
+            .args(["run", "--config"])
+            .arg(path)
+            .env("REDIS_URL", redis.url())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+    let spawn = |mut command: Command| {
+        let mut child = command.spawn().unwrap();
+        let stdout = Some(collect(child.stdout.take().unwrap()));
+        let stderr = Some(collect(child.stderr.take().unwrap()));
+        Instance {
+            child,
+            stdout,
+            stderr,
+        }
+    };
+    let worker = spawn(with_url(&worker));
+    namespace.wait_instances(1);
+    let mut generator = spawn(with_url(&generator));
+    std::thread::sleep(Duration::from_millis(300));
+    redis.crash_and_restart(Duration::from_millis(1500));
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = generator.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the generator did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let generated = generator.stdout.take().unwrap().join().unwrap();
+    let generator_log =
+        String::from_utf8_lossy(&generator.stderr.take().unwrap().join().unwrap()).to_string();
+    assert!(status.success(), "generator {status:?}:\n{generator_log}");
+    namespace.wait_drained(Duration::from_secs(30));
+    let (stdout, worker_log) = worker.stop();
+    assert!(
+        format!("{generator_log}{worker_log}").contains("unavailable"),
+        "the outage was noticed:\n{generator_log}\n{worker_log}"
+    );
+    let mut union = sorted(&generated);
+    union.extend(sorted(&stdout));
+    let published = count(&union);
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|line| !published.contains_key(line.as_str()))
+        .take(5)
+        .collect();
+    assert!(missing.is_empty(), "lost events: {missing:?}");
+    assert!(
+        published
+            .keys()
+            .all(|line| expected.binary_search_by(|e| e.as_str().cmp(line)).is_ok()),
+        "only expected events"
+    );
+    drop(namespace);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(dir);
 }
