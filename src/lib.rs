@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! sources ──► timeline ──► scheduler ──► sinks
-//! (plugins)   (memory)     (clock, CONSUME_*)   (plugins)
+//! (plugins)   (memory | redis)  (clock, CONSUME_*)   (plugins)
 //! ```
 //!
 //! This crate is the core. It never names a plugin except in the `use … as _;` lines below, which
@@ -20,7 +20,8 @@
 //! - [`env`]: the process environment as an injectable value, and the table of the core's
 //!   environment variables.
 //! - [`registry`]: finding registered source and sink types by name.
-//! - [`timeline`]: the timeline backends (the in-process `memory` one).
+//! - [`timeline`]: the timeline backends: the in-process `memory` one and the `redis` one that
+//!   several instances share (atomic leased claims, kept across restarts).
 //! - [`scheduler`]: takes due events off the timeline (CONSUME_FREQUENCY, CONSUME_BATCH_SIZE,
 //!   CONSUME_FROM), drives the virtual clock, hands batches to the sinks, counts and warns.
 //! - [`pipeline`]: builds the plugins of a resolved config and runs them to the end.

@@ -116,9 +116,16 @@ impl Pipeline {
             },
         );
         let skip_before_ms = config.timeline.consume_from.skip_before_ms(start_ms);
-        let opened = timeline::open(&config.timeline, skip_before_ms)
-            .await
-            .map_err(PluginError::Fatal)?;
+        // A shared backend may be unreachable for a while (it is retried): a signal still stops.
+        let opened = tokio::select! {
+            opened = timeline::open(&config.timeline, skip_before_ms) => {
+                opened.map_err(PluginError::Fatal)?
+            }
+            () = shutdown.wait() => {
+                tracing::info!("stopped before the timeline was reachable: nothing published");
+                return Ok(RunReport::default());
+            }
+        };
         let timeline = opened.timeline;
         let core_metrics = CoreMetrics::register(&self.metrics);
         if let Some(skipped) = opened.skipped_at_open.filter(|skipped| *skipped > 0) {
