@@ -31,6 +31,7 @@
 
 // Link the built-in plugins (inventory drops the registrations of a crate nothing names).
 use customersim_sink_stdout as _;
+use customersim_source_http_ingress as _;
 use customersim_source_random_walk as _;
 
 pub mod cli;
