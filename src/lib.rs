@@ -51,3 +51,5 @@ pub use customersim_plugin_api as plugin_api;
 use libc as _;
 #[cfg(test)]
 use serde_json as _;
+#[cfg(test)]
+use ureq as _;

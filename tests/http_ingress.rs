@@ -184,7 +184,10 @@ impl Server {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "customersim did not exit in time");
+            assert!(
+                Instant::now() < deadline,
+                "customersim did not exit in time"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -242,7 +245,10 @@ fn produce_endpoints_publish_at_once_with_the_original_bytes() {
     assert_eq!((status, body.as_str()), (200, "True"));
     let line = server.next_line(Duration::from_secs(5));
     assert_eq!(line.topic, "customer/move");
-    assert_eq!(line.payload, r#"{"id": "997", "ts": 192326400, "x": 2, "y": 3}"#);
+    assert_eq!(
+        line.payload,
+        r#"{"id": "997", "ts": 192326400, "x": 2, "y": 3}"#
+    );
 
     let (status, _) = server.curl_d("/produce_entry", r#"{"id": "997", "ts": 192326400}"#);
     assert_eq!(status, 200);
@@ -284,10 +290,18 @@ fn scenario_timing(consume_frequency: f64) {
     let five = scenario("5", &[step("MOVE", 4, 4, &format!("\"{}\"", iso(due[1])))]);
     for body in [&seven, &five] {
         let answer = server.post("/scenario", body);
-        assert_eq!((answer.status, answer.body.as_str()), (200, "True"), "{body}");
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (200, "True"),
+            "{body}"
+        );
     }
     let expected = [
-        (due[0], "customer/enter", format!(r#"{{"id": "7", "ts": {}}}"#, due[0] / 1000)),
+        (
+            due[0],
+            "customer/enter",
+            format!(r#"{{"id": "7", "ts": {}}}"#, due[0] / 1000),
+        ),
         (
             due[1],
             "customer/move",
@@ -298,7 +312,11 @@ fn scenario_timing(consume_frequency: f64) {
             "customer/move",
             format!(r#"{{"id": "7", "ts": {}, "x": 1, "y": 2}}"#, due[2] / 1000),
         ),
-        (due[3], "customer/exit", format!(r#"{{"id": "7", "ts": {}}}"#, due[3] / 1000)),
+        (
+            due[3],
+            "customer/exit",
+            format!(r#"{{"id": "7", "ts": {}}}"#, due[3] / 1000),
+        ),
     ];
     for (due_ms, topic, payload) in expected {
         let line = server.next_line(Duration::from_secs(5));
@@ -345,9 +363,16 @@ fn recalculate_time_shifts_the_path_to_start_now() {
     let moved = server.next_line(Duration::from_secs(5));
     assert_eq!(enter.topic, "customer/enter");
     assert_eq!(moved.topic, "customer/move");
-    assert!(enter.at_ms >= sent && enter.at_ms <= sent + 300, "{}", enter.at_ms - sent);
+    assert!(
+        enter.at_ms >= sent && enter.at_ms <= sent + 300,
+        "{}",
+        enter.at_ms - sent
+    );
     let gap = moved.at_ms - enter.at_ms;
-    assert!((700..=900).contains(&gap), "steps {gap} ms apart instead of 800");
+    assert!(
+        (700..=900).contains(&gap),
+        "steps {gap} ms apart instead of 800"
+    );
     // The same path without recalculate_time is in the past: skipped (CONSUME_FROM=latest).
     assert_eq!(server.post("/scenario", &body).status, 200);
     server.no_line_for(Duration::from_millis(500));
@@ -381,7 +406,9 @@ fn scenario_draft_times_steps_by_walking_distance() {
     let kinds: Vec<&str> = path.iter().map(|s| s["type"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
-        ["ENTER", "MOVE", "MOVE", "MOVE", "MOVE", "MOVE", "MOVE", "MOVE", "EXIT"]
+        [
+            "ENTER", "MOVE", "MOVE", "MOVE", "MOVE", "MOVE", "MOVE", "MOVE", "EXIT"
+        ]
     );
     // The expanded scenario is what gets published, in order.
     for (step, at) in path.iter().zip(&times) {
@@ -509,7 +536,10 @@ fn bad_input_is_refused_and_nothing_of_it_is_published() {
         assert_eq!(answer.status, *status, "{path}: {}", answer.body);
         let json: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
         let message = json["detail"].as_str().unwrap();
-        assert!(message.starts_with(detail), "{path}: {message:?} should start with {detail:?}");
+        assert!(
+            message.starts_with(detail),
+            "{path}: {message:?} should start with {detail:?}"
+        );
     }
     // curl's form content type with a form body is not JSON.
     let (status, body) = server.curl_d("/produce_entry", "id=1&ts=2");
@@ -518,11 +548,19 @@ fn bad_input_is_refused_and_nothing_of_it_is_published() {
 
     // Nothing was published, and publishing goes on: at once and from the timeline.
     server.no_line_for(Duration::from_millis(600));
-    assert_eq!(server.post("/produce_entry", r#"{"id": "sentinel", "ts": 1}"#).status, 200);
+    assert_eq!(
+        server
+            .post("/produce_entry", r#"{"id": "sentinel", "ts": 1}"#)
+            .status,
+        200
+    );
     let line = server.next_line(Duration::from_secs(5));
     assert_eq!(line.payload, r#"{"id": "sentinel", "ts": 1}"#);
     let later = wall_ms() + 200;
-    let answer = server.post("/scenario", &scenario("2", &[step("MOVE", 5, 6, &later.to_string())]));
+    let answer = server.post(
+        "/scenario",
+        &scenario("2", &[step("MOVE", 5, 6, &later.to_string())]),
+    );
     assert_eq!(answer.status, 200);
     let line = server.next_line(Duration::from_secs(5));
     assert_eq!(
@@ -536,7 +574,10 @@ fn state_health_and_metrics() {
     let server = Server::start(&config(1.0), &[], &[]);
     for (path, body) in [
         ("/produce_entry", r#"{"id": "41", "ts": 1700000000}"#),
-        ("/produce_move", r#"{"id": "41", "ts": 1700000002, "x": 2, "y": 3}"#),
+        (
+            "/produce_move",
+            r#"{"id": "41", "ts": 1700000002, "x": 2, "y": 3}"#,
+        ),
         ("/produce_entry", r#"{"id": "42", "ts": 1700000003}"#),
         ("/produce_exit", r#"{"id": "42", "ts": 1700000004}"#),
     ] {
@@ -564,7 +605,11 @@ fn state_health_and_metrics() {
         "customersim_timeline_depth",
         "customersim_events_skipped_total 0",
     ] {
-        assert!(metrics.body.contains(expected), "{expected} missing in:\n{}", metrics.body);
+        assert!(
+            metrics.body.contains(expected),
+            "{expected} missing in:\n{}",
+            metrics.body
+        );
     }
     let missing = server.get("/nowhere", None);
     assert_eq!(missing.status, 404);
@@ -587,12 +632,21 @@ fn a_token_guards_every_route_but_health() {
     assert!(refused.body.contains("bearer token"), "{}", refused.body);
     assert_eq!(
         server
-            .post_with("/scenario", &scenario("5", &[step("MOVE", 1, 1, &(wall_ms() + 100).to_string())]), None)
+            .post_with(
+                "/scenario",
+                &scenario("5", &[step("MOVE", 1, 1, &(wall_ms() + 100).to_string())]),
+                None
+            )
             .status,
         401
     );
     server.no_line_for(Duration::from_millis(400));
-    assert_eq!(server.post_with("/produce_entry", body, Some("s3cret")).status, 200);
+    assert_eq!(
+        server
+            .post_with("/produce_entry", body, Some("s3cret"))
+            .status,
+        200
+    );
     assert_eq!(server.next_line(Duration::from_secs(5)).payload, body);
 
     // The token is a secret: `validate` masks it.
@@ -643,10 +697,16 @@ fn closing_the_doors_stops_accepting_and_the_run_ends_after_the_last_step() {
     let mut server = Server::start(&config(0.0), &["--duration", "2s"], &[]);
     // Scheduled before the doors close, due after: still published, then the run ends.
     let due = wall_ms() + 2_500;
-    let answer = server.post("/scenario", &scenario("9", &[step("EXIT", 0, 0, &due.to_string())]));
+    let answer = server.post(
+        "/scenario",
+        &scenario("9", &[step("EXIT", 0, 0, &due.to_string())]),
+    );
     assert_eq!(answer.status, 200);
     let line = server.next_line(Duration::from_secs(10));
-    assert_eq!(line.payload, format!(r#"{{"id": "9", "ts": {}}}"#, due / 1000));
+    assert_eq!(
+        line.payload,
+        format!(r#"{{"id": "9", "ts": {}}}"#, due / 1000)
+    );
     let status = server.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
     assert!(TcpStream::connect(("127.0.0.1", server.port)).is_err());
@@ -677,7 +737,10 @@ fn the_default_pipeline_serves_the_api_and_stops_on_sigterm() {
             assert_eq!(response.body_mut().read_to_string().unwrap(), "OK");
             break;
         }
-        assert!(Instant::now() < deadline, "no HTTP API on the default pipeline");
+        assert!(
+            Instant::now() < deadline,
+            "no HTTP API on the default pipeline"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     unsafe {
@@ -691,7 +754,17 @@ fn the_default_pipeline_serves_the_api_and_stops_on_sigterm() {
 fn the_default_pipeline_with_a_duration_ends_on_a_virtual_clock() {
     let port = free_port();
     let output = customersim()
-        .args(["run", "--sink", "stdout", "--speed", "max", "--duration", "10m", "--seed", "3"])
+        .args([
+            "run",
+            "--sink",
+            "stdout",
+            "--speed",
+            "max",
+            "--duration",
+            "10m",
+            "--seed",
+            "3",
+        ])
         .env("HTTP_LISTEN", format!("127.0.0.1:{port}"))
         .output()
         .unwrap();

@@ -165,9 +165,9 @@ impl Visitor<'_> for IntVisitor {
         Ok(Int(number))
     }
     fn visit_u64<E: de::Error>(self, number: u64) -> Result<Int, E> {
-        i64::try_from(number)
-            .map(Int)
-            .map_err(|_| E::invalid_value(Unexpected::Unsigned(number), &"an integer within ±9.2e18"))
+        i64::try_from(number).map(Int).map_err(|_| {
+            E::invalid_value(Unexpected::Unsigned(number), &"an integer within ±9.2e18")
+        })
     }
     fn visit_f64<E: de::Error>(self, number: f64) -> Result<Int, E> {
         truncate(number).map(Int)
@@ -217,9 +217,7 @@ fn epoch_float<E: de::Error>(number: f64) -> Result<Instant, E> {
         (number * 1000.0).round()
     };
     if ms.abs() > 1e15 {
-        return Err(E::custom(format!(
-            "{number} is outside years 1 to 9999"
-        )));
+        return Err(E::custom(format!("{number} is outside years 1 to 9999")));
     }
     in_range(ms as i64)
 }
@@ -244,9 +242,13 @@ pub fn parse_iso(text: &str) -> Result<i64, String> {
             return Ok(at.timestamp_millis());
         }
     }
-    let naive = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
-        .iter()
-        .any(|format| NaiveDateTime::parse_from_str(text, format).is_ok())
+    let naive = [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .any(|format| NaiveDateTime::parse_from_str(text, format).is_ok())
         || NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok();
     if naive {
         Err(format!(
@@ -446,7 +448,10 @@ pub fn scenario(body: &[u8], recalculate_from: Option<i64>) -> Result<Vec<Event>
                         "path[{index}].location: missing (a MOVE step needs x and y)"
                     ))
                 })?;
-                EventKind::Move { x: at.x.0, y: at.y.0 }
+                EventKind::Move {
+                    x: at.x.0,
+                    y: at.y.0,
+                }
             }
             StepType::Focus => {
                 return Err(invalid(format!(
@@ -627,15 +632,24 @@ mod tests {
         );
         let event = produce(br#"{"id": 997, "ts": 192326400}"#, ProduceKind::Enter).unwrap();
         assert_eq!(event.payload(), br#"{"id": "997", "ts": 192326400}"#);
-        let event = produce(br#"{"id": "007", "ts": "5", "x": 2.9, "y": -1.5}"#, ProduceKind::Move)
-            .unwrap();
-        assert_eq!(event.payload(), br#"{"id": "007", "ts": 5, "x": 2, "y": -1}"#);
+        let event = produce(
+            br#"{"id": "007", "ts": "5", "x": 2.9, "y": -1.5}"#,
+            ProduceKind::Move,
+        )
+        .unwrap();
+        assert_eq!(
+            event.payload(),
+            br#"{"id": "007", "ts": 5, "x": 2, "y": -1}"#
+        );
     }
 
     #[test]
     fn produce_errors_name_the_field() {
         assert_eq!(
-            message(produce(br#"{"id": "1", "ts": 5, "x": 2}"#, ProduceKind::Move)),
+            message(produce(
+                br#"{"id": "1", "ts": 5, "x": 2}"#,
+                ProduceKind::Move
+            )),
             "y: missing"
         );
         assert_eq!(
@@ -659,7 +673,10 @@ mod tests {
     #[test]
     fn timestamps_need_a_zone_or_are_epoch_numbers() {
         assert_eq!(parse_iso("2021-01-01T00:00:00Z"), Ok(1_609_459_200_000));
-        assert_eq!(parse_iso("2021-01-01T01:00:00.250+01:00"), Ok(1_609_459_200_250));
+        assert_eq!(
+            parse_iso("2021-01-01T01:00:00.250+01:00"),
+            Ok(1_609_459_200_250)
+        );
         assert_eq!(parse_iso("2021-01-01T01:00:00+0100"), Ok(1_609_459_200_000));
         let why = parse_iso("2021-01-01T00:00:00.000000").unwrap_err();
         assert!(why.contains("no time zone"), "{why}");
@@ -729,7 +746,10 @@ mod tests {
             &body(&[step("MOVE", 1, 1, "10"), step("JUMP", 1, 1, "11")]),
             None,
         ));
-        assert!(why.starts_with("path[1].type: unknown step type \"JUMP\""), "{why}");
+        assert!(
+            why.starts_with("path[1].type: unknown step type \"JUMP\""),
+            "{why}"
+        );
         let why = message(scenario(
             &body(&[
                 step("MOVE", 1, 1, "10"),
@@ -738,7 +758,10 @@ mod tests {
             ]),
             None,
         ));
-        assert!(why.starts_with("path[2].timestamp: same instant as path[0]"), "{why}");
+        assert!(
+            why.starts_with("path[2].timestamp: same instant as path[0]"),
+            "{why}"
+        );
         let why = message(scenario(
             &body(&[step("MOVE", 1, 1, "\"2021-01-01T00:00:00\"")]),
             None,
@@ -777,7 +800,11 @@ mod tests {
             r#"{"type": "exit", "location": {"x": 0, "y": 4}}"#,
         );
         let expanded = draft(draft_body.as_bytes(), 1_000_000, (0, 0)).unwrap();
-        let times: Vec<_> = expanded.events.iter().map(|e| e.due_ms - 1_000_000).collect();
+        let times: Vec<_> = expanded
+            .events
+            .iter()
+            .map(|e| e.due_ms - 1_000_000)
+            .collect();
         // enter at +10 s; (0,0)→(3,4) is 5 units = 150 ms; →(3,8) 4 units = 120 ms; 5 moves in
         // place 6 s apart; →(0,4) 5 units = 150 ms after the last of them.
         assert_eq!(

@@ -104,7 +104,8 @@ impl HttpIngressConfig {
 
 impl SourceConfig for HttpIngressConfig {
     const NAME: &'static str = "http_ingress";
-    const DESCRIPTION: &'static str = "the original HTTP API: produce_*, scenario, scenario_draft, state, health, metrics";
+    const DESCRIPTION: &'static str =
+        "the original HTTP API: produce_*, scenario, scenario_draft, state, health, metrics";
     const ENV: &'static [EnvOverride] = &[
         EnvOverride {
             var: "HTTP_LISTEN",
@@ -205,9 +206,7 @@ impl Source for HttpIngress {
         }
         stop.trigger();
         if tokio::time::timeout(GRACE, server).await.is_err() {
-            tracing::warn!(
-                "http_ingress: requests still in flight after {GRACE:?}; dropping them"
-            );
+            tracing::warn!("http_ingress: requests still in flight after {GRACE:?}; dropping them");
         }
         Ok(())
     }

@@ -112,7 +112,10 @@ impl IntoResponse for ApiError {
         .unwrap_or_default();
         (
             self.status,
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             body,
         )
             .into_response()
@@ -144,7 +147,10 @@ impl From<BytesRejection> for ApiError {
 
 fn accepted() -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
         "True",
     )
         .into_response()
@@ -168,10 +174,7 @@ async fn guard(State(state): Shared, request: Request, next: Next) -> Response {
     };
     state
         .requests
-        .get_or_create(&(
-            [("route", route)],
-            [("status", response.status().as_u16())],
-        ))
+        .get_or_create(&([("route", route)], [("status", response.status().as_u16())]))
         .inc();
     response
 }
@@ -237,13 +240,17 @@ async fn produce(
     kind: ProduceKind,
 ) -> Result<Response, ApiError> {
     let event = body::produce(&body?, kind)?;
-    state.publisher.publish(vec![event]).await.map_err(|error| {
-        tracing::warn!("http_ingress: could not publish: {error}");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("publishing failed: {error}"),
-        )
-    })?;
+    state
+        .publisher
+        .publish(vec![event])
+        .await
+        .map_err(|error| {
+            tracing::warn!("http_ingress: could not publish: {error}");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("publishing failed: {error}"),
+            )
+        })?;
     Ok(accepted())
 }
 
@@ -334,7 +341,10 @@ async fn scenario_draft(
     .unwrap_or_default();
     schedule(&state, expanded.events).await?;
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         answer,
     )
         .into_response())
@@ -364,7 +374,10 @@ async fn current_state(State(state): Shared) -> Response {
         })
         .collect();
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         serde_json::to_vec(&inside).unwrap_or_default(),
     )
         .into_response()
@@ -372,7 +385,10 @@ async fn current_state(State(state): Shared) -> Response {
 
 async fn health() -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
         "OK",
     )
         .into_response()
