@@ -714,7 +714,11 @@ fn closing_the_doors_stops_accepting_and_the_run_ends_after_the_last_step() {
 
 #[test]
 fn the_default_pipeline_serves_the_api_and_stops_on_sigterm() {
-    let output = customersim().arg("validate").output().unwrap();
+    let output = customersim()
+        .arg("validate")
+        .env_remove("HTTP_LISTEN")
+        .output()
+        .unwrap();
     let shown = String::from_utf8_lossy(&output.stdout);
     assert!(shown.contains("type: http_ingress"), "{shown}");
     assert!(shown.contains("listen: 0.0.0.0:8000"), "{shown}");

@@ -172,6 +172,9 @@ async fn guard(State(state): Shared, request: Request, next: Next) -> Response {
         .into_response_with_challenge(),
         _ => next.run(request).await,
     };
+    if response.status().is_client_error() {
+        tracing::debug!("http_ingress: {route}: answered {}", response.status());
+    }
     state
         .requests
         .get_or_create(&([("route", route)], [("status", response.status().as_u16())]))
