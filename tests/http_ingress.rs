@@ -6,10 +6,22 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{customersim, free_port, parse_lines, write_temp};
+
+/// Tests that measure when events come out run alone, so the other tests of this file (each a
+/// process of its own) do not delay them on a small machine; the others share.
+static TIMING: RwLock<()> = RwLock::new(());
+
+fn alone() -> RwLockWriteGuard<'static, ()> {
+    TIMING.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    TIMING.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// A pipeline with only the HTTP source and the stdout sink.
 fn config(consume_frequency: f64) -> String {
@@ -236,6 +248,7 @@ fn scenario(customer: &str, steps: &[String]) -> String {
 
 #[test]
 fn produce_endpoints_publish_at_once_with_the_original_bytes() {
+    let _turn = shared();
     let server = Server::start(&config(1.0), &[], &[]);
     // The original README's commands, sent the way curl sends them (form content type).
     let (status, body) = server.curl_d(
@@ -271,6 +284,7 @@ fn produce_endpoints_publish_at_once_with_the_original_bytes() {
 /// Steps of two customers, due shortly, are published at (not before) their time, within
 /// 100 ms, ordered by (time, customer).
 fn scenario_timing(consume_frequency: f64) {
+    let _turn = alone();
     let server = Server::start(&config(consume_frequency), &[], &[]);
     let base = wall_ms() + 700;
     let due = [base, base + 300, base + 300, base + 600];
@@ -347,6 +361,7 @@ fn scenario_steps_are_published_at_their_time_when_polling_every_50_ms() {
 
 #[test]
 fn recalculate_time_shifts_the_path_to_start_now() {
+    let _turn = alone();
     let server = Server::start(&config(0.0), &[], &[]);
     // A path recorded in 2021, replayed now: same spacing, first step now.
     let body = scenario(
@@ -380,6 +395,7 @@ fn recalculate_time_shifts_the_path_to_start_now() {
 
 #[test]
 fn scenario_draft_times_steps_by_walking_distance() {
+    let _turn = shared();
     // 20 simulated seconds per wall second: the 10 s start delay and the 30 s FOCUS pass quickly.
     let server = Server::start(&config(0.0), &["--speed", "20"], &[]);
     let body = r#"{"customer": {"customer_id": 12}, "path": [
@@ -454,6 +470,7 @@ fn iso_ms(text: &str) -> i64 {
 
 #[test]
 fn bad_input_is_refused_and_nothing_of_it_is_published() {
+    let _turn = shared();
     let server = Server::start(&config(0.0), &[], &[]);
     // Steps due in 300 ms: if any were scheduled they would show up below.
     let soon = wall_ms() + 300;
@@ -571,6 +588,7 @@ fn bad_input_is_refused_and_nothing_of_it_is_published() {
 
 #[test]
 fn state_health_and_metrics() {
+    let _turn = shared();
     let server = Server::start(&config(1.0), &[], &[]);
     for (path, body) in [
         ("/produce_entry", r#"{"id": "41", "ts": 1700000000}"#),
@@ -619,6 +637,7 @@ fn state_health_and_metrics() {
 
 #[test]
 fn a_token_guards_every_route_but_health() {
+    let _turn = shared();
     let server = Server::start(&config(1.0), &[], &[("HTTP_TOKEN", "s3cret")]);
     assert_eq!(server.get("/health", None).status, 200);
     for path in ["/state", "/metrics"] {
@@ -665,6 +684,7 @@ fn a_token_guards_every_route_but_health() {
 
 #[test]
 fn a_port_in_use_is_a_clear_error() {
+    let _turn = shared();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
     let path = write_temp("pipeline.yaml", &config(1.0));
@@ -694,6 +714,7 @@ fn a_port_in_use_is_a_clear_error() {
 
 #[test]
 fn closing_the_doors_stops_accepting_and_the_run_ends_after_the_last_step() {
+    let _turn = shared();
     let mut server = Server::start(&config(0.0), &["--duration", "2s"], &[]);
     // Scheduled before the doors close, due after: still published, then the run ends.
     let due = wall_ms() + 2_500;
@@ -714,6 +735,7 @@ fn closing_the_doors_stops_accepting_and_the_run_ends_after_the_last_step() {
 
 #[test]
 fn the_default_pipeline_serves_the_api_and_stops_on_sigterm() {
+    let _turn = shared();
     let output = customersim()
         .arg("validate")
         .env_remove("HTTP_LISTEN")
@@ -756,6 +778,7 @@ fn the_default_pipeline_serves_the_api_and_stops_on_sigterm() {
 
 #[test]
 fn the_default_pipeline_with_a_duration_ends_on_a_virtual_clock() {
+    let _turn = shared();
     let port = free_port();
     let output = customersim()
         .args([
