@@ -25,6 +25,26 @@ const ORIGINAL_STEPS_PER_SECOND: f64 = 28_000.0;
 
 struct Service(Child);
 
+impl Service {
+    /// CPU seconds the service has used so far (user + system, from /proc; 0 elsewhere).
+    fn cpu_seconds(&self) -> f64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id())) else {
+            return 0.0;
+        };
+        // Fields after the command name (which is in parentheses): state is field 3; utime and
+        // stime are fields 14 and 15, in clock ticks (100 per second on Linux).
+        let rest = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |index: usize| {
+            fields
+                .get(index)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / 100.0
+    }
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -131,7 +151,7 @@ fn main() {
     if std::env::args().any(|arg| arg == "--list") {
         return;
     }
-    let (_service, base) = start();
+    let (service, base) = start();
     let bodies = Arc::new((0..64).map(scenario_body).collect::<Vec<_>>());
     println!(
         "http_ingress benchmark: {STEPS_PER_BODY}-step /scenario bodies of {} KiB",
@@ -142,18 +162,23 @@ fn main() {
 
     for clients in [1, CLIENTS] {
         let requests = SCENARIO_REQUESTS * CLIENTS / clients / 2;
+        let cpu = service.cpu_seconds();
         let seconds = drive(&base, "/scenario", bodies.clone(), clients, requests);
+        let busy = (service.cpu_seconds() - cpu) / seconds;
         let steps = (clients * requests * STEPS_PER_BODY) as f64;
         let rate = steps / seconds;
         println!(
-            "POST /scenario, {clients} client(s): {:.0} steps/s ({:.0} requests/s, {:.1}x the original's {:.0} steps/s)",
+            "POST /scenario, {clients} client(s): {:.0} steps/s ({:.0} requests/s, {:.1}x the original's {:.0} steps/s; service busy {:.2} cores: {:.0} steps/s per service core)",
             rate,
             (clients * requests) as f64 / seconds,
             rate / ORIGINAL_STEPS_PER_SECOND,
-            ORIGINAL_STEPS_PER_SECOND
+            ORIGINAL_STEPS_PER_SECOND,
+            busy,
+            rate / busy.max(0.01)
         );
     }
 
+    let cpu = service.cpu_seconds();
     let started = Instant::now();
     let workers: Vec<_> = (0..CLIENTS)
         .map(|_| {
@@ -170,9 +195,11 @@ fn main() {
     for worker in workers {
         worker.join().unwrap();
     }
+    let seconds = started.elapsed().as_secs_f64();
     println!(
-        "GET /health, {CLIENTS} clients (the HTTP round trip alone): {:.0} requests/s",
-        (CLIENTS * PRODUCE_REQUESTS) as f64 / started.elapsed().as_secs_f64()
+        "GET /health, {CLIENTS} clients (the HTTP round trip alone): {:.0} requests/s (service busy {:.2} cores)",
+        (CLIENTS * PRODUCE_REQUESTS) as f64 / seconds,
+        (service.cpu_seconds() - cpu) / seconds
     );
 
     let produce: Arc<Vec<String>> = Arc::new(
@@ -181,9 +208,11 @@ fn main() {
             .collect(),
     );
     drive(&base, "/produce_move", produce.clone(), CLIENTS, 500);
+    let cpu = service.cpu_seconds();
     let seconds = drive(&base, "/produce_move", produce, CLIENTS, PRODUCE_REQUESTS);
     println!(
-        "POST /produce_move, {CLIENTS} clients, stdout sink to /dev/null: {:.0} requests/s",
-        (CLIENTS * PRODUCE_REQUESTS) as f64 / seconds
+        "POST /produce_move, {CLIENTS} clients, stdout sink to /dev/null: {:.0} requests/s (service busy {:.2} cores)",
+        (CLIENTS * PRODUCE_REQUESTS) as f64 / seconds,
+        (service.cpu_seconds() - cpu) / seconds
     );
 }

@@ -16,11 +16,15 @@ use common::{customersim, free_port, parse_lines, write_temp};
 static TIMING: RwLock<()> = RwLock::new(());
 
 fn alone() -> RwLockWriteGuard<'static, ()> {
-    TIMING.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    TIMING
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn shared() -> RwLockReadGuard<'static, ()> {
-    TIMING.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    TIMING
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A pipeline with only the HTTP source and the stdout sink.
