@@ -510,5 +510,8 @@ fn plugins_lists_exactly_the_registered_plugins() {
                 .join(" ")
         })
         .collect();
-    assert_eq!(names, ["source random_walk", "sink stdout"]);
+    assert_eq!(
+        names,
+        ["source http_ingress", "source random_walk", "sink stdout"]
+    );
 }

@@ -45,12 +45,16 @@ const SCRUBBED: &[&str] = &[
     "TIMELINE_BACKEND",
 ];
 
-/// A `customersim` command with a clean environment (PATH and HOME kept).
+/// A `customersim` command with a clean environment (PATH and HOME kept; HTTP_LISTEN on an
+/// ephemeral port).
 pub fn customersim() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_customersim"));
     for var in SCRUBBED {
         command.env_remove(var);
     }
+    // The built-in pipeline serves HTTP on 0.0.0.0:8000; tests running it in parallel would
+    // collide there, so each gets an ephemeral port unless the test sets HTTP_LISTEN itself.
+    command.env("HTTP_LISTEN", "127.0.0.1:0");
     command.stdin(Stdio::null());
     command
 }
