@@ -515,3 +515,19 @@ fn plugins_lists_exactly_the_registered_plugins() {
         ["source http_ingress", "source random_walk", "sink stdout"]
     );
 }
+
+#[test]
+fn a_virtual_run_with_only_an_external_source_ends_when_the_doors_close() {
+    let config = write_temp(
+        "external.yaml",
+        "sources: [{type: http_ingress, listen: \"127.0.0.1:0\"}]\nsinks: [{type: stdout}]\n",
+    );
+    let started = Instant::now();
+    let output = run_ok(
+        customersim()
+            .args(["run", "--speed", "max", "--duration", "1h", "--config"])
+            .arg(&config),
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(output.stdout.is_empty());
+}
