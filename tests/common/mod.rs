@@ -132,3 +132,18 @@ pub fn free_port() -> u16 {
 pub fn configs_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/configs"))
 }
+
+/// Starts `command` with stdout and stderr piped.
+pub fn spawn_piped(command: &mut Command) -> std::process::Child {
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("customersim starts")
+}
+
+/// Sends SIGTERM to a child (what Kubernetes and `docker stop` send).
+pub fn terminate(child: &std::process::Child) {
+    // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+}
