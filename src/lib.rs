@@ -33,6 +33,7 @@
 // Link the built-in plugins (inventory drops the registrations of a crate nothing names).
 use customersim_sink_stdout as _;
 use customersim_source_customer_list as _;
+use customersim_source_http_ingress as _;
 use customersim_source_random_walk as _;
 
 pub mod cli;
@@ -52,3 +53,5 @@ pub use customersim_plugin_api as plugin_api;
 use libc as _;
 #[cfg(test)]
 use serde_json as _;
+#[cfg(test)]
+use ureq as _;
