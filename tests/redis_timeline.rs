@@ -541,3 +541,98 @@ fn a_redis_restart_loses_nothing() {
     drop(redis);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `POST path body` over plain HTTP/1.1; returns (status, body).
+fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let status = answer.get(9..12)?.parse().ok()?;
+    Some((status, answer.split_once("\r\n\r\n")?.1.to_string()))
+}
+
+#[test]
+fn a_scenario_posted_to_one_instance_is_published_by_another_after_it_stopped() {
+    let namespace = Namespace::new("scenario");
+    let port = common::free_port();
+    let ingress = config(
+        "ingress.yaml",
+        &format!(
+            "timeline: {{backend: redis, consume_frequency: 0.05, redis: {{key: {}}}}}\n\
+             sources: [{{type: http_ingress}}]\nsinks: [{{type: stdout}}]\n",
+            namespace.0
+        ),
+    );
+    let mut receiver = {
+        let mut command = customersim();
+        command
+            .args(["run", "--config"])
+            .arg(&ingress)
+            .env("HTTP_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let stdout = Some(collect(child.stdout.take().unwrap()));
+        let stderr = Some(collect(child.stderr.take().unwrap()));
+        Instance {
+            child,
+            stdout,
+            stderr,
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http(port, "GET", "/health", "").is_none_or(|(status, _)| status != 200) {
+        assert!(Instant::now() < deadline, "http_ingress did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Three steps due 4 to 5 s from now, in whole seconds so `ts` is exact.
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let due = [now_s + 4, now_s + 5, now_s + 6];
+    let body = format!(
+        r#"{{"customer": {{"customer_id": "3"}}, "path": [{{"type": "ENTER", "location": {{"x": 0, "y": 0}}, "timestamp": {}}}, {{"type": "MOVE", "location": {{"x": 1, "y": 2}}, "timestamp": {}}}, {{"type": "EXIT", "location": {{"x": 0, "y": 0}}, "timestamp": {}}}]}}"#,
+        due[0], due[1], due[2]
+    );
+    let (status, answer) = http(port, "POST", "/scenario", &body).expect("POST /scenario");
+    assert_eq!((status, answer.as_str()), (200, "True"));
+    assert_eq!(namespace.zcard("due"), 3, "the steps are stored in Redis");
+    let (printed, _) = receiver.stop();
+    assert!(
+        printed.is_empty(),
+        "the receiver stopped before they fell due"
+    );
+
+    let worker = start(&config("worker.yaml", &worker_yaml(&namespace.0, "")), true);
+    namespace.wait_instances(1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while namespace.zcard("due") > 0 || namespace.zcard("leases") > 0 {
+        assert!(Instant::now() < deadline, "the scenario was not published");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (stdout, stderr) = worker.stop();
+    let lines: Vec<String> = parse_lines(&stdout)
+        .into_iter()
+        .map(|line| format!("{} {}", line.topic, line.payload))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            format!("customer/enter {{\"id\": \"3\", \"ts\": {}}}", due[0]),
+            format!(
+                "customer/move {{\"id\": \"3\", \"ts\": {}, \"x\": 1, \"y\": 2}}",
+                due[1]
+            ),
+            format!("customer/exit {{\"id\": \"3\", \"ts\": {}}}", due[2]),
+        ],
+        "{stderr}"
+    );
+}
