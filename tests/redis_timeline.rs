@@ -570,7 +570,7 @@ fn a_scenario_posted_to_one_instance_is_published_by_another_after_it_stopped() 
             namespace.0
         ),
     );
-    let mut receiver = {
+    let receiver = {
         let mut command = customersim();
         command
             .args(["run", "--config"])
