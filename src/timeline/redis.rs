@@ -494,17 +494,32 @@ impl Timeline for RedisTimeline {
 
     async fn acknowledge(&self, lease: &str) -> Result<(), TimelineError> {
         let lease_key = format!("{}{lease}", self.keys.lease_prefix);
-        let mut connection = self.connection.clone();
-        self.acknowledge_script
-            .key(&self.keys.leases)
+        let owners = format!("{lease_key}:owners");
+        let mut invocation = self.acknowledge_script.key(&self.keys.leases);
+        invocation
             .key(&lease_key)
-            .key(format!("{lease_key}:owners"))
+            .key(&owners)
             .key(&self.keys.pending)
-            .arg(lease)
-            .invoke_async::<i64>(&mut connection)
-            .await
-            .map(|_| ())
-            .map_err(classify)
+            .arg(lease);
+        // Retried while the lease runs (half of it): an acknowledgement lost to a Redis blip
+        // would have the events published again.
+        let started = tokio::time::Instant::now();
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let mut connection = self.connection.clone();
+            match invocation.invoke_async::<i64>(&mut connection).await {
+                Ok(_) => return Ok(()),
+                Err(error) => match classify(error) {
+                    TimelineError::Unavailable(_)
+                        if started.elapsed() < Duration::from_millis(self.lease_ms / 2) =>
+                    {
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(1));
+                    }
+                    other => return Err(other),
+                },
+            }
+        }
     }
 
     async fn next_due(&self) -> Result<Option<i64>, TimelineError> {
