@@ -92,7 +92,7 @@ impl Scheduler {
         let had_sources = self.sources_running > 0;
         let mut next_poll = Instant::now();
         let mut behind = false;
-        let mut backend_down = false;
+        let mut backend_failures = 0u32;
         let mut depth_updated = Instant::now() - Duration::from_secs(10);
         loop {
             if self.shutdown.is_triggered() {
@@ -114,9 +114,9 @@ impl Scheduler {
                 };
                 match self.timeline.claim_due(until, claim_max).await {
                     Ok(claim) => {
-                        if backend_down {
+                        if backend_failures > 0 {
                             tracing::info!("timeline backend reachable again");
-                            backend_down = false;
+                            backend_failures = 0;
                         }
                         took = claim.events.len();
                         if let Some(last) = claim.events.last() {
@@ -128,7 +128,7 @@ impl Scheduler {
                         }
                     }
                     Err(error) => {
-                        self.backend_trouble(error, &mut backend_down).await?;
+                        self.backend_trouble(error, &mut backend_failures).await?;
                         continue;
                     }
                 }
@@ -301,19 +301,23 @@ impl Scheduler {
         }
     }
 
+    /// Logs the first failure of an outage and waits before the next try, backing off from
+    /// 200 ms to 5 s.
     async fn backend_trouble(
         &self,
         error: TimelineError,
-        down: &mut bool,
+        failures: &mut u32,
     ) -> Result<(), PluginError> {
         match error {
             TimelineError::Unavailable(why) => {
-                if !*down {
+                if *failures == 0 {
                     tracing::warn!("timeline backend unavailable, retrying: {why}");
-                    *down = true;
                 }
+                let delay =
+                    Duration::from_millis(200 << (*failures).min(5)).min(Duration::from_secs(5));
+                *failures = failures.saturating_add(1);
                 tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    () = tokio::time::sleep(delay) => {}
                     () = self.shutdown.wait() => {}
                 }
                 Ok(())
