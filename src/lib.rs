@@ -30,6 +30,7 @@
 #![deny(unused_crate_dependencies)]
 
 // Link the built-in plugins (inventory drops the registrations of a crate nothing names).
+use customersim_sink_amqp as _;
 use customersim_sink_stdout as _;
 use customersim_source_random_walk as _;
 
