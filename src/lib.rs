@@ -48,6 +48,10 @@ pub mod timeline;
 pub use customersim_plugin_api as plugin_api;
 
 #[cfg(test)]
+use futures_core as _;
+#[cfg(test)]
+use lapin as _;
+#[cfg(test)]
 use libc as _;
 #[cfg(test)]
 use serde_json as _;

@@ -59,7 +59,7 @@ use customersim_plugin_api::tokio::sync::mpsc;
 use customersim_plugin_api::tokio::task::JoinHandle;
 use customersim_plugin_api::{
     BuildContext, EnvKind, EnvOverride, Event, EventKind, PluginError, Shutdown, Sink, SinkConfig,
-    SinkContext, Topics, async_trait, duration, register_sink, tokio, tracing,
+    SinkContext, Topics, async_trait, duration, register_sink, tokio,
 };
 
 pub mod broker;
@@ -352,10 +352,6 @@ impl Sink for AmqpSink {
             Err(_) => {
                 task.abort();
                 let outstanding = self.outstanding();
-                tracing::error!(
-                    "amqp: {outstanding} events not confirmed by the broker within close_timeout ({:?})",
-                    self.close_timeout
-                );
                 Err(PluginError::Fatal(format!(
                     "amqp: {outstanding} events were not confirmed by the broker within close_timeout ({:?})",
                     self.close_timeout

@@ -153,7 +153,6 @@ impl Worker {
         let outcome = self.publish_all(&mut receiver).await;
         if let Err(why) = &outcome {
             self.shared.fail(why);
-            tracing::error!("{why}");
         }
         receiver.close();
         if let Some(link) = self.link.take() {
@@ -337,11 +336,12 @@ impl Worker {
     /// Logs that the link is down (once per outage).
     fn went_down(&mut self, why: String) {
         if self.down.is_none() {
+            let why = why.strip_prefix("amqp: ").unwrap_or(&why);
             tracing::warn!(
                 "amqp: {why}; reconnecting with backoff ({} unconfirmed events will be published again, new events wait in the buffer)",
                 self.retry.len()
             );
-            self.down = Some((Instant::now(), why));
+            self.down = Some((Instant::now(), why.to_string()));
         }
     }
 
