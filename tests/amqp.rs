@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{customersim, parse_lines, run_ok, write_temp};
 use lapin::options::{
-    BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
@@ -25,7 +24,9 @@ const START: &str = "2024-03-01T08:00:00Z";
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -146,10 +147,7 @@ impl Drop for TestQueue {
 async fn futures_next(
     consumer: &mut lapin::Consumer,
 ) -> Option<lapin::Result<lapin::message::Delivery>> {
-    std::future::poll_fn(|cx| {
-        futures_core_poll_next(std::pin::Pin::new(&mut *consumer), cx)
-    })
-    .await
+    std::future::poll_fn(|cx| futures_core_poll_next(std::pin::Pin::new(&mut *consumer), cx)).await
 }
 
 fn futures_core_poll_next(
@@ -219,8 +217,14 @@ fn publishes_exactly_the_stdout_sinks_events() {
     }
     let output = run_ok(&mut command);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.stdout.is_empty(), "the amqp sink prints nothing on stdout");
-    assert!(!stderr.contains(":guest@"), "password in the logs: {stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "the amqp sink prints nothing on stdout"
+    );
+    assert!(
+        !stderr.contains(":guest@"),
+        "password in the logs: {stderr}"
+    );
 
     let received = queue.drain(expected.len());
     let messages: Vec<Message> = received.iter().map(|(m, _)| m.clone()).collect();
@@ -315,7 +319,15 @@ fn persistent_messages_and_a_declared_exchange() {
 
 fn failing_run(url: &str) -> (Output, String) {
     let output = customersim()
-        .args(["run", "--sink", "amqp", "--speed", "max", "--duration", "1h"])
+        .args([
+            "run",
+            "--sink",
+            "amqp",
+            "--speed",
+            "max",
+            "--duration",
+            "1h",
+        ])
         .env("AMQP_URL", url)
         .output()
         .unwrap();
@@ -338,7 +350,10 @@ fn wrong_credentials_fail_once_without_showing_the_password() {
         "{text}"
     );
     assert!(!text.contains("Wr0ngPassw0rd"), "password shown: {text}");
-    assert!(started.elapsed() < Duration::from_secs(20), "no endless retries");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "no endless retries"
+    );
 
     let (output, text) = failing_run("amqp://guest:guest@127.0.0.1:5672/no-such-vhost");
     assert_eq!(output.status.code(), Some(1), "{text}");
@@ -454,9 +469,15 @@ fn a_broker_restart_mid_run_loses_nothing() {
     }
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "exit {:?}: {stderr}", output.status);
     assert!(
-        stderr.contains("reconnecting") && stderr.contains("connected to") && stderr.contains("again"),
+        output.status.success(),
+        "exit {:?}: {stderr}",
+        output.status
+    );
+    assert!(
+        stderr.contains("reconnecting")
+            && stderr.contains("connected to")
+            && stderr.contains("again"),
         "the outage is logged: {stderr}"
     );
 
@@ -485,6 +506,7 @@ fn a_broker_restart_mid_run_loses_nothing() {
     );
     let unexpected = counts.keys().filter(|m| !wanted.contains_key(*m)).count();
     assert_eq!(unexpected, 0, "messages that the run did not produce");
+    eprintln!("{stderr}");
     eprintln!(
         "restart test: {} events expected, {} messages received ({} duplicates)",
         expected.len(),

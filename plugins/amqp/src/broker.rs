@@ -1,6 +1,6 @@
 //! Connecting to the broker: the URL, the TLS files, and which failures are worth retrying.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use customersim_plugin_api::{BuildContext, PluginError, tokio};
@@ -45,8 +45,16 @@ impl Broker {
         let tls_wanted = uri.scheme == AMQPScheme::AMQPS;
         let files = [
             ("ca_file", "AMQP_CA_FILE", &config.ca_file),
-            ("client_cert_file", "AMQP_CLIENT_CERT_FILE", &config.client_cert_file),
-            ("client_key_file", "AMQP_CLIENT_KEY_FILE", &config.client_key_file),
+            (
+                "client_cert_file",
+                "AMQP_CLIENT_CERT_FILE",
+                &config.client_cert_file,
+            ),
+            (
+                "client_key_file",
+                "AMQP_CLIENT_KEY_FILE",
+                &config.client_key_file,
+            ),
         ];
         if !tls_wanted {
             if let Some((key, var, _)) = files.iter().find(|(_, _, path)| path.is_some()) {
@@ -85,8 +93,18 @@ impl Broker {
             (Some(cert), Some(key)) => {
                 let pem = read("client_cert_file", "AMQP_CLIENT_CERT_FILE", cert)?;
                 let key_pem = read("client_key_file", "AMQP_CLIENT_KEY_FILE", key)?;
-                check_pem(&pem, "CERTIFICATE", "client_cert_file (AMQP_CLIENT_CERT_FILE)", cert)?;
-                check_pem(&key_pem, "PRIVATE KEY", "client_key_file (AMQP_CLIENT_KEY_FILE)", key)?;
+                check_pem(
+                    &pem,
+                    "CERTIFICATE",
+                    "client_cert_file (AMQP_CLIENT_CERT_FILE)",
+                    cert,
+                )?;
+                check_pem(
+                    &key_pem,
+                    "PRIVATE KEY",
+                    "client_key_file (AMQP_CLIENT_KEY_FILE)",
+                    key,
+                )?;
                 tls.identity = Some(OwnedIdentity::PKCS8 { pem, key: key_pem });
             }
             (Some(_), None) => {
@@ -116,8 +134,7 @@ impl Broker {
 
     /// One connection attempt.
     pub async fn connect(&self) -> Result<Connection, ConnectError> {
-        let properties =
-            ConnectionProperties::default().with_connection_name("customersim".into());
+        let properties = ConnectionProperties::default().with_connection_name("customersim".into());
         let runtime = lapin::runtime::default_runtime().map_err(|error| ConnectError {
             permanent: true,
             message: format!("amqp: no async runtime: {error}"),
@@ -139,10 +156,7 @@ impl Broker {
             Ok(Err(error)) => Err(self.classify(&error)),
             Err(_) => Err(ConnectError {
                 permanent: false,
-                message: format!(
-                    "amqp: no answer from {} within {limit:?}",
-                    self.address()
-                ),
+                message: format!("amqp: no answer from {} within {limit:?}", self.address()),
             }),
         }
     }
@@ -212,7 +226,7 @@ fn is_tls_failure(error: &std::io::Error) -> bool {
     )
 }
 
-fn check_pem(pem: &[u8], label: &str, what: &str, path: &PathBuf) -> Result<(), PluginError> {
+fn check_pem(pem: &[u8], label: &str, what: &str, path: &Path) -> Result<(), PluginError> {
     let text = String::from_utf8_lossy(pem);
     if text.contains("-----BEGIN ") && text.contains(label) {
         Ok(())

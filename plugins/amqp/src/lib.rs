@@ -59,7 +59,7 @@ use customersim_plugin_api::tokio::sync::mpsc;
 use customersim_plugin_api::tokio::task::JoinHandle;
 use customersim_plugin_api::{
     BuildContext, EnvKind, EnvOverride, Event, EventKind, PluginError, Shutdown, Sink, SinkConfig,
-    SinkContext, Topics, async_trait, duration, register_sink, tokio,
+    SinkContext, Topics, async_trait, duration, register_sink, tokio, tracing,
 };
 
 pub mod broker;
@@ -192,7 +192,9 @@ impl SinkConfig for AmqpConfig {
             ));
         }
         if self.buffer_size == 0 {
-            return Err(PluginError::Config("buffer_size: must be at least 1".into()));
+            return Err(PluginError::Config(
+                "buffer_size: must be at least 1".into(),
+            ));
         }
         if self.exchange.len() > 255 {
             return Err(PluginError::Config(
@@ -352,6 +354,13 @@ impl Sink for AmqpSink {
             Err(_) => {
                 task.abort();
                 let outstanding = self.outstanding();
+                if outstanding == 0 {
+                    tracing::warn!(
+                        "amqp: every event was delivered but the broker did not answer the connection close within close_timeout ({:?})",
+                        self.close_timeout
+                    );
+                    return Ok(());
+                }
                 Err(PluginError::Fatal(format!(
                     "amqp: {outstanding} events were not confirmed by the broker within close_timeout ({:?})",
                     self.close_timeout

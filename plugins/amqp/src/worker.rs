@@ -133,7 +133,11 @@ impl Worker {
                         "amqp: connected to {}, publishing to exchange {:?} (confirms {}, persistent {})",
                         worker.broker.shown,
                         worker.settings.exchange,
-                        if worker.settings.confirms { "on" } else { "off" },
+                        if worker.settings.confirms {
+                            "on"
+                        } else {
+                            "off"
+                        },
                         worker.settings.persistent
                     );
                     worker.link = Some(link);
@@ -156,11 +160,10 @@ impl Worker {
         }
         receiver.close();
         if let Some(link) = self.link.take() {
-            let _ = tokio::time::timeout(
-                Duration::from_secs(2),
-                link.connection.close(200, "OK".into()),
-            )
-            .await;
+            // Without confirms, the broker's close-ok is what says it read every publish: leaving
+            // before it could reset the socket with messages still in its send buffer. The front
+            // end bounds this wait by close_timeout.
+            let _ = link.connection.close(200, "OK".into()).await;
         }
         outcome
     }
@@ -315,8 +318,11 @@ impl Worker {
                 }
             }
         }
-        let mut again: VecDeque<Outgoing> =
-            self.in_flight.drain(..).map(|(message, _)| message).collect();
+        let mut again: VecDeque<Outgoing> = self
+            .in_flight
+            .drain(..)
+            .map(|(message, _)| message)
+            .collect();
         again.append(&mut self.retry);
         self.retry = again;
         if let Some(link) = self.link.take() {
@@ -424,7 +430,9 @@ impl Worker {
                         let hint = if settings.declare {
                             format!(
                                 "cannot declare exchange {:?} of type {:?} on vhost {:?}",
-                                settings.exchange, settings.exchange_type, self.vhost()
+                                settings.exchange,
+                                settings.exchange_type,
+                                self.vhost()
                             )
                         } else {
                             format!(
