@@ -55,3 +55,5 @@ use lapin as _;
 use libc as _;
 #[cfg(test)]
 use serde_json as _;
+#[cfg(test)]
+use tokio_rustls as _;
