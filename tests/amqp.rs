@@ -514,3 +514,78 @@ fn a_broker_restart_mid_run_loses_nothing() {
         received.len() - expected.len()
     );
 }
+
+#[test]
+fn an_unreachable_broker_is_retried_and_shutdown_is_bounded() {
+    // Nothing listens on this port: the sink keeps the events and retries until close_timeout,
+    // then says how many events were not delivered and exits non-zero (never a silent drop).
+    let port = common::free_port();
+    let config = write_temp(
+        "amqp.yaml",
+        "sources:\n  - type: random_walk\nsinks:\n  - type: amqp\n    close_timeout: 2s\n",
+    );
+    let started = Instant::now();
+    let output = customersim()
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .args(run_args("5", "1h"))
+        .args(["--speed", "max"])
+        .env(
+            "AMQP_URL",
+            format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("reconnecting with backoff"), "{stderr}");
+    assert_eq!(
+        stderr.matches("reconnecting with backoff").count(),
+        1,
+        "the outage is logged once: {stderr}"
+    );
+    assert!(
+        stderr.contains("events were not confirmed by the broker within close_timeout"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn a_full_buffer_holds_the_simulation_back_until_a_signal() {
+    // A tiny buffer and no broker: publish waits (back-pressure) instead of dropping; SIGTERM
+    // ends the wait with a message saying how many accepted events were not delivered.
+    let port = common::free_port();
+    let config = write_temp(
+        "amqp.yaml",
+        "sources:\n  - type: random_walk\nsinks:\n  - type: amqp\n    buffer_size: 10\n    close_timeout: 1s\n",
+    );
+    let mut child = customersim()
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .args(run_args("5", "10h"))
+        .args(["--speed", "max"])
+        .env(
+            "AMQP_URL",
+            format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run waits for the broker instead of finishing"
+    );
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("accepted events were not delivered"),
+        "{stderr}"
+    );
+}
