@@ -35,7 +35,6 @@ const ROUNDS: usize = 3;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
@@ -151,7 +150,7 @@ async fn until_counted(
             started.elapsed() < Duration::from_secs(120),
             "{what}: only {len} of {events} messages arrived"
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -442,7 +442,7 @@ fn a_broker_restart_mid_run_loses_nothing() {
         "sources:\n  - type: random_walk\nsinks:\n  - type: amqp\n    persistent: true\n    confirms: true\n",
     );
     let env = [
-        ("CUSTOMERS_AVERAGE_IN_STORE", "40"),
+        ("CUSTOMERS_AVERAGE_IN_STORE", "400"),
         ("CONSUME_FREQUENCY", "0"),
         ("CONSUME_BATCH_SIZE", "1000"),
     ];

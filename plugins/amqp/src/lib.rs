@@ -23,7 +23,7 @@
 //! | `declare` | | `false` | declare the (durable) exchange at start; otherwise it must exist |
 //! | `persistent` | | `false` | delivery mode 2: messages survive a broker restart in durable queues |
 //! | `confirms` | | `true` | publisher confirms: an event counts as sent once the broker acknowledged it |
-//! | `max_in_flight` | | `256` | most published but unconfirmed messages |
+//! | `max_in_flight` | | `256` | most messages handed to lapin but not yet confirmed (without confirms: not yet written) |
 //! | `buffer_size` | | `8192` | most events accepted from the scheduler but not yet published |
 //! | `close_timeout` | | `30s` | how long shutdown waits for outstanding confirms |
 //!
@@ -103,7 +103,8 @@ pub struct AmqpConfig {
     /// nacked and unconfirmed messages are published again.
     #[serde(default = "default_confirms")]
     pub confirms: bool,
-    /// Most messages published but not yet confirmed (the confirm window).
+    /// Most messages handed to lapin but not yet confirmed (without confirms: not yet written
+    /// to the socket): the window that keeps the connection busy.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
     /// Most events accepted but not yet published; `publish` waits while it is full.

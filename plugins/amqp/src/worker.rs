@@ -3,8 +3,11 @@
 //! again after a reconnect, and closes the connection once everything was confirmed.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use customersim_plugin_api::tokio::sync::mpsc::{self, error::TryRecvError};
@@ -13,9 +16,7 @@ use customersim_plugin_api::{PluginError, tokio, tracing};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{FieldTable, ShortString};
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ErrorKind, ExchangeKind, PublisherConfirm,
-};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ErrorKind, ExchangeKind};
 
 use crate::RoutingKeys;
 use crate::broker::Broker;
@@ -69,10 +70,32 @@ impl Shared {
     }
 }
 
+/// One message on its way: written to the socket, then confirmed (or `NotRequested` without
+/// confirms).
+type Delivery = Pin<Box<dyn Future<Output = lapin::Result<Confirmation>> + Send>>;
+
+/// A [`Delivery`] that may have finished on its first poll.
+enum InFlight {
+    Running(Delivery),
+    Done(Option<Box<lapin::Result<Confirmation>>>),
+}
+
+impl Future for InFlight {
+    type Output = lapin::Result<Confirmation>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            InFlight::Running(delivery) => delivery.as_mut().poll(cx),
+            InFlight::Done(result) => Poll::Ready(*result.take().expect("polled after completion")),
+        }
+    }
+}
+
 /// A connection and its publishing channel.
 struct Link {
     connection: Connection,
-    channel: Channel,
+    /// Shared with the publishes in flight (cloning an `Arc` is cheaper than a `Channel`).
+    channel: Arc<Channel>,
 }
 
 /// Why setting up a channel failed.
@@ -92,8 +115,9 @@ pub struct Worker {
     content_type: ShortString,
     /// Messages to publish before taking new ones: nacked, or unconfirmed at a connection loss.
     retry: VecDeque<Outgoing>,
-    /// Published, awaiting the broker's confirm, in publishing order.
-    in_flight: VecDeque<(Outgoing, PublisherConfirm)>,
+    /// Published (handed to lapin, which writes them in this order), awaiting the write and the
+    /// broker's confirm.
+    in_flight: VecDeque<(Outgoing, InFlight)>,
     /// Whether the last confirm was a nack (nacks are logged once per run of them).
     nacking: bool,
     /// Why and since when the link is down.
@@ -127,24 +151,26 @@ impl Worker {
             down: None,
         };
         match worker.broker.connect().await {
-            Ok(connection) => match worker.open_channel(connection).await {
-                Ok(link) => {
-                    tracing::info!(
-                        "amqp: connected to {}, publishing to exchange {:?} (confirms {}, persistent {})",
-                        worker.broker.shown,
-                        worker.settings.exchange,
-                        if worker.settings.confirms {
-                            "on"
-                        } else {
-                            "off"
-                        },
-                        worker.settings.persistent
-                    );
-                    worker.link = Some(link);
+            Ok(connection) => {
+                match open_channel(&worker.broker, &worker.settings, connection).await {
+                    Ok(link) => {
+                        tracing::info!(
+                            "amqp: connected to {}, publishing to exchange {:?} (confirms {}, persistent {})",
+                            worker.broker.shown,
+                            worker.settings.exchange,
+                            if worker.settings.confirms {
+                                "on"
+                            } else {
+                                "off"
+                            },
+                            worker.settings.persistent
+                        );
+                        worker.link = Some(link);
+                    }
+                    Err(error) if error.permanent => return Err(PluginError::Fatal(error.message)),
+                    Err(error) => worker.went_down(error.message),
                 }
-                Err(error) if error.permanent => return Err(PluginError::Fatal(error.message)),
-                Err(error) => worker.went_down(error.message),
-            },
+            }
             Err(error) if error.permanent => return Err(PluginError::Fatal(error.message)),
             Err(error) => worker.went_down(error.message),
         }
@@ -169,15 +195,11 @@ impl Worker {
     }
 
     async fn publish_all(&mut self, receiver: &mut mpsc::Receiver<Outgoing>) -> Result<(), String> {
-        let window = if self.settings.confirms {
-            self.settings.max_in_flight
-        } else {
-            1
-        };
+        let window = self.settings.max_in_flight;
         let mut closed = false;
         let mut check = tokio::time::interval(Duration::from_secs(1));
         check.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        'outer: loop {
+        loop {
             if self.link.is_none() {
                 self.reconnect().await?;
             }
@@ -195,11 +217,7 @@ impl Worker {
                         }
                     },
                 };
-                if let Err((message, error)) = self.publish_one(next).await {
-                    self.retry.push_front(message);
-                    self.lost(&error)?;
-                    continue 'outer;
-                }
+                self.publish_one(next).await;
             }
             if self.in_flight.is_empty() {
                 if closed {
@@ -225,39 +243,39 @@ impl Worker {
         }
     }
 
-    /// Publishes one message; on failure gives it back with the error.
-    async fn publish_one(&mut self, message: Outgoing) -> Result<(), (Outgoing, lapin::Error)> {
-        let link = self.link.as_ref().expect("connected");
+    /// Hands one message to lapin: the first poll of the publish queues its frames (so messages go
+    /// out in this order) and registers its confirm; the rest (the write to the socket, the
+    /// broker's confirm) completes while later messages are published, so the socket never waits
+    /// for a round trip through this task.
+    async fn publish_one(&mut self, message: Outgoing) {
+        let channel = self.link.as_ref().expect("connected").channel.clone();
         let mut properties = BasicProperties::default()
             .with_content_type(self.content_type.clone())
             .with_timestamp(message.ts);
         if self.settings.persistent {
             properties = properties.with_delivery_mode(2);
         }
-        let published = link
-            .channel
-            .basic_publish(
-                self.exchange.clone(),
-                self.keys[usize::from(message.key)].clone(),
-                BasicPublishOptions::default(),
-                &message.body,
-                properties,
-            )
-            .await;
-        match published {
-            Ok(confirm) if self.settings.confirms => {
-                self.in_flight.push_back((message, confirm));
-                Ok(())
-            }
-            Ok(confirm) => {
-                // Without confirms it resolves at once (NotRequested); awaiting it keeps lapin
-                // from keeping it around.
-                let _ = confirm.await;
-                crate::add(&self.shared.delivered, 1);
-                Ok(())
-            }
-            Err(error) => Err((message, error)),
-        }
+        let exchange = self.exchange.clone();
+        let key = self.keys[usize::from(message.key)].clone();
+        let body = message.body.clone();
+        let mut delivery: Delivery = Box::pin(async move {
+            channel
+                .basic_publish(
+                    exchange,
+                    key,
+                    BasicPublishOptions::default(),
+                    &body,
+                    properties,
+                )
+                .await?
+                .await
+        });
+        let first = std::future::poll_fn(|cx| Poll::Ready(delivery.as_mut().poll(cx))).await;
+        let in_flight = match first {
+            Poll::Ready(result) => InFlight::Done(Some(Box::new(result))),
+            Poll::Pending => InFlight::Running(delivery),
+        };
+        self.in_flight.push_back((message, in_flight));
     }
 
     /// Handles the confirm of the oldest message in flight.
@@ -374,7 +392,7 @@ impl Worker {
                     continue;
                 }
             };
-            match self.open_channel(connection).await {
+            match open_channel(&self.broker, &self.settings, connection).await {
                 Ok(link) => {
                     let since = self.down.take().map(|(since, _)| since.elapsed());
                     tracing::info!(
@@ -393,70 +411,74 @@ impl Worker {
             }
         }
     }
+}
 
-    /// Opens the publishing channel: confirm mode, and the exchange declared or checked.
-    async fn open_channel(&self, connection: Connection) -> Result<Link, SetupError> {
-        let transient = |error: lapin::Error| SetupError {
-            permanent: false,
-            message: format!("amqp: {}: {error}", self.broker.address()),
+/// Opens the publishing channel: confirm mode, and the exchange declared or checked.
+async fn open_channel(
+    broker: &Broker,
+    settings: &Settings,
+    connection: Connection,
+) -> Result<Link, SetupError> {
+    let transient = |error: lapin::Error| SetupError {
+        permanent: false,
+        message: format!("amqp: {}: {error}", broker.address()),
+    };
+    let channel = connection.create_channel().await.map_err(transient)?;
+    if settings.confirms {
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(transient)?;
+    }
+    if !settings.exchange.is_empty() {
+        let kind = match settings.exchange_type.as_str() {
+            "topic" => ExchangeKind::Topic,
+            "direct" => ExchangeKind::Direct,
+            "fanout" => ExchangeKind::Fanout,
+            "headers" => ExchangeKind::Headers,
+            other => ExchangeKind::Custom(other.to_string()),
         };
-        let channel = connection.create_channel().await.map_err(transient)?;
-        if self.settings.confirms {
-            channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await
-                .map_err(transient)?;
-        }
-        let settings = &self.settings;
-        if !settings.exchange.is_empty() {
-            let kind = match settings.exchange_type.as_str() {
-                "topic" => ExchangeKind::Topic,
-                "direct" => ExchangeKind::Direct,
-                "fanout" => ExchangeKind::Fanout,
-                "headers" => ExchangeKind::Headers,
-                other => ExchangeKind::Custom(other.to_string()),
-            };
-            let options = ExchangeDeclareOptions {
-                passive: !settings.declare,
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            };
-            let declared = channel
-                .exchange_declare(self.exchange.clone(), kind, options, FieldTable::default())
-                .await;
-            if let Err(error) = declared {
-                if let ErrorKind::ProtocolError(amqp) = error.kind() {
-                    if matches!(amqp.kind(), AMQPErrorKind::Soft(_)) {
-                        let hint = if settings.declare {
-                            format!(
-                                "cannot declare exchange {:?} of type {:?} on vhost {:?}",
-                                settings.exchange,
-                                settings.exchange_type,
-                                self.vhost()
-                            )
-                        } else {
-                            format!(
-                                "exchange {:?} does not exist on vhost {:?} (set declare: true to create it)",
-                                settings.exchange,
-                                self.vhost()
-                            )
-                        };
-                        return Err(SetupError {
-                            permanent: true,
-                            message: format!("amqp: {hint}: {}", amqp.get_message().as_str()),
-                        });
-                    }
+        let options = ExchangeDeclareOptions {
+            passive: !settings.declare,
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        let declared = channel
+            .exchange_declare(
+                settings.exchange.as_str().into(),
+                kind,
+                options,
+                FieldTable::default(),
+            )
+            .await;
+        if let Err(error) = declared {
+            if let ErrorKind::ProtocolError(amqp) = error.kind() {
+                if matches!(amqp.kind(), AMQPErrorKind::Soft(_)) {
+                    let hint = if settings.declare {
+                        format!(
+                            "cannot declare exchange {:?} of type {:?} on vhost {:?}",
+                            settings.exchange,
+                            settings.exchange_type,
+                            broker.vhost()
+                        )
+                    } else {
+                        format!(
+                            "exchange {:?} does not exist on vhost {:?} (set declare: true to create it)",
+                            settings.exchange,
+                            broker.vhost()
+                        )
+                    };
+                    return Err(SetupError {
+                        permanent: true,
+                        message: format!("amqp: {hint}: {}", amqp.get_message().as_str()),
+                    });
                 }
-                return Err(transient(error));
             }
+            return Err(transient(error));
         }
-        Ok(Link {
-            connection,
-            channel,
-        })
     }
-
-    fn vhost(&self) -> String {
-        self.broker.vhost().to_string()
-    }
+    Ok(Link {
+        connection,
+        channel: Arc::new(channel),
+    })
 }
