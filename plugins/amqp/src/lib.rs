@@ -221,6 +221,7 @@ impl SinkConfig for AmqpConfig {
             task: None,
             shared: Arc::new(Shared::default()),
             accepted: 0,
+            scratch: Vec::with_capacity(256),
             shutdown: Shutdown::new(),
         }))
     }
@@ -277,6 +278,8 @@ pub struct AmqpSink {
     shared: Arc<Shared>,
     /// Events taken from the scheduler.
     accepted: u64,
+    /// Where payloads are written before they are copied into their message.
+    scratch: Vec<u8>,
     shutdown: Shutdown,
 }
 
@@ -328,12 +331,12 @@ impl Sink for AmqpSink {
                 return Err(self.worker_failure());
             };
             for (permit, event) in permits.zip(chunk) {
-                let mut body = Vec::with_capacity(64);
-                event.write_payload(&mut body);
+                self.scratch.clear();
+                event.write_payload(&mut self.scratch);
                 permit.send(Outgoing {
                     key: kind_index(&event.kind),
                     ts: event.ts().max(0) as u64,
-                    body,
+                    body: Arc::from(self.scratch.as_slice()),
                 });
             }
             self.accepted += chunk.len() as u64;

@@ -35,8 +35,8 @@ pub struct Outgoing {
     pub key: u8,
     /// The event's `ts`, the message's `timestamp` property.
     pub ts: u64,
-    /// The payload bytes.
-    pub body: Vec<u8>,
+    /// The payload bytes (shared with the publish in flight, kept for a retry).
+    pub body: Arc<[u8]>,
 }
 
 /// What the worker publishes with.
