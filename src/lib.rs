@@ -31,6 +31,7 @@
 #![deny(unused_crate_dependencies)]
 
 // Link the built-in plugins (inventory drops the registrations of a crate nothing names).
+use customersim_sink_amqp as _;
 use customersim_sink_stdout as _;
 use customersim_source_customer_list as _;
 use customersim_source_http_ingress as _;
@@ -50,8 +51,14 @@ pub mod timeline;
 pub use customersim_plugin_api as plugin_api;
 
 #[cfg(test)]
+use futures_core as _;
+#[cfg(test)]
+use lapin as _;
+#[cfg(test)]
 use libc as _;
 #[cfg(test)]
 use serde_json as _;
+#[cfg(test)]
+use tokio_rustls as _;
 #[cfg(test)]
 use ureq as _;

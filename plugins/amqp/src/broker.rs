@@ -1,0 +1,318 @@
+//! Connecting to the broker: the URL, the TLS files, and which failures are worth retrying.
+
+use std::path::Path;
+use std::time::Duration;
+
+use customersim_plugin_api::{BuildContext, PluginError, tokio};
+use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
+use lapin::uri::{AMQPScheme, AMQPUri};
+use lapin::{Connection, ConnectionProperties, ErrorKind};
+
+use crate::AmqpConfig;
+
+/// How long one connection attempt may take when the URL sets no `connection_timeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and how to connect; never prints the password.
+#[derive(Clone)]
+pub struct Broker {
+    uri: AMQPUri,
+    tls: OwnedTLSConfig,
+    /// `amqp://guest@127.0.0.1:5672/%2f`-like text for messages: no password.
+    pub shown: String,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+/// Why a connection attempt failed.
+#[derive(Debug)]
+pub struct ConnectError {
+    /// `true` when retrying cannot help (credentials, vhost, TLS certificates).
+    pub permanent: bool,
+    /// One line for the user, without the password.
+    pub message: String,
+}
+
+impl Broker {
+    /// Parses the URL and reads the TLS files (errors name the key and its variable).
+    pub fn from_config(config: &AmqpConfig, cx: &BuildContext) -> Result<Broker, PluginError> {
+        let (uri, shown) = parse_url(&config.url)?;
+        let tls_wanted = uri.scheme == AMQPScheme::AMQPS;
+        let files = [
+            ("ca_file", "AMQP_CA_FILE", &config.ca_file),
+            (
+                "client_cert_file",
+                "AMQP_CLIENT_CERT_FILE",
+                &config.client_cert_file,
+            ),
+            (
+                "client_key_file",
+                "AMQP_CLIENT_KEY_FILE",
+                &config.client_key_file,
+            ),
+        ];
+        if !tls_wanted {
+            if let Some((key, var, _)) = files.iter().find(|(_, _, path)| path.is_some()) {
+                return Err(PluginError::Config(format!(
+                    "{key} ({var}) is set but url (AMQP_URL) {shown} is not amqps://: TLS files need an amqps:// URL"
+                )));
+            }
+        }
+        let read = |key: &str, var: &str, path: &Path| -> Result<Vec<u8>, PluginError> {
+            let path = cx.resolve_path(path);
+            std::fs::read(&path).map_err(|error| {
+                PluginError::Config(format!(
+                    "{key} ({var}): cannot read {}: {error}",
+                    path.display()
+                ))
+            })
+        };
+        let mut tls = OwnedTLSConfig::default();
+        if let Some(path) = &config.ca_file {
+            let pem = read("ca_file", "AMQP_CA_FILE", path)?;
+            let text = String::from_utf8(pem).map_err(|_| {
+                PluginError::Config(format!(
+                    "ca_file (AMQP_CA_FILE): {} is not a PEM file",
+                    path.display()
+                ))
+            })?;
+            if !text.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(PluginError::Config(format!(
+                    "ca_file (AMQP_CA_FILE): {} holds no PEM certificate",
+                    path.display()
+                )));
+            }
+            tls.cert_chain = Some(text);
+        }
+        match (&config.client_cert_file, &config.client_key_file) {
+            (Some(cert), Some(key)) => {
+                let pem = read("client_cert_file", "AMQP_CLIENT_CERT_FILE", cert)?;
+                let key_pem = read("client_key_file", "AMQP_CLIENT_KEY_FILE", key)?;
+                check_pem(
+                    &pem,
+                    "CERTIFICATE",
+                    "client_cert_file (AMQP_CLIENT_CERT_FILE)",
+                    cert,
+                )?;
+                check_pem(
+                    &key_pem,
+                    "PRIVATE KEY",
+                    "client_key_file (AMQP_CLIENT_KEY_FILE)",
+                    key,
+                )?;
+                tls.identity = Some(OwnedIdentity::PKCS8 { pem, key: key_pem });
+            }
+            (Some(_), None) => {
+                return Err(PluginError::Config(
+                    "client_cert_file (AMQP_CLIENT_CERT_FILE) is set without client_key_file (AMQP_CLIENT_KEY_FILE)".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(PluginError::Config(
+                    "client_key_file (AMQP_CLIENT_KEY_FILE) is set without client_cert_file (AMQP_CLIENT_CERT_FILE)".into(),
+                ));
+            }
+            (None, None) => {}
+        }
+        Ok(Broker { uri, tls, shown })
+    }
+
+    /// The vhost of the URL.
+    pub fn vhost(&self) -> &str {
+        &self.uri.vhost
+    }
+
+    /// The broker's `host:port`.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.uri.authority.host, self.uri.authority.port)
+    }
+
+    /// One connection attempt.
+    pub async fn connect(&self) -> Result<Connection, ConnectError> {
+        let properties = ConnectionProperties::default().with_connection_name("customersim".into());
+        let runtime = lapin::runtime::default_runtime().map_err(|error| ConnectError {
+            permanent: true,
+            message: format!("amqp: no async runtime: {error}"),
+        })?;
+        let limit = self
+            .uri
+            .query
+            .connection_timeout
+            .map(|ms| Duration::from_millis(ms) + Duration::from_secs(1))
+            .unwrap_or(CONNECT_TIMEOUT);
+        let attempt = Connection::connect_uri_with_config(
+            self.uri.clone(),
+            properties,
+            self.tls.clone(),
+            runtime,
+        );
+        match tokio::time::timeout(limit, attempt).await {
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(error)) => Err(self.classify(&error)),
+            Err(_) => Err(ConnectError {
+                permanent: false,
+                message: format!("amqp: no answer from {} within {limit:?}", self.address()),
+            }),
+        }
+    }
+
+    /// Turns a lapin error of a connection attempt into a message and a verdict.
+    pub fn classify(&self, error: &lapin::Error) -> ConnectError {
+        let address = self.address();
+        let user = &self.uri.authority.userinfo.username;
+        let vhost = &self.uri.vhost;
+        let text = self.scrub(&error.to_string());
+        match error.kind() {
+            ErrorKind::ProtocolError(amqp) => match amqp.kind() {
+                AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) => ConnectError {
+                    permanent: true,
+                    message: format!(
+                        "amqp: the broker at {address} refused the login of user {user:?} ({}): check the user name and password in url (AMQP_URL)",
+                        self.scrub(amqp.get_message().as_str())
+                    ),
+                },
+                AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) => ConnectError {
+                    permanent: true,
+                    message: format!(
+                        "amqp: the broker at {address} refused user {user:?} access to vhost {vhost:?} ({}): check the vhost in url (AMQP_URL)",
+                        self.scrub(amqp.get_message().as_str())
+                    ),
+                },
+                _ => ConnectError {
+                    permanent: false,
+                    message: format!("amqp: {address}: {text}"),
+                },
+            },
+            ErrorKind::AuthProviderError(_) => ConnectError {
+                permanent: true,
+                message: format!(
+                    "amqp: authentication with {address} failed ({text}): check url (AMQP_URL)"
+                ),
+            },
+            ErrorKind::IOError(io) if is_tls_failure(io) => ConnectError {
+                permanent: true,
+                message: format!(
+                    "amqp: TLS with {address} failed ({text}): check url (AMQP_URL), ca_file (AMQP_CA_FILE), client_cert_file and client_key_file"
+                ),
+            },
+            _ => ConnectError {
+                permanent: false,
+                message: format!("amqp: cannot connect to {address}: {text}"),
+            },
+        }
+    }
+
+    /// Removes the password from a text, in case a library echoed it.
+    fn scrub(&self, text: &str) -> String {
+        let password = &self.uri.authority.userinfo.password;
+        if password.len() >= 3 {
+            text.replace(password.as_str(), "******")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// TLS handshake and certificate failures: rustls reports them as `InvalidData`.
+fn is_tls_failure(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+    )
+}
+
+fn check_pem(pem: &[u8], label: &str, what: &str, path: &Path) -> Result<(), PluginError> {
+    let text = String::from_utf8_lossy(pem);
+    if text.contains("-----BEGIN ") && text.contains(label) {
+        Ok(())
+    } else {
+        Err(PluginError::Config(format!(
+            "{what}: {} holds no PEM {label}",
+            path.display()
+        )))
+    }
+}
+
+/// Parses an AMQP URL. Errors and the returned display text never hold the password.
+pub fn parse_url(url: &str) -> Result<(AMQPUri, String), PluginError> {
+    let shown = mask_password(url);
+    let parsed = url::Url::parse(url).map_err(|error| {
+        PluginError::Config(format!("url (AMQP_URL): invalid URL {shown}: {error}"))
+    })?;
+    if !matches!(parsed.scheme(), "amqp" | "amqps") {
+        return Err(PluginError::Config(format!(
+            "url (AMQP_URL): {shown}: the scheme must be amqp:// or amqps://"
+        )));
+    }
+    let password = parsed.password().unwrap_or_default().to_string();
+    let mut uri: AMQPUri = url.parse().map_err(|error: String| {
+        let error = if password.is_empty() {
+            error
+        } else {
+            error.replace(url, &shown).replace(&password, "******")
+        };
+        PluginError::Config(format!("url (AMQP_URL): invalid AMQP URL {shown}: {error}"))
+    })?;
+    // amq-protocol-uri only keeps domain names; keep IP addresses too (127.0.0.1 stays 127.0.0.1
+    // instead of becoming "localhost", which may resolve to ::1 first).
+    if let Some(host) = parsed.host_str() {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if !host.is_empty() {
+            uri.authority.host = host.to_string();
+        }
+    }
+    Ok((uri, shown))
+}
+
+/// `amqp://user:secret@host/` → `amqp://user:******@host/`.
+pub fn mask_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{}{user}:******{}", &url[..scheme_end + 3], &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls_and_keeps_ip_hosts() {
+        let (uri, shown) = parse_url("amqp://guest:s3cret@127.0.0.1:5673/%2f").unwrap();
+        assert_eq!(uri.authority.host, "127.0.0.1");
+        assert_eq!(uri.authority.port, 5673);
+        assert_eq!(uri.vhost, "/");
+        assert_eq!(uri.authority.userinfo.password, "s3cret");
+        assert_eq!(shown, "amqp://guest:******@127.0.0.1:5673/%2f");
+        let (uri, _) = parse_url("amqps://u:p@broker.example/prod").unwrap();
+        assert_eq!(uri.scheme, AMQPScheme::AMQPS);
+        assert_eq!(uri.authority.port, 5671);
+        assert_eq!(uri.vhost, "prod");
+    }
+
+    #[test]
+    fn bad_urls_are_reported_without_the_password() {
+        for url in [
+            "http://guest:s3cret@host/",
+            "amqp://guest:s3cret@host:99999/",
+            "amqp://guest:s3cret@host/?heartbeat=soon",
+        ] {
+            let error = parse_url(url).unwrap_err().to_string();
+            assert!(error.contains("url (AMQP_URL)"), "{error}");
+            assert!(!error.contains("s3cret"), "{error}");
+        }
+    }
+}
