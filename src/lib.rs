@@ -30,6 +30,7 @@
 #![deny(unused_crate_dependencies)]
 
 // Link the built-in plugins (inventory drops the registrations of a crate nothing names).
+use customersim_sink_mqtt as _;
 use customersim_sink_stdout as _;
 use customersim_source_random_walk as _;
 
@@ -48,5 +49,9 @@ pub use customersim_plugin_api as plugin_api;
 
 #[cfg(test)]
 use libc as _;
+#[cfg(test)]
+use rcgen as _;
+#[cfg(test)]
+use rumqttc as _;
 #[cfg(test)]
 use serde_json as _;
