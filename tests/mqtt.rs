@@ -32,14 +32,29 @@ fn pipeline(prefix: &str, simulation: &str, shoppers: u32, sink: &str) -> String
 
 /// What the stdout sink prints for the same pipeline: the messages a broker must receive.
 fn reference(config: &Path) -> Vec<Line> {
-    let output = run_ok(customersim().arg("run").arg("--config").arg(config).args(["--sink", "stdout"]));
+    let output = run_ok(
+        customersim()
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .args(["--sink", "stdout"]),
+    );
     let lines = parse_lines(&output.stdout);
-    assert!(lines.len() > 50, "the reference run publishes something: {}", lines.len());
+    assert!(
+        lines.len() > 50,
+        "the reference run publishes something: {}",
+        lines.len()
+    );
     lines
 }
 
 fn run_mqtt(config: &Path) -> Output {
-    customersim().arg("run").arg("--config").arg(config).output().expect("customersim runs")
+    customersim()
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("customersim runs")
 }
 
 fn stderr(output: &Output) -> String {
@@ -51,16 +66,29 @@ fn unique_prefix(label: &str) -> String {
 }
 
 /// Runs the mqtt sink and asserts that the subscriber got exactly the reference messages, in order.
-fn assert_delivers_exactly(config_text: &str, port: u16, prefix: &str, subscriber: SubscriberOptions) {
+fn assert_delivers_exactly(
+    config_text: &str,
+    port: u16,
+    prefix: &str,
+    subscriber: SubscriberOptions,
+) {
     let config = write_temp("pipeline.yaml", config_text);
     let expected = reference(&config);
     let subscriber = Subscriber::start(port, &format!("{prefix}/#"), subscriber);
     let output = run_mqtt(&config);
-    assert!(output.status.success(), "exit {:?}\n{}", output.status, stderr(&output));
+    assert!(
+        output.status.success(),
+        "exit {:?}\n{}",
+        output.status,
+        stderr(&output)
+    );
     let received = subscriber.wait_for(expected.len(), Duration::from_secs(30));
     assert_eq!(received.len(), expected.len(), "message count");
     if let Some(index) = (0..expected.len()).find(|&i| received[i] != expected[i]) {
-        panic!("message {index} differs:\n got  {:?}\n want {:?}", received[index], expected[index]);
+        panic!(
+            "message {index} differs:\n got  {:?}\n want {:?}",
+            received[index], expected[index]
+        );
     }
 }
 
@@ -68,7 +96,12 @@ fn assert_delivers_exactly(config_text: &str, port: u16, prefix: &str, subscribe
 fn local_broker_gets_the_stdout_sinks_messages_byte_for_byte() {
     let prefix = unique_prefix("local");
     // The local service keeps its default max_queued_messages (1000): stay well below it.
-    let text = pipeline(&prefix, "speed: max, duration: 30m", 5, "    port: 1883\n    qos: 1\n");
+    let text = pipeline(
+        &prefix,
+        "speed: max, duration: 30m",
+        5,
+        "    port: 1883\n    qos: 1\n",
+    );
     assert_delivers_exactly(&text, 1883, &prefix, SubscriberOptions::default());
 }
 
@@ -95,7 +128,10 @@ fn mqtt_v5_delivers_the_same_messages() {
         "v5",
         "speed: max, duration: 2h",
         20,
-        &format!("    port: {}\n    qos: 1\n    protocol_version: MQTTv5\n", broker.port),
+        &format!(
+            "    port: {}\n    qos: 1\n    protocol_version: MQTTv5\n",
+            broker.port
+        ),
     );
     assert_delivers_exactly(&text, broker.port, "v5", SubscriberOptions::default());
 }
@@ -123,7 +159,12 @@ fn password_authentication_right_and_wrong() {
         ..SubscriberOptions::default()
     };
     // Right password, given through the original service's environment variables.
-    let text = pipeline("auth", "speed: max, duration: 1h", 10, &format!("    port: {}\n    qos: 1\n", broker.port));
+    let text = pipeline(
+        "auth",
+        "speed: max, duration: 1h",
+        10,
+        &format!("    port: {}\n    qos: 1\n", broker.port),
+    );
     let config = write_temp("pipeline.yaml", &text);
     let expected = reference(&config);
     let subscriber = Subscriber::start(broker.port, "auth/#", credentials);
@@ -137,8 +178,14 @@ fn password_authentication_right_and_wrong() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(!stderr(&output).contains("c0rrect-h0rse"), "the password is never logged");
-    assert_eq!(subscriber.wait_for(expected.len(), Duration::from_secs(20)), expected);
+    assert!(
+        !stderr(&output).contains("c0rrect-h0rse"),
+        "the password is never logged"
+    );
+    assert_eq!(
+        subscriber.wait_for(expected.len(), Duration::from_secs(20)),
+        expected
+    );
 
     // Wrong password: one clear message, exit 1, quickly, and the password never shown.
     let started = Instant::now();
@@ -153,14 +200,28 @@ fn password_authentication_right_and_wrong() {
         .unwrap();
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
-    assert!(text.contains("not authorized") && text.contains("MQTT_PASSWORD"), "{text}");
-    assert!(!text.contains("wr0ng-pa55"), "the password is never logged: {text}");
-    assert!(started.elapsed() < Duration::from_secs(10), "fails fast, took {:?}", started.elapsed());
+    assert!(
+        text.contains("not authorized") && text.contains("MQTT_PASSWORD"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("wr0ng-pa55"),
+        "the password is never logged: {text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "fails fast, took {:?}",
+        started.elapsed()
+    );
 
     // No password at all on a broker that needs one.
     let output = run_mqtt(&config);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(stderr(&output).contains("not authorized"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("not authorized"),
+        "{}",
+        stderr(&output)
+    );
 
     // `validate` shows the config without the password.
     let output = customersim()
@@ -173,7 +234,10 @@ fn password_authentication_right_and_wrong() {
         .unwrap();
     let shown = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(shown.contains("username: sensor") && !shown.contains("c0rrect-h0rse"), "{shown}");
+    assert!(
+        shown.contains("username: sensor") && !shown.contains("c0rrect-h0rse"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -181,14 +245,28 @@ fn tls_with_a_test_ca_and_a_certificate_that_does_not_verify() {
     let dir = shared_dir("tls");
     let pki = TestPki::generate(&dir, "");
     let other = TestPki::generate(&dir, "other-");
-    let broker = Broker::start_in(dir, common::free_port(), "allow_anonymous true", &pki.listener(false));
+    let broker = Broker::start_in(
+        dir,
+        common::free_port(),
+        "allow_anonymous true",
+        &pki.listener(false),
+    );
     let text = pipeline(
         "tls",
         "speed: max, duration: 1h",
         10,
-        &format!("    port: {}\n    qos: 1\n    broker_cert_file: {}\n", broker.port, pki.ca.display()),
+        &format!(
+            "    port: {}\n    qos: 1\n    broker_cert_file: {}\n",
+            broker.port,
+            pki.ca.display()
+        ),
     );
-    assert_delivers_exactly(&text, broker.plain_port, "tls", SubscriberOptions::default());
+    assert_delivers_exactly(
+        &text,
+        broker.plain_port,
+        "tls",
+        SubscriberOptions::default(),
+    );
 
     // A CA that did not sign the broker's certificate: fails fast, exit 1, says why.
     let started = Instant::now();
@@ -201,8 +279,16 @@ fn tls_with_a_test_ca_and_a_certificate_that_does_not_verify() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(stderr(&output).contains("does not verify"), "{}", stderr(&output));
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        stderr(&output).contains("does not verify"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
 
     // TLS to a plain listener: a permanent error too, not an endless retry.
     let output = customersim()
@@ -221,8 +307,17 @@ fn mutual_tls_requires_a_client_certificate_the_broker_trusts() {
     let dir = shared_dir("mtls");
     let pki = TestPki::generate(&dir, "");
     let other = TestPki::generate(&dir, "other-");
-    let broker = Broker::start_in(dir, common::free_port(), "allow_anonymous true", &pki.listener(true));
-    let sink = format!("    port: {}\n    qos: 1\n    broker_cert_file: {}\n", broker.port, pki.ca.display());
+    let broker = Broker::start_in(
+        dir,
+        common::free_port(),
+        "allow_anonymous true",
+        &pki.listener(true),
+    );
+    let sink = format!(
+        "    port: {}\n    qos: 1\n    broker_cert_file: {}\n",
+        broker.port,
+        pki.ca.display()
+    );
     let text = pipeline("mtls", "speed: max, duration: 1h", 10, &sink);
     let config = write_temp("pipeline.yaml", &text);
     let expected = reference(&config);
@@ -236,21 +331,33 @@ fn mutual_tls_requires_a_client_certificate_the_broker_trusts() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(subscriber.wait_for(expected.len(), Duration::from_secs(20)), expected);
+    assert_eq!(
+        subscriber.wait_for(expected.len(), Duration::from_secs(20)),
+        expected
+    );
 
     // Without a client certificate, and with one from a CA the broker does not trust: exit 1.
-    for (cert, key) in [(None, None), (Some(&other.client_cert), Some(&other.client_key))] {
+    for (cert, key) in [
+        (None, None),
+        (Some(&other.client_cert), Some(&other.client_key)),
+    ] {
         let started = Instant::now();
         let mut command = customersim();
         command.arg("run").arg("--config").arg(&config);
         if let (Some(cert), Some(key)) = (cert, key) {
-            command.env("MQTT_CLIENT_CERT_FILE", cert).env("MQTT_CLIENT_KEY_FILE", key);
+            command
+                .env("MQTT_CLIENT_CERT_FILE", cert)
+                .env("MQTT_CLIENT_KEY_FILE", key);
         }
         let output = command.output().unwrap();
         let text = stderr(&output);
         assert_eq!(output.status.code(), Some(1), "{text}");
         assert!(text.contains("TLS"), "{text}");
-        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            started.elapsed()
+        );
     }
 
     // A key file that cannot be read: a configuration error naming the variable, before connecting.
@@ -264,14 +371,19 @@ fn mutual_tls_requires_a_client_certificate_the_broker_trusts() {
         .unwrap();
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{text}");
-    assert!(text.contains("MQTT_CLIENT_KEY_FILE") && text.contains("/nonexistent/client.key"), "{text}");
+    assert!(
+        text.contains("MQTT_CLIENT_KEY_FILE") && text.contains("/nonexistent/client.key"),
+        "{text}"
+    );
 }
 
 /// Counts of each distinct message.
 fn multiset(lines: &[Line]) -> HashMap<(&str, &str), usize> {
     let mut counts = HashMap::new();
     for line in lines {
-        *counts.entry((line.topic.as_str(), line.payload.as_str())).or_insert(0) += 1;
+        *counts
+            .entry((line.topic.as_str(), line.payload.as_str()))
+            .or_insert(0) += 1;
     }
     counts
 }
@@ -280,10 +392,25 @@ fn multiset(lines: &[Line]) -> HashMap<(&str, &str), usize> {
 fn assert_every_message_arrived(received: &[Line], expected: &[Line]) {
     let got = multiset(received);
     let want = multiset(expected);
-    let missing: Vec<_> = want.iter().filter(|(line, n)| got.get(*line).copied().unwrap_or(0) < **n).collect();
-    assert!(missing.is_empty(), "{} distinct messages missing, e.g. {:?}", missing.len(), missing.first());
-    let foreign: Vec<_> = got.keys().filter(|line| !want.contains_key(*line)).collect();
-    assert!(foreign.is_empty(), "unexpected messages: {:?}", foreign.first());
+    let missing: Vec<_> = want
+        .iter()
+        .filter(|(line, n)| got.get(*line).copied().unwrap_or(0) < **n)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} distinct messages missing, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
+    let foreign: Vec<_> = got
+        .keys()
+        .filter(|line| !want.contains_key(*line))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "unexpected messages: {:?}",
+        foreign.first()
+    );
 }
 
 fn spawn_mqtt(config: &Path) -> Child {
@@ -305,14 +432,20 @@ fn broker_restart_mid_run_loses_nothing_at_qos_1() {
         "restart",
         "speed: 300, duration: 30m",
         150,
-        &format!("    port: {}\n    qos: 1\n    reconnect_delay_min: 100ms\n    reconnect_delay_max: 1s\n", broker.port),
+        &format!(
+            "    port: {}\n    qos: 1\n    reconnect_delay_min: 100ms\n    reconnect_delay_max: 1s\n",
+            broker.port
+        ),
     );
     let config = write_temp("pipeline.yaml", &text);
     let expected = reference(&config);
     let subscriber = Subscriber::start(
         broker.port,
         "restart/#",
-        SubscriberOptions { persistent_id: Some(format!("restart-sub-{}", std::process::id())), ..Default::default() },
+        SubscriberOptions {
+            persistent_id: Some(format!("restart-sub-{}", std::process::id())),
+            ..Default::default()
+        },
     );
     let child = spawn_mqtt(&config);
     std::thread::sleep(Duration::from_secs(2));
@@ -322,8 +455,16 @@ fn broker_restart_mid_run_loses_nothing_at_qos_1() {
     let output = child.wait_with_output().unwrap();
     let text = stderr(&output);
     assert!(output.status.success(), "{text}");
-    assert_eq!(text.matches("connection to 127.0.0.1").count(), 1, "one warning when the link goes down:\n{text}");
-    assert_eq!(text.matches("reconnected to 127.0.0.1").count(), 1, "one note when it is back:\n{text}");
+    assert_eq!(
+        text.matches("connection to 127.0.0.1").count(),
+        1,
+        "one warning when the link goes down:\n{text}"
+    );
+    assert_eq!(
+        text.matches("reconnected to 127.0.0.1").count(),
+        1,
+        "one note when it is back:\n{text}"
+    );
     let received = subscriber.wait_for(expected.len(), Duration::from_secs(30));
     assert_every_message_arrived(&received, &expected);
 }
@@ -333,40 +474,65 @@ fn a_broker_that_comes_up_late_gets_everything_and_the_buffer_holds_the_schedule
     // A persistent subscription made beforehand, so the broker queues what arrives before the
     // subscriber is back: every message is then expected, in order.
     let mut broker = Broker::start("late", "allow_anonymous true", "");
-    let subscription = SubscriberOptions { persistent_id: Some(format!("late-sub-{}", std::process::id())), ..Default::default() };
-    drop(Subscriber::start(broker.port, "late/#", subscription.clone()));
+    let subscription = SubscriberOptions {
+        persistent_id: Some(format!("late-sub-{}", std::process::id())),
+        ..Default::default()
+    };
+    drop(Subscriber::start(
+        broker.port,
+        "late/#",
+        subscription.clone(),
+    ));
     broker.stop();
 
     let text = pipeline(
         "late",
         "speed: max, duration: 1h",
         20,
-        &format!("    port: {}\n    qos: 1\n    buffer_size: 16\n    reconnect_delay_min: 100ms\n    reconnect_delay_max: 500ms\n", broker.port),
+        &format!(
+            "    port: {}\n    qos: 1\n    buffer_size: 16\n    reconnect_delay_min: 100ms\n    reconnect_delay_max: 500ms\n",
+            broker.port
+        ),
     );
     let config = write_temp("pipeline.yaml", &text);
     let expected = reference(&config);
     let mut child = spawn_mqtt(&config);
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(child.try_wait().unwrap().is_none(), "with the broker away and the buffer full, the run waits");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "with the broker away and the buffer full, the run waits"
+    );
     broker.restart();
     let output = child.wait_with_output().unwrap();
     let text = stderr(&output);
     assert!(output.status.success(), "{text}");
-    assert_eq!(text.matches("cannot connect to 127.0.0.1").count(), 1, "one warning while away:\n{text}");
+    assert_eq!(
+        text.matches("cannot connect to 127.0.0.1").count(),
+        1,
+        "one warning while away:\n{text}"
+    );
     let subscriber = Subscriber::start(broker.port, "late/#", subscription);
-    assert_eq!(subscriber.wait_for(expected.len(), Duration::from_secs(20)), expected);
+    assert_eq!(
+        subscriber.wait_for(expected.len(), Duration::from_secs(20)),
+        expected
+    );
 }
 
 #[test]
 fn the_default_pipeline_needs_mqtt_host() {
-    let output = customersim().args(["run", "--seed", "1", "--speed", "max", "--duration", "10m"]).output().unwrap();
+    let output = customersim()
+        .args(["run", "--seed", "1", "--speed", "max", "--duration", "10m"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("MQTT_HOST"), "{}", stderr(&output));
     let output = customersim().arg("validate").output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     // TESTING_MOCK_MQTT=true swaps the mqtt sink for stdout, as in the original service.
     let output = run_ok(
-        customersim().args(["run", "--seed", "1", "--speed", "max", "--duration", "10m"]).env("TESTING_MOCK_MQTT", "true"),
+        customersim()
+            .args(["run", "--seed", "1", "--speed", "max", "--duration", "10m"])
+            .env("TESTING_MOCK_MQTT", "true"),
     );
     assert!(!parse_lines(&output.stdout).is_empty());
     let _ = write_shared;

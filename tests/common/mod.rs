@@ -9,12 +9,40 @@ use std::process::{Command, Output, Stdio};
 /// Environment variables of the original service and of this one that must not leak from the
 /// developer's shell into a test.
 const SCRUBBED: &[&str] = &[
-    "STORE_WIDTH", "STORE_HEIGHT", "STORE_DOOR", "CUSTOMERS_AVERAGE_IN_STORE", "CUSTOMERS_LIST_FILE", "MQTT_HOST",
-    "MQTT_PORT", "MQTT_CLIENT_ID", "MQTT_USERNAME", "MQTT_PASSWORD", "MQTT_BROKER_CERT_FILE", "MQTT_CLIENT_CERT_FILE",
-    "MQTT_CLIENT_KEY_FILE", "MQTT_PROTOCOL_VERSION", "MQTT_QOS", "ENTER_TOPIC", "MOVE_TOPIC", "EXIT_TOPIC", "LOG_LEVEL",
-    "LOG_FILENAME", "CONSUME_FREQUENCY", "CONSUME_FROM", "CONSUME_BATCH_SIZE", "TESTING_MOCK_MQTT", "SINKS",
-    "SIMULATION_SEED", "SIMULATION_SPEED", "SIMULATION_START", "SIMULATION_DURATION", "AMQP_URL", "REDIS_URL",
-    "HTTP_LISTEN", "HTTP_TOKEN", "TIMELINE_BACKEND",
+    "STORE_WIDTH",
+    "STORE_HEIGHT",
+    "STORE_DOOR",
+    "CUSTOMERS_AVERAGE_IN_STORE",
+    "CUSTOMERS_LIST_FILE",
+    "MQTT_HOST",
+    "MQTT_PORT",
+    "MQTT_CLIENT_ID",
+    "MQTT_USERNAME",
+    "MQTT_PASSWORD",
+    "MQTT_BROKER_CERT_FILE",
+    "MQTT_CLIENT_CERT_FILE",
+    "MQTT_CLIENT_KEY_FILE",
+    "MQTT_PROTOCOL_VERSION",
+    "MQTT_QOS",
+    "ENTER_TOPIC",
+    "MOVE_TOPIC",
+    "EXIT_TOPIC",
+    "LOG_LEVEL",
+    "LOG_FILENAME",
+    "CONSUME_FREQUENCY",
+    "CONSUME_FROM",
+    "CONSUME_BATCH_SIZE",
+    "TESTING_MOCK_MQTT",
+    "SINKS",
+    "SIMULATION_SEED",
+    "SIMULATION_SPEED",
+    "SIMULATION_START",
+    "SIMULATION_DURATION",
+    "AMQP_URL",
+    "REDIS_URL",
+    "HTTP_LISTEN",
+    "HTTP_TOKEN",
+    "TIMELINE_BACKEND",
 ];
 
 /// A `customersim` command with a clean environment (PATH and HOME kept).
@@ -30,7 +58,12 @@ pub fn customersim() -> Command {
 /// Runs to the end and returns the output; panics with stderr if it did not exit 0.
 pub fn run_ok(command: &mut Command) -> Output {
     let output = command.output().expect("customersim runs");
-    assert!(output.status.success(), "exit {:?}\nstderr:\n{}", output.status, String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
     output
 }
 
@@ -47,20 +80,32 @@ pub fn parse_lines(stdout: &[u8]) -> Vec<Line> {
     let text = std::str::from_utf8(stdout).expect("utf-8 output");
     text.lines()
         .map(|line| {
-            let rest = line.strip_prefix("{\"topic\": ").unwrap_or_else(|| panic!("not a stdout sink line: {line}"));
+            let rest = line
+                .strip_prefix("{\"topic\": ")
+                .unwrap_or_else(|| panic!("not a stdout sink line: {line}"));
             let (topic, rest) = rest.split_once(", \"payload\": ").expect("payload member");
             let payload = rest.strip_suffix('}').expect("closing brace");
-            Line { topic: serde_json::from_str(topic).expect("topic is a JSON string"), payload: payload.to_string() }
+            Line {
+                topic: serde_json::from_str(topic).expect("topic is a JSON string"),
+                payload: payload.to_string(),
+            }
         })
         .collect()
 }
 
 /// Writes `text` to a new file in a fresh temp folder and returns its path.
 pub fn write_temp(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("customersim-test-{}-{}", std::process::id(), unique()));
+    let dir = std::env::temp_dir().join(format!(
+        "customersim-test-{}-{}",
+        std::process::id(),
+        unique()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
-    std::fs::File::create(&path).unwrap().write_all(text.as_bytes()).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     path
 }
 
@@ -72,7 +117,11 @@ fn unique() -> u64 {
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The folder of the repository's `configs/`.

@@ -61,7 +61,11 @@ impl Broker {
 
     /// Like [`Broker::start`], in a prepared folder and on a given port.
     pub fn start_in(dir: PathBuf, port: u16, global: &str, listener: &str) -> Broker {
-        let plain_port = if listener.trim().is_empty() { port } else { free_port() };
+        let plain_port = if listener.trim().is_empty() {
+            port
+        } else {
+            free_port()
+        };
         let mut text = format!(
             "persistence true\npersistence_location {}/\nlog_dest file {}/mosquitto.log\nlog_type all\nmax_queued_messages 0\nmax_inflight_messages 0\n{global}\nlistener {port} 127.0.0.1\n{listener}\n",
             dir.display(),
@@ -71,7 +75,13 @@ impl Broker {
             text.push_str(&format!("listener {plain_port} 127.0.0.1\n"));
         }
         let config = write_shared(&dir, "mosquitto.conf", &text);
-        let mut broker = Broker { port, plain_port, dir, config, child: None };
+        let mut broker = Broker {
+            port,
+            plain_port,
+            dir,
+            config,
+            child: None,
+        };
         broker.restart();
         broker
     }
@@ -94,7 +104,11 @@ impl Broker {
                 if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                     panic!("mosquitto exited with {status}; log:\n{}", self.log());
                 }
-                assert!(Instant::now() < deadline, "mosquitto did not come up; log:\n{}", self.log());
+                assert!(
+                    Instant::now() < deadline,
+                    "mosquitto did not come up; log:\n{}",
+                    self.log()
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -161,7 +175,10 @@ impl Subscriber {
             let stop = stop.clone();
             let filter = filter.to_string();
             std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 runtime.block_on(async move {
                     let id = options.persistent_id.clone().unwrap_or_else(|| {
                         format!("test-sub-{}-{}", std::process::id(), free_port())
@@ -181,10 +198,14 @@ impl Subscriber {
                             stopping = true;
                             let _ = client.try_disconnect();
                         }
-                        match tokio::time::timeout(Duration::from_millis(200), events.poll()).await {
+                        match tokio::time::timeout(Duration::from_millis(200), events.poll()).await
+                        {
                             Err(_) => {}
                             Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
-                                client.subscribe(filter.as_str(), QoS::AtLeastOnce).await.unwrap();
+                                client
+                                    .subscribe(filter.as_str(), QoS::AtLeastOnce)
+                                    .await
+                                    .unwrap();
                             }
                             Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => {
                                 if let Some(ready) = ready.take() {
@@ -210,8 +231,14 @@ impl Subscriber {
                 });
             })
         };
-        ready_rx.recv_timeout(Duration::from_secs(10)).expect("the test subscriber subscribed");
-        Subscriber { received, stop, thread: Some(thread) }
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the test subscriber subscribed");
+        Subscriber {
+            received,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// Waits until at least `count` messages arrived (at most `limit`), then a little longer to
@@ -255,30 +282,47 @@ impl TestPki {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, format!("customersim test CA {prefix}"));
-        ca_params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, format!("customersim test CA {prefix}"));
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let ca = ca_params.self_signed(&ca_key).unwrap();
 
         let server_key = KeyPair::generate().unwrap();
         let mut server_params =
             CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        server_params.distinguished_name.push(DnType::CommonName, "localhost");
+        server_params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
         server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let server = server_params.signed_by(&server_key, &ca, &ca_key).unwrap();
 
         let client_key = KeyPair::generate().unwrap();
         let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        client_params.distinguished_name.push(DnType::CommonName, "customersim-test-client");
+        client_params
+            .distinguished_name
+            .push(DnType::CommonName, "customersim-test-client");
         client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let client = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
 
         TestPki {
             ca: write_shared(dir, &format!("{prefix}ca.pem"), &ca.pem()),
             server_cert: write_shared(dir, &format!("{prefix}server.pem"), &server.pem()),
-            server_key: write_shared(dir, &format!("{prefix}server.key"), &server_key.serialize_pem()),
+            server_key: write_shared(
+                dir,
+                &format!("{prefix}server.key"),
+                &server_key.serialize_pem(),
+            ),
             client_cert: write_shared(dir, &format!("{prefix}client.pem"), &client.pem()),
-            client_key: write_shared(dir, &format!("{prefix}client.key"), &client_key.serialize_pem()),
+            client_key: write_shared(
+                dir,
+                &format!("{prefix}client.key"),
+                &client_key.serialize_pem(),
+            ),
         }
     }
 

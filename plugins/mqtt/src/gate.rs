@@ -54,7 +54,11 @@ impl Gate {
 
     /// Takes between 1 and `wanted` permits, waiting while the window is full (until `deadline`,
     /// if one is given).
-    pub async fn acquire(&self, wanted: usize, deadline: Option<Instant>) -> Result<usize, Blocked> {
+    pub async fn acquire(
+        &self,
+        wanted: usize,
+        deadline: Option<Instant>,
+    ) -> Result<usize, Blocked> {
         self.wait_for(deadline, |state| {
             let free = state.window.saturating_sub(state.outstanding);
             if free == 0 {

@@ -60,8 +60,8 @@ use customersim_plugin_api::{
     BuildContext, EnvKind, EnvOverride, Event, PluginError, Shutdown, Sink, SinkConfig,
     SinkContext, Topics, async_trait, duration, rand, register_sink, tokio, tracing,
 };
-use rumqttc::Transport;
 use rumqttc::TlsConfiguration;
+use rumqttc::Transport;
 
 use crate::gate::{Blocked, Gate};
 use crate::link::{LinkSettings, LinkState, Wire};
@@ -280,10 +280,7 @@ impl MqttConfig {
             );
         }
         if self.keep_alive < Duration::from_secs(5) || self.keep_alive.subsec_nanos() != 0 {
-            return bad(
-                "keep_alive",
-                "must be whole seconds, at least 5s".into(),
-            );
+            return bad("keep_alive", "must be whole seconds, at least 5s".into());
         }
         if self.buffer_size == 0 || (self.qos > 0 && self.buffer_size > usize::from(u16::MAX)) {
             return bad(
@@ -331,8 +328,7 @@ impl MqttConfig {
 
 impl SinkConfig for MqttConfig {
     const NAME: &'static str = "mqtt";
-    const DESCRIPTION: &'static str =
-        "publishes to an MQTT broker (v3.1.1/v5, QoS 0-2, TLS, reconnects without loss at QoS >= 1)";
+    const DESCRIPTION: &'static str = "publishes to an MQTT broker (v3.1.1/v5, QoS 0-2, TLS, reconnects without loss at QoS >= 1)";
     const ENV: &'static [EnvOverride] = &[
         EnvOverride {
             var: "MQTT_HOST",
@@ -416,8 +412,12 @@ impl SinkConfig for MqttConfig {
         let client_id = self.effective_client_id();
         let host = self.host.trim().to_string();
         let window = self.buffer_size;
-        let credentials = non_empty(&self.username)
-            .map(|user| (user.to_string(), non_empty(&self.password).unwrap_or("").to_string()));
+        let credentials = non_empty(&self.username).map(|user| {
+            (
+                user.to_string(),
+                non_empty(&self.password).unwrap_or("").to_string(),
+            )
+        });
         let connect_timeout = self.connect_timeout.as_secs().max(1);
         let (client, wire) = match self.protocol_version {
             ProtocolVersion::V311 => {
@@ -437,7 +437,7 @@ impl SinkConfig for MqttConfig {
                 (
                     Client::V4(client),
                     Wire::V4 {
-                        events,
+                        events: Box::new(events),
                         kept: Default::default(),
                     },
                 )
@@ -457,7 +457,7 @@ impl SinkConfig for MqttConfig {
                 (
                     Client::V5(client),
                     Wire::V5 {
-                        events,
+                        events: Box::new(events),
                         kept: Default::default(),
                     },
                 )
@@ -631,7 +631,11 @@ impl Sink for MqttSink {
                 let mut payload = Vec::with_capacity(64);
                 event.write_payload(&mut payload);
                 let topic = self.topics.for_kind(&event.kind);
-                if !self.client.publish(topic, self.qos, self.retain, payload).await {
+                if !self
+                    .client
+                    .publish(topic, self.qos, self.retain, payload)
+                    .await
+                {
                     self.gate.unacquire(acquired - sent);
                     return Err(self.failure());
                 }
@@ -654,12 +658,18 @@ impl Sink for MqttSink {
             Ok(()) => Ok(()),
             Err(Blocked::Failed(why)) => Err(PluginError::Fatal(why)),
             Err(Blocked::TimedOut { outstanding }) => Err(PluginError::Fatal(format!(
-                "mqtt: {outstanding} events were not {} by the broker within close_timeout ({}); they may be lost",
-                if self.qos == 0 { "taken" } else { "acknowledged" },
-                format!("{:?}", self.close_timeout)
+                "mqtt: {outstanding} events were not {} by the broker within close_timeout ({:?}); they may be lost",
+                if self.qos == 0 {
+                    "taken"
+                } else {
+                    "acknowledged"
+                },
+                self.close_timeout
             ))),
         };
-        if outcome.is_ok() && *self.state.borrow() == LinkState::Up && self.client.disconnect().await
+        if outcome.is_ok()
+            && *self.state.borrow() == LinkState::Up
+            && self.client.disconnect().await
         {
             let mut task = task;
             if timeout(Duration::from_secs(2), &mut task).await.is_err() {
@@ -745,7 +755,10 @@ mod tests {
         let why = config_error(parse("host: h\nqos: 1\nbuffer_size: 70000").unwrap());
         assert!(why.contains("buffer_size"), "{why}");
         let why = config_error(parse("host: h\npassword: hunter2").unwrap());
-        assert!(why.contains("MQTT_USERNAME") && !why.contains("hunter2"), "{why}");
+        assert!(
+            why.contains("MQTT_USERNAME") && !why.contains("hunter2"),
+            "{why}"
+        );
         let topics = Topics {
             moves: "customer/#".into(),
             ..Topics::default()
@@ -758,14 +771,20 @@ mod tests {
     fn debug_masks_the_password() {
         let config = parse("host: h\nusername: u\npassword: hunter2").unwrap();
         let text = format!("{config:?}");
-        assert!(!text.contains("hunter2") && text.contains("******"), "{text}");
+        assert!(
+            !text.contains("hunter2") && text.contains("******"),
+            "{text}"
+        );
     }
 
     #[test]
     fn client_id_gets_a_random_suffix_unless_told_otherwise() {
         let config = parse("host: h").unwrap();
         let (a, b) = (config.effective_client_id(), config.effective_client_id());
-        assert!(a.starts_with("demoClient-") && a.len() == "demoClient-".len() + 6, "{a}");
+        assert!(
+            a.starts_with("demoClient-") && a.len() == "demoClient-".len() + 6,
+            "{a}"
+        );
         assert_ne!(a, b, "two instances get two ids");
         let config = parse("host: h\nclient_id: fixed\nclient_id_suffix: false").unwrap();
         assert_eq!(config.effective_client_id(), "fixed");

@@ -61,11 +61,11 @@ pub struct LinkSettings {
 /// rumqttc's event loop of either protocol version, with the requests kept across a reconnect.
 pub enum Wire {
     V4 {
-        events: rumqttc::EventLoop,
+        events: Box<rumqttc::EventLoop>,
         kept: VecDeque<rumqttc::Request>,
     },
     V5 {
-        events: rumqttc::v5::EventLoop,
+        events: Box<rumqttc::v5::EventLoop>,
         kept: VecDeque<rumqttc::v5::Request>,
     },
 }
@@ -73,7 +73,9 @@ pub enum Wire {
 /// One thing that happened on the wire, in protocol-neutral terms.
 enum Step {
     /// CONNACK; `receive_max` is an MQTT v5 broker's in-flight limit.
-    Connected { receive_max: Option<u16> },
+    Connected {
+        receive_max: Option<u16>,
+    },
     /// PUBACK (QoS 1), PUBCOMP (QoS 2), or a QoS 0 publish written to the socket.
     PublishWritten,
     Acked,
@@ -268,10 +270,7 @@ pub async fn run(
                             String::new()
                         }
                     ),
-                    _ => tracing::debug!(
-                        "mqtt: still cannot reach {}: {why}",
-                        settings.address
-                    ),
+                    _ => tracing::debug!("mqtt: still cannot reach {}: {why}", settings.address),
                 }
                 down_since.get_or_insert_with(Instant::now);
                 sleep(backoff).await;
@@ -393,19 +392,29 @@ fn describe_tls(error: &rustls::Error) -> String {
     }
 }
 
-/// The error and its causes on one line, without repeating a cause already in the text.
+/// The reason in plain words: the innermost I/O error when there is one ("Connection refused
+/// (os error 111)"), else the error's own text.
 fn describe(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut current = error.source();
-    while let Some(cause) = current {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
+    let mut innermost_io = None;
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            innermost_io = Some(io);
         }
-        current = cause.source();
+        current = error.source();
     }
-    text
+    match innermost_io {
+        Some(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the broker closed the connection".into()
+        }
+        Some(io) => io.to_string(),
+        None => match error.to_string().as_str() {
+            "Mqtt state: Connection closed by peer abruptly" => {
+                "the broker closed the connection".into()
+            }
+            text => text.to_string(),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -431,6 +440,12 @@ mod tests {
         );
         let v5 = rumqttc::v5::ConnectionError::ConnectionRefused(V5Code::BadUserNamePassword);
         assert!(matches!(classify_v5(&v5), Failure::Permanent(_)));
+        let reset = rumqttc::ConnectionError::MqttState(rumqttc::StateError::Io(
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+        ));
+        assert!(
+            matches!(classify_v4(&reset), Failure::Temporary(why) if why == "connection reset")
+        );
         let v5 = rumqttc::v5::ConnectionError::ConnectionRefused(V5Code::ServerBusy);
         assert!(matches!(classify_v5(&v5), Failure::Temporary(_)));
     }

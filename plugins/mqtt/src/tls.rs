@@ -33,7 +33,8 @@ fn config_error(setting: &str, path: &Path, why: impl std::fmt::Display) -> Plug
 }
 
 fn read(setting: &str, path: &Path) -> Result<Vec<u8>, PluginError> {
-    std::fs::read(path).map_err(|error| config_error(setting, path, format!("cannot read: {error}")))
+    std::fs::read(path)
+        .map_err(|error| config_error(setting, path, format!("cannot read: {error}")))
 }
 
 fn certificates(setting: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, PluginError> {
@@ -89,7 +90,11 @@ pub fn client_config(files: &TlsFiles) -> Result<Option<Arc<ClientConfig>>, Plug
             let pem = read(KEY, key_path)?;
             // The parser's error could quote the file: keep only that it failed.
             let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
-                config_error(KEY, key_path, "holds no PEM private key (PKCS#8, PKCS#1 or SEC1)")
+                config_error(
+                    KEY,
+                    key_path,
+                    "holds no PEM private key (PKCS#8, PKCS#1 or SEC1)",
+                )
             })?;
             builder.with_client_auth_cert(chain, key).map_err(|error| {
                 PluginError::Config(format!(
