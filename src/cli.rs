@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Flags, Speed, Start};
 use crate::env::Environment;
 use crate::pipeline::Pipeline;
-use crate::plugin_api::{PluginError, Shutdown, sink_plugins, source_plugins, tracing};
+use crate::plugin_api::{PluginError, Shutdown, plugins, tracing};
 use crate::registry;
 
 /// Simulates shoppers in a retail store and publishes their enter/move/exit events.
@@ -102,16 +102,12 @@ pub fn main() -> ExitCode {
 /// `customersim plugins`: one line per registered plugin.
 pub fn plugin_list() -> String {
     let mut out = String::new();
-    for plugin in source_plugins() {
+    for plugin in plugins() {
         out.push_str(&format!(
-            "source  {:<14} {}\n",
-            plugin.name, plugin.description
-        ));
-    }
-    for plugin in sink_plugins() {
-        out.push_str(&format!(
-            "sink    {:<14} {}\n",
-            plugin.name, plugin.description
+            "{:<7} {:<15} {}\n",
+            plugin.role().noun(),
+            plugin.name,
+            plugin.description
         ));
     }
     out

@@ -8,12 +8,12 @@ use tokio::sync::{Notify, mpsc};
 use crate::config::{ResolvedPipeline, Speed};
 use crate::metrics::CoreMetrics;
 use crate::plugin_api::{
-    BuildContext, Clock, MetricsRegistry, PluginError, Presence, Publisher, Roster, Shutdown, Sink,
-    SinkContext, Source, SourceContext, StoreLayout, Watermark, derive_seed, sink_plugins,
-    source_plugins, tracing,
+    BuildContext, Clock, Factory, MetricsRegistry, PluginError, Presence, Publisher, Role, Roster,
+    Shutdown, Sink, SinkContext, Source, SourceContext, StoreLayout, Watermark, derive_seed,
+    tracing,
 };
 use crate::scheduler::{ConsumeSettings, NamedSink, RunReport, Scheduler, format_ms};
-use crate::timeline;
+use crate::{registry, timeline};
 
 /// A pipeline whose plugins are built (configs checked, files read) but not started.
 pub struct Pipeline {
@@ -52,21 +52,25 @@ impl Pipeline {
         };
         let mut sources = Vec::new();
         for (index, spec) in config.sources.iter().enumerate() {
-            let plugin = source_plugins()
-                .into_iter()
-                .find(|p| p.name == spec.kind)
-                .expect("resolved config names registered plugins");
-            let source = (plugin.build)(serde_yaml::Value::Mapping(spec.settings.clone()), &mut cx)
+            let Factory::Source(build) = registry::lookup(Role::Source, &spec.kind)
+                .map_err(PluginError::Config)?
+                .factory
+            else {
+                unreachable!("lookup returns plugins of the asked role")
+            };
+            let source = build(serde_yaml::Value::Mapping(spec.settings.clone()), &mut cx)
                 .map_err(|error| prefix("sources", index, &spec.kind, error))?;
             sources.push((format!("{}#{index}", spec.kind), source));
         }
         let mut sinks = Vec::new();
         for (index, spec) in config.sinks.iter().enumerate() {
-            let plugin = sink_plugins()
-                .into_iter()
-                .find(|p| p.name == spec.kind)
-                .expect("resolved config names registered plugins");
-            let sink = (plugin.build)(serde_yaml::Value::Mapping(spec.settings.clone()), &mut cx)
+            let Factory::Sink(build) = registry::lookup(Role::Sink, &spec.kind)
+                .map_err(PluginError::Config)?
+                .factory
+            else {
+                unreachable!("lookup returns plugins of the asked role")
+            };
+            let sink = build(serde_yaml::Value::Mapping(spec.settings.clone()), &mut cx)
                 .map_err(|error| prefix("sinks", index, &spec.kind, error))?;
             sinks.push((spec.kind.clone(), sink));
         }

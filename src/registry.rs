@@ -1,49 +1,22 @@
 //! Finding registered plugin types by name. Registrations come from `inventory`; this module
 //! only looks them up, so the core never names a plugin.
 
-use crate::plugin_api::{EnvOverride, sink_plugins, source_plugins};
+use crate::plugin_api::{EnvOverride, Plugin, Role, plugins};
 
-/// The parts of a registration that config resolution needs, for sources and sinks alike.
-pub struct PluginEntry {
-    pub name: &'static str,
-    pub env: &'static [EnvOverride],
-    pub resolve: fn(serde_yaml::Value) -> Result<serde_yaml::Value, String>,
-}
-
-/// Looks up `name` among the `section`'s (`sources` or `sinks`) registered types; the error
-/// lists the registered ones.
-pub fn lookup(section: &str, name: &str) -> Result<PluginEntry, String> {
-    let entries: Vec<PluginEntry> = if section == "sources" {
-        source_plugins()
-            .into_iter()
-            .map(|p| PluginEntry {
-                name: p.name,
-                env: p.env,
-                resolve: p.resolve,
-            })
-            .collect()
-    } else {
-        sink_plugins()
-            .into_iter()
-            .map(|p| PluginEntry {
-                name: p.name,
-                env: p.env,
-                resolve: p.resolve,
-            })
-            .collect()
-    };
-    let known: Vec<&str> = entries.iter().map(|entry| entry.name).collect();
-    entries
-        .into_iter()
-        .find(|entry| entry.name == name)
+/// Looks up a registered plugin type of `role` by `name`; the error lists the registered ones.
+pub fn lookup(role: Role, name: &str) -> Result<&'static Plugin, String> {
+    let of_role: Vec<&'static Plugin> =
+        plugins().into_iter().filter(|p| p.role() == role).collect();
+    of_role
+        .iter()
+        .copied()
+        .find(|plugin| plugin.name == name)
         .ok_or_else(|| {
-            let kind = if section == "sources" {
-                "source"
-            } else {
-                "sink"
-            };
+            let known: Vec<&str> = of_role.iter().map(|plugin| plugin.name).collect();
             format!(
-                "unknown {kind} type {name:?}; registered {section}: {}",
+                "unknown {} type {name:?}; registered {}: {}",
+                role.noun(),
+                role.section(),
                 known.join(", ")
             )
         })
@@ -51,14 +24,8 @@ pub fn lookup(section: &str, name: &str) -> Result<PluginEntry, String> {
 
 /// Every environment variable that plugins declare, with the plugin type declaring it.
 pub fn plugin_env_vars() -> Vec<(&'static str, &'static EnvOverride)> {
-    let mut all: Vec<_> = source_plugins()
+    plugins()
         .into_iter()
-        .flat_map(|p| p.env.iter().map(move |e| (p.name, e)))
-        .collect();
-    all.extend(
-        sink_plugins()
-            .into_iter()
-            .flat_map(|p| p.env.iter().map(move |e| (p.name, e))),
-    );
-    all
+        .flat_map(|plugin| plugin.env.iter().map(move |entry| (plugin.name, entry)))
+        .collect()
 }

@@ -289,17 +289,6 @@ fn tls_with_a_test_ca_and_a_certificate_that_does_not_verify() {
         "took {:?}",
         started.elapsed()
     );
-
-    // TLS to a plain listener: a permanent error too, not an endless retry.
-    let output = customersim()
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .env("MQTT_PORT", broker.plain_port.to_string())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(stderr(&output).contains("TLS"), "{}", stderr(&output));
 }
 
 #[test]

@@ -19,6 +19,7 @@ pub use mask::masked_yaml;
 pub use types::*;
 
 use crate::env::Environment;
+use crate::plugin_api::Role;
 use crate::registry;
 
 /// The built-in pipeline, used when no `--config` is given (same as `configs/default.yaml`).
@@ -103,12 +104,13 @@ pub fn resolve_text(
     overrides::apply_sink_selection(&mut config, env, &flags.sinks)?;
     overrides::apply_flags(&mut config, flags);
     check(&config).map_err(|why| ConfigError(format!("{origin}: {why}")))?;
-    for (section, specs) in [
-        ("sources", &mut config.sources),
-        ("sinks", &mut config.sinks),
+    for (role, specs) in [
+        (Role::Source, &mut config.sources),
+        (Role::Sink, &mut config.sinks),
     ] {
         for (index, spec) in specs.iter_mut().enumerate() {
-            let plugin = registry::lookup(section, &spec.kind)
+            let section = role.section();
+            let plugin = registry::lookup(role, &spec.kind)
                 .map_err(|why| ConfigError(format!("{origin}: {section}[{index}]: {why}")))?;
             overrides::apply_plugin_env(spec, plugin.env, env)?;
             let settings = std::mem::take(&mut spec.settings);
@@ -191,6 +193,13 @@ fn check(config: &PipelineConfig) -> Result<(), String> {
     }
     if timeline.consume_batch_size == 0 {
         return Err("timeline.consume_batch_size must be at least 1".into());
+    }
+    if config.sources.is_empty() && config.timeline.backend == TimelineBackend::Memory {
+        return Err(
+            "sources: empty; with the memory timeline nothing would ever be published \
+                    (sources: [] makes a publish-only worker for a shared timeline)"
+                .into(),
+        );
     }
     if config.sinks.is_empty() {
         return Err("sinks: the pipeline needs at least one sink".into());

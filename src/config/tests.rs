@@ -143,7 +143,7 @@ fn bad_env_values_name_the_variable_and_value() {
 
 #[test]
 fn sink_selection_replaces_the_sink_list() {
-    let text = "sources: []\nsinks: [{type: stdout}]\n";
+    let text = "sources: [{type: random_walk}]\nsinks: [{type: stdout}]\n";
     let resolved = resolve(text, &[("TESTING_MOCK_MQTT", "true")], &Flags::default()).unwrap();
     assert_eq!(resolved.config.sinks.len(), 1);
     assert_eq!(resolved.config.sinks[0].kind, "stdout");
@@ -171,7 +171,7 @@ fn sink_selection_replaces_the_sink_list() {
 
 #[test]
 fn interpolation_feeds_typed_values() {
-    let text = "store: {width: ${W:5}, height: ${H}}\nsinks: [{type: stdout}]\n";
+    let text = "store: {width: ${W:5}, height: ${H}}\nsources: [{type: random_walk}]\nsinks: [{type: stdout}]\n";
     let resolved = resolve(text, &[("H", "7")], &Flags::default()).unwrap();
     assert_eq!(
         (resolved.config.store.width, resolved.config.store.height),
@@ -191,16 +191,34 @@ fn the_built_in_default_resolves() {
 }
 
 #[test]
-fn bad_values_are_refused() {
-    for text in [
-        "store: {door: [6, 0]}\nsinks: [{type: stdout}]\n",
-        "store: {width: 0}\nsinks: [{type: stdout}]\n",
-        "timeline: {consume_batch_size: 0}\nsinks: [{type: stdout}]\n",
-        "simulation: {speed: 0}\nsinks: [{type: stdout}]\n",
-        "simulation: {start: tomorrow}\nsinks: [{type: stdout}]\n",
-        "simulation: {duration: forever}\nsinks: [{type: stdout}]\n",
-        "sinks: []\n",
+fn bad_values_are_refused_naming_the_key() {
+    let with = |section: &str| {
+        format!("{section}\nsources: [{{type: random_walk}}]\nsinks: [{{type: stdout}}]\n")
+    };
+    for (text, needle) in [
+        (with("store: {door: [6, 0]}"), "store.door"),
+        (with("store: {width: 0}"), "store.width"),
+        (
+            with("timeline: {consume_batch_size: 0}"),
+            "consume_batch_size",
+        ),
+        (
+            with("timeline: {consume_frequency: -1}"),
+            "consume_frequency",
+        ),
+        (with("simulation: {speed: 0}"), "speed"),
+        (with("simulation: {start: tomorrow}"), "tomorrow"),
+        (with("simulation: {duration: forever}"), "forever"),
+        (
+            "sources: [{type: random_walk}]\nsinks: []\n".to_string(),
+            "sinks",
+        ),
+        (
+            "sources: []\nsinks: [{type: stdout}]\n".to_string(),
+            "sources",
+        ),
     ] {
-        assert!(resolve(text, &[], &Flags::default()).is_err(), "{text}");
+        let error = resolve(&text, &[], &Flags::default()).unwrap_err().0;
+        assert!(error.contains(needle), "{text}: {error}");
     }
 }

@@ -66,6 +66,14 @@ impl Clock {
         matches!(self.0.pace, Pace::Virtual { .. })
     }
 
+    /// Simulated seconds per wall second; `None` for a virtual clock.
+    pub fn speed(&self) -> Option<f64> {
+        match &self.0.pace {
+            Pace::Scaled { speed, .. } => Some(*speed),
+            Pace::Virtual { .. } => None,
+        }
+    }
+
     /// The current simulated instant.
     pub fn now_ms(&self) -> i64 {
         match &self.0.pace {

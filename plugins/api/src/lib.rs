@@ -37,8 +37,8 @@ pub use context::{
 };
 pub use event::{CustomerId, Event, EventKind, Topics};
 pub use plugin::{
-    EnvKind, EnvOverride, PluginError, Sink, SinkConfig, SinkPlugin, Source, SourceConfig,
-    SourcePlugin, sink_plugins, source_plugins,
+    EnvKind, EnvOverride, Factory, Plugin, PluginError, Role, Sink, SinkConfig, Source,
+    SourceConfig, plugins,
 };
 pub use timeline::{Claim, Timeline, TimelineError, Watermark};
 

@@ -114,51 +114,82 @@ pub type BuildSource =
 /// Builds a sink from its raw config section.
 pub type BuildSink = fn(serde_yaml::Value, &mut BuildContext) -> Result<Box<dyn Sink>, PluginError>;
 
-/// A registered source type.
-pub struct SourcePlugin {
-    pub name: &'static str,
-    pub description: &'static str,
-    pub env: &'static [EnvOverride],
-    /// Deserializes a config (rejecting unknown keys) and serializes it back with defaults filled.
-    pub resolve: fn(serde_yaml::Value) -> Result<serde_yaml::Value, String>,
-    pub build: BuildSource,
+/// Whether a plugin type produces events or delivers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Source,
+    Sink,
 }
 
-/// A registered sink type.
-pub struct SinkPlugin {
-    pub name: &'static str,
-    pub description: &'static str,
-    pub env: &'static [EnvOverride],
-    /// Deserializes a config (rejecting unknown keys) and serializes it back with defaults filled.
-    pub resolve: fn(serde_yaml::Value) -> Result<serde_yaml::Value, String>,
-    pub build: BuildSink,
-}
+impl Role {
+    /// The pipeline file's list for this role (`sources` / `sinks`).
+    pub fn section(self) -> &'static str {
+        match self {
+            Role::Source => "sources",
+            Role::Sink => "sinks",
+        }
+    }
 
-inventory::collect!(SourcePlugin);
-inventory::collect!(SinkPlugin);
-
-impl SourcePlugin {
-    /// The registration of config type `C` (used by [`register_source!`]).
-    pub const fn of<C: SourceConfig>() -> SourcePlugin {
-        SourcePlugin {
-            name: C::NAME,
-            description: C::DESCRIPTION,
-            env: C::ENV,
-            resolve: resolve_config::<C>,
-            build: build_source::<C>,
+    /// The role's name in messages (`source` / `sink`).
+    pub fn noun(self) -> &'static str {
+        match self {
+            Role::Source => "source",
+            Role::Sink => "sink",
         }
     }
 }
 
-impl SinkPlugin {
-    /// The registration of config type `C` (used by [`register_sink!`]).
-    pub const fn of<C: SinkConfig>() -> SinkPlugin {
-        SinkPlugin {
+/// Turns a raw config section into a running plugin.
+#[derive(Clone, Copy)]
+pub enum Factory {
+    Source(BuildSource),
+    Sink(BuildSink),
+}
+
+/// A registered plugin type: what the core needs to list it, check its config and build it.
+pub struct Plugin {
+    /// The `type:` name in the pipeline file.
+    pub name: &'static str,
+    /// One line for `customersim plugins`.
+    pub description: &'static str,
+    /// Environment variables overriding its config keys.
+    pub env: &'static [EnvOverride],
+    /// Deserializes a config (rejecting unknown keys) and serializes it back with defaults filled.
+    pub resolve: fn(serde_yaml::Value) -> Result<serde_yaml::Value, String>,
+    /// Builds it.
+    pub factory: Factory,
+}
+
+inventory::collect!(Plugin);
+
+impl Plugin {
+    /// The registration of source config type `C` (used by [`register_source!`]).
+    pub const fn source<C: SourceConfig>() -> Plugin {
+        Plugin {
             name: C::NAME,
             description: C::DESCRIPTION,
             env: C::ENV,
             resolve: resolve_config::<C>,
-            build: build_sink::<C>,
+            factory: Factory::Source(build_source::<C>),
+        }
+    }
+
+    /// The registration of sink config type `C` (used by [`register_sink!`]).
+    pub const fn sink<C: SinkConfig>() -> Plugin {
+        Plugin {
+            name: C::NAME,
+            description: C::DESCRIPTION,
+            env: C::ENV,
+            resolve: resolve_config::<C>,
+            factory: Factory::Sink(build_sink::<C>),
+        }
+    }
+
+    /// Whether it is a source or a sink.
+    pub fn role(&self) -> Role {
+        match self.factory {
+            Factory::Source(_) => Role::Source,
+            Factory::Sink(_) => Role::Sink,
         }
     }
 }
@@ -196,17 +227,10 @@ fn build_sink<C: SinkConfig>(
         .build(cx)
 }
 
-/// Every registered source type, sorted by name.
-pub fn source_plugins() -> Vec<&'static SourcePlugin> {
-    let mut all: Vec<_> = inventory::iter::<SourcePlugin>.into_iter().collect();
-    all.sort_by_key(|plugin| plugin.name);
-    all
-}
-
-/// Every registered sink type, sorted by name.
-pub fn sink_plugins() -> Vec<&'static SinkPlugin> {
-    let mut all: Vec<_> = inventory::iter::<SinkPlugin>.into_iter().collect();
-    all.sort_by_key(|plugin| plugin.name);
+/// Every registered plugin type, sources first, each role sorted by name.
+pub fn plugins() -> Vec<&'static Plugin> {
+    let mut all: Vec<_> = inventory::iter::<Plugin>.into_iter().collect();
+    all.sort_by_key(|plugin| (plugin.role(), plugin.name));
     all
 }
 
@@ -214,7 +238,7 @@ pub fn sink_plugins() -> Vec<&'static SinkPlugin> {
 #[macro_export]
 macro_rules! register_source {
     ($config:ty) => {
-        $crate::inventory::submit! { $crate::SourcePlugin::of::<$config>() }
+        $crate::inventory::submit! { $crate::Plugin::source::<$config>() }
     };
 }
 
@@ -222,6 +246,6 @@ macro_rules! register_source {
 #[macro_export]
 macro_rules! register_sink {
     ($config:ty) => {
-        $crate::inventory::submit! { $crate::SinkPlugin::of::<$config>() }
+        $crate::inventory::submit! { $crate::Plugin::sink::<$config>() }
     };
 }

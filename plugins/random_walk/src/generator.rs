@@ -61,6 +61,9 @@ pub struct Generator {
     inter_arrival: Option<Exp<f64>>,
     /// When the next shopper arrives; `None` once the doors closed.
     next_arrival_ms: Option<i64>,
+    /// The arrival process's own time with its fractions of a millisecond, so busy stores get
+    /// several arrivals per millisecond instead of a rate capped at 1,000/s.
+    arrival_clock_ms: f64,
     doors_close_ms: Option<i64>,
     /// Slots of shoppers; `free` lists reusable slots.
     shoppers: Vec<Shopper>,
@@ -73,6 +76,8 @@ pub struct Generator {
     /// Arrivals that found every listed customer inside and wait for someone to leave.
     waiting: u64,
     inside: usize,
+    /// The most shoppers inside at once so far (reported at the end of a run).
+    peak_inside: usize,
 }
 
 impl Generator {
@@ -89,9 +94,13 @@ impl Generator {
         let inter_arrival =
             (rate_per_ms > 0.0).then(|| Exp::new(rate_per_ms).expect("positive rate"));
         let mut arrival_rng = Pcg64::seed_from_u64(derive_seed(seed, u64::MAX));
+        let arrival_clock_ms = origin_ms as f64
+            + inter_arrival
+                .as_ref()
+                .map_or(0.0, |exp| exp.sample(&mut arrival_rng));
         let next_arrival_ms = inter_arrival
             .as_ref()
-            .map(|exp| origin_ms + exp.sample(&mut arrival_rng).ceil() as i64);
+            .map(|_| arrival_clock_ms.floor() as i64);
         let expected = (params.average_in_store * 1.02 + 64.0) as usize;
         Generator {
             params,
@@ -100,6 +109,7 @@ impl Generator {
             arrival_rng,
             inter_arrival,
             next_arrival_ms,
+            arrival_clock_ms,
             doors_close_ms,
             shoppers: Vec::with_capacity(expected),
             free: Vec::new(),
@@ -108,12 +118,23 @@ impl Generator {
             roster,
             waiting: 0,
             inside: 0,
+            peak_inside: 0,
         }
     }
 
     /// How many shoppers are inside (or entering) now.
     pub fn inside(&self) -> usize {
         self.inside
+    }
+
+    /// How many shoppers came in so far.
+    pub fn visits(&self) -> u64 {
+        self.arrivals
+    }
+
+    /// The most shoppers inside at once so far.
+    pub fn peak_inside(&self) -> usize {
+        self.peak_inside
     }
 
     /// Arrivals waiting for a listed customer to leave.
@@ -162,7 +183,8 @@ impl Generator {
             .as_ref()
             .expect("arrivals need a rate")
             .sample(&mut self.arrival_rng);
-        self.next_arrival_ms = Some(at_ms + (gap.ceil() as i64).max(1));
+        self.arrival_clock_ms += gap;
+        self.next_arrival_ms = Some((self.arrival_clock_ms.floor() as i64).max(at_ms));
         self.admit(at_ms);
     }
 
@@ -218,6 +240,7 @@ impl Generator {
             }
         };
         self.inside += 1;
+        self.peak_inside = self.peak_inside.max(self.inside);
         self.agenda.push(Reverse((at_ms, slot)));
     }
 

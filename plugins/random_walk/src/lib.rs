@@ -157,8 +157,11 @@ impl Source for RandomWalk {
             cx.roster.clone(),
         );
         // How far ahead of the clock to generate: a virtual clock is fed in large steps; a real
-        // clock only needs to stay a little ahead of the scheduler.
-        let lookahead_ms: i64 = if cx.clock.is_virtual() { 60_000 } else { 2_000 };
+        // clock only needs to stay about two wall seconds ahead of the scheduler.
+        let lookahead_ms: i64 = match cx.clock.speed() {
+            None => 60_000,
+            Some(speed) => (2_000.0 * speed.max(1.0)) as i64,
+        };
         let mut previous_watermark = origin;
         let mut announced_wait = false;
         loop {
@@ -183,7 +186,11 @@ impl Source for RandomWalk {
             }
             if generator.is_finished() {
                 cx.watermark.finish();
-                tracing::info!("random_walk: doors closed and the last shopper left");
+                tracing::info!(
+                    "random_walk: doors closed and the last shopper left; {} visits, at most {} shoppers inside at once",
+                    generator.visits(),
+                    generator.peak_inside()
+                );
                 return Ok(());
             }
             cx.watermark.advance(watermark);

@@ -1,0 +1,155 @@
+//! The out-of-tree plugin through its own binary: registration, its events, and CONSUME_FROM in
+//! each mode (its route can start before the simulation does, which random_walk never does).
+
+use std::io::Write;
+use std::process::{Command, Output};
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_custom-source"));
+    for var in [
+        "CONSUME_FROM",
+        "SINKS",
+        "TESTING_MOCK_MQTT",
+        "LOG_LEVEL",
+        "SIMULATION_SEED",
+        "MQTT_HOST",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
+fn pipeline(at: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "mystery-{}-{}",
+        std::process::id(),
+        at.replace(':', "")
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pipeline.yaml");
+    let text = format!(
+        "simulation: {{seed: 1, speed: max, start: \"2026-03-01T09:00:00Z\"}}\n\
+         sources:\n  - type: mystery_shopper\n    route: [[1, 1], [2, 2]]\n    at: \"{at}\"\n    step: 30s\n\
+         sinks: [{{type: stdout}}]\n"
+    );
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    path
+}
+
+fn run(at: &str, consume_from: Option<&str>) -> Output {
+    let mut command = binary();
+    command.args(["run", "--config"]).arg(pipeline(at));
+    if let Some(from) = consume_from {
+        command.env("CONSUME_FROM", from);
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn payloads(output: &Output) -> Vec<String> {
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+const T0: i64 = 1_772_355_600; // 2026-03-01T09:00:00Z
+
+#[test]
+fn the_plugin_is_listed_beside_the_built_ins() {
+    let output = binary().arg("plugins").output().unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("source  mystery_shopper")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("source  random_walk")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("sink    stdout")),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_route_is_published_in_order() {
+    let lines = payloads(&run("2026-03-01T09:00:00Z", None));
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "{{\"topic\": \"customer/enter\", \"payload\": {{\"id\": \"900001\", \"ts\": {T0}}}}}"
+            ),
+            format!(
+                "{{\"topic\": \"customer/move\", \"payload\": {{\"id\": \"900001\", \"ts\": {}, \"x\": 1, \"y\": 1}}}}",
+                T0 + 30
+            ),
+            format!(
+                "{{\"topic\": \"customer/move\", \"payload\": {{\"id\": \"900001\", \"ts\": {}, \"x\": 2, \"y\": 2}}}}",
+                T0 + 60
+            ),
+            format!(
+                "{{\"topic\": \"customer/move\", \"payload\": {{\"id\": \"900001\", \"ts\": {}, \"x\": 0, \"y\": 0}}}}",
+                T0 + 90
+            ),
+            format!(
+                "{{\"topic\": \"customer/exit\", \"payload\": {{\"id\": \"900001\", \"ts\": {}}}}}",
+                T0 + 120
+            ),
+        ]
+    );
+}
+
+#[test]
+fn consume_from_earliest_publishes_the_backlog() {
+    // The route starts 60 s before the simulation: 2 of its 5 events are due before the start.
+    let output = run("2026-03-01T08:59:00Z", Some("earliest"));
+    assert_eq!(payloads(&output).len(), 5);
+}
+
+#[test]
+fn consume_from_latest_skips_and_counts_what_was_due_before_the_start() {
+    let output = run("2026-03-01T08:59:00Z", Some("latest"));
+    let lines = payloads(&output);
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].contains(&format!("\"ts\": {T0}")), "{}", lines[0]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("2 skipped"), "{stderr}");
+    // latest is the default
+    assert_eq!(payloads(&run("2026-03-01T08:59:00Z", None)), lines);
+}
+
+#[test]
+fn consume_from_an_instant_skips_what_was_due_before_it() {
+    let output = run("2026-03-01T08:59:00Z", Some("2026-03-01T08:59:30+00:00"));
+    let lines = payloads(&output);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines[0].contains("\"x\": 1"), "{}", lines[0]);
+}
+
+#[test]
+fn a_route_outside_the_store_is_refused_naming_the_step() {
+    let dir = std::env::temp_dir().join(format!("mystery-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.yaml");
+    std::fs::write(&path, "sources:\n  - type: mystery_shopper\n    route: [[1, 1], [9, 9]]\nsinks: [{type: stdout}]\n").unwrap();
+    let output = binary()
+        .args(["validate", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("route[1]"));
+}
