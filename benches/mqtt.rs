@@ -8,9 +8,13 @@
 //! Starts its own `mosquitto` on a free port with `max_queued_messages 0` (so nothing is dropped
 //! for the counting subscriber; DESIGN.md §8) and `max_inflight_messages 0`. The events are those
 //! of one simulated run (about 200,000: 2000 shoppers for 34 minutes, seed 1); every method
-//! publishes the same payloads, and a lean rumqttc subscriber in this process counts them. A rate
-//! is messages / (time from the publisher's start to the subscriber's last message). Each
-//! measurement is repeated and the median printed. `mosquitto_pub -l` is only compared at QoS 0:
+//! publishes the same payloads, and a lean rumqttc subscriber in this process counts them. Each
+//! publisher is a child process: the `customersim` binary (simulation included), this binary
+//! re-run as a bare rumqttc loop over prepared payloads, and `mosquitto_pub -l`. A rate is
+//! messages / (time from the publisher's start to the subscriber's last message); the publisher's
+//! CPU time (user + system) is printed next to it, since on this 2-core machine the broker, the
+//! subscriber and the publisher share the cores. Each measurement is repeated and the median
+//! printed. `mosquitto_pub -l` is only compared at QoS 0:
 //! at QoS 1 it breaks past 65,535 lines (its message ids wrap).
 
 use std::io::Write;
@@ -216,46 +220,90 @@ fn messages(config: &Path) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-fn rate(count: usize, started: Instant, done: Option<Instant>) -> Option<f64> {
-    done.map(|done| count as f64 / done.duration_since(started).as_secs_f64())
+/// What one run of a publisher measured.
+struct Measure {
+    /// Messages per second: count / (publisher start → the subscriber's last message).
+    rate: f64,
+    /// CPU seconds (user + system) the publisher process used.
+    cpu: f64,
 }
 
-fn run_sink(port: u16, config: &Path, prefix: &str, qos: u8, count: usize) -> Option<f64> {
-    let qos_sub = if qos == 0 {
-        QoS::AtMostOnce
-    } else {
-        QoS::AtLeastOnce
-    };
-    let counter = Counter::start(port, &format!("{prefix}/#"), qos_sub, count as u64);
-    let started = Instant::now();
-    let status = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(config)
-        .env("MQTT_QOS", qos.to_string())
-        .env("LOG_LEVEL", "warn")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    rate(count, started, counter.wait(count as u64))
+/// CPU seconds used by the waited-for child processes so far.
+fn children_cpu() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
-fn run_loop(port: u16, messages: &[(String, Vec<u8>)], prefix: &str, qos: u8) -> Option<f64> {
+/// Runs a publisher process while a subscriber counts `count` messages on `filter`.
+fn measure(
+    mut publisher: Command,
+    port: u16,
+    filter: &str,
+    qos: u8,
+    count: usize,
+) -> Option<Measure> {
     let qos = if qos == 0 {
         QoS::AtMostOnce
     } else {
         QoS::AtLeastOnce
     };
-    let counter = Counter::start(port, &format!("{prefix}/#"), qos, messages.len() as u64);
-    // Same topics under another prefix, payloads prepared beforehand: only publishing is timed.
-    let prepared: Vec<(String, Vec<u8>)> = messages
-        .iter()
-        .map(|(topic, payload)| (topic.replacen("bench-sink", prefix, 1), payload.clone()))
+    let counter = Counter::start(port, filter, qos, count as u64);
+    let cpu_before = children_cpu();
+    let started = Instant::now();
+    let status = publisher.status().expect("the publisher runs");
+    assert!(status.success(), "{publisher:?}: {status}");
+    let cpu = children_cpu() - cpu_before;
+    let done = counter.wait(count as u64)?;
+    Some(Measure {
+        rate: count as f64 / done.duration_since(started).as_secs_f64(),
+        cpu,
+    })
+}
+
+fn sink_command(config: &Path, qos: u8) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(["run", "--config"])
+        .arg(config)
+        .env("MQTT_QOS", qos.to_string())
+        .env("LOG_LEVEL", "warn");
+    command
+}
+
+/// This bench binary again, as a bare rumqttc publish loop over the prepared messages.
+fn loop_command(port: u16, file: &Path, qos: u8) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .arg("bare-loop")
+        .arg(port.to_string())
+        .arg(file)
+        .arg(qos.to_string());
+    command
+}
+
+/// The bare loop: reads `topic<TAB>payload` lines, then publishes them all with rumqttc (in-flight
+/// window and channel as the sink's defaults) and waits until every one is written (QoS 0) or
+/// acknowledged (QoS 1). Only the publishing is in the loop: payloads are prepared beforehand.
+fn bare_loop(port: u16, file: &Path, qos: u8) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let prepared: Vec<(String, Vec<u8>)> = text
+        .lines()
+        .map(|line| {
+            let (topic, payload) = line.split_once('\t').unwrap();
+            (topic.to_string(), payload.as_bytes().to_vec())
+        })
         .collect();
+    let qos = if qos == 0 {
+        QoS::AtMostOnce
+    } else {
+        QoS::AtLeastOnce
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let started = Instant::now();
     runtime.block_on(async move {
         let mut options =
             MqttOptions::new(format!("bench-loop-{}", free_port()), "127.0.0.1", port);
@@ -271,27 +319,23 @@ fn run_loop(port: u16, messages: &[(String, Vec<u8>)], prefix: &str, qos: u8) ->
                     _ => {}
                 }
             }
-            let _ = events;
+            events
         });
         for (topic, payload) in prepared {
             client.publish(topic, qos, false, payload).await.unwrap();
         }
-        driver.await.unwrap();
+        let mut events = driver.await.unwrap();
+        client.disconnect().await.unwrap();
+        while !matches!(
+            events.poll().await,
+            Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)
+        ) {}
     });
-    rate(messages.len(), started, counter.wait(messages.len() as u64))
 }
 
-fn run_mosquitto_pub(port: u16, messages: &[(String, Vec<u8>)], dir: &Path) -> Option<f64> {
-    let lines = dir.join("payloads.txt");
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&lines).unwrap());
-    for (_, payload) in messages {
-        file.write_all(payload).unwrap();
-        file.write_all(b"\n").unwrap();
-    }
-    file.into_inner().unwrap().sync_all().unwrap();
-    let counter = Counter::start(port, "bench-pub/#", QoS::AtMostOnce, messages.len() as u64);
-    let started = Instant::now();
-    let status = Command::new("mosquitto_pub")
+fn mosquitto_pub_command(port: u16, file: &Path) -> Command {
+    let mut command = Command::new("mosquitto_pub");
+    command
         .args([
             "-h",
             "127.0.0.1",
@@ -303,53 +347,108 @@ fn run_mosquitto_pub(port: u16, messages: &[(String, Vec<u8>)], dir: &Path) -> O
             "-t",
             "bench-pub/customer/all",
         ])
-        .stdin(std::fs::File::open(&lines).unwrap())
-        .status()
-        .expect("mosquitto_pub is installed (Debian package mosquitto-clients)");
-    assert!(status.success());
-    rate(messages.len(), started, counter.wait(messages.len() as u64))
+        .stdin(std::fs::File::open(file).unwrap());
+    command
 }
 
-/// The median, then every round in the order measured.
-fn summary(values: &[f64]) -> String {
-    if values.is_empty() {
+/// The median rate and CPU, then every round's rate in the order measured.
+fn summary(measures: &[Measure], count: usize) -> String {
+    if measures.is_empty() {
         return "n/a".into();
     }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let rounds: Vec<String> = values.iter().map(|v| format!("{v:.0}")).collect();
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        values[values.len() / 2]
+    };
+    let rate = median(measures.iter().map(|m| m.rate).collect());
+    let cpu = median(measures.iter().map(|m| m.cpu).collect());
+    let rounds: Vec<String> = measures.iter().map(|m| format!("{:.0}", m.rate)).collect();
     format!(
-        "{:>7.0} msg/s  (rounds: {})",
-        sorted[sorted.len() / 2],
+        "{rate:>7.0} msg/s, publisher CPU {cpu:.2} s ({:.2} us/msg)  [rounds: {}]",
+        cpu * 1e6 / count as f64,
         rounds.join(", ")
     )
 }
 
 fn main() {
-    if std::env::args().any(|arg| arg == "--list") {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|arg| arg == "--list") {
         return; // `cargo test --benches` asks for a list of tests
+    }
+    if args.get(1).map(String::as_str) == Some("bare-loop") {
+        bare_loop(
+            args[2].parse().unwrap(),
+            Path::new(&args[3]),
+            args[4].parse().unwrap(),
+        );
+        return;
     }
     let broker = Broker::start();
     let config = pipeline(&broker.dir, broker.port, "bench-sink");
     let messages = messages(&config);
     let count = messages.len();
+    // The same payloads for the baselines: on the same topics under other prefixes for the bare
+    // loop, one line each on a single topic for mosquitto_pub -l.
+    let loop_file = broker.dir.join("messages.tsv");
+    let pub_file = broker.dir.join("payloads.txt");
+    let mut tsv = std::io::BufWriter::new(std::fs::File::create(&loop_file).unwrap());
+    let mut lines = std::io::BufWriter::new(std::fs::File::create(&pub_file).unwrap());
+    for (topic, payload) in &messages {
+        writeln!(
+            tsv,
+            "{}\t{}",
+            topic.replacen("bench-sink", "bench-loop", 1),
+            String::from_utf8_lossy(payload)
+        )
+        .unwrap();
+        lines.write_all(payload).unwrap();
+        lines.write_all(b"\n").unwrap();
+    }
+    drop((tsv, lines));
     println!(
-        "mqtt bench: {count} events to mosquitto on 127.0.0.1:{} (median of {ROUNDS} rounds)",
+        "mqtt bench: {count} events to mosquitto on 127.0.0.1:{}, counted by a subscriber; median of {ROUNDS} rounds",
         broker.port
     );
     for qos in [0u8, 1] {
         let (mut sink, mut bare, mut pubs) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
-            sink.extend(run_sink(broker.port, &config, "bench-sink", qos, count));
-            bare.extend(run_loop(broker.port, &messages, "bench-loop", qos));
+            sink.extend(measure(
+                sink_command(&config, qos),
+                broker.port,
+                "bench-sink/#",
+                qos,
+                count,
+            ));
+            bare.extend(measure(
+                loop_command(broker.port, &loop_file, qos),
+                broker.port,
+                "bench-loop/#",
+                qos,
+                count,
+            ));
             if qos == 0 {
-                pubs.extend(run_mosquitto_pub(broker.port, &messages, &broker.dir));
+                pubs.extend(measure(
+                    mosquitto_pub_command(broker.port, &pub_file),
+                    broker.port,
+                    "bench-pub/#",
+                    qos,
+                    count,
+                ));
             }
         }
-        println!("QoS {qos}: customersim mqtt sink      {}", summary(&sink));
-        println!("QoS {qos}: bare rumqttc publish loop   {}", summary(&bare));
+        println!(
+            "QoS {qos}: customersim mqtt sink     {}",
+            summary(&sink, count)
+        );
+        println!(
+            "QoS {qos}: bare rumqttc publish loop {}",
+            summary(&bare, count)
+        );
         if qos == 0 {
-            println!("QoS {qos}: mosquitto_pub -l            {}", summary(&pubs));
+            println!(
+                "QoS {qos}: mosquitto_pub -l          {}",
+                summary(&pubs, count)
+            );
         }
     }
 }

@@ -28,6 +28,21 @@ struct GateState {
     window: usize,
     /// Set once the connection failed for good; every wait returns it from then on.
     failed: Option<String>,
+    /// The free room a waiter needs before it is worth waking (the smallest need of those
+    /// waiting); `None` when nobody waits. Waking the publisher for every acknowledgement of a
+    /// full window would cost a thread wake-up per message.
+    wake_at_free: Option<usize>,
+}
+
+impl GateState {
+    fn free(&self) -> usize {
+        self.window.saturating_sub(self.outstanding)
+    }
+
+    /// Wakes waiters once at least `needed` is free.
+    fn wake_at(&mut self, needed: usize) {
+        self.wake_at_free = Some(self.wake_at_free.map_or(needed, |other| other.min(needed)));
+    }
 }
 
 /// Why a wait on the gate ended without the permits it asked for.
@@ -47,24 +62,31 @@ impl Gate {
                 outstanding: 0,
                 window: window.max(1),
                 failed: None,
+                wake_at_free: None,
             }),
             changed: Notify::new(),
         }
     }
 
     /// Takes between 1 and `wanted` permits, waiting while the window is full (until `deadline`,
-    /// if one is given).
+    /// if one is given). Once it had to wait, it waits for an eighth of the window (or `wanted`)
+    /// to be free, so a full window costs one wake-up per many messages, not one per message.
     pub async fn acquire(
         &self,
         wanted: usize,
         deadline: Option<Instant>,
     ) -> Result<usize, Blocked> {
+        let wanted = wanted.max(1);
+        let mut waited = false;
         self.wait_for(deadline, |state| {
-            let free = state.window.saturating_sub(state.outstanding);
-            if free == 0 {
+            let worth_waking = wanted.min((state.window / 8).max(1));
+            let free = state.free();
+            if free < if waited { worth_waking } else { 1 } {
+                waited = true;
+                state.wake_at(worth_waking);
                 return None;
             }
-            let taken = free.min(wanted.max(1));
+            let taken = free.min(wanted);
             state.outstanding += taken;
             Some(taken)
         })
@@ -81,11 +103,18 @@ impl Gate {
         if count == 0 {
             return;
         }
-        {
+        let wake = {
             let mut state = self.state.lock().expect("gate lock");
             state.outstanding = state.outstanding.saturating_sub(count);
+            let wake = state.wake_at_free.is_some_and(|needed| state.free() >= needed);
+            if wake {
+                state.wake_at_free = None;
+            }
+            wake
+        };
+        if wake {
+            self.changed.notify_waiters();
         }
-        self.changed.notify_waiters();
     }
 
     /// Changes the window (an MQTT v5 broker may announce a lower receive maximum).
@@ -117,7 +146,13 @@ impl Gate {
     /// Waits until every accepted event is delivered, at most `limit`.
     pub async fn wait_idle(&self, limit: Duration) -> Result<(), Blocked> {
         self.wait_for(Some(Instant::now() + limit), |state| {
-            (state.outstanding == 0).then_some(())
+            if state.outstanding == 0 {
+                return Some(());
+            }
+            // All of the window free means nothing outstanding.
+            let window = state.window;
+            state.wake_at(window);
+            None
         })
         .await
     }
@@ -195,6 +230,24 @@ mod tests {
         );
         gate.release(1);
         assert_eq!(gate.outstanding(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_window_wakes_the_publisher_once_an_eighth_is_free() {
+        let gate = Arc::new(Gate::new(80));
+        assert_eq!(gate.acquire(100, None).await, Ok(80));
+        let waiter = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.acquire(100, None).await })
+        };
+        tokio::task::yield_now().await;
+        for _ in 0..9 {
+            gate.release(1);
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiter.is_finished(), "9 free of 80: not worth a wake-up yet");
+        gate.release(1);
+        assert_eq!(waiter.await.unwrap(), Ok(10));
     }
 
     #[tokio::test]
