@@ -415,14 +415,33 @@ fn spawn_mqtt(config: &Path) -> Child {
 
 #[test]
 fn broker_restart_mid_run_loses_nothing_at_qos_1() {
-    let mut broker = Broker::start("restart", "allow_anonymous true", "");
+    restart_mid_run("restart", "", "");
+}
+
+/// MQTT v5 with a broker whose receive maximum (20) is far below the sink's window: the events
+/// kept across the restart must go back within it.
+#[test]
+fn broker_restart_mid_run_loses_nothing_with_mqtt_v5_and_a_small_receive_maximum() {
+    restart_mid_run(
+        "restart5",
+        "max_inflight_messages 20",
+        "    protocol_version: MQTTv5\n",
+    );
+}
+
+fn restart_mid_run(prefix: &str, broker_settings: &str, sink_settings: &str) {
+    let mut broker = Broker::start(
+        prefix,
+        &format!("allow_anonymous true\n{broker_settings}"),
+        "",
+    );
     // Real (scaled) time, so events are still flowing when the broker goes away.
     let text = pipeline(
-        "restart",
+        prefix,
         "speed: 300, duration: 30m",
         150,
         &format!(
-            "    port: {}\n    qos: 1\n    reconnect_delay_min: 100ms\n    reconnect_delay_max: 1s\n",
+            "    port: {}\n    qos: 1\n    reconnect_delay_min: 100ms\n    reconnect_delay_max: 1s\n{sink_settings}",
             broker.port
         ),
     );
@@ -430,9 +449,9 @@ fn broker_restart_mid_run_loses_nothing_at_qos_1() {
     let expected = reference(&config);
     let subscriber = Subscriber::start(
         broker.port,
-        "restart/#",
+        &format!("{prefix}/#"),
         SubscriberOptions {
-            persistent_id: Some(format!("restart-sub-{}", std::process::id())),
+            persistent_id: Some(format!("{prefix}-sub-{}", std::process::id())),
             ..Default::default()
         },
     );

@@ -106,7 +106,9 @@ impl Gate {
         let wake = {
             let mut state = self.state.lock().expect("gate lock");
             state.outstanding = state.outstanding.saturating_sub(count);
-            let wake = state.wake_at_free.is_some_and(|needed| state.free() >= needed);
+            let wake = state
+                .wake_at_free
+                .is_some_and(|needed| state.free() >= needed);
             if wake {
                 state.wake_at_free = None;
             }
@@ -245,7 +247,10 @@ mod tests {
             gate.release(1);
             tokio::task::yield_now().await;
         }
-        assert!(!waiter.is_finished(), "9 free of 80: not worth a wake-up yet");
+        assert!(
+            !waiter.is_finished(),
+            "9 free of 80: not worth a wake-up yet"
+        );
         gate.release(1);
         assert_eq!(waiter.await.unwrap(), Ok(10));
     }

@@ -459,6 +459,9 @@ impl SinkConfig for MqttConfig {
                     Wire::V5 {
                         events: Box::new(events),
                         kept: Default::default(),
+                        limit: window,
+                        upper: window,
+                        connected: false,
                     },
                 )
             }

@@ -64,9 +64,19 @@ pub enum Wire {
         events: Box<rumqttc::EventLoop>,
         kept: VecDeque<rumqttc::Request>,
     },
+    /// MQTT v5 brokers announce a *receive maximum* that can be lower than our window, and
+    /// rumqttc replays its pending list without looking at it (extra publishes would take
+    /// packet ids still in flight and overwrite one another). So kept requests go back
+    /// `limit - in flight` at a time, topped up as acknowledgements free room.
     V5 {
         events: Box<rumqttc::v5::EventLoop>,
         kept: VecDeque<rumqttc::v5::Request>,
+        /// Our in-flight upper limit, lowered by the broker's receive maximum.
+        limit: usize,
+        /// The configured upper limit.
+        upper: usize,
+        /// Whether a CONNACK came since the last error.
+        connected: bool,
     },
 }
 
@@ -116,35 +126,57 @@ impl Wire {
                     Step::Error(classify_v4(&error))
                 }
             },
-            Wire::V5 { events, kept } => match events.poll().await {
-                Ok(rumqttc::v5::Event::Incoming(V5Packet::ConnAck(connack))) => {
-                    restore(&mut events.pending, kept);
-                    Step::Connected {
-                        receive_max: connack.properties.and_then(|p| p.receive_max),
+            Wire::V5 {
+                events,
+                kept,
+                limit,
+                upper,
+                connected,
+            } => {
+                if *connected {
+                    top_up_v5(events, kept, *limit);
+                }
+                match events.poll().await {
+                    Ok(rumqttc::v5::Event::Incoming(V5Packet::ConnAck(connack))) => {
+                        let receive_max = connack.properties.and_then(|p| p.receive_max);
+                        *limit = (*upper).min(usize::from(receive_max.unwrap_or(u16::MAX)));
+                        *connected = true;
+                        // rumqttc may have cleared its pending list (no session): ours is intact.
+                        kept.extend(events.pending.drain(..));
+                        top_up_v5(events, kept, *limit);
+                        Step::Connected { receive_max }
+                    }
+                    Ok(rumqttc::v5::Event::Incoming(V5Packet::PubAck(ack))) => match ack.reason {
+                        PubAckReason::Success | PubAckReason::NoMatchingSubscribers => Step::Acked,
+                        reason => Step::Refused(format!("{reason:?}")),
+                    },
+                    Ok(rumqttc::v5::Event::Incoming(V5Packet::PubComp(comp))) => {
+                        match comp.reason {
+                            PubCompReason::Success => Step::Completed,
+                            reason => Step::Refused(format!("{reason:?}")),
+                        }
+                    }
+                    Ok(rumqttc::v5::Event::Incoming(V5Packet::Disconnect(disconnect))) => {
+                        Step::Error(Failure::Temporary(format!(
+                            "the broker disconnected: {:?}",
+                            disconnect.reason_code
+                        )))
+                    }
+                    Ok(rumqttc::v5::Event::Outgoing(Outgoing::Publish(_))) => Step::PublishWritten,
+                    Ok(rumqttc::v5::Event::Outgoing(Outgoing::Disconnect)) => Step::Disconnected,
+                    Ok(_) => Step::Other,
+                    Err(error) => {
+                        *connected = false;
+                        // What rumqttc took back (in flight, then its channel) was sent or queued
+                        // after what is still kept from an earlier break... except that in-flight
+                        // ones came from `kept` first: keep that order.
+                        let mut again: VecDeque<_> = events.pending.drain(..).collect();
+                        again.extend(kept.drain(..));
+                        *kept = again;
+                        Step::Error(classify_v5(&error))
                     }
                 }
-                Ok(rumqttc::v5::Event::Incoming(V5Packet::PubAck(ack))) => match ack.reason {
-                    PubAckReason::Success | PubAckReason::NoMatchingSubscribers => Step::Acked,
-                    reason => Step::Refused(format!("{reason:?}")),
-                },
-                Ok(rumqttc::v5::Event::Incoming(V5Packet::PubComp(comp))) => match comp.reason {
-                    PubCompReason::Success => Step::Completed,
-                    reason => Step::Refused(format!("{reason:?}")),
-                },
-                Ok(rumqttc::v5::Event::Incoming(V5Packet::Disconnect(disconnect))) => {
-                    Step::Error(Failure::Temporary(format!(
-                        "the broker disconnected: {:?}",
-                        disconnect.reason_code
-                    )))
-                }
-                Ok(rumqttc::v5::Event::Outgoing(Outgoing::Publish(_))) => Step::PublishWritten,
-                Ok(rumqttc::v5::Event::Outgoing(Outgoing::Disconnect)) => Step::Disconnected,
-                Ok(_) => Step::Other,
-                Err(error) => {
-                    kept.extend(events.pending.drain(..));
-                    Step::Error(classify_v5(&error))
-                }
-            },
+            }
         }
     }
 
@@ -155,6 +187,17 @@ impl Wire {
             Wire::V5 { kept, .. } => kept.len(),
         }
     }
+}
+
+/// Hands kept requests back to rumqttc while the broker's in-flight limit has room.
+fn top_up_v5(
+    events: &mut rumqttc::v5::EventLoop,
+    kept: &mut VecDeque<rumqttc::v5::Request>,
+    limit: usize,
+) {
+    let busy = usize::from(events.state.inflight()) + events.pending.len();
+    let room = limit.saturating_sub(busy).min(kept.len());
+    events.pending.extend(kept.drain(..room));
 }
 
 /// Puts the kept requests in front of whatever rumqttc has pending, in their original order.
@@ -283,7 +326,7 @@ pub async fn run(
 fn wire_resend_count(wire: &Wire) -> usize {
     match wire {
         Wire::V4 { events, .. } => events.pending.len(),
-        Wire::V5 { events, .. } => events.pending.len(),
+        Wire::V5 { events, kept, .. } => events.pending.len() + kept.len(),
     }
 }
 
