@@ -32,6 +32,7 @@
 // Link the built-in plugins (inventory drops the registrations of a crate nothing names).
 use customersim_sink_mqtt as _;
 use customersim_sink_stdout as _;
+use customersim_source_http_ingress as _;
 use customersim_source_random_walk as _;
 
 pub mod cli;
@@ -55,3 +56,5 @@ use rcgen as _;
 use rumqttc as _;
 #[cfg(test)]
 use serde_json as _;
+#[cfg(test)]
+use ureq as _;

@@ -160,8 +160,16 @@ impl Scheduler {
             {
                 break;
             }
-            if virtual_clock && watermark != i64::MAX {
-                self.clock.advance_to(watermark);
+            if virtual_clock {
+                if watermark != i64::MAX {
+                    self.clock.advance_to(watermark);
+                } else if let Some(close) = self.settings.doors_close_ms
+                    && self.timeline.len().await.unwrap_or(1) == 0
+                {
+                    // Nothing generates simulated time and nothing is due: time flies to the
+                    // closing of the doors, so sources driven from outside stop too.
+                    self.clock.advance_to(close);
+                }
             }
             let deadline = self.next_wake(polling, next_poll, watermark).await;
             tokio::select! {

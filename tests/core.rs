@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Line, customersim, parse_lines, run_ok, write_temp};
+use common::{Line, customersim, parse_lines, run_ok, spawn_piped, terminate, write_temp};
 
 /// A parsed payload, after checking its bytes are exactly what Python's json.dumps wrote.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -284,18 +284,16 @@ fn sigterm_stops_taking_work_flushes_and_exits_zero() {
         "    average_in_store: 200\n    mean_dwell: 1s\n",
         "timeline: {consume_frequency: 0.05, consume_batch_size: 1000}\n",
     );
-    let mut child = customersim()
-        .args(["run", "--speed", "20", "--seed", "1", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(
+        customersim()
+            .args(["run", "--speed", "20", "--seed", "1", "--config"])
+            .arg(&config),
+    );
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
     assert!(first.starts_with("{\"topic\""), "{first}");
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    terminate(&child);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     let status = child.wait().unwrap();
@@ -338,7 +336,7 @@ fn a_timeline_falling_behind_warns_once_naming_the_settings() {
         line.clear();
     }
     std::thread::sleep(Duration::from_secs(2));
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    terminate(&child);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     child.wait().unwrap();
@@ -510,5 +508,29 @@ fn plugins_lists_exactly_the_registered_plugins() {
                 .join(" ")
         })
         .collect();
-    assert_eq!(names, ["source random_walk", "sink mqtt", "sink stdout"]);
+    assert_eq!(
+        names,
+        [
+            "source http_ingress",
+            "source random_walk",
+            "sink mqtt",
+            "sink stdout"
+        ]
+    );
+}
+
+#[test]
+fn a_virtual_run_with_only_an_external_source_ends_when_the_doors_close() {
+    let config = write_temp(
+        "external.yaml",
+        "sources: [{type: http_ingress, listen: \"127.0.0.1:0\"}]\nsinks: [{type: stdout}]\n",
+    );
+    let started = Instant::now();
+    let output = run_ok(
+        customersim()
+            .args(["run", "--speed", "max", "--duration", "1h", "--config"])
+            .arg(&config),
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(output.stdout.is_empty());
 }

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use broker::{Broker, Subscriber, SubscriberOptions, TestPki, shared_dir, write_shared};
+use broker::{Broker, Subscriber, SubscriberOptions, TestPki, shared_dir};
 use common::{Line, customersim, parse_lines, run_ok, write_temp};
 
 /// A pipeline file: simulated shoppers from a fixed seed and start, on topics under `prefix`,
@@ -540,8 +540,8 @@ fn the_default_pipeline_needs_mqtt_host() {
     let output = run_ok(
         customersim()
             .args(["run", "--seed", "1", "--speed", "max", "--duration", "10m"])
-            .env("TESTING_MOCK_MQTT", "true"),
+            .env("TESTING_MOCK_MQTT", "true")
+            .env("HTTP_LISTEN", "127.0.0.1:0"),
     );
     assert!(!parse_lines(&output.stdout).is_empty());
-    let _ = write_shared;
 }

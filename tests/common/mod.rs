@@ -45,12 +45,16 @@ const SCRUBBED: &[&str] = &[
     "TIMELINE_BACKEND",
 ];
 
-/// A `customersim` command with a clean environment (PATH and HOME kept).
+/// A `customersim` command with a clean environment (PATH and HOME kept; HTTP_LISTEN on an
+/// ephemeral port).
 pub fn customersim() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_customersim"));
     for var in SCRUBBED {
         command.env_remove(var);
     }
+    // The built-in pipeline serves HTTP on 0.0.0.0:8000; tests running it in parallel would
+    // collide there, so each gets an ephemeral port unless the test sets HTTP_LISTEN itself.
+    command.env("HTTP_LISTEN", "127.0.0.1:0");
     command.stdin(Stdio::null());
     command
 }
@@ -127,4 +131,19 @@ pub fn free_port() -> u16 {
 /// The folder of the repository's `configs/`.
 pub fn configs_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/configs"))
+}
+
+/// Starts `command` with stdout and stderr piped.
+pub fn spawn_piped(command: &mut Command) -> std::process::Child {
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("customersim starts")
+}
+
+/// Sends SIGTERM to a child (what Kubernetes and `docker stop` send).
+pub fn terminate(child: &std::process::Child) {
+    // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
 }

@@ -1,0 +1,809 @@
+//! The `http_ingress` source through real HTTP: the real binary on an ephemeral port with the
+//! stdout sink, its stdout read line by line as events are published.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{customersim, free_port, parse_lines, write_temp};
+
+/// Tests that measure when events come out run alone, so the other tests of this file (each a
+/// process of its own) do not delay them on a small machine; the others share.
+static TIMING: RwLock<()> = RwLock::new(());
+
+fn alone() -> RwLockWriteGuard<'static, ()> {
+    TIMING
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    TIMING
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A pipeline with only the HTTP source and the stdout sink.
+fn config(consume_frequency: f64) -> String {
+    format!(
+        "timeline:\n  consume_frequency: {consume_frequency}\nsources:\n  - type: http_ingress\nsinks:\n  - type: stdout\n"
+    )
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A line the stdout sink printed and the wall-clock ms at which the test read it.
+struct Printed {
+    at_ms: i64,
+    topic: String,
+    payload: String,
+}
+
+/// The binary running with an HTTP port; killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    lines: mpsc::Receiver<Printed>,
+    agent: ureq::Agent,
+}
+
+struct Answer {
+    status: u16,
+    body: String,
+}
+
+impl Server {
+    fn start(yaml: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let path = write_temp("pipeline.yaml", yaml);
+        let port = free_port();
+        let mut command = customersim();
+        command
+            .args(["run", "--config"])
+            .arg(&path)
+            .args(args)
+            .env("HTTP_LISTEN", format!("127.0.0.1:{port}"))
+            .env("LOG_LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (var, value) in env {
+            command.env(var, value);
+        }
+        let mut child = command.spawn().expect("customersim starts");
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let at_ms = wall_ms();
+                let parsed = parse_lines(format!("{line}\n").as_bytes()).remove(0);
+                if sender
+                    .send(Printed {
+                        at_ms,
+                        topic: parsed.topic,
+                        payload: parsed.payload,
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let server = Server {
+            child,
+            port,
+            lines,
+            agent,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(response) = self.agent.get(self.url("/health")).call()
+                && response.status() == 200
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the HTTP API did not come up on port {}", self.port);
+    }
+
+    fn post(&self, path: &str, body: &str) -> Answer {
+        self.post_with(path, body, None)
+    }
+
+    fn post_with(&self, path: &str, body: &str, token: Option<&str>) -> Answer {
+        let mut request = self.agent.post(self.url(path));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.send(body).expect("HTTP request");
+        Answer {
+            status: response.status().as_u16(),
+            body: response.body_mut().read_to_string().unwrap(),
+        }
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        let mut request = self.agent.get(self.url(path));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.call().expect("HTTP request");
+        Answer {
+            status: response.status().as_u16(),
+            body: response.body_mut().read_to_string().unwrap(),
+        }
+    }
+
+    /// Sends raw bytes as curl would (`curl URL -d BODY`: a form content type) and returns the
+    /// status line and body.
+    fn curl_d(&self, path: &str, body: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\nContent-Length: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let status = answer[9..12].parse().unwrap();
+        let body = answer.split_once("\r\n\r\n").unwrap().1.to_string();
+        (status, body)
+    }
+
+    fn next_line(&self, wait: Duration) -> Printed {
+        self.lines
+            .recv_timeout(wait)
+            .expect("an event on stdout in time")
+    }
+
+    fn no_line_for(&self, wait: Duration) {
+        if let Ok(line) = self.lines.recv_timeout(wait) {
+            panic!("unexpected event: {} {}", line.topic, line.payload);
+        }
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        self.wait_exit(Duration::from_secs(15))
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "customersim did not exit in time"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn iso(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    // Days-to-civil, so the test does not need a date crate.
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn step(kind: &str, x: i64, y: i64, timestamp: &str) -> String {
+    format!(r#"{{"type": "{kind}", "location": {{"x": {x}, "y": {y}}}, "timestamp": {timestamp}}}"#)
+}
+
+fn scenario(customer: &str, steps: &[String]) -> String {
+    format!(
+        r#"{{"customer": {{"customer_id": "{customer}"}}, "path": [{}]}}"#,
+        steps.join(", ")
+    )
+}
+
+#[test]
+fn produce_endpoints_publish_at_once_with_the_original_bytes() {
+    let _turn = shared();
+    let server = Server::start(&config(1.0), &[], &[]);
+    // The original README's commands, sent the way curl sends them (form content type).
+    let (status, body) = server.curl_d(
+        "/produce_move",
+        r#"{"id": "997", "ts": 192326400, "x": 2, "y": 3}"#,
+    );
+    assert_eq!((status, body.as_str()), (200, "True"));
+    let line = server.next_line(Duration::from_secs(5));
+    assert_eq!(line.topic, "customer/move");
+    assert_eq!(
+        line.payload,
+        r#"{"id": "997", "ts": 192326400, "x": 2, "y": 3}"#
+    );
+
+    let (status, _) = server.curl_d("/produce_entry", r#"{"id": "997", "ts": 192326400}"#);
+    assert_eq!(status, 200);
+    let line = server.next_line(Duration::from_secs(5));
+    assert_eq!(
+        (line.topic.as_str(), line.payload.as_str()),
+        ("customer/enter", r#"{"id": "997", "ts": 192326400}"#)
+    );
+
+    // A numeric id is published as a string; floats are truncated.
+    let answer = server.post("/produce_exit", r#"{"id": 998, "ts": 192326401.9}"#);
+    assert_eq!((answer.status, answer.body.as_str()), (200, "True"));
+    let line = server.next_line(Duration::from_secs(5));
+    assert_eq!(
+        (line.topic.as_str(), line.payload.as_str()),
+        ("customer/exit", r#"{"id": "998", "ts": 192326401}"#)
+    );
+}
+
+/// Steps of two customers, due shortly, are published at (not before) their time, within
+/// 100 ms, ordered by (time, customer).
+fn scenario_timing(consume_frequency: f64) {
+    let _turn = alone();
+    let server = Server::start(&config(consume_frequency), &[], &[]);
+    let base = wall_ms() + 700;
+    let due = [base, base + 300, base + 300, base + 600];
+    // Customer 7: ISO with a zone offset, epoch seconds (float), epoch ms.
+    let plus_two = {
+        let text = iso(due[0] + 2 * 3_600_000);
+        format!("\"{}+02:00\"", text.trim_end_matches('Z'))
+    };
+    let seven = scenario(
+        "7",
+        &[
+            step("ENTER", 0, 0, &plus_two),
+            step("move", 1, 2, &format!("{:.3}", due[2] as f64 / 1000.0)),
+            step("Exit", 0, 0, &due[3].to_string()),
+        ],
+    );
+    let five = scenario("5", &[step("MOVE", 4, 4, &format!("\"{}\"", iso(due[1])))]);
+    for body in [&seven, &five] {
+        let answer = server.post("/scenario", body);
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (200, "True"),
+            "{body}"
+        );
+    }
+    let expected = [
+        (
+            due[0],
+            "customer/enter",
+            format!(r#"{{"id": "7", "ts": {}}}"#, due[0] / 1000),
+        ),
+        (
+            due[1],
+            "customer/move",
+            format!(r#"{{"id": "5", "ts": {}, "x": 4, "y": 4}}"#, due[1] / 1000),
+        ),
+        (
+            due[2],
+            "customer/move",
+            format!(r#"{{"id": "7", "ts": {}, "x": 1, "y": 2}}"#, due[2] / 1000),
+        ),
+        (
+            due[3],
+            "customer/exit",
+            format!(r#"{{"id": "7", "ts": {}}}"#, due[3] / 1000),
+        ),
+    ];
+    for (due_ms, topic, payload) in expected {
+        let line = server.next_line(Duration::from_secs(5));
+        assert_eq!((line.topic.as_str(), &line.payload), (topic, &payload));
+        assert!(
+            line.at_ms >= due_ms,
+            "published {} ms before its time",
+            due_ms - line.at_ms
+        );
+        assert!(
+            line.at_ms <= due_ms + 100,
+            "published {} ms late",
+            line.at_ms - due_ms
+        );
+    }
+    server.no_line_for(Duration::from_millis(300));
+}
+
+#[test]
+fn scenario_steps_are_published_at_their_time_when_consuming_exactly_when_due() {
+    scenario_timing(0.0);
+}
+
+#[test]
+fn scenario_steps_are_published_at_their_time_when_polling_every_50_ms() {
+    scenario_timing(0.05);
+}
+
+#[test]
+fn recalculate_time_shifts_the_path_to_start_now() {
+    let _turn = alone();
+    let server = Server::start(&config(0.0), &[], &[]);
+    // A path recorded in 2021, replayed now: same spacing, first step now.
+    let body = scenario(
+        "3",
+        &[
+            step("ENTER", 0, 0, "\"2021-01-01T00:00:00Z\""),
+            step("MOVE", 1, 1, "\"2021-01-01T00:00:00.800Z\""),
+        ],
+    );
+    let sent = wall_ms();
+    let answer = server.post("/scenario?recalculate_time=true", &body);
+    assert_eq!((answer.status, answer.body.as_str()), (200, "True"));
+    let enter = server.next_line(Duration::from_secs(5));
+    let moved = server.next_line(Duration::from_secs(5));
+    assert_eq!(enter.topic, "customer/enter");
+    assert_eq!(moved.topic, "customer/move");
+    assert!(
+        enter.at_ms >= sent && enter.at_ms <= sent + 300,
+        "{}",
+        enter.at_ms - sent
+    );
+    let gap = moved.at_ms - enter.at_ms;
+    assert!(
+        (700..=900).contains(&gap),
+        "steps {gap} ms apart instead of 800"
+    );
+    // The same path without recalculate_time is in the past: skipped (CONSUME_FROM=latest).
+    assert_eq!(server.post("/scenario", &body).status, 200);
+    server.no_line_for(Duration::from_millis(500));
+}
+
+#[test]
+fn scenario_draft_times_steps_by_walking_distance() {
+    let _turn = shared();
+    // 20 simulated seconds per wall second: the 10 s start delay and the 30 s FOCUS pass quickly.
+    let server = Server::start(&config(0.0), &["--speed", "20"], &[]);
+    let body = r#"{"customer": {"customer_id": 12}, "path": [
+        {"type": "ENTER"},
+        {"type": "move", "location": {"x": 30.9, "y": 40}},
+        {"type": "FOCUS", "location": {"x": 30, "y": 0}},
+        {"type": "exit", "location": {"x": 0, "y": 0}}]}"#;
+    let answer = server.post("/scenario_draft", body);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let expanded: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(expanded["customer"]["customer_id"], "12");
+    let path = expanded["path"].as_array().unwrap();
+    let times: Vec<i64> = path
+        .iter()
+        .map(|step| iso_ms(step["timestamp"].as_str().unwrap()))
+        .collect();
+    let relative: Vec<i64> = times.iter().map(|t| t - times[0]).collect();
+    // door (0,0) → (30,40): 50 units × 30 ms; → (30,0): 40 units; 5 moves in place 6 s apart;
+    // → (0,0): 30 units.
+    assert_eq!(
+        relative,
+        vec![0, 1500, 2700, 8700, 14700, 20700, 26700, 32700, 33600]
+    );
+    let kinds: Vec<&str> = path.iter().map(|s| s["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ENTER", "MOVE", "MOVE", "MOVE", "MOVE", "MOVE", "MOVE", "MOVE", "EXIT"
+        ]
+    );
+    // The expanded scenario is what gets published, in order.
+    for (step, at) in path.iter().zip(&times) {
+        let line = server.next_line(Duration::from_secs(10));
+        let ts = at.div_euclid(1000);
+        let expected = match step["type"].as_str().unwrap() {
+            "ENTER" => (
+                "customer/enter".to_string(),
+                format!(r#"{{"id": "12", "ts": {ts}}}"#),
+            ),
+            "EXIT" => (
+                "customer/exit".to_string(),
+                format!(r#"{{"id": "12", "ts": {ts}}}"#),
+            ),
+            _ => (
+                "customer/move".to_string(),
+                format!(
+                    r#"{{"id": "12", "ts": {ts}, "x": {}, "y": {}}}"#,
+                    step["location"]["x"], step["location"]["y"]
+                ),
+            ),
+        };
+        assert_eq!((line.topic, line.payload), expected);
+    }
+}
+
+/// Milliseconds since the epoch of `2026-11-28T01:03:42.197Z`.
+fn iso_ms(text: &str) -> i64 {
+    let (date, time) = text.trim_end_matches('Z').split_once('T').unwrap();
+    let parts: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
+    let (year, month, day) = (parts[0], parts[1], parts[2]);
+    let (hms, millis) = time.split_once('.').unwrap_or((time, "0"));
+    let hms: Vec<i64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ((days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]) * 1000) + millis.parse::<i64>().unwrap()
+}
+
+#[test]
+fn bad_input_is_refused_and_nothing_of_it_is_published() {
+    let _turn = shared();
+    let server = Server::start(&config(0.0), &[], &[]);
+    // Steps due in 300 ms: if any were scheduled they would show up below.
+    let soon = wall_ms() + 300;
+    let at = |offset: i64| (soon + offset).to_string();
+    let good = |x: i64, offset: i64| step("MOVE", x, 1, &at(offset));
+    let big = format!(
+        r#"{{"customer": {{"customer_id": "1"}}, "path": [], "pad": "{}"}}"#,
+        "x".repeat(1 << 20)
+    );
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        ("/produce_move", r#"{"id": "1", "ts": "#.into(), 400, "body: malformed JSON"),
+        ("/produce_move", r#"{"id": "1", "ts": 5, "x": 1}"#.into(), 422, "y: missing"),
+        ("/produce_entry", r#"{"id": "1", "ts": "soon"}"#.into(), 422, "ts: invalid value"),
+        ("/produce_exit", r#"{"id": true, "ts": 1}"#.into(), 422, "id: invalid type"),
+        ("/produce_entry", r#"{"ts": 1}"#.into(), 422, "id: missing"),
+        (
+            "/scenario",
+            scenario("1", &[good(1, 0), step("MOVE", 2, 2, "\"2031-01-01T00:00:00\"")]),
+            422,
+            "path[1].timestamp: timestamp \"2031-01-01T00:00:00\" has no time zone",
+        ),
+        (
+            "/scenario",
+            scenario("1", &[good(1, 0), step("JUMP", 2, 2, &at(10))]),
+            422,
+            "path[1].type: unknown step type \"JUMP\"",
+        ),
+        (
+            "/scenario",
+            scenario("1", &[good(1, 0), good(2, 0)]),
+            422,
+            "path[1].timestamp: same instant as path[0]",
+        ),
+        (
+            "/scenario",
+            scenario("1", &[good(1, 0), step("MOVE", 2, 2, "null")]),
+            422,
+            "path[1].timestamp: missing",
+        ),
+        (
+            "/scenario",
+            scenario("1", &[good(1, 0), r#"{"type": "MOVE", "location": {"x": "a", "y": 1}, "timestamp": 1}"#.into()]),
+            422,
+            "path[1].location.x: invalid value",
+        ),
+        (
+            "/scenario",
+            r#"{"path": []}"#.into(),
+            422,
+            "customer: missing",
+        ),
+        (
+            "/scenario?recalculate_time=true",
+            scenario("1", &[]),
+            422,
+            "path: empty",
+        ),
+        (
+            "/scenario?recalculate_time=maybe",
+            scenario("1", &[good(1, 0)]),
+            422,
+            "recalculate_time: expected true or false",
+        ),
+        (
+            "/scenario_draft",
+            r#"{"customer": {"customer_id": "1"}, "path": [{"type": "MOVE", "location": {"x": 1, "y": 1}}, {"type": "MOVE", "location": {"x": 1, "y": 1}}]}"#.into(),
+            422,
+            "path[1].location: same place",
+        ),
+        (
+            "/scenario_draft",
+            r#"{"customer": {"customer_id": "1"}, "path": [{"type": "wander", "location": {"x": 1, "y": 1}}]}"#.into(),
+            422,
+            "path[0].type: unknown step type",
+        ),
+        ("/scenario", big, 413, "body: larger than the limit of 1 MiB"),
+    ];
+    for (path, body, status, detail) in &cases {
+        let answer = server.post(path, body);
+        assert_eq!(answer.status, *status, "{path}: {}", answer.body);
+        let json: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+        let message = json["detail"].as_str().unwrap();
+        assert!(
+            message.starts_with(detail),
+            "{path}: {message:?} should start with {detail:?}"
+        );
+    }
+    // curl's form content type with a form body is not JSON.
+    let (status, body) = server.curl_d("/produce_entry", "id=1&ts=2");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("malformed JSON"), "{body}");
+
+    // Nothing was published, and publishing goes on: at once and from the timeline.
+    server.no_line_for(Duration::from_millis(600));
+    assert_eq!(
+        server
+            .post("/produce_entry", r#"{"id": "sentinel", "ts": 1}"#)
+            .status,
+        200
+    );
+    let line = server.next_line(Duration::from_secs(5));
+    assert_eq!(line.payload, r#"{"id": "sentinel", "ts": 1}"#);
+    let later = wall_ms() + 200;
+    let answer = server.post(
+        "/scenario",
+        &scenario("2", &[step("MOVE", 5, 6, &later.to_string())]),
+    );
+    assert_eq!(answer.status, 200);
+    let line = server.next_line(Duration::from_secs(5));
+    assert_eq!(
+        line.payload,
+        format!(r#"{{"id": "2", "ts": {}, "x": 5, "y": 6}}"#, later / 1000)
+    );
+}
+
+#[test]
+fn state_health_and_metrics() {
+    let _turn = shared();
+    let server = Server::start(&config(1.0), &[], &[]);
+    for (path, body) in [
+        ("/produce_entry", r#"{"id": "41", "ts": 1700000000}"#),
+        (
+            "/produce_move",
+            r#"{"id": "41", "ts": 1700000002, "x": 2, "y": 3}"#,
+        ),
+        ("/produce_entry", r#"{"id": "42", "ts": 1700000003}"#),
+        ("/produce_exit", r#"{"id": "42", "ts": 1700000004}"#),
+    ] {
+        assert_eq!(server.post(path, body).status, 200);
+        server.next_line(Duration::from_secs(5));
+    }
+    assert_eq!(server.post("/produce_exit", "{}").status, 422);
+    let state = server.get("/state", None);
+    assert_eq!(state.status, 200);
+    let inside: serde_json::Value = serde_json::from_str(&state.body).unwrap();
+    assert_eq!(
+        inside,
+        serde_json::json!([{"id": "41", "x": 2, "y": 3, "since": "2023-11-14T22:13:22.000Z"}])
+    );
+    let health = server.get("/health", None);
+    assert_eq!((health.status, health.body.as_str()), (200, "OK"));
+    let metrics = server.get("/metrics", None);
+    assert_eq!(metrics.status, 200);
+    for expected in [
+        "customersim_http_requests_total{route=\"/produce_entry\",status=\"200\"} 2",
+        "customersim_http_requests_total{route=\"/produce_exit\",status=\"422\"} 1",
+        "customersim_http_requests_total{route=\"/health\",status=\"200\"}",
+        "customersim_events_published_total{topic=\"customer/enter\",sink=\"stdout\"} 2",
+        "customersim_events_published_total{topic=\"customer/move\",sink=\"stdout\"} 1",
+        "customersim_timeline_depth",
+        "customersim_events_skipped_total 0",
+    ] {
+        assert!(
+            metrics.body.contains(expected),
+            "{expected} missing in:\n{}",
+            metrics.body
+        );
+    }
+    let missing = server.get("/nowhere", None);
+    assert_eq!(missing.status, 404);
+    let mut server = server;
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn a_token_guards_every_route_but_health() {
+    let _turn = shared();
+    let server = Server::start(&config(1.0), &[], &[("HTTP_TOKEN", "s3cret")]);
+    assert_eq!(server.get("/health", None).status, 200);
+    for path in ["/state", "/metrics"] {
+        assert_eq!(server.get(path, None).status, 401, "{path}");
+        assert_eq!(server.get(path, Some("wrong")).status, 401, "{path}");
+        assert_eq!(server.get(path, Some("s3cret")).status, 200, "{path}");
+    }
+    let body = r#"{"id": "5", "ts": 10}"#;
+    let refused = server.post("/produce_entry", body);
+    assert_eq!(refused.status, 401);
+    assert!(refused.body.contains("bearer token"), "{}", refused.body);
+    assert_eq!(
+        server
+            .post_with(
+                "/scenario",
+                &scenario("5", &[step("MOVE", 1, 1, &(wall_ms() + 100).to_string())]),
+                None
+            )
+            .status,
+        401
+    );
+    server.no_line_for(Duration::from_millis(400));
+    assert_eq!(
+        server
+            .post_with("/produce_entry", body, Some("s3cret"))
+            .status,
+        200
+    );
+    assert_eq!(server.next_line(Duration::from_secs(5)).payload, body);
+
+    // The token is a secret: `validate` masks it.
+    let path = write_temp("pipeline.yaml", &config(1.0));
+    let output = customersim()
+        .args(["validate", "--config"])
+        .arg(&path)
+        .env("HTTP_TOKEN", "s3cret")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(shown.contains("token"), "{shown}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error() {
+    let _turn = shared();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let path = write_temp("pipeline.yaml", &config(1.0));
+    let output = customersim()
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("HTTP_LISTEN", &address)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}")),
+        "{stderr}"
+    );
+    // A malformed address is a config error (exit 2) naming the key.
+    let output = customersim()
+        .args(["validate", "--config"])
+        .arg(&path)
+        .env("HTTP_LISTEN", "localhost")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("listen: invalid address"), "{stderr}");
+}
+
+#[test]
+fn closing_the_doors_stops_accepting_and_the_run_ends_after_the_last_step() {
+    let _turn = shared();
+    let mut server = Server::start(&config(0.0), &["--duration", "2s"], &[]);
+    // Scheduled before the doors close, due after: still published, then the run ends.
+    let due = wall_ms() + 2_500;
+    let answer = server.post(
+        "/scenario",
+        &scenario("9", &[step("EXIT", 0, 0, &due.to_string())]),
+    );
+    assert_eq!(answer.status, 200);
+    let line = server.next_line(Duration::from_secs(10));
+    assert_eq!(
+        line.payload,
+        format!(r#"{{"id": "9", "ts": {}}}"#, due / 1000)
+    );
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    assert!(TcpStream::connect(("127.0.0.1", server.port)).is_err());
+}
+
+#[test]
+fn the_default_pipeline_serves_the_api_and_stops_on_sigterm() {
+    let _turn = shared();
+    let output = customersim()
+        .arg("validate")
+        .env_remove("HTTP_LISTEN")
+        .env("MQTT_HOST", "broker.example") // the default sink (mqtt) needs it
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(shown.contains("type: http_ingress"), "{shown}");
+    assert!(shown.contains("listen: 0.0.0.0:8000"), "{shown}");
+
+    let port = free_port();
+    let mut child = customersim()
+        .args(["run", "--sink", "stdout", "--seed", "1"])
+        .env("HTTP_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(mut response) = agent.get(format!("http://127.0.0.1:{port}/health")).call() {
+            assert_eq!(response.body_mut().read_to_string().unwrap(), "OK");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no HTTP API on the default pipeline"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn the_default_pipeline_with_a_duration_ends_on_a_virtual_clock() {
+    let _turn = shared();
+    let port = free_port();
+    let output = customersim()
+        .args([
+            "run",
+            "--sink",
+            "stdout",
+            "--speed",
+            "max",
+            "--duration",
+            "10m",
+            "--seed",
+            "3",
+        ])
+        .env("HTTP_LISTEN", format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!parse_lines(&output.stdout).is_empty());
+}
