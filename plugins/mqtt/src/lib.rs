@@ -536,7 +536,7 @@ impl Client {
     }
 }
 
-/// The running sink: hands events to rumqttc within the [`Gate`]'s window; the connection task
+/// The running sink: hands events to rumqttc within the bounded buffer's window (`gate.rs`); the connection task
 /// (`link.rs`) does the rest.
 pub struct MqttSink {
     client: Client,
