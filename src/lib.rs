@@ -32,6 +32,7 @@
 
 // Link the built-in plugins (inventory drops the registrations of a crate nothing names).
 use customersim_sink_amqp as _;
+use customersim_sink_mqtt as _;
 use customersim_sink_stdout as _;
 use customersim_source_customer_list as _;
 use customersim_source_http_ingress as _;
@@ -56,6 +57,10 @@ use futures_core as _;
 use lapin as _;
 #[cfg(test)]
 use libc as _;
+#[cfg(test)]
+use rcgen as _;
+#[cfg(test)]
+use rumqttc as _;
 #[cfg(test)]
 use serde_json as _;
 #[cfg(test)]

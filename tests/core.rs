@@ -515,6 +515,7 @@ fn plugins_lists_exactly_the_registered_plugins() {
             "source http_ingress",
             "source random_walk",
             "sink amqp",
+            "sink mqtt",
             "sink stdout"
         ]
     );

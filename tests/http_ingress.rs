@@ -743,6 +743,7 @@ fn the_default_pipeline_serves_the_api_and_stops_on_sigterm() {
     let output = customersim()
         .arg("validate")
         .env_remove("HTTP_LISTEN")
+        .env("MQTT_HOST", "broker.example") // the default sink (mqtt) needs it
         .output()
         .unwrap();
     let shown = String::from_utf8_lossy(&output.stdout);
