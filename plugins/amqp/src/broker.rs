@@ -56,12 +56,11 @@ impl Broker {
                 &config.client_key_file,
             ),
         ];
-        if !tls_wanted {
-            if let Some((key, var, _)) = files.iter().find(|(_, _, path)| path.is_some()) {
-                return Err(PluginError::Config(format!(
-                    "{key} ({var}) is set but url (AMQP_URL) {shown} is not amqps://: TLS files need an amqps:// URL"
-                )));
-            }
+        if !tls_wanted && let Some((key, var, _)) = files.iter().find(|(_, _, path)| path.is_some())
+        {
+            return Err(PluginError::Config(format!(
+                "{key} ({var}) is set but url (AMQP_URL) {shown} is not amqps://: TLS files need an amqps:// URL"
+            )));
         }
         let read = |key: &str, var: &str, path: &Path| -> Result<Vec<u8>, PluginError> {
             let path = cx.resolve_path(path);

@@ -325,16 +325,15 @@ impl Worker {
     /// The link failed: everything in flight goes back in front of the queue (in order), or the
     /// error is permanent (the broker refused the exchange or the publish).
     fn lost(&mut self, error: &lapin::Error) -> Result<(), String> {
-        if let ErrorKind::ProtocolError(amqp) = error.kind() {
-            if let AMQPErrorKind::Soft(soft) = amqp.kind() {
-                if !matches!(soft, AMQPSoftError::NOROUTE | AMQPSoftError::NOCONSUMERS) {
-                    return Err(format!(
-                        "amqp: the broker refused publishing to exchange {:?}: {}",
-                        self.settings.exchange,
-                        amqp.get_message().as_str()
-                    ));
-                }
-            }
+        if let ErrorKind::ProtocolError(amqp) = error.kind()
+            && let AMQPErrorKind::Soft(soft) = amqp.kind()
+            && !matches!(soft, AMQPSoftError::NOROUTE | AMQPSoftError::NOCONSUMERS)
+        {
+            return Err(format!(
+                "amqp: the broker refused publishing to exchange {:?}: {}",
+                self.settings.exchange,
+                amqp.get_message().as_str()
+            ));
         }
         let mut again: VecDeque<Outgoing> = self
             .in_flight
@@ -343,12 +342,12 @@ impl Worker {
             .collect();
         again.append(&mut self.retry);
         self.retry = again;
-        if let Some(link) = self.link.take() {
-            if link.connection.status().connected() {
-                tokio::spawn(async move {
-                    let _ = link.connection.close(200, "reconnecting".into()).await;
-                });
-            }
+        if let Some(link) = self.link.take()
+            && link.connection.status().connected()
+        {
+            tokio::spawn(async move {
+                let _ = link.connection.close(200, "reconnecting".into()).await;
+            });
         }
         self.went_down(format!(
             "lost the connection to {} ({error})",
@@ -452,27 +451,27 @@ async fn open_channel(
             )
             .await;
         if let Err(error) = declared {
-            if let ErrorKind::ProtocolError(amqp) = error.kind() {
-                if matches!(amqp.kind(), AMQPErrorKind::Soft(_)) {
-                    let hint = if settings.declare {
-                        format!(
-                            "cannot declare exchange {:?} of type {:?} on vhost {:?}",
-                            settings.exchange,
-                            settings.exchange_type,
-                            broker.vhost()
-                        )
-                    } else {
-                        format!(
-                            "exchange {:?} does not exist on vhost {:?} (set declare: true to create it)",
-                            settings.exchange,
-                            broker.vhost()
-                        )
-                    };
-                    return Err(SetupError {
-                        permanent: true,
-                        message: format!("amqp: {hint}: {}", amqp.get_message().as_str()),
-                    });
-                }
+            if let ErrorKind::ProtocolError(amqp) = error.kind()
+                && matches!(amqp.kind(), AMQPErrorKind::Soft(_))
+            {
+                let hint = if settings.declare {
+                    format!(
+                        "cannot declare exchange {:?} of type {:?} on vhost {:?}",
+                        settings.exchange,
+                        settings.exchange_type,
+                        broker.vhost()
+                    )
+                } else {
+                    format!(
+                        "exchange {:?} does not exist on vhost {:?} (set declare: true to create it)",
+                        settings.exchange,
+                        broker.vhost()
+                    )
+                };
+                return Err(SetupError {
+                    permanent: true,
+                    message: format!("amqp: {hint}: {}", amqp.get_message().as_str()),
+                });
             }
             return Err(transient(error));
         }

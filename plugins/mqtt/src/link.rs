@@ -411,12 +411,11 @@ fn find_rustls_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a rust
             return Some(tls);
         }
         // io::Error::source skips the error it wraps: look inside it explicitly.
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if let Some(tls) = find_rustls_error(inner) {
-                    return Some(tls);
-                }
-            }
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(tls) = find_rustls_error(inner)
+        {
+            return Some(tls);
         }
         current = error.source();
     }
