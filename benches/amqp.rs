@@ -97,10 +97,20 @@ async fn connect() -> (Connection, Channel) {
     (connection, channel)
 }
 
-/// How many events the simulation produces (a stdout run, not timed).
+/// How many events the simulation produces (the same pipeline with the stdout sink, not timed).
 fn count_events() -> u64 {
+    let config = std::env::temp_dir().join(format!(
+        "customersim-bench-amqp-{}-count.yaml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &config,
+        "sources:\n  - type: random_walk\nsinks:\n  - type: stdout\n",
+    )
+    .unwrap();
     let output = Command::new(BIN)
-        .args(["run", "--sink", "stdout"])
+        .args(["run", "--config"])
+        .arg(&config)
         .args(SIM)
         .env("CUSTOMERS_AVERAGE_IN_STORE", AVERAGE_IN_STORE)
         .stderr(Stdio::null())
