@@ -536,3 +536,24 @@ fn a_virtual_run_with_only_an_external_source_ends_when_the_doors_close() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(output.stdout.is_empty());
 }
+
+#[test]
+fn a_reader_closing_stdout_stops_the_run_cleanly() {
+    let config = pipeline("    average_in_store: 200\n    mean_dwell: 1s\n", "");
+    let mut child = spawn_piped(
+        customersim()
+            .args(["run", "--speed", "max", "--seed", "1", "--config"])
+            .arg(&config),
+    );
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    drop(stdout); // like `customersim run | head -1`
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "exit 0 when the reader goes away: {stderr}"
+    );
+    assert!(stderr.contains("the reader closed stdout"), "{stderr}");
+}

@@ -9,7 +9,8 @@ use std::io::Write;
 
 use customersim_plugin_api::serde::{Deserialize, Serialize};
 use customersim_plugin_api::{
-    BuildContext, Event, PluginError, Sink, SinkConfig, Topics, async_trait, json, register_sink,
+    BuildContext, Event, PluginError, Shutdown, Sink, SinkConfig, SinkContext, Topics, async_trait,
+    json, register_sink, tracing,
 };
 
 /// Config of the `stdout` sink. It has no settings: the topics come from the pipeline.
@@ -34,6 +35,10 @@ register_sink!(StdoutConfig);
 pub struct StdoutSink {
     topics: Topics,
     buffer: Vec<u8>,
+    /// Stops the run when the reader goes away (`customersim run | head`), like any Unix filter.
+    shutdown: Option<Shutdown>,
+    /// The reader closed stdout: nothing more can be delivered.
+    reader_gone: bool,
 }
 
 impl StdoutSink {
@@ -41,6 +46,8 @@ impl StdoutSink {
         StdoutSink {
             topics,
             buffer: Vec::with_capacity(1 << 16),
+            shutdown: None,
+            reader_gone: false,
         }
     }
 }
@@ -56,16 +63,34 @@ pub fn write_line(out: &mut Vec<u8>, topics: &Topics, event: &Event) {
 
 #[async_trait]
 impl Sink for StdoutSink {
+    async fn start(&mut self, cx: &SinkContext) -> Result<(), PluginError> {
+        self.shutdown = Some(cx.shutdown.clone());
+        Ok(())
+    }
+
     async fn publish(&mut self, batch: &[Event]) -> Result<(), PluginError> {
+        if self.reader_gone {
+            return Ok(());
+        }
         self.buffer.clear();
         for event in batch {
             write_line(&mut self.buffer, &self.topics, event);
         }
         let mut stdout = std::io::stdout().lock();
-        stdout
-            .write_all(&self.buffer)
-            .and_then(|()| stdout.flush())
-            .map_err(|error| PluginError::Fatal(format!("stdout sink: cannot write: {error}")))
+        match stdout.write_all(&self.buffer).and_then(|()| stdout.flush()) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+                tracing::info!("stdout sink: the reader closed stdout; stopping the run");
+                self.reader_gone = true;
+                if let Some(shutdown) = &self.shutdown {
+                    shutdown.trigger();
+                }
+                Ok(())
+            }
+            Err(error) => Err(PluginError::Fatal(format!(
+                "stdout sink: cannot write: {error}"
+            ))),
+        }
     }
 }
 
