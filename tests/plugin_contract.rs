@@ -92,3 +92,28 @@ fn core_and_plugin_environment_variables_do_not_collide() {
         );
     }
 }
+
+#[test]
+fn every_environment_variable_is_in_the_readme_table() {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("### Environment variables")
+        .expect("README has the env table");
+    let end = start
+        + readme[start..]
+            .find("\n## ")
+            .expect("a section follows the table");
+    let table = &readme[start..end];
+    let core = customersim::config::overrides::CORE_ENV
+        .iter()
+        .map(|entry| entry.var);
+    let plugins = customersim::registry::plugin_env_vars()
+        .into_iter()
+        .map(|(_, entry)| entry.var);
+    for var in core.chain(plugins) {
+        assert!(
+            table.contains(var),
+            "{var} is missing from the README's environment table"
+        );
+    }
+}
