@@ -3,7 +3,8 @@
 
 use serde_yaml::Value;
 
-const MASK: &str = "******";
+use crate::plugin_api::secret::MASK;
+pub use crate::plugin_api::secret::mask_url_password;
 
 /// The config as YAML with secrets masked: values of keys that name a secret (`password`,
 /// `token`, `secret`, …, plus `extra_secret_keys`) and the password part of URLs.
@@ -42,29 +43,6 @@ fn mask(value: &mut Value, extra: &[&str]) {
         Value::Sequence(items) => items.iter_mut().for_each(|item| mask(item, extra)),
         Value::String(text) => *text = mask_url_password(text),
         _ => {}
-    }
-}
-
-/// `amqp://user:pass@host/` → `amqp://user:******@host/`; other text unchanged.
-pub fn mask_url_password(text: &str) -> String {
-    let Some(scheme_end) = text.find("://") else {
-        return text.to_string();
-    };
-    let rest = &text[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return text.to_string();
-    };
-    let userinfo = &authority[..at];
-    match userinfo.split_once(':') {
-        Some((user, _password)) => {
-            format!("{}{user}:{MASK}{}", &text[..scheme_end + 3], &rest[at..])
-        }
-        None if !userinfo.is_empty() && text.starts_with("redis") => {
-            format!("{}{MASK}{}", &text[..scheme_end + 3], &rest[at..])
-        }
-        None => text.to_string(),
     }
 }
 

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use customersim_plugin_api::secret::mask_url_password;
 use customersim_plugin_api::{BuildContext, PluginError, tokio};
 use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
@@ -239,7 +240,7 @@ fn check_pem(pem: &[u8], label: &str, what: &str, path: &Path) -> Result<(), Plu
 
 /// Parses an AMQP URL. Errors and the returned display text never hold the password.
 pub fn parse_url(url: &str) -> Result<(AMQPUri, String), PluginError> {
-    let shown = mask_password(url);
+    let shown = mask_url_password(url);
     let parsed = url::Url::parse(url).map_err(|error| {
         PluginError::Config(format!("url (AMQP_URL): invalid URL {shown}: {error}"))
     })?;
@@ -266,22 +267,6 @@ pub fn parse_url(url: &str) -> Result<(AMQPUri, String), PluginError> {
         }
     }
     Ok((uri, shown))
-}
-
-/// `amqp://user:secret@host/` → `amqp://user:******@host/`.
-pub fn mask_password(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_string();
-    };
-    match rest[..at].split_once(':') {
-        Some((user, _)) => format!("{}{user}:******{}", &url[..scheme_end + 3], &rest[at..]),
-        None => url.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 //!   [`register_source!`] and [`register_sink!`].
 //! - [`duration`]: serde helpers for human durations (`30s`, `8h`).
 //! - [`json`]: the JSON string writer that reproduces Python's `json.dumps` escaping.
+//! - [`secret`]: masking passwords in URLs for logs and `validate`.
 
 pub mod clock;
 pub mod context;
@@ -27,6 +28,7 @@ pub mod duration;
 pub mod event;
 pub mod json;
 pub mod plugin;
+pub mod secret;
 pub mod timeline;
 
 pub use async_trait::async_trait;
