@@ -15,8 +15,8 @@ use tokio::time::Instant;
 use crate::metrics::{CoreMetrics, SinkCounters};
 use crate::plugin_api::context::ImmediateBatch;
 use crate::plugin_api::{
-    Clock, Event, PluginError, Presence, Shutdown, Sink, Timeline, TimelineError, Watermark,
-    tracing,
+    Backoff, Clock, Event, PluginError, Presence, Shutdown, Sink, Timeline, TimelineError,
+    Watermark, tracing,
 };
 
 /// Most events a virtual clock takes per timeline claim (throttling makes no sense there).
@@ -92,7 +92,8 @@ impl Scheduler {
         let had_sources = self.sources_running > 0;
         let mut next_poll = Instant::now();
         let mut behind = false;
-        let mut backend_failures = 0u32;
+        // Set while the timeline backend is unreachable: how long to wait before the next try.
+        let mut outage: Option<Backoff> = None;
         let mut depth_updated = Instant::now() - Duration::from_secs(10);
         loop {
             if self.shutdown.is_triggered() {
@@ -114,9 +115,8 @@ impl Scheduler {
                 };
                 match self.timeline.claim_due(until, claim_max).await {
                     Ok(claim) => {
-                        if backend_failures > 0 {
+                        if outage.take().is_some() {
                             tracing::info!("timeline backend reachable again");
-                            backend_failures = 0;
                         }
                         took = claim.events.len();
                         if let Some(last) = claim.events.last() {
@@ -128,7 +128,7 @@ impl Scheduler {
                         }
                     }
                     Err(error) => {
-                        self.backend_trouble(error, &mut backend_failures).await?;
+                        self.backend_trouble(error, &mut outage).await?;
                         continue;
                     }
                 }
@@ -306,16 +306,18 @@ impl Scheduler {
     async fn backend_trouble(
         &self,
         error: TimelineError,
-        failures: &mut u32,
+        outage: &mut Option<Backoff>,
     ) -> Result<(), PluginError> {
         match error {
             TimelineError::Unavailable(why) => {
-                if *failures == 0 {
+                if outage.is_none() {
                     tracing::warn!("timeline backend unavailable, retrying: {why}");
                 }
-                let delay =
-                    Duration::from_millis(200 << (*failures).min(5)).min(Duration::from_secs(5));
-                *failures = failures.saturating_add(1);
+                let delay = outage
+                    .get_or_insert_with(|| {
+                        Backoff::new(Duration::from_millis(200), Duration::from_secs(5))
+                    })
+                    .next_delay();
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
                     () = self.shutdown.wait() => {}

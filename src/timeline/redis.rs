@@ -33,7 +33,7 @@ use tokio::sync::Notify;
 
 use crate::config::RedisTimelineConfig;
 use crate::plugin_api::{
-    Claim, CustomerId, Event, EventKind, Timeline, TimelineError, async_trait, tracing,
+    Backoff, Claim, CustomerId, Event, EventKind, Timeline, TimelineError, async_trait, tracing,
 };
 
 /// Adds events and counts them as pending for their instance; idempotent when retried.
@@ -395,7 +395,7 @@ impl Timeline for RedisTimeline {
                 invocation.arg(event.due_ms).arg(&member[..]);
             }
             let started = tokio::time::Instant::now();
-            let mut delay = Duration::from_millis(100);
+            let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
             let mut announced = false;
             loop {
                 let mut connection = self.connection.clone();
@@ -416,8 +416,7 @@ impl Timeline for RedisTimeline {
                                 );
                                 announced = true;
                             }
-                            tokio::time::sleep(delay).await;
-                            delay = (delay * 2).min(Duration::from_secs(2));
+                            tokio::time::sleep(backoff.next_delay()).await;
                         }
                         other => return Err(other),
                     },
@@ -504,7 +503,7 @@ impl Timeline for RedisTimeline {
         // Retried while the lease runs (half of it): an acknowledgement lost to a Redis blip
         // would have the events published again.
         let started = tokio::time::Instant::now();
-        let mut delay = Duration::from_millis(50);
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
         loop {
             let mut connection = self.connection.clone();
             match invocation.invoke_async::<i64>(&mut connection).await {
@@ -513,8 +512,7 @@ impl Timeline for RedisTimeline {
                     TimelineError::Unavailable(_)
                         if started.elapsed() < Duration::from_millis(self.lease_ms / 2) =>
                     {
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(1));
+                        tokio::time::sleep(backoff.next_delay()).await;
                     }
                     other => return Err(other),
                 },

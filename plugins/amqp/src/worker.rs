@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use customersim_plugin_api::tokio::sync::mpsc::{self, error::TryRecvError};
 use customersim_plugin_api::tokio::time::{Instant, MissedTickBehavior};
-use customersim_plugin_api::{PluginError, tokio, tracing};
+use customersim_plugin_api::{Backoff, PluginError, tokio, tracing};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{FieldTable, ShortString};
@@ -370,11 +370,10 @@ impl Worker {
 
     /// Reconnects with exponential backoff; fails only on a permanent error.
     async fn reconnect(&mut self) -> Result<(), String> {
-        let mut delay = FIRST_BACKOFF;
+        let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
         let mut refusals = 0;
         loop {
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(MAX_BACKOFF);
+            tokio::time::sleep(backoff.next_delay()).await;
             let connection = match self.broker.connect().await {
                 Ok(connection) => connection,
                 Err(error) if error.permanent => {

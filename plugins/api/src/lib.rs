@@ -9,6 +9,7 @@
 //! # Layout
 //! - [`event`]: the event model ([`Event`], [`CustomerId`], [`Topics`]) and the payload bytes of the
 //!   original service's contract.
+//! - [`backoff`]: exponential backoff ([`Backoff`]) for reaching peers that are down.
 //! - [`clock`]: the simulated clock ([`Clock`]): real time, scaled, or virtual (as fast as sinks go).
 //! - [`timeline`]: the [`Timeline`] contract that backends implement, and the [`Watermark`] a
 //!   generating source uses to tell the scheduler how far it has generated.
@@ -22,6 +23,7 @@
 //! - [`json`]: the JSON string writer that reproduces Python's `json.dumps` escaping.
 //! - [`secret`]: masking passwords in URLs for logs and `validate`.
 
+pub mod backoff;
 pub mod clock;
 pub mod context;
 pub mod duration;
@@ -32,6 +34,7 @@ pub mod secret;
 pub mod timeline;
 
 pub use async_trait::async_trait;
+pub use backoff::Backoff;
 pub use clock::Clock;
 pub use context::{
     BuildContext, MetricsRegistry, Position, Presence, Publisher, Roster, Shutdown, SinkContext,

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use customersim_plugin_api::tokio::sync::watch;
 use customersim_plugin_api::tokio::time::{Instant, sleep};
-use customersim_plugin_api::{Shutdown, tracing};
+use customersim_plugin_api::{Backoff, Shutdown, tracing};
 use rumqttc::v5::mqttbytes::v5::{
     ConnectReturnCode as V5Code, Packet as V5Packet, PubAckReason, PubCompReason,
 };
@@ -218,7 +218,7 @@ pub async fn run(
     shutdown: Shutdown,
     settings: LinkSettings,
 ) {
-    let mut backoff = settings.min_backoff;
+    let mut backoff = Backoff::new(settings.min_backoff, settings.max_backoff);
     let mut down_since: Option<Instant> = None;
     let mut refusals_logged = 0u32;
     loop {
@@ -253,7 +253,7 @@ pub async fn run(
                         settings.qos
                     ),
                 }
-                backoff = settings.min_backoff;
+                backoff.reset();
                 state.send_replace(LinkState::Up);
             }
             Step::PublishWritten => {
@@ -316,8 +316,7 @@ pub async fn run(
                     _ => tracing::debug!("mqtt: still cannot reach {}: {why}", settings.address),
                 }
                 down_since.get_or_insert_with(Instant::now);
-                sleep(backoff).await;
-                backoff = (backoff * 2).min(settings.max_backoff);
+                sleep(backoff.next_delay()).await;
             }
         }
     }

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use customersim_plugin_api::serde::{Deserialize, Serialize};
 use customersim_plugin_api::{
-    BuildContext, EnvKind, EnvOverride, Event, PluginError, Source, SourceConfig, SourceContext,
-    TimelineError, async_trait, duration, register_source, tracing,
+    Backoff, BuildContext, EnvKind, EnvOverride, Event, PluginError, Source, SourceConfig,
+    SourceContext, TimelineError, async_trait, duration, register_source, tracing,
 };
 
 pub use generator::{Generator, WalkParams};
@@ -206,7 +206,7 @@ impl Source for RandomWalk {
 /// Puts a chunk on the timeline, retrying with backoff while the backend is unavailable (a shared
 /// timeline whose server restarts). Returns `false` when shutdown came first.
 async fn schedule(cx: &SourceContext, chunk: Vec<Event>) -> Result<bool, PluginError> {
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let mut announced = false;
     loop {
         match cx.timeline.schedule(chunk.clone()).await {
@@ -222,10 +222,9 @@ async fn schedule(cx: &SourceContext, chunk: Vec<Event>) -> Result<bool, PluginE
                     announced = true;
                 }
                 customersim_plugin_api::tokio::select! {
-                    () = customersim_plugin_api::tokio::time::sleep(delay) => {}
+                    () = customersim_plugin_api::tokio::time::sleep(backoff.next_delay()) => {}
                     () = cx.shutdown.wait() => return Ok(false),
                 }
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(error) => return Err(PluginError::Fatal(format!("random_walk: {error}"))),
         }
