@@ -172,8 +172,13 @@ impl Generator {
         }
     }
 
+    /// Whether the doors are closed at `at_ms` (`simulation.duration` has passed).
+    fn doors_closed_at(&self, at_ms: i64) -> bool {
+        self.doors_close_ms.is_some_and(|close| at_ms >= close)
+    }
+
     fn arrive(&mut self, at_ms: i64) {
-        if self.doors_close_ms.is_some_and(|close| at_ms >= close) {
+        if self.doors_closed_at(at_ms) {
             self.next_arrival_ms = None;
             self.waiting = 0;
             return;
@@ -282,7 +287,7 @@ impl Generator {
             if self.waiting > 0 {
                 // The longest-waiting arrival comes in now, unless the doors closed meanwhile:
                 // then nobody waits any more.
-                if self.doors_close_ms.is_some_and(|close| at_ms + 1 >= close) {
+                if self.doors_closed_at(at_ms + 1) {
                     self.waiting = 0;
                 } else {
                     self.waiting -= 1;
@@ -297,7 +302,7 @@ impl Generator {
         let (width, height) = (self.store.width, self.store.height);
         let (door_x, door_y) = (self.store.door.0 as i64, self.store.door.1 as i64);
         let walk_step = self.params.walk_step_ms;
-        let doors_closed = self.doors_close_ms.is_some_and(|close| at_ms >= close);
+        let doors_closed = self.doors_closed_at(at_ms);
         let shopper = &mut self.shoppers[slot as usize];
         let distance_home = |x: i64, y: i64| (x - door_x).abs().max((y - door_y).abs());
         if !shopper.homing {
