@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{customersim, parse_lines, run_ok, write_temp};
+use common::{customersim, parse_lines, run_failing, run_ok, write_temp};
 use lapin::options::{
     BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
@@ -395,26 +395,24 @@ fn missing_exchange_and_bad_settings_are_reported() {
         "amqp.yaml",
         "sources: [{type: random_walk}]\nsinks:\n  - type: amqp\n    exchange: customersim-no-such-exchange\n",
     );
-    let output = customersim()
-        .args(["run", "--speed", "max", "--duration", "1h", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let (_, stderr) = run_failing(
+        customersim()
+            .args(["run", "--speed", "max", "--duration", "1h", "--config"])
+            .arg(&config),
+        1,
+    );
     assert!(
         stderr.contains("exchange \"customersim-no-such-exchange\" does not exist"),
         "{stderr}"
     );
 
-    let output = customersim()
-        .args(["validate"])
-        .env("SINKS", "amqp")
-        .env("AMQP_CA_FILE", "/nonexistent/ca.pem")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (_, stderr) = run_failing(
+        customersim()
+            .args(["validate"])
+            .env("SINKS", "amqp")
+            .env("AMQP_CA_FILE", "/nonexistent/ca.pem"),
+        2,
+    );
     assert!(stderr.contains("AMQP_CA_FILE"), "{stderr}");
 }
 
@@ -591,8 +589,7 @@ fn a_full_buffer_holds_the_simulation_back_until_a_signal() {
         child.try_wait().unwrap().is_none(),
         "the run waits for the broker instead of finishing"
     );
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    common::terminate(&child);
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{customersim, free_port, parse_lines, run_ok};
+use common::{customersim, free_port, parse_lines, run_failing, run_ok};
 use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
@@ -244,22 +244,19 @@ fn publishes_over_tls_with_a_client_certificate() {
 
     // A CA that did not sign the broker's certificate: one TLS error, exit 1, no retries.
     let started = std::time::Instant::now();
-    let output = with_tls("other-ca.pem").output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let (_, stderr) = run_failing(&mut with_tls("other-ca.pem"), 1);
     assert!(stderr.contains("TLS with 127.0.0.1"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(20));
 
     // TLS files with a plain amqp:// URL are a configuration error.
-    let output = customersim()
-        .args(["validate"])
-        .env("SINKS", "amqp")
-        .env("AMQP_URL", URL)
-        .env("AMQP_CA_FILE", dir.join("server-ca.pem"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (_, stderr) = run_failing(
+        customersim()
+            .args(["validate"])
+            .env("SINKS", "amqp")
+            .env("AMQP_URL", URL)
+            .env("AMQP_CA_FILE", dir.join("server-ca.pem")),
+        2,
+    );
     assert!(stderr.contains("amqps://"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }

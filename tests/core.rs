@@ -8,7 +8,9 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Line, customersim, parse_lines, run_ok, spawn_piped, terminate, write_temp};
+use common::{
+    Line, customersim, parse_lines, run_failing, run_ok, spawn_piped, terminate, write_temp,
+};
 
 /// A parsed payload, after checking its bytes are exactly what Python's json.dumps wrote.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -351,9 +353,7 @@ fn a_timeline_falling_behind_warns_once_naming_the_settings() {
 }
 
 fn expect_exit_2(command: &mut std::process::Command, needles: &[&str]) {
-    let output = command.output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "exit code 2: {stderr}");
+    let (output, stderr) = run_failing(command, 2);
     for needle in needles {
         assert!(
             stderr.contains(needle),

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Line, customersim, parse_lines, run_ok, write_temp};
+use common::{Line, customersim, parse_lines, run_failing, run_ok, write_temp};
 
 /// A CSV in the original's format with the given ids.
 fn csv_of(ids: impl IntoIterator<Item = String>) -> String {
@@ -226,9 +226,7 @@ fn the_built_in_default_reads_customers_csv_from_a_folder_without_configs() {
 
     // No list there: one clear error naming the file, exit 2.
     std::fs::remove_file(&list).unwrap();
-    let output = command.output().unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (_, stderr) = run_failing(&mut command, 2);
     assert!(
         stderr.contains(&dir.join("customers.csv").display().to_string()),
         "{stderr}"
@@ -238,9 +236,7 @@ fn the_built_in_default_reads_customers_csv_from_a_folder_without_configs() {
 /// Runs with `list` as the customers file and returns stderr; asserts exit code 2.
 fn refused(list: &str) -> String {
     let config = pipeline_with_list(list, 5.0);
-    let output = run_max(&config, "10m").output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    assert_eq!(output.status.code(), Some(2), "stderr:\n{stderr}");
+    let (output, stderr) = run_failing(&mut run_max(&config, "10m"), 2);
     assert!(output.stdout.is_empty(), "nothing published");
     assert!(
         stderr.contains("customers.csv"),
@@ -300,22 +296,20 @@ fn bad_lists_are_refused_with_exit_code_2_naming_file_and_line() {
 #[test]
 fn a_missing_list_is_refused_naming_the_file() {
     let config = pipeline_with_list("customer_id\n1\n", 5.0);
-    let output = run_max(&config, "10m")
-        .env("CUSTOMERS_LIST_FILE", "/nonexistent/people.csv")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (_, stderr) = run_failing(
+        run_max(&config, "10m").env("CUSTOMERS_LIST_FILE", "/nonexistent/people.csv"),
+        2,
+    );
     assert!(
         stderr.contains("/nonexistent/people.csv") && stderr.contains("cannot read"),
         "{stderr}"
     );
     // validate checks the list too.
-    let output = customersim()
-        .args(["validate", "--config"])
-        .arg(&config)
-        .env("CUSTOMERS_LIST_FILE", "/nonexistent/people.csv")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    run_failing(
+        customersim()
+            .args(["validate", "--config"])
+            .arg(&config)
+            .env("CUSTOMERS_LIST_FILE", "/nonexistent/people.csv"),
+        2,
+    );
 }

@@ -9,7 +9,7 @@ use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{customersim, free_port, parse_lines, write_temp};
+use common::{customersim, free_port, parse_lines, run_failing, write_temp};
 
 /// Tests that measure when events come out run alone, so the other tests of this file (each a
 /// process of its own) do not delay them on a small machine; the others share.
@@ -188,9 +188,7 @@ impl Server {
     }
 
     fn terminate(&mut self) -> ExitStatus {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
+        common::terminate(&self.child);
         self.wait_exit(Duration::from_secs(15))
     }
 
@@ -692,27 +690,25 @@ fn a_port_in_use_is_a_clear_error() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
     let path = write_temp("pipeline.yaml", &config(1.0));
-    let output = customersim()
-        .args(["run", "--config"])
-        .arg(&path)
-        .env("HTTP_LISTEN", &address)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (_, stderr) = run_failing(
+        customersim()
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("HTTP_LISTEN", &address),
+        1,
+    );
     assert!(
         stderr.contains(&format!("cannot listen on {address}")),
         "{stderr}"
     );
     // A malformed address is a config error (exit 2) naming the key.
-    let output = customersim()
-        .args(["validate", "--config"])
-        .arg(&path)
-        .env("HTTP_LISTEN", "localhost")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (_, stderr) = run_failing(
+        customersim()
+            .args(["validate", "--config"])
+            .arg(&path)
+            .env("HTTP_LISTEN", "localhost"),
+        2,
+    );
     assert!(stderr.contains("listen: invalid address"), "{stderr}");
 }
 
@@ -774,9 +770,7 @@ fn the_default_pipeline_serves_the_api_and_stops_on_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
+    common::terminate(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }

@@ -171,7 +171,7 @@ fn start(config: &PathBuf, read_stdout: bool) -> Instance {
 impl Instance {
     /// SIGTERM, then what it printed (stdout, stderr).
     fn stop(mut self) -> (Vec<u8>, String) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        common::terminate(&self.child);
         let status = self.child.wait().unwrap();
         let stdout = self
             .stdout

@@ -148,3 +148,12 @@ pub fn terminate(child: &std::process::Child) {
     // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
 }
+
+/// Runs to the end, asserts the exit code (showing stderr if it differs) and returns the output
+/// with its stderr as text: the shape of every bad-input and refused-connection check.
+pub fn run_failing(command: &mut Command, code: i32) -> (Output, String) {
+    let output = command.output().expect("customersim runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(code), "stderr:\n{stderr}");
+    (output, stderr)
+}
