@@ -7,26 +7,15 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use prometheus_client::registry::{Metric, Registry};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::event::{CustomerId, Event, EventKind, Topics};
+use crate::layout::StoreLayout;
 use crate::plugin::PluginError;
 use crate::timeline::{Timeline, Watermark};
-
-/// The store's floor plan: a `width × height` grid of cells and the door cell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(crate = "serde")]
-pub struct StoreLayout {
-    /// Cells along x; simulated `x` is in `0..width`.
-    pub width: u32,
-    /// Cells along y; simulated `y` is in `0..height`.
-    pub height: u32,
-    /// The cell where shoppers enter and leave.
-    pub door: (u32, u32),
-}
 
 /// Cooperative shutdown (SIGINT/SIGTERM, or the end of a run): plugins stop taking new work when it
 /// fires.

@@ -29,6 +29,7 @@ pub mod context;
 pub mod duration;
 pub mod event;
 pub mod json;
+pub mod layout;
 pub mod plugin;
 pub mod secret;
 pub mod timeline;
@@ -38,9 +39,10 @@ pub use backoff::Backoff;
 pub use clock::Clock;
 pub use context::{
     BuildContext, MetricsRegistry, Position, Presence, Publisher, Roster, Shutdown, SinkContext,
-    SourceContext, StoreLayout,
+    SourceContext,
 };
 pub use event::{CustomerId, Event, EventKind, Topics};
+pub use layout::StoreLayout;
 pub use plugin::{
     EnvKind, EnvOverride, Factory, Plugin, PluginError, Role, Sink, SinkConfig, Source,
     SourceConfig, plugins,
