@@ -38,10 +38,15 @@
 //! - this file: the config, its environment variables, and the running source (bind, serve,
 //!   graceful stop).
 //! - `server`: the axum router, the handlers, authentication and request metrics.
-//! - `body`: request bodies into events, with the checks and error messages.
+//! - `body`: `/produce_*` and `/scenario` bodies into events, with the checks and error messages.
+//! - `draft`: `/scenario_draft` bodies timed by walking distance.
+//! - `values`: the leaf values of bodies (ids, integers, instants, step types) and their
+//!   lenient parsing rules.
 
 mod body;
+mod draft;
 mod server;
+mod values;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,7 +61,8 @@ use customersim_plugin_api::{
     SourceConfig, SourceContext, async_trait, register_source, tokio, tracing,
 };
 
-pub use body::{BodyError, parse_iso};
+pub use body::BodyError;
+pub use values::parse_iso;
 
 /// Largest request body accepted (larger ones get 413).
 pub const MAX_BODY_BYTES: usize = 1 << 20;

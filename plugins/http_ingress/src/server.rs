@@ -20,6 +20,8 @@ use customersim_plugin_api::{Clock, MetricsRegistry, Presence, Publisher, Timeli
 
 use crate::MAX_BODY_BYTES;
 use crate::body::{self, BodyError, ProduceKind};
+use crate::draft::{self, TimedStep};
+use crate::values::format_ms;
 
 /// Labels of `http_requests_total`: the route (or `other`) and the status code.
 pub type Labels = ([(&'static str, &'static str); 1], [(&'static str, u16); 1]);
@@ -320,7 +322,7 @@ async fn schedule(
 #[serde(crate = "customersim_plugin_api::serde")]
 struct ExpandedScenario<'a> {
     customer: ExpandedCustomer<'a>,
-    path: &'a [body::TimedStep],
+    path: &'a [TimedStep],
 }
 
 #[derive(Serialize)]
@@ -334,7 +336,7 @@ async fn scenario_draft(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body?;
-    let expanded = body::draft(&body, state.clock.now_ms(), state.door)?;
+    let expanded = draft::draft(&body, state.clock.now_ms(), state.door)?;
     let answer = serde_json::to_vec(&ExpandedScenario {
         customer: ExpandedCustomer {
             customer_id: &expanded.customer,
@@ -373,7 +375,7 @@ async fn current_state(State(state): Shared) -> Response {
             id: id.to_string(),
             x: at.x,
             y: at.y,
-            since: body::format_ms(at.since_ms),
+            since: format_ms(at.since_ms),
         })
         .collect();
     (
