@@ -1,4 +1,5 @@
-//! The Redis timeline: one timeline shared by any number of instances (DESIGN.md §5).
+//! The Redis timeline: one timeline shared by any number of instances, kept across restarts (the
+//! README's *Several instances: the Redis timeline* says how to run it).
 //!
 //! # Keys (all under the hash tag `{key}`, so they share a cluster slot)
 //! - `{key}:due` — sorted set of waiting events, scored by due time (ms since the epoch).
@@ -11,10 +12,8 @@
 //! - `{key}:instances` — sorted set of live instances, scored by when their heartbeat expires.
 //!
 //! # Members
-//! `<seq:12 hex><instance:16 hex><due ms>|<kind>|<id>`: kind is `E`, `X` or `M<x>,<y>`; id is
-//! `n<digits>` for a numeric id or `t<text>` for a text id (so `"007"` and `"7"` stay apart), and
-//! comes last so it needs no escaping. The instance's random id and its sequence number make every
-//! member unique (identical events are not collapsed) and make a retried `schedule` idempotent.
+//! Each event is one string member of the `due` sorted set (and of a lease's list), scored by its
+//! due time; [`member`] has the encoding.
 //!
 //! # Claims are leases
 //! The claim script moves up to `max` due events into a new lease (atomically: each event goes to
@@ -22,6 +21,14 @@
 //! that died between claiming and handing them to its sinks are published by another one (a few
 //! may be published twice then; none are lost). The scheduler acknowledges a lease once its sinks
 //! took the batch, which deletes it.
+//!
+//! # Scripts
+//! Every change to the shared state is a Lua script, run atomically by Redis (only the reads
+//! `next_due` and `len` are plain commands): the `.lua` files next to this one (`schedule`,
+//! `claim`, `acknowledge`, `start`, `pending`), each opening with what it does atomically and its
+//! KEYS and ARGV.
+
+mod member;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,103 +38,27 @@ use redis::aio::ConnectionManager;
 use redis::{Client, ErrorKind, RedisError, Script, ServerErrorKind};
 use tokio::sync::Notify;
 
+use self::member::{decode, encode};
 use crate::config::RedisTimelineConfig;
-use crate::plugin_api::{
-    Backoff, Claim, CustomerId, Event, EventKind, Timeline, TimelineError, async_trait, tracing,
-};
+use crate::plugin_api::{Backoff, Claim, Event, Timeline, TimelineError, async_trait, tracing};
 
 /// Adds events and counts them as pending for their instance; idempotent when retried.
-/// KEYS: due, pending. ARGV: instance, then score/member pairs.
-const SCHEDULE: &str = r#"
-local added = 0
-for i = 2, #ARGV, 7000 do
-  local last = math.min(i + 6999, #ARGV)
-  added = added + redis.call('ZADD', KEYS[1], unpack(ARGV, i, last))
-end
-if added > 0 then redis.call('HINCRBY', KEYS[2], ARGV[1], added) end
-return added
-"#;
+const SCHEDULE: &str = include_str!("schedule.lua");
 
 /// Puts back expired leases, then leases up to `max` due events to the caller.
-/// KEYS: due, leases, this lease, this lease's owner counts, instances.
-/// ARGV: until_ms, max, lease_ms, lease id, instance, heartbeat_ms, lease key prefix.
-/// Returns {reclaimed, member...}.
-const CLAIM: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[5], now + tonumber(ARGV[6]), ARGV[5])
-local reclaimed = 0
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 8)
-for _, lease in ipairs(expired) do
-  local key = ARGV[7] .. lease
-  local members = redis.call('LRANGE', key, 0, -1)
-  for _, m in ipairs(members) do
-    local due = string.match(m, '^(%-?%d+)|', 29)
-    redis.call('ZADD', KEYS[1], due, m)
-  end
-  reclaimed = reclaimed + #members
-  redis.call('DEL', key, key .. ':owners')
-  redis.call('ZREM', KEYS[2], lease)
-end
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-if #members > 0 then
-  for i = 1, #members, 7000 do
-    local last = math.min(i + 6999, #members)
-    redis.call('ZREM', KEYS[1], unpack(members, i, last))
-    redis.call('RPUSH', KEYS[3], unpack(members, i, last))
-  end
-  local counts = {}
-  for _, m in ipairs(members) do
-    local owner = string.sub(m, 13, 28)
-    counts[owner] = (counts[owner] or 0) + 1
-  end
-  for owner, n in pairs(counts) do redis.call('HSET', KEYS[4], owner, n) end
-  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[4])
-end
-table.insert(members, 1, reclaimed)
-return members
-"#;
+const CLAIM: &str = include_str!("claim.lua");
 
-/// Closes a lease whose events the sinks took: they no longer count as pending for the
-/// instances that scheduled them. A lease already put back (expired) changes nothing.
-/// KEYS: leases, this lease, this lease's owner counts, pending. ARGV: lease id.
-const ACKNOWLEDGE: &str = r#"
-local counts = redis.call('HGETALL', KEYS[3])
-for i = 1, #counts, 2 do
-  redis.call('HINCRBY', KEYS[4], counts[i], -tonumber(counts[i + 1]))
-end
-redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('ZREM', KEYS[1], ARGV[1])
-return #counts / 2
-"#;
+/// Closes a lease whose events the sinks took.
+const ACKNOWLEDGE: &str = include_str!("acknowledge.lua");
 
-/// Joins the namespace: when no other instance is alive, drops the events due before the cutoff
-/// (CONSUME_FROM). KEYS: due, instances. ARGV: instance, heartbeat_ms, cutoff or "". Returns
-/// {instances alive before, events skipped}.
-const START: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-redis.call('ZREM', KEYS[2], ARGV[1])
-local alive = redis.call('ZCARD', KEYS[2])
-local skipped = 0
-if alive == 0 and ARGV[3] ~= '' then
-  skipped = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
-end
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
-return {alive, skipped}
-"#;
+/// Joins the namespace, dropping the events due before the cutoff when no other instance is alive.
+const START: &str = include_str!("start.lua");
+
+/// This instance's events not yet published by anyone.
+const PENDING: &str = include_str!("pending.lua");
 
 /// How long `schedule` retries an unreachable Redis itself before it reports it unavailable.
 const SCHEDULE_PATIENCE: Duration = Duration::from_secs(60);
-
-/// This instance's events not yet published by anyone; a 0 entry is dropped (absent means 0), so finished runs
-/// leave nothing behind. KEYS: pending. ARGV: instance.
-const PENDING: &str = r#"
-local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
-return n
-"#;
 
 /// Most events per `schedule` round trip.
 const SCHEDULE_CHUNK: usize = 8192;
@@ -319,66 +250,6 @@ fn classify(error: RedisError) -> TimelineError {
     }
 }
 
-/// Appends the member of `event` (see the module doc).
-fn encode(out: &mut Vec<u8>, seq: u64, instance: &str, event: &Event) {
-    use std::io::Write;
-    let _ = write!(
-        out,
-        "{:012x}{instance}{}|",
-        seq & 0xFFFF_FFFF_FFFF,
-        event.due_ms
-    );
-    match event.kind {
-        EventKind::Enter => out.push(b'E'),
-        EventKind::Exit => out.push(b'X'),
-        EventKind::Move { x, y } => {
-            let _ = write!(out, "M{x},{y}");
-        }
-    }
-    out.push(b'|');
-    match &event.customer {
-        CustomerId::Number(number) => {
-            let _ = write!(out, "n{number}");
-        }
-        CustomerId::Text(text) => {
-            out.push(b't');
-            out.extend_from_slice(text.as_bytes());
-        }
-    }
-}
-
-/// Parses a member back into its event.
-fn decode(member: &[u8]) -> Result<Event, String> {
-    let bad = || format!("unreadable event {:?}", String::from_utf8_lossy(member));
-    let rest = member.get(28..).ok_or_else(bad)?;
-    let text = std::str::from_utf8(rest).map_err(|_| bad())?;
-    let (due, rest) = text.split_once('|').ok_or_else(bad)?;
-    let (kind, id) = rest.split_once('|').ok_or_else(bad)?;
-    let due_ms = due.parse::<i64>().map_err(|_| bad())?;
-    let kind = match kind.as_bytes().first() {
-        Some(b'E') if kind.len() == 1 => EventKind::Enter,
-        Some(b'X') if kind.len() == 1 => EventKind::Exit,
-        Some(b'M') => {
-            let (x, y) = kind[1..].split_once(',').ok_or_else(bad)?;
-            EventKind::Move {
-                x: x.parse().map_err(|_| bad())?,
-                y: y.parse().map_err(|_| bad())?,
-            }
-        }
-        _ => return Err(bad()),
-    };
-    let customer = match id.split_at_checked(1) {
-        Some(("n", digits)) => CustomerId::Number(digits.parse().map_err(|_| bad())?),
-        Some(("t", text)) => CustomerId::Text(Arc::from(text)),
-        _ => return Err(bad()),
-    };
-    Ok(Event {
-        due_ms,
-        customer,
-        kind,
-    })
-}
-
 #[async_trait]
 impl Timeline for RedisTimeline {
     async fn schedule(&self, events: Vec<Event>) -> Result<(), TimelineError> {
@@ -556,59 +427,5 @@ impl Timeline for RedisTimeline {
 
     fn scheduled(&self) -> Arc<Notify> {
         self.scheduled.clone()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn round_trip(event: Event) {
-        let mut member = Vec::new();
-        encode(&mut member, 42, "8000000000000abc", &event);
-        assert_eq!(&member[..12], b"00000000002a");
-        assert_eq!(&member[12..28], b"8000000000000abc");
-        assert_eq!(decode(&member).unwrap(), event);
-    }
-
-    #[test]
-    fn members_keep_every_event_exactly() {
-        round_trip(Event {
-            due_ms: 1_767_603_600_123,
-            customer: CustomerId::Number(997),
-            kind: EventKind::Enter,
-        });
-        round_trip(Event {
-            due_ms: -5,
-            customer: CustomerId::parse("007"),
-            kind: EventKind::Move { x: -2, y: 30 },
-        });
-        round_trip(Event {
-            due_ms: 0,
-            customer: CustomerId::parse("a|b|\n ü"),
-            kind: EventKind::Exit,
-        });
-        assert!(decode(b"short").is_err());
-        assert!(decode(b"00000000002a8000000000000abc12|Q|n1").is_err());
-    }
-
-    #[test]
-    fn text_and_number_ids_stay_apart() {
-        let mut a = Vec::new();
-        let mut b = Vec::new();
-        let event = |customer| Event {
-            due_ms: 1,
-            customer,
-            kind: EventKind::Enter,
-        };
-        encode(&mut a, 0, "8000000000000000", &event(CustomerId::Number(7)));
-        encode(
-            &mut b,
-            0,
-            "8000000000000000",
-            &event(CustomerId::parse("07")),
-        );
-        assert_ne!(a, b);
-        assert_eq!(decode(&b).unwrap().customer, CustomerId::parse("07"));
     }
 }
