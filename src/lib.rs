@@ -30,24 +30,35 @@
 //! - [`logging`]: LOG_LEVEL / LOG_FILENAME.
 #![deny(unused_crate_dependencies)]
 
-// Link the built-in plugins (inventory drops the registrations of a crate nothing names).
+// Link the built-in plugins (inventory drops the registrations of a crate nothing names), each
+// behind its cargo feature.
+#[cfg(feature = "amqp")]
 use customersim_sink_amqp as _;
+#[cfg(feature = "mqtt")]
 use customersim_sink_mqtt as _;
+#[cfg(feature = "stdout")]
 use customersim_sink_stdout as _;
+#[cfg(feature = "customer-list")]
 use customersim_source_customer_list as _;
+#[cfg(feature = "http-ingress")]
 use customersim_source_http_ingress as _;
+#[cfg(feature = "random-walk")]
 use customersim_source_random_walk as _;
+#[cfg(feature = "memory-timeline")]
+use customersim_timeline_memory as _;
+#[cfg(feature = "redis-timeline")]
+use customersim_timeline_redis as _;
 
 pub mod cli;
 pub mod config;
 pub mod env;
+pub mod fanout;
 pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod registry;
 pub mod scheduler;
 pub mod shutdown;
-pub mod timeline;
 
 pub use customersim_plugin_api as plugin_api;
 
@@ -59,6 +70,8 @@ use lapin as _;
 use libc as _;
 #[cfg(test)]
 use rcgen as _;
+#[cfg(test)]
+use redis as _;
 #[cfg(test)]
 use rumqttc as _;
 #[cfg(test)]

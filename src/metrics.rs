@@ -13,6 +13,7 @@ type Labels = Vec<(String, String)>;
 pub struct CoreMetrics {
     published: Family<Labels, Counter>,
     publish_errors: Family<Labels, Counter>,
+    dropped: Family<Labels, Counter>,
     /// Events dropped by CONSUME_FROM because they were due before it.
     pub skipped: Counter,
     /// Events waiting on the timeline.
@@ -25,6 +26,7 @@ impl CoreMetrics {
         let metrics = CoreMetrics {
             published: Family::default(),
             publish_errors: Family::default(),
+            dropped: Family::default(),
             skipped: Counter::default(),
             timeline_depth: Gauge::default(),
         };
@@ -37,6 +39,11 @@ impl CoreMetrics {
             "publish_errors",
             "Batches a sink failed to take, by sink",
             metrics.publish_errors.clone(),
+        );
+        registry.register(
+            "events_dropped",
+            "Events a lossy sink (one that would rather drop than slow the run) did not take, by sink",
+            metrics.dropped.clone(),
         );
         registry.register(
             "events_skipped",
@@ -69,6 +76,10 @@ impl CoreMetrics {
                 .publish_errors
                 .get_or_create(&vec![("sink".into(), sink.to_string())])
                 .clone(),
+            dropped: self
+                .dropped
+                .get_or_create(&vec![("sink".into(), sink.to_string())])
+                .clone(),
         }
     }
 }
@@ -81,6 +92,8 @@ pub struct SinkCounters {
     exit: Counter,
     /// Failed publishes.
     pub errors: Counter,
+    /// Events a lossy sink did not take because its queue was full.
+    pub dropped: Counter,
 }
 
 impl SinkCounters {

@@ -1,83 +1,100 @@
-//! Builds the plugins of a resolved pipeline and runs them: sources on the timeline, the
-//! scheduler, the sinks; then shuts down in order (sources stop, sinks flush).
+//! Builds the plugins of a resolved pipeline and runs them. A run goes through named phases:
+//! start the clock, open the timeline, start the sinks (each fed from its own queue), spawn the
+//! sources, schedule until the end, then stop: sources stop, every sink flushes and closes.
 
 use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc};
 
 use crate::config::{ResolvedPipeline, Speed};
+use crate::fanout::Sinks;
 use crate::metrics::CoreMetrics;
+use crate::plugin_api::host::{self, ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{
-    BuildContext, Clock, Factory, MetricsRegistry, PluginError, Presence, Publisher, Role, Roster,
-    Shutdown, Sink, SinkContext, Source, SourceContext, StoreLayout, Watermark, derive_seed,
-    tracing,
+    BuildContext, MetricsRegistry, OpenedTimeline, PluginError, Roster, Sink, SinkContext, Source,
+    SourceContext, StoreLayout, TimelineBackend, TimelineContext, Watermark, derive_seed, tracing,
 };
-use crate::scheduler::{ConsumeSettings, NamedSink, RunReport, Scheduler, format_ms};
-use crate::{registry, timeline};
+use crate::registry;
+use crate::scheduler::{ConsumeSettings, RunReport, Scheduler, SourceOutcome, format_ms};
 
 /// A pipeline whose plugins are built (configs checked, files read) but not started.
 pub struct Pipeline {
     resolved: ResolvedPipeline,
+    timeline: Box<dyn TimelineBackend>,
     sources: Vec<(String, Box<dyn Source>)>,
     sinks: Vec<(String, Box<dyn Sink>)>,
-    presence: Option<Presence>,
+    presence: Option<PresenceRecorder>,
     roster: Option<Arc<dyn Roster>>,
     metrics: MetricsRegistry,
 }
 
+/// The running sources, as the scheduler sees them.
+struct RunningSources {
+    watermarks: Vec<Watermark>,
+    progress: Arc<Notify>,
+    immediate: mpsc::Receiver<ImmediateBatch>,
+    outcomes: mpsc::UnboundedReceiver<SourceOutcome>,
+    count: usize,
+}
+
 impl Pipeline {
+    /// Checks every plugin's settings without side effects (nothing read beyond what a check
+    /// needs, nothing connected, bound or spawned): what `customersim validate` runs.
+    pub fn check(resolved: &ResolvedPipeline) -> Result<(), PluginError> {
+        let config = &resolved.config;
+        let cx = build_context(resolved, MetricsRegistry::default());
+        let origin = &resolved.origin;
+        for (index, spec) in config.sources.iter().enumerate() {
+            registry::lookup::<dyn Source>(&spec.kind)
+                .map_err(PluginError::Config)?
+                .check(settings(&spec.settings), &cx)
+                .map_err(|error| error.within(format!("{origin}: sources[{index}] (type: {})", spec.kind)))?;
+        }
+        for (index, spec) in config.sinks.iter().enumerate() {
+            registry::lookup::<dyn Sink>(&spec.kind)
+                .map_err(PluginError::Config)?
+                .check(settings(&spec.settings), &cx)
+                .map_err(|error| error.within(format!("{origin}: sinks[{index}] (type: {})", spec.kind)))?;
+        }
+        let timeline = &config.timeline;
+        registry::lookup::<dyn TimelineBackend>(&timeline.backend)
+            .map_err(PluginError::Config)?
+            .check(timeline.backend_settings(), &cx)
+            .map_err(|error| error.within(format!("{origin}: timeline.{}", timeline.backend)))
+    }
+
     /// Builds every plugin; errors name the plugin's place in the file.
     pub fn build(resolved: ResolvedPipeline) -> Result<Pipeline, PluginError> {
+        Pipeline::check(&resolved)?;
         let config = &resolved.config;
-        let metrics = MetricsRegistry::with_prefix();
-        let mut cx = BuildContext::new(
-            StoreLayout {
-                width: config.store.width,
-                height: config.store.height,
-                door: (config.store.door[0], config.store.door[1]),
-            },
-            config.topics.clone(),
-            resolved.seed,
-            resolved.config_dir.clone(),
-            metrics.clone(),
-        );
-        let prefix = |section: &str, index: usize, kind: &str, error: PluginError| match error {
-            PluginError::Config(why) => PluginError::Config(format!(
-                "{}: {section}[{index}] (type: {kind}): {why}",
-                resolved.origin
-            )),
-            PluginError::Fatal(why) => {
-                PluginError::Fatal(format!("{section}[{index}] (type: {kind}): {why}"))
-            }
-        };
+        let metrics = MetricsRegistry::default();
+        let mut cx = build_context(&resolved, metrics.clone());
+        let origin = &resolved.origin;
         let mut sources = Vec::new();
         for (index, spec) in config.sources.iter().enumerate() {
-            let Factory::Source(build) = registry::lookup(Role::Source, &spec.kind)
+            let source = registry::lookup::<dyn Source>(&spec.kind)
                 .map_err(PluginError::Config)?
-                .factory
-            else {
-                unreachable!("lookup returns plugins of the asked role")
-            };
-            let source = build(serde_yaml::Value::Mapping(spec.settings.clone()), &mut cx)
-                .map_err(|error| prefix("sources", index, &spec.kind, error))?;
+                .build(settings(&spec.settings), &mut cx)
+                .map_err(|error| error.within(format!("{origin}: sources[{index}] (type: {})", spec.kind)))?;
             sources.push((format!("{}#{index}", spec.kind), source));
         }
         let mut sinks = Vec::new();
         for (index, spec) in config.sinks.iter().enumerate() {
-            let Factory::Sink(build) = registry::lookup(Role::Sink, &spec.kind)
+            let sink = registry::lookup::<dyn Sink>(&spec.kind)
                 .map_err(PluginError::Config)?
-                .factory
-            else {
-                unreachable!("lookup returns plugins of the asked role")
-            };
-            let sink = build(serde_yaml::Value::Mapping(spec.settings.clone()), &mut cx)
-                .map_err(|error| prefix("sinks", index, &spec.kind, error))?;
+                .build(settings(&spec.settings), &mut cx)
+                .map_err(|error| error.within(format!("{origin}: sinks[{index}] (type: {})", spec.kind)))?;
             sinks.push((spec.kind.clone(), sink));
         }
-        let presence = cx.presence_if_kept();
+        let timeline = registry::lookup::<dyn TimelineBackend>(&config.timeline.backend)
+            .map_err(PluginError::Config)?
+            .build(config.timeline.backend_settings(), &mut cx)
+            .map_err(|error| error.within(format!("{origin}: timeline.{}", config.timeline.backend)))?;
+        let presence = host::presence_recorder(&cx);
         let roster = cx.roster();
         Ok(Pipeline {
             resolved,
+            timeline,
             sources,
             sinks,
             presence,
@@ -88,46 +105,28 @@ impl Pipeline {
 
     /// Runs until the simulation ends (`duration`, finite sources) or `shutdown` fires.
     pub async fn run(self, shutdown: Shutdown) -> Result<RunReport, PluginError> {
-        let config = &self.resolved.config;
+        let Pipeline {
+            resolved,
+            timeline,
+            sources,
+            sinks,
+            presence,
+            roster,
+            metrics,
+        } = self;
+        let config = &resolved.config;
         let start_ms = config.simulation.start.resolve_ms();
-        let (clock, speed) = match config.simulation.speed {
-            Speed::Max => (Clock::virtual_at(start_ms), f64::INFINITY),
-            Speed::Factor(speed) => (Clock::scaled(start_ms, speed), speed),
-        };
         let doors_close_ms = config
             .simulation
             .duration
             .map(|d| start_ms.saturating_add(d.as_millis() as i64));
-        tracing::info!(
-            "starting at {} (speed {}){}; seed {}{}",
-            format_ms(start_ms),
-            config.simulation.speed,
-            doors_close_ms
-                .map(|close| format!(", doors close at {}", format_ms(close)))
-                .unwrap_or_default(),
-            self.resolved.seed,
-            if self.resolved.seed_drawn {
-                format!(
-                    " (drawn at random: pass --seed {} to replay)",
-                    self.resolved.seed
-                )
-            } else {
-                String::new()
-            },
-        );
+        let driver = start_clock(&resolved, start_ms, doors_close_ms);
         let skip_before_ms = config.timeline.consume_from.skip_before_ms(start_ms);
-        // A shared backend may be unreachable for a while (it is retried): a signal still stops.
-        let opened = tokio::select! {
-            opened = timeline::open(&config.timeline, skip_before_ms) => {
-                opened.map_err(PluginError::Fatal)?
-            }
-            () = shutdown.wait() => {
-                tracing::info!("stopped before the timeline was reachable: nothing published");
-                return Ok(RunReport::default());
-            }
+
+        let Some(opened) = open_timeline(timeline, config, skip_before_ms, &shutdown).await? else {
+            return Ok(RunReport::default());
         };
-        let timeline = opened.timeline;
-        let core_metrics = CoreMetrics::register(&self.metrics);
+        let core_metrics = CoreMetrics::register(&metrics);
         if let Some(skipped) = opened.skipped_at_open.filter(|skipped| *skipped > 0) {
             tracing::info!(
                 "skipped {skipped} events due before {} (CONSUME_FROM); they are counted in events_skipped",
@@ -137,64 +136,34 @@ impl Pipeline {
         }
 
         let sink_cx = SinkContext {
-            shutdown: shutdown.clone(),
+            shutdown: shutdown.signal(),
+            end_run: shutdown.end_run(),
             topics: config.topics.clone(),
-            metrics: self.metrics.clone(),
+            metrics: metrics.clone(),
         };
-        let mut sinks = Vec::new();
-        for (name, mut sink) in self.sinks {
-            sink.start(&sink_cx)
-                .await
-                .map_err(|error| prefix_sink(&name, error))?;
-            let counters = core_metrics.for_sink(&name, &config.topics);
-            sinks.push(NamedSink {
-                name,
-                sink,
-                counters,
-            });
-        }
+        let sinks = Sinks::start(sinks, &sink_cx, &core_metrics, &config.topics).await?;
 
-        let progress = Arc::new(Notify::new());
-        let (publisher, immediate) = Publisher::channel(64);
-        let (outcome_sender, source_outcomes) = mpsc::unbounded_channel();
-        let mut watermarks = Vec::new();
-        let sources_running = self.sources.len();
-        for (index, (name, source)) in self.sources.into_iter().enumerate() {
-            let watermark = Watermark::new(
-                if source.paces_clock() {
-                    i64::MIN
-                } else {
-                    i64::MAX
-                },
-                progress.clone(),
-            );
-            if source.paces_clock() {
-                watermarks.push(watermark.clone());
-            }
-            let cx = SourceContext {
-                clock: clock.clone(),
-                timeline: timeline.clone(),
-                watermark: watermark.clone(),
-                shutdown: shutdown.clone(),
-                publisher: publisher.clone(),
-                roster: self.roster.clone(),
+        let running = spawn_sources(
+            sources,
+            &SourceShared {
+                driver: &driver,
+                opened: &opened,
+                shutdown: &shutdown,
+                roster: &roster,
                 doors_close_ms,
-                seed: derive_seed(self.resolved.seed, index as u64),
-            };
-            let outcomes = outcome_sender.clone();
-            tokio::spawn(async move {
-                let outcome = source.run(cx).await;
-                watermark.finish();
-                let _ = outcomes.send((name, outcome));
-            });
-        }
-        drop(publisher);
+                seed: resolved.seed,
+            },
+        );
 
         let timeline_config = &config.timeline;
-        let lag_speed = if speed.is_finite() { speed } else { 1.0 };
+        let lag_speed = match config.simulation.speed {
+            Speed::Factor(speed) => speed,
+            Speed::Max => 1.0,
+        };
         let scheduler = Scheduler {
-            clock,
-            timeline,
+            clock: driver.clock(),
+            clock_driver: driver,
+            timeline: opened.timeline.clone(),
             sinks,
             settings: ConsumeSettings {
                 frequency: timeline_config.consume_frequency,
@@ -212,42 +181,18 @@ impl Pipeline {
                     as i64,
                 doors_close_ms,
             },
-            watermarks,
-            progress,
-            immediate,
-            source_outcomes,
-            sources_running,
-            presence: self.presence,
+            watermarks: running.watermarks,
+            progress: running.progress,
+            immediate: running.immediate,
+            source_outcomes: running.outcomes,
+            sources_running: running.count,
+            presence,
             metrics: core_metrics,
             shutdown: shutdown.clone(),
         };
         let outcome = scheduler.run().await;
         shutdown.trigger();
-        let (sinks, mut report) = outcome?;
-        if let Some(skipped) = opened.skipped_at_open {
-            report.skipped += skipped;
-        }
-        if let Some(stats) = &opened.claim_stats {
-            let round_trips = stats.round_trips.load(std::sync::atomic::Ordering::Relaxed);
-            let claimed = stats.events.load(std::sync::atomic::Ordering::Relaxed);
-            tracing::info!(
-                "redis timeline: {claimed} events claimed in {round_trips} claim round trips ({:.4} per event)",
-                round_trips as f64 / claimed.max(1) as f64
-            );
-        }
-        for sink in sinks {
-            sink.sink
-                .close()
-                .await
-                .map_err(|error| prefix_sink(&sink.name, error))?;
-        }
-        tracing::info!(
-            "stopped: {} events published, {} skipped (CONSUME_FROM), {} left on the timeline",
-            report.published,
-            report.skipped,
-            report.left_on_timeline
-        );
-        Ok(report)
+        stop(outcome, &opened).await
     }
 
     /// The resolved config the pipeline was built from.
@@ -261,9 +206,154 @@ impl Pipeline {
     }
 }
 
-fn prefix_sink(name: &str, error: PluginError) -> PluginError {
-    match error {
-        PluginError::Config(why) => PluginError::Config(format!("sink {name}: {why}")),
-        PluginError::Fatal(why) => PluginError::Fatal(format!("sink {name}: {why}")),
+fn settings(map: &serde_yaml::Mapping) -> serde_yaml::Value {
+    serde_yaml::Value::Mapping(map.clone())
+}
+
+fn build_context(resolved: &ResolvedPipeline, metrics: MetricsRegistry) -> BuildContext {
+    let config = &resolved.config;
+    BuildContext::new(
+        StoreLayout {
+            width: config.store.width,
+            height: config.store.height,
+            door: (config.store.door[0], config.store.door[1]),
+        },
+        config.topics.clone(),
+        resolved.seed,
+        resolved.config_dir.clone(),
+        metrics,
+    )
+}
+
+/// Phase 1: the clock (scaled real time, or virtual for `speed: max`), and the start log line.
+fn start_clock(
+    resolved: &ResolvedPipeline,
+    start_ms: i64,
+    doors_close_ms: Option<i64>,
+) -> ClockDriver {
+    let config = &resolved.config;
+    let driver = match config.simulation.speed {
+        Speed::Max => ClockDriver::virtual_at(start_ms),
+        Speed::Factor(speed) => ClockDriver::scaled(start_ms, speed),
+    };
+    tracing::info!(
+        "starting at {} (speed {}){}; seed {}{}",
+        format_ms(start_ms),
+        config.simulation.speed,
+        doors_close_ms
+            .map(|close| format!(", doors close at {}", format_ms(close)))
+            .unwrap_or_default(),
+        resolved.seed,
+        if resolved.seed_drawn {
+            format!(" (drawn at random: pass --seed {} to replay)", resolved.seed)
+        } else {
+            String::new()
+        },
+    );
+    driver
+}
+
+/// Phase 2: the timeline backend. A shared backend may be unreachable for a while (it is
+/// retried): a signal still stops the run, with nothing published (`None`).
+async fn open_timeline(
+    backend: Box<dyn TimelineBackend>,
+    config: &crate::config::PipelineConfig,
+    skip_before_ms: Option<i64>,
+    shutdown: &Shutdown,
+) -> Result<Option<OpenedTimeline>, PluginError> {
+    let cx = TimelineContext {
+        skip_before_ms,
+        consume_frequency: config.timeline.consume_frequency,
+    };
+    tokio::select! {
+        opened = backend.open(cx) => opened
+            .map(Some)
+            .map_err(|error| error.within(format!("timeline.{}", config.timeline.backend))),
+        () = shutdown.wait() => {
+            tracing::info!("stopped before the timeline was reachable: nothing published");
+            Ok(None)
+        }
     }
+}
+
+/// What every source is started with.
+struct SourceShared<'a> {
+    driver: &'a ClockDriver,
+    opened: &'a OpenedTimeline,
+    shutdown: &'a Shutdown,
+    roster: &'a Option<Arc<dyn Roster>>,
+    doors_close_ms: Option<i64>,
+    seed: u64,
+}
+
+/// Phase 4: one task per source, each with its own context; how each ends reaches the scheduler.
+fn spawn_sources(sources: Vec<(String, Box<dyn Source>)>, shared: &SourceShared) -> RunningSources {
+    let progress = Arc::new(Notify::new());
+    let (publisher, immediate) = host::publisher(64);
+    let (outcome_sender, outcomes) = mpsc::unbounded_channel();
+    let mut watermarks = Vec::new();
+    let count = sources.len();
+    for (index, (name, source)) in sources.into_iter().enumerate() {
+        let paces = source.paces_clock();
+        let watermark = host::watermark(if paces { i64::MIN } else { i64::MAX }, progress.clone());
+        if paces {
+            watermarks.push(watermark.clone());
+        }
+        let cx = SourceContext {
+            clock: shared.driver.clock(),
+            schedule: host::schedule(shared.opened.timeline.clone()),
+            watermark: watermark.clone(),
+            shutdown: shared.shutdown.signal(),
+            end_run: shared.shutdown.end_run(),
+            publisher: publisher.clone(),
+            roster: shared.roster.clone(),
+            doors_close_ms: shared.doors_close_ms,
+            seed: derive_seed(shared.seed, index as u64),
+        };
+        let outcomes = outcome_sender.clone();
+        tokio::spawn(async move {
+            let outcome = source.run(cx).await;
+            watermark.finish();
+            let _ = outcomes.send((name, outcome));
+        });
+    }
+    RunningSources {
+        watermarks,
+        progress,
+        immediate,
+        outcomes,
+        count,
+    }
+}
+
+/// Phase 6: every sink works off its queue, flushes and closes (also after a failure); the
+/// backend's summary and the run's totals are logged.
+async fn stop(
+    outcome: Result<(Sinks, RunReport), (Sinks, PluginError)>,
+    opened: &OpenedTimeline,
+) -> Result<RunReport, PluginError> {
+    let (sinks, result) = match outcome {
+        Ok((sinks, report)) => (sinks, Ok(report)),
+        Err((sinks, error)) => (sinks, Err(error)),
+    };
+    let finished = sinks.finish().await;
+    if let Some(summary) = opened.timeline.summary() {
+        tracing::info!("{summary}");
+    }
+    let mut report = match (result, finished) {
+        (Ok(report), Ok(())) => report,
+        // A sink's own error says more than "it stopped taking events".
+        (_, Err(error)) => return Err(error),
+        (Err(error), Ok(())) => return Err(error),
+    };
+    if let Some(skipped) = opened.skipped_at_open {
+        report.skipped += skipped;
+    }
+    tracing::info!(
+        "stopped: {} events published, {} skipped (CONSUME_FROM), {} left on the timeline",
+        report.published,
+        report.skipped,
+        report.left_on_timeline
+    );
+    Ok(report)
 }

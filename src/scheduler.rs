@@ -12,17 +12,15 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
-use crate::metrics::{CoreMetrics, SinkCounters};
-use crate::plugin_api::context::ImmediateBatch;
-use crate::plugin_api::{
-    Backoff, Clock, Event, PluginError, Presence, Shutdown, Sink, Timeline, TimelineError,
-    Watermark, tracing,
-};
+use crate::fanout::{SinkStopped, Sinks};
+use crate::metrics::CoreMetrics;
+use crate::plugin_api::host::{ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
+use crate::plugin_api::{Backoff, Clock, Event, PluginError, Timeline, TimelineError, Watermark, tracing};
 
 /// Most events a virtual clock takes per timeline claim (throttling makes no sense there).
 const VIRTUAL_CHUNK: usize = 8192;
 
-/// How the timeline is consumed (DESIGN.md §5).
+/// How the timeline is consumed.
 #[derive(Clone, Debug)]
 pub struct ConsumeSettings {
     /// Wall seconds between polls; 0 = wake when the next event is due.
@@ -39,13 +37,6 @@ pub struct ConsumeSettings {
     pub doors_close_ms: Option<i64>,
 }
 
-/// A sink with its name and counters.
-pub struct NamedSink {
-    pub name: String,
-    pub sink: Box<dyn Sink>,
-    pub counters: SinkCounters,
-}
-
 /// How a source task ended.
 pub type SourceOutcome = (String, Result<(), PluginError>);
 
@@ -60,9 +51,13 @@ pub struct RunReport {
 
 /// Everything the scheduler drives.
 pub struct Scheduler {
+    /// Reads the run's clock.
     pub clock: Clock,
+    /// Moves a virtual clock to the events it publishes.
+    pub clock_driver: ClockDriver,
     pub timeline: Arc<dyn Timeline>,
-    pub sinks: Vec<NamedSink>,
+    /// Where due events go (each sink fed from its own queue).
+    pub sinks: Sinks,
     pub settings: ConsumeSettings,
     /// Watermarks of the sources that pace the clock.
     pub watermarks: Vec<Watermark>,
@@ -71,15 +66,26 @@ pub struct Scheduler {
     pub immediate: mpsc::Receiver<ImmediateBatch>,
     pub source_outcomes: mpsc::UnboundedReceiver<SourceOutcome>,
     pub sources_running: usize,
-    pub presence: Option<Presence>,
+    pub presence: Option<PresenceRecorder>,
     pub metrics: CoreMetrics,
     pub shutdown: Shutdown,
 }
 
 impl Scheduler {
-    /// Runs until the sources are done and the timeline is drained, or until shutdown.
-    pub async fn run(mut self) -> Result<(Vec<NamedSink>, RunReport), PluginError> {
+    /// Runs until the sources are done and the timeline is drained, or until shutdown. The sinks
+    /// come back either way, so they are always flushed and closed.
+    #[allow(clippy::result_large_err)]
+    pub async fn run(mut self) -> Result<(Sinks, RunReport), (Sinks, PluginError)> {
         let mut report = RunReport::default();
+        let outcome = self.schedule(report).await;
+        report.left_on_timeline = self.timeline.len().await.unwrap_or(0);
+        match outcome {
+            Ok(()) => Ok((self.sinks, report)),
+            Err(error) => Err((self.sinks, error)),
+        }
+    }
+
+    async fn schedule(&mut self, report: &mut RunReport) -> Result<(), PluginError> {
         let scheduled = self.timeline.scheduled();
         let virtual_clock = self.clock.is_virtual();
         let frequency = Duration::from_secs_f64(self.settings.frequency);
@@ -100,7 +106,7 @@ impl Scheduler {
                 break;
             }
             while let Ok(batch) = self.immediate.try_recv() {
-                self.deliver_immediate(batch, &mut report).await?;
+                self.deliver_immediate(batch, report).await?;
             }
             while let Ok(outcome) = self.source_outcomes.try_recv() {
                 self.source_finished(outcome)?;
@@ -120,9 +126,9 @@ impl Scheduler {
                         }
                         took = claim.events.len();
                         if let Some(last) = claim.events.last() {
-                            self.clock.advance_to(last.due_ms);
+                            self.clock_driver.advance_to(last.due_ms);
                         }
-                        self.deliver(claim.events, &mut report).await?;
+                        self.deliver(claim.events, report).await?;
                         if let Some(lease) = claim.lease {
                             self.acknowledge(&lease).await;
                         }
@@ -162,18 +168,18 @@ impl Scheduler {
             }
             if virtual_clock {
                 if watermark != i64::MAX {
-                    self.clock.advance_to(watermark);
+                    self.clock_driver.advance_to(watermark);
                 } else if let Some(close) = self.settings.doors_close_ms
                     && self.timeline.len().await.unwrap_or(1) == 0
                 {
                     // Nothing generates simulated time and nothing is due: time flies to the
                     // closing of the doors, so sources driven from outside stop too.
-                    self.clock.advance_to(close);
+                    self.clock_driver.advance_to(close);
                 }
             }
             let deadline = self.next_wake(polling, next_poll, watermark).await;
             tokio::select! {
-                Some(batch) = self.immediate.recv() => self.deliver_immediate(batch, &mut report).await?,
+                Some(batch) = self.immediate.recv() => self.deliver_immediate(batch, report).await?,
                 Some(outcome) = self.source_outcomes.recv() => self.source_finished(outcome)?,
                 () = self.progress.notified() => {}
                 () = scheduled.notified(), if !polling => {}
@@ -181,8 +187,7 @@ impl Scheduler {
                 () = self.shutdown.wait() => break,
             }
         }
-        report.left_on_timeline = self.timeline.len().await.unwrap_or(0);
-        Ok((self.sinks, report))
+        Ok(())
     }
 
     /// The lowest watermark of the pacing sources (`i64::MAX` when none holds the clock back).
@@ -231,10 +236,7 @@ impl Scheduler {
                 tracing::debug!("source {name} finished");
                 Ok(())
             }
-            Err(error) => Err(match error {
-                PluginError::Config(why) => PluginError::Config(format!("source {name}: {why}")),
-                PluginError::Fatal(why) => PluginError::Fatal(format!("source {name}: {why}")),
-            }),
+            Err(error) => Err(error.within(format!("source {name}"))),
         }
     }
 
@@ -262,23 +264,16 @@ impl Scheduler {
         if events.is_empty() {
             return Ok(());
         }
-        self.publish(&events).await?;
         report.published += events.len() as u64;
+        self.publish(events).await?;
         Ok(())
     }
 
-    async fn publish(&mut self, events: &[Event]) -> Result<(), PluginError> {
-        for sink in &mut self.sinks {
-            if let Err(error) = sink.sink.publish(events).await {
-                sink.counters.errors.inc();
-                return Err(PluginError::Fatal(format!("sink {}: {error}", sink.name)));
-            }
-            sink.counters.count(events);
-        }
+    async fn publish(&mut self, events: Vec<Event>) -> Result<(), PluginError> {
         if let Some(presence) = &self.presence {
-            presence.apply(events);
+            presence.apply(&events);
         }
-        Ok(())
+        self.sinks.deliver(events.into()).await.map_err(stopped)
     }
 
     async fn deliver_immediate(
@@ -286,11 +281,11 @@ impl Scheduler {
         batch: ImmediateBatch,
         report: &mut RunReport,
     ) -> Result<(), PluginError> {
-        let outcome = self.publish(&batch.events).await;
-        let answer = outcome.as_ref().map(|_| ()).map_err(ToString::to_string);
-        let _ = batch.done.send(answer);
+        if let Some(presence) = &self.presence {
+            presence.apply(&batch.events);
+        }
         report.published += batch.events.len() as u64;
-        outcome
+        self.sinks.deliver_now(batch).await.map_err(stopped)
     }
 
     async fn acknowledge(&self, lease: &str) {
@@ -348,6 +343,11 @@ impl Scheduler {
         }
         behind || lag_ms > self.settings.lag_warning_ms
     }
+}
+
+/// A sink's task ended early; the run stops and [`Sinks::finish`] reports why.
+fn stopped(SinkStopped(name): SinkStopped) -> PluginError {
+    PluginError::fatal(format!("sink {name} stopped taking events"))
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

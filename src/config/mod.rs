@@ -1,4 +1,4 @@
-//! The pipeline configuration: loading, overrides, validation (DESIGN.md §3).
+//! The pipeline configuration: loading, overrides, validation.
 //!
 //! Loading goes: file text (or the built-in default) → `${VAR}` interpolation → parse into
 //! [`PipelineConfig`] (unknown keys rejected with file and line) → the core's environment table
@@ -7,7 +7,6 @@
 //! Precedence is therefore flag > environment > YAML > default.
 
 mod interpolate;
-mod mask;
 pub mod overrides;
 mod types;
 
@@ -15,11 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use interpolate::interpolate;
-pub use mask::{mask_url_password, masked_yaml};
 pub use types::*;
 
 use crate::env::Environment;
-use crate::plugin_api::Role;
+use crate::plugin_api::{Plugin, Role, Sink, Source, TimelineBackend};
 use crate::registry;
 
 /// The built-in pipeline, used when no `--config` is given (same as `configs/default.yaml`).
@@ -52,6 +50,9 @@ pub struct ResolvedPipeline {
     pub config_dir: PathBuf,
     /// Where the config came from, for messages.
     pub origin: String,
+    /// The config as `customersim validate` prints it: every plugin section with its defaults
+    /// filled in and its secrets masked (by their [`crate::plugin_api::Secret`] types).
+    pub shown: serde_yaml::Value,
 }
 
 /// Loads and resolves the pipeline at `path` (or the built-in default).
@@ -118,44 +119,87 @@ pub fn resolve_text(
     overrides::apply_sink_selection(&mut config, env, &flags.sinks)?;
     overrides::apply_flags(&mut config, flags);
     check(&config).map_err(|why| ConfigError(format!("{origin}: {why}")))?;
-    for (role, specs) in [
-        (Role::Source, &mut config.sources),
-        (Role::Sink, &mut config.sinks),
-    ] {
-        for (index, spec) in specs.iter_mut().enumerate() {
-            let section = role.section();
-            let plugin = registry::lookup(role, &spec.kind)
-                .map_err(|why| ConfigError(format!("{origin}: {section}[{index}]: {why}")))?;
-            overrides::apply_plugin_env(spec, plugin.env, env)?;
-            let settings = std::mem::take(&mut spec.settings);
-            spec.settings = (plugin.resolve)(serde_yaml::Value::Mapping(settings))
-                .map_err(|why| {
-                    ConfigError(format!(
-                        "{origin}: {section}[{index}] (type: {}): {}",
-                        spec.kind,
-                        with_line(&why, &text)
-                    ))
-                })
-                .and_then(|value| match value {
-                    serde_yaml::Value::Mapping(map) => Ok(map),
-                    serde_yaml::Value::Null => Ok(Default::default()),
-                    _ => Err(ConfigError(format!(
-                        "{section}[{index}]: plugin config must be a mapping"
-                    ))),
-                })?;
+    let at = |place: String, why: String| ConfigError(format!("{origin}: {place}: {}", with_line(&why, &text)));
+    let mut shown = config.clone();
+    for (index, spec) in config.sources.iter_mut().enumerate() {
+        let place = format!("sources[{index}]");
+        let plugin = registry::lookup::<dyn Source>(&spec.kind).map_err(|why| at(place.clone(), why))?;
+        shown.sources[index].settings = resolve_section(plugin, &mut spec.settings, env)
+            .map_err(|why| at(format!("{place} (type: {})", spec.kind), why))?;
+    }
+    for (index, spec) in config.sinks.iter_mut().enumerate() {
+        let place = format!("sinks[{index}]");
+        let plugin = registry::lookup::<dyn Sink>(&spec.kind).map_err(|why| at(place.clone(), why))?;
+        shown.sinks[index].settings = resolve_section(plugin, &mut spec.settings, env)
+            .map_err(|why| at(format!("{place} (type: {})", spec.kind), why))?;
+    }
+    let timeline = &mut config.timeline;
+    registry::lookup::<dyn TimelineBackend>(&timeline.backend)
+        .map_err(|why| at("timeline.backend".into(), why))?;
+    for (name, settings) in timeline.backends.iter_mut() {
+        let name = name.as_str().unwrap_or_default().to_string();
+        let place = format!("timeline.{name}");
+        let plugin = registry::lookup::<dyn TimelineBackend>(&name).map_err(|_| {
+            at(
+                "timeline".into(),
+                format!(
+                    "unknown key {name:?}: expected backend, consume_frequency, consume_from, consume_batch_size or the settings of a timeline backend ({})",
+                    registry::timelines().iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })?;
+        let mut mapping = match std::mem::take(settings) {
+            serde_yaml::Value::Mapping(map) => map,
+            serde_yaml::Value::Null => Default::default(),
+            _ => return Err(at(place, "expected a mapping of settings".into())),
+        };
+        let resolved = resolve_section(plugin, &mut mapping, env).map_err(|why| at(place, why))?;
+        *settings = serde_yaml::Value::Mapping(mapping);
+        shown.timeline.backends.insert(name.into(), serde_yaml::Value::Mapping(resolved));
+    }
+    if !timeline.backends.contains_key(timeline.backend.as_str()) {
+        let plugin = registry::lookup::<dyn TimelineBackend>(&timeline.backend)
+            .map_err(|why| at("timeline.backend".into(), why))?;
+        let mut mapping = serde_yaml::Mapping::new();
+        let resolved = resolve_section(plugin, &mut mapping, env)
+            .map_err(|why| at(format!("timeline.{}", timeline.backend), why))?;
+        if !mapping.is_empty() {
+            timeline.backends.insert(timeline.backend.clone().into(), serde_yaml::Value::Mapping(mapping));
+        }
+        if !resolved.is_empty() {
+            shown.timeline.backends.insert(timeline.backend.clone().into(), serde_yaml::Value::Mapping(resolved));
         }
     }
     let (seed, seed_drawn) = match config.simulation.seed {
         Some(seed) => (seed, false),
         None => (crate::plugin_api::rand::random::<u64>() >> 11, true),
     };
+    shown.simulation.seed = Some(seed);
+    let shown = serde_yaml::to_value(&shown).map_err(|error| ConfigError(error.to_string()))?;
     Ok(ResolvedPipeline {
         config,
         seed,
         seed_drawn,
         config_dir,
         origin: origin.to_string(),
+        shown,
     })
+}
+
+/// Applies a plugin's environment table to its settings, then has the plugin resolve them:
+/// unknown keys refused, defaults filled in (returned for `validate`; the settings themselves stay
+/// as given, so secrets reach the plugin unmasked).
+fn resolve_section<R: Role + ?Sized>(
+    plugin: &Plugin<R>,
+    settings: &mut serde_yaml::Mapping,
+    env: &Environment,
+) -> Result<serde_yaml::Mapping, String> {
+    overrides::apply_plugin_env(settings, plugin.env, env).map_err(|error| error.0)?;
+    match plugin.resolve(serde_yaml::Value::Mapping(settings.clone()))? {
+        serde_yaml::Value::Mapping(map) => Ok(map),
+        serde_yaml::Value::Null => Ok(Default::default()),
+        _ => Err("plugin config must be a mapping".into()),
+    }
 }
 
 /// Adds "at line N" to an unknown-field message that lacks a position (serde_yaml has none for
@@ -208,25 +252,7 @@ fn check(config: &PipelineConfig) -> Result<(), String> {
     if timeline.consume_batch_size == 0 {
         return Err("timeline.consume_batch_size must be at least 1".into());
     }
-    if timeline.backend == TimelineBackend::Redis {
-        let redis = &timeline.redis;
-        let shown = mask_url_password(&redis.url);
-        if !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://")) {
-            return Err(format!(
-                "timeline.redis.url {shown:?}: expected redis://host:port/db or rediss://… (REDIS_URL)"
-            ));
-        }
-        if let Err(error) = redis::Client::open(redis.url.as_str()) {
-            return Err(format!("timeline.redis.url {shown:?}: {error} (REDIS_URL)"));
-        }
-        if redis.key.is_empty() || redis.key.contains(['{', '}']) {
-            return Err("timeline.redis.key must be non-empty text without braces".into());
-        }
-        if redis.lease < Duration::from_secs(1) {
-            return Err("timeline.redis.lease must be at least 1s".into());
-        }
-    }
-    if config.sources.is_empty() && config.timeline.backend == TimelineBackend::Memory {
+    if config.sources.is_empty() && config.timeline.backend == "memory" {
         return Err(
             "sources: empty; with the memory timeline nothing would ever be published \
                     (sources: [] makes a publish-only worker for a shared timeline)"

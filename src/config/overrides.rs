@@ -87,27 +87,9 @@ pub const CORE_ENV: &[CoreEnv] = &[
     CoreEnv {
         var: "TIMELINE_BACKEND",
         key: "timeline.backend",
-        help: "where future events wait (default memory)",
+        help: "where future events wait: a timeline backend's name (default memory)",
         apply: |c, v| {
-            c.timeline.backend = v.parse()?;
-            Ok(())
-        },
-    },
-    CoreEnv {
-        var: "REDIS_URL",
-        key: "timeline.redis.url",
-        help: "Redis of the redis timeline backend, redis:// or rediss:// (TLS); password never logged (default redis://127.0.0.1:6379/0)",
-        apply: |c, v| {
-            c.timeline.redis.url = v.trim().to_string();
-            Ok(())
-        },
-    },
-    CoreEnv {
-        var: "REDIS_KEY",
-        key: "timeline.redis.key",
-        help: "namespace of the simulation's keys in Redis (default customersim)",
-        apply: |c, v| {
-            c.timeline.redis.key = v.trim().to_string();
+            c.timeline.backend = v.trim().to_string();
             Ok(())
         },
     },
@@ -198,8 +180,8 @@ pub fn apply_core_env(config: &mut PipelineConfig, env: &Environment) -> Result<
     Ok(())
 }
 
-/// `--sink` (repeatable) > `SINKS` (comma-separated) > `TESTING_MOCK_MQTT=true` (stdout): each
-/// replaces the sink list. A named type keeps its settings from the file when it is there.
+/// `--sink` (repeatable) > `SINKS` (comma-separated) > a sink's own selecting variable
+/// (`TESTING_MOCK_MQTT=true` selects the stdout sink): each replaces the sink list. A named type keeps its settings from the file when it is there.
 pub fn apply_sink_selection(
     config: &mut PipelineConfig,
     env: &Environment,
@@ -224,16 +206,8 @@ pub fn apply_sink_selection(
             )));
         }
         names
-    } else if let Some(mock) = env.get("TESTING_MOCK_MQTT") {
-        match parse_bool(mock) {
-            Some(true) => vec!["stdout".to_string()],
-            Some(false) => return Ok(()),
-            None => {
-                return Err(ConfigError(format!(
-                    "environment variable TESTING_MOCK_MQTT: invalid value {mock:?}: expected true or false"
-                )));
-            }
-        }
+    } else if let Some(names) = selected_by_variable(env)? {
+        names
     } else {
         return Ok(());
     };
@@ -251,6 +225,29 @@ pub fn apply_sink_selection(
     Ok(())
 }
 
+/// The sinks whose selecting variable (`PluginConfig::SELECTED_BY`) is set to true.
+fn selected_by_variable(env: &Environment) -> Result<Option<Vec<String>>, ConfigError> {
+    let mut names = Vec::new();
+    for plugin in crate::registry::sinks() {
+        let Some(var) = plugin.selected_by else {
+            continue;
+        };
+        let Some(value) = env.get(var) else {
+            continue;
+        };
+        match parse_bool(value) {
+            Some(true) => names.push(plugin.name.to_string()),
+            Some(false) => {}
+            None => {
+                return Err(ConfigError(format!(
+                    "environment variable {var}: invalid value {value:?}: expected true or false"
+                )));
+            }
+        }
+    }
+    Ok((!names.is_empty()).then_some(names))
+}
+
 /// Applies the command-line flags.
 pub fn apply_flags(config: &mut PipelineConfig, flags: &Flags) {
     let simulation = &mut config.simulation;
@@ -260,9 +257,9 @@ pub fn apply_flags(config: &mut PipelineConfig, flags: &Flags) {
     simulation.duration = flags.duration.or(simulation.duration);
 }
 
-/// Applies a plugin type's environment table to one of its instances.
+/// Applies a plugin type's environment table to the settings of one of its instances.
 pub fn apply_plugin_env(
-    spec: &mut PluginSpec,
+    settings: &mut serde_yaml::Mapping,
     table: &[EnvOverride],
     env: &Environment,
 ) -> Result<(), ConfigError> {
@@ -271,18 +268,13 @@ pub fn apply_plugin_env(
             continue;
         };
         let invalid = |expected: &str| {
-            let shown = if entry.kind == EnvKind::Secret {
-                "******".to_string()
-            } else {
-                format!("{text:?}")
-            };
             ConfigError(format!(
-                "environment variable {}: invalid value {shown}: expected {expected}",
+                "environment variable {}: invalid value {text:?}: expected {expected}",
                 entry.var
             ))
         };
         let value = match entry.kind {
-            EnvKind::Text | EnvKind::Secret => serde_yaml::Value::String(text.to_string()),
+            EnvKind::Text => serde_yaml::Value::String(text.to_string()),
             EnvKind::Integer => serde_yaml::Value::Number(
                 text.trim()
                     .parse::<i64>()
@@ -302,7 +294,7 @@ pub fn apply_plugin_env(
                 serde_yaml::Value::Bool(parse_bool(text).ok_or_else(|| invalid("true or false"))?)
             }
         };
-        set_path(&mut spec.settings, entry.key, value);
+        set_path(settings, entry.key, value);
     }
     Ok(())
 }

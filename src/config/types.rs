@@ -1,4 +1,5 @@
-//! The typed shape of the pipeline file. Key names are part of the interface (DESIGN.md §3).
+//! The typed shape of the pipeline file. Key names are part of the interface: existing deployments'
+//! files must keep loading.
 
 use std::fmt;
 use std::str::FromStr;
@@ -205,13 +206,16 @@ impl Default for StoreConfig {
     }
 }
 
-/// `timeline:`
+/// `timeline:` where future events wait (the backend) and how they are taken off.
+///
+/// Besides its own keys, the section holds one settings map per timeline backend, under the
+/// backend's name (`redis: {url: …}`); only the chosen backend's is used, every one present is
+/// checked.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct TimelineConfig {
-    /// Where future events are kept.
-    #[serde(default)]
-    pub backend: TimelineBackend,
+    /// The timeline backend (`customersim plugins` lists them).
+    #[serde(default = "default_backend")]
+    pub backend: String,
     /// Seconds between polls of the timeline; 0 = wake exactly when the next event is due.
     #[serde(default = "default_consume_frequency")]
     pub consume_frequency: f64,
@@ -221,49 +225,14 @@ pub struct TimelineConfig {
     /// Most events taken per poll.
     #[serde(default = "default_consume_batch_size")]
     pub consume_batch_size: usize,
-    /// Settings of the `redis` backend (ignored by `memory`).
-    #[serde(default)]
-    pub redis: RedisTimelineConfig,
+    /// Settings of the backends, by backend name.
+    #[serde(flatten)]
+    pub backends: serde_yaml::Mapping,
 }
 
-/// `timeline.redis:` the shared timeline of several instances.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedisTimelineConfig {
-    /// `redis://[user:password@]host:port/db`, or `rediss://…` for TLS. The password is never
-    /// logged.
-    #[serde(default = "default_redis_url")]
-    pub url: String,
-    /// Namespace of this simulation's keys, so several simulations can share one Redis. Every
-    /// instance of one simulation uses the same key.
-    #[serde(default = "default_redis_key")]
-    pub key: String,
-    /// How long claimed events stay leased to the instance that claimed them: if its sinks have
-    /// not taken them by then (the instance died), another instance publishes them.
-    #[serde(default = "default_redis_lease", with = "duration::required")]
-    pub lease: Duration,
+fn default_backend() -> String {
+    "memory".into()
 }
-
-fn default_redis_url() -> String {
-    "redis://127.0.0.1:6379/0".into()
-}
-fn default_redis_key() -> String {
-    "customersim".into()
-}
-fn default_redis_lease() -> Duration {
-    Duration::from_secs(30)
-}
-
-impl Default for RedisTimelineConfig {
-    fn default() -> Self {
-        RedisTimelineConfig {
-            url: default_redis_url(),
-            key: default_redis_key(),
-            lease: default_redis_lease(),
-        }
-    }
-}
-
 fn default_consume_frequency() -> f64 {
     1.0
 }
@@ -274,33 +243,22 @@ fn default_consume_batch_size() -> usize {
 impl Default for TimelineConfig {
     fn default() -> Self {
         TimelineConfig {
-            backend: TimelineBackend::default(),
+            backend: default_backend(),
             consume_frequency: default_consume_frequency(),
             consume_from: ConsumeFrom::default(),
             consume_batch_size: default_consume_batch_size(),
-            redis: RedisTimelineConfig::default(),
+            backends: Default::default(),
         }
     }
 }
 
-/// `timeline.backend`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TimelineBackend {
-    /// In this process; lost when it stops.
-    #[default]
-    Memory,
-    /// In Redis (`timeline.redis`): shared by every instance using the same key, kept across
-    /// restarts.
-    Redis,
-}
-
-impl FromStr for TimelineBackend {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        serde_yaml::from_str(text.trim()).map_err(|_| {
-            format!("invalid timeline backend {text:?}: expected \"memory\" or \"redis\"")
-        })
+impl TimelineConfig {
+    /// The chosen backend's settings (empty when the file has none).
+    pub fn backend_settings(&self) -> serde_yaml::Value {
+        self.backends
+            .get(self.backend.as_str())
+            .cloned()
+            .unwrap_or(serde_yaml::Value::Null)
     }
 }
 

@@ -13,9 +13,14 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// A shared handle to the run's clock.
+/// The run's clock as plugins see it: read it, wait for it. Only the core moves it (through
+/// [`ClockDriver`]).
 #[derive(Clone, Debug)]
 pub struct Clock(Arc<ClockInner>);
+
+/// The side of the clock that moves a virtual clock forward; held by the core's scheduler.
+#[derive(Clone, Debug)]
+pub struct ClockDriver(Arc<ClockInner>);
 
 #[derive(Debug)]
 struct ClockInner {
@@ -32,11 +37,11 @@ enum Pace {
     Virtual { now_ms: AtomicI64, advanced: Notify },
 }
 
-impl Clock {
+impl ClockDriver {
     /// A clock that runs `speed` simulated seconds per wall second from `origin_ms`.
-    pub fn scaled(origin_ms: i64, speed: f64) -> Clock {
+    pub fn scaled(origin_ms: i64, speed: f64) -> ClockDriver {
         assert!(speed > 0.0 && speed.is_finite(), "speed must be positive");
-        Clock(Arc::new(ClockInner {
+        ClockDriver(Arc::new(ClockInner {
             origin_ms,
             pace: Pace::Scaled {
                 wall_origin: Instant::now(),
@@ -46,8 +51,8 @@ impl Clock {
     }
 
     /// A virtual clock standing at `origin_ms` until advanced.
-    pub fn virtual_at(origin_ms: i64) -> Clock {
-        Clock(Arc::new(ClockInner {
+    pub fn virtual_at(origin_ms: i64) -> ClockDriver {
+        ClockDriver(Arc::new(ClockInner {
             origin_ms,
             pace: Pace::Virtual {
                 now_ms: AtomicI64::new(origin_ms),
@@ -56,6 +61,23 @@ impl Clock {
         }))
     }
 
+    /// Moves a virtual clock forward to `at_ms` (never backward) and wakes what waits on it.
+    /// Does nothing on a scaled clock.
+    pub fn advance_to(&self, at_ms: i64) {
+        if let Pace::Virtual { now_ms, advanced } = &self.0.pace
+            && now_ms.fetch_max(at_ms, Ordering::AcqRel) < at_ms
+        {
+            advanced.notify_waiters();
+        }
+    }
+
+    /// The read-only handle plugins get.
+    pub fn clock(&self) -> Clock {
+        Clock(self.0.clone())
+    }
+}
+
+impl Clock {
     /// The simulated instant the run started at.
     pub fn origin_ms(&self) -> i64 {
         self.0.origin_ms
@@ -97,16 +119,6 @@ impl Clock {
         }
     }
 
-    /// Moves a virtual clock forward to `at_ms` (never backward) and wakes what waits on it.
-    /// Does nothing on a scaled clock.
-    pub fn advance_to(&self, at_ms: i64) {
-        if let Pace::Virtual { now_ms, advanced } = &self.0.pace
-            && now_ms.fetch_max(at_ms, Ordering::AcqRel) < at_ms
-        {
-            advanced.notify_waiters();
-        }
-    }
-
     /// Waits until simulated time reaches `at_ms`.
     pub async fn sleep_until(&self, at_ms: i64) {
         match &self.0.pace {
@@ -134,7 +146,8 @@ mod tests {
 
     #[tokio::test]
     async fn virtual_clock_moves_only_forward_and_wakes_sleepers() {
-        let clock = Clock::virtual_at(1_000);
+        let driver = ClockDriver::virtual_at(1_000);
+        let clock = driver.clock();
         let sleeper = {
             let clock = clock.clone();
             tokio::spawn(async move {
@@ -143,16 +156,16 @@ mod tests {
             })
         };
         tokio::task::yield_now().await;
-        clock.advance_to(3_000);
-        clock.advance_to(2_000);
+        driver.advance_to(3_000);
+        driver.advance_to(2_000);
         assert_eq!(clock.now_ms(), 3_000);
-        clock.advance_to(6_000);
+        driver.advance_to(6_000);
         assert_eq!(sleeper.await.unwrap(), 6_000);
     }
 
     #[tokio::test(start_paused = true)]
     async fn scaled_clock_runs_speed_times_faster() {
-        let clock = Clock::scaled(0, 10.0);
+        let clock = ClockDriver::scaled(0, 10.0).clock();
         tokio::time::advance(Duration::from_secs(2)).await;
         let now = clock.now_ms();
         assert!((20_000..20_100).contains(&now), "{now}");

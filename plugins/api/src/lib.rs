@@ -1,63 +1,135 @@
 //! The plugin API of customersim.
 //!
-//! Every source and sink, built in or out of tree, depends on this crate only. It breaks the
-//! dependency cycle between the core (which links the built-in plugins) and the plugins (which need
-//! the core's types), and it re-exports the crates whose versions must match across plugins
-//! (`inventory`, `serde`, `serde_yaml`, `async_trait`, `tracing`, `rand`, `prometheus_client`): a
-//! plugin built against a different `inventory` would compile and then be invisible at run time.
+//! Every source, sink and timeline backend, built in or out of tree, depends on this crate only.
+//! It breaks the dependency cycle between the core (which links the built-in plugins) and the
+//! plugins (which need the core's types).
+//!
+//! # Writing a plugin
+//! A plugin is a config type marked with [`source_config`], [`sink_config`] or [`timeline_config`]
+//! (which derive serde's traits with `deny_unknown_fields` and register the type), implementing
+//! [`PluginConfig`] and its role's trait. The plugin depends on this crate under its own name
+//! (`customersim-plugin-api`); the attributes refer to it as `customersim_plugin_api`.
+//!
+//! ```
+//! use customersim_plugin_api::{
+//!     BuildContext, Event, PluginConfig, PluginError, Sink, SinkConfig, async_trait, sink_config,
+//! };
+//!
+//! /// Counts events and logs the total at the end.
+//! #[sink_config]
+//! #[derive(Debug, Default)]
+//! pub struct CountConfig {
+//!     /// Text put before the total in the log line.
+//!     #[serde(default)]
+//!     pub label: String,
+//! }
+//!
+//! impl PluginConfig for CountConfig {
+//!     const NAME: &'static str = "count";
+//!     const DESCRIPTION: &'static str = "counts events";
+//! }
+//!
+//! impl SinkConfig for CountConfig {
+//!     fn build(self, _cx: &mut BuildContext) -> Result<Box<dyn Sink>, PluginError> {
+//!         Ok(Box::new(Count { label: self.label, seen: 0 }))
+//!     }
+//! }
+//!
+//! struct Count { label: String, seen: u64 }
+//!
+//! #[async_trait]
+//! impl Sink for Count {
+//!     async fn publish(&mut self, batch: &[Event]) -> Result<(), PluginError> {
+//!         self.seen += batch.len() as u64;
+//!         Ok(())
+//!     }
+//!     async fn close(self: Box<Self>) -> Result<(), PluginError> {
+//!         eprintln!("{}{}", self.label, self.seen);
+//!         Ok(())
+//!     }
+//! }
+//! ```
 //!
 //! # Layout
 //! - [`event`]: the event model ([`Event`], [`CustomerId`], [`Topics`]) and the payload bytes of the
-//!   original service's contract.
-//! - [`backoff`]: exponential backoff ([`Backoff`]) for reaching peers that are down.
-//! - [`clock`]: the simulated clock ([`Clock`]): real time, scaled, or virtual (as fast as sinks go).
-//! - [`timeline`]: the [`Timeline`] contract that backends implement, and the [`Watermark`] a
-//!   generating source uses to tell the scheduler how far it has generated.
-//! - [`context`]: what a plugin gets when it is built ([`BuildContext`]) and when it runs
-//!   ([`SourceContext`], [`SinkContext`]): the store layout, topics, seed, shutdown, the roster of
-//!   customers, the presence table and the metrics registry.
-//! - [`plugin`]: the [`Source`] and [`Sink`] traits, the typed config traits ([`SourceConfig`],
-//!   [`SinkConfig`]), environment overrides ([`EnvOverride`]) and the registration macros
-//!   [`register_source!`] and [`register_sink!`].
-//! - [`duration`]: serde helpers for human durations (`30s`, `8h`).
-//! - [`json`]: the JSON string writer that reproduces Python's `json.dumps` escaping.
-//! - [`secret`]: masking passwords in URLs for logs and `validate`.
+//!   original service's contract; [`json`] writes strings exactly as Python's `json.dumps` does.
+//! - [`source`], [`sink`]: the traits of the two plugin roles, their config traits and what each
+//!   gets while running ([`SourceContext`], [`SinkContext`]); [`sink`] documents the lifecycle.
+//! - [`build`]: [`BuildContext`], what every plugin is checked and built with.
+//! - [`timeline`]: the [`Timeline`] contract that backends implement, the schedule-only
+//!   [`Schedule`] handle sources get, and [`TimelineConfig`] for backend plugins; [`watermark`]:
+//!   how far a generating source has filled it.
+//! - [`plugin`]: [`PluginConfig`] and the registrations ([`SourcePlugin`], [`SinkPlugin`],
+//!   [`TimelinePlugin`]) the core finds through `inventory`; [`env`]: environment overrides.
+//! - [`clock`]: the simulated clock plugins read ([`Clock`]).
+//! - [`shutdown`]: the signal plugins listen to and their request to end the run.
+//! - [`layout`], [`roster`], [`presence`], [`publisher`], [`metrics`]: the store's floor plan, the
+//!   list of customers, who is inside, publishing at once, the Prometheus registry.
+//! - [`secret`]: the types that mark secrets in configs; [`duration`]: human durations (`30s`);
+//!   [`backoff`]: waiting between tries to reach a peer that is down.
+//! - [`host`]: the other halves of the handles above (moving the clock, firing shutdown), for the
+//!   core and test harnesses; plugins never get them.
+//! - [`error`]: [`PluginError`] and the exit codes it maps to.
 
 pub mod backoff;
+pub mod build;
 pub mod clock;
-pub mod context;
 pub mod duration;
+pub mod env;
+pub mod error;
 pub mod event;
+pub mod host;
 pub mod json;
 pub mod layout;
+pub mod metrics;
 pub mod plugin;
+pub mod presence;
+pub mod publisher;
+pub mod roster;
 pub mod secret;
+pub mod shutdown;
+pub mod sink;
+pub mod source;
 pub mod timeline;
+pub mod watermark;
 
 pub use async_trait::async_trait;
 pub use backoff::Backoff;
+pub use build::BuildContext;
 pub use clock::Clock;
-pub use context::{
-    BuildContext, MetricsRegistry, Position, Presence, Publisher, Roster, Shutdown, SinkContext,
-    SourceContext,
-};
+pub use customersim_plugin_macros::{sink_config, source_config, timeline_config};
+pub use env::{EnvKind, EnvOverride};
+pub use error::PluginError;
 pub use event::{CustomerId, Event, EventKind, Topics};
 pub use layout::StoreLayout;
+pub use metrics::MetricsRegistry;
 pub use plugin::{
-    EnvKind, EnvOverride, Factory, Plugin, PluginError, Role, Sink, SinkConfig, Source,
-    SourceConfig, plugins,
+    Plugin, PluginConfig, Role, SinkPlugin, SourcePlugin, TimelinePlugin, registered,
 };
-pub use timeline::{Claim, Timeline, TimelineError, Watermark};
+pub use presence::{Position, Presence};
+pub use publisher::Publisher;
+pub use roster::Roster;
+pub use secret::{CredentialUrl, Secret};
+pub use shutdown::{EndRun, ShutdownSignal};
+pub use sink::{Sink, SinkConfig, SinkContext};
+pub use source::{Source, SourceConfig, SourceContext};
+pub use timeline::{
+    Claim, OpenedTimeline, Schedule, Timeline, TimelineBackend, TimelineConfig, TimelineContext,
+    TimelineError,
+};
+pub use watermark::Watermark;
 
-pub use inventory;
+/// Types that appear in this API's signatures and must be the very version this crate uses:
+/// `prometheus_client` (metrics plugins register) and `rand` (the RNG a [`Roster`] draws with).
 pub use prometheus_client;
 pub use rand;
-pub use rand_distr;
-pub use rand_pcg;
-pub use serde;
-pub use serde_yaml;
-pub use tokio;
-pub use tracing;
+
+/// What the registration attributes expand to; not for direct use.
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+    pub use serde;
+}
 
 /// Derives an independent seed for one consumer of randomness (a plugin instance, a shopper) from
 /// the run's seed, so adding a consumer never shifts the random stream of another (SplitMix64).

@@ -1,251 +1,184 @@
-//! Sources, sinks, their typed configs and their registration.
+//! Plugin registration: what every plugin config type declares, and the registrations the core
+//! finds through `inventory`.
 //!
-//! A plugin is a config type implementing [`SourceConfig`] or [`SinkConfig`] (with serde's
-//! `deny_unknown_fields` and a doc comment on every field) plus one `register_source!(MyConfig);`
-//! line. The core finds every registered plugin through `inventory` and never names one.
+//! A plugin is a config type marked `#[source_config]`, `#[sink_config]` or `#[timeline_config]`
+//! that implements [`PluginConfig`] and the role's trait ([`crate::SourceConfig`],
+//! [`crate::SinkConfig`], [`crate::TimelineConfig`]). The attribute derives serde's traits with
+//! `deny_unknown_fields` (an unknown key is an error, never silently dropped) and registers the
+//! type, so neither can be forgotten. The core finds every registration and never names a plugin.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::context::{BuildContext, SinkContext, SourceContext};
-use crate::event::Event;
+use crate::build::BuildContext;
+use crate::env::EnvOverride;
+use crate::error::PluginError;
+use crate::sink::{Sink, SinkConfig};
+use crate::source::{Source, SourceConfig};
+use crate::timeline::{TimelineBackend, TimelineConfig};
 
-/// Why a plugin failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PluginError {
-    /// Bad configuration or input file: the message names the key, variable, file or line.
-    /// The CLI exits with code 2.
-    #[error("{0}")]
-    Config(String),
-    /// A failure while running that retrying will not fix (e.g. the broker refused the
-    /// credentials). The CLI exits with code 1.
-    #[error("{0}")]
-    Fatal(String),
-}
-
-/// Something that puts events on the timeline (or publishes them at once).
-#[crate::async_trait]
-pub trait Source: Send {
-    /// `true` for sources that generate simulated-time events ahead of the clock: a virtual clock
-    /// then waits for this source's [`crate::Watermark`]. Sources driven from outside (HTTP) keep
-    /// the default `false`.
-    fn paces_clock(&self) -> bool {
-        false
-    }
-
-    /// Runs until done or until `cx.shutdown` fires.
-    async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), PluginError>;
-}
-
-/// Somewhere events are delivered.
-#[crate::async_trait]
-pub trait Sink: Send {
-    /// Connects, spawns background tasks; permanent errors (bad credentials) fail here.
-    async fn start(&mut self, _cx: &SinkContext) -> Result<(), PluginError> {
-        Ok(())
-    }
-
-    /// Takes responsibility for a time-ordered batch. Returns once the sink buffered it; waits
-    /// while its buffer is full (back-pressure). Never drops events silently.
-    async fn publish(&mut self, batch: &[Event]) -> Result<(), PluginError>;
-
-    /// Delivers what was accepted (waiting a bounded time for acknowledgements) and disconnects.
-    async fn close(self: Box<Self>) -> Result<(), PluginError> {
-        Ok(())
-    }
-}
-
-/// How an environment variable's value is checked before it overrides a config key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EnvKind {
-    /// Any text.
-    Text,
-    /// Text that must never be logged or printed.
-    Secret,
-    /// A whole number.
-    Integer,
-    /// A number.
-    Number,
-    /// `true`/`false` (also `1`/`0`, `yes`/`no`).
-    Boolean,
-}
-
-/// An environment variable that overrides one key of a plugin's config (precedence: flag > env >
-/// YAML > default). The core applies the table of each plugin type to each of its instances.
-#[derive(Clone, Copy, Debug)]
-pub struct EnvOverride {
-    /// The variable, e.g. `CUSTOMERS_AVERAGE_IN_STORE`.
-    pub var: &'static str,
-    /// The config key it sets; dots reach into nested maps (`tls.ca_file`).
-    pub key: &'static str,
-    /// How the value is checked and typed.
-    pub kind: EnvKind,
-    /// One line for the README and `customersim plugins`.
-    pub help: &'static str,
-}
-
-/// The typed config of a source type; its [`SourceConfig::build`] is the factory.
-pub trait SourceConfig: DeserializeOwned + Serialize + 'static {
-    /// The `type:` name in the pipeline file.
+/// What every plugin config type declares about itself.
+pub trait PluginConfig: DeserializeOwned + Serialize + 'static {
+    /// The `type:` name in the pipeline file (`timeline.backend:` for timeline backends).
     const NAME: &'static str;
     /// One line for `customersim plugins`.
     const DESCRIPTION: &'static str;
     /// Environment variables that override this config's keys.
     const ENV: &'static [EnvOverride] = &[];
-    /// Turns the config into a source; may read files, must not connect anywhere.
-    fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError>;
+    /// A boolean environment variable that, set to true, makes this the pipeline's only sink
+    /// (the original service's `TESTING_MOCK_MQTT=true` selects printing instead of publishing).
+    const SELECTED_BY: Option<&'static str> = None;
 }
 
-/// The typed config of a sink type; its [`SinkConfig::build`] is the factory.
-pub trait SinkConfig: DeserializeOwned + Serialize + 'static {
-    /// The `type:` name in the pipeline file.
-    const NAME: &'static str;
-    /// One line for `customersim plugins`.
-    const DESCRIPTION: &'static str;
-    /// Environment variables that override this config's keys.
-    const ENV: &'static [EnvOverride] = &[];
-    /// Turns the config into a sink; may read files, must not connect anywhere.
-    fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Sink>, PluginError>;
+/// The three roles a plugin can have, as the type the registration builds.
+pub trait Role: 'static {
+    /// The role's name in messages (`source`).
+    const NOUN: &'static str;
+    /// Where instances of it are listed in the pipeline file (`sources`).
+    const SECTION: &'static str;
+    /// Every registered plugin of this role, in no particular order.
+    fn all() -> Vec<&'static Plugin<Self>>;
 }
 
-/// Builds a source from its raw config section.
-pub type BuildSource =
-    fn(serde_yaml::Value, &mut BuildContext) -> Result<Box<dyn Source>, PluginError>;
-/// Builds a sink from its raw config section.
-pub type BuildSink = fn(serde_yaml::Value, &mut BuildContext) -> Result<Box<dyn Sink>, PluginError>;
-
-/// Whether a plugin type produces events or delivers them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    Source,
-    Sink,
-}
-
-impl Role {
-    /// The pipeline file's list for this role (`sources` / `sinks`).
-    pub fn section(self) -> &'static str {
-        match self {
-            Role::Source => "sources",
-            Role::Sink => "sinks",
-        }
+impl Role for dyn Source {
+    const NOUN: &'static str = "source";
+    const SECTION: &'static str = "sources";
+    fn all() -> Vec<&'static Plugin<Self>> {
+        inventory::iter::<SourcePlugin>.into_iter().collect()
     }
-
-    /// The role's name in messages (`source` / `sink`).
-    pub fn noun(self) -> &'static str {
-        match self {
-            Role::Source => "source",
-            Role::Sink => "sink",
-        }
+}
+impl Role for dyn Sink {
+    const NOUN: &'static str = "sink";
+    const SECTION: &'static str = "sinks";
+    fn all() -> Vec<&'static Plugin<Self>> {
+        inventory::iter::<SinkPlugin>.into_iter().collect()
+    }
+}
+impl Role for dyn TimelineBackend {
+    const NOUN: &'static str = "timeline backend";
+    const SECTION: &'static str = "timeline.backend";
+    fn all() -> Vec<&'static Plugin<Self>> {
+        inventory::iter::<TimelinePlugin>.into_iter().collect()
     }
 }
 
-/// Turns a raw config section into a running plugin.
-#[derive(Clone, Copy)]
-pub enum Factory {
-    Source(BuildSource),
-    Sink(BuildSink),
-}
-
-/// A registered plugin type: what the core needs to list it, check its config and build it.
-pub struct Plugin {
+/// A registered plugin type of role `R`: what the core needs to list it, check its config and
+/// build it.
+pub struct Plugin<R: ?Sized + 'static> {
     /// The `type:` name in the pipeline file.
     pub name: &'static str,
     /// One line for `customersim plugins`.
     pub description: &'static str,
     /// Environment variables overriding its config keys.
     pub env: &'static [EnvOverride],
-    /// Deserializes a config (rejecting unknown keys) and serializes it back with defaults filled.
-    pub resolve: fn(serde_yaml::Value) -> Result<serde_yaml::Value, String>,
-    /// Builds it.
-    pub factory: Factory,
+    /// The crate (name and version) that registered it, shown by `customersim plugins`.
+    pub origin: &'static str,
+    /// A boolean environment variable that, when true, makes this the only sink.
+    pub selected_by: Option<&'static str>,
+    resolve: fn(serde_yaml::Value) -> Result<serde_yaml::Value, String>,
+    check: fn(serde_yaml::Value, &BuildContext) -> Result<(), PluginError>,
+    build: fn(serde_yaml::Value, &mut BuildContext) -> Result<Box<R>, PluginError>,
 }
 
-inventory::collect!(Plugin);
+/// A registered source type.
+pub type SourcePlugin = Plugin<dyn Source>;
+/// A registered sink type.
+pub type SinkPlugin = Plugin<dyn Sink>;
+/// A registered timeline backend.
+pub type TimelinePlugin = Plugin<dyn TimelineBackend>;
 
-impl Plugin {
-    /// The registration of source config type `C` (used by [`register_source!`]).
-    pub const fn source<C: SourceConfig>() -> Plugin {
+inventory::collect!(SourcePlugin);
+inventory::collect!(SinkPlugin);
+inventory::collect!(TimelinePlugin);
+
+impl<R: ?Sized + 'static> Plugin<R> {
+    /// Deserializes a config section (unknown keys refused) and serializes it back with every
+    /// default filled in, for `validate`.
+    pub fn resolve(&self, raw: serde_yaml::Value) -> Result<serde_yaml::Value, String> {
+        (self.resolve)(raw)
+    }
+
+    /// Checks a config section without side effects: nothing is connected, bound or spawned.
+    pub fn check(&self, raw: serde_yaml::Value, cx: &BuildContext) -> Result<(), PluginError> {
+        (self.check)(raw, cx)
+    }
+
+    /// Builds the plugin from its config section.
+    pub fn build(
+        &self,
+        raw: serde_yaml::Value,
+        cx: &mut BuildContext,
+    ) -> Result<Box<R>, PluginError> {
+        (self.build)(raw, cx)
+    }
+}
+
+impl SourcePlugin {
+    /// The registration of source config type `C` (made by `#[source_config]`).
+    pub const fn of<C: SourceConfig>(origin: &'static str) -> SourcePlugin {
         Plugin {
             name: C::NAME,
             description: C::DESCRIPTION,
             env: C::ENV,
+            origin,
+            selected_by: C::SELECTED_BY,
             resolve: resolve_config::<C>,
-            factory: Factory::Source(build_source::<C>),
-        }
-    }
-
-    /// The registration of sink config type `C` (used by [`register_sink!`]).
-    pub const fn sink<C: SinkConfig>() -> Plugin {
-        Plugin {
-            name: C::NAME,
-            description: C::DESCRIPTION,
-            env: C::ENV,
-            resolve: resolve_config::<C>,
-            factory: Factory::Sink(build_sink::<C>),
-        }
-    }
-
-    /// Whether it is a source or a sink.
-    pub fn role(&self) -> Role {
-        match self.factory {
-            Factory::Source(_) => Role::Source,
-            Factory::Sink(_) => Role::Sink,
+            check: |raw, cx| parse_config::<C>(raw)?.check(cx),
+            build: |raw, cx| parse_config::<C>(raw)?.build(cx),
         }
     }
 }
 
-fn parse_config<C: DeserializeOwned>(raw: serde_yaml::Value) -> Result<C, String> {
+impl SinkPlugin {
+    /// The registration of sink config type `C` (made by `#[sink_config]`).
+    pub const fn of<C: SinkConfig>(origin: &'static str) -> SinkPlugin {
+        Plugin {
+            name: C::NAME,
+            description: C::DESCRIPTION,
+            env: C::ENV,
+            origin,
+            selected_by: C::SELECTED_BY,
+            resolve: resolve_config::<C>,
+            check: |raw, cx| parse_config::<C>(raw)?.check(cx),
+            build: |raw, cx| parse_config::<C>(raw)?.build(cx),
+        }
+    }
+}
+
+impl TimelinePlugin {
+    /// The registration of timeline backend config type `C` (made by `#[timeline_config]`).
+    pub const fn of<C: TimelineConfig>(origin: &'static str) -> TimelinePlugin {
+        Plugin {
+            name: C::NAME,
+            description: C::DESCRIPTION,
+            env: C::ENV,
+            origin,
+            selected_by: C::SELECTED_BY,
+            resolve: resolve_config::<C>,
+            check: |raw, _| parse_config::<C>(raw)?.check(),
+            build: |raw, _| parse_config::<C>(raw)?.build(),
+        }
+    }
+}
+
+/// Every registered plugin of role `R`, sorted by name.
+pub fn registered<R: Role + ?Sized>() -> Vec<&'static Plugin<R>> {
+    let mut all = R::all();
+    all.sort_by_key(|plugin| plugin.name);
+    all
+}
+
+fn parse_config<C: DeserializeOwned>(raw: serde_yaml::Value) -> Result<C, PluginError> {
     let raw = match raw {
         serde_yaml::Value::Null => serde_yaml::Value::Mapping(Default::default()),
         other => other,
     };
-    serde_yaml::from_value(raw).map_err(|error| error.to_string())
+    serde_yaml::from_value(raw).map_err(PluginError::config)
 }
 
 fn resolve_config<C: DeserializeOwned + Serialize>(
     raw: serde_yaml::Value,
 ) -> Result<serde_yaml::Value, String> {
-    let config: C = parse_config(raw)?;
+    let config: C = parse_config(raw).map_err(|error| error.to_string())?;
     serde_yaml::to_value(&config).map_err(|error| error.to_string())
-}
-
-fn build_source<C: SourceConfig>(
-    raw: serde_yaml::Value,
-    cx: &mut BuildContext,
-) -> Result<Box<dyn Source>, PluginError> {
-    parse_config::<C>(raw)
-        .map_err(PluginError::Config)?
-        .build(cx)
-}
-
-fn build_sink<C: SinkConfig>(
-    raw: serde_yaml::Value,
-    cx: &mut BuildContext,
-) -> Result<Box<dyn Sink>, PluginError> {
-    parse_config::<C>(raw)
-        .map_err(PluginError::Config)?
-        .build(cx)
-}
-
-/// Every registered plugin type, sources first, each role sorted by name.
-pub fn plugins() -> Vec<&'static Plugin> {
-    let mut all: Vec<_> = inventory::iter::<Plugin>.into_iter().collect();
-    all.sort_by_key(|plugin| (plugin.role(), plugin.name));
-    all
-}
-
-/// Registers a source config type: `register_source!(RandomWalkConfig);`
-#[macro_export]
-macro_rules! register_source {
-    ($config:ty) => {
-        $crate::inventory::submit! { $crate::Plugin::source::<$config>() }
-    };
-}
-
-/// Registers a sink config type: `register_sink!(StdoutConfig);`
-#[macro_export]
-macro_rules! register_sink {
-    ($config:ty) => {
-        $crate::inventory::submit! { $crate::Plugin::sink::<$config>() }
-    };
 }

@@ -1,7 +1,134 @@
-//! Keeping secrets out of logs and printed configs.
+//! Keeping secrets out of logs, error messages and printed configs.
+//!
+//! A config field holding a secret has the type [`Secret`] (a password, a token) or
+//! [`CredentialUrl`] (a URL whose password part is secret). That type is the one way to mark a
+//! secret: it prints, debug-prints and serializes (`customersim validate`) masked, and its
+//! deserializer never echoes the value in an error.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// What a secret is replaced with.
 pub const MASK: &str = "******";
+
+/// A secret config value (a password, a token). Only [`Secret::expose`] reveals it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    /// The secret itself, for the one place that needs it (the connection).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// Whether the secret is empty (unset).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(MASK)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScalarText).map(Secret)
+    }
+}
+
+/// A URL whose password part is secret (`amqp://user:pass@host/`): shown as
+/// `amqp://user:******@host/`, so the host stays visible in logs and `validate`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct CredentialUrl(String);
+
+impl CredentialUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> CredentialUrl {
+        CredentialUrl(url.into())
+    }
+    /// The URL with its password, for the connection only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// The URL with its password masked, for messages.
+    pub fn masked(&self) -> String {
+        mask_url_password(&self.0)
+    }
+}
+
+impl fmt::Debug for CredentialUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl fmt::Display for CredentialUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl Serialize for CredentialUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.masked())
+    }
+}
+
+impl<'de> Deserialize<'de> for CredentialUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScalarText).map(CredentialUrl)
+    }
+}
+
+/// Takes any scalar as text (a numeric password is still a password) and never puts the value in
+/// an error message.
+struct ScalarText;
+
+impl Visitor<'_> for ScalarText {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string (the value is secret and not shown)")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<String, E> {
+        Err(E::custom("a secret must not be empty (null)"))
+    }
+}
 
 /// `amqp://user:pass@host/` → `amqp://user:******@host/`; other text unchanged.
 pub fn mask_url_password(text: &str) -> String {
@@ -28,7 +155,19 @@ pub fn mask_url_password(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::mask_url_password;
+    use super::*;
+
+    #[test]
+    fn secrets_never_show() {
+        let secret: Secret = serde_yaml::from_str("123456").unwrap();
+        assert_eq!(secret.expose(), "123456");
+        assert_eq!(format!("{secret} {secret:?}"), "****** ******");
+        assert_eq!(serde_yaml::to_string(&secret).unwrap().trim(), "'******'");
+        let url: CredentialUrl = serde_yaml::from_str("amqp://u:hunter2@h/").unwrap();
+        assert_eq!(url.to_string(), "amqp://u:******@h/");
+        let error = serde_yaml::from_str::<Secret>("[hunter2]").unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
 
     #[test]
     fn masks_the_password_of_urls_only() {

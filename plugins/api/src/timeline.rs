@@ -1,15 +1,19 @@
-//! The timeline contract: every future event, ordered by due time.
+//! The timeline: every future event, ordered by due time.
 //!
-//! Sources schedule events onto it; the scheduler claims those that are due and hands them to the
-//! sinks. Backends (in-process memory, Redis shared by several instances) live in the core and
-//! implement [`Timeline`].
+//! Sources put events on it through a [`Schedule`] handle; the core's scheduler claims those that
+//! are due and hands them to the sinks. Backends implement [`Timeline`] and are plugins like
+//! sources and sinks: a [`TimelineConfig`] registered with `#[timeline_config]` opens one.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::backoff::Backoff;
+use crate::error::PluginError;
 use crate::event::Event;
+use crate::plugin::PluginConfig;
+use crate::shutdown::ShutdownSignal;
 
 /// Why a timeline operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -64,40 +68,93 @@ pub trait Timeline: Send + Sync {
 
     /// Notified whenever events are scheduled, so a waiting scheduler looks again.
     fn scheduled(&self) -> Arc<Notify>;
+
+    /// A line for the end-of-run log about how the backend did (e.g. claim round trips of a shared
+    /// backend); `None` when there is nothing worth saying.
+    fn summary(&self) -> Option<String> {
+        None
+    }
 }
 
-/// How far a generating source has filled the timeline: every event it will ever produce that is
-/// due before the watermark is already scheduled. A virtual clock never runs past the lowest
-/// watermark, so a fast scheduler cannot overtake a generator.
+/// What a source may do with the timeline: add events. Claiming and acknowledging are the core's.
+#[derive(Clone)]
+pub struct Schedule(pub(crate) Arc<dyn Timeline>);
+
+impl Schedule {
+    /// Adds events; each is published at its `due_ms`.
+    pub async fn schedule(&self, events: Vec<Event>) -> Result<(), TimelineError> {
+        self.0.schedule(events).await
+    }
+
+    /// Adds events, retrying with backoff (200 ms to 5 s) while the backend is unavailable (a shared
+    /// timeline whose server restarts); `who` names the source in the log. Returns `false` when
+    /// shutdown came first.
+    pub async fn schedule_retrying(
+        &self,
+        events: Vec<Event>,
+        who: &str,
+        shutdown: &ShutdownSignal,
+    ) -> Result<bool, PluginError> {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        let mut announced = false;
+        loop {
+            match self.0.schedule(events.clone()).await {
+                Ok(()) => {
+                    if announced {
+                        tracing::info!("{who}: the timeline takes events again");
+                    }
+                    return Ok(true);
+                }
+                Err(TimelineError::Unavailable(why)) => {
+                    if !announced {
+                        tracing::warn!("{who}: timeline unavailable, retrying: {why}");
+                        announced = true;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff.next_delay()) => {}
+                        () = shutdown.wait() => return Ok(false),
+                    }
+                }
+                Err(error) => return Err(PluginError::fatal(format!("{who}: {error}"))),
+            }
+        }
+    }
+}
+
+/// What a backend is opened with: the settings of the core that concern every backend.
 #[derive(Clone, Debug)]
-pub struct Watermark {
-    reached_ms: Arc<AtomicI64>,
-    progress: Arc<Notify>,
+pub struct TimelineContext {
+    /// CONSUME_FROM's cutoff: events due before it are skipped; `None` = publish everything.
+    pub skip_before_ms: Option<i64>,
+    /// CONSUME_FREQUENCY in seconds (a shared backend sizes its claim leases from it).
+    pub consume_frequency: f64,
 }
 
-impl Watermark {
-    /// A watermark at `initial_ms`; `progress` is notified whenever it moves.
-    pub fn new(initial_ms: i64, progress: Arc<Notify>) -> Watermark {
-        Watermark {
-            reached_ms: Arc::new(AtomicI64::new(initial_ms)),
-            progress,
-        }
-    }
-
-    /// Declares that every event due before `at_ms` has been scheduled.
-    pub fn advance(&self, at_ms: i64) {
-        if self.reached_ms.fetch_max(at_ms, Ordering::AcqRel) < at_ms {
-            self.progress.notify_one();
-        }
-    }
-
-    /// Declares that the source will schedule nothing more.
-    pub fn finish(&self) {
-        self.advance(i64::MAX);
-    }
-
-    /// The current watermark.
-    pub fn reached_ms(&self) -> i64 {
-        self.reached_ms.load(Ordering::Acquire)
-    }
+/// An open backend.
+pub struct OpenedTimeline {
+    /// The timeline.
+    pub timeline: Arc<dyn Timeline>,
+    /// `Some(n)` when the backend applied CONSUME_FROM itself when it opened, skipping `n` events:
+    /// the scheduler then publishes whatever it claims (on a shared timeline an event due before
+    /// this instance started may just be one another instance has not reached yet).
+    pub skipped_at_open: Option<u64>,
 }
+
+/// A backend that opens asynchronously (it may have to wait for a server).
+#[crate::async_trait]
+pub trait TimelineBackend: Send {
+    /// Opens the timeline; retries while the server is unreachable, until shutdown.
+    async fn open(self: Box<Self>, cx: TimelineContext) -> Result<OpenedTimeline, PluginError>;
+}
+
+/// The typed config of a timeline backend (`timeline.backend: NAME`, its settings under
+/// `timeline.NAME`); register it with `#[timeline_config]`.
+pub trait TimelineConfig: PluginConfig {
+    /// Checks the settings without side effects (`validate` runs this).
+    fn check(&self) -> Result<(), PluginError> {
+        Ok(())
+    }
+    /// Turns the config into a backend; must not connect anywhere (that is [`TimelineBackend::open`]).
+    fn build(self) -> Result<Box<dyn TimelineBackend>, PluginError>;
+}
+

@@ -36,15 +36,11 @@ use std::sync::{Arc, Mutex};
 use customersim_plugin_api::prometheus_client::metrics::counter::Counter;
 use customersim_plugin_api::prometheus_client::metrics::gauge::Gauge;
 use customersim_plugin_api::rand::{Rng, RngCore};
-use customersim_plugin_api::serde::{Deserialize, Serialize};
-use customersim_plugin_api::{
-    BuildContext, CustomerId, EnvKind, EnvOverride, PluginError, Roster, Source, SourceConfig,
-    SourceContext, async_trait, register_source, tracing,
-};
+use customersim_plugin_api::{PluginConfig, source_config, BuildContext, CustomerId, EnvKind, EnvOverride, PluginError, Roster, Source, SourceConfig, SourceContext, async_trait};
 
 /// Config of the `customer_list` source.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, crate = "customersim_plugin_api::serde")]
+#[source_config]
+#[derive(Clone, Debug)]
 pub struct CustomerListConfig {
     /// The CSV of customers (header row, a `customer_id` column). A relative path resolves
     /// against the folder of the config file (for the built-in default pipeline: `./configs`
@@ -65,7 +61,7 @@ impl Default for CustomerListConfig {
     }
 }
 
-impl SourceConfig for CustomerListConfig {
+impl PluginConfig for CustomerListConfig {
     const NAME: &'static str = "customer_list";
     const DESCRIPTION: &'static str =
         "who the shoppers are: customers drawn from a CSV list, never inside twice at once";
@@ -75,7 +71,9 @@ impl SourceConfig for CustomerListConfig {
         kind: EnvKind::Text,
         help: "CSV of customers: header row, customer_id column required (default customers.csv)",
     }];
+}
 
+impl SourceConfig for CustomerListConfig {
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let path = cx.resolve_path(&self.path);
         let list = Arc::new(CustomerList::load(&path)?);
@@ -98,8 +96,6 @@ impl SourceConfig for CustomerListConfig {
         Ok(Box::new(CustomerListSource))
     }
 }
-
-register_source!(CustomerListConfig);
 
 /// The running source: the list works through the roster, so there is nothing to run. It ends
 /// at once, which the scheduler takes as a finished source that does not pace the clock.

@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 
 use customersim_plugin_api::rand::SeedableRng;
-use customersim_plugin_api::rand_pcg::Pcg64;
+use rand_pcg::Pcg64;
 use customersim_plugin_api::{MetricsRegistry, StoreLayout, Topics};
 
 use super::*;
@@ -205,7 +205,7 @@ fn build_resolves_the_path_against_the_config_folder_and_provides_the_roster() {
         metrics.clone(),
     );
     let config: CustomerListConfig =
-        customersim_plugin_api::serde_yaml::from_str("path: people.csv").unwrap();
+        serde_yaml::from_str("path: people.csv").unwrap();
     config.build(&mut cx).unwrap();
     assert_eq!(cx.roster().expect("a roster").size(), 4);
     assert!(
@@ -217,16 +217,16 @@ fn build_resolves_the_path_against_the_config_folder_and_provides_the_roster() {
     );
     // A second list in one pipeline is refused.
     let again: CustomerListConfig =
-        customersim_plugin_api::serde_yaml::from_str("path: people.csv").unwrap();
+        serde_yaml::from_str("path: people.csv").unwrap();
     assert!(matches!(again.build(&mut cx), Err(PluginError::Config(_))));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn config_rejects_unknown_keys_and_defaults_the_path() {
-    let error = customersim_plugin_api::serde_yaml::from_str::<CustomerListConfig>("file: x.csv")
+    let error = serde_yaml::from_str::<CustomerListConfig>("file: x.csv")
         .unwrap_err();
     assert!(error.to_string().contains("file"), "{error}");
-    let config: CustomerListConfig = customersim_plugin_api::serde_yaml::from_str("{}").unwrap();
+    let config: CustomerListConfig = serde_yaml::from_str("{}").unwrap();
     assert_eq!(config.path, PathBuf::from("customers.csv"));
 }

@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use customersim_plugin_api::serde::Deserialize;
+use serde::Deserialize;
 use customersim_plugin_api::{Event, EventKind};
 
 use crate::values::{Id, Instant, Int, MAX_MS, MIN_MS, StepType};
@@ -86,7 +86,6 @@ fn name_field(path: &str, message: &str) -> String {
 }
 /// A cell; JSON floats are truncated.
 #[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(crate = "customersim_plugin_api::serde")]
 pub struct Location {
     pub x: Int,
     pub y: Int,
@@ -94,7 +93,6 @@ pub struct Location {
 
 /// One step of a scenario path.
 #[derive(Debug, Deserialize)]
-#[serde(crate = "customersim_plugin_api::serde")]
 pub struct Step {
     #[serde(rename = "type")]
     pub kind: StepType,
@@ -106,14 +104,12 @@ pub struct Step {
 
 /// Who the scenario is about.
 #[derive(Debug, Deserialize)]
-#[serde(crate = "customersim_plugin_api::serde")]
 pub struct Customer {
     pub customer_id: Id,
 }
 
 /// A `/scenario` or `/scenario_draft` body.
 #[derive(Debug, Deserialize)]
-#[serde(crate = "customersim_plugin_api::serde")]
 pub struct Scenario {
     pub customer: Customer,
     pub path: Vec<Step>,
@@ -121,7 +117,6 @@ pub struct Scenario {
 
 /// A `/produce_*` body: `{"id": "997", "ts": 192326400, "x": 2, "y": 3}`.
 #[derive(Debug, Deserialize)]
-#[serde(crate = "customersim_plugin_api::serde")]
 struct Produce {
     id: Id,
     ts: Int,

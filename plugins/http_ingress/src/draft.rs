@@ -6,7 +6,7 @@
 //! `/scenario` body; what differs (locations taken from the door, timing, the answer echoing the
 //! expanded path as a valid `/scenario` body) lives here.
 
-use customersim_plugin_api::serde::Serialize;
+use serde::Serialize;
 use customersim_plugin_api::{Event, EventKind};
 
 use crate::body::{BodyError, Scenario, invalid, parse};
@@ -25,7 +25,6 @@ pub const FOCUS_PERIOD_MS: i64 = 30_000;
 
 /// A step of an expanded draft, as `/scenario_draft` answers it (a valid `/scenario` body).
 #[derive(Debug, Serialize)]
-#[serde(crate = "customersim_plugin_api::serde")]
 pub struct TimedStep {
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -35,7 +34,6 @@ pub struct TimedStep {
 
 /// Where a [`TimedStep`] happens.
 #[derive(Debug, Serialize)]
-#[serde(crate = "customersim_plugin_api::serde")]
 pub struct TimedLocation {
     pub x: i64,
     pub y: i64,

@@ -54,12 +54,8 @@ use std::time::Duration;
 
 use customersim_plugin_api::prometheus_client::metrics::counter::Counter;
 use customersim_plugin_api::prometheus_client::metrics::family::Family;
-use customersim_plugin_api::serde::{Deserialize, Serialize};
-use customersim_plugin_api::tokio::net::TcpListener;
-use customersim_plugin_api::{
-    BuildContext, EnvKind, EnvOverride, MetricsRegistry, PluginError, Presence, Shutdown, Source,
-    SourceConfig, SourceContext, async_trait, register_source, tokio, tracing,
-};
+use tokio::net::TcpListener;
+use customersim_plugin_api::{PluginConfig, source_config, BuildContext, EnvKind, EnvOverride, MetricsRegistry, PluginError, Presence, Source, SourceConfig, SourceContext, async_trait};
 
 pub use body::BodyError;
 pub use values::parse_iso;
@@ -71,8 +67,8 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 const GRACE: Duration = Duration::from_secs(5);
 
 /// Config of the `http_ingress` source.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, crate = "customersim_plugin_api::serde")]
+#[source_config]
+#[derive(Clone, Debug)]
 pub struct HttpIngressConfig {
     /// Address to listen on, `IP:PORT`. The original service listened on `0.0.0.0:8000`.
     #[serde(default = "default_listen")]
@@ -108,7 +104,7 @@ impl HttpIngressConfig {
     }
 }
 
-impl SourceConfig for HttpIngressConfig {
+impl PluginConfig for HttpIngressConfig {
     const NAME: &'static str = "http_ingress";
     const DESCRIPTION: &'static str =
         "the original HTTP API: produce_*, scenario, scenario_draft, state, health, metrics";
@@ -122,11 +118,13 @@ impl SourceConfig for HttpIngressConfig {
         EnvOverride {
             var: "HTTP_TOKEN",
             key: "token",
-            kind: EnvKind::Secret,
+            kind: EnvKind::Text,
             help: "bearer token required by every HTTP route but /health (default unset: no authentication)",
         },
     ];
+}
 
+impl SourceConfig for HttpIngressConfig {
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let address = self.address()?;
         let requests = Family::<server::Labels, Counter>::default();
@@ -145,8 +143,6 @@ impl SourceConfig for HttpIngressConfig {
         }))
     }
 }
-
-register_source!(HttpIngressConfig);
 
 /// The running source.
 struct HttpIngress {
@@ -178,7 +174,7 @@ impl Source for HttpIngress {
         );
         let state = Arc::new(server::AppState {
             clock: cx.clock.clone(),
-            timeline: cx.timeline.clone(),
+            schedule: cx.schedule.clone(),
             publisher: cx.publisher.clone(),
             presence: self.presence,
             metrics: self.metrics,
@@ -186,10 +182,9 @@ impl Source for HttpIngress {
             token: self.token,
             door: self.door,
         });
-        let stop = Shutdown::new();
-        let stopped = {
-            let stop = stop.clone();
-            async move { stop.wait().await }
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let stopped = async move {
+            let _ = stopped.await;
         };
         let server = server::serve(listener, state, stopped);
         tokio::pin!(server);
@@ -210,7 +205,7 @@ impl Source for HttpIngress {
                 tracing::info!("http_ingress: the doors closed; no longer accepting requests");
             }
         }
-        stop.trigger();
+        let _ = stop.send(());
         if tokio::time::timeout(GRACE, server).await.is_err() {
             tracing::warn!("http_ingress: requests still in flight after {GRACE:?}; dropping them");
         }
@@ -224,7 +219,7 @@ mod tests {
 
     #[test]
     fn rejects_unknown_keys_and_bad_addresses() {
-        let error = customersim_plugin_api::serde_yaml::from_str::<HttpIngressConfig>("port: 80")
+        let error = serde_yaml::from_str::<HttpIngressConfig>("port: 80")
             .unwrap_err();
         assert!(error.to_string().contains("port"), "{error}");
         let config = HttpIngressConfig {

@@ -14,9 +14,9 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use customersim_plugin_api::prometheus_client::metrics::counter::Counter;
 use customersim_plugin_api::prometheus_client::metrics::family::Family;
-use customersim_plugin_api::serde::{Deserialize, Serialize};
-use customersim_plugin_api::tokio::net::TcpListener;
-use customersim_plugin_api::{Clock, MetricsRegistry, Presence, Publisher, Timeline, tracing};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use customersim_plugin_api::{Clock, MetricsRegistry, Presence, Publisher, Schedule};
 
 use crate::MAX_BODY_BYTES;
 use crate::body::{self, BodyError, ProduceKind};
@@ -29,7 +29,7 @@ pub type Labels = ([(&'static str, &'static str); 1], [(&'static str, u16); 1]);
 /// What the handlers share.
 pub struct AppState {
     pub clock: Clock,
-    pub timeline: Arc<dyn Timeline>,
+    pub schedule: Schedule,
     pub publisher: Publisher,
     pub presence: Presence,
     pub metrics: MetricsRegistry,
@@ -92,7 +92,6 @@ pub struct ApiError {
 }
 
 #[derive(Serialize)]
-#[serde(crate = "customersim_plugin_api::serde")]
 struct Detail<'a> {
     detail: &'a str,
 }
@@ -261,7 +260,6 @@ async fn produce(
 
 /// Query of `/scenario`.
 #[derive(Deserialize)]
-#[serde(crate = "customersim_plugin_api::serde")]
 struct ScenarioQuery {
     recalculate_time: Option<String>,
 }
@@ -308,7 +306,7 @@ async fn schedule(
     if events.is_empty() {
         return Ok(());
     }
-    state.timeline.schedule(events).await.map_err(|error| {
+    state.schedule.schedule(events).await.map_err(|error| {
         tracing::warn!("http_ingress: could not schedule a scenario: {error}");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -319,14 +317,12 @@ async fn schedule(
 
 /// The answer of `/scenario_draft`: the expanded scenario.
 #[derive(Serialize)]
-#[serde(crate = "customersim_plugin_api::serde")]
 struct ExpandedScenario<'a> {
     customer: ExpandedCustomer<'a>,
     path: &'a [TimedStep],
 }
 
 #[derive(Serialize)]
-#[serde(crate = "customersim_plugin_api::serde")]
 struct ExpandedCustomer<'a> {
     customer_id: &'a str,
 }
@@ -357,7 +353,6 @@ async fn scenario_draft(
 
 /// One shopper inside, as `/state` lists them.
 #[derive(Serialize)]
-#[serde(crate = "customersim_plugin_api::serde")]
 struct Inside {
     id: String,
     x: i64,

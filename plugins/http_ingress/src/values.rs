@@ -10,8 +10,8 @@
 use std::fmt;
 
 use customersim_plugin_api::CustomerId;
-use customersim_plugin_api::serde::Deserialize;
-use customersim_plugin_api::serde::de::{self, Deserializer, Unexpected, Visitor};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Unexpected, Visitor};
 
 /// Epoch numbers above this are milliseconds, below it seconds (the original's pydantic rule).
 const MS_WATERSHED: f64 = 2e10;

@@ -15,17 +15,13 @@ mod generator;
 
 use std::time::Duration;
 
-use customersim_plugin_api::serde::{Deserialize, Serialize};
-use customersim_plugin_api::{
-    Backoff, BuildContext, EnvKind, EnvOverride, Event, PluginError, Source, SourceConfig,
-    SourceContext, TimelineError, async_trait, duration, register_source, tracing,
-};
+use customersim_plugin_api::{PluginConfig, source_config, BuildContext, EnvKind, EnvOverride, PluginError, Source, SourceConfig, SourceContext, async_trait, duration};
 
 pub use generator::{Generator, WalkParams};
 
 /// Config of the `random_walk` source.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, crate = "customersim_plugin_api::serde")]
+#[source_config]
+#[derive(Clone, Debug)]
 pub struct RandomWalkConfig {
     /// Target mean number of shoppers inside; the arrival rate is set from it.
     #[serde(default = "default_average_in_store")]
@@ -108,7 +104,7 @@ impl RandomWalkConfig {
     }
 }
 
-impl SourceConfig for RandomWalkConfig {
+impl PluginConfig for RandomWalkConfig {
     const NAME: &'static str = "random_walk";
     const DESCRIPTION: &'static str =
         "simulated shoppers: Poisson arrivals, random walk over the grid, exit through the door";
@@ -118,7 +114,9 @@ impl SourceConfig for RandomWalkConfig {
         kind: EnvKind::Number,
         help: "target mean number of shoppers inside (default 6)",
     }];
+}
 
+impl SourceConfig for RandomWalkConfig {
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let store = cx.store;
         Ok(Box::new(RandomWalk {
@@ -127,8 +125,6 @@ impl SourceConfig for RandomWalkConfig {
         }))
     }
 }
-
-register_source!(RandomWalkConfig);
 
 /// Most events generated per timeline write, so a million shoppers never sit on the timeline at
 /// once.
@@ -172,7 +168,12 @@ impl Source for RandomWalk {
             let mut chunk = Vec::with_capacity(CHUNK_EVENTS);
             let watermark = generator.generate(horizon, &mut chunk, CHUNK_EVENTS);
             let chunk_was_full = chunk.len() >= CHUNK_EVENTS;
-            if !chunk.is_empty() && !schedule(&cx, chunk).await? {
+            if !chunk.is_empty()
+                && !cx
+                    .schedule
+                    .schedule_retrying(chunk, "random_walk", &cx.shutdown)
+                    .await?
+            {
                 return Ok(());
             }
             if generator.waiting_arrivals() > 0 && !announced_wait {
@@ -198,41 +199,14 @@ impl Source for RandomWalk {
                 watermark - lookahead_ms / 2
             };
             previous_watermark = watermark;
-            tokio_select(&cx, wake_at).await;
+            sleep_or_stop(&cx, wake_at).await;
         }
     }
 }
 
-/// Puts a chunk on the timeline, retrying with backoff while the backend is unavailable (a shared
-/// timeline whose server restarts). Returns `false` when shutdown came first.
-async fn schedule(cx: &SourceContext, chunk: Vec<Event>) -> Result<bool, PluginError> {
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-    let mut announced = false;
-    loop {
-        match cx.timeline.schedule(chunk.clone()).await {
-            Ok(()) => {
-                if announced {
-                    tracing::info!("random_walk: the timeline takes events again");
-                }
-                return Ok(true);
-            }
-            Err(TimelineError::Unavailable(why)) => {
-                if !announced {
-                    tracing::warn!("random_walk: timeline unavailable, retrying: {why}");
-                    announced = true;
-                }
-                customersim_plugin_api::tokio::select! {
-                    () = customersim_plugin_api::tokio::time::sleep(backoff.next_delay()) => {}
-                    () = cx.shutdown.wait() => return Ok(false),
-                }
-            }
-            Err(error) => return Err(PluginError::Fatal(format!("random_walk: {error}"))),
-        }
-    }
-}
-
-async fn tokio_select(cx: &SourceContext, wake_at: i64) {
-    customersim_plugin_api::tokio::select! {
+/// Sleeps until the clock reaches `wake_at` or shutdown fires.
+async fn sleep_or_stop(cx: &SourceContext, wake_at: i64) {
+    tokio::select! {
         () = cx.clock.sleep_until(wake_at) => {}
         () = cx.shutdown.wait() => {}
     }

@@ -7,28 +7,25 @@
 
 use std::io::Write;
 
-use customersim_plugin_api::serde::{Deserialize, Serialize};
-use customersim_plugin_api::{
-    BuildContext, Event, PluginError, Shutdown, Sink, SinkConfig, SinkContext, Topics, async_trait,
-    json, register_sink, tracing,
-};
+use serde::{Deserialize, Serialize};
+use customersim_plugin_api::{PluginConfig, sink_config, BuildContext, Event, PluginError, ShutdownSignal, Sink, SinkConfig, SinkContext, Topics, async_trait, json};
 
 /// Config of the `stdout` sink. It has no settings: the topics come from the pipeline.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, crate = "customersim_plugin_api::serde")]
+#[sink_config]
+#[derive(Debug, Default)]
 pub struct StdoutConfig {}
 
-impl SinkConfig for StdoutConfig {
+impl PluginConfig for StdoutConfig {
     const NAME: &'static str = "stdout";
     const DESCRIPTION: &'static str =
         "prints one JSON line per event ({\"topic\": …, \"payload\": {…}}) to standard output";
+}
 
+impl SinkConfig for StdoutConfig {
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Sink>, PluginError> {
         Ok(Box::new(StdoutSink::new(cx.topics.clone())))
     }
 }
-
-register_sink!(StdoutConfig);
 
 /// Writes each batch with one `write` call, so events reach a reader as soon as a batch is
 /// published (no partial lines, no waiting for a buffer to fill).
@@ -116,7 +113,7 @@ mod tests {
 
     #[test]
     fn rejects_unknown_keys() {
-        let error = customersim_plugin_api::serde_yaml::from_str::<StdoutConfig>("pretty: true")
+        let error = serde_yaml::from_str::<StdoutConfig>("pretty: true")
             .unwrap_err();
         assert!(error.to_string().contains("pretty"), "{error}");
     }

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use crate::plugin_api::{CustomerId, Event, EventKind};
+use customersim_plugin_api::{CustomerId, Event, EventKind};
 
 /// Appends the member of `event`.
 pub(super) fn encode(out: &mut Vec<u8>, seq: u64, instance: &str, event: &Event) {

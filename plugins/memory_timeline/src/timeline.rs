@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::plugin_api::{Claim, Event, Timeline, TimelineError, async_trait};
+use customersim_plugin_api::{Claim, CustomerId, Event, Timeline, TimelineError, async_trait};
 
 /// Events of one process, lost when it stops (use a shared backend to keep them).
 #[derive(Default)]
@@ -28,7 +28,7 @@ struct Entry {
 }
 
 impl Entry {
-    fn key(&self) -> (i64, &crate::plugin_api::CustomerId, u64) {
+    fn key(&self) -> (i64, &CustomerId, u64) {
         (self.event.due_ms, &self.event.customer, self.seq)
     }
 }
@@ -100,7 +100,7 @@ impl Timeline for MemoryTimeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin_api::{CustomerId, EventKind};
+    use customersim_plugin_api::EventKind;
 
     fn event(due_ms: i64, id: u64) -> Event {
         Event {

@@ -1,34 +1,5 @@
-//! The Redis timeline: one timeline shared by any number of instances, kept across restarts (the
-//! README's *Several instances: the Redis timeline* says how to run it).
-//!
-//! # Keys (all under the hash tag `{key}`, so they share a cluster slot)
-//! - `{key}:due` — sorted set of waiting events, scored by due time (ms since the epoch).
-//! - `{key}:leases` — sorted set of open leases, scored by when they expire (Redis server time).
-//! - `{key}:lease:<instance>:<n>` — list of the events of one lease, and `…:owners`, a hash of
-//!   how many of them each instance scheduled.
-//! - `{key}:pending` — hash: per instance, how many of the events it scheduled were not yet
-//!   published (acknowledged) by any instance; a generator run exits once its own count is 0,
-//!   whoever published them.
-//! - `{key}:instances` — sorted set of live instances, scored by when their heartbeat expires.
-//!
-//! # Members
-//! Each event is one string member of the `due` sorted set (and of a lease's list), scored by its
-//! due time; [`member`] has the encoding.
-//!
-//! # Claims are leases
-//! The claim script moves up to `max` due events into a new lease (atomically: each event goes to
-//! one instance) and first puts back the events of expired leases, so the events of an instance
-//! that died between claiming and handing them to its sinks are published by another one (a few
-//! may be published twice then; none are lost). The scheduler acknowledges a lease once its sinks
-//! took the batch, which deletes it.
-//!
-//! # Scripts
-//! Every change to the shared state is a Lua script, run atomically by Redis (only the reads
-//! `next_due` and `len` are plain commands): the `.lua` files next to this one (`schedule`,
-//! `claim`, `acknowledge`, `start`, `pending`), each opening with what it does atomically and its
-//! KEYS and ARGV.
+//! The shared timeline itself: connecting, the claim leases, heartbeats.
 
-mod member;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,9 +9,10 @@ use redis::aio::ConnectionManager;
 use redis::{Client, ErrorKind, RedisError, Script, ServerErrorKind};
 use tokio::sync::Notify;
 
-use self::member::{decode, encode};
-use crate::config::RedisTimelineConfig;
-use crate::plugin_api::{Backoff, Claim, Event, Timeline, TimelineError, async_trait, tracing};
+use customersim_plugin_api::{Backoff, Claim, Event, Timeline, TimelineError, async_trait};
+
+use crate::RedisConfig;
+use crate::member::{decode, encode};
 
 /// Adds events and counts them as pending for their instance; idempotent when retried.
 const SCHEDULE: &str = include_str!("schedule.lua");
@@ -119,26 +91,21 @@ impl Keys {
     }
 }
 
-/// The URL with its password masked, for messages.
-pub fn display_url(url: &str) -> String {
-    crate::config::mask_url_password(url)
-}
-
 impl RedisTimeline {
     /// Connects (lazily: an unreachable Redis is retried, not fatal) and joins the namespace,
     /// dropping the events due before `skip_before_ms` when no other instance is running.
     /// Returns the timeline and how many events were dropped.
     pub async fn open(
-        config: &RedisTimelineConfig,
+        config: &RedisConfig,
         consume_frequency: f64,
         skip_before_ms: Option<i64>,
     ) -> Result<(RedisTimeline, u64), String> {
-        let shown = display_url(&config.url);
-        if config.url.starts_with("rediss://") {
+        let shown = config.url.masked();
+        if config.url.expose().starts_with("rediss://") {
             // One TLS stack (rustls + ring) for the whole process; a second install is a no-op.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let client = Client::open(config.url.as_str())
+        let client = Client::open(config.url.expose())
             .map_err(|error| format!("timeline.redis.url {shown}: {error}"))?;
         let manager_config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
@@ -149,7 +116,7 @@ impl RedisTimeline {
             .map_err(|error| format!("timeline.redis.url {shown}: {error}"))?;
         let instance = format!(
             "{:016x}",
-            crate::plugin_api::rand::random::<u64>() | (1 << 63)
+            customersim_plugin_api::rand::random::<u64>() | (1 << 63)
         );
         // Heartbeats come with each claim (at least every CONSUME_FREQUENCY seconds).
         let heartbeat_ms = (10_000.0 + 3_000.0 * consume_frequency) as u64;
@@ -252,6 +219,15 @@ fn classify(error: RedisError) -> TimelineError {
 
 #[async_trait]
 impl Timeline for RedisTimeline {
+    fn summary(&self) -> Option<String> {
+        let round_trips = self.stats.round_trips.load(Ordering::Relaxed);
+        let claimed = self.stats.events.load(Ordering::Relaxed);
+        Some(format!(
+            "redis timeline: {claimed} events claimed in {round_trips} claim round trips ({:.4} per event)",
+            round_trips as f64 / claimed.max(1) as f64
+        ))
+    }
+
     async fn schedule(&self, events: Vec<Event>) -> Result<(), TimelineError> {
         for chunk in events.chunks(SCHEDULE_CHUNK) {
             // Members are made once: a retried write re-adds the same members, which Redis

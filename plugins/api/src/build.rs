@@ -1,0 +1,82 @@
+//! What a plugin is built with.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::PluginError;
+use crate::event::Topics;
+use crate::layout::StoreLayout;
+use crate::metrics::MetricsRegistry;
+use crate::presence::{Presence, PresenceRecorder};
+use crate::roster::Roster;
+
+/// The resolved pipeline settings a plugin may need when it is checked and built, and the places
+/// where plugins that compose (a roster provider and the shoppers' generator) meet.
+pub struct BuildContext {
+    /// The store's floor plan.
+    pub store: StoreLayout,
+    /// The topics of the pipeline.
+    pub topics: Topics,
+    /// The run's seed (derive per-use seeds with [`crate::derive_seed`]).
+    pub seed: u64,
+    /// Folder of the config file; relative paths in plugin configs resolve against it.
+    pub config_dir: PathBuf,
+    /// The process's metrics.
+    pub metrics: MetricsRegistry,
+    roster: Option<Arc<dyn Roster>>,
+    pub(crate) presence: Option<PresenceRecorder>,
+}
+
+impl BuildContext {
+    /// A context for building the plugins of one pipeline.
+    pub fn new(
+        store: StoreLayout,
+        topics: Topics,
+        seed: u64,
+        config_dir: PathBuf,
+        metrics: MetricsRegistry,
+    ) -> BuildContext {
+        BuildContext {
+            store,
+            topics,
+            seed,
+            config_dir,
+            metrics,
+            roster: None,
+            presence: None,
+        }
+    }
+
+    /// Resolves a path from a plugin's config against the config file's folder.
+    pub fn resolve_path(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.config_dir.join(path)
+        }
+    }
+
+    /// Offers the pipeline's roster of customers. One per pipeline.
+    pub fn provide_roster(&mut self, roster: Arc<dyn Roster>) -> Result<(), PluginError> {
+        if self.roster.is_some() {
+            return Err(PluginError::config(
+                "only one source may provide the list of customers",
+            ));
+        }
+        self.roster = Some(roster);
+        Ok(())
+    }
+
+    /// The roster offered by another plugin, if any.
+    pub fn roster(&self) -> Option<Arc<dyn Roster>> {
+        self.roster.clone()
+    }
+
+    /// Who is inside, kept from now on for this pipeline.
+    pub fn presence(&mut self) -> Presence {
+        let door = self.store.door;
+        self.presence
+            .get_or_insert_with(|| PresenceRecorder::new(door))
+            .view()
+    }
+}

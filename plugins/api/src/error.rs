@@ -1,0 +1,42 @@
+//! Why a plugin failed, and what the command line does about it.
+
+use std::fmt::Display;
+
+/// Why a plugin failed. The variant decides the exit code; the message names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// Bad configuration or input file: the message names the key, variable, file or line.
+    /// The command line exits with code 2.
+    #[error("{0}")]
+    Config(String),
+    /// A failure while running that retrying will not fix (the broker refused the credentials, a
+    /// port is taken). The command line exits with code 1.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl PluginError {
+    /// A configuration error (exit code 2).
+    pub fn config(why: impl Display) -> PluginError {
+        PluginError::Config(why.to_string())
+    }
+
+    /// A failure while running (exit code 1).
+    pub fn fatal(why: impl Display) -> PluginError {
+        PluginError::Fatal(why.to_string())
+    }
+
+    /// The same error with `place` (e.g. `sinks[0] (type: mqtt)`) in front of its message, so a
+    /// message from deep inside a plugin still says which part of the pipeline it is about.
+    pub fn within(self, place: impl Display) -> PluginError {
+        match self {
+            PluginError::Config(why) => PluginError::Config(format!("{place}: {why}")),
+            PluginError::Fatal(why) => PluginError::Fatal(format!("{place}: {why}")),
+        }
+    }
+
+    /// Whether this is bad input (exit code 2) rather than a failure while running.
+    pub fn is_config(&self) -> bool {
+        matches!(self, PluginError::Config(_))
+    }
+}

@@ -1,0 +1,180 @@
+//! Feeding the sinks: each sink has its own bounded queue and its own task, so a slow sink slows
+//! only itself until its queue is full. Then the scheduler waits for it (back-pressure, nothing
+//! lost), or, for a sink that declares itself lossy (a live view), the batch is dropped for that
+//! sink alone and counted. A run ends when every sink has flushed and closed; `close` runs even
+//! after a failed publish.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::metrics::{CoreMetrics, SinkCounters};
+use crate::plugin_api::host::ImmediateBatch;
+use crate::plugin_api::{Event, PluginError, Sink, SinkContext, Topics, tracing};
+
+/// Batches a sink's queue holds before the scheduler waits for it (or drops, for a lossy sink).
+const QUEUE_BATCHES: usize = 16;
+
+/// What a sink task is handed.
+enum Delivery {
+    /// Events due on the timeline, in time order.
+    Batch(Arc<[Event]>),
+    /// Events to publish at once; answered when this sink published them.
+    Now(Arc<[Event]>, oneshot::Sender<Result<(), String>>),
+}
+
+/// The queue of one sink.
+struct Feed {
+    name: String,
+    queue: mpsc::Sender<Delivery>,
+    lossy: bool,
+    counters: SinkCounters,
+}
+
+/// Every sink of the pipeline, each running in its own task.
+pub struct Sinks {
+    feeds: Vec<Feed>,
+    tasks: Vec<(String, JoinHandle<Result<(), PluginError>>)>,
+}
+
+/// A sink stopped taking batches: its task failed (the error comes from [`Sinks::finish`]).
+#[derive(Debug)]
+pub struct SinkStopped(pub String);
+
+impl Sinks {
+    /// Starts every sink (connects: permanent errors such as refused credentials fail here) and
+    /// its task. Sinks started before one that fails are closed again.
+    pub async fn start(
+        sinks: Vec<(String, Box<dyn Sink>)>,
+        cx: &SinkContext,
+        metrics: &CoreMetrics,
+        topics: &Topics,
+    ) -> Result<Sinks, PluginError> {
+        let mut started = Sinks {
+            feeds: Vec::new(),
+            tasks: Vec::new(),
+        };
+        for (name, mut sink) in sinks {
+            if let Err(error) = sink.start(cx).await {
+                let _ = sink.close().await;
+                let _ = started.finish().await;
+                return Err(error.within(format!("sink {name}")));
+            }
+            let counters = metrics.for_sink(&name, topics);
+            let (queue, receiver) = mpsc::channel(QUEUE_BATCHES);
+            started.feeds.push(Feed {
+                name: name.clone(),
+                queue,
+                lossy: sink.lossy(),
+                counters: counters.clone(),
+            });
+            let task = tokio::spawn(feed(sink, receiver, counters));
+            started.tasks.push((name, task));
+        }
+        Ok(started)
+    }
+
+    /// Hands a time-ordered batch to every sink's queue; waits while a reliable sink's queue is
+    /// full.
+    pub async fn deliver(&self, events: Arc<[Event]>) -> Result<(), SinkStopped> {
+        for feed in &self.feeds {
+            let delivery = Delivery::Batch(events.clone());
+            if feed.lossy {
+                match feed.queue.try_send(delivery) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        feed.counters.dropped.inc_by(events.len() as u64);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        return Err(SinkStopped(feed.name.clone()));
+                    }
+                }
+            } else if feed.queue.send(delivery).await.is_err() {
+                return Err(SinkStopped(feed.name.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands an immediate batch to every sink; its answer comes once every sink published it
+    /// (in a task of its own, so the scheduler does not wait for the answer).
+    pub async fn deliver_now(&self, batch: ImmediateBatch) -> Result<(), SinkStopped> {
+        let events: Arc<[Event]> = batch.events.into();
+        let mut answers = Vec::with_capacity(self.feeds.len());
+        for feed in &self.feeds {
+            let (done, answer) = oneshot::channel();
+            if feed.queue.send(Delivery::Now(events.clone(), done)).await.is_err() {
+                let _ = batch.done.send(Err(format!("sink {} stopped", feed.name)));
+                return Err(SinkStopped(feed.name.clone()));
+            }
+            answers.push((feed.name.clone(), answer));
+        }
+        tokio::spawn(async move {
+            let mut outcome = Ok(());
+            for (name, answer) in answers {
+                let result = answer
+                    .await
+                    .unwrap_or_else(|_| Err("stopped".to_string()));
+                if let Err(why) = result {
+                    outcome = Err(format!("sink {name}: {why}"));
+                    break;
+                }
+            }
+            let _ = batch.done.send(outcome);
+        });
+        Ok(())
+    }
+
+    /// Lets every sink work off its queue, flush and close; the first error wins.
+    pub async fn finish(self) -> Result<(), PluginError> {
+        drop(self.feeds);
+        let mut outcome = Ok(());
+        for (name, task) in self.tasks {
+            let result = task.await.unwrap_or_else(|panic| {
+                Err(PluginError::fatal(format!("the sink task panicked: {panic}")))
+            });
+            if let Err(error) = result {
+                tracing::error!("sink {name}: {error}");
+                if outcome.is_ok() {
+                    outcome = Err(error.within(format!("sink {name}")));
+                }
+            }
+        }
+        outcome
+    }
+}
+
+/// One sink's task: publish what its queue brings, then flush and close (close always runs).
+async fn feed(
+    mut sink: Box<dyn Sink>,
+    mut queue: mpsc::Receiver<Delivery>,
+    counters: SinkCounters,
+) -> Result<(), PluginError> {
+    let mut outcome = Ok(());
+    while let Some(delivery) = queue.recv().await {
+        let (events, answer) = match delivery {
+            Delivery::Batch(events) => (events, None),
+            Delivery::Now(events, answer) => (events, Some(answer)),
+        };
+        let result = sink.publish(&events).await;
+        match &result {
+            Ok(()) => counters.count(&events),
+            Err(_) => counters.errors.inc(),
+        }
+        if let Some(answer) = answer {
+            let _ = answer.send(result.as_ref().map_err(ToString::to_string).copied());
+        }
+        if let Err(error) = result {
+            outcome = Err(error);
+            break;
+        }
+    }
+    // Whatever is still queued after a failure is not published; the error ends the run.
+    queue.close();
+    if outcome.is_ok() {
+        outcome = sink.flush().await;
+    }
+    let closed = sink.close().await;
+    outcome.and(closed)
+}
