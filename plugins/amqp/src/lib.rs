@@ -5,7 +5,7 @@
 //! - **routing key**: the event's topic with `/` replaced by `.` (`customer/move` →
 //!   `customer.move`), the mapping of RabbitMQ's own MQTT plugin, so MQTT and AMQP consumers of
 //!   one broker see the same stream;
-//! - **body**: the payload bytes of the event contract (DESIGN.md §2), byte for byte what the
+//! - **body**: the payload bytes of the event contract ([`Event::write_payload`]), byte for byte what the
 //!   `mqtt` and `stdout` sinks carry: `{"id": "997", "ts": 192326400, "x": 2, "y": 3}`;
 //! - **properties**: content type `application/json`, `timestamp` = the event's `ts`, and
 //!   delivery mode 2 (persistent) when `persistent: true`.
@@ -52,6 +52,7 @@
 //! - [`broker`]: connecting (URL, TLS files, errors classified as permanent or transient).
 //! - [`worker`]: the background publisher (window of unconfirmed publishes, retries, reconnects).
 //!
+//! [`Event::write_payload`]: customersim_plugin_api::Event::write_payload
 //! [`Sink`]: customersim_plugin_api::Sink
 //! [`Sink::publish`]: customersim_plugin_api::Sink::publish
 //! [`Sink::start`]: customersim_plugin_api::Sink::start

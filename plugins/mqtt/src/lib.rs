@@ -16,7 +16,8 @@
 //!     qos: 0                      # MQTT_QOS: 0, 1 or 2
 //! ```
 //!
-//! Payloads are the bytes of DESIGN.md §2 ([`Event::write_payload`]) on the pipeline's topics.
+//! Payloads are the bytes of the event contract ([`Event::write_payload`]: byte for byte what the
+//! original service published) on the pipeline's topics.
 //!
 //! # Delivery
 //! - **Bounded buffer, back-pressure**: at most `buffer_size` events are accepted and not yet
