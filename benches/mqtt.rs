@@ -5,8 +5,9 @@
 //! cargo bench --bench mqtt
 //! ```
 //!
-//! Starts its own `mosquitto` on a free port with `max_queued_messages 0` (so nothing is dropped
-//! for the counting subscriber; DESIGN.md §8) and `max_inflight_messages 0`. The events are those
+//! Starts its own `mosquitto` on a free port with `max_queued_messages 0` (Mosquitto's default of
+//! 1000 drops QoS 0 messages to a subscriber that falls behind, which would make the count short)
+//! and `max_inflight_messages 0`. The events are those
 //! of one simulated run (about 200,000: 2000 shoppers for 34 minutes, seed 1); every method
 //! publishes the same payloads, and a lean rumqttc subscriber in this process counts them. Each
 //! publisher is a child process: the `customersim` binary (simulation included), this binary

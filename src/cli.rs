@@ -1,4 +1,5 @@
-//! The command line: `customersim run | validate | plugins` (DESIGN.md §4).
+//! The command line: `customersim run | validate | plugins` (the README's *Command line* section
+//! documents the flags).
 //!
 //! Exit codes: 0 done (also after SIGINT/SIGTERM), 1 a failure while running (a broker refused the
 //! credentials, a sink died), 2 bad configuration, environment variable, file or flag.

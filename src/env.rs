@@ -1,4 +1,9 @@
-//! The process environment as a value, and the core's environment variables.
+//! The process environment as a value, and how a variable's text reads as a boolean.
+//!
+//! The variables themselves are not listed here: the core's are the table
+//! [`CORE_ENV`](crate::config::overrides::CORE_ENV), each plugin declares its own in its config
+//! type's `ENV` table, and the README's *Environment variables* section lists them all for users
+//! (`tests/plugin_contract.rs` checks that none of the tables' variables is missing there).
 //!
 //! Config loading reads variables from an [`Environment`] rather than from the process, so tests
 //! build one from pairs instead of mutating the process environment (`set_var` is `unsafe` in

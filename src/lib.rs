@@ -8,17 +8,25 @@
 //! (plugins)   (memory | redis)  (clock, CONSUME_*)   (plugins)
 //! ```
 //!
-//! This crate is the core. It never names a plugin except in the `use … as _;` lines below, which
-//! link the built-in plugins so their registrations are not dropped by the linker. Plugins, built
-//! in or out of tree, depend only on [`customersim_plugin_api`] (re-exported as [`plugin_api`]).
+//! This crate is the core. It finds plugins through the registry, by the `type` names of the
+//! pipeline file; it names the built-in ones in the `use … as _;` lines below, which link them so
+//! their registrations are not dropped by the linker, and in the built-in default pipeline
+//! (`configs/default.yaml`, embedded). One exception remains in code: `TESTING_MOCK_MQTT=true`
+//! replaces the sink list with the sink named `stdout` ([`config::overrides`]). Plugins, built in
+//! or out of tree, depend only on [`customersim_plugin_api`] (re-exported as [`plugin_api`]).
+//!
+//! `docs/architecture.md` is the maintainer's map: the data flow, the crates, how plugins
+//! register, the determinism model, the timeline backends and the test layout.
 //!
 //! # Layout
 //! - [`cli`]: the `customersim` command line (`run`, `validate`, `plugins`) and its exit codes;
 //!   [`cli::main`] is also the entry point of out-of-tree binaries that add their own plugins.
 //! - [`config`]: loading the pipeline file, `${VAR}` interpolation, environment and flag
 //!   overrides (flag > env > YAML > default), validation, and secret masking for `validate`.
-//! - [`env`]: the process environment as an injectable value, and the table of the core's
-//!   environment variables.
+//! - [`env`]: the process environment as an injectable value (tests build one from pairs). The
+//!   variables themselves are typed tables: the core's in [`config::overrides::CORE_ENV`], each
+//!   plugin's in its config type's `ENV`; the README's *Environment variables* table lists them
+//!   all for users.
 //! - [`registry`]: finding registered source and sink types by name.
 //! - [`timeline`]: the timeline backends: the in-process `memory` one and the `redis` one that
 //!   several instances share (atomic leased claims, kept across restarts).

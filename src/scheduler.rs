@@ -20,7 +20,8 @@ use crate::plugin_api::{Backoff, Clock, Event, PluginError, Timeline, TimelineEr
 /// Most events a virtual clock takes per timeline claim (throttling makes no sense there).
 const VIRTUAL_CHUNK: usize = 8192;
 
-/// How the timeline is consumed.
+/// How the timeline is consumed: CONSUME_FREQUENCY, CONSUME_BATCH_SIZE and CONSUME_FROM (the
+/// README's *Timeline and scheduler* section).
 #[derive(Clone, Debug)]
 pub struct ConsumeSettings {
     /// Wall seconds between polls; 0 = wake when the next event is due.

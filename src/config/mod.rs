@@ -1,4 +1,5 @@
-//! The pipeline configuration: loading, overrides, validation.
+//! The pipeline configuration: loading, overrides, validation (what users write is in the
+//! README's *Configuration* section).
 //!
 //! Loading goes: file text (or the built-in default) → `${VAR}` interpolation → parse into
 //! [`PipelineConfig`] (unknown keys rejected with file and line) → the core's environment table

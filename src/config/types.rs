@@ -1,5 +1,5 @@
-//! The typed shape of the pipeline file. Key names are part of the interface: existing deployments'
-//! files must keep loading.
+//! The typed shape of the pipeline file. Key names are part of the interface: deployed pipeline
+//! files and the README's *Configuration* section use them, so a key is never renamed.
 
 use std::fmt;
 use std::str::FromStr;

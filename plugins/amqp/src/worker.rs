@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -68,6 +68,11 @@ impl Shared {
     fn fail(&self, why: &str) {
         *self.failure.lock().expect("failure lock") = Some(why.to_string());
     }
+}
+
+/// Adds `n` to one of the [`Shared`] counts the front end reads.
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
 }
 
 /// One message on its way: written to the socket, then confirmed (or `NotRequested` without
@@ -287,7 +292,7 @@ impl Worker {
                     tracing::info!("amqp: the broker acknowledges messages again");
                     self.nacking = false;
                 }
-                crate::add(&self.shared.delivered, 1);
+                add(&self.shared.delivered, 1);
                 Ok(())
             }
             Ok(Confirmation::Nack(_)) => {

@@ -1,4 +1,7 @@
-//! The event model and the payload bytes of the original service's contract (DESIGN.md §2).
+//! The event model and the payload bytes of the original service's contract: JSON written as
+//! Python's `json.dumps` wrote it (`", "` between members, `": "` after keys), keys in the order
+//! `id`, `ts`, `x`, `y`, which existing consumers depend on byte for byte (the README's *Events*
+//! section).
 
 use std::fmt;
 use std::sync::Arc;
@@ -118,7 +121,7 @@ impl Event {
     }
 }
 
-/// The topic each kind of event is published on (DESIGN.md §3 `topics:`).
+/// The topic each kind of event is published on (the pipeline file's `topics:` section).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, crate = "serde")]
 pub struct Topics {

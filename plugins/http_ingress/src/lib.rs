@@ -1,4 +1,4 @@
-//! The `http_ingress` source: the original service's HTTP API, on axum (DESIGN.md §5).
+//! The `http_ingress` source: the original service's HTTP API, on axum.
 //!
 //! ```yaml
 //! sources:

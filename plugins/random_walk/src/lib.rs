@@ -1,4 +1,5 @@
-//! The `random_walk` source: simulated shoppers walking the store grid (DESIGN.md §5).
+//! The `random_walk` source: simulated shoppers walking the store grid (the README's *The shopper
+//! model* section is the user's view).
 //!
 //! Arrivals are a Poisson process whose rate keeps the mean number of shoppers inside at
 //! `average_in_store` (Little's law: rate = target / mean visit length). Each shopper draws a visit

@@ -1,7 +1,8 @@
 //! The `stdout` sink: one JSON line per event on standard output,
 //! `{"topic": "customer/move", "payload": {"id": "997", "ts": 192326400, "x": 2, "y": 3}}`.
 //!
-//! The payload object is byte for byte what the MQTT and AMQP sinks publish (DESIGN.md §2), so a
+//! The payload object is byte for byte what the MQTT and AMQP sinks publish
+//! ([`Event::write_payload`]), so a
 //! test can compare a broker's messages with this output. With this sink, logs go to stderr and
 //! stdout carries only events. `TESTING_MOCK_MQTT=true` or `SINKS=stdout` select it.
 
