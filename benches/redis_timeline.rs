@@ -14,9 +14,8 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use customersim::config::RedisTimelineConfig;
-use customersim::plugin_api::{CustomerId, Event, EventKind, Timeline};
-use customersim::timeline::RedisTimeline;
+use customersim::plugin_api::{CredentialUrl, CustomerId, Event, EventKind, Timeline};
+use customersim_timeline_redis::{RedisConfig, RedisTimeline};
 
 const EVENTS: u64 = 1_000_000;
 
@@ -128,10 +127,10 @@ fn events() -> Vec<Event> {
 fn preload(runtime: &tokio::runtime::Runtime, namespace: &str) -> f64 {
     clear(namespace);
     runtime.block_on(async {
-        let config = RedisTimelineConfig {
-            url: redis_url(),
+        let config = RedisConfig {
+            url: CredentialUrl::new(redis_url()),
             key: namespace.to_string(),
-            ..RedisTimelineConfig::default()
+            ..RedisConfig::default()
         };
         let (timeline, _) = RedisTimeline::open(&config, 1.0, None).await.unwrap();
         let events = events();

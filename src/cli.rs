@@ -13,7 +13,8 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Flags, Speed, Start};
 use crate::env::Environment;
 use crate::pipeline::Pipeline;
-use crate::plugin_api::{PluginError, Shutdown, plugins, tracing};
+use crate::plugin_api::PluginError;
+use crate::plugin_api::host::Shutdown;
 use crate::registry;
 
 /// Simulates shoppers in a retail store and publishes their enter/move/exit events.
@@ -102,16 +103,7 @@ pub fn main() -> ExitCode {
 
 /// `customersim plugins`: one line per registered plugin.
 pub fn plugin_list() -> String {
-    let mut out = String::new();
-    for plugin in plugins() {
-        out.push_str(&format!(
-            "{:<7} {:<15} {}\n",
-            plugin.role().noun(),
-            plugin.name,
-            plugin.description
-        ));
-    }
-    out
+    registry::plugin_list()
 }
 
 fn fail(error: &dyn std::fmt::Display, code: u8) -> ExitCode {
@@ -132,16 +124,14 @@ fn validate(path: Option<PathBuf>, env: &Environment) -> ExitCode {
         Ok(resolved) => resolved,
         Err(error) => return fail(&error, 2),
     };
-    let secret_keys: Vec<&str> = registry::plugin_env_vars()
-        .into_iter()
-        .filter(|(_, entry)| entry.kind == crate::plugin_api::EnvKind::Secret)
-        .map(|(_, entry)| entry.key.rsplit('.').next().unwrap_or(entry.key))
-        .collect();
-    let text = config::masked_yaml(&resolved.config, &secret_keys);
-    if let Err(error) = Pipeline::build(resolved) {
+    // Checks only: nothing is read beyond what a check needs, nothing connected or bound.
+    if let Err(error) = Pipeline::check(&resolved) {
         return plugin_failure(error);
     }
-    print!("{text}");
+    match serde_yaml::to_string(&resolved.shown) {
+        Ok(text) => print!("{text}"),
+        Err(error) => return fail(&error, 1),
+    }
     ExitCode::SUCCESS
 }
 

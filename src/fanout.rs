@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::metrics::{CoreMetrics, SinkCounters};
 use crate::plugin_api::host::ImmediateBatch;
-use crate::plugin_api::{Event, PluginError, Sink, SinkContext, Topics, tracing};
+use crate::plugin_api::{Event, PluginError, Sink, SinkContext, Topics};
 
 /// Batches a sink's queue holds before the scheduler waits for it (or drops, for a lossy sink).
 const QUEUE_BATCHES: usize = 16;
@@ -104,7 +104,12 @@ impl Sinks {
         let mut answers = Vec::with_capacity(self.feeds.len());
         for feed in &self.feeds {
             let (done, answer) = oneshot::channel();
-            if feed.queue.send(Delivery::Now(events.clone(), done)).await.is_err() {
+            if feed
+                .queue
+                .send(Delivery::Now(events.clone(), done))
+                .await
+                .is_err()
+            {
                 let _ = batch.done.send(Err(format!("sink {} stopped", feed.name)));
                 return Err(SinkStopped(feed.name.clone()));
             }
@@ -113,9 +118,7 @@ impl Sinks {
         tokio::spawn(async move {
             let mut outcome = Ok(());
             for (name, answer) in answers {
-                let result = answer
-                    .await
-                    .unwrap_or_else(|_| Err("stopped".to_string()));
+                let result = answer.await.unwrap_or_else(|_| Err("stopped".to_string()));
                 if let Err(why) = result {
                     outcome = Err(format!("sink {name}: {why}"));
                     break;
@@ -132,7 +135,9 @@ impl Sinks {
         let mut outcome = Ok(());
         for (name, task) in self.tasks {
             let result = task.await.unwrap_or_else(|panic| {
-                Err(PluginError::fatal(format!("the sink task panicked: {panic}")))
+                Err(PluginError::fatal(format!(
+                    "the sink task panicked: {panic}"
+                )))
             });
             if let Err(error) = result {
                 tracing::error!("sink {name}: {error}");
@@ -160,7 +165,9 @@ async fn feed(
         let result = sink.publish(&events).await;
         match &result {
             Ok(()) => counters.count(&events),
-            Err(_) => counters.errors.inc(),
+            Err(_) => {
+                counters.errors.inc();
+            }
         }
         if let Some(answer) = answer {
             let _ = answer.send(result.as_ref().map_err(ToString::to_string).copied());

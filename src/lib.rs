@@ -59,6 +59,7 @@ use customersim_timeline_redis as _;
 
 pub mod cli;
 pub mod config;
+pub mod contract;
 pub mod env;
 pub mod fanout;
 pub mod logging;

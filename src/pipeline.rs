@@ -12,7 +12,7 @@ use crate::metrics::CoreMetrics;
 use crate::plugin_api::host::{self, ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{
     BuildContext, MetricsRegistry, OpenedTimeline, PluginError, Roster, Sink, SinkContext, Source,
-    SourceContext, StoreLayout, TimelineBackend, TimelineContext, Watermark, derive_seed, tracing,
+    SourceContext, StoreLayout, TimelineBackend, TimelineContext, Watermark, derive_seed,
 };
 use crate::registry;
 use crate::scheduler::{ConsumeSettings, RunReport, Scheduler, SourceOutcome, format_ms};
@@ -48,13 +48,17 @@ impl Pipeline {
             registry::lookup::<dyn Source>(&spec.kind)
                 .map_err(PluginError::Config)?
                 .check(settings(&spec.settings), &cx)
-                .map_err(|error| error.within(format!("{origin}: sources[{index}] (type: {})", spec.kind)))?;
+                .map_err(|error| {
+                    error.within(format!("{origin}: sources[{index}] (type: {})", spec.kind))
+                })?;
         }
         for (index, spec) in config.sinks.iter().enumerate() {
             registry::lookup::<dyn Sink>(&spec.kind)
                 .map_err(PluginError::Config)?
                 .check(settings(&spec.settings), &cx)
-                .map_err(|error| error.within(format!("{origin}: sinks[{index}] (type: {})", spec.kind)))?;
+                .map_err(|error| {
+                    error.within(format!("{origin}: sinks[{index}] (type: {})", spec.kind))
+                })?;
         }
         let timeline = &config.timeline;
         registry::lookup::<dyn TimelineBackend>(&timeline.backend)
@@ -75,7 +79,9 @@ impl Pipeline {
             let source = registry::lookup::<dyn Source>(&spec.kind)
                 .map_err(PluginError::Config)?
                 .build(settings(&spec.settings), &mut cx)
-                .map_err(|error| error.within(format!("{origin}: sources[{index}] (type: {})", spec.kind)))?;
+                .map_err(|error| {
+                    error.within(format!("{origin}: sources[{index}] (type: {})", spec.kind))
+                })?;
             sources.push((format!("{}#{index}", spec.kind), source));
         }
         let mut sinks = Vec::new();
@@ -83,13 +89,17 @@ impl Pipeline {
             let sink = registry::lookup::<dyn Sink>(&spec.kind)
                 .map_err(PluginError::Config)?
                 .build(settings(&spec.settings), &mut cx)
-                .map_err(|error| error.within(format!("{origin}: sinks[{index}] (type: {})", spec.kind)))?;
+                .map_err(|error| {
+                    error.within(format!("{origin}: sinks[{index}] (type: {})", spec.kind))
+                })?;
             sinks.push((spec.kind.clone(), sink));
         }
         let timeline = registry::lookup::<dyn TimelineBackend>(&config.timeline.backend)
             .map_err(PluginError::Config)?
             .build(config.timeline.backend_settings(), &mut cx)
-            .map_err(|error| error.within(format!("{origin}: timeline.{}", config.timeline.backend)))?;
+            .map_err(|error| {
+                error.within(format!("{origin}: timeline.{}", config.timeline.backend))
+            })?;
         let presence = host::presence_recorder(&cx);
         let roster = cx.roster();
         Ok(Pipeline {
@@ -245,7 +255,10 @@ fn start_clock(
             .unwrap_or_default(),
         resolved.seed,
         if resolved.seed_drawn {
-            format!(" (drawn at random: pass --seed {} to replay)", resolved.seed)
+            format!(
+                " (drawn at random: pass --seed {} to replay)",
+                resolved.seed
+            )
         } else {
             String::new()
         },

@@ -9,25 +9,26 @@ use crate::plugin_api::{
 
 /// Looks up the registered plugin of role `R` called `name`; the error lists the registered ones
 /// and says how an out-of-tree plugin gets linked.
-pub fn lookup<R: Role + ?Sized>(name: &str) -> Result<&'static Plugin<R>, String>
-{
+pub fn lookup<R: Role + ?Sized>(name: &str) -> Result<&'static Plugin<R>, String> {
     let all = registered::<R>();
-    all.iter().copied().find(|plugin| plugin.name == name).ok_or_else(|| {
-        let known: Vec<&str> = all.iter().map(|plugin| plugin.name).collect();
-        format!(
-            "unknown {} type {name:?}; registered {}: {} (a plugin from another crate is only \
+    all.iter()
+        .copied()
+        .find(|plugin| plugin.name == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = all.iter().map(|plugin| plugin.name).collect();
+            format!(
+                "unknown {} type {name:?}; registered {}: {} (a plugin from another crate is only \
              registered when the binary names that crate, e.g. `use my_plugins as _;`)",
-            R::NOUN,
-            R::SECTION,
-            known.join(", ")
-        )
-    })
+                R::NOUN,
+                R::SECTION,
+                known.join(", ")
+            )
+        })
 }
 
 /// Every environment variable that plugins declare, with the plugin type declaring it.
 pub fn plugin_env_vars() -> Vec<(&'static str, &'static EnvOverride)> {
-    fn of<R: Role + ?Sized>() -> Vec<(&'static str, &'static EnvOverride)>
-    {
+    fn of<R: Role + ?Sized>() -> Vec<(&'static str, &'static EnvOverride)> {
         registered::<R>()
             .into_iter()
             .flat_map(|plugin| plugin.env.iter().map(move |entry| (plugin.name, entry)))
@@ -41,8 +42,7 @@ pub fn plugin_env_vars() -> Vec<(&'static str, &'static EnvOverride)> {
 
 /// One line per registered plugin, for `customersim plugins`: role, name, description, crate.
 pub fn plugin_list() -> String {
-    fn lines<R: Role + ?Sized>(out: &mut String)
-    {
+    fn lines<R: Role + ?Sized>(out: &mut String) {
         let noun = R::NOUN.rsplit(' ').next().unwrap_or(R::NOUN);
         for plugin in registered::<R>() {
             out.push_str(&format!(

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::fanout::{SinkStopped, Sinks};
 use crate::metrics::CoreMetrics;
 use crate::plugin_api::host::{ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
-use crate::plugin_api::{Backoff, Clock, Event, PluginError, Timeline, TimelineError, Watermark, tracing};
+use crate::plugin_api::{Backoff, Clock, Event, PluginError, Timeline, TimelineError, Watermark};
 
 /// Most events a virtual clock takes per timeline claim (throttling makes no sense there).
 const VIRTUAL_CHUNK: usize = 8192;
@@ -78,7 +78,7 @@ impl Scheduler {
     #[allow(clippy::result_large_err)]
     pub async fn run(mut self) -> Result<(Sinks, RunReport), (Sinks, PluginError)> {
         let mut report = RunReport::default();
-        let outcome = self.schedule(report).await;
+        let outcome = self.schedule(&mut report).await;
         report.left_on_timeline = self.timeline.len().await.unwrap_or(0);
         match outcome {
             Ok(()) => Ok((self.sinks, report)),

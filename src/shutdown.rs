@@ -1,6 +1,6 @@
 //! SIGINT/SIGTERM: stop taking new work, flush what the sinks were handed, exit 0.
 
-use crate::plugin_api::{Shutdown, tracing};
+use crate::plugin_api::host::Shutdown;
 
 /// Fires `shutdown` on the first SIGINT or SIGTERM.
 pub fn trigger_on_signals(shutdown: Shutdown) {

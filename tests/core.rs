@@ -465,8 +465,7 @@ fn validate_prints_the_resolved_config_with_defaults() {
 
 fn serde_yaml_value(text: &str) -> serde_json::Value {
     // The YAML printed by validate is plain block YAML: parse it with the library's YAML parser.
-    let value: customersim::plugin_api::serde_yaml::Value =
-        customersim::plugin_api::serde_yaml::from_str(text).unwrap();
+    let value: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
     serde_json::to_value(value).unwrap()
 }
 

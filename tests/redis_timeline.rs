@@ -329,12 +329,12 @@ fn preload(namespace: &Namespace, events: &[(i64, u64)]) {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let config = customersim::config::RedisTimelineConfig {
-            url: namespace.1.clone(),
+        let config = customersim_timeline_redis::RedisConfig {
+            url: customersim::plugin_api::CredentialUrl::new(namespace.1.clone()),
             key: namespace.0.clone(),
             ..Default::default()
         };
-        let (timeline, _) = customersim::timeline::RedisTimeline::open(&config, 1.0, None)
+        let (timeline, _) = customersim_timeline_redis::RedisTimeline::open(&config, 1.0, None)
             .await
             .unwrap();
         let events = events

@@ -120,17 +120,21 @@ pub fn resolve_text(
     overrides::apply_sink_selection(&mut config, env, &flags.sinks)?;
     overrides::apply_flags(&mut config, flags);
     check(&config).map_err(|why| ConfigError(format!("{origin}: {why}")))?;
-    let at = |place: String, why: String| ConfigError(format!("{origin}: {place}: {}", with_line(&why, &text)));
+    let at = |place: String, why: String| {
+        ConfigError(format!("{origin}: {place}: {}", with_line(&why, &text)))
+    };
     let mut shown = config.clone();
     for (index, spec) in config.sources.iter_mut().enumerate() {
         let place = format!("sources[{index}]");
-        let plugin = registry::lookup::<dyn Source>(&spec.kind).map_err(|why| at(place.clone(), why))?;
+        let plugin =
+            registry::lookup::<dyn Source>(&spec.kind).map_err(|why| at(place.clone(), why))?;
         shown.sources[index].settings = resolve_section(plugin, &mut spec.settings, env)
             .map_err(|why| at(format!("{place} (type: {})", spec.kind), why))?;
     }
     for (index, spec) in config.sinks.iter_mut().enumerate() {
         let place = format!("sinks[{index}]");
-        let plugin = registry::lookup::<dyn Sink>(&spec.kind).map_err(|why| at(place.clone(), why))?;
+        let plugin =
+            registry::lookup::<dyn Sink>(&spec.kind).map_err(|why| at(place.clone(), why))?;
         shown.sinks[index].settings = resolve_section(plugin, &mut spec.settings, env)
             .map_err(|why| at(format!("{place} (type: {})", spec.kind), why))?;
     }
@@ -156,7 +160,10 @@ pub fn resolve_text(
         };
         let resolved = resolve_section(plugin, &mut mapping, env).map_err(|why| at(place, why))?;
         *settings = serde_yaml::Value::Mapping(mapping);
-        shown.timeline.backends.insert(name.into(), serde_yaml::Value::Mapping(resolved));
+        shown
+            .timeline
+            .backends
+            .insert(name.into(), serde_yaml::Value::Mapping(resolved));
     }
     if !timeline.backends.contains_key(timeline.backend.as_str()) {
         let plugin = registry::lookup::<dyn TimelineBackend>(&timeline.backend)
@@ -165,10 +172,16 @@ pub fn resolve_text(
         let resolved = resolve_section(plugin, &mut mapping, env)
             .map_err(|why| at(format!("timeline.{}", timeline.backend), why))?;
         if !mapping.is_empty() {
-            timeline.backends.insert(timeline.backend.clone().into(), serde_yaml::Value::Mapping(mapping));
+            timeline.backends.insert(
+                timeline.backend.clone().into(),
+                serde_yaml::Value::Mapping(mapping),
+            );
         }
         if !resolved.is_empty() {
-            shown.timeline.backends.insert(timeline.backend.clone().into(), serde_yaml::Value::Mapping(resolved));
+            shown.timeline.backends.insert(
+                timeline.backend.clone().into(),
+                serde_yaml::Value::Mapping(resolved),
+            );
         }
     }
     let (seed, seed_drawn) = match config.simulation.seed {

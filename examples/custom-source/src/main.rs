@@ -16,15 +16,14 @@
 
 use std::time::Duration;
 
-use customersim::plugin_api::serde::{Deserialize, Serialize};
-use customersim::plugin_api::{
-    BuildContext, CustomerId, Event, EventKind, PluginError, Source, SourceConfig, SourceContext,
-    StoreLayout, async_trait, duration, register_source,
+use customersim_plugin_api::{
+    BuildContext, CustomerId, Event, EventKind, PluginConfig, PluginError, Source, SourceConfig,
+    SourceContext, StoreLayout, async_trait, duration, source_config,
 };
 
 /// Config of the `mystery_shopper` source.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, crate = "customersim::plugin_api::serde")]
+#[source_config]
+#[derive(Debug)]
 pub struct MysteryShopperConfig {
     /// The shopper's id as published.
     #[serde(default = "default_id")]
@@ -46,11 +45,13 @@ fn default_step() -> Duration {
     Duration::from_secs(30)
 }
 
-impl SourceConfig for MysteryShopperConfig {
+impl PluginConfig for MysteryShopperConfig {
     const NAME: &'static str = "mystery_shopper";
     const DESCRIPTION: &'static str =
         "one shopper on a fixed route (example of an out-of-tree plugin)";
+}
 
+impl SourceConfig for MysteryShopperConfig {
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let StoreLayout {
             width,
@@ -83,8 +84,6 @@ impl SourceConfig for MysteryShopperConfig {
         }))
     }
 }
-
-register_source!(MysteryShopperConfig);
 
 struct MysteryShopper {
     config: MysteryShopperConfig,
@@ -124,7 +123,7 @@ impl Source for MysteryShopper {
                 kind,
             })
             .collect();
-        cx.timeline
+        cx.schedule
             .schedule(events)
             .await
             .map_err(|error| PluginError::Fatal(error.to_string()))

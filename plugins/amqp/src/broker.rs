@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use customersim_plugin_api::secret::mask_url_password;
-use customersim_plugin_api::{BuildContext, PluginError, tokio};
+use customersim_plugin_api::{BuildContext, PluginError};
 use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::uri::{AMQPScheme, AMQPUri};

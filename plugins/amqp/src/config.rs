@@ -5,12 +5,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use customersim_plugin_api::serde::{Deserialize, Serialize};
-use customersim_plugin_api::{EnvKind, EnvOverride, duration};
+use customersim_plugin_api::{EnvKind, EnvOverride, duration, sink_config};
 
 /// Config of the `amqp` sink (see the crate documentation for the behaviour).
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, crate = "customersim_plugin_api::serde")]
+#[sink_config]
+#[derive(Debug)]
 pub struct AmqpConfig {
     /// Broker URL with credentials and vhost: `amqp://user:pass@host:5672/vhost` (`%2f` is the
     /// default vhost `/`), `amqps://…` for TLS. Query parameters of lapin (`heartbeat`,
@@ -129,7 +128,6 @@ pub(crate) const ENV: &[EnvOverride] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use customersim_plugin_api::serde_yaml;
 
     #[test]
     fn defaults_match_the_documentation() {

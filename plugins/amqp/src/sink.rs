@@ -6,23 +6,25 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use customersim_plugin_api::tokio::sync::mpsc;
-use customersim_plugin_api::tokio::task::JoinHandle;
 use customersim_plugin_api::{
-    BuildContext, EnvOverride, Event, PluginError, Shutdown, Sink, SinkConfig, SinkContext,
-    async_trait, register_sink, tokio, tracing,
+    BuildContext, EnvOverride, Event, PluginConfig, PluginError, ShutdownSignal, Sink, SinkConfig,
+    SinkContext, async_trait,
 };
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
 use crate::config::{self, AmqpConfig};
 use crate::routing::{RoutingKeys, kind_index};
 use crate::worker::{self, Outgoing, Shared, Worker};
 
-impl SinkConfig for AmqpConfig {
+impl PluginConfig for AmqpConfig {
     const NAME: &'static str = "amqp";
     const DESCRIPTION: &'static str = "publishes events to an AMQP exchange (RabbitMQ; default amq.topic, routing key = topic with / → .) with publisher confirms";
     const ENV: &'static [EnvOverride] = config::ENV;
+}
 
+impl SinkConfig for AmqpConfig {
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Sink>, PluginError> {
         if self.max_in_flight == 0 {
             return Err(PluginError::Config(
@@ -59,12 +61,11 @@ impl SinkConfig for AmqpConfig {
             shared: Arc::new(Shared::default()),
             accepted: 0,
             scratch: Vec::with_capacity(256),
-            shutdown: Shutdown::new(),
+            shutdown: None,
         }))
     }
 }
 
-register_sink!(AmqpConfig);
 /// The front end the scheduler talks to; the publishing happens in [`Worker`].
 pub struct AmqpSink {
     settings: Arc<worker::Settings>,
@@ -78,7 +79,8 @@ pub struct AmqpSink {
     accepted: u64,
     /// Where payloads are written before they are copied into their message.
     scratch: Vec<u8>,
-    shutdown: Shutdown,
+    /// The run's shutdown signal, from `start` on.
+    shutdown: Option<ShutdownSignal>,
 }
 
 impl AmqpSink {
@@ -102,7 +104,7 @@ impl AmqpSink {
 impl Sink for AmqpSink {
     async fn start(&mut self, cx: &SinkContext) -> Result<(), PluginError> {
         let broker = self.broker.take().expect("start is called once");
-        self.shutdown = cx.shutdown.clone();
+        self.shutdown = Some(cx.shutdown.clone());
         let (sender, receiver) = mpsc::channel(self.buffer_size);
         let worker = Worker::start(broker, self.settings.clone(), self.shared.clone()).await?;
         self.sender = Some(sender);
@@ -118,7 +120,7 @@ impl Sink for AmqpSink {
         for chunk in batch.chunks(capacity) {
             let permits = tokio::select! {
                 permits = sender.reserve_many(chunk.len()) => permits,
-                () = self.shutdown.wait() => {
+                () = wait_for(&self.shutdown) => {
                     return Err(PluginError::Fatal(format!(
                         "amqp: stopped while the broker does not take events; {} accepted events were not delivered",
                         self.outstanding()
@@ -169,5 +171,13 @@ impl Sink for AmqpSink {
                 )))
             }
         }
+    }
+}
+
+/// Resolves when the run's shutdown fires (never before `start` handed the signal over).
+async fn wait_for(shutdown: &Option<ShutdownSignal>) {
+    match shutdown {
+        Some(signal) => signal.wait().await,
+        None => std::future::pending().await,
     }
 }

@@ -10,13 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use customersim_plugin_api::tokio::sync::mpsc::{self, error::TryRecvError};
-use customersim_plugin_api::tokio::time::{Instant, MissedTickBehavior};
-use customersim_plugin_api::{Backoff, PluginError, tokio, tracing};
+use customersim_plugin_api::{Backoff, PluginError};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ErrorKind, ExchangeKind};
+use tokio::sync::mpsc::{self, error::TryRecvError};
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::RoutingKeys;
 use crate::broker::Broker;

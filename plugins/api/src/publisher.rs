@@ -35,6 +35,9 @@ impl Publisher {
             .send(ImmediateBatch { events, done })
             .await
             .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?.map_err(PluginError::Fatal)
+        answer
+            .await
+            .map_err(|_| gone())?
+            .map_err(PluginError::Fatal)
     }
 }

@@ -157,4 +157,3 @@ pub trait TimelineConfig: PluginConfig {
     /// Turns the config into a backend; must not connect anywhere (that is [`TimelineBackend::open`]).
     fn build(self) -> Result<Box<dyn TimelineBackend>, PluginError>;
 }
-

@@ -36,7 +36,10 @@ use std::sync::{Arc, Mutex};
 use customersim_plugin_api::prometheus_client::metrics::counter::Counter;
 use customersim_plugin_api::prometheus_client::metrics::gauge::Gauge;
 use customersim_plugin_api::rand::{Rng, RngCore};
-use customersim_plugin_api::{PluginConfig, source_config, BuildContext, CustomerId, EnvKind, EnvOverride, PluginError, Roster, Source, SourceConfig, SourceContext, async_trait};
+use customersim_plugin_api::{
+    BuildContext, CustomerId, EnvKind, EnvOverride, PluginConfig, PluginError, Roster, Source,
+    SourceConfig, SourceContext, async_trait, source_config,
+};
 
 /// Config of the `customer_list` source.
 #[source_config]

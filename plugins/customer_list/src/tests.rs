@@ -1,8 +1,8 @@
 use std::collections::HashSet;
 
 use customersim_plugin_api::rand::SeedableRng;
-use rand_pcg::Pcg64;
 use customersim_plugin_api::{MetricsRegistry, StoreLayout, Topics};
+use rand_pcg::Pcg64;
 
 use super::*;
 
@@ -192,7 +192,7 @@ fn build_resolves_the_path_against_the_config_folder_and_provides_the_roster() {
     let dir = std::env::temp_dir().join(format!("customer-list-unit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("people.csv"), ORIGINAL).unwrap();
-    let metrics = MetricsRegistry::with_prefix();
+    let metrics = MetricsRegistry::default();
     let mut cx = BuildContext::new(
         StoreLayout {
             width: 6,
@@ -204,8 +204,7 @@ fn build_resolves_the_path_against_the_config_folder_and_provides_the_roster() {
         dir.clone(),
         metrics.clone(),
     );
-    let config: CustomerListConfig =
-        serde_yaml::from_str("path: people.csv").unwrap();
+    let config: CustomerListConfig = serde_yaml::from_str("path: people.csv").unwrap();
     config.build(&mut cx).unwrap();
     assert_eq!(cx.roster().expect("a roster").size(), 4);
     assert!(
@@ -216,16 +215,14 @@ fn build_resolves_the_path_against_the_config_folder_and_provides_the_roster() {
         metrics.encode()
     );
     // A second list in one pipeline is refused.
-    let again: CustomerListConfig =
-        serde_yaml::from_str("path: people.csv").unwrap();
+    let again: CustomerListConfig = serde_yaml::from_str("path: people.csv").unwrap();
     assert!(matches!(again.build(&mut cx), Err(PluginError::Config(_))));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn config_rejects_unknown_keys_and_defaults_the_path() {
-    let error = serde_yaml::from_str::<CustomerListConfig>("file: x.csv")
-        .unwrap_err();
+    let error = serde_yaml::from_str::<CustomerListConfig>("file: x.csv").unwrap_err();
     assert!(error.to_string().contains("file"), "{error}");
     let config: CustomerListConfig = serde_yaml::from_str("{}").unwrap();
     assert_eq!(config.path, PathBuf::from("customers.csv"));

@@ -12,8 +12,8 @@
 
 use std::fmt;
 
-use serde::Deserialize;
 use customersim_plugin_api::{Event, EventKind};
+use serde::Deserialize;
 
 use crate::values::{Id, Instant, Int, MAX_MS, MIN_MS, StepType};
 

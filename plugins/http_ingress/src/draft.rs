@@ -6,8 +6,8 @@
 //! `/scenario` body; what differs (locations taken from the door, timing, the answer echoing the
 //! expanded path as a valid `/scenario` body) lives here.
 
-use serde::Serialize;
 use customersim_plugin_api::{Event, EventKind};
+use serde::Serialize;
 
 use crate::body::{BodyError, Scenario, invalid, parse};
 use crate::values::{MAX_MS, StepType, format_ms};

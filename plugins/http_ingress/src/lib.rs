@@ -54,8 +54,11 @@ use std::time::Duration;
 
 use customersim_plugin_api::prometheus_client::metrics::counter::Counter;
 use customersim_plugin_api::prometheus_client::metrics::family::Family;
+use customersim_plugin_api::{
+    BuildContext, EnvKind, EnvOverride, MetricsRegistry, PluginConfig, PluginError, Presence,
+    Source, SourceConfig, SourceContext, async_trait, source_config,
+};
 use tokio::net::TcpListener;
-use customersim_plugin_api::{PluginConfig, source_config, BuildContext, EnvKind, EnvOverride, MetricsRegistry, PluginError, Presence, Source, SourceConfig, SourceContext, async_trait};
 
 pub use body::BodyError;
 pub use values::parse_iso;
@@ -219,8 +222,7 @@ mod tests {
 
     #[test]
     fn rejects_unknown_keys_and_bad_addresses() {
-        let error = serde_yaml::from_str::<HttpIngressConfig>("port: 80")
-            .unwrap_err();
+        let error = serde_yaml::from_str::<HttpIngressConfig>("port: 80").unwrap_err();
         assert!(error.to_string().contains("port"), "{error}");
         let config = HttpIngressConfig {
             listen: "localhost".into(),

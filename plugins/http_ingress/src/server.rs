@@ -14,9 +14,9 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use customersim_plugin_api::prometheus_client::metrics::counter::Counter;
 use customersim_plugin_api::prometheus_client::metrics::family::Family;
+use customersim_plugin_api::{Clock, MetricsRegistry, Presence, Publisher, Schedule};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use customersim_plugin_api::{Clock, MetricsRegistry, Presence, Publisher, Schedule};
 
 use crate::MAX_BODY_BYTES;
 use crate::body::{self, BodyError, ProduceKind};

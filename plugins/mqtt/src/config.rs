@@ -7,12 +7,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use customersim_plugin_api::serde::{Deserialize, Serialize};
-use customersim_plugin_api::{EnvKind, EnvOverride, PluginError, Topics, duration, rand};
+use customersim_plugin_api::{
+    EnvKind, EnvOverride, PluginError, Topics, duration, rand, sink_config,
+};
+use serde::{Deserialize, Serialize};
 
 /// The MQTT protocol version, spelled as the original service's `MQTT_PROTOCOL_VERSION`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(crate = "customersim_plugin_api::serde")]
 pub enum ProtocolVersion {
     /// MQTT 3.1.1.
     #[default]
@@ -34,8 +35,8 @@ impl ProtocolVersion {
 
 /// Config of the `mqtt` sink. Every setting of the original service keeps its environment
 /// variable (see [`MqttConfig::ENV`]).
-#[derive(Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, crate = "customersim_plugin_api::serde")]
+#[sink_config]
+#[derive(Clone)]
 pub struct MqttConfig {
     /// Broker host name or IP address (MQTT_HOST). Required: the built-in pipeline reads it from
     /// `${MQTT_HOST}`.
@@ -307,7 +308,7 @@ pub(crate) const ENV: &[EnvOverride] = &[
     EnvOverride {
         var: "MQTT_PASSWORD",
         key: "password",
-        kind: EnvKind::Secret,
+        kind: EnvKind::Text,
         help: "broker password (never logged)",
     },
     EnvOverride {
@@ -345,7 +346,6 @@ pub(crate) const ENV: &[EnvOverride] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use customersim_plugin_api::serde_yaml;
 
     fn parse(text: &str) -> Result<MqttConfig, String> {
         serde_yaml::from_str::<MqttConfig>(text).map_err(|error| error.to_string())

@@ -10,8 +10,8 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use customersim_plugin_api::tokio::sync::Notify;
-use customersim_plugin_api::tokio::time::{Instant, timeout_at};
+use tokio::sync::Notify;
+use tokio::time::{Instant, timeout_at};
 
 /// Counts undelivered events against a window; fails for good on a permanent error.
 #[derive(Debug)]

@@ -15,13 +15,13 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
 
-use customersim_plugin_api::tokio::sync::watch;
-use customersim_plugin_api::tokio::time::{Instant, sleep};
-use customersim_plugin_api::{Backoff, Shutdown, tracing};
+use customersim_plugin_api::{Backoff, EndRun};
 use rumqttc::v5::mqttbytes::v5::{
     ConnectReturnCode as V5Code, Packet as V5Packet, PubAckReason, PubCompReason,
 };
 use rumqttc::{ConnectReturnCode as V4Code, Outgoing, Packet as V4Packet};
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep};
 
 use crate::gate::Gate;
 
@@ -210,12 +210,12 @@ fn restore<T>(pending: &mut VecDeque<T>, kept: &mut VecDeque<T>) {
 }
 
 /// Runs the connection until `close` disconnects, the client handle is dropped, or a permanent
-/// failure (which fails the gate and triggers the pipeline's shutdown).
+/// failure (which fails the gate and ends the run: the failed publish reports why).
 pub async fn run(
     mut wire: Wire,
     gate: Arc<Gate>,
     state: watch::Sender<LinkState>,
-    shutdown: Shutdown,
+    end_run: EndRun,
     settings: LinkSettings,
 ) {
     let mut backoff = Backoff::new(settings.min_backoff, settings.max_backoff);
@@ -292,8 +292,8 @@ pub async fn run(
             Step::Error(Failure::Permanent(why)) => {
                 let why = format!("mqtt broker {}: {why}", settings.address);
                 gate.fail(why.clone());
-                state.send_replace(LinkState::Failed(why));
-                shutdown.trigger();
+                state.send_replace(LinkState::Failed(why.clone()));
+                end_run.request("mqtt sink", &why);
                 return;
             }
             Step::Error(Failure::Temporary(why)) => {

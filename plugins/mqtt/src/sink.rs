@@ -5,26 +5,28 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use customersim_plugin_api::tokio::sync::watch;
-use customersim_plugin_api::tokio::task::JoinHandle;
-use customersim_plugin_api::tokio::time::{Instant, timeout};
 use customersim_plugin_api::{
-    BuildContext, EnvOverride, Event, PluginError, Shutdown, Sink, SinkConfig, SinkContext, Topics,
-    async_trait, register_sink, tokio, tracing,
+    BuildContext, EnvOverride, Event, PluginConfig, PluginError, ShutdownSignal, Sink, SinkConfig,
+    SinkContext, Topics, async_trait,
 };
 use rumqttc::TlsConfiguration;
 use rumqttc::Transport;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout};
 
 use crate::config::{self, MqttConfig, ProtocolVersion, non_empty, non_empty_path};
 use crate::gate::{Blocked, Gate};
 use crate::link::{self, LinkSettings, LinkState, Wire};
 use crate::tls;
 
-impl SinkConfig for MqttConfig {
+impl PluginConfig for MqttConfig {
     const NAME: &'static str = "mqtt";
     const DESCRIPTION: &'static str = "publishes to an MQTT broker (v3.1.1/v5, QoS 0-2, TLS, reconnects without loss at QoS >= 1)";
     const ENV: &'static [EnvOverride] = config::ENV;
+}
 
+impl SinkConfig for MqttConfig {
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Sink>, PluginError> {
         self.check(&cx.topics)?;
         let tls = tls::client_config(&tls::TlsFiles {
@@ -119,8 +121,6 @@ impl SinkConfig for MqttConfig {
     }
 }
 
-register_sink!(MqttConfig);
-
 /// rumqttc's in-flight limit for a window (QoS ≥ 1 windows are at most 65535, checked).
 fn inflight(window: usize) -> u16 {
     u16::try_from(window).unwrap_or(u16::MAX)
@@ -172,7 +172,7 @@ pub struct MqttSink {
     gate: Arc<Gate>,
     state: watch::Sender<LinkState>,
     task: Option<JoinHandle<()>>,
-    shutdown: Option<Shutdown>,
+    shutdown: Option<ShutdownSignal>,
     topics: Topics,
     qos: u8,
     retain: bool,
@@ -204,7 +204,7 @@ impl Sink for MqttSink {
             wire,
             self.gate.clone(),
             self.state.clone(),
-            cx.shutdown.clone(),
+            cx.end_run.clone(),
             settings,
         )));
         // Wait for the first outcome, so bad credentials or certificates fail here, at once. A
@@ -233,7 +233,10 @@ impl Sink for MqttSink {
         let mut index = 0;
         let mut deadline: Option<Instant> = None;
         while index < batch.len() {
-            let shutting_down = self.shutdown.as_ref().is_some_and(Shutdown::is_triggered);
+            let shutting_down = self
+                .shutdown
+                .as_ref()
+                .is_some_and(ShutdownSignal::is_triggered);
             if shutting_down && deadline.is_none() {
                 // Past shutdown a broker that stays away must not hold the process forever.
                 deadline = Some(Instant::now() + self.close_timeout);
@@ -317,7 +320,7 @@ impl Sink for MqttSink {
 /// shutdown fires: from then on it waits at most `close_timeout`.
 async fn acquire(
     gate: &Gate,
-    shutdown: Option<&Shutdown>,
+    shutdown: Option<&ShutdownSignal>,
     close_timeout: Duration,
     wanted: usize,
     deadline: Option<Instant>,

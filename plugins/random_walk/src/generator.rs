@@ -5,9 +5,9 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use customersim_plugin_api::rand::{Rng, SeedableRng};
+use customersim_plugin_api::{CustomerId, Event, EventKind, Roster, StoreLayout, derive_seed};
 use rand_distr::{Distribution, Exp, StandardNormal};
 use rand_pcg::{Pcg32, Pcg64};
-use customersim_plugin_api::{CustomerId, Event, EventKind, Roster, StoreLayout, derive_seed};
 
 /// Checked model parameters (from [`crate::RandomWalkConfig`]).
 #[derive(Clone, Debug)]

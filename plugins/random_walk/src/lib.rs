@@ -16,7 +16,10 @@ mod generator;
 
 use std::time::Duration;
 
-use customersim_plugin_api::{PluginConfig, source_config, BuildContext, EnvKind, EnvOverride, PluginError, Source, SourceConfig, SourceContext, async_trait, duration};
+use customersim_plugin_api::{
+    BuildContext, EnvKind, EnvOverride, PluginConfig, PluginError, Source, SourceConfig,
+    SourceContext, async_trait, duration, source_config,
+};
 
 pub use generator::{Generator, WalkParams};
 

@@ -37,7 +37,6 @@
 //! `claim`, `acknowledge`, `start`, `pending`), each opening with what it does atomically and its
 //! KEYS and ARGV.
 
-
 mod member;
 mod timeline;
 

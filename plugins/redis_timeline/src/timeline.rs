@@ -1,6 +1,5 @@
 //! The shared timeline itself: connecting, the claim leases, heartbeats.
 
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -8,8 +8,10 @@
 
 use std::io::Write;
 
-use serde::{Deserialize, Serialize};
-use customersim_plugin_api::{PluginConfig, sink_config, BuildContext, Event, PluginError, ShutdownSignal, Sink, SinkConfig, SinkContext, Topics, async_trait, json};
+use customersim_plugin_api::{
+    BuildContext, EndRun, Event, PluginConfig, PluginError, Sink, SinkConfig, SinkContext, Topics,
+    async_trait, json, sink_config,
+};
 
 /// Config of the `stdout` sink. It has no settings: the topics come from the pipeline.
 #[sink_config]
@@ -18,6 +20,7 @@ pub struct StdoutConfig {}
 
 impl PluginConfig for StdoutConfig {
     const NAME: &'static str = "stdout";
+    const SELECTED_BY: Option<&'static str> = Some("TESTING_MOCK_MQTT");
     const DESCRIPTION: &'static str =
         "prints one JSON line per event ({\"topic\": …, \"payload\": {…}}) to standard output";
 }
@@ -33,8 +36,8 @@ impl SinkConfig for StdoutConfig {
 pub struct StdoutSink {
     topics: Topics,
     buffer: Vec<u8>,
-    /// Stops the run when the reader goes away (`customersim run | head`), like any Unix filter.
-    shutdown: Option<Shutdown>,
+    /// Ends the run when the reader goes away (`customersim run | head`), like any Unix filter.
+    end_run: Option<EndRun>,
     /// The reader closed stdout: nothing more can be delivered.
     reader_gone: bool,
 }
@@ -44,7 +47,7 @@ impl StdoutSink {
         StdoutSink {
             topics,
             buffer: Vec::with_capacity(1 << 16),
-            shutdown: None,
+            end_run: None,
             reader_gone: false,
         }
     }
@@ -62,7 +65,7 @@ pub fn write_line(out: &mut Vec<u8>, topics: &Topics, event: &Event) {
 #[async_trait]
 impl Sink for StdoutSink {
     async fn start(&mut self, cx: &SinkContext) -> Result<(), PluginError> {
-        self.shutdown = Some(cx.shutdown.clone());
+        self.end_run = Some(cx.end_run.clone());
         Ok(())
     }
 
@@ -78,10 +81,9 @@ impl Sink for StdoutSink {
         match stdout.write_all(&self.buffer).and_then(|()| stdout.flush()) {
             Ok(()) => Ok(()),
             Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
-                tracing::info!("stdout sink: the reader closed stdout; stopping the run");
                 self.reader_gone = true;
-                if let Some(shutdown) = &self.shutdown {
-                    shutdown.trigger();
+                if let Some(end_run) = &self.end_run {
+                    end_run.request("stdout sink", "the reader closed stdout");
                 }
                 Ok(())
             }
@@ -114,8 +116,7 @@ mod tests {
 
     #[test]
     fn rejects_unknown_keys() {
-        let error = serde_yaml::from_str::<StdoutConfig>("pretty: true")
-            .unwrap_err();
+        let error = serde_yaml::from_str::<StdoutConfig>("pretty: true").unwrap_err();
         assert!(error.to_string().contains("pretty"), "{error}");
     }
 }
