@@ -67,9 +67,9 @@ impl Pipeline {
             .map_err(|error| error.within(format!("{origin}: timeline.{}", timeline.backend)))
     }
 
-    /// Builds every plugin; errors name the plugin's place in the file.
+    /// Builds every plugin (each build runs its own checks); errors name the plugin's place in
+    /// the file.
     pub fn build(resolved: ResolvedPipeline) -> Result<Pipeline, PluginError> {
-        Pipeline::check(&resolved)?;
         let config = &resolved.config;
         let metrics = MetricsRegistry::default();
         let mut cx = build_context(&resolved, metrics.clone());

@@ -42,7 +42,7 @@ pub struct ConnectError {
 impl Broker {
     /// Parses the URL and reads the TLS files (errors name the key and its variable).
     pub fn from_config(config: &AmqpConfig, cx: &BuildContext) -> Result<Broker, PluginError> {
-        let (uri, shown) = parse_url(&config.url)?;
+        let (uri, shown) = parse_url(config.url.expose())?;
         let tls_wanted = uri.scheme == AMQPScheme::AMQPS;
         let files = [
             ("ca_file", "AMQP_CA_FILE", &config.ca_file),

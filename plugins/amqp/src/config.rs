@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use customersim_plugin_api::{EnvKind, EnvOverride, duration, sink_config};
+use customersim_plugin_api::{CredentialUrl, EnvKind, EnvOverride, duration, sink_config};
 
 /// Config of the `amqp` sink (see the crate documentation for the behaviour).
 #[sink_config]
@@ -15,7 +15,7 @@ pub struct AmqpConfig {
     /// default vhost `/`), `amqps://…` for TLS. Query parameters of lapin (`heartbeat`,
     /// `connection_timeout`, `frame_max`, `channel_max`) are accepted.
     #[serde(default = "default_url")]
-    pub url: String,
+    pub url: CredentialUrl,
     /// PEM file of the CA certificates trusted for `amqps://`; without it the system's roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -54,8 +54,8 @@ pub struct AmqpConfig {
     pub close_timeout: Duration,
 }
 
-fn default_url() -> String {
-    "amqp://guest:guest@127.0.0.1:5672/%2f".into()
+fn default_url() -> CredentialUrl {
+    CredentialUrl::new("amqp://guest:guest@127.0.0.1:5672/%2f")
 }
 fn default_exchange() -> String {
     "amq.topic".into()
@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn defaults_match_the_documentation() {
         let config: AmqpConfig = serde_yaml::from_str("{}").unwrap();
-        assert_eq!(config.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(config.url.expose(), "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(config.exchange, "amq.topic");
         assert_eq!(config.exchange_type, "topic");
         assert!(!config.declare && !config.persistent && config.confirms);

@@ -25,7 +25,7 @@ impl PluginConfig for AmqpConfig {
 }
 
 impl SinkConfig for AmqpConfig {
-    fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Sink>, PluginError> {
+    fn check(&self, cx: &BuildContext) -> Result<(), PluginError> {
         if self.max_in_flight == 0 {
             return Err(PluginError::Config(
                 "max_in_flight: must be at least 1".into(),
@@ -41,6 +41,13 @@ impl SinkConfig for AmqpConfig {
                 "exchange: longer than 255 bytes".into(),
             ));
         }
+        Broker::from_config(self, cx)?;
+        RoutingKeys::new(&cx.topics)?;
+        Ok(())
+    }
+
+    fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Sink>, PluginError> {
+        self.check(cx)?;
         let broker = Broker::from_config(&self, cx)?;
         let routing_keys = RoutingKeys::new(&cx.topics)?;
         Ok(Box::new(AmqpSink {

@@ -77,6 +77,11 @@ impl PluginConfig for CustomerListConfig {
 }
 
 impl SourceConfig for CustomerListConfig {
+    /// Reads the whole list: a malformed row is a configuration error `validate` reports.
+    fn check(&self, cx: &BuildContext) -> Result<(), PluginError> {
+        CustomerList::load(&cx.resolve_path(&self.path)).map(|_| ())
+    }
+
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let path = cx.resolve_path(&self.path);
         let list = Arc::new(CustomerList::load(&path)?);

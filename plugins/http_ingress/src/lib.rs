@@ -56,7 +56,7 @@ use customersim_plugin_api::prometheus_client::metrics::counter::Counter;
 use customersim_plugin_api::prometheus_client::metrics::family::Family;
 use customersim_plugin_api::{
     BuildContext, EnvKind, EnvOverride, MetricsRegistry, PluginConfig, PluginError, Presence,
-    Source, SourceConfig, SourceContext, async_trait, source_config,
+    Secret, Source, SourceConfig, SourceContext, async_trait, source_config,
 };
 use tokio::net::TcpListener;
 
@@ -79,7 +79,7 @@ pub struct HttpIngressConfig {
     /// When set (and not empty), every route but `/health` requires the header
     /// `Authorization: Bearer <token>`; requests without it get 401. Never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
 }
 
 fn default_listen() -> String {
@@ -128,6 +128,10 @@ impl PluginConfig for HttpIngressConfig {
 }
 
 impl SourceConfig for HttpIngressConfig {
+    fn check(&self, _cx: &BuildContext) -> Result<(), PluginError> {
+        self.address().map(|_| ())
+    }
+
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let address = self.address()?;
         let requests = Family::<server::Labels, Counter>::default();
@@ -138,7 +142,10 @@ impl SourceConfig for HttpIngressConfig {
         );
         Ok(Box::new(HttpIngress {
             address,
-            token: self.token.filter(|token| !token.is_empty()),
+            token: self
+                .token
+                .filter(|token| !token.is_empty())
+                .map(|token| token.expose().to_string()),
             presence: cx.presence(),
             metrics: cx.metrics.clone(),
             requests,

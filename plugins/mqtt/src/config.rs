@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use customersim_plugin_api::{
-    EnvKind, EnvOverride, PluginError, Topics, duration, rand, sink_config,
+    EnvKind, EnvOverride, PluginError, Secret, Topics, duration, rand, sink_config,
 };
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +58,7 @@ pub struct MqttConfig {
     pub username: Option<String>,
     /// Password (MQTT_PASSWORD); never logged nor shown by `validate`.
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// PEM file of the CA that signed the broker's certificate (MQTT_BROKER_CERT_FILE); setting it
     /// turns TLS on. Relative paths are relative to the config file's folder.
     #[serde(default)]
@@ -111,7 +111,7 @@ impl std::fmt::Debug for MqttConfig {
             .field("client_id", &self.client_id)
             .field("client_id_suffix", &self.client_id_suffix)
             .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "******"))
+            .field("password", &self.password)
             .field("broker_cert_file", &self.broker_cert_file)
             .field("client_cert_file", &self.client_cert_file)
             .field("client_key_file", &self.client_key_file)
@@ -201,7 +201,7 @@ fn check_topic(key: &str, topic: &str) -> Result<(), PluginError> {
 
 impl MqttConfig {
     /// Checks the values that serde cannot.
-    pub(crate) fn check(&self, topics: &Topics) -> Result<(), PluginError> {
+    pub(crate) fn check_values(&self, topics: &Topics) -> Result<(), PluginError> {
         let bad = |key: &str, why: String| Err(PluginError::Config(format!("{key}: {why}")));
         if self.host.trim().is_empty() {
             return bad(
@@ -243,7 +243,9 @@ impl MqttConfig {
         if self.connect_timeout < Duration::from_secs(1) {
             return bad("connect_timeout", "must be at least 1s".into());
         }
-        if non_empty(&self.password).is_some() && non_empty(&self.username).is_none() {
+        if self.password.as_ref().is_some_and(|p| !p.is_empty())
+            && non_empty(&self.username).is_none()
+        {
             return bad(
                 "password (MQTT_PASSWORD)",
                 "is set but username (MQTT_USERNAME) is not".into(),
@@ -352,7 +354,7 @@ mod tests {
     }
 
     fn config_error(config: MqttConfig) -> String {
-        match config.check(&Topics::default()) {
+        match config.check_values(&Topics::default()) {
             Err(PluginError::Config(why)) => why,
             other => panic!("expected a config error, got {:?}", other.map(|_| ())),
         }
@@ -366,7 +368,7 @@ mod tests {
         assert_eq!(config.qos, 0);
         assert_eq!(config.protocol_version, ProtocolVersion::V311);
         assert!(config.client_id_suffix);
-        assert!(config.check(&Topics::default()).is_ok());
+        assert!(config.check_values(&Topics::default()).is_ok());
     }
 
     #[test]
@@ -397,7 +399,7 @@ mod tests {
             ..Topics::default()
         };
         let config = parse("host: h").unwrap();
-        assert!(config.check(&topics).is_err());
+        assert!(config.check_values(&topics).is_err());
     }
 
     #[test]

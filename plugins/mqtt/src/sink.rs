@@ -26,14 +26,26 @@ impl PluginConfig for MqttConfig {
     const ENV: &'static [EnvOverride] = config::ENV;
 }
 
-impl SinkConfig for MqttConfig {
-    fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Sink>, PluginError> {
-        self.check(&cx.topics)?;
-        let tls = tls::client_config(&tls::TlsFiles {
+impl MqttConfig {
+    /// The TLS settings from the certificate files (read here; nothing connects).
+    fn tls(&self, cx: &BuildContext) -> Result<Option<Arc<rustls::ClientConfig>>, PluginError> {
+        tls::client_config(&tls::TlsFiles {
             ca: non_empty_path(&self.broker_cert_file).map(|p| cx.resolve_path(p)),
             client_cert: non_empty_path(&self.client_cert_file).map(|p| cx.resolve_path(p)),
             client_key: non_empty_path(&self.client_key_file).map(|p| cx.resolve_path(p)),
-        })?;
+        })
+    }
+}
+
+impl SinkConfig for MqttConfig {
+    fn check(&self, cx: &BuildContext) -> Result<(), PluginError> {
+        self.check_values(&cx.topics)?;
+        self.tls(cx).map(|_| ())
+    }
+
+    fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Sink>, PluginError> {
+        self.check_values(&cx.topics)?;
+        let tls = self.tls(cx)?;
         let transport = match tls {
             Some(config) => Transport::Tls(TlsConfiguration::Rustls(config)),
             None => Transport::Tcp,
@@ -44,7 +56,10 @@ impl SinkConfig for MqttConfig {
         let credentials = non_empty(&self.username).map(|user| {
             (
                 user.to_string(),
-                non_empty(&self.password).unwrap_or("").to_string(),
+                self.password
+                    .as_ref()
+                    .map(|p| p.expose().to_string())
+                    .unwrap_or_default(),
             )
         });
         let connect_timeout = self.connect_timeout.as_secs().max(1);
