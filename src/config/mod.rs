@@ -110,16 +110,23 @@ pub fn resolve_text(
     flags: &Flags,
 ) -> Result<ResolvedPipeline, ConfigError> {
     let text = interpolate(text, env).map_err(|why| ConfigError(format!("{origin}: {why}")))?;
-    let mut config: PipelineConfig = serde_yaml::from_str(&text).map_err(|error| {
+    let file_error = |error: serde_yaml::Error| {
         ConfigError(format!(
             "{origin}: {}",
             with_line(&error.to_string(), &text)
         ))
-    })?;
-    overrides::apply_core_env(&mut config, env)?;
+    };
+    // The file on its own first, so its mistakes are reported with their lines.
+    serde_yaml::from_str::<PipelineConfig>(&text).map_err(file_error)?;
+    let mut config = with_core_env(&text, env)?;
     overrides::apply_sink_selection(&mut config, env, &flags.sinks)?;
     overrides::apply_flags(&mut config, flags);
-    check(&config).map_err(|why| ConfigError(format!("{origin}: {why}")))?;
+    check(&config).map_err(|(key, why)| match core_variable_for(key, env) {
+        Some((var, value)) => ConfigError(format!(
+            "environment variable {var}: invalid value {value:?}: {key} {why}"
+        )),
+        None => ConfigError(format!("{origin}: {key} {why}")),
+    })?;
     let at = |place: String, why: String| {
         ConfigError(format!("{origin}: {place}: {}", with_line(&why, &text)))
     };
@@ -200,6 +207,44 @@ pub fn resolve_text(
     })
 }
 
+/// The file's core sections with the core's environment table applied. A value the typed parse
+/// refuses is blamed on the variable that set it.
+fn with_core_env(text: &str, env: &Environment) -> Result<PipelineConfig, ConfigError> {
+    let tree = match serde_yaml::from_str::<serde_yaml::Value>(text) {
+        Ok(serde_yaml::Value::Mapping(map)) => map,
+        _ => serde_yaml::Mapping::new(),
+    };
+    let mut with_env = tree.clone();
+    overrides::apply_env(&mut with_env, overrides::CORE_ENV, env)?;
+    serde_yaml::from_value(serde_yaml::Value::Mapping(with_env)).map_err(|error| {
+        for entry in overrides::CORE_ENV {
+            let Some(value) = env.get(entry.var) else {
+                continue;
+            };
+            let mut alone = tree.clone();
+            let one = std::slice::from_ref(entry);
+            if overrides::apply_env(&mut alone, one, env).is_ok()
+                && let Err(why) =
+                    serde_yaml::from_value::<PipelineConfig>(serde_yaml::Value::Mapping(alone))
+            {
+                return ConfigError(format!(
+                    "environment variable {}: invalid value {value:?}: {why}",
+                    entry.var
+                ));
+            }
+        }
+        ConfigError(error.to_string())
+    })
+}
+
+/// The core variable that set `key`, and its value, when one did.
+fn core_variable_for<'a>(key: &str, env: &'a Environment) -> Option<(&'static str, &'a str)> {
+    overrides::CORE_ENV
+        .iter()
+        .filter(|entry| entry.key == key)
+        .find_map(|entry| env.get(entry.var).map(|value| (entry.var, value)))
+}
+
 /// Applies a plugin's environment table to its settings, then has the plugin resolve them:
 /// unknown keys refused, defaults filled in (returned for `validate`; the settings themselves stay
 /// as given, so secrets reach the plugin unmasked).
@@ -208,7 +253,7 @@ fn resolve_section<R: Role + ?Sized>(
     settings: &mut serde_yaml::Mapping,
     env: &Environment,
 ) -> Result<serde_yaml::Mapping, String> {
-    overrides::apply_plugin_env(settings, plugin.env, env).map_err(|error| error.0)?;
+    overrides::apply_env(settings, plugin.env, env).map_err(|error| error.0)?;
     match plugin.resolve(serde_yaml::Value::Mapping(settings.clone()))? {
         serde_yaml::Value::Mapping(map) => Ok(map),
         serde_yaml::Value::Null => Ok(Default::default()),
@@ -245,36 +290,43 @@ fn with_line(message: &str, text: &str) -> String {
     }
 }
 
-fn check(config: &PipelineConfig) -> Result<(), String> {
+/// Checks the core's values; an error names the key and says what is wrong with it.
+fn check(config: &PipelineConfig) -> Result<(), (&'static str, String)> {
     let store = &config.store;
-    if store.width == 0 || store.height == 0 {
-        return Err("store.width and store.height must be at least 1".into());
-    }
-    if store.width > u32::from(u16::MAX) || store.height > u32::from(u16::MAX) {
-        return Err("store.width and store.height must be at most 65535".into());
+    for (key, value) in [("store.width", store.width), ("store.height", store.height)] {
+        if value == 0 || value > u32::from(u16::MAX) {
+            return Err((key, "must be between 1 and 65535".into()));
+        }
     }
     if store.door[0] >= store.width || store.door[1] >= store.height {
-        return Err(format!(
-            "store.door {:?} is outside the {}x{} grid",
-            store.door, store.width, store.height
+        return Err((
+            "store.door",
+            format!(
+                "{:?} is outside the {}x{} grid",
+                store.door, store.width, store.height
+            ),
         ));
     }
     let timeline = &config.timeline;
     if !timeline.consume_frequency.is_finite() || timeline.consume_frequency < 0.0 {
-        return Err("timeline.consume_frequency must be a number of seconds >= 0".into());
+        return Err((
+            "timeline.consume_frequency",
+            "must be a number of seconds >= 0".into(),
+        ));
     }
     if timeline.consume_batch_size == 0 {
-        return Err("timeline.consume_batch_size must be at least 1".into());
+        return Err(("timeline.consume_batch_size", "must be at least 1".into()));
     }
     if config.sources.is_empty() && config.timeline.backend == "memory" {
-        return Err(
-            "sources: empty; with the memory timeline nothing would ever be published \
-                    (sources: [] makes a publish-only worker for a shared timeline)"
+        return Err((
+            "sources:",
+            "empty; with the memory timeline nothing would ever be published \
+             (sources: [] makes a publish-only worker for a shared timeline)"
                 .into(),
-        );
+        ));
     }
     if config.sinks.is_empty() {
-        return Err("sinks: the pipeline needs at least one sink".into());
+        return Err(("sinks:", "the pipeline needs at least one sink".into()));
     }
     Ok(())
 }

@@ -2,183 +2,96 @@
 
 use super::{ConfigError, Flags, PipelineConfig, PluginSpec};
 use crate::env::{Environment, parse_bool};
-use crate::plugin_api::{EnvKind, EnvOverride, duration};
+use crate::plugin_api::{EnvKind, EnvOverride};
 
-/// One of the core's environment variables: its name, what it sets and how.
-pub struct CoreEnv {
-    /// The variable.
-    pub var: &'static str,
-    /// The config key it overrides, for the README and messages.
-    pub key: &'static str,
-    /// One line for the README.
-    pub help: &'static str,
-    apply: fn(&mut PipelineConfig, &str) -> Result<(), String>,
-}
-
-fn positive_u32(text: &str) -> Result<u32, String> {
-    match text.trim().parse::<u32>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err("expected a whole number >= 1".into()),
-    }
-}
-
-/// The core's environment variables. Plugins declare their own ([`EnvOverride`]).
-pub const CORE_ENV: &[CoreEnv] = &[
-    CoreEnv {
+/// The core's environment variables: the same kind of table every plugin declares
+/// ([`EnvOverride`]), applied the same way ([`apply_env`]) to the core's sections of the file.
+pub const CORE_ENV: &[EnvOverride] = &[
+    EnvOverride {
         var: "STORE_WIDTH",
         key: "store.width",
+        kind: EnvKind::Integer,
         help: "grid width in cells (default 6)",
-        apply: |c, v| {
-            c.store.width = positive_u32(v)?;
-            Ok(())
-        },
     },
-    CoreEnv {
+    EnvOverride {
         var: "STORE_HEIGHT",
         key: "store.height",
+        kind: EnvKind::Integer,
         help: "grid height in cells (default 10)",
-        apply: |c, v| {
-            c.store.height = positive_u32(v)?;
-            Ok(())
-        },
     },
-    CoreEnv {
+    EnvOverride {
         var: "STORE_DOOR",
         key: "store.door",
+        kind: EnvKind::List,
         help: "door cell as x,y (default 0,0)",
-        apply: |c, v| {
-            let parts: Vec<_> = v.split(',').map(|p| p.trim().parse::<u32>()).collect();
-            match parts.as_slice() {
-                [Ok(x), Ok(y)] => {
-                    c.store.door = [*x, *y];
-                    Ok(())
-                }
-                _ => Err("expected x,y with whole numbers, e.g. 0,0".into()),
-            }
-        },
     },
-    CoreEnv {
+    EnvOverride {
         var: "ENTER_TOPIC",
         key: "topics.enter",
+        kind: EnvKind::Text,
         help: "topic of enter events (default customer/enter)",
-        apply: |c, v| {
-            c.topics.enter = v.to_string();
-            Ok(())
-        },
     },
-    CoreEnv {
+    EnvOverride {
         var: "MOVE_TOPIC",
         key: "topics.move",
+        kind: EnvKind::Text,
         help: "topic of move events (default customer/move)",
-        apply: |c, v| {
-            c.topics.moves = v.to_string();
-            Ok(())
-        },
     },
-    CoreEnv {
+    EnvOverride {
         var: "EXIT_TOPIC",
         key: "topics.exit",
+        kind: EnvKind::Text,
         help: "topic of exit events (default customer/exit)",
-        apply: |c, v| {
-            c.topics.exit = v.to_string();
-            Ok(())
-        },
     },
-    CoreEnv {
+    EnvOverride {
         var: "TIMELINE_BACKEND",
         key: "timeline.backend",
+        kind: EnvKind::Text,
         help: "where future events wait: a timeline backend's name (default memory)",
-        apply: |c, v| {
-            c.timeline.backend = v.trim().to_string();
-            Ok(())
-        },
     },
-    CoreEnv {
+    EnvOverride {
         var: "CONSUME_FREQUENCY",
         key: "timeline.consume_frequency",
+        kind: EnvKind::Number,
         help: "seconds between timeline polls; 0 = exactly when due (default 1.0)",
-        apply: |c, v| match v.trim().parse::<f64>() {
-            Ok(f) if f.is_finite() && f >= 0.0 => {
-                c.timeline.consume_frequency = f;
-                Ok(())
-            }
-            _ => Err("expected a number of seconds >= 0".into()),
-        },
     },
-    CoreEnv {
+    EnvOverride {
         var: "CONSUME_FROM",
         key: "timeline.consume_from",
+        kind: EnvKind::Text,
         help: "earliest, latest or an ISO 8601 instant (default latest)",
-        apply: |c, v| {
-            c.timeline.consume_from = v.parse()?;
-            Ok(())
-        },
     },
-    CoreEnv {
+    EnvOverride {
         var: "CONSUME_BATCH_SIZE",
         key: "timeline.consume_batch_size",
+        kind: EnvKind::Integer,
         help: "most events taken per poll (default 10)",
-        apply: |c, v| {
-            c.timeline.consume_batch_size = positive_u32(v)? as usize;
-            Ok(())
-        },
     },
-    CoreEnv {
+    EnvOverride {
         var: "SIMULATION_SEED",
         key: "simulation.seed",
+        kind: EnvKind::Integer,
         help: "seed of all random choices; unset = random, logged (default unset)",
-        apply: |c, v| {
-            let seed = v
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| "expected a whole number >= 0")?;
-            c.simulation.seed = Some(seed);
-            Ok(())
-        },
     },
-    CoreEnv {
+    EnvOverride {
         var: "SIMULATION_SPEED",
         key: "simulation.speed",
+        kind: EnvKind::Text,
         help: "simulated seconds per wall second, or max (default 1.0)",
-        apply: |c, v| {
-            c.simulation.speed = v.parse()?;
-            Ok(())
-        },
     },
-    CoreEnv {
+    EnvOverride {
         var: "SIMULATION_START",
         key: "simulation.start",
+        kind: EnvKind::Text,
         help: "now or an RFC 3339 instant (default now)",
-        apply: |c, v| {
-            c.simulation.start = v.parse()?;
-            Ok(())
-        },
     },
-    CoreEnv {
+    EnvOverride {
         var: "SIMULATION_DURATION",
         key: "simulation.duration",
+        kind: EnvKind::Text,
         help: "close the doors after this simulated time, e.g. 8h (default unset)",
-        apply: |c, v| {
-            c.simulation.duration = Some(duration::parse(v)?);
-            Ok(())
-        },
     },
 ];
-
-/// Applies the core's environment variables.
-pub fn apply_core_env(config: &mut PipelineConfig, env: &Environment) -> Result<(), ConfigError> {
-    for entry in CORE_ENV {
-        if let Some(value) = env.get(entry.var) {
-            (entry.apply)(config, value).map_err(|why| {
-                ConfigError(format!(
-                    "environment variable {}: invalid value {value:?}: {why}",
-                    entry.var
-                ))
-            })?;
-        }
-    }
-    Ok(())
-}
 
 /// `--sink` (repeatable) > `SINKS` (comma-separated) > a sink's own selecting variable
 /// (`TESTING_MOCK_MQTT=true` selects the stdout sink): each replaces the sink list. A named type keeps its settings from the file when it is there.
@@ -257,8 +170,10 @@ pub fn apply_flags(config: &mut PipelineConfig, flags: &Flags) {
     simulation.duration = flags.duration.or(simulation.duration);
 }
 
-/// Applies a plugin type's environment table to the settings of one of its instances.
-pub fn apply_plugin_env(
+/// Applies an environment table (the core's, or a plugin type's to one of its instances) to a
+/// section of the file: each variable that is set has its value checked by its kind and put at
+/// its key. The typed parse that follows checks what the kind cannot (a speed, an instant).
+pub fn apply_env(
     settings: &mut serde_yaml::Mapping,
     table: &[EnvOverride],
     env: &Environment,
@@ -290,6 +205,12 @@ pub fn apply_plugin_env(
                     .ok_or_else(|| invalid("a number"))?;
                 serde_yaml::Value::Number(number.into())
             }
+            EnvKind::List => serde_yaml::Value::Sequence(
+                text.split(',')
+                    .map(|item| item.trim().parse::<i64>().map(serde_yaml::Value::from))
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| invalid("whole numbers separated by commas, e.g. 0,0"))?,
+            ),
             EnvKind::Boolean => {
                 serde_yaml::Value::Bool(parse_bool(text).ok_or_else(|| invalid("true or false"))?)
             }

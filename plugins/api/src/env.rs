@@ -13,6 +13,8 @@ pub enum EnvKind {
     Number,
     /// `true`/`false` (also `1`/`0`, `yes`/`no`).
     Boolean,
+    /// Whole numbers separated by commas (`0,0`), for a key that holds a list.
+    List,
 }
 
 /// An environment variable that overrides one key of a config (precedence: flag > env > YAML >
