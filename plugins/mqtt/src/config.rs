@@ -33,7 +33,7 @@ impl ProtocolVersion {
 }
 
 /// Config of the `mqtt` sink. Every setting of the original service keeps its environment
-/// variable (see [`MqttConfig::ENV`]).
+/// variable (the `ENV` table at the end of this file: its `SinkConfig::ENV`).
 #[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, crate = "customersim_plugin_api::serde")]
 pub struct MqttConfig {
