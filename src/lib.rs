@@ -23,7 +23,7 @@
 //!   [`cli::main`] is also the entry point of out-of-tree binaries that add their own plugins.
 //! - [`config`]: loading the pipeline file, `${VAR}` interpolation, environment and flag
 //!   overrides (flag > env > YAML > default), validation, and secret masking for `validate`.
-//! - [`env`]: the process environment as an injectable value (tests build one from pairs). The
+//! - [`env`](mod@env): the process environment as an injectable value (tests build one from pairs). The
 //!   variables themselves are typed tables: the core's in [`config::overrides::CORE_ENV`], each
 //!   plugin's in its config type's `ENV`; the README's *Environment variables* table lists them
 //!   all for users.

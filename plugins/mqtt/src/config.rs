@@ -34,7 +34,7 @@ impl ProtocolVersion {
 }
 
 /// Config of the `mqtt` sink. Every setting of the original service keeps its environment
-/// variable (see [`MqttConfig::ENV`]).
+/// variable (the `ENV` table at the end of this file: its `PluginConfig::ENV`).
 #[sink_config]
 #[derive(Clone)]
 pub struct MqttConfig {
