@@ -5,15 +5,15 @@
 //!
 //! ```text
 //! sources ──► timeline ──► scheduler ──► sinks
-//! (plugins)   (memory | redis)  (clock, CONSUME_*)   (plugins)
+//! (plugins)   (a backend plugin)  (clock, CONSUME_*)   (plugins, each fed from its own queue)
 //! ```
 //!
-//! This crate is the core. It finds plugins through the registry, by the `type` names of the
-//! pipeline file; it names the built-in ones in the `use … as _;` lines below, which link them so
-//! their registrations are not dropped by the linker, and in the built-in default pipeline
-//! (`configs/default.yaml`, embedded). One exception remains in code: `TESTING_MOCK_MQTT=true`
-//! replaces the sink list with the sink named `stdout` ([`config::overrides`]). Plugins, built in
-//! or out of tree, depend only on [`customersim_plugin_api`] (re-exported as [`plugin_api`]).
+//! This crate is the core. It finds sources, sinks and timeline backends through the registry, by
+//! the names in the pipeline file, and never names one in its code: the `use … as _;` lines below
+//! only link the built-in plugins (each behind its cargo feature) so the linker keeps their
+//! registrations, and the embedded default pipeline (`configs/default.yaml`) names the ones it
+//! uses. Plugins, built in or out of tree, depend only on [`customersim_plugin_api`] (re-exported
+//! as [`plugin_api`]).
 //!
 //! `docs/architecture.md` is the maintainer's map: the data flow, the crates, how plugins
 //! register, the determinism model, the timeline backends and the test layout.
@@ -22,17 +22,19 @@
 //! - [`cli`]: the `customersim` command line (`run`, `validate`, `plugins`) and its exit codes;
 //!   [`cli::main`] is also the entry point of out-of-tree binaries that add their own plugins.
 //! - [`config`]: loading the pipeline file, `${VAR}` interpolation, environment and flag
-//!   overrides (flag > env > YAML > default), validation, and secret masking for `validate`.
-//! - [`env`](mod@env): the process environment as an injectable value (tests build one from pairs). The
-//!   variables themselves are typed tables: the core's in [`config::overrides::CORE_ENV`], each
-//!   plugin's in its config type's `ENV`; the README's *Environment variables* table lists them
-//!   all for users.
-//! - [`registry`]: finding registered source and sink types by name.
-//! - [`timeline`]: the timeline backends: the in-process `memory` one and the `redis` one that
-//!   several instances share (atomic leased claims, kept across restarts).
+//!   overrides (flag > env > YAML > default), and checks.
+//! - [`env`](mod@env): the process environment as an injectable value (tests build one from
+//!   pairs). The variables themselves are tables of one kind
+//!   ([`plugin_api::EnvOverride`]): the core's in [`config::overrides::CORE_ENV`], each plugin's
+//!   in its config type's `ENV`; the README's *Environment variables* table lists them all.
+//! - [`registry`]: finding registered plugins by role and name; `customersim plugins`' list.
+//! - [`contract`]: the rules every registered plugin must meet, checked by the test suite (and by
+//!   out-of-tree plugin crates in theirs).
+//! - [`pipeline`]: checks and builds the plugins of a resolved config and runs them in named
+//!   phases (clock, timeline, sinks, sources, scheduling, stop).
 //! - [`scheduler`]: takes due events off the timeline (CONSUME_FREQUENCY, CONSUME_BATCH_SIZE,
 //!   CONSUME_FROM), drives the virtual clock, hands batches to the sinks, counts and warns.
-//! - [`pipeline`]: builds the plugins of a resolved config and runs them to the end.
+//! - [`fanout`]: each sink's bounded queue and task, so a slow sink slows only itself.
 //! - [`metrics`]: the core's Prometheus metrics.
 //! - [`shutdown`]: SIGINT/SIGTERM handling.
 //! - [`logging`]: LOG_LEVEL / LOG_FILENAME.
