@@ -16,12 +16,28 @@ use crate::plugin_api::{Event, PluginError, Sink, SinkContext, Topics};
 /// Batches a sink's queue holds before the scheduler waits for it (or drops, for a lossy sink).
 const QUEUE_BATCHES: usize = 16;
 
-/// What a sink task is handed.
-enum Delivery {
-    /// Events due on the timeline, in time order.
-    Batch(Arc<[Event]>),
-    /// Events to publish at once; answered when this sink published them.
-    Now(Arc<[Event]>, oneshot::Sender<Result<(), String>>),
+/// What a sink task is handed: a time-ordered batch, and where to say that this sink published
+/// it (for immediate batches, whose sender waits for that, and for leased claims, which are
+/// acknowledged only once every sink published them).
+struct Delivery {
+    events: Arc<[Event]>,
+    done: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+/// Tells when every reliable sink published a batch.
+pub struct Receipt(Vec<(String, oneshot::Receiver<Result<(), String>>)>);
+
+impl Receipt {
+    /// Waits until every sink published the batch; the first failure wins.
+    pub async fn wait(self) -> Result<(), String> {
+        for (name, answer) in self.0 {
+            answer
+                .await
+                .unwrap_or_else(|_| Err("stopped".to_string()))
+                .map_err(|why| format!("sink {name}: {why}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// The queue of one sink.
@@ -76,11 +92,20 @@ impl Sinks {
     }
 
     /// Hands a time-ordered batch to every sink's queue; waits while a reliable sink's queue is
-    /// full.
-    pub async fn deliver(&self, events: Arc<[Event]>) -> Result<(), SinkStopped> {
+    /// full. With `receipt`, also returns what tells when every reliable sink published it (a
+    /// lossy sink is never waited for).
+    pub async fn deliver(
+        &self,
+        events: Arc<[Event]>,
+        receipt: bool,
+    ) -> Result<Option<Receipt>, SinkStopped> {
+        let mut answers = Vec::new();
         for feed in &self.feeds {
-            let delivery = Delivery::Batch(events.clone());
             if feed.lossy {
+                let delivery = Delivery {
+                    events: events.clone(),
+                    done: None,
+                };
                 match feed.queue.try_send(delivery) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
@@ -90,43 +115,42 @@ impl Sinks {
                         return Err(SinkStopped(feed.name.clone()));
                     }
                 }
-            } else if feed.queue.send(delivery).await.is_err() {
+                continue;
+            }
+            let done = receipt.then(|| {
+                let (done, answer) = oneshot::channel();
+                answers.push((feed.name.clone(), answer));
+                done
+            });
+            let delivery = Delivery {
+                events: events.clone(),
+                done,
+            };
+            if feed.queue.send(delivery).await.is_err() {
                 return Err(SinkStopped(feed.name.clone()));
             }
         }
-        Ok(())
+        Ok(receipt.then_some(Receipt(answers)))
     }
 
     /// Hands an immediate batch to every sink; its answer comes once every sink published it
     /// (in a task of its own, so the scheduler does not wait for the answer).
     pub async fn deliver_now(&self, batch: ImmediateBatch) -> Result<(), SinkStopped> {
-        let events: Arc<[Event]> = batch.events.into();
-        let mut answers = Vec::with_capacity(self.feeds.len());
-        for feed in &self.feeds {
-            let (done, answer) = oneshot::channel();
-            if feed
-                .queue
-                .send(Delivery::Now(events.clone(), done))
-                .await
-                .is_err()
-            {
-                let _ = batch.done.send(Err(format!("sink {} stopped", feed.name)));
-                return Err(SinkStopped(feed.name.clone()));
+        let receipt = self.deliver(batch.events.into(), true).await;
+        let done = batch.done;
+        match receipt {
+            Ok(Some(receipt)) => {
+                tokio::spawn(async move {
+                    let _ = done.send(receipt.wait().await);
+                });
+                Ok(())
             }
-            answers.push((feed.name.clone(), answer));
+            Ok(None) => Ok(()),
+            Err(SinkStopped(name)) => {
+                let _ = done.send(Err(format!("sink {name} stopped")));
+                Err(SinkStopped(name))
+            }
         }
-        tokio::spawn(async move {
-            let mut outcome = Ok(());
-            for (name, answer) in answers {
-                let result = answer.await.unwrap_or_else(|_| Err("stopped".to_string()));
-                if let Err(why) = result {
-                    outcome = Err(format!("sink {name}: {why}"));
-                    break;
-                }
-            }
-            let _ = batch.done.send(outcome);
-        });
-        Ok(())
     }
 
     /// Lets every sink work off its queue, flush and close; the first error wins.
@@ -157,11 +181,7 @@ async fn feed(
     counters: SinkCounters,
 ) -> Result<(), PluginError> {
     let mut outcome = Ok(());
-    while let Some(delivery) = queue.recv().await {
-        let (events, answer) = match delivery {
-            Delivery::Batch(events) => (events, None),
-            Delivery::Now(events, answer) => (events, Some(answer)),
-        };
+    while let Some(Delivery { events, done }) = queue.recv().await {
         let result = sink.publish(&events).await;
         match &result {
             Ok(()) => counters.count(&events),
@@ -169,8 +189,8 @@ async fn feed(
                 counters.errors.inc();
             }
         }
-        if let Some(answer) = answer {
-            let _ = answer.send(result.as_ref().map_err(ToString::to_string).copied());
+        if let Some(done) = done {
+            let _ = done.send(result.as_ref().map_err(ToString::to_string).copied());
         }
         if let Err(error) = result {
             outcome = Err(error);

@@ -43,7 +43,7 @@ pub fn plugin_env_vars() -> Vec<(&'static str, &'static EnvOverride)> {
 /// One line per registered plugin, for `customersim plugins`: role, name, description, crate.
 pub fn plugin_list() -> String {
     fn lines<R: Role + ?Sized>(out: &mut String) {
-        let noun = R::NOUN.rsplit(' ').next().unwrap_or(R::NOUN);
+        let noun = R::NOUN.split(' ').next().unwrap_or(R::NOUN);
         for plugin in registered::<R>() {
             out.push_str(&format!(
                 "{noun:<8} {:<15} {} [{}]\n",

@@ -129,10 +129,7 @@ impl Scheduler {
                         if let Some(last) = claim.events.last() {
                             self.clock_driver.advance_to(last.due_ms);
                         }
-                        self.deliver(claim.events, report).await?;
-                        if let Some(lease) = claim.lease {
-                            self.acknowledge(&lease).await;
-                        }
+                        self.deliver(claim.events, claim.lease, report).await?;
                     }
                     Err(error) => {
                         self.backend_trouble(error, &mut outage).await?;
@@ -241,9 +238,13 @@ impl Scheduler {
         }
     }
 
+    /// Hands claimed events to the sinks. A leased claim is acknowledged once every sink
+    /// published it (in a task of its own, so the scheduler goes on meanwhile): an instance that
+    /// dies before then leaves the lease to expire, and another instance publishes the events.
     async fn deliver(
         &mut self,
         mut events: Vec<Event>,
+        lease: Option<String>,
         report: &mut RunReport,
     ) -> Result<(), PluginError> {
         if let Some(skip_before) = self.settings.skip_before_ms {
@@ -262,19 +263,38 @@ impl Scheduler {
                 self.metrics.skipped.inc_by(skipped);
             }
         }
-        if events.is_empty() {
-            return Ok(());
-        }
         report.published += events.len() as u64;
-        self.publish(events).await?;
-        Ok(())
-    }
-
-    async fn publish(&mut self, events: Vec<Event>) -> Result<(), PluginError> {
         if let Some(presence) = &self.presence {
             presence.apply(&events);
         }
-        self.sinks.deliver(events.into()).await.map_err(stopped)
+        let receipt = if events.is_empty() {
+            None
+        } else {
+            self.sinks
+                .deliver(events.into(), lease.is_some())
+                .await
+                .map_err(stopped)?
+        };
+        if let Some(lease) = lease {
+            let timeline = self.timeline.clone();
+            tokio::spawn(async move {
+                if let Some(receipt) = receipt
+                    && receipt.wait().await.is_err()
+                {
+                    // A sink failed: the run ends with its error; the lease expires and another
+                    // instance publishes the events.
+                    return;
+                }
+                if let Err(error) = timeline.acknowledge(&lease).await {
+                    tracing::warn!(
+                        "could not acknowledge claimed events (they may be published again): {error}"
+                    );
+                }
+                // The run may be waiting for its last events to be acknowledged.
+                timeline.scheduled().notify_one();
+            });
+        }
+        Ok(())
     }
 
     async fn deliver_immediate(
@@ -287,14 +307,6 @@ impl Scheduler {
         }
         report.published += batch.events.len() as u64;
         self.sinks.deliver_now(batch).await.map_err(stopped)
-    }
-
-    async fn acknowledge(&self, lease: &str) {
-        if let Err(error) = self.timeline.acknowledge(lease).await {
-            tracing::warn!(
-                "could not acknowledge claimed events (they may be published again): {error}"
-            );
-        }
     }
 
     /// Logs the first failure of an outage and waits before the next try, backing off from

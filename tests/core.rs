@@ -515,7 +515,9 @@ fn plugins_lists_exactly_the_registered_plugins() {
             "source random_walk",
             "sink amqp",
             "sink mqtt",
-            "sink stdout"
+            "sink stdout",
+            "timeline memory",
+            "timeline redis"
         ]
     );
 }

@@ -32,8 +32,9 @@ fn defaults_fill_every_section() {
     assert_eq!(config.simulation.speed, Speed::Factor(1.0));
     assert!(resolved.seed_drawn);
     assert_eq!(
-        config.sources[0].settings["average_in_store"].as_f64(),
-        Some(6.0)
+        resolved.shown["sources"][0]["average_in_store"].as_f64(),
+        Some(6.0),
+        "validate shows the plugin's defaults"
     );
 }
 

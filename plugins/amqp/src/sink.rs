@@ -125,13 +125,20 @@ impl Sink for AmqpSink {
         };
         let capacity = sender.max_capacity();
         for chunk in batch.chunks(capacity) {
+            // Once the run stops, events already queued for this sink are still published, but a
+            // broker that takes nothing holds the process at most `close_timeout` longer.
+            let stuck = || {
+                PluginError::Fatal(format!(
+                    "amqp: stopped while the broker does not take events; {} accepted events were not delivered",
+                    self.outstanding()
+                ))
+            };
             let permits = tokio::select! {
                 permits = sender.reserve_many(chunk.len()) => permits,
                 () = wait_for(&self.shutdown) => {
-                    return Err(PluginError::Fatal(format!(
-                        "amqp: stopped while the broker does not take events; {} accepted events were not delivered",
-                        self.outstanding()
-                    )));
+                    tokio::time::timeout(self.close_timeout, sender.reserve_many(chunk.len()))
+                        .await
+                        .map_err(|_| stuck())?
                 }
             };
             let Ok(permits) = permits else {
