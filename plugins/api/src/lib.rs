@@ -9,6 +9,9 @@
 //! # Layout
 //! - [`event`]: the event model ([`Event`], [`CustomerId`], [`Topics`]) and the payload bytes of the
 //!   original service's contract.
+//! - [`arrivals`]: when simulated shoppers come in ([`ArrivalProcess`]): Poisson arrivals shaped by
+//!   opening hours and an hourly profile, and the [`Entrance`] that queues arrivals beyond a
+//!   capacity; [`ArrivalsConfig`] is the config fragment the simulated sources share.
 //! - [`backoff`]: exponential backoff ([`Backoff`]) for reaching peers that are down.
 //! - [`clock`]: the simulated clock ([`Clock`]): real time, scaled, or virtual (as fast as sinks go).
 //! - [`timeline`]: the [`Timeline`] contract that backends implement, and the [`Watermark`] a
@@ -23,6 +26,7 @@
 //! - [`json`]: the JSON string writer that reproduces Python's `json.dumps` escaping.
 //! - [`secret`]: masking passwords in URLs for logs and `validate`.
 
+pub mod arrivals;
 pub mod backoff;
 pub mod clock;
 pub mod context;
@@ -34,6 +38,9 @@ pub mod plugin;
 pub mod secret;
 pub mod timeline;
 
+pub use arrivals::{
+    Admission, ArrivalProcess, ArrivalRules, ArrivalsConfig, Entrance, QueueMetrics, QueueStats,
+};
 pub use async_trait::async_trait;
 pub use backoff::Backoff;
 pub use clock::Clock;
