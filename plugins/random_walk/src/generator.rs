@@ -7,7 +7,10 @@ use std::sync::Arc;
 use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::rand_distr::{Distribution, Exp, StandardNormal};
 use customersim_plugin_api::rand_pcg::{Pcg32, Pcg64};
-use customersim_plugin_api::{CustomerId, Event, EventKind, Roster, StoreLayout, derive_seed};
+use customersim_plugin_api::{
+    Admission, ArrivalProcess, ArrivalRules, CustomerId, Entrance, Event, EventKind, QueueMetrics,
+    QueueStats, Roster, StoreLayout, derive_seed,
+};
 
 /// Checked model parameters (from [`crate::RandomWalkConfig`]).
 #[derive(Clone, Debug)]
@@ -18,6 +21,8 @@ pub struct WalkParams {
     pub mean_dwell_ms: f64,
     pub walk_step_ms: i64,
     pub id_prefix: String,
+    /// Time of day and capacity.
+    pub arrivals: ArrivalRules,
 }
 
 /// Shortest time between two events of one shopper.
@@ -57,13 +62,12 @@ pub struct Generator {
     seed: u64,
     /// Arrival times and roster draws come from this stream.
     arrival_rng: Pcg64,
-    /// Exponential inter-arrival times (per millisecond); `None` when the target is 0.
-    inter_arrival: Option<Exp<f64>>,
-    /// When the next shopper arrives; `None` once the doors closed.
+    /// When shoppers arrive.
+    arrival_times: ArrivalProcess,
+    /// When the next shopper arrives; `None` once the doors closed (or if nobody ever comes).
     next_arrival_ms: Option<i64>,
-    /// The arrival process's own time with its fractions of a millisecond, so busy stores get
-    /// several arrivals per millisecond instead of a rate capped at 1,000/s.
-    arrival_clock_ms: f64,
+    /// Who is let in, and the queue outside when the store is at capacity.
+    entrance: Entrance,
     doors_close_ms: Option<i64>,
     /// Slots of shoppers; `free` lists reusable slots.
     shoppers: Vec<Shopper>,
@@ -90,26 +94,23 @@ impl Generator {
         doors_close_ms: Option<i64>,
         roster: Option<Arc<dyn Roster>>,
     ) -> Generator {
+        // Little's law: this rate keeps `average_in_store` inside on average (while open).
         let rate_per_ms = params.average_in_store / params.mean_visit_ms;
-        let inter_arrival =
-            (rate_per_ms > 0.0).then(|| Exp::new(rate_per_ms).expect("positive rate"));
         let mut arrival_rng = Pcg64::seed_from_u64(derive_seed(seed, u64::MAX));
-        let arrival_clock_ms = origin_ms as f64
-            + inter_arrival
-                .as_ref()
-                .map_or(0.0, |exp| exp.sample(&mut arrival_rng));
-        let next_arrival_ms = inter_arrival
-            .as_ref()
-            .map(|_| arrival_clock_ms.floor() as i64);
+        let arrival_times = params
+            .arrivals
+            .process(rate_per_ms, origin_ms, &mut arrival_rng);
+        let next_arrival_ms = arrival_times.next_ms();
+        let entrance = params.arrivals.entrance();
         let expected = (params.average_in_store * 1.02 + 64.0) as usize;
         Generator {
             params,
             store,
             seed,
             arrival_rng,
-            inter_arrival,
+            arrival_times,
             next_arrival_ms,
-            arrival_clock_ms,
+            entrance,
             doors_close_ms,
             shoppers: Vec::with_capacity(expected),
             free: Vec::new(),
@@ -142,9 +143,31 @@ impl Generator {
         self.waiting
     }
 
+    /// Reports the entrance queue to these metrics from now on.
+    pub fn report_queue_to(&mut self, metrics: QueueMetrics) {
+        let entrance = std::mem::replace(&mut self.entrance, Entrance::new(None));
+        self.entrance = entrance.with_metrics(metrics);
+    }
+
+    /// What the queue outside saw so far; `None` without a capacity (nobody ever queues).
+    pub fn queue_stats(&self) -> Option<&QueueStats> {
+        self.params
+            .arrivals
+            .capacity
+            .map(|_| self.entrance.stats())
+    }
+
+    /// How many arrivals wait outside for the store to have room.
+    pub fn queued_arrivals(&self) -> usize {
+        self.entrance.waiting()
+    }
+
     /// Whether the doors closed and the last shopper left.
     pub fn is_finished(&self) -> bool {
-        self.next_arrival_ms.is_none() && self.agenda.is_empty() && self.waiting == 0
+        self.next_arrival_ms.is_none()
+            && self.agenda.is_empty()
+            && self.waiting == 0
+            && self.entrance.waiting() == 0
     }
 
     /// Appends the events due before `horizon_ms` (at most `max` of them) to `out`, in time order,
@@ -181,16 +204,19 @@ impl Generator {
         if self.doors_closed_at(at_ms) {
             self.next_arrival_ms = None;
             self.waiting = 0;
+            self.entrance.turn_away_all();
             return;
         }
-        let gap = self
-            .inter_arrival
-            .as_ref()
-            .expect("arrivals need a rate")
-            .sample(&mut self.arrival_rng);
-        self.arrival_clock_ms += gap;
-        self.next_arrival_ms = Some((self.arrival_clock_ms.floor() as i64).max(at_ms));
-        self.admit(at_ms);
+        self.arrival_times.advance(&mut self.arrival_rng);
+        self.next_arrival_ms = self.arrival_times.next_ms();
+        // One who has to queue goes home when the store closes before a place frees up.
+        let gives_up_ms = match (self.arrival_times.open_until(at_ms), self.doors_close_ms) {
+            (Some(closing), Some(doors)) => Some(closing.min(doors)),
+            (closing, doors) => closing.or(doors),
+        };
+        if self.entrance.arrive(at_ms, gives_up_ms) == Admission::Enter {
+            self.admit(at_ms);
+        }
     }
 
     /// Lets one shopper in at `at_ms`, or counts a waiting arrival when the roster is all inside.
@@ -295,6 +321,10 @@ impl Generator {
                 }
             }
         }
+        // The place that freed up goes to the first one queueing outside.
+        if let Some(enter_ms) = self.entrance.leave(at_ms) {
+            self.admit(enter_ms);
+        }
     }
 
     /// Decides the shopper's next event after one at `at_ms`, returning when it is due.
@@ -385,6 +415,7 @@ mod tests {
             mean_dwell_ms: 20_000.0,
             walk_step_ms: 2_000,
             id_prefix: String::new(),
+            arrivals: ArrivalRules::default(),
         }
     }
 

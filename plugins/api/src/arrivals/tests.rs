@@ -130,12 +130,7 @@ fn bad_values_are_refused_naming_the_key() {
 
 #[test]
 fn without_the_keys_arrivals_are_the_exponential_gaps_of_before() {
-    let rules = ArrivalsConfig {
-        timezone: default_timezone(),
-        ..ArrivalsConfig::default()
-    }
-    .check()
-    .unwrap();
+    let rules = ArrivalsConfig::default().check().unwrap();
     assert!(!rules.is_shaped());
     assert_eq!(rules.capacity, None);
     let rate = 6.0 / 600_000.0;
