@@ -151,10 +151,7 @@ impl Generator {
 
     /// What the queue outside saw so far; `None` without a capacity (nobody ever queues).
     pub fn queue_stats(&self) -> Option<&QueueStats> {
-        self.params
-            .arrivals
-            .capacity
-            .map(|_| self.entrance.stats())
+        self.params.arrivals.capacity.map(|_| self.entrance.stats())
     }
 
     /// How many arrivals wait outside for the store to have room.

@@ -21,11 +21,12 @@ mod generator;
 
 use std::time::Duration;
 
-use customersim_plugin_api::serde::{Deserialize, Serialize};
 use customersim_plugin_api::arrivals::default_timezone;
+use customersim_plugin_api::serde::{Deserialize, Serialize};
 use customersim_plugin_api::{
-    ArrivalsConfig, Backoff, BuildContext, EnvKind, EnvOverride, Event, PluginError, Source, SourceConfig,
-    QueueMetrics, SourceContext, TimelineError, async_trait, duration, register_source, tracing,
+    ArrivalsConfig, Backoff, BuildContext, EnvKind, EnvOverride, Event, PluginError, QueueMetrics,
+    Source, SourceConfig, SourceContext, TimelineError, async_trait, duration, register_source,
+    tracing,
 };
 
 pub use generator::{Generator, WalkParams};
