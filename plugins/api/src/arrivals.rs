@@ -433,6 +433,11 @@ impl ArrivalProcess {
         };
     }
 
+    /// Whether the store is open at `at_ms` (always, without opening hours).
+    pub fn is_open_at(&self, at_ms: i64) -> bool {
+        self.open_until(at_ms) != Some(at_ms)
+    }
+
     /// Until when the store stays open without a break from `at_ms` on: the next closing time, or
     /// `at_ms` itself when it is closed then; `None` when it never closes.
     pub fn open_until(&self, at_ms: i64) -> Option<i64> {

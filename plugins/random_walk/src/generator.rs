@@ -308,9 +308,9 @@ impl Generator {
         if let Some(roster) = &self.roster {
             roster.release(&id);
             if self.waiting > 0 {
-                // The longest-waiting arrival comes in now, unless the doors closed meanwhile:
-                // then nobody waits any more.
-                if self.doors_closed_at(at_ms + 1) {
+                // The longest-waiting arrival comes in now, unless the doors closed or the store
+                // closed for the night meanwhile: then nobody waits any more.
+                if self.doors_closed_at(at_ms + 1) || !self.arrival_times.is_open_at(at_ms + 1) {
                     self.waiting = 0;
                 } else {
                     self.waiting -= 1;
@@ -622,6 +622,72 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn arrivals_waiting_for_a_listed_customer_do_not_come_in_after_closing_time() {
+        let mut p = params(20.0);
+        p.arrivals = customersim_plugin_api::ArrivalsConfig {
+            opening_hours: Some(vec!["08:00".into(), "20:00".into()]),
+            ..Default::default()
+        }
+        .check()
+        .unwrap();
+        let (events, most_waiting) = run_listed(p, TestRoster::new(10), 3 * DAY_MS, None);
+        assert!(
+            most_waiting > 0,
+            "a list smaller than the target makes arrivals wait"
+        );
+        let enters: Vec<i64> = events
+            .iter()
+            .filter(|e| e.kind == EventKind::Enter)
+            .map(|e| e.due_ms.rem_euclid(DAY_MS))
+            .collect();
+        assert!(enters.len() > 100);
+        for at in enters {
+            assert!(
+                (8 * 3_600_000..20 * 3_600_000).contains(&at),
+                "entered at {at} ms of the day"
+            );
+        }
+    }
+
+    #[test]
+    fn capacity_keeps_the_store_from_overfilling_and_queues_the_rest() {
+        let mut p = params(20.0);
+        p.arrivals = customersim_plugin_api::ArrivalsConfig {
+            capacity: Some(12),
+            ..Default::default()
+        }
+        .check()
+        .unwrap();
+        let mut generator = Generator::new(p, STORE, 9, 0, Some(DAY_MS), None);
+        let (mut events, mut horizon, mut most_queued) = (Vec::new(), 0, 0);
+        while !generator.is_finished() {
+            horizon += 7_000;
+            generator.generate(horizon, &mut events, usize::MAX);
+            most_queued = most_queued.max(generator.queued_arrivals());
+        }
+        let (mut inside, mut most_inside) = (0i64, 0i64);
+        for event in &events {
+            match event.kind {
+                EventKind::Enter => inside += 1,
+                EventKind::Exit => inside -= 1,
+                EventKind::Move { .. } => {}
+            }
+            most_inside = most_inside.max(inside);
+        }
+        assert_eq!(most_inside, 12);
+        assert_eq!(generator.peak_inside(), 12);
+        assert!(most_queued > 0);
+        let stats = generator.queue_stats().expect("a capacity keeps stats");
+        assert!(stats.entered_after_waiting > 100, "{stats}");
+        assert_eq!(
+            stats.queued,
+            stats.entered_after_waiting + stats.turned_away,
+            "everyone who queued came in or went home"
+        );
+        assert_eq!(inside, 0, "everyone left");
     }
 
     #[test]
