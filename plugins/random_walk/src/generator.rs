@@ -206,8 +206,14 @@ impl Generator {
         }
         self.arrival_times.advance(&mut self.arrival_rng);
         self.next_arrival_ms = self.arrival_times.next_ms();
-        // One who has to queue goes home when the store closes before a place frees up.
-        let gives_up_ms = match (self.arrival_times.open_until(at_ms), self.doors_close_ms) {
+        // One who has to queue goes home when the store closes before a place frees up (only
+        // looked up when there is a queue: it walks the day's hours).
+        let closing_ms = self
+            .params
+            .arrivals
+            .capacity
+            .and_then(|_| self.arrival_times.open_until(at_ms));
+        let gives_up_ms = match (closing_ms, self.doors_close_ms) {
             (Some(closing), Some(doors)) => Some(closing.min(doors)),
             (closing, doors) => closing.or(doors),
         };
