@@ -212,6 +212,7 @@ impl Source for RandomWalk {
         };
         let mut previous_watermark = origin;
         let mut announced_wait = false;
+        let mut announced_queue = false;
         loop {
             if cx.shutdown.is_triggered() {
                 return Ok(());
@@ -228,6 +229,12 @@ impl Source for RandomWalk {
                     "random_walk: every listed customer is inside; arrivals wait for someone to leave"
                 );
                 announced_wait = true;
+            }
+            if generator.queued_arrivals() > 0 && !announced_queue {
+                tracing::info!(
+                    "random_walk: the store is at capacity; arrivals queue outside until someone leaves"
+                );
+                announced_queue = true;
             }
             if generator.is_finished() {
                 cx.watermark.finish();
