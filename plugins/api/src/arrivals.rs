@@ -435,7 +435,10 @@ impl ArrivalProcess {
 
     /// Whether the store is open at `at_ms` (always, without opening hours).
     pub fn is_open_at(&self, at_ms: i64) -> bool {
-        self.open_until(at_ms) != Some(at_ms)
+        match &self.times {
+            Some(Times::Shaped { shape, .. }) => shape.segment(at_ms).open,
+            _ => true,
+        }
     }
 
     /// Until when the store stays open without a break from `at_ms` on: the next closing time, or

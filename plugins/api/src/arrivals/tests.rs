@@ -219,6 +219,9 @@ fn part_hours_and_overnight_hours_are_open_exactly_then() {
         Some(midnight + 12 * HOUR_MS),
         "closed at noon"
     );
+    assert!(process.is_open_at(midnight + 6 * HOUR_MS));
+    assert!(!process.is_open_at(midnight + 6 * HOUR_MS + 15 * 60_000));
+    assert!(process.is_open_at(midnight + 22 * HOUR_MS + 30 * 60_000));
 }
 
 #[test]
