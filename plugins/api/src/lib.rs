@@ -63,6 +63,9 @@
 //!   [`TimelinePlugin`]) the core finds through `inventory`; [`env`]: environment overrides.
 //! - [`clock`]: the simulated clock plugins read ([`Clock`]).
 //! - [`shutdown`]: the signal plugins listen to and their request to end the run.
+//! - [`arrivals`]: when simulated shoppers come in ([`ArrivalProcess`]): Poisson arrivals shaped
+//!   by opening hours and an hourly profile, and the [`Entrance`] that queues arrivals beyond a
+//!   capacity; [`ArrivalsConfig`] is the config fragment the simulated sources share.
 //! - [`layout`], [`roster`], [`presence`], [`publisher`], [`metrics`]: the store's floor plan, the
 //!   list of customers, who is inside, publishing at once, the Prometheus registry.
 //! - [`secret`]: the types that mark secrets in configs; [`duration`]: human durations (`30s`);
@@ -71,6 +74,7 @@
 //!   core and test harnesses; plugins never get them.
 //! - [`error`]: [`PluginError`] and the exit codes it maps to.
 
+pub mod arrivals;
 pub mod backoff;
 pub mod build;
 pub mod clock;
@@ -93,6 +97,9 @@ pub mod source;
 pub mod timeline;
 pub mod watermark;
 
+pub use arrivals::{
+    Admission, ArrivalProcess, ArrivalRules, ArrivalsConfig, Entrance, QueueMetrics, QueueStats,
+};
 pub use async_trait::async_trait;
 pub use backoff::Backoff;
 pub use build::BuildContext;
