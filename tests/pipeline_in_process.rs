@@ -19,8 +19,12 @@ use tokio::time::Instant;
 
 /// Builds the pipeline and runs it to its end; returns the outcome, the instant the run (and its
 /// clock) started, and the metrics text after the run.
-async fn run(yaml: &str, flags: &Flags) -> (Result<RunReport, PluginError>, Instant, String) {
-    let pipeline = Pipeline::build(resolve(yaml, flags)).expect("pipeline builds");
+async fn run(
+    yaml: &str,
+    flags: &Flags,
+    env: &[(&str, &str)],
+) -> (Result<RunReport, PluginError>, Instant, String) {
+    let pipeline = Pipeline::build(resolve(yaml, flags, env)).expect("pipeline builds");
     // The core registers its metrics when the run starts, in this registry.
     let metrics = pipeline.metrics().clone();
     let started = Instant::now();
@@ -49,25 +53,44 @@ fn metric(text: &str, name_and_labels: &str) -> u64 {
 #[tokio::test(start_paused = true)]
 async fn explicit_batch_size_and_frequency_are_honoured_exactly() {
     // A backlog of 23 events, all due at the start: it drains at CONSUME_BATCH_SIZE per poll,
-    // CONSUME_FREQUENCY apart.
-    for (key, frequency, batch_size, expected) in [
-        ("batching-a", 2.5, 4, vec![4, 4, 4, 4, 4, 3]),
-        ("batching-b", 0.25, 10, vec![10, 10, 3]),
-    ] {
+    // CONSUME_FREQUENCY apart. The settings come from the file, or from the environment over
+    // different ones in the file.
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], f64, Vec<usize>);
+    let cases: [Case; 2] = [
+        (
+            "batching-yaml",
+            "consume_frequency: 2.5, consume_batch_size: 4",
+            &[],
+            2.5,
+            vec![4, 4, 4, 4, 4, 3],
+        ),
+        (
+            "batching-env",
+            "consume_frequency: 3, consume_batch_size: 2",
+            &[("CONSUME_FREQUENCY", "0.25"), ("CONSUME_BATCH_SIZE", "10")],
+            0.25,
+            vec![10, 10, 3],
+        ),
+    ];
+    for (key, timeline, env, frequency, expected) in cases {
         let yaml = scripted(
-            &format!("consume_frequency: {frequency}, consume_batch_size: {batch_size}"),
+            timeline,
             &[0; 23],
             &format!("  - {{type: record, key: {key}}}\n"),
         );
-        let (outcome, started, _) = run(&yaml, &Flags::default()).await;
+        let (outcome, started, _) = run(&yaml, &Flags::default(), env).await;
         assert_eq!(outcome.unwrap().published, 23);
         let record = recording(key);
         let sizes: Vec<usize> = record.batches.iter().map(|b| b.events.len()).collect();
-        assert_eq!(sizes, expected, "at most {batch_size} events per poll");
+        assert_eq!(sizes, expected, "{key}: at most the batch size per poll");
         let poll = Duration::from_secs_f64(frequency);
-        assert!(record.batches[0].at - started <= poll, "first poll");
+        assert!(record.batches[0].at - started <= poll, "{key}: first poll");
         for pair in record.batches.windows(2) {
-            assert_eq!(pair[1].at - pair[0].at, poll, "polls {frequency} s apart");
+            assert_eq!(
+                pair[1].at - pair[0].at,
+                poll,
+                "{key}: polls {frequency} s apart"
+            );
         }
     }
 }
@@ -80,7 +103,7 @@ async fn frequency_zero_publishes_each_event_exactly_when_due() {
         &offsets,
         "  - {type: record, key: due-exactly}\n",
     );
-    let (outcome, started, _) = run(&yaml, &Flags::default()).await;
+    let (outcome, started, _) = run(&yaml, &Flags::default(), &[]).await;
     assert_eq!(outcome.unwrap().published, offsets.len() as u64);
     let record = recording("due-exactly");
     assert_eq!(record.batches.len(), offsets.len(), "one wake per due time");
@@ -108,7 +131,7 @@ async fn consume_from_decides_which_events_due_before_the_start_are_published() 
             &offsets,
             &format!("  - {{type: record, key: {key}}}\n"),
         );
-        let (outcome, started, metrics) = run(&yaml, &Flags::default()).await;
+        let (outcome, started, metrics) = run(&yaml, &Flags::default(), &[]).await;
         let report = outcome.unwrap();
         assert_eq!(report.skipped, skipped, "CONSUME_FROM={from}");
         assert_eq!(
@@ -147,14 +170,14 @@ async fn a_virtual_clock_publishes_the_same_events_as_a_scaled_one() {
         duration: Some(Duration::from_secs(20 * 60)),
         ..Flags::default()
     };
-    let (outcome, started, _) = run(&random_walk("max", "walk-max"), &flags).await;
+    let (outcome, started, _) = run(&random_walk("max", "walk-max"), &flags, &[]).await;
     outcome.unwrap();
     assert_eq!(
         Instant::now(),
         started,
         "speed max never waits for the wall clock"
     );
-    let (outcome, started, _) = run(&random_walk("60", "walk-60"), &flags).await;
+    let (outcome, started, _) = run(&random_walk("60", "walk-60"), &flags, &[]).await;
     outcome.unwrap();
     assert!(
         Instant::now() - started >= Duration::from_secs(20),
@@ -171,7 +194,7 @@ async fn a_run_with_a_duration_ends_by_itself_with_everyone_gone() {
         duration: Some(Duration::from_secs(45 * 60)),
         ..Flags::default()
     };
-    let (outcome, _, _) = run(&random_walk("max", "walk-duration"), &flags).await;
+    let (outcome, _, _) = run(&random_walk("max", "walk-duration"), &flags, &[]).await;
     let report = outcome.unwrap();
     let record = recording("walk-duration");
     assert!(record.flushed && record.closed);
@@ -207,7 +230,7 @@ async fn a_virtual_run_with_only_an_outside_source_ends_when_the_doors_close() {
          sources: [{{type: http_ingress, listen: \"127.0.0.1:0\"}}]\n\
          sinks: [{{type: record, key: outside-only}}]\n"
     );
-    let (outcome, _, _) = run(&yaml, &Flags::default()).await;
+    let (outcome, _, _) = run(&yaml, &Flags::default(), &[]).await;
     assert_eq!(outcome.unwrap().published, 0);
     let record = recording("outside-only");
     assert!(record.batches.is_empty());
@@ -227,7 +250,7 @@ async fn a_slow_sink_does_not_delay_a_fast_one() {
         &every_100ms(40),
         "  - {type: record, key: slow-reliable, delay_ms: 1000}\n  - {type: record, key: fast-beside-slow}\n",
     );
-    let (outcome, started, _) = run(&yaml, &Flags::default()).await;
+    let (outcome, started, _) = run(&yaml, &Flags::default(), &[]).await;
     assert_eq!(outcome.unwrap().published, 40);
     let fast = recording("fast-beside-slow").arrivals(START_MS, started);
     let slow = recording("slow-reliable").arrivals(START_MS, started);
@@ -256,7 +279,7 @@ async fn a_lossy_sink_that_falls_behind_drops_while_a_reliable_one_gets_everythi
         &every_100ms(100),
         "  - {type: record, key: lossy-slow, delay_ms: 1000, lossy: true}\n  - {type: record, key: reliable-beside-lossy}\n",
     );
-    let (outcome, started, metrics) = run(&yaml, &Flags::default()).await;
+    let (outcome, started, metrics) = run(&yaml, &Flags::default(), &[]).await;
     assert_eq!(outcome.unwrap().published, 100);
     let reliable = recording("reliable-beside-lossy").arrivals(START_MS, started);
     assert_eq!(reliable.len(), 100);
@@ -289,7 +312,7 @@ async fn a_failing_sink_ends_the_run_with_its_error_and_is_still_closed() {
         &every_100ms(10),
         "  - {type: record, key: failing, fail_after: 3}\n  - {type: record, key: healthy-beside-failing}\n",
     );
-    let (outcome, _, _) = run(&yaml, &Flags::default()).await;
+    let (outcome, _, _) = run(&yaml, &Flags::default(), &[]).await;
     let error = outcome.expect_err("the run fails");
     let message = error.to_string();
     assert!(!error.is_config(), "a failure while running: {message}");
@@ -316,7 +339,7 @@ async fn shutdown_mid_run_flushes_what_the_sinks_were_handed_and_returns_ok() {
          sinks:\n  - {{type: record, key: shut-down, delay_ms: 1000}}\n",
         every_100ms(100)
     );
-    let pipeline = Pipeline::build(resolve(&yaml, &Flags::default())).unwrap();
+    let pipeline = Pipeline::build(resolve(&yaml, &Flags::default(), &[])).unwrap();
     let shutdown = Shutdown::new();
     let trigger = shutdown.clone();
     let started = Instant::now();

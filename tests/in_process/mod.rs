@@ -221,14 +221,14 @@ impl Source for Script {
 pub const START: &str = "2026-03-01T09:00:00Z";
 pub const START_MS: i64 = 1_772_355_600_000;
 
-/// Resolves pipeline text the way `customersim run` does, but with an empty environment (the
-/// developer's CONSUME_* variables must not leak in) and the given flags.
-pub fn resolve(yaml: &str, flags: &Flags) -> ResolvedPipeline {
+/// Resolves pipeline text the way `customersim run` does, with exactly the environment `env`
+/// (the developer's CONSUME_* variables must not leak in) and the given flags.
+pub fn resolve(yaml: &str, flags: &Flags, env: &[(&str, &str)]) -> ResolvedPipeline {
     resolve_text(
         yaml,
         "test pipeline",
         PathBuf::from("."),
-        &Environment::default(),
+        &Environment::from_pairs(env.iter().copied()),
         flags,
     )
     .unwrap_or_else(|error| panic!("{error}\n{yaml}"))
