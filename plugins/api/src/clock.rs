@@ -100,7 +100,10 @@ impl Clock {
     pub fn now_ms(&self) -> i64 {
         match &self.0.pace {
             Pace::Scaled { wall_origin, speed } => {
-                let elapsed = wall_origin.elapsed().as_secs_f64() * speed * 1000.0;
+                // From whole nanoseconds: `as_secs_f64() * 1000.0` reads 1.001 s as 1000.99…
+                // ms, one ms short of the instant `wall_deadline` woke the caller for, and a
+                // scheduler woken for an event would find it not yet due and wake again at once.
+                let elapsed = wall_origin.elapsed().as_nanos() as f64 * speed / 1_000_000.0;
                 self.0.origin_ms + elapsed as i64
             }
             Pace::Virtual { now_ms, .. } => now_ms.load(Ordering::Acquire),
@@ -111,9 +114,10 @@ impl Clock {
     pub fn wall_deadline(&self, at_ms: i64) -> Option<Instant> {
         match &self.0.pace {
             Pace::Scaled { wall_origin, speed } => {
-                let simulated = (at_ms - self.0.origin_ms).max(0) as f64 / 1000.0;
-                let wall = Duration::from_secs_f64((simulated / speed).min(1e9));
-                Some(*wall_origin + wall)
+                // Rounded up to whole nanoseconds, so `now_ms` reads at least `at_ms` there.
+                let simulated_ms = (at_ms - self.0.origin_ms).max(0) as f64;
+                let wall_ns = (simulated_ms * 1_000_000.0 / speed).ceil().min(1e18);
+                Some(*wall_origin + Duration::from_nanos(wall_ns as u64))
             }
             Pace::Virtual { .. } => None,
         }
@@ -161,6 +165,17 @@ mod tests {
         assert_eq!(clock.now_ms(), 3_000);
         driver.advance_to(6_000);
         assert_eq!(sleeper.await.unwrap(), 6_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scaled_clock_reads_at_least_the_instant_it_was_woken_for() {
+        for speed in [1.0, 60.0, 1.5, 0.3] {
+            let clock = ClockDriver::scaled(0, speed).clock();
+            for at_ms in [1, 2, 250, 1_001, 7_777, 3_600_017] {
+                clock.sleep_until(at_ms).await;
+                assert!(clock.now_ms() >= at_ms, "speed {speed}: {at_ms}");
+            }
+        }
     }
 
     #[tokio::test(start_paused = true)]
