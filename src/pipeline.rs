@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc};
 
-use crate::config::{ResolvedPipeline, Speed};
+use crate::config::{PluginSpec, ResolvedPipeline, Speed};
 use crate::fanout::Sinks;
 use crate::metrics::CoreMetrics;
 use crate::plugin_api::host::{self, ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{
-    BuildContext, MetricsRegistry, OpenedTimeline, PluginError, Roster, Sink, SinkContext, Source,
-    SourceContext, StoreLayout, TimelineBackend, TimelineContext, Watermark, derive_seed,
+    BuildContext, MetricsRegistry, OpenedTimeline, Plugin, PluginError, Role, Roster, Sink,
+    SinkContext, Source, SourceContext, StoreLayout, TimelineBackend, TimelineContext, Watermark,
+    derive_seed,
 };
 use crate::registry;
 use crate::scheduler::{ConsumeSettings, RunReport, Scheduler, SourceOutcome, format_ms};
@@ -44,22 +45,12 @@ impl Pipeline {
         let config = &resolved.config;
         let cx = build_context(resolved, MetricsRegistry::default());
         let origin = &resolved.origin;
-        for (index, spec) in config.sources.iter().enumerate() {
-            registry::lookup::<dyn Source>(&spec.kind)
-                .map_err(PluginError::Config)?
-                .check(settings(&spec.settings), &cx)
-                .map_err(|error| {
-                    error.within(format!("{origin}: sources[{index}] (type: {})", spec.kind))
-                })?;
-        }
-        for (index, spec) in config.sinks.iter().enumerate() {
-            registry::lookup::<dyn Sink>(&spec.kind)
-                .map_err(PluginError::Config)?
-                .check(settings(&spec.settings), &cx)
-                .map_err(|error| {
-                    error.within(format!("{origin}: sinks[{index}] (type: {})", spec.kind))
-                })?;
-        }
+        each::<dyn Source, _>(&config.sources, origin, |plugin, settings| {
+            plugin.check(settings, &cx)
+        })?;
+        each::<dyn Sink, _>(&config.sinks, origin, |plugin, settings| {
+            plugin.check(settings, &cx)
+        })?;
         let timeline = &config.timeline;
         registry::lookup::<dyn TimelineBackend>(&timeline.backend)
             .map_err(PluginError::Config)?
@@ -74,26 +65,23 @@ impl Pipeline {
         let metrics = MetricsRegistry::default();
         let mut cx = build_context(&resolved, metrics.clone());
         let origin = &resolved.origin;
-        let mut sources = Vec::new();
-        for (index, spec) in config.sources.iter().enumerate() {
-            let source = registry::lookup::<dyn Source>(&spec.kind)
-                .map_err(PluginError::Config)?
-                .build(settings(&spec.settings), &mut cx)
-                .map_err(|error| {
-                    error.within(format!("{origin}: sources[{index}] (type: {})", spec.kind))
-                })?;
-            sources.push((format!("{}#{index}", spec.kind), source));
-        }
-        let mut sinks = Vec::new();
-        for (index, spec) in config.sinks.iter().enumerate() {
-            let sink = registry::lookup::<dyn Sink>(&spec.kind)
-                .map_err(PluginError::Config)?
-                .build(settings(&spec.settings), &mut cx)
-                .map_err(|error| {
-                    error.within(format!("{origin}: sinks[{index}] (type: {})", spec.kind))
-                })?;
-            sinks.push((spec.kind.clone(), sink));
-        }
+        let sources = each::<dyn Source, _>(&config.sources, origin, |plugin, settings| {
+            plugin.build(settings, &mut cx)
+        })?;
+        let sources = sources
+            .into_iter()
+            .enumerate()
+            .map(|(index, source)| (format!("{}#{index}", config.sources[index].kind), source))
+            .collect();
+        let sinks = each::<dyn Sink, _>(&config.sinks, origin, |plugin, settings| {
+            plugin.build(settings, &mut cx)
+        })?;
+        let sinks = config
+            .sinks
+            .iter()
+            .map(|spec| spec.kind.clone())
+            .zip(sinks)
+            .collect();
         let timeline = registry::lookup::<dyn TimelineBackend>(&config.timeline.backend)
             .map_err(PluginError::Config)?
             .build(config.timeline.backend_settings(), &mut cx)
@@ -216,8 +204,27 @@ impl Pipeline {
     }
 }
 
-fn settings(map: &serde_yaml::Mapping) -> serde_yaml::Value {
-    serde_yaml::Value::Mapping(map.clone())
+/// Runs `step` (check or build) for each entry of a plugin list (`sources:` or `sinks:`), in
+/// order; an error names the entry (`sinks[1] (type: mqtt)`).
+fn each<R: Role + ?Sized, T>(
+    specs: &[PluginSpec],
+    origin: &str,
+    mut step: impl FnMut(&'static Plugin<R>, serde_yaml::Value) -> Result<T, PluginError>,
+) -> Result<Vec<T>, PluginError> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(index, spec)| {
+            let plugin = registry::lookup::<R>(&spec.kind).map_err(PluginError::Config)?;
+            step(plugin, serde_yaml::Value::Mapping(spec.settings.clone())).map_err(|error| {
+                error.within(format!(
+                    "{origin}: {}[{index}] (type: {})",
+                    R::SECTION,
+                    spec.kind
+                ))
+            })
+        })
+        .collect()
 }
 
 fn build_context(resolved: &ResolvedPipeline, metrics: MetricsRegistry) -> BuildContext {

@@ -116,38 +116,43 @@ impl<R: ?Sized + 'static> Plugin<R> {
 impl SourcePlugin {
     /// The registration of source config type `C` (made by `#[source_config]`).
     pub const fn of<C: SourceConfig>(origin: &'static str) -> SourcePlugin {
-        Plugin {
-            name: C::NAME,
-            description: C::DESCRIPTION,
-            env: C::ENV,
+        Plugin::registration::<C>(
             origin,
-            selected_by: C::SELECTED_BY,
-            resolve: resolve_config::<C>,
-            check: |raw, cx| parse_config::<C>(raw)?.check(cx),
-            build: |raw, cx| parse_config::<C>(raw)?.build(cx),
-        }
+            |raw, cx| parse_config::<C>(raw)?.check(cx),
+            |raw, cx| parse_config::<C>(raw)?.build(cx),
+        )
     }
 }
 
 impl SinkPlugin {
     /// The registration of sink config type `C` (made by `#[sink_config]`).
     pub const fn of<C: SinkConfig>(origin: &'static str) -> SinkPlugin {
-        Plugin {
-            name: C::NAME,
-            description: C::DESCRIPTION,
-            env: C::ENV,
+        Plugin::registration::<C>(
             origin,
-            selected_by: C::SELECTED_BY,
-            resolve: resolve_config::<C>,
-            check: |raw, cx| parse_config::<C>(raw)?.check(cx),
-            build: |raw, cx| parse_config::<C>(raw)?.build(cx),
-        }
+            |raw, cx| parse_config::<C>(raw)?.check(cx),
+            |raw, cx| parse_config::<C>(raw)?.build(cx),
+        )
     }
 }
 
 impl TimelinePlugin {
     /// The registration of timeline backend config type `C` (made by `#[timeline_config]`).
     pub const fn of<C: TimelineConfig>(origin: &'static str) -> TimelinePlugin {
+        Plugin::registration::<C>(
+            origin,
+            |raw, _| parse_config::<C>(raw)?.check(),
+            |raw, _| parse_config::<C>(raw)?.build(),
+        )
+    }
+}
+
+impl<R: ?Sized + 'static> Plugin<R> {
+    /// What every role's registration shares: the config type's declarations and resolution.
+    const fn registration<C: PluginConfig>(
+        origin: &'static str,
+        check: fn(serde_yaml::Value, &BuildContext) -> Result<(), PluginError>,
+        build: fn(serde_yaml::Value, &mut BuildContext) -> Result<Box<R>, PluginError>,
+    ) -> Plugin<R> {
         Plugin {
             name: C::NAME,
             description: C::DESCRIPTION,
@@ -155,8 +160,8 @@ impl TimelinePlugin {
             origin,
             selected_by: C::SELECTED_BY,
             resolve: resolve_config::<C>,
-            check: |raw, _| parse_config::<C>(raw)?.check(),
-            build: |raw, _| parse_config::<C>(raw)?.build(),
+            check,
+            build,
         }
     }
 }
