@@ -113,10 +113,8 @@ fn fail(error: &dyn std::fmt::Display, code: u8) -> ExitCode {
 }
 
 fn plugin_failure(error: PluginError) -> ExitCode {
-    match error {
-        PluginError::Config(_) => fail(&error, 2),
-        PluginError::Fatal(_) => fail(&error, 1),
-    }
+    let code = if error.is_config() { 2 } else { 1 };
+    fail(&error, code)
 }
 
 fn validate(path: Option<PathBuf>, env: &Environment) -> ExitCode {

@@ -13,6 +13,16 @@ pub enum PluginError {
     /// port is taken). The command line exits with code 1.
     #[error("{0}")]
     Fatal(String),
+    /// A failure while running, with the error that caused it (an I/O or protocol error), kept so
+    /// [`std::error::Error::source`] walks the chain. Exit code 1, like [`PluginError::Fatal`].
+    #[error("{message}: {cause}")]
+    Caused {
+        /// What failed, in the plugin's words.
+        message: String,
+        /// Why.
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl PluginError {
@@ -26,12 +36,27 @@ impl PluginError {
         PluginError::Fatal(why.to_string())
     }
 
+    /// A failure while running caused by `cause`, which stays reachable through `source()`.
+    pub fn caused_by(
+        message: impl Display,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> PluginError {
+        PluginError::Caused {
+            message: message.to_string(),
+            cause: Box::new(cause),
+        }
+    }
+
     /// The same error with `place` (e.g. `sinks[0] (type: mqtt)`) in front of its message, so a
     /// message from deep inside a plugin still says which part of the pipeline it is about.
     pub fn within(self, place: impl Display) -> PluginError {
         match self {
             PluginError::Config(why) => PluginError::Config(format!("{place}: {why}")),
             PluginError::Fatal(why) => PluginError::Fatal(format!("{place}: {why}")),
+            PluginError::Caused { message, cause } => PluginError::Caused {
+                message: format!("{place}: {message}"),
+                cause,
+            },
         }
     }
 

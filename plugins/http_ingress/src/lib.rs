@@ -168,10 +168,10 @@ struct HttpIngress {
 impl Source for HttpIngress {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), PluginError> {
         let listener = TcpListener::bind(self.address).await.map_err(|error| {
-            PluginError::Fatal(format!(
-                "http_ingress: cannot listen on {}: {error}",
-                self.address
-            ))
+            PluginError::caused_by(
+                format!("http_ingress: cannot listen on {}", self.address),
+                error,
+            )
         })?;
         let local = listener.local_addr().unwrap_or(self.address);
         tracing::info!(

@@ -87,9 +87,7 @@ impl Sink for StdoutSink {
                 }
                 Ok(())
             }
-            Err(error) => Err(PluginError::Fatal(format!(
-                "stdout sink: cannot write: {error}"
-            ))),
+            Err(error) => Err(PluginError::caused_by("stdout sink: cannot write", error)),
         }
     }
 }
