@@ -1,9 +1,11 @@
 //! An out-of-tree customersim plugin: a "mystery shopper" who walks a fixed route.
 //!
 //! This crate shows what a team does to add its own source without touching customersim: depend on
-//! the library, implement [`SourceConfig`] for a typed config, register it with
-//! `register_source!`, and reuse the library's command line. The resulting binary has every
-//! built-in plugin plus this one (`custom-source plugins` lists them all).
+//! the library and the plugin API, mark a typed config with `#[source_config]` (which derives its
+//! deserializer, refusing unknown keys, and registers it), implement [`PluginConfig`] and
+//! [`SourceConfig`], and reuse the library's command line. The binary has the built-in plugins
+//! enabled in `Cargo.toml` (the stdout sink and the in-memory timeline) plus this one
+//! (`custom-source plugins` lists them).
 //!
 //! ```yaml
 //! sources:
@@ -13,6 +15,13 @@
 //!     at: "2026-03-01T09:00:00Z"   # optional; default: the simulation start
 //!     step: 30s
 //! ```
+
+// Plugins register through `inventory`, and the linker drops a crate that nothing names, so a
+// plugin crate this binary depends on but never names would compile and then be missing from
+// `custom-source plugins` without a word. With this lint that mistake is a compile error; name
+// each plugin crate with `use my_plugins as _;`. Test builds are exempt because they also get the
+// dev-dependencies (tempfile), which only the integration tests use.
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
 
 use std::time::Duration;
 
@@ -51,13 +60,26 @@ impl PluginConfig for MysteryShopperConfig {
         "one shopper on a fixed route (example of an out-of-tree plugin)";
 }
 
+impl MysteryShopperConfig {
+    /// `at` in milliseconds since the epoch, parsed with the library's own instant parser (so the
+    /// example needs no date crate).
+    fn at_ms(&self) -> Result<Option<i64>, PluginError> {
+        self.at
+            .as_deref()
+            .map(|text| {
+                customersim::config::parse_instant(text)
+                    .map(|instant| instant.timestamp_millis())
+                    .map_err(|why| PluginError::Config(format!("at: {why}")))
+            })
+            .transpose()
+    }
+}
+
 impl SourceConfig for MysteryShopperConfig {
-    fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
-        let StoreLayout {
-            width,
-            height,
-            door,
-        } = cx.store;
+    /// Everything that can be wrong with the values is found here, so `custom-source validate`
+    /// reports it too (validate runs `check` only, never `build`).
+    fn check(&self, cx: &BuildContext) -> Result<(), PluginError> {
+        let StoreLayout { width, height, .. } = cx.store;
         if let Some((index, cell)) = self
             .route
             .iter()
@@ -68,19 +90,15 @@ impl SourceConfig for MysteryShopperConfig {
                 "route[{index}]: cell {cell:?} is outside the {width}x{height} grid"
             )));
         }
-        // The library's own instant parser, so the example needs no date crate.
-        let at_ms = match &self.at {
-            Some(text) => Some(
-                customersim::config::parse_instant(text)
-                    .map_err(|why| PluginError::Config(format!("at: {why}")))?
-                    .timestamp_millis(),
-            ),
-            None => None,
-        };
+        self.at_ms().map(drop)
+    }
+
+    /// Runs after a successful `check`.
+    fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         Ok(Box::new(MysteryShopper {
+            at_ms: self.at_ms()?,
             config: self,
-            at_ms,
-            door,
+            door: cx.store.door,
         }))
     }
 }
@@ -132,4 +150,24 @@ impl Source for MysteryShopper {
 
 fn main() -> std::process::ExitCode {
     customersim::cli::main()
+}
+
+#[cfg(test)]
+mod tests {
+    use customersim::plugin_api::{Source, registered};
+
+    /// The shared contract, run in a build that links this crate's plugin: the same rules as the
+    /// built-in plugins (snake_case name, one-line description, unknown keys refused by name,
+    /// idempotent resolution, environment variables).
+    #[test]
+    fn the_plugins_of_this_binary_meet_the_contract() {
+        let sources: Vec<&str> = registered::<dyn Source>()
+            .iter()
+            .map(|plugin| plugin.name)
+            .collect();
+        assert!(sources.contains(&"mystery_shopper"), "{sources:?}");
+        if let Err(problems) = customersim::contract::check_registered_plugins() {
+            panic!("plugin contract broken:\n{}", problems.join("\n"));
+        }
+    }
 }

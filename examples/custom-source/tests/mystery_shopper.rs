@@ -4,6 +4,8 @@
 use std::io::Write;
 use std::process::{Command, Output};
 
+use tempfile::NamedTempFile;
+
 fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_custom-source"));
     for var in [
@@ -19,29 +21,29 @@ fn binary() -> Command {
     command
 }
 
-fn pipeline(at: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "mystery-{}-{}",
-        std::process::id(),
-        at.replace(':', "")
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("pipeline.yaml");
-    let text = format!(
+/// Writes the pipeline to a temp file of its own: tests run in parallel, and a shared file name
+/// (once the pid plus the route's time) let one test truncate the file another was reading.
+fn pipeline(at: &str) -> NamedTempFile {
+    let mut file = tempfile::Builder::new()
+        .prefix("mystery-")
+        .suffix(".yaml")
+        .tempfile()
+        .unwrap();
+    write!(
+        file,
         "simulation: {{seed: 1, speed: max, start: \"2026-03-01T09:00:00Z\"}}\n\
          sources:\n  - type: mystery_shopper\n    route: [[1, 1], [2, 2]]\n    at: \"{at}\"\n    step: 30s\n\
          sinks: [{{type: stdout}}]\n"
-    );
-    std::fs::File::create(&path)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    path
+    )
+    .unwrap();
+    file.flush().unwrap();
+    file
 }
 
 fn run(at: &str, consume_from: Option<&str>) -> Output {
+    let config = pipeline(at);
     let mut command = binary();
-    command.args(["run", "--config"]).arg(pipeline(at));
+    command.args(["run", "--config"]).arg(config.path());
     if let Some(from) = consume_from {
         command.env("CONSUME_FROM", from);
     }
@@ -65,22 +67,19 @@ fn payloads(output: &Output) -> Vec<String> {
 const T0: i64 = 1_772_355_600; // 2026-03-01T09:00:00Z
 
 #[test]
-fn the_plugin_is_listed_beside_the_built_ins() {
+fn the_plugin_is_listed_beside_the_built_ins_it_enables() {
     let output = binary().arg("plugins").output().unwrap();
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(
+    // One plugin a line: its role, its name, its description and origin.
+    let listed = |role: &str, name: &str| {
         text.lines()
-            .any(|l| l.starts_with("source  mystery_shopper")),
-        "{text}"
-    );
-    assert!(
-        text.lines().any(|l| l.starts_with("source  random_walk")),
-        "{text}"
-    );
-    assert!(
-        text.lines().any(|l| l.starts_with("sink    stdout")),
-        "{text}"
-    );
+            .any(|line| line.split_whitespace().take(2).eq([role, name]))
+    };
+    assert!(listed("source", "mystery_shopper"), "{text}");
+    assert!(listed("sink", "stdout"), "{text}");
+    // Cargo.toml enables only the stdout sink and the memory timeline of the built-ins.
+    assert!(!listed("source", "random_walk"), "{text}");
+    assert!(!listed("sink", "mqtt"), "{text}");
 }
 
 #[test]
@@ -141,13 +140,15 @@ fn consume_from_an_instant_skips_what_was_due_before_it() {
 
 #[test]
 fn a_route_outside_the_store_is_refused_naming_the_step() {
-    let dir = std::env::temp_dir().join(format!("mystery-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("bad.yaml");
-    std::fs::write(&path, "sources:\n  - type: mystery_shopper\n    route: [[1, 1], [9, 9]]\nsinks: [{type: stdout}]\n").unwrap();
+    let mut file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    file.write_all(
+        b"sources:\n  - type: mystery_shopper\n    route: [[1, 1], [9, 9]]\nsinks: [{type: stdout}]\n",
+    )
+    .unwrap();
+    let path = file.path();
     let output = binary()
         .args(["validate", "--config"])
-        .arg(&path)
+        .arg(path)
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
