@@ -1,16 +1,19 @@
 //! The core pipeline end to end through the real binary: the event contract, the walk, the
 //! occupancy target, determinism, precedence, CONSUME_FROM, shutdown and every bad-input case.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
-    Line, customersim, parse_lines, run_failing, run_ok, spawn_piped, terminate, write_temp,
-};
+use customersim_testkit::run::{clean_command, run_failing, run_ok, spawn_piped, terminate};
+use customersim_testkit::stdout_sink::{Line, parse_lines};
+use customersim_testkit::temp::{TempFile, temp_file};
+
+/// The binary under test, with a clean environment.
+fn customersim() -> Command {
+    clean_command(env!("CARGO_BIN_EXE_customersim"))
+}
 
 /// A parsed payload, after checking its bytes are exactly what Python's json.dumps wrote.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,8 +47,8 @@ fn check_bytes(line: &Line) -> (String, i64, Seen) {
     (id, ts, seen)
 }
 
-fn pipeline(extra_source: &str, extra_top: &str) -> std::path::PathBuf {
-    write_temp(
+fn pipeline(extra_source: &str, extra_top: &str) -> TempFile {
+    temp_file(
         "pipeline.yaml",
         &format!(
             "simulation: {{start: \"2026-03-01T09:00:00Z\"}}\nstore: {{width: 6, height: 10, door: [0, 0]}}\n{extra_top}\
@@ -186,7 +189,7 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
 
 #[test]
 fn real_time_and_max_speed_give_the_same_bytes() {
-    let config = write_temp(
+    let config = temp_file(
         "fast.yaml",
         "simulation: {seed: 5, start: \"2026-03-01T09:00:00Z\", duration: 3s}\nstore: {width: 3, height: 3}\n\
          timeline: {consume_frequency: 0, consume_batch_size: 1000}\n\
@@ -366,7 +369,14 @@ fn expect_exit_2(command: &mut std::process::Command, needles: &[&str]) {
 #[test]
 fn bad_input_exits_2_with_one_clear_message() {
     let good = pipeline("", "");
-    let config = |text: &str| write_temp("bad.yaml", text);
+    // Each bad file in a folder of its own, kept until the end of the test.
+    let mut files = Vec::new();
+    let mut config = |text: &str| {
+        let file = temp_file("bad.yaml", text);
+        let path = file.to_path_buf();
+        files.push(file);
+        path
+    };
     // (pipeline file, extra arguments, environment, what the message must name)
     type Case<'a> = (
         std::path::PathBuf,
@@ -402,19 +412,19 @@ fn bad_input_exits_2_with_one_clear_message() {
             &["average_in_store"],
         ),
         (
-            good.clone(),
+            good.to_path_buf(),
             &[],
             &[("CONSUME_BATCH_SIZE", "lots")],
             &["CONSUME_BATCH_SIZE", "lots"],
         ),
         (
-            good.clone(),
+            good.to_path_buf(),
             &[],
             &[("CUSTOMERS_AVERAGE_IN_STORE", "x7")],
             &["CUSTOMERS_AVERAGE_IN_STORE", "x7"],
         ),
         (
-            good.clone(),
+            good.to_path_buf(),
             &[],
             &[("LOG_LEVEL", "LOUD")],
             &["LOG_LEVEL", "LOUD"],
@@ -425,8 +435,13 @@ fn bad_input_exits_2_with_one_clear_message() {
             &[],
             &["/nonexistent/pipeline.yaml"],
         ),
-        (good.clone(), &["--speed", "warp"], &[], &["warp"]),
-        (good, &["--sink", "pigeon"], &[], &["pigeon", "stdout"]),
+        (good.to_path_buf(), &["--speed", "warp"], &[], &["warp"]),
+        (
+            good.to_path_buf(),
+            &["--sink", "pigeon"],
+            &[],
+            &["pigeon", "stdout"],
+        ),
     ];
     for (file, args, env, needles) in cases {
         for command in ["run", "validate"] {
@@ -472,7 +487,7 @@ fn serde_yaml_value(text: &str) -> serde_json::Value {
 
 #[test]
 fn log_filename_gets_the_logs_too() {
-    let log = write_temp("run.log", "");
+    let log = temp_file("run.log", "");
     let config = pipeline("", "");
     run_ok(
         customersim()
@@ -523,7 +538,7 @@ fn plugins_lists_exactly_the_registered_plugins() {
 
 #[test]
 fn a_virtual_run_with_only_an_external_source_ends_when_the_doors_close() {
-    let config = write_temp(
+    let config = temp_file(
         "external.yaml",
         "sources: [{type: http_ingress, listen: \"127.0.0.1:0\"}]\nsinks: [{type: stdout}]\n",
     );

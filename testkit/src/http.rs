@@ -93,7 +93,10 @@ impl HttpClient {
     pub fn wait_until_healthy(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
         loop {
-            if self.try_get("/health").is_ok_and(|answer| answer.status == 200) {
+            if self
+                .try_get("/health")
+                .is_ok_and(|answer| answer.status == 200)
+            {
                 return;
             }
             assert!(

@@ -52,10 +52,7 @@ fn event(due_ms: i64, customer: u64) -> Event {
 const T0: i64 = 1_772_355_600_000;
 
 async fn claim(timeline: &dyn Timeline, until_ms: i64, max: usize) -> Vec<Event> {
-    let Claim { events, lease } = timeline
-        .claim_due(until_ms, max)
-        .await
-        .expect("claim_due");
+    let Claim { events, lease } = timeline.claim_due(until_ms, max).await.expect("claim_due");
     if let Some(lease) = lease {
         timeline.acknowledge(&lease).await.expect("acknowledge");
     }
@@ -186,7 +183,10 @@ async fn one_customers_events_at_one_instant_keep_their_order(timeline: Arc<dyn 
         at(EventKind::Exit),
     ];
     for one in &events {
-        timeline.schedule(vec![one.clone()]).await.expect("schedule");
+        timeline
+            .schedule(vec![one.clone()])
+            .await
+            .expect("schedule");
     }
     assert_eq!(
         claim(&*timeline, T0, 100).await,
@@ -263,7 +263,11 @@ async fn pending_here_counts_until_acknowledged(timeline: Arc<dyn Timeline>) {
         .schedule((0..3).map(|n| event(T0 + n, 1)).collect())
         .await
         .expect("schedule");
-    assert_eq!(pending().await, 3, "pending_here: what this handle scheduled");
+    assert_eq!(
+        pending().await,
+        3,
+        "pending_here: what this handle scheduled"
+    );
     assert_eq!(claim(&*timeline, T0, 100).await.len(), 1);
     assert_eq!(
         pending().await,

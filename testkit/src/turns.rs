@@ -23,7 +23,9 @@ impl Turns {
 
     /// Runs beside the other sharing tests, but never beside one that runs alone.
     pub fn shared(&self) -> RwLockReadGuard<'_, ()> {
-        self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
