@@ -1,57 +1,36 @@
 //! The out-of-tree plugin through its own binary: registration, its events, and CONSUME_FROM in
 //! each mode (its route can start before the simulation does, which random_walk never does).
 
-use std::io::Write;
 use std::process::{Command, Output};
 
+use customersim_testkit::run::{clean_command, run_failing, run_ok};
+use customersim_testkit::temp::{TempFile, temp_file};
+
+/// This example's binary (every built-in plugin plus `mystery_shopper`), with a clean environment.
 fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_custom-source"));
-    for var in [
-        "CONSUME_FROM",
-        "SINKS",
-        "TESTING_MOCK_MQTT",
-        "LOG_LEVEL",
-        "SIMULATION_SEED",
-        "MQTT_HOST",
-    ] {
-        command.env_remove(var);
-    }
-    command
+    clean_command(env!("CARGO_BIN_EXE_custom-source"))
 }
 
-fn pipeline(at: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "mystery-{}-{}",
-        std::process::id(),
-        at.replace(':', "")
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("pipeline.yaml");
-    let text = format!(
-        "simulation: {{seed: 1, speed: max, start: \"2026-03-01T09:00:00Z\"}}\n\
-         sources:\n  - type: mystery_shopper\n    route: [[1, 1], [2, 2]]\n    at: \"{at}\"\n    step: 30s\n\
-         sinks: [{{type: stdout}}]\n"
-    );
-    std::fs::File::create(&path)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    path
+/// A pipeline of the mystery shopper's route starting `at`, in a file of its own.
+fn pipeline(at: &str) -> TempFile {
+    temp_file(
+        "pipeline.yaml",
+        &format!(
+            "simulation: {{seed: 1, speed: max, start: \"2026-03-01T09:00:00Z\"}}\n\
+             sources:\n  - type: mystery_shopper\n    route: [[1, 1], [2, 2]]\n    at: \"{at}\"\n    step: 30s\n\
+             sinks: [{{type: stdout}}]\n"
+        ),
+    )
 }
 
 fn run(at: &str, consume_from: Option<&str>) -> Output {
+    let config = pipeline(at);
     let mut command = binary();
-    command.args(["run", "--config"]).arg(pipeline(at));
+    command.args(["run", "--config"]).arg(&config);
     if let Some(from) = consume_from {
         command.env("CONSUME_FROM", from);
     }
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+    run_ok(&mut command)
 }
 
 fn payloads(output: &Output) -> Vec<String> {
@@ -66,7 +45,7 @@ const T0: i64 = 1_772_355_600; // 2026-03-01T09:00:00Z
 
 #[test]
 fn the_plugin_is_listed_beside_the_built_ins() {
-    let output = binary().arg("plugins").output().unwrap();
+    let output = run_ok(binary().arg("plugins"));
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(
         text.lines()
@@ -141,15 +120,10 @@ fn consume_from_an_instant_skips_what_was_due_before_it() {
 
 #[test]
 fn a_route_outside_the_store_is_refused_naming_the_step() {
-    let dir = std::env::temp_dir().join(format!("mystery-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("bad.yaml");
-    std::fs::write(&path, "sources:\n  - type: mystery_shopper\n    route: [[1, 1], [9, 9]]\nsinks: [{type: stdout}]\n").unwrap();
-    let output = binary()
-        .args(["validate", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("route[1]"));
+    let config = temp_file(
+        "bad.yaml",
+        "sources:\n  - type: mystery_shopper\n    route: [[1, 1], [9, 9]]\nsinks: [{type: stdout}]\n",
+    );
+    let (_, stderr) = run_failing(binary().args(["validate", "--config"]).arg(&config), 2);
+    assert!(stderr.contains("route[1]"), "{stderr}");
 }
