@@ -75,6 +75,8 @@ pub enum StdoutMode {
     Lines,
     /// Piped but not read: once the pipe is full, the binary blocks writing to it.
     Unread,
+    /// Thrown away (`/dev/null`): nothing in the test's process spends time on it.
+    Discard,
 }
 
 /// A stdout line of a [`Process`] in [`StdoutMode::Lines`], and when the test read it.
@@ -109,18 +111,21 @@ pub struct Finished {
 impl Process {
     /// Starts `command` with stdout handled as `mode`.
     pub fn start(command: &mut Command, mode: StdoutMode) -> Process {
+        let stdout = match mode {
+            StdoutMode::Discard => Stdio::null(),
+            _ => Stdio::piped(),
+        };
         let mut child = command
-            .stdout(Stdio::piped())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
             .expect("the binary starts");
-        let stdout = child.stdout.take().expect("piped stdout");
         let stderr = Some(read_to_end(child.stderr.take().expect("piped stderr")));
-        let (stdout, lines) = match mode {
-            StdoutMode::Collect => (Some(read_to_end(stdout)), None),
-            StdoutMode::Lines => (None, Some(send_lines(stdout))),
-            StdoutMode::Unread => {
-                child.stdout = Some(stdout);
+        let (stdout, lines) = match (mode, child.stdout.take()) {
+            (StdoutMode::Collect, Some(stdout)) => (Some(read_to_end(stdout)), None),
+            (StdoutMode::Lines, Some(stdout)) => (None, Some(send_lines(stdout))),
+            (_, stdout) => {
+                child.stdout = stdout;
                 (None, None)
             }
         };
