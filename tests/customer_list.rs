@@ -183,6 +183,22 @@ fn customers_list_file_overrides_the_yaml() {
     }
 }
 
+/// The built-in default pipeline (random_walk with customer_list) printing to stdout, at full
+/// speed for `duration`, from `dir`.
+fn built_in_default(dir: &Path, duration: &str) -> Command {
+    let mut command = customersim();
+    command.current_dir(dir).args([
+        "run",
+        "--sink",
+        "stdout",
+        "--speed",
+        "max",
+        "--duration",
+        duration,
+    ]);
+    command
+}
+
 #[test]
 fn the_built_in_default_uses_the_shipped_list_from_the_repository_root() {
     let shipped =
@@ -193,18 +209,8 @@ fn the_built_in_default_uses_the_shipped_list_from_the_repository_root() {
         .map(|line| line.split(',').next().unwrap().to_string())
         .collect();
     assert_eq!(listed.len(), 1000);
-    let mut command = customersim();
-    command.current_dir(REPOSITORY).args([
-        "run",
-        "--sink",
-        "stdout",
-        "--speed",
-        "max",
-        "--duration",
-        "2h",
-        "--seed",
-        "3",
-    ]);
+    let mut command = built_in_default(Path::new(REPOSITORY), "2h");
+    command.args(["--seed", "3"]);
     let events = parse(&parse_lines(&run_ok(&mut command).stdout));
     assert!(!events.is_empty());
     check_walks(&events, &listed, START_TS, START_TS + 1);
@@ -216,17 +222,8 @@ fn the_built_in_default_reads_customers_csv_from_a_folder_without_configs() {
         "customers.csv",
         &csv_of(["41".to_string(), "42".to_string()]),
     );
-    let dir = list.parent().unwrap();
-    let mut command = customersim();
-    command.current_dir(dir).args([
-        "run",
-        "--sink",
-        "stdout",
-        "--speed",
-        "max",
-        "--duration",
-        "1h",
-    ]);
+    let dir = list.dir();
+    let mut command = built_in_default(dir, "1h");
     let events = parse(&parse_lines(&run_ok(&mut command).stdout));
     assert!(!events.is_empty());
     assert!(events.iter().all(|e| e.id == "41" || e.id == "42"));

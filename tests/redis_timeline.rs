@@ -71,7 +71,13 @@ fn start(config: &Path, read_stdout: bool) -> Process {
 
 /// SIGTERM, then what it printed (stdout, stderr); asserts it exited 0.
 fn stop(instance: Process) -> (Vec<u8>, String) {
-    let finished = instance.stop();
+    instance.terminate();
+    finish(instance)
+}
+
+/// Waits for the exit, then what it printed (stdout, stderr); asserts it exited 0.
+fn finish(instance: Process) -> (Vec<u8>, String) {
+    let finished = instance.finish();
     assert!(
         finished.status.success(),
         "exit {:?}:\n{}",
@@ -181,13 +187,7 @@ fn a_worker_killed_while_holding_a_lease_loses_nothing() {
         .map_or(0, |end| end + 1);
     pipe.truncate(complete);
     // The generator exits once every event it scheduled was published, the reclaimed ones too.
-    let generator = generator.finish();
-    let (generated, generator_log) = (generator.stdout, generator.stderr);
-    assert!(
-        generator.status.success(),
-        "generator: {:?}",
-        generator.status
-    );
+    let (generated, generator_log) = finish(generator);
     namespace.wait_drained(Duration::from_secs(30));
     let (stdout, stderr) = stop(survivor);
     assert!(
@@ -328,13 +328,7 @@ fn a_redis_restart_loses_nothing() {
     redis.crash_and_restart(Duration::from_millis(1500));
 
     generator.wait(Duration::from_secs(60));
-    let generator = generator.finish();
-    let (generated, generator_log) = (generator.stdout, generator.stderr);
-    assert!(
-        generator.status.success(),
-        "generator {:?}:\n{generator_log}",
-        generator.status
-    );
+    let (generated, generator_log) = finish(generator);
     namespace.wait_drained(Duration::from_secs(30));
     let (stdout, worker_log) = stop(worker);
     assert!(

@@ -2,6 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+
 use crate::temp::write_shared;
 
 /// PEM files of a test PKI: a CA, a server certificate for 127.0.0.1/localhost and a client
@@ -23,10 +28,6 @@ pub struct TestPki {
 impl TestPki {
     /// Generates a PKI in `dir` (file names start with `prefix`, so several fit in one folder).
     pub fn generate(dir: &Path, prefix: &str) -> TestPki {
-        use rcgen::{
-            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-            KeyUsagePurpose,
-        };
         let ca_key = KeyPair::generate().expect("a CA key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -40,28 +41,18 @@ impl TestPki {
         ];
         let ca = ca_params.self_signed(&ca_key).expect("the CA certificate");
 
-        let server_key = KeyPair::generate().expect("a server key");
-        let mut server_params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .expect("server params");
-        server_params
-            .distinguished_name
-            .push(DnType::CommonName, "localhost");
-        server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let server = server_params
-            .signed_by(&server_key, &ca, &ca_key)
-            .expect("the server certificate");
-
-        let client_key = KeyPair::generate().expect("a client key");
-        let mut client_params =
-            CertificateParams::new(Vec::<String>::new()).expect("client params");
-        client_params
-            .distinguished_name
-            .push(DnType::CommonName, "customersim-test-client");
-        client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let client = client_params
-            .signed_by(&client_key, &ca, &ca_key)
-            .expect("the client certificate");
+        let (server, server_key) = signed(
+            (&ca, &ca_key),
+            vec!["localhost".to_string(), "127.0.0.1".to_string()],
+            "localhost",
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        let (client, client_key) = signed(
+            (&ca, &ca_key),
+            Vec::new(),
+            "customersim-test-client",
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
 
         let file = |name: &str, pem: &str| write_shared(dir, &format!("{prefix}{name}"), pem);
         TestPki {
@@ -82,4 +73,22 @@ impl TestPki {
             self.server_key.display()
         )
     }
+}
+
+/// A certificate for `names` (subject alternative names; an IP address becomes an IP SAN) with
+/// the common name `common_name`, for one `usage`, signed by `ca`; and its key.
+fn signed(
+    (ca, ca_key): (&Certificate, &KeyPair),
+    names: Vec<String>,
+    common_name: &str,
+    usage: ExtendedKeyUsagePurpose,
+) -> (Certificate, KeyPair) {
+    let key = KeyPair::generate().expect("a key");
+    let mut params = CertificateParams::new(names).expect("certificate params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.extended_key_usages = vec![usage];
+    let certificate = params.signed_by(&key, ca, ca_key).expect("a certificate");
+    (certificate, key)
 }
