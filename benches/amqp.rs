@@ -42,7 +42,10 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let (connection, channel) = connect().await;
-        let queue = TestQueue::declare_on(&channel, "bench-amqp", "amq.topic", &["customer.#"]).await;
+        // Exclusive: gone with the connection even if the run is interrupted.
+        let queue =
+            TestQueue::declare_exclusive_on(&channel, "bench-amqp", "amq.topic", &["customer.#"])
+                .await;
         let events = count_events();
         println!("{events} events per run, best of {ROUNDS} rounds");
         for confirms in [true, false] {

@@ -84,6 +84,35 @@ impl TestQueue {
         exchange: &str,
         routing_keys: &[&str],
     ) -> TestQueue {
+        let mut options = QueueDeclareOptions::durable();
+        options.auto_delete = false;
+        TestQueue::declare_with(channel, tag, exchange, routing_keys, options).await
+    }
+
+    /// A queue that lives only as long as the channel's connection, for a benchmark: one
+    /// interrupted half-way leaves no queue behind collecting what every later run publishes.
+    /// Only that connection may use it.
+    pub async fn declare_exclusive_on(
+        channel: &Channel,
+        tag: &str,
+        exchange: &str,
+        routing_keys: &[&str],
+    ) -> TestQueue {
+        let options = QueueDeclareOptions {
+            exclusive: true,
+            auto_delete: true,
+            ..QueueDeclareOptions::default()
+        };
+        TestQueue::declare_with(channel, tag, exchange, routing_keys, options).await
+    }
+
+    async fn declare_with(
+        channel: &Channel,
+        tag: &str,
+        exchange: &str,
+        routing_keys: &[&str],
+        options: QueueDeclareOptions,
+    ) -> TestQueue {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "customersim-test-{tag}-{}-{}-{}",
@@ -94,8 +123,6 @@ impl TestQueue {
                 .expect("after the epoch")
                 .as_nanos()
         );
-        let mut options = QueueDeclareOptions::durable();
-        options.auto_delete = false;
         channel
             .queue_declare(name.as_str().into(), options, FieldTable::default())
             .await
