@@ -244,15 +244,8 @@ fn password_authentication_right_and_wrong() {
 
 #[test]
 fn tls_with_a_test_ca_and_a_certificate_that_does_not_verify() {
-    let dir = shared_temp_dir("tls");
-    let pki = TestPki::generate(dir.path(), "");
-    let other = TestPki::generate(dir.path(), "other-");
-    let broker = Broker::start_in(
-        dir,
-        free_port(),
-        "allow_anonymous true",
-        &pki.mosquitto_listener(false),
-    );
+    let (broker, pki) = Broker::start_tls("tls", "allow_anonymous true", false);
+    let other = TestPki::generate(broker.dir(), "other-");
     let text = pipeline(
         "tls",
         "speed: max, duration: 1h",
@@ -295,15 +288,8 @@ fn tls_with_a_test_ca_and_a_certificate_that_does_not_verify() {
 
 #[test]
 fn mutual_tls_requires_a_client_certificate_the_broker_trusts() {
-    let dir = shared_temp_dir("mtls");
-    let pki = TestPki::generate(dir.path(), "");
-    let other = TestPki::generate(dir.path(), "other-");
-    let broker = Broker::start_in(
-        dir,
-        free_port(),
-        "allow_anonymous true",
-        &pki.mosquitto_listener(true),
-    );
+    let (broker, pki) = Broker::start_tls("mtls", "allow_anonymous true", true);
+    let other = TestPki::generate(broker.dir(), "other-");
     let sink = format!(
         "    port: {}\n    qos: 1\n    broker_cert_file: {}\n",
         broker.port,

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::net::free_port;
+use crate::pki::TestPki;
 use crate::temp::{TempDir, shared_temp_dir, write_shared};
 
 /// A running private broker; killed, and its folder removed, when dropped.
@@ -53,6 +54,20 @@ impl Broker {
             text.push_str(&format!("listener {plain_port} 127.0.0.1\n"));
         }
         Broker::launch(dir, port, plain_port, &text, Some(log))
+    }
+
+    /// Like [`Broker::start`] with a TLS first listener, using a fresh [`TestPki`] made in the
+    /// broker's folder (so the broker can read it); the subscriber's plain listener is
+    /// [`Broker::plain_port`].
+    pub fn start_tls(
+        label: &str,
+        global: &str,
+        require_client_certificate: bool,
+    ) -> (Broker, TestPki) {
+        let dir = shared_temp_dir(label);
+        let pki = TestPki::generate(dir.path(), "");
+        let listener = pki.mosquitto_listener(require_client_certificate);
+        (Broker::start_in(dir, free_port(), global, &listener), pki)
     }
 
     /// A broker for throughput measurements, anonymous, on a free port: nothing dropped for a
