@@ -7,18 +7,15 @@
 //! `cargo bench --bench amqp` (needs RabbitMQ; prints the figures and the ratio).
 
 use std::collections::VecDeque;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
-    QueueDeleteOptions, QueuePurgeOptions,
-};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-
-const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-const BIN: &str = env!("CARGO_BIN_EXE_customersim");
+use customersim_testkit::amqp::{LOCAL_AMQP_URL as URL, TestQueue, connect};
+use customersim_testkit::run::{clean_command, run_ok};
+use customersim_testkit::temp::temp_file;
+use lapin::BasicProperties;
+use lapin::Channel;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 /// Simulation giving about 200,000 events.
 const SIM: &[&str] = &[
     "--seed",
@@ -33,46 +30,31 @@ const SIM: &[&str] = &[
 const AVERAGE_IN_STORE: &str = "100";
 const ROUNDS: usize = 3;
 
+/// The binary under test, with a clean environment.
+fn customersim() -> Command {
+    clean_command(env!("CARGO_BIN_EXE_customersim"))
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    // A fixed name: a run that failed half-way leaves no second queue collecting messages.
-    let queue = "customersim-bench-amqp".to_string();
     runtime.block_on(async {
         let (connection, channel) = connect().await;
-        channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await
-            .unwrap();
-        channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                "amq.topic".into(),
-                "customer.#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        // Exclusive: gone with the connection even if the run is interrupted.
+        let queue =
+            TestQueue::declare_exclusive_on(&channel, "bench-amqp", "amq.topic", &["customer.#"])
+                .await;
         let events = count_events();
         println!("{events} events per run, best of {ROUNDS} rounds");
         for confirms in [true, false] {
             let mut bare = 0f64;
             let mut sink = 0f64;
             for _ in 0..ROUNDS {
-                purge(&channel, &queue).await;
+                queue.purge(&channel).await;
                 bare = bare.max(bare_loop(&channel, &queue, events, confirms).await);
-                purge(&channel, &queue).await;
+                queue.purge(&channel).await;
                 sink = sink.max(sink_run(&channel, &queue, events, confirms).await);
             }
             let mode = if confirms { "on " } else { "off" };
@@ -81,77 +63,36 @@ fn main() {
                 sink / bare
             );
         }
-        channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await
-            .unwrap();
         connection.close(200, "OK".into()).await.ok();
     });
 }
 
-async fn connect() -> (Connection, Channel) {
-    let connection = Connection::connect(URL, ConnectionProperties::default())
-        .await
-        .expect("RabbitMQ on 127.0.0.1:5672");
-    let channel = connection.create_channel().await.unwrap();
-    (connection, channel)
-}
-
 /// How many events the simulation produces (the same pipeline with the stdout sink, not timed).
 fn count_events() -> u64 {
-    let config = std::env::temp_dir().join(format!(
-        "customersim-bench-amqp-{}-count.yaml",
-        std::process::id()
-    ));
-    std::fs::write(
-        &config,
+    let config = temp_file(
+        "count.yaml",
         "sources:\n  - type: random_walk\nsinks:\n  - type: stdout\n",
-    )
-    .unwrap();
-    let output = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .args(SIM)
-        .env("CUSTOMERS_AVERAGE_IN_STORE", AVERAGE_IN_STORE)
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(output.status.success());
+    );
+    let output = run_ok(
+        customersim()
+            .args(["run", "--config"])
+            .arg(&config)
+            .args(SIM)
+            .env("CUSTOMERS_AVERAGE_IN_STORE", AVERAGE_IN_STORE),
+    );
     output.stdout.iter().filter(|b| **b == b'\n').count() as u64
-}
-
-async fn purge(channel: &Channel, queue: &str) {
-    channel
-        .queue_purge(queue.into(), QueuePurgeOptions::default())
-        .await
-        .unwrap();
-}
-
-async fn queue_len(channel: &Channel, queue: &str) -> u64 {
-    let declared = channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    u64::from(declared.message_count())
 }
 
 /// Waits until the queue holds `events` messages; the elapsed time since `started`.
 async fn until_counted(
     channel: &Channel,
-    queue: &str,
+    queue: &TestQueue,
     events: u64,
     started: Instant,
     what: &str,
 ) -> Duration {
     loop {
-        let len = queue_len(channel, queue).await;
+        let len = queue.message_count(channel).await;
         if len >= events {
             assert_eq!(len, events, "more messages than events");
             return started.elapsed();
@@ -165,7 +106,7 @@ async fn until_counted(
 }
 
 /// The baseline: lapin publishing as fast as it can, 100 unconfirmed in flight with confirms.
-async fn bare_loop(counter: &Channel, queue: &str, events: u64, confirms: bool) -> f64 {
+async fn bare_loop(counter: &Channel, queue: &TestQueue, events: u64, confirms: bool) -> f64 {
     let (connection, channel) = connect().await;
     if confirms {
         channel
@@ -214,20 +155,15 @@ async fn bare_loop(counter: &Channel, queue: &str, events: u64, confirms: bool) 
 }
 
 /// The sink: the release binary with `--sink amqp --speed max`.
-async fn sink_run(counter: &Channel, queue: &str, events: u64, confirms: bool) -> f64 {
-    let config = std::env::temp_dir().join(format!(
-        "customersim-bench-amqp-{}-{confirms}.yaml",
-        std::process::id()
-    ));
-    std::fs::write(
-        &config,
-        format!(
+async fn sink_run(counter: &Channel, queue: &TestQueue, events: u64, confirms: bool) -> f64 {
+    let config = temp_file(
+        "sink.yaml",
+        &format!(
             "sources:\n  - type: random_walk\nsinks:\n  - type: amqp\n    url: {URL}\n    confirms: {confirms}\n"
         ),
-    )
-    .unwrap();
+    );
     let started = Instant::now();
-    let mut child = Command::new(BIN)
+    let mut child = customersim()
         .arg("run")
         .arg("--config")
         .arg(&config)
@@ -242,6 +178,5 @@ async fn sink_run(counter: &Channel, queue: &str, events: u64, confirms: bool) -
         .unwrap()
         .unwrap();
     assert!(status.success());
-    let _ = std::fs::remove_file(&config);
     events as f64 / elapsed.as_secs_f64()
 }

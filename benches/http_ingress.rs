@@ -8,11 +8,14 @@
 //! Run: `cargo bench --bench http_ingress` (prints the figures). The original Python service
 //! accepted about 28,000 steps/s; the target is 20 times that, 560,000 steps/s.
 
-use std::io::Write;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use customersim_testkit::http::HttpClient;
+use customersim_testkit::net::free_port;
+use customersim_testkit::run::clean_command;
+use customersim_testkit::temp::{TempFile, temp_file};
 
 const STEPS_PER_BODY: usize = 1_000;
 const CLIENTS: usize = 4;
@@ -23,12 +26,16 @@ const PRODUCE_REQUESTS: usize = 20_000;
 /// The original service's ingestion rate, steps per second (from the issue).
 const ORIGINAL_STEPS_PER_SECOND: f64 = 28_000.0;
 
-struct Service(Child);
+/// The service under load; killed when dropped, its pipeline file removed.
+struct Service {
+    child: Child,
+    _config: TempFile,
+}
 
 impl Service {
     /// CPU seconds the service has used so far (user + system, from /proc; 0 elsewhere).
     fn cpu_seconds(&self) -> f64 {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id())) else {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())) else {
             return 0.0;
         };
         // Fields after the command name (which is in parentheses): state is field 3; utime and
@@ -47,53 +54,36 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
+/// A client that waits as long as a loaded service may take.
+fn client(base: &str) -> HttpClient {
+    HttpClient::with_timeout(base, Duration::from_secs(30))
 }
 
 fn start() -> (Service, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir().join(format!("customersim-bench-http-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("pipeline.yaml");
-    std::fs::File::create(&config)
-        .unwrap()
-        .write_all(
-            b"timeline:\n  consume_frequency: 1.0\nsources:\n  - type: http_ingress\nsinks:\n  - type: stdout\n",
-        )
-        .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_customersim"))
+    let port = free_port();
+    let config = temp_file(
+        "pipeline.yaml",
+        "timeline:\n  consume_frequency: 1.0\nsources:\n  - type: http_ingress\nsinks:\n  - type: stdout\n",
+    );
+    let child = clean_command(env!("CARGO_BIN_EXE_customersim"))
         .args(["run", "--config"])
         .arg(&config)
         .env("HTTP_LISTEN", format!("127.0.0.1:{port}"))
         .env("LOG_LEVEL", "warn")
-        .env_remove("HTTP_TOKEN")
-        .env_remove("SINKS")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
         .expect("the release binary starts");
-    let service = Service(child);
+    let service = Service {
+        child,
+        _config: config,
+    };
     let base = format!("http://127.0.0.1:{port}");
-    let client = agent();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client.get(format!("{base}/health")).call().is_err() {
-        assert!(Instant::now() < deadline, "the service did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    client(&base).wait_until_healthy(Duration::from_secs(30));
     (service, base)
 }
 
@@ -126,17 +116,20 @@ fn scenario_body(customer: usize) -> String {
 fn drive(base: &str, path: &str, bodies: Arc<Vec<String>>, clients: usize, requests: usize) -> f64 {
     let started = Instant::now();
     let workers: Vec<_> = (0..clients)
-        .map(|client| {
-            let url = format!("{base}{path}");
+        .map(|sender| {
+            let http = client(base);
+            let path = path.to_string();
             let bodies = bodies.clone();
             std::thread::spawn(move || {
-                let agent = agent();
                 for request in 0..requests {
-                    let body = &bodies[(client + request * clients) % bodies.len()];
-                    let mut response = agent.post(&url).send(body.as_str()).expect("request");
-                    let status = response.status();
-                    let text = response.body_mut().read_to_string().unwrap();
-                    assert!(status == 200 && text == "True", "{status}: {text}");
+                    let body = &bodies[(sender + request * clients) % bodies.len()];
+                    let answer = http.post(&path, body);
+                    assert!(
+                        answer.status == 200 && answer.body == "True",
+                        "{}: {}",
+                        answer.status,
+                        answer.body
+                    );
                 }
             })
         })
@@ -182,12 +175,10 @@ fn main() {
     let started = Instant::now();
     let workers: Vec<_> = (0..CLIENTS)
         .map(|_| {
-            let url = format!("{base}/health");
+            let http = client(&base);
             std::thread::spawn(move || {
-                let agent = agent();
                 for _ in 0..PRODUCE_REQUESTS {
-                    let mut response = agent.get(&url).call().expect("request");
-                    assert_eq!(response.body_mut().read_to_string().unwrap(), "OK");
+                    assert_eq!(http.get("/health").body, "OK");
                 }
             })
         })

@@ -5,9 +5,8 @@
 //! cargo bench --bench mqtt
 //! ```
 //!
-//! Starts its own `mosquitto` on a free port with `max_queued_messages 0` (Mosquitto's default of
-//! 1000 drops QoS 0 messages to a subscriber that falls behind, which would make the count short)
-//! and `max_inflight_messages 0`. The events are those
+//! Starts its own `mosquitto` on a free port with `max_queued_messages 0` (so nothing is dropped
+//! for the counting subscriber) and `max_inflight_messages 0`. The events are those
 //! of one simulated run (about 200,000: 2000 shoppers for 34 minutes, seed 1); every method
 //! publishes the same payloads, and a lean rumqttc subscriber in this process counts them. Each
 //! publisher is a child process: the `customersim` binary (simulation included), this binary
@@ -19,168 +18,22 @@
 //! at QoS 1 it breaks past 65,535 lines (its message ids wrap).
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use customersim_testkit::mosquitto::Broker;
+use customersim_testkit::mqtt::{Subscriber, SubscriberOptions};
+use customersim_testkit::net::free_port;
+use customersim_testkit::run::{clean_command, run_ok};
+use customersim_testkit::stdout_sink::parse_lines;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 
-const BIN: &str = env!("CARGO_BIN_EXE_customersim");
 const ROUNDS: usize = 5;
 
-struct Broker {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Broker {
-    fn start() -> Broker {
-        let dir =
-            std::env::temp_dir().join(format!("customersim-bench-mqtt-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let port = free_port();
-        let config = dir.join("mosquitto.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "persistence false\nlog_dest none\nmax_queued_messages 0\nmax_inflight_messages 0\nlistener {port} 127.0.0.1\nallow_anonymous true\n"
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto is installed");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Broker { child, port, dir }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Counts messages on a filter; notes when the `expected`-th one arrived.
-struct Counter {
-    count: Arc<AtomicU64>,
-    done_at: Arc<Mutex<Option<Instant>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Counter {
-    fn start(port: u16, filter: &str, qos: QoS, expected: u64) -> Counter {
-        let count = Arc::new(AtomicU64::new(0));
-        let done_at = Arc::new(Mutex::new(None));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = {
-            let (count, done_at, stop) = (count.clone(), done_at.clone(), stop.clone());
-            let filter = filter.to_string();
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                runtime.block_on(async move {
-                    let mut options = MqttOptions::new(
-                        format!("bench-counter-{}", free_port()),
-                        "127.0.0.1",
-                        port,
-                    );
-                    options.set_keep_alive(Duration::from_secs(30));
-                    let (client, mut events) = AsyncClient::new(options, 100);
-                    client.subscribe(filter, qos).await.unwrap();
-                    let mut ready = Some(ready_tx);
-                    loop {
-                        match tokio::time::timeout(Duration::from_millis(100), events.poll()).await
-                        {
-                            Ok(Ok(Event::Incoming(Packet::Publish(_)))) => {
-                                if count.fetch_add(1, Ordering::Relaxed) + 1 == expected {
-                                    *done_at.lock().unwrap() = Some(Instant::now());
-                                }
-                            }
-                            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => {
-                                if let Some(ready) = ready.take() {
-                                    ready.send(()).unwrap();
-                                }
-                            }
-                            Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) => return,
-                            Ok(Ok(_)) => {}
-                            Ok(Err(error)) => panic!("bench subscriber: {error}"),
-                            Err(_) => {
-                                if stop.load(Ordering::Relaxed) {
-                                    let _ = client.try_disconnect();
-                                }
-                            }
-                        }
-                    }
-                });
-            })
-        };
-        ready_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("subscribed");
-        Counter {
-            count,
-            done_at,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Waits for all the messages (or until no progress for 5 s); returns when the last arrived.
-    fn wait(&self, expected: u64) -> Option<Instant> {
-        let mut last = (0, Instant::now());
-        loop {
-            if let Some(at) = *self.done_at.lock().unwrap() {
-                return Some(at);
-            }
-            let now = self.count.load(Ordering::Relaxed);
-            if now != last.0 {
-                last = (now, Instant::now());
-            } else if last.1.elapsed() > Duration::from_secs(5) {
-                eprintln!("  subscriber got {now} of {expected} messages");
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Counter {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+/// The binary under test, with a clean environment.
+fn customersim() -> Command {
+    clean_command(env!("CARGO_BIN_EXE_customersim"))
 }
 
 /// The pipeline every method's messages come from.
@@ -202,22 +55,14 @@ fn pipeline(dir: &Path, port: u16, prefix: &str) -> PathBuf {
 
 /// (topic, payload) of every event, from the stdout sink.
 fn messages(config: &Path) -> Vec<(String, Vec<u8>)> {
-    let output = Command::new(BIN)
-        .args(["run", "--sink", "stdout", "--config"])
-        .arg(config)
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let rest = line.strip_prefix("{\"topic\": \"").unwrap();
-            let (topic, rest) = rest.split_once("\", \"payload\": ").unwrap();
-            let payload = rest.strip_suffix('}').unwrap();
-            (topic.to_string(), payload.as_bytes().to_vec())
-        })
+    let output = run_ok(
+        customersim()
+            .args(["run", "--sink", "stdout", "--config"])
+            .arg(config),
+    );
+    parse_lines(&output.stdout)
+        .into_iter()
+        .map(|line| (line.topic, line.payload.into_bytes()))
         .collect()
 }
 
@@ -250,13 +95,21 @@ fn measure(
     } else {
         QoS::AtLeastOnce
     };
-    let counter = Counter::start(port, filter, qos, count as u64);
+    let counter = Subscriber::start(
+        port,
+        filter,
+        SubscriberOptions {
+            qos,
+            record: false,
+            ..SubscriberOptions::default()
+        },
+    );
     let cpu_before = children_cpu();
     let started = Instant::now();
     let status = publisher.status().expect("the publisher runs");
     assert!(status.success(), "{publisher:?}: {status}");
     let cpu = children_cpu() - cpu_before;
-    let done = counter.wait(count as u64)?;
+    let done = counter.wait_for_count(count as u64, Duration::from_secs(5))?;
     Some(Measure {
         rate: count as f64 / done.duration_since(started).as_secs_f64(),
         cpu,
@@ -264,7 +117,7 @@ fn measure(
 }
 
 fn sink_command(config: &Path, qos: u8) -> Command {
-    let mut command = Command::new(BIN);
+    let mut command = customersim();
     command
         .args(["run", "--config"])
         .arg(config)
@@ -384,14 +237,14 @@ fn main() {
         );
         return;
     }
-    let broker = Broker::start();
-    let config = pipeline(&broker.dir, broker.port, "bench-sink");
+    let broker = Broker::start_for_benchmark("bench-mqtt");
+    let config = pipeline(broker.dir(), broker.port, "bench-sink");
     let messages = messages(&config);
     let count = messages.len();
     // The same payloads for the baselines: on the same topics under other prefixes for the bare
     // loop, one line each on a single topic for mosquitto_pub -l.
-    let loop_file = broker.dir.join("messages.tsv");
-    let pub_file = broker.dir.join("payloads.txt");
+    let loop_file = broker.dir().join("messages.tsv");
+    let pub_file = broker.dir().join("payloads.txt");
     let mut tsv = std::io::BufWriter::new(std::fs::File::create(&loop_file).unwrap());
     let mut lines = std::io::BufWriter::new(std::fs::File::create(&pub_file).unwrap());
     for (topic, payload) in &messages {

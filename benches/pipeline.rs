@@ -9,9 +9,11 @@
 //!   (target: at most 200 bytes per shopper above the empty store). Peak RSS is the child's
 //!   `ru_maxrss` from `wait4`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
+
+use customersim_testkit::run::clean_command;
+use customersim_testkit::temp::temp_file;
 
 struct RunFigures {
     seconds: f64,
@@ -21,22 +23,16 @@ struct RunFigures {
 }
 
 fn run(target: u64, duration: &str) -> RunFigures {
-    let dir = std::env::temp_dir().join(format!("customersim-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join(format!("bench-{target}-{duration}.yaml"));
     let text = format!(
         "simulation: {{seed: 1, speed: max, start: \"2026-01-01T08:00:00Z\", duration: {duration}}}\n\
          timeline: {{consume_frequency: 0, consume_batch_size: 10000}}\n\
          sources:\n  - type: random_walk\n    average_in_store: {target}\n\
          sinks: [{{type: stdout}}]\n"
     );
-    std::fs::File::create(&config)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    let config = temp_file(&format!("bench-{target}-{duration}.yaml"), &text);
     let started = Instant::now();
     #[allow(clippy::zombie_processes)] // reaped by wait4 below, which also reports the peak RSS
-    let child = Command::new(env!("CARGO_BIN_EXE_customersim"))
+    let child = clean_command(env!("CARGO_BIN_EXE_customersim"))
         .args(["run", "--config"])
         .arg(&config)
         .env("LOG_LEVEL", "INFO")

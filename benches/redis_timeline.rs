@@ -10,57 +10,28 @@
 //!   from their start until nothing is waiting or leased, and claim round trips per event (from
 //!   the workers' final log lines). Target: one instance moves at least 100,000 events/s.
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use customersim::plugin_api::{CredentialUrl, CustomerId, Event, EventKind, Timeline};
+use customersim_testkit::redis::{LOCAL_REDIS_URL, Namespace};
+use customersim_testkit::run::{Process, StdoutMode, clean_command};
+use customersim_testkit::temp::{TempFile, temp_file};
 use customersim_timeline_redis::{RedisConfig, RedisTimeline};
 
 const EVENTS: u64 = 1_000_000;
 
 fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+    std::env::var("REDIS_URL").unwrap_or_else(|_| LOCAL_REDIS_URL.into())
 }
 
-fn temp_config(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("customersim-redis-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn clear(namespace: &str) {
-    let mut connection = redis::Client::open(redis_url())
-        .unwrap()
-        .get_connection()
-        .expect("Redis reachable");
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{{{namespace}}}:*"))
-        .query(&mut connection)
-        .unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(keys).query(&mut connection).unwrap();
-    }
-}
-
-fn zcard(connection: &mut redis::Connection, namespace: &str, name: &str) -> u64 {
-    redis::cmd("ZCARD")
-        .arg(format!("{{{namespace}}}:{name}"))
-        .query(connection)
-        .unwrap()
-}
-
-fn customersim(config: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_customersim"));
+fn customersim(config: &Path) -> Command {
+    let mut command = clean_command(env!("CARGO_BIN_EXE_customersim"));
     command
         .args(["run", "--config"])
         .arg(config)
         .env("REDIS_URL", redis_url())
-        .env_remove("REDIS_KEY")
-        .env_remove("TIMELINE_BACKEND")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     command
@@ -87,15 +58,16 @@ fn claims(stderr: &str) -> (u64, u64) {
     (claimed, trips)
 }
 
-fn generator_run(backend: &str, namespace: &str) -> (f64, u64) {
-    clear(namespace);
-    let config = temp_config(
+fn generator_run(backend: &str, namespace: &Namespace) -> (f64, u64) {
+    namespace.clear();
+    let config = temp_file(
         &format!("generator-{backend}.yaml"),
         &format!(
             "simulation: {{seed: 1, speed: max, start: \"2026-01-01T08:00:00Z\", duration: 2h}}\n\
-             timeline: {{backend: {backend}, consume_frequency: 0, consume_batch_size: 10000, consume_from: earliest, redis: {{key: {namespace}}}}}\n\
+             timeline: {{backend: {backend}, consume_frequency: 0, consume_batch_size: 10000, consume_from: earliest, redis: {{key: {}}}}}\n\
              sources:\n  - type: random_walk\n    average_in_store: 2000\n\
-             sinks: [{{type: stdout}}]\n"
+             sinks: [{{type: stdout}}]\n",
+            namespace.name()
         ),
     );
     let started = Instant::now();
@@ -103,7 +75,7 @@ fn generator_run(backend: &str, namespace: &str) -> (f64, u64) {
     let seconds = started.elapsed().as_secs_f64();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    clear(namespace);
+    namespace.clear();
     (seconds, published(&stderr))
 }
 
@@ -124,12 +96,12 @@ fn events() -> Vec<Event> {
         .collect()
 }
 
-fn preload(runtime: &tokio::runtime::Runtime, namespace: &str) -> f64 {
-    clear(namespace);
+fn preload(runtime: &tokio::runtime::Runtime, namespace: &Namespace) -> f64 {
+    namespace.clear();
     runtime.block_on(async {
         let config = RedisConfig {
-            url: CredentialUrl::new(redis_url()),
-            key: namespace.to_string(),
+            url: CredentialUrl::new(namespace.url()),
+            key: namespace.name().to_string(),
             ..RedisConfig::default()
         };
         let (timeline, _) = RedisTimeline::open(&config, 1.0, None).await.unwrap();
@@ -144,53 +116,45 @@ fn preload(runtime: &tokio::runtime::Runtime, namespace: &str) -> f64 {
     })
 }
 
-fn drain(instances: usize, namespace: &str) -> (f64, u64, u64) {
-    let config = temp_config(
-        "worker.yaml",
-        &format!(
-            "simulation: {{speed: max}}\n\
-             timeline: {{backend: redis, consume_frequency: 0, consume_batch_size: 8192, consume_from: earliest, redis: {{key: {namespace}}}}}\n\
-             sources: []\n\
-             sinks: [{{type: stdout}}]\n"
-        ),
-    );
-    let mut connection = redis::Client::open(redis_url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+fn drain(instances: usize, namespace: &Namespace) -> (f64, u64, u64) {
+    let config = worker_config(namespace);
     let started = Instant::now();
-    let mut workers: Vec<Child> = (0..instances)
-        .map(|_| customersim(&config).spawn().unwrap())
+    let workers: Vec<Process> = (0..instances)
+        .map(|_| Process::start(&mut customersim(&config), StdoutMode::Discard))
         .collect();
-    while zcard(&mut connection, namespace, "due") > 0
-        || zcard(&mut connection, namespace, "leases") > 0
-    {
+    while namespace.zcard("due") > 0 || namespace.zcard("leases") > 0 {
         std::thread::sleep(Duration::from_millis(5));
     }
     let seconds = started.elapsed().as_secs_f64();
     let (mut claimed, mut trips) = (0, 0);
-    for worker in &mut workers {
-        unsafe { libc::kill(worker.id() as i32, libc::SIGTERM) };
+    for worker in &workers {
+        worker.terminate();
     }
-    for mut worker in workers {
-        let mut stderr = String::new();
-        worker
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
-        worker.wait().unwrap();
-        let (c, t) = claims(&stderr);
+    for worker in workers {
+        let (c, t) = claims(&worker.finish().stderr);
         claimed += c;
         trips += t;
     }
-    clear(namespace);
+    namespace.clear();
     (seconds, claimed, trips)
 }
 
+/// A publish-only worker of the namespace's timeline.
+fn worker_config(namespace: &Namespace) -> TempFile {
+    temp_file(
+        "worker.yaml",
+        &format!(
+            "simulation: {{speed: max}}\n\
+             timeline: {{backend: redis, consume_frequency: 0, consume_batch_size: 8192, consume_from: earliest, redis: {{key: {}}}}}\n\
+             sources: []\n\
+             sinks: [{{type: stdout}}]\n",
+            namespace.name()
+        ),
+    )
+}
+
 fn main() {
-    let namespace = format!("bench-{}", std::process::id());
+    let namespace = Namespace::on(&redis_url(), "bench");
     let runtime = tokio::runtime::Runtime::new().unwrap();
 
     let (memory_s, memory_events) = generator_run("memory", &namespace);

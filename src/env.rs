@@ -1,9 +1,5 @@
-//! The process environment as a value, and how a variable's text reads as a boolean.
-//!
-//! The variables themselves are not listed here: the core's are the table
-//! [`CORE_ENV`](crate::config::overrides::CORE_ENV), each plugin declares its own in its config
-//! type's `ENV` table, and the README's *Environment variables* section lists them all for users
-//! (`tests/plugin_contract.rs` checks that none of the tables' variables is missing there).
+//! The process environment as a value, the core's environment variables, and the list of every
+//! variable the binary reads.
 //!
 //! Config loading reads variables from an [`Environment`] rather than from the process, so tests
 //! build one from pairs instead of mutating the process environment (`set_var` is `unsafe` in
@@ -56,4 +52,28 @@ pub fn parse_bool(text: &str) -> Option<bool> {
         "false" | "0" | "no" | "off" => Some(false),
         _ => None,
     }
+}
+
+/// Variables the binary reads itself, outside the core's and the plugins' override tables.
+const READ_DIRECTLY: &[&str] = &["SINKS", "TESTING_MOCK_MQTT", "LOG_LEVEL", "LOG_FILENAME"];
+
+/// Every environment variable the binary reads: the core's overrides, each registered plugin's,
+/// and the few read directly. A test harness removes exactly these, so a developer's shell never
+/// leaks into a test, and a variable a plugin adds is covered without anyone keeping a list.
+pub fn known_variables() -> Vec<&'static str> {
+    let core = crate::config::overrides::CORE_ENV
+        .iter()
+        .map(|entry| entry.var);
+    let plugins = crate::registry::plugin_env_vars()
+        .into_iter()
+        .map(|(_, entry)| entry.var);
+    let mut variables: Vec<&'static str> = READ_DIRECTLY
+        .iter()
+        .copied()
+        .chain(core)
+        .chain(plugins)
+        .collect();
+    variables.sort_unstable();
+    variables.dedup();
+    variables
 }

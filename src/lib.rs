@@ -76,22 +76,14 @@ pub use customersim_plugin_api as plugin_api;
 #[cfg(test)]
 use chrono_tz as _;
 #[cfg(test)]
-use futures_core as _;
+use customersim_testkit as _;
 #[cfg(test)]
 use lapin as _;
 #[cfg(test)]
 use libc as _;
-#[cfg(test)]
-use rcgen as _;
 #[cfg(test)]
 use redis as _;
 #[cfg(test)]
 use rumqttc as _;
 #[cfg(test)]
 use serde_json as _;
-#[cfg(test)]
-use tempfile as _;
-#[cfg(test)]
-use tokio_rustls as _;
-#[cfg(test)]
-use ureq as _;

@@ -4,178 +4,50 @@
 //!
 //! The tests of this file hold one lock: the restart test stops the shared broker for a while.
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{customersim, parse_lines, run_failing, run_ok, write_temp};
-use lapin::options::{
-    BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
+use customersim_testkit::amqp::{LOCAL_AMQP_URL as URL, Received, TestQueue, block_on, connect};
+use customersim_testkit::net::free_port;
+use customersim_testkit::rabbitmq::StoppedApp;
+use customersim_testkit::run::{clean_command, run_failing, run_ok, terminate};
+use customersim_testkit::stdout_sink::parse_lines;
+use customersim_testkit::temp::temp_file;
+use customersim_testkit::turns::Turns;
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties};
 
-const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// The binary under test, with a clean environment.
+fn customersim() -> Command {
+    clean_command(env!("CARGO_BIN_EXE_customersim"))
+}
+
 const START: &str = "2024-03-01T08:00:00Z";
 
-static SERIAL: Mutex<()> = Mutex::new(());
+/// Every test of this file runs alone: the restart test stops the shared broker for a while.
+static SERIAL: Turns = Turns::new();
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// A message as a consumer sees it.
+/// A message as a consumer sees it, without its properties.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Message {
     routing_key: String,
     body: String,
 }
 
-/// A durable queue bound to `amq.topic` with `customer.#`, deleted on drop.
-struct TestQueue {
-    name: String,
-}
-
-impl TestQueue {
-    fn new(tag: &str) -> TestQueue {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let name = format!("customersim-test-{tag}-{}-{nanos}", std::process::id());
-        runtime().block_on(async {
-            let (connection, channel) = connect().await;
-            let mut options = QueueDeclareOptions::durable();
-            options.auto_delete = false;
-            channel
-                .queue_declare(name.as_str().into(), options, FieldTable::default())
-                .await
-                .expect("declare the test queue");
-            channel
-                .queue_bind(
-                    name.as_str().into(),
-                    "amq.topic".into(),
-                    "customer.#".into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .expect("bind the test queue");
-            connection.close(200, "OK".into()).await.ok();
-        });
-        TestQueue { name }
-    }
-
-    /// Takes every message of the queue (waits until `expected` arrived or nothing came for 2 s).
-    fn drain(&self, expected: usize) -> Vec<(Message, lapin::BasicProperties)> {
-        runtime().block_on(async {
-            let (connection, channel) = connect().await;
-            channel
-                .basic_qos(1000, BasicQosOptions::default())
-                .await
-                .unwrap();
-            let mut consumer = channel
-                .basic_consume(
-                    self.name.as_str().into(),
-                    "customersim-test".into(),
-                    BasicConsumeOptions {
-                        no_ack: true,
-                        ..BasicConsumeOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .expect("consume the test queue");
-            let mut messages = Vec::new();
-            loop {
-                let limit = if messages.len() >= expected {
-                    Duration::from_millis(300)
-                } else {
-                    Duration::from_secs(2)
-                };
-                match tokio::time::timeout(limit, futures_next(&mut consumer)).await {
-                    Ok(Some(Ok(delivery))) => messages.push((
-                        Message {
-                            routing_key: delivery.routing_key.as_str().to_string(),
-                            body: String::from_utf8(delivery.data.clone()).unwrap(),
-                        },
-                        delivery.properties.clone(),
-                    )),
-                    Ok(Some(Err(error))) => panic!("consumer failed: {error}"),
-                    Ok(None) | Err(_) => break,
-                }
-            }
-            connection.close(200, "OK".into()).await.ok();
-            messages
-        })
-    }
-}
-
-impl Drop for TestQueue {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            runtime().block_on(async {
-                if let Ok((connection, channel)) =
-                    tokio::time::timeout(Duration::from_secs(10), connect()).await
-                {
-                    let _ = channel
-                        .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
-                        .await;
-                    let _ = connection.close(200, "OK".into()).await;
-                }
-            })
-        })
-        .join();
-    }
-}
-
-/// The next delivery of a consumer (lapin's consumer is a `futures::Stream`).
-async fn futures_next(
-    consumer: &mut lapin::Consumer,
-) -> Option<lapin::Result<lapin::message::Delivery>> {
-    std::future::poll_fn(|cx| futures_core_poll_next(std::pin::Pin::new(&mut *consumer), cx)).await
-}
-
-fn futures_core_poll_next(
-    consumer: std::pin::Pin<&mut lapin::Consumer>,
-    cx: &mut std::task::Context<'_>,
-) -> std::task::Poll<Option<lapin::Result<lapin::message::Delivery>>> {
-    use futures_core::Stream;
-    consumer.poll_next(cx)
-}
-
-async fn connect() -> (Connection, Channel) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match Connection::connect(URL, ConnectionProperties::default()).await {
-            Ok(connection) => {
-                let channel = connection.create_channel().await.unwrap();
-                return (connection, channel);
-            }
-            Err(error) if Instant::now() < deadline => {
-                eprintln!("test consumer: waiting for RabbitMQ: {error}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(error) => panic!("RabbitMQ on 127.0.0.1:5672 is not reachable: {error}"),
+impl From<&Received> for Message {
+    fn from(received: &Received) -> Message {
+        Message {
+            routing_key: received.routing_key.clone(),
+            body: received.body.clone(),
         }
     }
 }
 
-/// What the stdout sink prints for the same run, as the messages the amqp sink should publish.
+/// A queue of its own bound to `amq.topic` with `customer.#`, where the sink publishes.
+fn customer_queue(tag: &str) -> TestQueue {
+    TestQueue::declare(tag, "amq.topic", &["customer.#"])
+}
+
 /// What the stdout sink prints for the same pipeline (`config`, or the built-in default), flags
 /// and environment, as the AMQP messages it should match.
 fn expected_messages(
@@ -209,8 +81,8 @@ fn run_args(seed: &str, duration: &str) -> Vec<String> {
 
 #[test]
 fn publishes_exactly_the_stdout_sinks_events() {
-    let _serial = serial();
-    let queue = TestQueue::new("same");
+    let _serial = SERIAL.alone();
+    let queue = customer_queue("same");
     let mut args = run_args("7", "2h");
     args.extend(["--speed", "max"].map(String::from));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -236,17 +108,20 @@ fn publishes_exactly_the_stdout_sinks_events() {
     );
 
     let received = queue.drain(expected.len());
-    let messages: Vec<Message> = received.iter().map(|(m, _)| m.clone()).collect();
+    let messages: Vec<Message> = received.iter().map(Message::from).collect();
     assert_eq!(messages.len(), expected.len(), "message count");
     for (index, (got, want)) in messages.iter().zip(&expected).enumerate() {
         assert_eq!(got, want, "message {index} differs");
     }
-    for (message, properties) in &received {
+    for Received {
+        body, properties, ..
+    } in &received
+    {
         assert_eq!(
             properties.content_type().as_ref().map(|t| t.as_str()),
             Some("application/json")
         );
-        let payload: serde_json::Value = serde_json::from_str(&message.body).unwrap();
+        let payload: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(
             properties.timestamp().map(|ts| ts as i64),
             payload["ts"].as_i64(),
@@ -258,12 +133,12 @@ fn publishes_exactly_the_stdout_sinks_events() {
 
 #[test]
 fn persistent_messages_and_a_declared_exchange() {
-    let _serial = serial();
+    let _serial = SERIAL.alone();
     let exchange = format!("customersim-test-x-{}", std::process::id());
-    let queue = TestQueue::new("declared");
+    let queue = customer_queue("declared");
     // Bind the test queue to the exchange the sink declares: declare it first ourselves with
     // the same properties, as a consumer would.
-    runtime().block_on(async {
+    block_on(async {
         let (connection, channel) = connect().await;
         channel
             .exchange_declare(
@@ -278,19 +153,10 @@ fn persistent_messages_and_a_declared_exchange() {
             )
             .await
             .unwrap();
-        channel
-            .queue_bind(
-                queue.name.as_str().into(),
-                exchange.as_str().into(),
-                "#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        queue.bind_on(&channel, &exchange, "#").await;
         connection.close(200, "OK".into()).await.ok();
     });
-    let config = write_temp(
+    let config = temp_file(
         "amqp.yaml",
         &format!(
             "sources:\n  - type: random_walk\nsinks:\n  - type: amqp\n    exchange: {exchange}\n    exchange_type: topic\n    declare: true\n    persistent: true\n"
@@ -307,16 +173,16 @@ fn persistent_messages_and_a_declared_exchange() {
             .env("AMQP_URL", URL),
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let expected = expected_messages(Some(&config), &args, &[]);
+    let expected = expected_messages(Some(config.path()), &args, &[]);
     let received = queue.drain(expected.len());
     assert_eq!(received.len(), expected.len(), "{output:?}");
     assert!(
         received
             .iter()
-            .all(|(_, properties)| *properties.delivery_mode() == Some(2)),
+            .all(|message| *message.properties.delivery_mode() == Some(2)),
         "persistent: true publishes with delivery mode 2"
     );
-    runtime().block_on(async {
+    block_on(async {
         let (connection, channel) = connect().await;
         channel
             .exchange_delete(exchange.as_str().into(), Default::default())
@@ -350,7 +216,7 @@ fn failing_run(url: &str) -> (Output, String) {
 
 #[test]
 fn wrong_credentials_fail_once_without_showing_the_password() {
-    let _serial = serial();
+    let _serial = SERIAL.alone();
     let started = Instant::now();
     let (output, text) = failing_run("amqp://guest:Wr0ngPassw0rd@127.0.0.1:5672/%2f");
     assert_eq!(output.status.code(), Some(1), "{text}");
@@ -369,7 +235,7 @@ fn wrong_credentials_fail_once_without_showing_the_password() {
     assert!(text.contains("vhost \"no-such-vhost\""), "{text}");
 
     // validate shows the URL with the password masked.
-    let config = write_temp(
+    let config = temp_file(
         "amqp.yaml",
         "sources: [{type: random_walk}]\nsinks:\n  - type: amqp\n",
     );
@@ -390,8 +256,8 @@ fn wrong_credentials_fail_once_without_showing_the_password() {
 
 #[test]
 fn missing_exchange_and_bad_settings_are_reported() {
-    let _serial = serial();
-    let config = write_temp(
+    let _serial = SERIAL.alone();
+    let config = temp_file(
         "amqp.yaml",
         "sources: [{type: random_walk}]\nsinks:\n  - type: amqp\n    exchange: customersim-no-such-exchange\n",
     );
@@ -416,38 +282,11 @@ fn missing_exchange_and_bad_settings_are_reported() {
     assert!(stderr.contains("AMQP_CA_FILE"), "{stderr}");
 }
 
-/// Runs `rabbitmqctl start_app` when dropped, so a failing test never leaves the shared broker
-/// stopped.
-struct BrokerGuard;
-
-impl BrokerGuard {
-    fn stop_app() -> BrokerGuard {
-        let guard = BrokerGuard;
-        rabbitmqctl("stop_app");
-        guard
-    }
-}
-
-impl Drop for BrokerGuard {
-    fn drop(&mut self) {
-        rabbitmqctl("start_app");
-    }
-}
-
-fn rabbitmqctl(command: &str) {
-    let status = Command::new("rabbitmqctl")
-        .arg(command)
-        .stdout(Stdio::null())
-        .status()
-        .expect("rabbitmqctl runs");
-    assert!(status.success(), "rabbitmqctl {command} failed");
-}
-
 #[test]
 fn a_broker_restart_mid_run_loses_nothing() {
-    let _serial = serial();
-    let queue = TestQueue::new("restart");
-    let config = write_temp(
+    let _serial = SERIAL.alone();
+    let queue = customer_queue("restart");
+    let config = temp_file(
         "amqp.yaml",
         "sources:\n  - type: random_walk\nsinks:\n  - type: amqp\n    persistent: true\n    confirms: true\n",
     );
@@ -474,7 +313,7 @@ fn a_broker_restart_mid_run_loses_nothing() {
     let child = child.spawn().unwrap();
     std::thread::sleep(Duration::from_secs(3));
     {
-        let _running_again_on_drop = BrokerGuard::stop_app();
+        let _running_again_on_drop = StoppedApp::stop();
         std::thread::sleep(Duration::from_secs(2));
     }
     let output = child.wait_with_output().unwrap();
@@ -493,10 +332,11 @@ fn a_broker_restart_mid_run_loses_nothing() {
 
     let mut max_args: Vec<&str> = args.iter().map(String::as_str).collect();
     max_args.extend(["--speed", "max"]);
-    let expected = expected_messages(Some(&config), &max_args, &env[..1]);
+    let expected = expected_messages(Some(config.path()), &max_args, &env[..1]);
     let received = queue.drain(expected.len());
+    let received_messages: Vec<Message> = received.iter().map(Message::from).collect();
     let mut counts: HashMap<&Message, usize> = HashMap::new();
-    for (message, _) in &received {
+    for message in &received_messages {
         *counts.entry(message).or_default() += 1;
     }
     let mut wanted: HashMap<&Message, usize> = HashMap::new();
@@ -529,8 +369,8 @@ fn a_broker_restart_mid_run_loses_nothing() {
 fn an_unreachable_broker_is_retried_and_shutdown_is_bounded() {
     // Nothing listens on this port: the sink keeps the events and retries until close_timeout,
     // then says how many events were not delivered and exits non-zero (never a silent drop).
-    let port = common::free_port();
-    let config = write_temp(
+    let port = free_port();
+    let config = temp_file(
         "amqp.yaml",
         "sources:\n  - type: random_walk\nsinks:\n  - type: amqp\n    close_timeout: 2s\n",
     );
@@ -566,8 +406,8 @@ fn an_unreachable_broker_is_retried_and_shutdown_is_bounded() {
 fn a_full_buffer_holds_the_simulation_back_until_a_signal() {
     // A tiny buffer and no broker: publish waits (back-pressure) instead of dropping; SIGTERM
     // ends the wait with a message saying how many accepted events were not delivered.
-    let port = common::free_port();
-    let config = write_temp(
+    let port = free_port();
+    let config = temp_file(
         "amqp.yaml",
         "sources:\n  - type: random_walk\nsinks:\n  - type: amqp\n    buffer_size: 10\n    close_timeout: 1s\n",
     );
@@ -589,7 +429,7 @@ fn a_full_buffer_holds_the_simulation_back_until_a_signal() {
         child.try_wait().unwrap().is_none(),
         "the run waits for the broker instead of finishing"
     );
-    common::terminate(&child);
+    terminate(&child);
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");

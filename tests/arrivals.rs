@@ -3,13 +3,16 @@
 //! comes in outside the opening hours, the store never holds more than its capacity and the waits
 //! outside are reported; bad values are refused naming the key.
 
-mod common;
-
-use std::io::Write;
-
 use chrono::{DateTime, Timelike};
 use chrono_tz::Tz;
-use common::{customersim, parse_lines, run_failing, run_ok};
+use customersim_testkit::run::{clean_command, run_failing, run_ok};
+use customersim_testkit::stdout_sink::parse_lines;
+use customersim_testkit::temp::{TempFile, temp_file};
+
+/// The binary under test, with a clean environment.
+fn customersim() -> std::process::Command {
+    clean_command(env!("CARGO_BIN_EXE_customersim"))
+}
 
 /// A shop's day in weights per local hour: a lunch peak and a bigger evening peak. The 9 at 03:00
 /// is outside the opening hours and must not matter.
@@ -23,16 +26,14 @@ const START: &str = "2024-10-15T04:00:00Z";
 
 /// A pipeline file of one `random_walk` source with these extra keys, in a temp file that lives
 /// as long as the handle.
-fn pipeline(extra: &str) -> tempfile::NamedTempFile {
+fn pipeline(extra: &str) -> TempFile {
     // Visits of two minutes and dwells far longer: shoppers mostly enter and leave, which keeps a
     // month of them quick to generate and read.
     let text = format!(
         "sources:\n  - type: random_walk\n    average_in_store: 6\n    mean_visit: 2m\n    \
          min_visit: 30s\n    mean_dwell: 30m\n{extra}sinks:\n  - type: stdout\n"
     );
-    let mut file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
-    file.write_all(text.as_bytes()).unwrap();
-    file
+    temp_file("arrivals.yaml", &text)
 }
 
 fn shaped(capacity: &str) -> String {
@@ -45,7 +46,7 @@ fn shaped(capacity: &str) -> String {
 
 /// Runs the pipeline for `duration` from [`START`]; returns the events as (local hour, topic,
 /// id) and stderr.
-fn run(config: &tempfile::NamedTempFile, duration: &str) -> (Vec<(usize, String, String)>, String) {
+fn run(config: &TempFile, duration: &str) -> (Vec<(usize, String, String)>, String) {
     let output = run_ok(
         customersim()
             .args(["run", "--speed", "max", "--seed", "42", "--start", START])

@@ -3,16 +3,19 @@
 //! scheduler's timing (CONSUME_*, the virtual clock, fan-out, shutdown) is tested in process, on
 //! a paused clock, in tests/pipeline_in_process.rs.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
-    Line, customersim, parse_lines, run_failing, run_ok, spawn_piped, terminate, write_temp,
-};
+use customersim_testkit::run::{clean_command, run_failing, run_ok, spawn_piped, terminate};
+use customersim_testkit::stdout_sink::{Line, parse_lines};
+use customersim_testkit::temp::{TempFile, temp_file};
+
+/// The binary under test, with a clean environment.
+fn customersim() -> Command {
+    clean_command(env!("CARGO_BIN_EXE_customersim"))
+}
 
 /// A parsed payload, after checking its bytes are exactly what Python's json.dumps wrote.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,8 +49,8 @@ fn check_bytes(line: &Line) -> (String, i64, Seen) {
     (id, ts, seen)
 }
 
-fn pipeline(extra_source: &str, extra_top: &str) -> std::path::PathBuf {
-    write_temp(
+fn pipeline(extra_source: &str, extra_top: &str) -> TempFile {
+    temp_file(
         "pipeline.yaml",
         &format!(
             "simulation: {{start: \"2026-03-01T09:00:00Z\"}}\nstore: {{width: 6, height: 10, door: [0, 0]}}\n{extra_top}\
@@ -335,7 +338,14 @@ fn expect_exit_2(command: &mut std::process::Command, needles: &[&str]) {
 #[test]
 fn bad_input_exits_2_with_one_clear_message() {
     let good = pipeline("", "");
-    let config = |text: &str| write_temp("bad.yaml", text);
+    // Each bad file in a folder of its own, kept until the end of the test.
+    let mut files = Vec::new();
+    let mut config = |text: &str| {
+        let file = temp_file("bad.yaml", text);
+        let path = file.to_path_buf();
+        files.push(file);
+        path
+    };
     // (pipeline file, extra arguments, environment, what the message must name)
     type Case<'a> = (
         std::path::PathBuf,
@@ -371,19 +381,19 @@ fn bad_input_exits_2_with_one_clear_message() {
             &["average_in_store"],
         ),
         (
-            good.clone(),
+            good.to_path_buf(),
             &[],
             &[("CONSUME_BATCH_SIZE", "lots")],
             &["CONSUME_BATCH_SIZE", "lots"],
         ),
         (
-            good.clone(),
+            good.to_path_buf(),
             &[],
             &[("CUSTOMERS_AVERAGE_IN_STORE", "x7")],
             &["CUSTOMERS_AVERAGE_IN_STORE", "x7"],
         ),
         (
-            good.clone(),
+            good.to_path_buf(),
             &[],
             &[("LOG_LEVEL", "LOUD")],
             &["LOG_LEVEL", "LOUD"],
@@ -394,8 +404,13 @@ fn bad_input_exits_2_with_one_clear_message() {
             &[],
             &["/nonexistent/pipeline.yaml"],
         ),
-        (good.clone(), &["--speed", "warp"], &[], &["warp"]),
-        (good, &["--sink", "pigeon"], &[], &["pigeon", "stdout"]),
+        (good.to_path_buf(), &["--speed", "warp"], &[], &["warp"]),
+        (
+            good.to_path_buf(),
+            &["--sink", "pigeon"],
+            &[],
+            &["pigeon", "stdout"],
+        ),
     ];
     for (file, args, env, needles) in cases {
         for command in ["run", "validate"] {
@@ -440,7 +455,7 @@ fn serde_yaml_value(text: &str) -> serde_json::Value {
 
 #[test]
 fn log_filename_gets_the_logs_too() {
-    let log = write_temp("run.log", "");
+    let log = temp_file("run.log", "");
     let config = pipeline("", "");
     run_ok(
         customersim()

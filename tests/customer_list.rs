@@ -1,13 +1,21 @@
 //! The `customer_list` source with `random_walk`, through the real binary: the shoppers are the
 //! listed customers, never inside twice, and bad lists are refused with exit code 2.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{Line, customersim, parse_lines, run_failing, run_ok, write_temp};
+use customersim_testkit::run::{clean_command, run_failing, run_ok};
+use customersim_testkit::stdout_sink::{Line, parse_lines};
+use customersim_testkit::temp::{TempFile, temp_file};
+
+/// The binary under test, with a clean environment.
+fn customersim() -> Command {
+    clean_command(env!("CARGO_BIN_EXE_customersim"))
+}
+
+/// The repository root, where the built-in default pipeline finds `configs/`.
+const REPOSITORY: &str = env!("CARGO_MANIFEST_DIR");
 
 /// A CSV in the original's format with the given ids.
 fn csv_of(ids: impl IntoIterator<Item = String>) -> String {
@@ -20,9 +28,9 @@ fn csv_of(ids: impl IntoIterator<Item = String>) -> String {
     text
 }
 
-/// A pipeline file beside `customers.csv` in a fresh folder; returns the config's path.
-fn pipeline_with_list(list: &str, average_in_store: f64) -> PathBuf {
-    let config = write_temp(
+/// A pipeline file beside `customers.csv` in a fresh folder (removed with the returned file).
+fn pipeline_with_list(list: &str, average_in_store: f64) -> TempFile {
+    let config = temp_file(
         "pipeline.yaml",
         &format!(
             "simulation: {{seed: 7, start: \"2026-01-05T09:00:00Z\"}}\n\
@@ -31,7 +39,7 @@ fn pipeline_with_list(list: &str, average_in_store: f64) -> PathBuf {
              sinks:\n  - type: stdout\n"
         ),
     );
-    std::fs::write(config.parent().unwrap().join("customers.csv"), list).unwrap();
+    std::fs::write(config.dir().join("customers.csv"), list).unwrap();
     config
 }
 
@@ -162,7 +170,7 @@ fn a_list_smaller_than_the_target_fills_the_store_and_arrivals_wait() {
 #[test]
 fn customers_list_file_overrides_the_yaml() {
     let config = pipeline_with_list(&csv_of((1..=50).map(|n| n.to_string())), 10.0);
-    let other = write_temp("other.csv", &csv_of((900..=960).map(|n| n.to_string())));
+    let other = temp_file("other.csv", &csv_of((900..=960).map(|n| n.to_string())));
     let output = run_ok(run_max(&config, "1h").env("CUSTOMERS_LIST_FILE", &other));
     let events = parse(&parse_lines(&output.stdout));
     assert!(!events.is_empty());
@@ -175,41 +183,9 @@ fn customers_list_file_overrides_the_yaml() {
     }
 }
 
-#[test]
-fn the_built_in_default_uses_the_shipped_list_from_the_repository_root() {
-    let shipped = std::fs::read_to_string(common::configs_dir().join("customers.csv")).unwrap();
-    let listed: HashSet<String> = shipped
-        .lines()
-        .skip(1)
-        .map(|line| line.split(',').next().unwrap().to_string())
-        .collect();
-    assert_eq!(listed.len(), 1000);
-    let mut command = customersim();
-    command
-        .current_dir(common::configs_dir().parent().unwrap())
-        .args([
-            "run",
-            "--sink",
-            "stdout",
-            "--speed",
-            "max",
-            "--duration",
-            "2h",
-            "--seed",
-            "3",
-        ]);
-    let events = parse(&parse_lines(&run_ok(&mut command).stdout));
-    assert!(!events.is_empty());
-    check_walks(&events, &listed, START_TS, START_TS + 1);
-}
-
-#[test]
-fn the_built_in_default_reads_customers_csv_from_a_folder_without_configs() {
-    let list = write_temp(
-        "customers.csv",
-        &csv_of(["41".to_string(), "42".to_string()]),
-    );
-    let dir = list.parent().unwrap();
+/// The built-in default pipeline (random_walk with customer_list) printing to stdout, at full
+/// speed for `duration`, from `dir`.
+fn built_in_default(dir: &Path, duration: &str) -> Command {
     let mut command = customersim();
     command.current_dir(dir).args([
         "run",
@@ -218,8 +194,36 @@ fn the_built_in_default_reads_customers_csv_from_a_folder_without_configs() {
         "--speed",
         "max",
         "--duration",
-        "1h",
+        duration,
     ]);
+    command
+}
+
+#[test]
+fn the_built_in_default_uses_the_shipped_list_from_the_repository_root() {
+    let shipped =
+        std::fs::read_to_string(Path::new(REPOSITORY).join("configs/customers.csv")).unwrap();
+    let listed: HashSet<String> = shipped
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').next().unwrap().to_string())
+        .collect();
+    assert_eq!(listed.len(), 1000);
+    let mut command = built_in_default(Path::new(REPOSITORY), "2h");
+    command.args(["--seed", "3"]);
+    let events = parse(&parse_lines(&run_ok(&mut command).stdout));
+    assert!(!events.is_empty());
+    check_walks(&events, &listed, START_TS, START_TS + 1);
+}
+
+#[test]
+fn the_built_in_default_reads_customers_csv_from_a_folder_without_configs() {
+    let list = temp_file(
+        "customers.csv",
+        &csv_of(["41".to_string(), "42".to_string()]),
+    );
+    let dir = list.dir();
+    let mut command = built_in_default(dir, "1h");
     let events = parse(&parse_lines(&run_ok(&mut command).stdout));
     assert!(!events.is_empty());
     assert!(events.iter().all(|e| e.id == "41" || e.id == "42"));

@@ -1,31 +1,25 @@
 //! The `http_ingress` source through real HTTP: the real binary on an ephemeral port with the
 //! stdout sink, its stdout read line by line as events are published.
 
-mod common;
-
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, ExitStatus, Stdio};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{customersim, free_port, parse_lines, run_failing, write_temp};
+use customersim_testkit::http::{Answer, HttpClient, bearer};
+use customersim_testkit::net::free_port;
+use customersim_testkit::run::{Process, StdoutMode, clean_command, run_failing};
+use customersim_testkit::stdout_sink::{parse_line, parse_lines};
+use customersim_testkit::temp::{TempFile, temp_file};
+use customersim_testkit::turns::Turns;
+
+/// The binary under test, with a clean environment.
+fn customersim() -> Command {
+    clean_command(env!("CARGO_BIN_EXE_customersim"))
+}
 
 /// Tests that measure when events come out run alone, so the other tests of this file (each a
 /// process of its own) do not delay them on a small machine; the others share.
-static TIMING: RwLock<()> = RwLock::new(());
-
-fn alone() -> RwLockWriteGuard<'static, ()> {
-    TIMING
-        .write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn shared() -> RwLockReadGuard<'static, ()> {
-    TIMING
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+static TIMING: Turns = Turns::new();
 
 /// A pipeline with only the HTTP source and the stdout sink.
 fn config(consume_frequency: f64) -> String {
@@ -50,167 +44,99 @@ struct Printed {
 
 /// The binary running with an HTTP port; killed when dropped.
 struct Server {
-    child: Child,
+    process: Process,
     port: u16,
-    lines: mpsc::Receiver<Printed>,
-    agent: ureq::Agent,
-}
-
-struct Answer {
-    status: u16,
-    body: String,
+    http: HttpClient,
+    _config: TempFile,
 }
 
 impl Server {
     fn start(yaml: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let path = write_temp("pipeline.yaml", yaml);
+        let config = temp_file("pipeline.yaml", yaml);
         let port = free_port();
         let mut command = customersim();
         command
             .args(["run", "--config"])
-            .arg(&path)
+            .arg(&config)
             .args(args)
             .env("HTTP_LISTEN", format!("127.0.0.1:{port}"))
-            .env("LOG_LEVEL", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .env("LOG_LEVEL", "warn");
         for (var, value) in env {
             command.env(var, value);
         }
-        let mut child = command.spawn().expect("customersim starts");
-        let stdout = child.stdout.take().unwrap();
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let at_ms = wall_ms();
-                let parsed = parse_lines(format!("{line}\n").as_bytes()).remove(0);
-                if sender
-                    .send(Printed {
-                        at_ms,
-                        topic: parsed.topic,
-                        payload: parsed.payload,
-                    })
-                    .is_err()
-                {
-                    break;
-                }
-            }
-        });
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
-        let server = Server {
-            child,
+        let process = Process::start(&mut command, StdoutMode::Lines);
+        let http = HttpClient::local(port);
+        http.wait_until_healthy(Duration::from_secs(20));
+        Server {
+            process,
             port,
-            lines,
-            agent,
-        };
-        server.wait_ready();
-        server
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(response) = self.agent.get(self.url("/health")).call()
-                && response.status() == 200
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            http,
+            _config: config,
         }
-        panic!("the HTTP API did not come up on port {}", self.port);
     }
 
     fn post(&self, path: &str, body: &str) -> Answer {
-        self.post_with(path, body, None)
+        self.http.post(path, body)
     }
 
     fn post_with(&self, path: &str, body: &str, token: Option<&str>) -> Answer {
-        let mut request = self.agent.post(self.url(path));
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        let mut response = request.send(body).expect("HTTP request");
-        Answer {
-            status: response.status().as_u16(),
-            body: response.body_mut().read_to_string().unwrap(),
+        match token {
+            Some(token) => self
+                .http
+                .post_with(path, body, &[("Authorization", &bearer(token))]),
+            None => self.http.post(path, body),
         }
     }
 
     fn get(&self, path: &str, token: Option<&str>) -> Answer {
-        let mut request = self.agent.get(self.url(path));
-        if let Some(token) = token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        let mut response = request.call().expect("HTTP request");
-        Answer {
-            status: response.status().as_u16(),
-            body: response.body_mut().read_to_string().unwrap(),
+        match token {
+            Some(token) => self
+                .http
+                .get_with(path, &[("Authorization", &bearer(token))]),
+            None => self.http.get(path),
         }
     }
 
-    /// Sends raw bytes as curl would (`curl URL -d BODY`: a form content type) and returns the
-    /// status line and body.
+    /// Posts as curl does (`curl URL -d BODY`: a form content type) and returns status and body.
     fn curl_d(&self, path: &str, body: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            stream,
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\nContent-Length: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n{body}",
-            self.port,
-            body.len()
-        )
-        .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        let status = answer[9..12].parse().unwrap();
-        let body = answer.split_once("\r\n\r\n").unwrap().1.to_string();
-        (status, body)
+        let answer = self.http.post_with(
+            path,
+            body,
+            &[
+                ("User-Agent", "curl/8.5.0"),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+        );
+        (answer.status, answer.body)
     }
 
     fn next_line(&self, wait: Duration) -> Printed {
-        self.lines
+        let line = self
+            .process
+            .lines()
             .recv_timeout(wait)
-            .expect("an event on stdout in time")
+            .expect("an event on stdout in time");
+        let parsed = parse_line(&line.text);
+        Printed {
+            at_ms: line.read_at.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64,
+            topic: parsed.topic,
+            payload: parsed.payload,
+        }
     }
 
     fn no_line_for(&self, wait: Duration) {
-        if let Ok(line) = self.lines.recv_timeout(wait) {
-            panic!("unexpected event: {} {}", line.topic, line.payload);
+        if let Ok(line) = self.process.lines().recv_timeout(wait) {
+            panic!("unexpected event: {}", line.text);
         }
     }
 
     fn terminate(&mut self) -> ExitStatus {
-        common::terminate(&self.child);
+        self.process.terminate();
         self.wait_exit(Duration::from_secs(15))
     }
 
     fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "customersim did not exit in time"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.wait(limit)
     }
 }
 
@@ -250,7 +176,7 @@ fn scenario(customer: &str, steps: &[String]) -> String {
 
 #[test]
 fn produce_endpoints_publish_at_once_with_the_original_bytes() {
-    let _turn = shared();
+    let _turn = TIMING.shared();
     let server = Server::start(&config(1.0), &[], &[]);
     // The original README's commands, sent the way curl sends them (form content type).
     let (status, body) = server.curl_d(
@@ -286,7 +212,7 @@ fn produce_endpoints_publish_at_once_with_the_original_bytes() {
 /// Steps of two customers, due shortly, are published at (not before) their time, within
 /// 100 ms, ordered by (time, customer).
 fn scenario_timing(consume_frequency: f64) {
-    let _turn = alone();
+    let _turn = TIMING.alone();
     let server = Server::start(&config(consume_frequency), &[], &[]);
     let base = wall_ms() + 700;
     let due = [base, base + 300, base + 300, base + 600];
@@ -363,7 +289,7 @@ fn scenario_steps_are_published_at_their_time_when_polling_every_50_ms() {
 
 #[test]
 fn recalculate_time_shifts_the_path_to_start_now() {
-    let _turn = alone();
+    let _turn = TIMING.alone();
     let server = Server::start(&config(0.0), &[], &[]);
     // A path recorded in 2021, replayed now: same spacing, first step now.
     let body = scenario(
@@ -397,7 +323,7 @@ fn recalculate_time_shifts_the_path_to_start_now() {
 
 #[test]
 fn scenario_draft_times_steps_by_walking_distance() {
-    let _turn = shared();
+    let _turn = TIMING.shared();
     // 20 simulated seconds per wall second: the 10 s start delay and the 30 s FOCUS pass quickly.
     let server = Server::start(&config(0.0), &["--speed", "20"], &[]);
     let body = r#"{"customer": {"customer_id": 12}, "path": [
@@ -472,7 +398,7 @@ fn iso_ms(text: &str) -> i64 {
 
 #[test]
 fn bad_input_is_refused_and_nothing_of_it_is_published() {
-    let _turn = shared();
+    let _turn = TIMING.shared();
     let server = Server::start(&config(0.0), &[], &[]);
     // Steps due in 300 ms: if any were scheduled they would show up below.
     let soon = wall_ms() + 300;
@@ -590,7 +516,7 @@ fn bad_input_is_refused_and_nothing_of_it_is_published() {
 
 #[test]
 fn state_health_and_metrics() {
-    let _turn = shared();
+    let _turn = TIMING.shared();
     let server = Server::start(&config(1.0), &[], &[]);
     for (path, body) in [
         ("/produce_entry", r#"{"id": "41", "ts": 1700000000}"#),
@@ -639,7 +565,7 @@ fn state_health_and_metrics() {
 
 #[test]
 fn a_token_guards_every_route_but_health() {
-    let _turn = shared();
+    let _turn = TIMING.shared();
     let server = Server::start(&config(1.0), &[], &[("HTTP_TOKEN", "s3cret")]);
     assert_eq!(server.get("/health", None).status, 200);
     for path in ["/state", "/metrics"] {
@@ -671,7 +597,7 @@ fn a_token_guards_every_route_but_health() {
     assert_eq!(server.next_line(Duration::from_secs(5)).payload, body);
 
     // The token is a secret: `validate` masks it.
-    let path = write_temp("pipeline.yaml", &config(1.0));
+    let path = temp_file("pipeline.yaml", &config(1.0));
     let output = customersim()
         .args(["validate", "--config"])
         .arg(&path)
@@ -686,10 +612,10 @@ fn a_token_guards_every_route_but_health() {
 
 #[test]
 fn a_port_in_use_is_a_clear_error() {
-    let _turn = shared();
+    let _turn = TIMING.shared();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
-    let path = write_temp("pipeline.yaml", &config(1.0));
+    let path = temp_file("pipeline.yaml", &config(1.0));
     let (_, stderr) = run_failing(
         customersim()
             .args(["run", "--config"])
@@ -714,7 +640,7 @@ fn a_port_in_use_is_a_clear_error() {
 
 #[test]
 fn closing_the_doors_stops_accepting_and_the_run_ends_after_the_last_step() {
-    let _turn = shared();
+    let _turn = TIMING.shared();
     let mut server = Server::start(&config(0.0), &["--duration", "2s"], &[]);
     // Scheduled before the doors close, due after: still published, then the run ends.
     let due = wall_ms() + 2_500;
@@ -735,7 +661,7 @@ fn closing_the_doors_stops_accepting_and_the_run_ends_after_the_last_step() {
 
 #[test]
 fn the_default_pipeline_serves_the_api_and_stops_on_sigterm() {
-    let _turn = shared();
+    let _turn = TIMING.shared();
     let output = customersim()
         .arg("validate")
         .env_remove("HTTP_LISTEN")
@@ -747,37 +673,22 @@ fn the_default_pipeline_serves_the_api_and_stops_on_sigterm() {
     assert!(shown.contains("listen: 0.0.0.0:8000"), "{shown}");
 
     let port = free_port();
-    let mut child = customersim()
-        .args(["run", "--sink", "stdout", "--seed", "1"])
-        .env("HTTP_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(mut response) = agent.get(format!("http://127.0.0.1:{port}/health")).call() {
-            assert_eq!(response.body_mut().read_to_string().unwrap(), "OK");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no HTTP API on the default pipeline"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    common::terminate(&child);
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    let process = Process::start(
+        customersim()
+            .args(["run", "--sink", "stdout", "--seed", "1"])
+            .env("HTTP_LISTEN", format!("127.0.0.1:{port}")),
+        StdoutMode::Collect,
+    );
+    let http = HttpClient::local(port);
+    http.wait_until_healthy(Duration::from_secs(20));
+    assert_eq!(http.get("/health").body, "OK");
+    let finished = process.stop();
+    assert!(finished.status.success(), "{:?}", finished.status);
 }
 
 #[test]
 fn the_default_pipeline_with_a_duration_ends_on_a_virtual_clock() {
-    let _turn = shared();
+    let _turn = TIMING.shared();
     let port = free_port();
     let output = customersim()
         .args([

@@ -6,17 +6,23 @@
 //! What a subscriber receives is compared with what the stdout sink prints for the same pipeline
 //! and seed: the same messages, byte for byte.
 
-#[path = "mqtt/broker.rs"]
-mod broker;
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use broker::{Broker, Subscriber, SubscriberOptions, TestPki, shared_dir};
-use common::{Line, customersim, parse_lines, run_ok, write_temp};
+use customersim_testkit::mosquitto::Broker;
+use customersim_testkit::mqtt::{Subscriber, SubscriberOptions};
+use customersim_testkit::net::free_port;
+use customersim_testkit::pki::TestPki;
+use customersim_testkit::run::{clean_command, run_ok, stderr_text};
+use customersim_testkit::stdout_sink::{Line, parse_lines};
+use customersim_testkit::temp::{shared_temp_dir, temp_file};
+
+/// The binary under test, with a clean environment.
+fn customersim() -> Command {
+    clean_command(env!("CARGO_BIN_EXE_customersim"))
+}
 
 /// A pipeline file: simulated shoppers from a fixed seed and start, on topics under `prefix`,
 /// into one mqtt sink with `sink` settings (YAML lines indented by 4).
@@ -57,10 +63,6 @@ fn run_mqtt(config: &Path) -> Output {
         .expect("customersim runs")
 }
 
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 fn unique_prefix(label: &str) -> String {
     format!("cstest-{label}-{}", std::process::id())
 }
@@ -72,7 +74,7 @@ fn assert_delivers_exactly(
     prefix: &str,
     subscriber: SubscriberOptions,
 ) {
-    let config = write_temp("pipeline.yaml", config_text);
+    let config = temp_file("pipeline.yaml", config_text);
     let expected = reference(&config);
     let subscriber = Subscriber::start(port, &format!("{prefix}/#"), subscriber);
     let output = run_mqtt(&config);
@@ -80,7 +82,7 @@ fn assert_delivers_exactly(
         output.status.success(),
         "exit {:?}\n{}",
         output.status,
-        stderr(&output)
+        stderr_text(&output)
     );
     let received = subscriber.wait_for(expected.len(), Duration::from_secs(30));
     assert_eq!(received.len(), expected.len(), "message count");
@@ -137,8 +139,8 @@ fn mqtt_v5_delivers_the_same_messages() {
 }
 
 fn password_broker() -> Broker {
-    let dir = shared_dir("auth");
-    let file = dir.join("passwords");
+    let dir = shared_temp_dir("auth");
+    let file = dir.path().join("passwords");
     let status = std::process::Command::new("mosquitto_passwd")
         .args(["-b", "-c"])
         .arg(&file)
@@ -148,14 +150,14 @@ fn password_broker() -> Broker {
     assert!(status.success());
     std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let global = format!("allow_anonymous false\npassword_file {}", file.display());
-    Broker::start_in(dir, common::free_port(), &global, "")
+    Broker::start_in(dir, free_port(), &global, "")
 }
 
 #[test]
 fn password_authentication_right_and_wrong() {
     let broker = password_broker();
     let credentials = SubscriberOptions {
-        username: Some(("sensor".into(), "c0rrect-h0rse".into())),
+        credentials: Some(("sensor".into(), "c0rrect-h0rse".into())),
         ..SubscriberOptions::default()
     };
     // Right password, given through the original service's environment variables.
@@ -165,7 +167,7 @@ fn password_authentication_right_and_wrong() {
         10,
         &format!("    port: {}\n    qos: 1\n", broker.port),
     );
-    let config = write_temp("pipeline.yaml", &text);
+    let config = temp_file("pipeline.yaml", &text);
     let expected = reference(&config);
     let subscriber = Subscriber::start(broker.port, "auth/#", credentials);
     let output = customersim()
@@ -177,9 +179,9 @@ fn password_authentication_right_and_wrong() {
         .env("LOG_LEVEL", "debug")
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.status.success(), "{}", stderr_text(&output));
     assert!(
-        !stderr(&output).contains("c0rrect-h0rse"),
+        !stderr_text(&output).contains("c0rrect-h0rse"),
         "the password is never logged"
     );
     assert_eq!(
@@ -198,7 +200,7 @@ fn password_authentication_right_and_wrong() {
         .env("LOG_LEVEL", "debug")
         .output()
         .unwrap();
-    let text = stderr(&output);
+    let text = stderr_text(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(
         text.contains("not authorized") && text.contains("MQTT_PASSWORD"),
@@ -216,11 +218,11 @@ fn password_authentication_right_and_wrong() {
 
     // No password at all on a broker that needs one.
     let output = run_mqtt(&config);
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
     assert!(
-        stderr(&output).contains("not authorized"),
+        stderr_text(&output).contains("not authorized"),
         "{}",
-        stderr(&output)
+        stderr_text(&output)
     );
 
     // `validate` shows the config without the password.
@@ -233,7 +235,7 @@ fn password_authentication_right_and_wrong() {
         .output()
         .unwrap();
     let shown = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.status.success(), "{}", stderr_text(&output));
     assert!(
         shown.contains("username: sensor") && !shown.contains("c0rrect-h0rse"),
         "{shown}"
@@ -242,15 +244,8 @@ fn password_authentication_right_and_wrong() {
 
 #[test]
 fn tls_with_a_test_ca_and_a_certificate_that_does_not_verify() {
-    let dir = shared_dir("tls");
-    let pki = TestPki::generate(&dir, "");
-    let other = TestPki::generate(&dir, "other-");
-    let broker = Broker::start_in(
-        dir,
-        common::free_port(),
-        "allow_anonymous true",
-        &pki.listener(false),
-    );
+    let (broker, pki) = Broker::start_tls("tls", "allow_anonymous true", false);
+    let other = TestPki::generate(broker.dir(), "other-");
     let text = pipeline(
         "tls",
         "speed: max, duration: 1h",
@@ -270,7 +265,7 @@ fn tls_with_a_test_ca_and_a_certificate_that_does_not_verify() {
 
     // A CA that did not sign the broker's certificate: fails fast, exit 1, says why.
     let started = Instant::now();
-    let config = write_temp("pipeline.yaml", &text);
+    let config = temp_file("pipeline.yaml", &text);
     let output = customersim()
         .arg("run")
         .arg("--config")
@@ -278,11 +273,11 @@ fn tls_with_a_test_ca_and_a_certificate_that_does_not_verify() {
         .env("MQTT_BROKER_CERT_FILE", &other.ca)
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_text(&output));
     assert!(
-        stderr(&output).contains("does not verify"),
+        stderr_text(&output).contains("does not verify"),
         "{}",
-        stderr(&output)
+        stderr_text(&output)
     );
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -293,22 +288,15 @@ fn tls_with_a_test_ca_and_a_certificate_that_does_not_verify() {
 
 #[test]
 fn mutual_tls_requires_a_client_certificate_the_broker_trusts() {
-    let dir = shared_dir("mtls");
-    let pki = TestPki::generate(&dir, "");
-    let other = TestPki::generate(&dir, "other-");
-    let broker = Broker::start_in(
-        dir,
-        common::free_port(),
-        "allow_anonymous true",
-        &pki.listener(true),
-    );
+    let (broker, pki) = Broker::start_tls("mtls", "allow_anonymous true", true);
+    let other = TestPki::generate(broker.dir(), "other-");
     let sink = format!(
         "    port: {}\n    qos: 1\n    broker_cert_file: {}\n",
         broker.port,
         pki.ca.display()
     );
     let text = pipeline("mtls", "speed: max, duration: 1h", 10, &sink);
-    let config = write_temp("pipeline.yaml", &text);
+    let config = temp_file("pipeline.yaml", &text);
     let expected = reference(&config);
     let subscriber = Subscriber::start(broker.plain_port, "mtls/#", SubscriberOptions::default());
     let output = customersim()
@@ -319,7 +307,7 @@ fn mutual_tls_requires_a_client_certificate_the_broker_trusts() {
         .env("MQTT_CLIENT_KEY_FILE", &pki.client_key)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.status.success(), "{}", stderr_text(&output));
     assert_eq!(
         subscriber.wait_for(expected.len(), Duration::from_secs(20)),
         expected
@@ -339,7 +327,7 @@ fn mutual_tls_requires_a_client_certificate_the_broker_trusts() {
                 .env("MQTT_CLIENT_KEY_FILE", key);
         }
         let output = command.output().unwrap();
-        let text = stderr(&output);
+        let text = stderr_text(&output);
         assert_eq!(output.status.code(), Some(1), "{text}");
         assert!(text.contains("TLS"), "{text}");
         assert!(
@@ -358,7 +346,7 @@ fn mutual_tls_requires_a_client_certificate_the_broker_trusts() {
         .env("MQTT_CLIENT_KEY_FILE", "/nonexistent/client.key")
         .output()
         .unwrap();
-    let text = stderr(&output);
+    let text = stderr_text(&output);
     assert_eq!(output.status.code(), Some(2), "{text}");
     assert!(
         text.contains("MQTT_CLIENT_KEY_FILE") && text.contains("/nonexistent/client.key"),
@@ -445,7 +433,7 @@ fn restart_mid_run(prefix: &str, broker_settings: &str, sink_settings: &str) {
             broker.port
         ),
     );
-    let config = write_temp("pipeline.yaml", &text);
+    let config = temp_file("pipeline.yaml", &text);
     let expected = reference(&config);
     let subscriber = Subscriber::start(
         broker.port,
@@ -461,7 +449,7 @@ fn restart_mid_run(prefix: &str, broker_settings: &str, sink_settings: &str) {
     std::thread::sleep(Duration::from_millis(1500));
     broker.restart();
     let output = child.wait_with_output().unwrap();
-    let text = stderr(&output);
+    let text = stderr_text(&output);
     assert!(output.status.success(), "{text}");
     assert_eq!(
         text.matches("connection to 127.0.0.1").count(),
@@ -502,7 +490,7 @@ fn a_broker_that_comes_up_late_gets_everything_and_the_buffer_holds_the_schedule
             broker.port
         ),
     );
-    let config = write_temp("pipeline.yaml", &text);
+    let config = temp_file("pipeline.yaml", &text);
     let expected = reference(&config);
     let mut child = spawn_mqtt(&config);
     std::thread::sleep(Duration::from_millis(1500));
@@ -512,7 +500,7 @@ fn a_broker_that_comes_up_late_gets_everything_and_the_buffer_holds_the_schedule
     );
     broker.restart();
     let output = child.wait_with_output().unwrap();
-    let text = stderr(&output);
+    let text = stderr_text(&output);
     assert!(output.status.success(), "{text}");
     assert_eq!(
         text.matches("cannot connect to 127.0.0.1").count(),
@@ -532,8 +520,12 @@ fn the_default_pipeline_needs_mqtt_host() {
         .args(["run", "--seed", "1", "--speed", "max", "--duration", "10m"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(stderr(&output).contains("MQTT_HOST"), "{}", stderr(&output));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr_text(&output));
+    assert!(
+        stderr_text(&output).contains("MQTT_HOST"),
+        "{}",
+        stderr_text(&output)
+    );
     let output = customersim().arg("validate").output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     // TESTING_MOCK_MQTT=true swaps the mqtt sink for stdout, as in the original service.

@@ -22,13 +22,7 @@ fn every_environment_variable_is_in_the_readme_table() {
             .find("\n## ")
             .expect("a section follows the table");
     let table = &readme[start..end];
-    let core = customersim::config::overrides::CORE_ENV
-        .iter()
-        .map(|entry| entry.var);
-    let plugins = customersim::registry::plugin_env_vars()
-        .into_iter()
-        .map(|(_, entry)| entry.var);
-    for var in core.chain(plugins) {
+    for var in customersim::env::known_variables() {
         assert!(
             table.contains(var),
             "{var} is missing from the README's environment table"

@@ -1,0 +1,104 @@
+//! The shared RabbitMQ in situations it is not in by itself: stopped for a while (a broker
+//! restart mid-run), and reachable over TLS with a client certificate (it has no TLS listener).
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
+
+use crate::net::free_port;
+use crate::pki::TestPki;
+
+/// The RabbitMQ application stopped (`rabbitmqctl stop_app`) until this is dropped, so a failing
+/// test never leaves the shared broker stopped. Tests that use the broker must not run meanwhile
+/// (see [`crate::turns`]).
+pub struct StoppedApp(());
+
+impl StoppedApp {
+    /// Stops the application; the Erlang node keeps running, so starting it again is quick.
+    pub fn stop() -> StoppedApp {
+        rabbitmqctl("stop_app");
+        StoppedApp(())
+    }
+}
+
+impl Drop for StoppedApp {
+    fn drop(&mut self) {
+        rabbitmqctl("start_app");
+    }
+}
+
+fn rabbitmqctl(command: &str) {
+    let status = Command::new("rabbitmqctl")
+        .arg(command)
+        .stdout(Stdio::null())
+        .status()
+        .expect("rabbitmqctl runs");
+    assert!(status.success(), "rabbitmqctl {command} failed");
+}
+
+/// A TLS endpoint in front of the shared RabbitMQ: a rustls server on a free port that presents
+/// the PKI's server certificate, requires a client certificate signed by the PKI's CA, and
+/// forwards the decrypted bytes to 127.0.0.1:5672. Stops when dropped.
+pub struct TlsFront {
+    /// Where to connect with `amqps://`.
+    pub port: u16,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl TlsFront {
+    /// Starts the endpoint.
+    pub fn start(pki: &TestPki) -> TlsFront {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let certificates: Vec<CertificateDer> = CertificateDer::pem_file_iter(&pki.server_cert)
+            .expect("read the server certificate")
+            .map(|certificate| certificate.expect("a PEM certificate"))
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(&pki.server_key).expect("read the server key");
+        let mut roots = RootCertStore::empty();
+        for ca in CertificateDer::pem_file_iter(&pki.ca).expect("read the CA") {
+            roots
+                .add(ca.expect("a PEM certificate"))
+                .expect("a CA certificate");
+        }
+        let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
+            .build()
+            .expect("a client verifier");
+        let config = ServerConfig::builder()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certificates, key)
+            .expect("a TLS server config");
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let port = free_port();
+        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
+            .expect("listen on the free port");
+        runtime.spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(socket).await else {
+                        return;
+                    };
+                    let Ok(mut broker) = tokio::net::TcpStream::connect("127.0.0.1:5672").await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut broker).await;
+                });
+            }
+        });
+        TlsFront {
+            port,
+            _runtime: runtime,
+        }
+    }
+}
