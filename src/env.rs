@@ -55,7 +55,7 @@ pub fn parse_bool(text: &str) -> Option<bool> {
 }
 
 /// Variables the binary reads itself, outside the core's and the plugins' override tables.
-const READ_DIRECTLY: &[&str] = &["SINKS", "TESTING_MOCK_MQTT", "LOG_LEVEL", "LOG_FILENAME"];
+const READ_DIRECTLY: &[&str] = &["SINKS", "LOG_LEVEL", "LOG_FILENAME"];
 
 /// Every environment variable the binary reads: the core's overrides, each registered plugin's,
 /// and the few read directly. A test harness removes exactly these, so a developer's shell never
@@ -67,11 +67,16 @@ pub fn known_variables() -> Vec<&'static str> {
     let plugins = crate::registry::plugin_env_vars()
         .into_iter()
         .map(|(_, entry)| entry.var);
+    // A sink's selecting variable (`TESTING_MOCK_MQTT` selects stdout).
+    let selecting = crate::registry::sinks()
+        .into_iter()
+        .filter_map(|plugin| plugin.selected_by);
     let mut variables: Vec<&'static str> = READ_DIRECTLY
         .iter()
         .copied()
         .chain(core)
         .chain(plugins)
+        .chain(selecting)
         .collect();
     variables.sort_unstable();
     variables.dedup();
