@@ -96,6 +96,15 @@ pub const CORE_ENV: &[CoreEnv] = &[
         },
     },
     CoreEnv {
+        var: "FOCUS_TOPIC",
+        key: "topics.focus",
+        help: "topic of ground-truth focus events; unset = none (the recommendation service uses customer/focus)",
+        apply: |c, v| {
+            c.topics.focus = Some(v.to_string()).filter(|topic| !topic.trim().is_empty());
+            Ok(())
+        },
+    },
+    CoreEnv {
         var: "TIMELINE_BACKEND",
         key: "timeline.backend",
         help: "where future events wait (default memory)",

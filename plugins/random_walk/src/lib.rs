@@ -110,8 +110,7 @@ impl RandomWalkConfig {
 
 impl SourceConfig for RandomWalkConfig {
     const NAME: &'static str = "random_walk";
-    const DESCRIPTION: &'static str =
-        "simulated shoppers: Poisson arrivals, random walk over the grid, exit through the door";
+    const DESCRIPTION: &'static str = "simulated shoppers: Poisson arrivals, random walk over the store's walkable cells, home to the exit";
     const ENV: &'static [EnvOverride] = &[EnvOverride {
         var: "CUSTOMERS_AVERAGE_IN_STORE",
         key: "average_in_store",
@@ -124,6 +123,7 @@ impl SourceConfig for RandomWalkConfig {
         Ok(Box::new(RandomWalk {
             params: self.params()?,
             store,
+            focus_events: cx.topics.focus.is_some(),
         }))
     }
 }
@@ -138,6 +138,8 @@ const CHUNK_EVENTS: usize = 4096;
 struct RandomWalk {
     params: WalkParams,
     store: customersim_plugin_api::StoreLayout,
+    /// Ground-truth focus events are on (`topics.focus` is set).
+    focus_events: bool,
 }
 
 #[async_trait]
@@ -155,7 +157,8 @@ impl Source for RandomWalk {
             origin,
             cx.doors_close_ms,
             cx.roster.clone(),
-        );
+        )
+        .with_focus_events(self.focus_events);
         // How far ahead of the clock to generate: a virtual clock is fed in large steps; a real
         // clock only needs to stay about two wall seconds ahead of the scheduler.
         let lookahead_ms: i64 = match cx.clock.speed() {
