@@ -98,9 +98,9 @@ pub const CORE_ENV: &[CoreEnv] = &[
     CoreEnv {
         var: "FOCUS_TOPIC",
         key: "topics.focus",
-        help: "topic of ground-truth focus events; unset = none (the recommendation service uses customer/focus)",
+        help: "topic of ground-truth focus events, which it turns on (the recommendation service uses customer/focus)",
         apply: |c, v| {
-            c.topics.focus = Some(v.to_string()).filter(|topic| !topic.trim().is_empty());
+            c.topics.focus = Some(v.trim().to_string());
             Ok(())
         },
     },
