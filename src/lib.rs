@@ -64,6 +64,8 @@ use rumqttc as _;
 #[cfg(test)]
 use serde_json as _;
 #[cfg(test)]
+use tempfile as _;
+#[cfg(test)]
 use tokio_rustls as _;
 #[cfg(test)]
 use ureq as _;

@@ -343,17 +343,9 @@ fn decision_service(events: &[Published], plan: &Plan) -> Vec<(Focus, u32)> {
 fn demo_day(config: &Path, seed: &str, env: &[(&str, &str)]) -> Vec<Line> {
     let mut command = command();
     command
-        .args([
-            "run",
-            "--sink",
-            "stdout",
-            "--speed",
-            "max",
-            "--duration",
-            "24h",
-        ])
-        .args(["--seed", seed, "--config"])
+        .args("run --sink stdout --speed max --duration 24h --config".split(' '))
         .arg(config)
+        .args(["--seed", seed])
         .env("SIMULATION_START", "2026-03-02T00:00:00Z")
         .env(
             "CUSTOMERS_LIST_FILE",

@@ -102,22 +102,13 @@ mod tests {
 
     #[test]
     fn reports_map_to_departments_by_inclusive_rectangles() {
-        let zone = |name: &str, kind, area| Zone {
-            name: name.into(),
-            kind,
-            area,
-            weight: 1.0,
-        };
+        let zones = vec![
+            Zone::new("Till", ZoneKind::Checkout, [0, 50, 9, 59]),
+            Zone::new("Women", ZoneKind::Department, [10, 10, 20, 20]),
+        ];
         let layout = StoreLayout::new(LayoutSpec {
-            width: 100,
-            height: 100,
-            cell: 1,
-            entrance: (0, 0),
-            exit: (0, 0),
-            zones: vec![
-                zone("Till", ZoneKind::Checkout, [0, 50, 9, 59]),
-                zone("Women", ZoneKind::Department, [10, 10, 20, 20]),
-            ],
+            zones,
+            ..LayoutSpec::grid(100, 100, (0, 0))
         })
         .unwrap();
         let mut tracker = FocusTracker::new();
