@@ -192,9 +192,11 @@ const NEIGHBOURS: [(i32, i32); 8] = [
 /// Per-cell data of a layout with zones, row-major (`row * cols + col`).
 #[derive(Debug, PartialEq)]
 struct Cells {
+    /// Whether shoppers may stand on the cell (no obstacle touches it).
     walkable: Vec<bool>,
     /// Index of the department or checkout containing the cell's centre, or [`NO_ZONE`].
     zone: Vec<u16>,
+    /// How many cells are walkable, counted once for `validate` and reports.
     walkable_count: u64,
 }
 
@@ -202,13 +204,21 @@ struct Cells {
 /// per-cell data is shared).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoreLayout {
+    /// Extent of the coordinate space along x (see [`LayoutSpec::width`]).
     width: u32,
+    /// Extent along y.
     height: u32,
+    /// Pitch of the walking grid in store units.
     cell: u32,
+    /// `ceil(width / cell)`: columns of the walking grid.
     cols: u32,
+    /// `ceil(height / cell)`: rows of the walking grid.
     rows: u32,
+    /// The cell the configured entrance lies in.
     entrance_cell: (u32, u32),
+    /// The cell the configured exit lies in.
     exit_cell: (u32, u32),
+    /// The zones in file order (indices are what per-cell data and sources refer to); shared.
     zones: Arc<[Zone]>,
     /// `None` for a layout without zones: every cell walkable, in no zone.
     cells: Option<Arc<Cells>>,
@@ -684,7 +694,9 @@ const UNREACHABLE: u32 = u32::MAX;
 /// Walking distances to one target cell (see [`StoreLayout::distances_to`]).
 #[derive(Clone, Debug)]
 pub struct DistanceField {
+    /// The layout the distances are over (a cheap shared clone): steps follow its neighbours.
     layout: StoreLayout,
+    /// The cell every distance leads to.
     target: (u32, u32),
     /// Per cell; `None` for a layout without zones, where the distance is the Chebyshev distance.
     steps: Option<Vec<u32>>,
