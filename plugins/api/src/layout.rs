@@ -386,6 +386,14 @@ impl StoreLayout {
         (zone != NO_ZONE).then_some(usize::from(zone))
     }
 
+    /// The department (index into [`Self::zones`]) whose rectangle contains the centre of cell
+    /// `(col, row)`: [`Self::department_at`] of the published position, in constant time (for
+    /// sources that track focus on every step).
+    pub fn department_at_cell(&self, col: u32, row: u32) -> Option<usize> {
+        self.zone_at_cell(col, row)
+            .filter(|&zone| self.zones[zone].kind == ZoneKind::Department)
+    }
+
     /// The department (index into [`Self::zones`]) whose rectangle contains the point `(x, y)`:
     /// the consumers' rule, applied to what was published (the first one in file order; they do
     /// not overlap). Checkouts and obstacles are not departments.
@@ -840,6 +848,15 @@ mod tests {
         assert_eq!(layout.department_at(150, 80), None, "a checkout");
         assert_eq!(layout.zone_at_point(150, 80), Some(2));
         assert_eq!(layout.zone_at_point(100, 0), None, "an obstacle");
+        for row in 0..layout.rows() {
+            for col in 0..layout.cols() {
+                let (x, y) = layout.centre(col, row);
+                assert_eq!(
+                    layout.department_at_cell(col, row),
+                    layout.department_at(x, y)
+                );
+            }
+        }
     }
 
     #[test]

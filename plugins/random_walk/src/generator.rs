@@ -275,20 +275,22 @@ impl Generator {
         let mut focus = None;
         let kind = match shopper.next {
             Next::Enter => EventKind::Enter,
-            Next::Move(x, y) => {
-                shopper.x = x;
-                shopper.y = y;
-                let (x, y) = self.store.centre(x.into(), y.into());
+            Next::Move(col, row) => {
+                shopper.x = col;
+                shopper.y = row;
+                let (x, y) = self.store.centre(col.into(), row.into());
                 let (x, y) = (i64::from(x), i64::from(y));
-                if self.focus_events
-                    && let Some(department) = shopper.focus.report(&self.store, x, y)
-                {
-                    let dep = self.store.zones()[department].name.as_str();
-                    focus = Some(EventKind::Focus {
-                        dep: customersim_plugin_api::intern(dep),
-                        x,
-                        y,
-                    });
+                if self.focus_events {
+                    // The department of the published centre, looked up by cell.
+                    let department = self.store.department_at_cell(col.into(), row.into());
+                    if shopper.focus.observe(department) {
+                        let dep = &self.store.zones()[department.expect("a focus is in one")].name;
+                        focus = Some(EventKind::Focus {
+                            dep: customersim_plugin_api::intern(dep),
+                            x,
+                            y,
+                        });
+                    }
                 }
                 EventKind::Move { x, y }
             }
