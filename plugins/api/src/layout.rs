@@ -430,31 +430,67 @@ impl StoreLayout {
     /// Walking distances (in steps) from every cell to `target`, over the walkable grid: built once,
     /// then each step home is a lookup ([`DistanceField::step_toward`]).
     pub fn distances_to(&self, target: (u32, u32)) -> DistanceField {
-        let steps = self.cells.as_ref().map(|_| {
-            let mut steps = vec![UNREACHABLE; self.cell_count()];
-            if let Some(start) = self.index(target.0, target.1)
-                && self.walkable(target.0, target.1)
-            {
-                steps[start] = 0;
-                let mut queue = VecDeque::from([target]);
-                while let Some((col, row)) = queue.pop_front() {
-                    let next = steps[self.index(col, row).expect("queued cells are inside")] + 1;
-                    for (c, r) in self.neighbours(col, row) {
-                        let index = self.index(c, r).expect("neighbours are inside");
-                        if steps[index] == UNREACHABLE {
-                            steps[index] = next;
-                            queue.push_back((c, r));
-                        }
-                    }
-                }
-            }
-            steps
+        DistanceField {
+            layout: self.clone(),
+            target,
+            steps: self.cells.as_ref().map(|_| self.breadth_first([target])),
+        }
+    }
+
+    /// Walking distances from every cell to the nearest walkable cell of department or checkout
+    /// `zone` (index into [`Self::zones`]): the way into a department from anywhere, built once.
+    /// Straight steps lean towards the cell of the middle of its rectangle.
+    ///
+    /// # Panics
+    /// If `zone` is not the index of a zone.
+    pub fn distances_to_zone(&self, zone: usize) -> DistanceField {
+        let [x1, y1, x2, y2] = self.zones[zone].area;
+        let middle = (x1 + (x2 - x1) / 2, y1 + (y2 - y1) / 2);
+        let target = self.cell_of(middle.0, middle.1).expect("zones are inside");
+        let steps = self.cells.as_ref().map(|cells| {
+            let inside = (0..cells.zone.len())
+                .filter(|&index| usize::from(cells.zone[index]) == zone)
+                .map(|index| self.cell_at(index));
+            self.breadth_first(inside)
         });
         DistanceField {
             layout: self.clone(),
             target,
             steps,
         }
+    }
+
+    /// Steps from every cell to the nearest of the walkable `sources`, over the walkable grid.
+    fn breadth_first(&self, sources: impl IntoIterator<Item = (u32, u32)>) -> Vec<u32> {
+        let mut steps = vec![UNREACHABLE; self.cell_count()];
+        let mut queue = VecDeque::new();
+        for (col, row) in sources {
+            if let Some(index) = self.index(col, row)
+                && self.walkable(col, row)
+            {
+                steps[index] = 0;
+                queue.push_back((col, row));
+            }
+        }
+        while let Some((col, row)) = queue.pop_front() {
+            let next = steps[self.index(col, row).expect("queued cells are inside")] + 1;
+            for (c, r) in self.neighbours(col, row) {
+                let index = self.index(c, r).expect("neighbours are inside");
+                if steps[index] == UNREACHABLE {
+                    steps[index] = next;
+                    queue.push_back((c, r));
+                }
+            }
+        }
+        steps
+    }
+
+    /// The cell of a row-major index.
+    fn cell_at(&self, index: usize) -> (u32, u32) {
+        (
+            (index % self.cols as usize) as u32,
+            (index / self.cols as usize) as u32,
+        )
     }
 
     fn cell_count(&self) -> usize {
@@ -542,10 +578,7 @@ impl StoreLayout {
         for (index, &zone) in cells.zone.iter().enumerate() {
             if zone != NO_ZONE && cells.walkable[index] {
                 has_centre[usize::from(zone)] = true;
-                let (col, row) = (
-                    (index % self.cols as usize) as u32,
-                    (index / self.cols as usize) as u32,
-                );
+                let (col, row) = self.cell_at(index);
                 if from_entrance.steps(col, row).is_some() {
                     reached[usize::from(zone)] = true;
                 }
@@ -902,6 +935,25 @@ mod tests {
             walked += 1;
         }
         assert_eq!((at, walked), ((9, 0), home.steps(0, 0).unwrap()));
+        // The way into a zone: zero on its walkable cells, around the wall to them.
+        let with_zone = StoreLayout::new(LayoutSpec {
+            exit: (9, 0),
+            zones: vec![
+                zone("Wall", Obstacle, [5, 0, 5, 3]),
+                zone("Corner", ZoneKind::Department, [7, 0, 9, 1]),
+            ],
+            ..LayoutSpec::grid(10, 5, (0, 0))
+        })
+        .unwrap();
+        let into = with_zone.distances_to_zone(1);
+        assert_eq!(into.steps(8, 1), Some(0));
+        assert_eq!(into.steps(6, 1), Some(1));
+        assert_eq!(
+            into.steps(4, 0),
+            Some(9),
+            "down, through the gap, up to row 1"
+        );
+        assert_eq!(into.step_toward(6, 2), Some((7, 1)));
         // Without obstacles the straight step is the old homing step.
         let open = StoreLayout::default().distances_to((0, 0));
         assert_eq!(open.steps(5, 9), Some(9));
