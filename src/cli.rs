@@ -126,10 +126,16 @@ fn validate(path: Option<PathBuf>, env: &Environment) -> ExitCode {
     if let Err(error) = Pipeline::check(&resolved) {
         return plugin_failure(error);
     }
-    match serde_yaml::to_string(&resolved.shown) {
-        Ok(text) => print!("{text}"),
+    let mut text = match serde_yaml::to_string(&resolved.shown) {
+        Ok(text) => text,
         Err(error) => return fail(&error, 1),
+    };
+    // The resolved layout, as comments so the output stays the YAML of the pipeline.
+    text.push_str("# resolved layout:\n");
+    for line in resolved.layout.to_string().lines() {
+        text.push_str(&format!("#   {line}\n"));
     }
+    print!("{text}");
     ExitCode::SUCCESS
 }
 

@@ -12,8 +12,7 @@ use crate::metrics::CoreMetrics;
 use crate::plugin_api::host::{self, ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{
     BuildContext, MetricsRegistry, OpenedTimeline, Plugin, PluginError, Role, Roster, Sink,
-    SinkContext, Source, SourceContext, StoreLayout, TimelineBackend, TimelineContext, Watermark,
-    derive_seed,
+    SinkContext, Source, SourceContext, TimelineBackend, TimelineContext, Watermark, derive_seed,
 };
 use crate::registry;
 use crate::scheduler::{ConsumeSettings, RunReport, Scheduler, SourceOutcome, format_ms};
@@ -230,11 +229,7 @@ fn each<R: Role + ?Sized, T>(
 fn build_context(resolved: &ResolvedPipeline, metrics: MetricsRegistry) -> BuildContext {
     let config = &resolved.config;
     BuildContext::new(
-        StoreLayout {
-            width: config.store.width,
-            height: config.store.height,
-            door: (config.store.door[0], config.store.door[1]),
-        },
+        resolved.layout.clone(),
         config.topics.clone(),
         resolved.seed,
         resolved.config_dir.clone(),

@@ -214,7 +214,9 @@ async fn a_run_with_a_duration_ends_by_itself_with_everyone_gone() {
                 );
                 assert!(inside.insert(event.customer.clone(), ()).is_none());
             }
-            EventKind::Move { .. } => assert!(inside.contains_key(&event.customer)),
+            EventKind::Move { .. } | EventKind::Focus { .. } => {
+                assert!(inside.contains_key(&event.customer))
+            }
             EventKind::Exit => assert!(inside.remove(&event.customer).is_some()),
         }
     }

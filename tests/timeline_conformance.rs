@@ -18,11 +18,7 @@ use customersim_testkit::timeline::timeline_conformance;
 /// Opens a fresh timeline of the registered backend `name` with `settings` (YAML).
 async fn open(name: &str, settings: &str) -> Arc<dyn Timeline> {
     let mut cx = BuildContext::new(
-        StoreLayout {
-            width: 6,
-            height: 10,
-            door: (0, 0),
-        },
+        StoreLayout::default(),
         Topics::default(),
         1,
         PathBuf::from("."),

@@ -18,7 +18,7 @@ pub use interpolate::interpolate;
 pub use types::*;
 
 use crate::env::Environment;
-use crate::plugin_api::{Plugin, Role, Sink, Source, TimelineBackend};
+use crate::plugin_api::{Plugin, Role, Sink, Source, StoreLayout, TimelineBackend, Zone};
 use crate::registry;
 
 /// The built-in pipeline, used when no `--config` is given (same as `configs/default.yaml`).
@@ -54,6 +54,8 @@ pub struct ResolvedPipeline {
     /// The config as `customersim validate` prints it: every plugin section with its defaults
     /// filled in and its secrets masked (by their [`crate::plugin_api::Secret`] types).
     pub shown: serde_yaml::Value,
+    /// The checked floor plan of `store:`, walking grid computed.
+    pub layout: StoreLayout,
 }
 
 /// Loads and resolves the pipeline at `path` (or the built-in default).
@@ -127,6 +129,8 @@ pub fn resolve_text(
         )),
         None => ConfigError(format!("{origin}: {key} {why}")),
     })?;
+    let layout = store_layout(&config.store, &text)
+        .map_err(|why| ConfigError(format!("{origin}: {why}")))?;
     let at = |place: String, why: String| {
         ConfigError(format!("{origin}: {place}: {}", with_line(&why, &text)))
     };
@@ -204,6 +208,7 @@ pub fn resolve_text(
         config_dir,
         origin: origin.to_string(),
         shown,
+        layout,
     })
 }
 
@@ -216,6 +221,13 @@ fn with_core_env(text: &str, env: &Environment) -> Result<PipelineConfig, Config
     };
     let mut with_env = tree.clone();
     overrides::apply_env(&mut with_env, overrides::CORE_ENV, env)?;
+    if env.get("STORE_DOOR").is_some()
+        && let Some(serde_yaml::Value::Mapping(store)) = with_env.get_mut("store")
+    {
+        // The one door replaces whatever entrance and exit the file gives.
+        store.remove("entrance");
+        store.remove("exit");
+    }
     serde_yaml::from_value(serde_yaml::Value::Mapping(with_env)).map_err(|error| {
         for entry in overrides::CORE_ENV {
             let Some(value) = env.get(entry.var) else {
@@ -290,23 +302,66 @@ fn with_line(message: &str, text: &str) -> String {
     }
 }
 
+/// Checks `store:` and computes its walking grid. Messages name the key under `store.`, a zone by
+/// index and name, and the zone's line in `text` when its name shows where it is.
+fn store_layout(store: &StoreConfig, text: &str) -> Result<StoreLayout, String> {
+    let spec = store.spec()?;
+    StoreLayout::new(spec).map_err(|error| {
+        let mut message = error.message;
+        if store.door.is_some() || (store.entrance.is_none() && store.exit.is_none()) {
+            // Both doors came from `door` (or its default): name the key the user wrote.
+            for key in ["entrance ", "exit "] {
+                if let Some(rest) = message.strip_prefix(key) {
+                    message = format!("door {rest}");
+                }
+            }
+        }
+        let line = error
+            .zone
+            .and_then(|index| {
+                let name = &store.zones[index].name;
+                let same = |zone: &&Zone| &zone.name == name;
+                let nth = store.zones[..index].iter().filter(same).count();
+                let total = store.zones.iter().filter(same).count();
+                zone_line(text, name, nth, total)
+            })
+            .map(|line| format!(" (line {line})"))
+            .unwrap_or_default();
+        format!("store.{message}{line}")
+    })
+}
+
+/// The line (1-based) of the `nth` (from 0) of the `total` zones named `name`: the `nth` line after a `zones:` key
+/// that gives `name:` that name (plain or quoted), when there are as many such lines as zones of
+/// that name (otherwise the text does not show which line is which, and `None`).
+fn zone_line(text: &str, name: &str, nth: usize, total: usize) -> Option<usize> {
+    let start = text
+        .lines()
+        .position(|line| line.trim_start().starts_with("zones:"))?;
+    let spellings = [
+        format!("name: {name}"),
+        format!("name: \"{name}\""),
+        format!("name: '{name}'"),
+    ];
+    let found: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .skip(start)
+        .filter(|(_, line)| {
+            spellings.iter().any(|spelling| {
+                line.match_indices(spelling.as_str()).any(|(at, _)| {
+                    let after = &line[at + spelling.len()..];
+                    after.is_empty() || after.starts_with([',', '}', ' ', '#'])
+                })
+            })
+        })
+        .map(|(index, _)| index + 1)
+        .collect();
+    (found.len() == total).then(|| found[nth])
+}
+
 /// Checks the core's values; an error names the key and says what is wrong with it.
 fn check(config: &PipelineConfig) -> Result<(), (&'static str, String)> {
-    let store = &config.store;
-    for (key, value) in [("store.width", store.width), ("store.height", store.height)] {
-        if value == 0 || value > u32::from(u16::MAX) {
-            return Err((key, "must be between 1 and 65535".into()));
-        }
-    }
-    if store.door[0] >= store.width || store.door[1] >= store.height {
-        return Err((
-            "store.door",
-            format!(
-                "{:?} is outside the {}x{} grid",
-                store.door, store.width, store.height
-            ),
-        ));
-    }
     let timeline = &config.timeline;
     if !timeline.consume_frequency.is_finite() || timeline.consume_frequency < 0.0 {
         return Err((

@@ -11,19 +11,25 @@ pub const CORE_ENV: &[EnvOverride] = &[
         var: "STORE_WIDTH",
         key: "store.width",
         kind: EnvKind::Integer,
-        help: "grid width in cells (default 6)",
+        help: "store width: x runs over 0..width (default 6)",
     },
     EnvOverride {
         var: "STORE_HEIGHT",
         key: "store.height",
         kind: EnvKind::Integer,
-        help: "grid height in cells (default 10)",
+        help: "store height: y runs over 0..height (default 10)",
+    },
+    EnvOverride {
+        var: "STORE_CELL",
+        key: "store.cell",
+        kind: EnvKind::Integer,
+        help: "walking-grid pitch in store units (default 1)",
     },
     EnvOverride {
         var: "STORE_DOOR",
         key: "store.door",
         kind: EnvKind::List,
-        help: "door cell as x,y (default 0,0)",
+        help: "door as x,y: where shoppers enter and leave; replaces the file's entrance/exit (default 0,0)",
     },
     EnvOverride {
         var: "ENTER_TOPIC",
@@ -42,6 +48,12 @@ pub const CORE_ENV: &[EnvOverride] = &[
         key: "topics.exit",
         kind: EnvKind::Text,
         help: "topic of exit events (default customer/exit)",
+    },
+    EnvOverride {
+        var: "FOCUS_TOPIC",
+        key: "topics.focus",
+        kind: EnvKind::Text,
+        help: "topic of ground-truth focus events, which it turns on (the recommendation service uses customer/focus)",
     },
     EnvOverride {
         var: "TIMELINE_BACKEND",

@@ -74,9 +74,9 @@ impl BuildContext {
 
     /// Who is inside, kept from now on for this pipeline.
     pub fn presence(&mut self) -> Presence {
-        let door = self.store.door;
+        let entrance = self.store.entrance();
         self.presence
-            .get_or_insert_with(|| PresenceRecorder::new(door))
+            .get_or_insert_with(|| PresenceRecorder::new(entrance))
             .view()
     }
 }

@@ -66,8 +66,10 @@
 //! - [`arrivals`]: when simulated shoppers come in ([`ArrivalProcess`]): Poisson arrivals shaped
 //!   by opening hours and an hourly profile, and the [`Entrance`] that queues arrivals beyond a
 //!   capacity; [`ArrivalsConfig`] is the config fragment the simulated sources share.
-//! - [`layout`], [`roster`], [`presence`], [`publisher`], [`metrics`]: the store's floor plan, the
-//!   list of customers, who is inside, publishing at once, the Prometheus registry.
+//! - [`focus`]: ground truth of the consumers' focus rule ([`FocusTracker`]).
+//! - [`layout`]: the store's floor plan ([`StoreLayout`]): coordinate space, zones (departments,
+//!   checkouts, obstacles), the walking grid shoppers step on and walking distances.
+//! - [`roster`], [`presence`], [`publisher`], [`metrics`]: the list of customers, who is inside, publishing at once, the Prometheus registry.
 //! - [`secret`]: the types that mark secrets in configs; [`duration`]: human durations (`30s`);
 //!   [`backoff`]: waiting between tries to reach a peer that is down.
 //! - [`host`]: the other halves of the handles above (moving the clock, firing shutdown), for the
@@ -82,6 +84,7 @@ pub mod duration;
 pub mod env;
 pub mod error;
 pub mod event;
+pub mod focus;
 pub mod host;
 pub mod json;
 pub mod layout;
@@ -107,8 +110,9 @@ pub use clock::Clock;
 pub use customersim_plugin_macros::{sink_config, source_config, timeline_config};
 pub use env::{EnvKind, EnvOverride};
 pub use error::PluginError;
-pub use event::{CustomerId, Event, EventKind, Topics};
-pub use layout::StoreLayout;
+pub use event::{CustomerId, Event, EventKind, Topics, intern};
+pub use focus::FocusTracker;
+pub use layout::{DistanceField, LayoutError, LayoutSpec, StoreLayout, Zone, ZoneKind};
 pub use metrics::MetricsRegistry;
 pub use plugin::{
     Plugin, PluginConfig, Role, SinkPlugin, SourcePlugin, TimelinePlugin, registered,

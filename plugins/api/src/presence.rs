@@ -70,6 +70,8 @@ impl PresenceRecorder {
                     inside.remove(&event.customer);
                     continue;
                 }
+                // Said where the shopper already stands (the move before it).
+                EventKind::Focus { .. } => continue,
             };
             inside.insert(
                 event.customer.clone(),

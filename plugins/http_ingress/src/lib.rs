@@ -149,7 +149,13 @@ impl SourceConfig for HttpIngressConfig {
             presence: cx.presence(),
             metrics: cx.metrics.clone(),
             requests,
-            door: (i64::from(cx.store.door.0), i64::from(cx.store.door.1)),
+            doors: {
+                let wide = |(x, y): (u32, u32)| (i64::from(x), i64::from(y));
+                draft::Doors {
+                    entrance: wide(cx.store.entrance()),
+                    exit: wide(cx.store.exit()),
+                }
+            },
         }))
     }
 }
@@ -161,7 +167,8 @@ struct HttpIngress {
     presence: Presence,
     metrics: MetricsRegistry,
     requests: Family<server::Labels, Counter>,
-    door: (i64, i64),
+    /// Where ENTER and EXIT steps of drafts without a location happen.
+    doors: draft::Doors,
 }
 
 #[async_trait]
@@ -190,7 +197,7 @@ impl Source for HttpIngress {
             metrics: self.metrics,
             requests: self.requests,
             token: self.token,
-            door: self.door,
+            doors: self.doors,
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let stopped = async move {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::{
-    Admission, ArrivalProcess, ArrivalRules, CustomerId, Entrance, Event, EventKind, QueueMetrics,
-    QueueStats, Roster, StoreLayout, derive_seed,
+    Admission, ArrivalProcess, ArrivalRules, CustomerId, DistanceField, Entrance, Event, EventKind,
+    FocusTracker, QueueMetrics, QueueStats, Roster, StoreLayout, derive_seed,
 };
 use rand_distr::{Distribution, Exp, StandardNormal};
 use rand_pcg::{Pcg32, Pcg64};
@@ -48,17 +48,24 @@ struct Shopper {
     dwell_ms: f32,
     /// Spread of single dwells around the mean (sigma of a log-normal): the shopper's consistency.
     spread: f32,
+    /// The cell of the walking grid the shopper stands on (published as its centre).
     x: u16,
     y: u16,
     next: Next,
     /// Walking to the door: the visit is up or the doors closed.
     homing: bool,
+    /// Counts the shopper's reports in a row inside one department (ground-truth focus).
+    focus: FocusTracker,
 }
 
 /// Generates the events of all shoppers in time order, up to a horizon at a time.
 pub struct Generator {
     params: WalkParams,
     store: StoreLayout,
+    /// Steps from every cell to the exit, built once: walking home is a lookup per step.
+    home: DistanceField,
+    /// Whether to emit ground-truth focus events (`topics.focus` is set).
+    focus_events: bool,
     seed: u64,
     /// Arrival times and roster draws come from this stream.
     arrival_rng: Pcg64,
@@ -103,9 +110,12 @@ impl Generator {
         let next_arrival_ms = arrival_times.next_ms();
         let entrance = params.arrivals.entrance();
         let expected = (params.average_in_store * 1.02 + 64.0) as usize;
+        let home = store.distances_to(store.exit_cell());
         Generator {
             params,
             store,
+            home,
+            focus_events: false,
             seed,
             arrival_rng,
             arrival_times,
@@ -121,6 +131,13 @@ impl Generator {
             inside: 0,
             peak_inside: 0,
         }
+    }
+
+    /// Also emits a focus event right after the move that is a shopper's 3rd report in a row
+    /// inside one department (same due time, so it is published right after that move).
+    pub fn with_focus_events(mut self, on: bool) -> Generator {
+        self.focus_events = on;
+        self
     }
 
     /// How many shoppers are inside (or entering) now.
@@ -186,8 +203,7 @@ impl Generator {
                 self.arrive(next);
             } else {
                 let Reverse((due, slot)) = self.agenda.pop().expect("peeked");
-                out.push(self.act(slot, due));
-                produced += 1;
+                produced += self.act(slot, due, out);
             }
         }
     }
@@ -251,7 +267,7 @@ impl Generator {
         let visit_ms = (p.min_visit_ms + extra) as i64;
         let dwell_ms = (p.mean_dwell_ms * rng.random_range(0.5..1.5)) as f32;
         let spread = rng.random_range(0.2..0.8) as f32;
-        let (door_x, door_y) = self.store.door;
+        let (door_x, door_y) = self.store.entrance_cell();
         let shopper = Shopper {
             id,
             rng,
@@ -262,6 +278,7 @@ impl Generator {
             y: door_y as u16,
             next: Next::Enter,
             homing: false,
+            focus: FocusTracker::new(),
         };
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -278,33 +295,53 @@ impl Generator {
         self.agenda.push(Reverse((at_ms, slot)));
     }
 
-    /// Emits the shopper's due event and plans the next one.
-    fn act(&mut self, slot: u32, at_ms: i64) -> Event {
+    /// Emits the shopper's due event (and the focus it makes, if any) and plans the next one;
+    /// returns how many events it appended.
+    fn act(&mut self, slot: u32, at_ms: i64, out: &mut Vec<Event>) -> usize {
         let shopper = &mut self.shoppers[slot as usize];
+        let mut focus = None;
         let kind = match shopper.next {
             Next::Enter => EventKind::Enter,
-            Next::Move(x, y) => {
-                shopper.x = x;
-                shopper.y = y;
-                EventKind::Move {
-                    x: i64::from(x),
-                    y: i64::from(y),
+            Next::Move(col, row) => {
+                shopper.x = col;
+                shopper.y = row;
+                let (x, y) = self.store.centre(col.into(), row.into());
+                let (x, y) = (i64::from(x), i64::from(y));
+                if self.focus_events {
+                    // The department of the published centre, looked up by cell.
+                    let department = self.store.department_at_cell(col.into(), row.into());
+                    if shopper.focus.observe(department) {
+                        let dep = &self.store.zones()[department.expect("a focus is in one")].name;
+                        focus = Some(EventKind::Focus {
+                            dep: customersim_plugin_api::intern(dep),
+                            x,
+                            y,
+                        });
+                    }
                 }
+                EventKind::Move { x, y }
             }
             Next::Exit => EventKind::Exit,
         };
-        let event = Event {
+        out.push(Event {
             due_ms: at_ms,
             customer: shopper.id.clone(),
             kind,
-        };
+        });
+        if let Some(kind) = focus {
+            out.push(Event {
+                due_ms: at_ms,
+                customer: shopper.id.clone(),
+                kind,
+            });
+        }
         if kind == EventKind::Exit {
             self.leave(slot, at_ms);
         } else {
             let due = self.plan(slot, at_ms);
             self.agenda.push(Reverse((due, slot)));
         }
-        event
+        1 + usize::from(focus.is_some())
     }
 
     fn leave(&mut self, slot: u32, at_ms: i64) {
@@ -332,16 +369,17 @@ impl Generator {
 
     /// Decides the shopper's next event after one at `at_ms`, returning when it is due.
     fn plan(&mut self, slot: u32, at_ms: i64) -> i64 {
-        let (width, height) = (self.store.width, self.store.height);
-        let (door_x, door_y) = (self.store.door.0 as i64, self.store.door.1 as i64);
         let walk_step = self.params.walk_step_ms;
         let doors_closed = self.doors_closed_at(at_ms);
+        let (store, home) = (&self.store, &self.home);
         let shopper = &mut self.shoppers[slot as usize];
-        let distance_home = |x: i64, y: i64| (x - door_x).abs().max((y - door_y).abs());
+        // Every cell a shopper reaches is connected to the exit (checked with the layout).
+        let distance_home =
+            |x: u16, y: u16| i64::from(home.steps(x.into(), y.into()).unwrap_or_default());
         if !shopper.homing {
             if doors_closed {
                 shopper.homing = true;
-                let steps = distance_home(shopper.x.into(), shopper.y.into()) + 1;
+                let steps = distance_home(shopper.x, shopper.y) + 1;
                 shopper.visit_end_ms = at_ms + steps * walk_step;
             } else {
                 let normal: f64 = StandardNormal.sample(&mut shopper.rng);
@@ -351,9 +389,9 @@ impl Generator {
                     as i64;
                 let dwell = dwell.max(MIN_STEP_MS);
                 if let Some((x, y)) =
-                    random_neighbour(&mut shopper.rng, shopper.x, shopper.y, width, height)
+                    random_neighbour(&mut shopper.rng, store, shopper.x, shopper.y)
                 {
-                    let home_after = (distance_home(x.into(), y.into()) + 1) * walk_step;
+                    let home_after = (distance_home(x, y) + 1) * walk_step;
                     if at_ms + dwell + home_after <= shopper.visit_end_ms {
                         shopper.next = Next::Move(x, y);
                         return at_ms + dwell;
@@ -363,44 +401,24 @@ impl Generator {
             }
         }
         // Walk home so the exit falls exactly at the end of the visit.
-        let (x, y) = (i64::from(shopper.x), i64::from(shopper.y));
-        let steps_left = distance_home(x, y) + 1;
+        let steps_left = distance_home(shopper.x, shopper.y) + 1;
         let pace = ((shopper.visit_end_ms - at_ms) / steps_left).max(MIN_STEP_MS);
-        shopper.next = if steps_left == 1 {
-            Next::Exit
-        } else {
-            Next::Move(
-                (x + (door_x - x).signum()) as u16,
-                (y + (door_y - y).signum()) as u16,
-            )
+        shopper.next = match home.step_toward(shopper.x.into(), shopper.y.into()) {
+            Some((x, y)) => Next::Move(x as u16, y as u16),
+            None => Next::Exit,
         };
         at_ms + pace
     }
 }
 
-/// A uniformly chosen cell among the (up to 8) neighbours of (x, y) inside the grid.
-fn random_neighbour(
-    rng: &mut Pcg32,
-    x: u16,
-    y: u16,
-    width: u32,
-    height: u32,
-) -> Option<(u16, u16)> {
+/// A uniformly chosen cell among the (up to 8) walkable neighbours of cell (x, y), listed in the
+/// layout's fixed order so a seed replays the same walk.
+fn random_neighbour(rng: &mut Pcg32, store: &StoreLayout, x: u16, y: u16) -> Option<(u16, u16)> {
     let mut cells = [(0u16, 0u16); 8];
     let mut count = 0;
-    for dx in -1i32..=1 {
-        for dy in -1i32..=1 {
-            let (nx, ny) = (i32::from(x) + dx, i32::from(y) + dy);
-            if (dx, dy) != (0, 0)
-                && nx >= 0
-                && ny >= 0
-                && (nx as u32) < width
-                && (ny as u32) < height
-            {
-                cells[count] = (nx as u16, ny as u16);
-                count += 1;
-            }
-        }
+    for (nx, ny) in store.neighbours(x.into(), y.into()) {
+        cells[count] = (nx as u16, ny as u16);
+        count += 1;
     }
     (count > 0).then(|| cells[rng.random_range(0..count)])
 }
@@ -422,15 +440,13 @@ mod tests {
         }
     }
 
-    const STORE: StoreLayout = StoreLayout {
-        width: 6,
-        height: 10,
-        door: (0, 0),
-    };
+    fn store() -> StoreLayout {
+        StoreLayout::default()
+    }
     const DAY_MS: i64 = 86_400_000;
 
     fn run(params: WalkParams, seed: u64, until_ms: i64, close_ms: Option<i64>) -> Vec<Event> {
-        let mut generator = Generator::new(params, STORE, seed, 0, close_ms, None);
+        let mut generator = Generator::new(params, store(), seed, 0, close_ms, None);
         let mut out = Vec::new();
         let mut horizon = 0;
         while !generator.is_finished() && horizon < until_ms {
@@ -449,7 +465,7 @@ mod tests {
             match event.kind {
                 EventKind::Enter => inside += 1,
                 EventKind::Exit => inside -= 1,
-                EventKind::Move { .. } => {}
+                EventKind::Move { .. } | EventKind::Focus { .. } => {}
             }
         }
         area += (inside * (end_ms - last)) as f64;
@@ -492,6 +508,7 @@ mod tests {
                     assert_eq!((px, py), (0, 0), "exit at the door");
                     exits += 1;
                 }
+                EventKind::Focus { .. } => panic!("no focus events unless asked for"),
             }
         }
         assert!(state.is_empty(), "everyone left after closing");
@@ -565,7 +582,7 @@ mod tests {
         until_ms: i64,
         close_ms: Option<i64>,
     ) -> (Vec<Event>, u64) {
-        let mut generator = Generator::new(params, STORE, 3, 0, close_ms, Some(roster));
+        let mut generator = Generator::new(params, store(), 3, 0, close_ms, Some(roster));
         let (mut out, mut horizon, mut most_waiting) = (Vec::new(), 0, 0);
         while !generator.is_finished() && horizon < until_ms {
             horizon += 7_000;
@@ -597,7 +614,7 @@ mod tests {
                     assert!(event.due_ms < close, "no arrival after the doors closed");
                 }
                 EventKind::Exit => assert!(inside.remove(&n)),
-                EventKind::Move { .. } => assert!(inside.contains(&n)),
+                EventKind::Move { .. } | EventKind::Focus { .. } => assert!(inside.contains(&n)),
             }
             most_inside = most_inside.max(inside.len());
         }
@@ -667,7 +684,7 @@ mod tests {
         }
         .check()
         .unwrap();
-        let mut generator = Generator::new(p, STORE, 9, 0, Some(DAY_MS), None);
+        let mut generator = Generator::new(p, store(), 9, 0, Some(DAY_MS), None);
         let (mut events, mut horizon, mut most_queued) = (Vec::new(), 0, 0);
         while !generator.is_finished() {
             horizon += 7_000;
@@ -679,7 +696,7 @@ mod tests {
             match event.kind {
                 EventKind::Enter => inside += 1,
                 EventKind::Exit => inside -= 1,
-                EventKind::Move { .. } => {}
+                EventKind::Move { .. } | EventKind::Focus { .. } => {}
             }
             most_inside = most_inside.max(inside);
         }
@@ -708,7 +725,7 @@ mod tests {
     #[test]
     fn chunking_does_not_change_the_stream() {
         let whole = run(params(20.0), 5, 3_600_000, None);
-        let mut generator = Generator::new(params(20.0), STORE, 5, 0, None, None);
+        let mut generator = Generator::new(params(20.0), store(), 5, 0, None, None);
         let mut pieces = Vec::new();
         let mut horizon = 0;
         while horizon < 3_600_000 {

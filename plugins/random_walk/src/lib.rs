@@ -146,8 +146,7 @@ impl RandomWalkConfig {
 
 impl PluginConfig for RandomWalkConfig {
     const NAME: &'static str = "random_walk";
-    const DESCRIPTION: &'static str =
-        "simulated shoppers: Poisson arrivals, random walk over the grid, exit through the door";
+    const DESCRIPTION: &'static str = "simulated shoppers: Poisson arrivals, random walk over the store's walkable cells, home to the exit";
     const ENV: &'static [EnvOverride] = &[EnvOverride {
         var: "CUSTOMERS_AVERAGE_IN_STORE",
         key: "average_in_store",
@@ -162,7 +161,7 @@ impl SourceConfig for RandomWalkConfig {
     }
 
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
-        let store = cx.store;
+        let store = cx.store.clone();
         let params = self.params()?;
         let queue_metrics = params
             .arrivals
@@ -172,6 +171,7 @@ impl SourceConfig for RandomWalkConfig {
             params,
             store,
             queue_metrics,
+            focus_events: cx.topics.focus.is_some(),
         }))
     }
 }
@@ -186,6 +186,8 @@ struct RandomWalk {
     store: customersim_plugin_api::StoreLayout,
     /// The entrance queue's metrics, registered when `capacity` is set.
     queue_metrics: Option<QueueMetrics>,
+    /// Ground-truth focus events are on (`topics.focus` is set).
+    focus_events: bool,
 }
 
 #[async_trait]
@@ -203,7 +205,8 @@ impl Source for RandomWalk {
             origin,
             cx.doors_close_ms,
             cx.roster.clone(),
-        );
+        )
+        .with_focus_events(self.focus_events);
         if let Some(metrics) = self.queue_metrics {
             generator.report_queue_to(metrics);
         }
