@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use customersim_testkit::amqp::{LOCAL_AMQP_URL as URL, TestQueue, connect};
+use customersim_testkit::rabbitmq::ExclusiveUse;
 use customersim_testkit::run::{clean_command, run_ok};
 use customersim_testkit::temp::temp_file;
 use lapin::BasicProperties;
@@ -36,6 +37,8 @@ fn customersim() -> Command {
 }
 
 fn main() {
+    // Alone on the shared broker: the queue counts everything published on amq.topic.
+    let _alone = ExclusiveUse::acquire();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

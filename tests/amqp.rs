@@ -2,7 +2,8 @@
 //! stdout sink's events byte for byte, wrong credentials fail once and clearly without showing the
 //! password, and a broker restart in the middle of a run loses nothing.
 //!
-//! The tests of this file hold one lock: the restart test stops the shared broker for a while.
+//! The tests that use the shared broker have it to themselves ([`ExclusiveUse`]): they count what
+//! arrives on `amq.topic`, and the restart test stops the broker for a while.
 
 use std::collections::HashMap;
 use std::process::{Command, Output, Stdio};
@@ -10,11 +11,10 @@ use std::time::{Duration, Instant};
 
 use customersim_testkit::amqp::{LOCAL_AMQP_URL as URL, Received, TestQueue, block_on, connect};
 use customersim_testkit::net::free_port;
-use customersim_testkit::rabbitmq::StoppedApp;
+use customersim_testkit::rabbitmq::{ExclusiveUse, StoppedApp};
 use customersim_testkit::run::{clean_command, run_failing, run_ok, terminate};
 use customersim_testkit::stdout_sink::parse_lines;
 use customersim_testkit::temp::temp_file;
-use customersim_testkit::turns::Turns;
 use lapin::types::FieldTable;
 
 /// The binary under test, with a clean environment.
@@ -23,9 +23,6 @@ fn customersim() -> Command {
 }
 
 const START: &str = "2024-03-01T08:00:00Z";
-
-/// Every test of this file runs alone: the restart test stops the shared broker for a while.
-static SERIAL: Turns = Turns::new();
 
 /// A message as a consumer sees it, without its properties.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -81,7 +78,7 @@ fn run_args(seed: &str, duration: &str) -> Vec<String> {
 
 #[test]
 fn publishes_exactly_the_stdout_sinks_events() {
-    let _serial = SERIAL.alone();
+    let _alone = ExclusiveUse::acquire();
     let queue = customer_queue("same");
     let mut args = run_args("7", "2h");
     args.extend(["--speed", "max"].map(String::from));
@@ -133,7 +130,7 @@ fn publishes_exactly_the_stdout_sinks_events() {
 
 #[test]
 fn persistent_messages_and_a_declared_exchange() {
-    let _serial = SERIAL.alone();
+    let _alone = ExclusiveUse::acquire();
     let exchange = format!("customersim-test-x-{}", std::process::id());
     let queue = customer_queue("declared");
     // Bind the test queue to the exchange the sink declares: declare it first ourselves with
@@ -216,7 +213,7 @@ fn failing_run(url: &str) -> (Output, String) {
 
 #[test]
 fn wrong_credentials_fail_once_without_showing_the_password() {
-    let _serial = SERIAL.alone();
+    let _alone = ExclusiveUse::acquire();
     let started = Instant::now();
     let (output, text) = failing_run("amqp://guest:Wr0ngPassw0rd@127.0.0.1:5672/%2f");
     assert_eq!(output.status.code(), Some(1), "{text}");
@@ -256,7 +253,7 @@ fn wrong_credentials_fail_once_without_showing_the_password() {
 
 #[test]
 fn missing_exchange_and_bad_settings_are_reported() {
-    let _serial = SERIAL.alone();
+    let _alone = ExclusiveUse::acquire();
     let config = temp_file(
         "amqp.yaml",
         "sources: [{type: random_walk}]\nsinks:\n  - type: amqp\n    exchange: customersim-no-such-exchange\n",
@@ -284,7 +281,7 @@ fn missing_exchange_and_bad_settings_are_reported() {
 
 #[test]
 fn a_broker_restart_mid_run_loses_nothing() {
-    let _serial = SERIAL.alone();
+    let _alone = ExclusiveUse::acquire();
     let queue = customer_queue("restart");
     let config = temp_file(
         "amqp.yaml",

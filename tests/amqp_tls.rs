@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use customersim_testkit::amqp::{LOCAL_AMQP_URL as URL, TestQueue};
 use customersim_testkit::pki::TestPki;
-use customersim_testkit::rabbitmq::TlsFront;
+use customersim_testkit::rabbitmq::{ExclusiveUse, TlsFront};
 use customersim_testkit::run::{clean_command, run_failing, run_ok};
 use customersim_testkit::stdout_sink::parse_lines;
 use customersim_testkit::temp::temp_dir;
@@ -20,6 +20,8 @@ fn customersim() -> Command {
 
 #[test]
 fn publishes_over_tls_with_a_client_certificate() {
+    // Alone on the shared broker: the queue counts everything published on amq.topic.
+    let _alone = ExclusiveUse::acquire();
     let dir = temp_dir("amqp-tls");
     let pki = TestPki::generate(dir.path(), "");
     let other = TestPki::generate(dir.path(), "other-");

@@ -18,7 +18,8 @@
 //! - [`mosquitto`]: private Mosquitto brokers on free ports, from a written config.
 //! - [`pki`]: a test certificate authority with server and client certificates.
 //! - [`amqp`]: queues bound to an exchange on RabbitMQ, drained or counted.
-//! - [`rabbitmq`]: stopping the shared RabbitMQ for a while, and a TLS endpoint in front of it.
+//! - [`rabbitmq`]: the shared RabbitMQ to one test at a time (across processes), stopped for a
+//!   while, and a TLS endpoint in front of it.
 //! - [`redis`]: key namespaces of their own on Redis, and private Redis servers.
 //! - [`timeline`]: the conformance suite every
 //!   [`Timeline`](customersim::plugin_api::Timeline) backend must pass.

@@ -1,6 +1,9 @@
-//! The shared RabbitMQ in situations it is not in by itself: stopped for a while (a broker
-//! restart mid-run), and reachable over TLS with a client certificate (it has no TLS listener).
+//! The shared RabbitMQ in situations it is not in by itself: used by one test at a time, stopped
+//! for a while (a broker restart mid-run), and reachable over TLS with a client certificate (it
+//! has no TLS listener).
 
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
@@ -13,9 +16,43 @@ use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 use crate::net::free_port;
 use crate::pki::TestPki;
 
+/// The shared RabbitMQ to this test alone until dropped, across processes: test binaries, benchmarks
+/// and other checkouts on the machine. A test holds it while it counts what arrives on
+/// `amq.topic` (anyone else's events would be counted too) or stops the broker (anyone else's
+/// connections would break). An exclusive `flock(2)` on a file in the temp folder: the kernel
+/// releases it when the process ends, however it ends.
+pub struct ExclusiveUse {
+    _lock: File,
+}
+
+impl ExclusiveUse {
+    /// Waits for the turn.
+    pub fn acquire() -> ExclusiveUse {
+        let path = std::env::temp_dir().join("customersim-shared-rabbitmq.lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|error| panic!("open {}: {error}", path.display()));
+        loop {
+            // SAFETY: flock(2) on a descriptor this function owns; no memory is shared.
+            if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return ExclusiveUse { _lock: lock };
+            }
+            let error = std::io::Error::last_os_error();
+            assert_eq!(
+                error.kind(),
+                std::io::ErrorKind::Interrupted,
+                "lock {}: {error}",
+                path.display()
+            );
+        }
+    }
+}
+
 /// The RabbitMQ application stopped (`rabbitmqctl stop_app`) until this is dropped, so a failing
-/// test never leaves the shared broker stopped. Tests that use the broker must not run meanwhile
-/// (see [`crate::turns`]).
+/// test never leaves the shared broker stopped. Hold an [`ExclusiveUse`] meanwhile.
 pub struct StoppedApp(());
 
 impl StoppedApp {
