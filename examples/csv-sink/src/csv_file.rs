@@ -194,10 +194,11 @@ where
     Ok(())
 }
 
-/// One event's fields: `topic,id,ts,x,y`, `x` and `y` empty unless it is a move.
+/// One event's fields: `topic,id,ts,x,y`, `x` and `y` empty unless it is a move (or a focus,
+/// which happens where the shopper stands).
 fn record(topics: &Topics, event: &Event) -> [String; 5] {
     let (x, y) = match event.kind {
-        EventKind::Move { x, y } => (x.to_string(), y.to_string()),
+        EventKind::Move { x, y } | EventKind::Focus { x, y, .. } => (x.to_string(), y.to_string()),
         EventKind::Enter | EventKind::Exit => (String::new(), String::new()),
     };
     [
