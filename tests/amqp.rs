@@ -438,7 +438,7 @@ fn a_full_buffer_holds_the_simulation_back_until_a_signal() {
 
 #[test]
 fn focus_events_go_out_with_the_focus_topics_routing_key() {
-    let _serial = SERIAL.alone();
+    let _alone = ExclusiveUse::acquire();
     let queue = customer_queue("focus");
     // The demo store has focus events on (`topics.focus: customer/focus`).
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/retail-demo.yaml");
