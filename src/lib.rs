@@ -37,6 +37,7 @@ use customersim_sink_stdout as _;
 use customersim_source_customer_list as _;
 use customersim_source_http_ingress as _;
 use customersim_source_random_walk as _;
+use customersim_source_shopping_trip as _;
 
 pub mod cli;
 pub mod config;

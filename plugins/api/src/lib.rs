@@ -9,6 +9,8 @@
 //! # Layout
 //! - [`event`]: the event model ([`Event`], [`CustomerId`], [`Topics`]) and the payload bytes of the
 //!   original service's contract.
+//! - [`ahead`]: the loop that runs a shopper model ([`Generate`]) ahead of the clock
+//!   ([`run_ahead`]), shared by the built-in shopper sources.
 //! - [`backoff`]: exponential backoff ([`Backoff`]) for reaching peers that are down.
 //! - [`clock`]: the simulated clock ([`Clock`]): real time, scaled, or virtual (as fast as sinks go).
 //! - [`timeline`]: the [`Timeline`] contract that backends implement, and the [`Watermark`] a
@@ -23,6 +25,7 @@
 //! - [`json`]: the JSON string writer that reproduces Python's `json.dumps` escaping.
 //! - [`secret`]: masking passwords in URLs for logs and `validate`.
 
+pub mod ahead;
 pub mod backoff;
 pub mod clock;
 pub mod context;
@@ -34,6 +37,7 @@ pub mod plugin;
 pub mod secret;
 pub mod timeline;
 
+pub use ahead::{Generate, run_ahead};
 pub use async_trait::async_trait;
 pub use backoff::Backoff;
 pub use clock::Clock;

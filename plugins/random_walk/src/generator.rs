@@ -7,7 +7,9 @@ use std::sync::Arc;
 use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::rand_distr::{Distribution, Exp, StandardNormal};
 use customersim_plugin_api::rand_pcg::{Pcg32, Pcg64};
-use customersim_plugin_api::{CustomerId, Event, EventKind, Roster, StoreLayout, derive_seed};
+use customersim_plugin_api::{
+    CustomerId, Event, EventKind, Generate, Roster, StoreLayout, derive_seed,
+};
 
 /// Checked model parameters (from [`crate::RandomWalkConfig`]).
 #[derive(Clone, Debug)]
@@ -125,51 +127,6 @@ impl Generator {
     /// How many shoppers are inside (or entering) now.
     pub fn inside(&self) -> usize {
         self.inside
-    }
-
-    /// How many shoppers came in so far.
-    pub fn visits(&self) -> u64 {
-        self.arrivals
-    }
-
-    /// The most shoppers inside at once so far.
-    pub fn peak_inside(&self) -> usize {
-        self.peak_inside
-    }
-
-    /// Arrivals waiting for a listed customer to leave.
-    pub fn waiting_arrivals(&self) -> u64 {
-        self.waiting
-    }
-
-    /// Whether the doors closed and the last shopper left.
-    pub fn is_finished(&self) -> bool {
-        self.next_arrival_ms.is_none() && self.agenda.is_empty() && self.waiting == 0
-    }
-
-    /// Appends the events due before `horizon_ms` (at most `max` of them) to `out`, in time order,
-    /// and returns the watermark: every event due before it has now been generated.
-    pub fn generate(&mut self, horizon_ms: i64, out: &mut Vec<Event>, max: usize) -> i64 {
-        let mut produced = 0;
-        loop {
-            let next_shopper = self.agenda.peek().map(|Reverse((due, _))| *due);
-            let next = match (self.next_arrival_ms, next_shopper) {
-                (None, None) => return i64::MAX,
-                (Some(a), None) => a,
-                (None, Some(s)) => s,
-                (Some(a), Some(s)) => a.min(s),
-            };
-            if next >= horizon_ms || produced >= max {
-                return next.min(horizon_ms);
-            }
-            if self.next_arrival_ms == Some(next) {
-                self.arrive(next);
-            } else {
-                let Reverse((due, slot)) = self.agenda.pop().expect("peeked");
-                out.push(self.act(slot, due));
-                produced += 1;
-            }
-        }
     }
 
     /// Whether the doors are closed at `at_ms` (`simulation.duration` has passed).
@@ -342,6 +299,53 @@ impl Generator {
             )
         };
         at_ms + pace
+    }
+}
+
+impl Generate for Generator {
+    /// How many shoppers came in so far.
+    fn visits(&self) -> u64 {
+        self.arrivals
+    }
+
+    /// The most shoppers inside at once so far.
+    fn peak_inside(&self) -> usize {
+        self.peak_inside
+    }
+
+    /// Arrivals waiting for a listed customer to leave.
+    fn waiting_arrivals(&self) -> u64 {
+        self.waiting
+    }
+
+    /// Whether the doors closed and the last shopper left.
+    fn is_finished(&self) -> bool {
+        self.next_arrival_ms.is_none() && self.agenda.is_empty() && self.waiting == 0
+    }
+
+    /// Appends the events due before `horizon_ms` (at most `max` of them) to `out`, in time order,
+    /// and returns the watermark: every event due before it has now been generated.
+    fn generate(&mut self, horizon_ms: i64, out: &mut Vec<Event>, max: usize) -> i64 {
+        let mut produced = 0;
+        loop {
+            let next_shopper = self.agenda.peek().map(|Reverse((due, _))| *due);
+            let next = match (self.next_arrival_ms, next_shopper) {
+                (None, None) => return i64::MAX,
+                (Some(a), None) => a,
+                (None, Some(s)) => s,
+                (Some(a), Some(s)) => a.min(s),
+            };
+            if next >= horizon_ms || produced >= max {
+                return next.min(horizon_ms);
+            }
+            if self.next_arrival_ms == Some(next) {
+                self.arrive(next);
+            } else {
+                let Reverse((due, slot)) = self.agenda.pop().expect("peeked");
+                out.push(self.act(slot, due));
+                produced += 1;
+            }
+        }
     }
 }
 

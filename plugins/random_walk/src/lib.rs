@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use customersim_plugin_api::serde::{Deserialize, Serialize};
 use customersim_plugin_api::{
-    Backoff, BuildContext, EnvKind, EnvOverride, Event, PluginError, Source, SourceConfig,
-    SourceContext, TimelineError, async_trait, duration, register_source, tracing,
+    BuildContext, EnvKind, EnvOverride, PluginError, Source, SourceConfig, SourceContext,
+    async_trait, duration, register_source, run_ahead,
 };
 
 pub use generator::{Generator, WalkParams};
@@ -130,11 +130,7 @@ impl SourceConfig for RandomWalkConfig {
 
 register_source!(RandomWalkConfig);
 
-/// Most events generated per timeline write, so a million shoppers never sit on the timeline at
-/// once.
-const CHUNK_EVENTS: usize = 4096;
-
-/// The running source: generates ahead of the clock in chunks.
+/// The running source: the generator, run ahead of the clock.
 struct RandomWalk {
     params: WalkParams,
     store: customersim_plugin_api::StoreLayout,
@@ -147,93 +143,18 @@ impl Source for RandomWalk {
     }
 
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), PluginError> {
-        let origin = cx.clock.origin_ms();
-        let mut generator = Generator::new(
+        let generator = Generator::new(
             self.params,
             self.store,
             cx.seed,
-            origin,
+            cx.clock.origin_ms(),
             cx.doors_close_ms,
             cx.roster.clone(),
         );
-        // How far ahead of the clock to generate: a virtual clock is fed in large steps; a real
-        // clock only needs to stay about two wall seconds ahead of the scheduler.
-        let lookahead_ms: i64 = match cx.clock.speed() {
-            None => 60_000,
-            Some(speed) => (2_000.0 * speed.max(1.0)) as i64,
-        };
-        let mut previous_watermark = origin;
-        let mut announced_wait = false;
-        loop {
-            if cx.shutdown.is_triggered() {
-                return Ok(());
-            }
-            let horizon = cx.clock.now_ms().max(previous_watermark) + lookahead_ms;
-            let mut chunk = Vec::with_capacity(CHUNK_EVENTS);
-            let watermark = generator.generate(horizon, &mut chunk, CHUNK_EVENTS);
-            let chunk_was_full = chunk.len() >= CHUNK_EVENTS;
-            if !chunk.is_empty() && !schedule(&cx, chunk).await? {
-                return Ok(());
-            }
-            if generator.waiting_arrivals() > 0 && !announced_wait {
-                tracing::warn!(
-                    "random_walk: every listed customer is inside; arrivals wait for someone to leave"
-                );
-                announced_wait = true;
-            }
-            if generator.is_finished() {
-                cx.watermark.finish();
-                tracing::info!(
-                    "random_walk: doors closed and the last shopper left; {} visits, at most {} shoppers inside at once",
-                    generator.visits(),
-                    generator.peak_inside()
-                );
-                return Ok(());
-            }
-            cx.watermark.advance(watermark);
-            // Keep at most about two chunks ahead of the clock.
-            let wake_at = if chunk_was_full {
-                previous_watermark
-            } else {
-                watermark - lookahead_ms / 2
-            };
-            previous_watermark = watermark;
-            tokio_select(&cx, wake_at).await;
-        }
+        run_ahead(Self::NAME, generator, cx).await
     }
 }
 
-/// Puts a chunk on the timeline, retrying with backoff while the backend is unavailable (a shared
-/// timeline whose server restarts). Returns `false` when shutdown came first.
-async fn schedule(cx: &SourceContext, chunk: Vec<Event>) -> Result<bool, PluginError> {
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-    let mut announced = false;
-    loop {
-        match cx.timeline.schedule(chunk.clone()).await {
-            Ok(()) => {
-                if announced {
-                    tracing::info!("random_walk: the timeline takes events again");
-                }
-                return Ok(true);
-            }
-            Err(TimelineError::Unavailable(why)) => {
-                if !announced {
-                    tracing::warn!("random_walk: timeline unavailable, retrying: {why}");
-                    announced = true;
-                }
-                customersim_plugin_api::tokio::select! {
-                    () = customersim_plugin_api::tokio::time::sleep(backoff.next_delay()) => {}
-                    () = cx.shutdown.wait() => return Ok(false),
-                }
-            }
-            Err(error) => return Err(PluginError::Fatal(format!("random_walk: {error}"))),
-        }
-    }
-}
-
-async fn tokio_select(cx: &SourceContext, wake_at: i64) {
-    customersim_plugin_api::tokio::select! {
-        () = cx.clock.sleep_until(wake_at) => {}
-        () = cx.shutdown.wait() => {}
-    }
+impl RandomWalk {
+    const NAME: &'static str = RandomWalkConfig::NAME;
 }

@@ -1,0 +1,741 @@
+//! The purposeful shopper, as a synchronous generator of time-ordered events.
+//!
+//! A shopper's trip is planned on arrival — the departments on its list (how many, which, in what
+//! order), how long it browses each and whether it pays — and stored compactly; every step of it is
+//! derived when it is due from the distance fields of [`crate::floor`]: the shopper remembers the
+//! field it follows, not a path.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
+
+use customersim_plugin_api::rand::{Rng, SeedableRng};
+use customersim_plugin_api::rand_distr::{Distribution, Exp, LogNormal, Poisson};
+use customersim_plugin_api::rand_pcg::{Pcg32, Pcg64};
+use customersim_plugin_api::{CustomerId, Event, EventKind, Generate, Roster, derive_seed};
+
+use crate::floor::{Cell, Fields, Floor, STRAIGHT};
+
+/// Checked model parameters (from [`crate::ShoppingTripConfig`]).
+#[derive(Clone, Debug)]
+pub struct TripParams {
+    pub average_in_store: f64,
+    /// Store units per second.
+    pub walking_speed: f64,
+    pub mean_list: f64,
+    pub mean_browse_ms: f64,
+    pub browse_step_ms: f64,
+    pub checkout_share: f64,
+    pub mean_service_ms: f64,
+    pub min_trip_ms: f64,
+    pub max_trip_ms: f64,
+    pub id_prefix: String,
+}
+
+/// Most departments on one list; longer draws are cut (the count's tail beyond it is negligible
+/// at supermarket means).
+pub const MAX_LIST: usize = 8;
+
+/// Spread (sigma of the log) of browse and service times: most stays are within a factor of two
+/// of the mean, a few much longer, as dwell times are.
+const SPREAD: f64 = 0.6;
+
+/// Browse reports inside a department: at least this many in a row, so the stay is a focus.
+pub const MIN_REPORTS: u16 = 3;
+
+/// Shortest time between two browse reports.
+const MIN_REPORT_GAP_MS: i64 = 1_000;
+
+/// Trips planned at start-up to estimate the mean trip length (Little's law).
+const ESTIMATE_TRIPS: u64 = 4_000;
+
+/// What a shopper does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    Enter,
+    Move(Cell),
+    Exit,
+}
+
+/// What a shopper is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Walking along a distance field (a department, a checkout line or the exit).
+    Walking,
+    /// Browsing the department of the current list entry.
+    Browsing,
+    /// Standing in a checkout line (or paying at its head).
+    InLine,
+}
+
+/// One shopper inside. Kept small: a million of them must fit in well under 300 MB. The plan is
+/// a few indices and counters; the path is re-derived from the fields at every step.
+#[derive(Debug)]
+struct Shopper {
+    id: CustomerId,
+    /// The shopper's own random stream, so its trip depends on nothing but the seed.
+    rng: Pcg32,
+    /// When the shopper leaves the checkout it is in line at (service end).
+    leaves_line_ms: i64,
+    /// Gap between browse reports in the department being browsed.
+    report_gap_ms: u32,
+    at: Cell,
+    next: Next,
+    /// The distance field being walked along.
+    field: u16,
+    /// Browse time planned for each list entry, in seconds.
+    browse_s: [u16; MAX_LIST],
+    /// Browse reports planned in the current department.
+    planned: u16,
+    /// The departments on the list, in visiting order.
+    list: [u8; MAX_LIST],
+    list_len: u8,
+    /// The current list entry (`list_len` once the list is done).
+    leg: u8,
+    /// Browse reports made in the current department.
+    reported: u16,
+    phase: Phase,
+    /// Whether the trip ends at a checkout.
+    buys: bool,
+    /// The checkout chosen (valid once walking to it).
+    checkout: u8,
+}
+
+/// The store as the generator uses it: the grid, its distance fields and which field is which.
+#[derive(Debug)]
+pub struct Store {
+    pub floor: Floor,
+    pub fields: Fields,
+    /// Milliseconds per unit of field distance ([`STRAIGHT`] per cell).
+    ms_per_cost: f64,
+}
+
+impl Store {
+    /// Builds the distance fields: one per department, one per checkout line, one for the exit;
+    /// refuses a layout where the entrance cannot reach one of them.
+    pub fn new(floor: Floor, walking_speed: f64) -> Result<Store, customersim_plugin_api::PluginError> {
+        let mut targets: Vec<&[Cell]> = floor.departments.iter().map(|d| &d.cells[..]).collect();
+        targets.extend(floor.checkouts.iter().map(|c| &c.line[..]));
+        let exit = [floor.exit];
+        targets.push(&exit);
+        let fields = Fields::build(&floor, &targets);
+        let store = Store {
+            ms_per_cost: f64::from(floor.cell) * 1000.0 / walking_speed / f64::from(STRAIGHT),
+            floor,
+            fields,
+        };
+        let names = store
+            .floor
+            .departments
+            .iter()
+            .map(|d| format!("department {:?}", d.name))
+            .chain(
+                store
+                    .floor
+                    .checkouts
+                    .iter()
+                    .map(|c| format!("checkout {:?}", c.name)),
+            )
+            .chain(["the exit".to_string()]);
+        for (field, name) in names.enumerate() {
+            if store.fields.distance(&store.floor, field, store.floor.entrance)
+                == crate::floor::UNREACHABLE
+            {
+                return Err(customersim_plugin_api::PluginError::Config(format!(
+                    "store: {name} cannot be reached from the entrance without crossing an obstacle"
+                )));
+            }
+        }
+        Ok(store)
+    }
+
+    fn checkout_field(&self, checkout: usize) -> usize {
+        self.floor.departments.len() + checkout
+    }
+
+    fn exit_field(&self) -> usize {
+        self.floor.departments.len() + self.floor.checkouts.len()
+    }
+
+    /// Walking time of a step of field cost `cost`.
+    fn walk_ms(&self, cost: u32) -> i64 {
+        ((f64::from(cost) * self.ms_per_cost).round() as i64).max(1)
+    }
+
+    /// A cell standing for a department when estimating walking times: its middle cell.
+    fn middle(&self, department: usize) -> Cell {
+        let cells = &self.floor.departments[department].cells;
+        cells[cells.len() / 2]
+    }
+}
+
+/// A planned trip, before it is stored in a [`Shopper`].
+#[derive(Clone, Debug)]
+struct Plan {
+    list: Vec<u8>,
+    browse_ms: Vec<f64>,
+    buys: bool,
+    /// Walking + browsing + paying (without waiting in line).
+    length_ms: f64,
+}
+
+/// The customer that leaves a checkout at each time, per checkout (FIFO: sorted).
+type Lines = Vec<VecDeque<i64>>;
+
+/// Generates the events of all shoppers in time order, up to a horizon at a time.
+pub struct Generator {
+    params: TripParams,
+    store: Arc<Store>,
+    seed: u64,
+    /// Arrival times and roster draws come from this stream.
+    arrival_rng: Pcg64,
+    /// Exponential inter-arrival times (per millisecond); `None` when the target is 0.
+    inter_arrival: Option<Exp<f64>>,
+    /// When the next shopper arrives; `None` once the doors closed.
+    next_arrival_ms: Option<i64>,
+    /// The arrival process's own time with its fractions of a millisecond.
+    arrival_clock_ms: f64,
+    doors_close_ms: Option<i64>,
+    /// Slots of shoppers; `free` lists reusable slots.
+    shoppers: Vec<Shopper>,
+    free: Vec<u32>,
+    /// (due, slot) of each shopper's next event; slots are assigned deterministically, so ties
+    /// break the same way in every run.
+    agenda: BinaryHeap<Reverse<(i64, u32)>>,
+    /// When each shopper in each checkout's line leaves it.
+    lines: Lines,
+    list_count: Option<Poisson<f64>>,
+    arrivals: u64,
+    roster: Option<Arc<dyn Roster>>,
+    waiting: u64,
+    inside: usize,
+    peak_inside: usize,
+    mean_trip_ms: f64,
+}
+
+impl Generator {
+    /// A generator for an empty store at `origin_ms`.
+    pub fn new(
+        params: TripParams,
+        store: Arc<Store>,
+        seed: u64,
+        origin_ms: i64,
+        doors_close_ms: Option<i64>,
+        roster: Option<Arc<dyn Roster>>,
+    ) -> Generator {
+        let list_count = (params.mean_list > 1.0)
+            .then(|| Poisson::new(params.mean_list - 1.0).expect("positive mean"));
+        let mut generator = Generator {
+            lines: vec![VecDeque::new(); store.floor.checkouts.len()],
+            params,
+            store,
+            seed,
+            arrival_rng: Pcg64::seed_from_u64(derive_seed(seed, u64::MAX)),
+            inter_arrival: None,
+            next_arrival_ms: None,
+            arrival_clock_ms: origin_ms as f64,
+            doors_close_ms,
+            shoppers: Vec::new(),
+            free: Vec::new(),
+            agenda: BinaryHeap::new(),
+            list_count,
+            arrivals: 0,
+            roster,
+            waiting: 0,
+            inside: 0,
+            peak_inside: 0,
+            mean_trip_ms: 0.0,
+        };
+        generator.mean_trip_ms = generator.estimate_mean_trip_ms();
+        let rate_per_ms = generator.params.average_in_store / generator.mean_trip_ms;
+        if rate_per_ms > 0.0 {
+            let exp = Exp::new(rate_per_ms).expect("positive rate");
+            generator.arrival_clock_ms += exp.sample(&mut generator.arrival_rng);
+            generator.next_arrival_ms = Some(generator.arrival_clock_ms.floor() as i64);
+            generator.inter_arrival = Some(exp);
+        }
+        let expected = (generator.params.average_in_store * 1.02 + 64.0) as usize;
+        generator.shoppers.reserve(expected);
+        generator.agenda.reserve(expected);
+        generator
+    }
+
+    /// Mean planned trip length (walking, browsing, paying; no waiting in line) over trips
+    /// planned with a fixed seed: the visit length of Little's law.
+    fn estimate_mean_trip_ms(&self) -> f64 {
+        let total: f64 = (0..ESTIMATE_TRIPS)
+            .map(|n| {
+                let mut rng = Pcg32::seed_from_u64(derive_seed(0x5EED, n));
+                self.plan_trip(&mut rng).length_ms
+            })
+            .sum();
+        total / ESTIMATE_TRIPS as f64
+    }
+
+    /// Warns when the checkouts cannot serve the shoppers who arrive to pay: their lines would
+    /// then grow for as long as the doors are open.
+    pub fn warn_about_overload(&self) {
+        let checkouts = self.store.floor.checkouts.len() as f64;
+        let per_minute = |per_ms: f64| per_ms * 60_000.0;
+        let paying = self.params.average_in_store / self.mean_trip_ms * self.params.checkout_share;
+        let capacity = checkouts / self.params.mean_service_ms;
+        if paying > 0.0 && paying >= capacity {
+            customersim_plugin_api::tracing::warn!(
+                "shopping_trip: {:.1} shoppers a minute come to pay but {} checkouts serve at most {:.1}: lines will grow; lower average_in_store or mean_service",
+                per_minute(paying),
+                checkouts,
+                per_minute(capacity)
+            );
+        }
+    }
+
+    /// The mean trip length the arrival rate is set from.
+    pub fn mean_trip_ms(&self) -> f64 {
+        self.mean_trip_ms
+    }
+
+    /// How many shoppers are inside now.
+    pub fn inside(&self) -> usize {
+        self.inside
+    }
+
+    /// Whether the doors are closed at `at_ms` (`simulation.duration` has passed).
+    fn doors_closed_at(&self, at_ms: i64) -> bool {
+        self.doors_close_ms.is_some_and(|close| at_ms >= close)
+    }
+
+    fn arrive(&mut self, at_ms: i64) {
+        if self.doors_closed_at(at_ms) {
+            self.next_arrival_ms = None;
+            self.waiting = 0;
+            return;
+        }
+        let gap = self
+            .inter_arrival
+            .as_ref()
+            .expect("arrivals need a rate")
+            .sample(&mut self.arrival_rng);
+        self.arrival_clock_ms += gap;
+        self.next_arrival_ms = Some((self.arrival_clock_ms.floor() as i64).max(at_ms));
+        self.admit(at_ms);
+    }
+
+    /// The list, browse times and checkout decision of a new trip.
+    fn plan_trip(&self, rng: &mut Pcg32) -> Plan {
+        let store = &self.store;
+        let departments = &store.floor.departments;
+        let p = &self.params;
+        let extra = self
+            .list_count
+            .as_ref()
+            .map_or(0, |poisson| poisson.sample(rng) as usize);
+        let count = (1 + extra).min(MAX_LIST).min(departments.len());
+        let picked = customersim_plugin_api::rand::seq::index::sample_weighted(
+            rng,
+            departments.len(),
+            |d| departments[d].weight,
+            count,
+        )
+        .expect("weights are checked positive");
+        // Visit the nearest department next, as a shopper with a list does.
+        let mut left: Vec<usize> = picked.into_iter().collect();
+        left.sort_unstable();
+        let mut list = Vec::with_capacity(count);
+        let mut from = store.floor.entrance;
+        let mut walk_cost = 0u64;
+        while !left.is_empty() {
+            let (at, &next) = left
+                .iter()
+                .enumerate()
+                .min_by_key(|&(_, &d)| store.fields.distance(&store.floor, d, from))
+                .expect("not empty");
+            walk_cost += u64::from(store.fields.distance(&store.floor, next, from));
+            left.swap_remove(at);
+            list.push(next as u8);
+            from = store.middle(next);
+        }
+        let buys = !store.floor.checkouts.is_empty() && rng.random_bool(p.checkout_share);
+        let mut service_ms = 0.0;
+        if buys {
+            let (near, cost) = (0..store.floor.checkouts.len())
+                .map(|c| {
+                    let field = store.checkout_field(c);
+                    (c, store.fields.distance(&store.floor, field, from))
+                })
+                .min_by_key(|&(_, cost)| cost)
+                .expect("a checkout");
+            walk_cost += u64::from(cost);
+            from = store.floor.checkouts[near].line[0];
+            service_ms = p.mean_service_ms;
+        }
+        walk_cost += u64::from(store.fields.distance(&store.floor, store.exit_field(), from));
+        let walk_ms = walk_cost as f64 * store.ms_per_cost;
+        let browse = lognormal(p.mean_browse_ms);
+        let mut browse_ms: Vec<f64> = list.iter().map(|_| browse.sample(rng)).collect();
+        // Fit the planned trip into [min_trip, max_trip] by scaling the browsing.
+        let browsing: f64 = browse_ms.iter().sum();
+        let fixed = walk_ms + service_ms;
+        let wanted = (fixed + browsing).clamp(p.min_trip_ms, p.max_trip_ms) - fixed;
+        let least = list.len() as f64 * (f64::from(MIN_REPORTS) * MIN_REPORT_GAP_MS as f64);
+        let scale = wanted.max(least) / browsing;
+        for ms in &mut browse_ms {
+            *ms *= scale;
+        }
+        Plan {
+            length_ms: fixed + browse_ms.iter().sum::<f64>(),
+            list,
+            browse_ms,
+            buys,
+        }
+    }
+
+    /// Lets one shopper in at `at_ms`, or counts a waiting arrival when the roster is all inside.
+    fn admit(&mut self, at_ms: i64) {
+        let id = match &self.roster {
+            Some(roster) => match roster.admit(&mut self.arrival_rng) {
+                Some(id) => id,
+                None => {
+                    self.waiting += 1;
+                    return;
+                }
+            },
+            None => {
+                let serial = self.arrivals + 1;
+                if self.params.id_prefix.is_empty() {
+                    CustomerId::Number(serial)
+                } else {
+                    CustomerId::Text(Arc::from(format!("{}{serial}", self.params.id_prefix)))
+                }
+            }
+        };
+        self.arrivals += 1;
+        let mut rng = Pcg32::seed_from_u64(derive_seed(self.seed, self.arrivals));
+        let plan = self.plan_trip(&mut rng);
+        customersim_plugin_api::tracing::debug!(
+            "shopping_trip: {id} plans {}{}",
+            plan.list
+                .iter()
+                .map(|&d| &*self.store.floor.departments[usize::from(d)].name)
+                .collect::<Vec<_>>()
+                .join(", "),
+            if plan.buys { ", then a checkout" } else { "" }
+        );
+        let mut list = [0u8; MAX_LIST];
+        let mut browse_s = [0u16; MAX_LIST];
+        for (entry, (&department, &ms)) in plan.list.iter().zip(&plan.browse_ms).enumerate() {
+            list[entry] = department;
+            browse_s[entry] = (ms / 1000.0).round().clamp(1.0, f64::from(u16::MAX)) as u16;
+        }
+        let shopper = Shopper {
+            id,
+            rng,
+            leaves_line_ms: 0,
+            report_gap_ms: 0,
+            at: self.store.floor.entrance,
+            next: Next::Enter,
+            field: u16::from(list[0]),
+            browse_s,
+            planned: 0,
+            list,
+            list_len: plan.list.len() as u8,
+            leg: 0,
+            reported: 0,
+            phase: Phase::Walking,
+            buys: plan.buys,
+            checkout: 0,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.shoppers[slot as usize] = shopper;
+                slot
+            }
+            None => {
+                self.shoppers.push(shopper);
+                (self.shoppers.len() - 1) as u32
+            }
+        };
+        self.inside += 1;
+        self.peak_inside = self.peak_inside.max(self.inside);
+        self.agenda.push(Reverse((at_ms, slot)));
+    }
+
+    /// Emits the shopper's due event and plans the next one.
+    fn act(&mut self, slot: u32, at_ms: i64) -> Event {
+        let store = &*self.store;
+        let shopper = &mut self.shoppers[slot as usize];
+        let kind = match shopper.next {
+            Next::Enter => EventKind::Enter,
+            Next::Move(cell) => {
+                shopper.at = cell;
+                let (x, y) = store.floor.centre(cell);
+                EventKind::Move {
+                    x: i64::from(x),
+                    y: i64::from(y),
+                }
+            }
+            Next::Exit => EventKind::Exit,
+        };
+        let event = Event {
+            due_ms: at_ms,
+            customer: shopper.id.clone(),
+            kind,
+        };
+        if kind == EventKind::Exit {
+            self.leave(slot, at_ms);
+        } else {
+            let due = self.plan(slot, at_ms);
+            self.agenda.push(Reverse((due, slot)));
+        }
+        event
+    }
+
+    fn leave(&mut self, slot: u32, at_ms: i64) {
+        let id = self.shoppers[slot as usize].id.clone();
+        self.free.push(slot);
+        self.inside -= 1;
+        if let Some(roster) = &self.roster {
+            roster.release(&id);
+            if self.waiting > 0 {
+                if self.doors_closed_at(at_ms + 1) {
+                    self.waiting = 0;
+                } else {
+                    self.waiting -= 1;
+                    self.admit(at_ms + 1);
+                }
+            }
+        }
+    }
+
+    /// Decides the shopper's next event after one at `at_ms`, returning when it is due.
+    fn plan(&mut self, slot: u32, at_ms: i64) -> i64 {
+        let closed = self.doors_closed_at(at_ms);
+        let store = Arc::clone(&self.store);
+        let shopper = &mut self.shoppers[slot as usize];
+        loop {
+            match shopper.phase {
+                Phase::Walking => {
+                    let field = usize::from(shopper.field);
+                    let departments = store.floor.departments.len();
+                    if closed && field < departments {
+                        // The doors closed on the way to a department: skip the rest of the list.
+                        shopper.leg = shopper.list_len;
+                        self.after_list(slot, at_ms);
+                        return self.plan(slot, at_ms);
+                    }
+                    if let Some((cell, cost)) = store.fields.step(&store.floor, field, shopper.at)
+                    {
+                        shopper.next = Next::Move(cell);
+                        return at_ms + store.walk_ms(cost);
+                    }
+                    if field < departments {
+                        // Arrived: browse for the planned time in at least MIN_REPORTS reports.
+                        let browse_ms = f64::from(shopper.browse_s[usize::from(shopper.leg)]) * 1000.0;
+                        let count = (browse_ms / self.params.browse_step_ms).round();
+                        let count = count.clamp(f64::from(MIN_REPORTS), f64::from(u16::MAX));
+                        shopper.planned = count as u16;
+                        shopper.report_gap_ms = (browse_ms / count) as u32;
+                        shopper.phase = Phase::Browsing;
+                        shopper.reported = 0;
+                    } else if field == store.exit_field() {
+                        shopper.next = Next::Exit;
+                        return at_ms + store.walk_ms(STRAIGHT);
+                    } else {
+                        self.join_line(slot, at_ms);
+                        return self.plan(slot, at_ms);
+                    }
+                }
+                Phase::Browsing => {
+                    let leg = usize::from(shopper.leg);
+                    let planned = shopper.planned;
+                    let done = shopper.reported >= planned
+                        || (closed && shopper.reported >= MIN_REPORTS);
+                    if !done {
+                        shopper.reported += 1;
+                        let department = usize::from(shopper.list[leg]);
+                        shopper.next = Next::Move(browse_step(
+                            &store.floor,
+                            &mut shopper.rng,
+                            shopper.at,
+                            department,
+                        ));
+                        let gap = i64::from(shopper.report_gap_ms);
+                        let jitter = shopper.rng.random_range(gap / 2..=gap + gap / 2);
+                        return at_ms + jitter.max(MIN_REPORT_GAP_MS);
+                    }
+                    shopper.leg += 1;
+                    if usize::from(shopper.leg) < usize::from(shopper.list_len) && !closed {
+                        let next = usize::from(shopper.list[usize::from(shopper.leg)]);
+                        shopper.field = next as u16;
+                        shopper.phase = Phase::Walking;
+                        return self.plan(slot, at_ms);
+                    }
+                    self.after_list(slot, at_ms);
+                    return self.plan(slot, at_ms);
+                }
+                Phase::InLine => return self.step_in_line(slot, at_ms),
+            }
+        }
+    }
+
+    /// The list is done (or the doors closed): on to the least busy checkout, or out.
+    fn after_list(&mut self, slot: u32, at_ms: i64) {
+        let store = Arc::clone(&self.store);
+        let shopper = &self.shoppers[slot as usize];
+        let field = if shopper.buys {
+            let at = shopper.at;
+            let lines = &mut self.lines;
+            let checkout = (0..lines.len())
+                .min_by_key(|&c| {
+                    let line = &mut lines[c];
+                    while line.front().is_some_and(|&leaves| leaves <= at_ms) {
+                        line.pop_front();
+                    }
+                    let distance = store.fields.distance(&store.floor, store.checkout_field(c), at);
+                    (line.len(), distance, c)
+                })
+                .expect("buys only with checkouts");
+            self.shoppers[slot as usize].checkout = checkout as u8;
+            store.checkout_field(checkout)
+        } else {
+            store.exit_field()
+        };
+        let shopper = &mut self.shoppers[slot as usize];
+        shopper.field = field as u16;
+        shopper.phase = Phase::Walking;
+    }
+
+    /// The shopper reached its checkout's line: it queues behind everyone there (FIFO) and
+    /// leaves the counter after its own service.
+    fn join_line(&mut self, slot: u32, at_ms: i64) {
+        let shopper = &mut self.shoppers[slot as usize];
+        let line = &mut self.lines[usize::from(shopper.checkout)];
+        while line.front().is_some_and(|&leaves| leaves <= at_ms) {
+            line.pop_front();
+        }
+        let service = lognormal(self.params.mean_service_ms).sample(&mut shopper.rng) as i64;
+        let starts = line.back().map_or(at_ms, |&last| last.max(at_ms));
+        let leaves = starts + service.max(1);
+        line.push_back(leaves);
+        shopper.leaves_line_ms = leaves;
+        shopper.phase = Phase::InLine;
+    }
+
+    /// In line: step toward the place matching the number of shoppers ahead, wait for the next
+    /// one ahead to leave, or leave the counter after paying.
+    fn step_in_line(&mut self, slot: u32, at_ms: i64) -> i64 {
+        let store = Arc::clone(&self.store);
+        let shopper = &mut self.shoppers[slot as usize];
+        let checkout = usize::from(shopper.checkout);
+        let places = &store.floor.checkouts[checkout].line;
+        let line = &mut self.lines[checkout];
+        while line.front().is_some_and(|&leaves| leaves <= at_ms) {
+            line.pop_front();
+        }
+        let mine = shopper.leaves_line_ms;
+        if mine <= at_ms {
+            // Paid: walk to the exit.
+            shopper.phase = Phase::Walking;
+            shopper.field = store.exit_field() as u16;
+            return self.plan(slot, at_ms);
+        }
+        let ahead = line.partition_point(|&leaves| leaves < mine);
+        let place = ahead.min(places.len() - 1);
+        let here = places.iter().position(|&c| c == shopper.at).unwrap_or(place);
+        let step = store.walk_ms(STRAIGHT);
+        if here != place {
+            let to = if here > place { here - 1 } else { here + 1 };
+            shopper.next = Next::Move(places[to]);
+            return at_ms + step;
+        }
+        // At its place: the next change is when the shopper at the head (ahead == 0: this one)
+        // leaves, or when enough leave ahead for this one to move up a place.
+        if ahead == 0 {
+            shopper.phase = Phase::Walking;
+            shopper.field = store.exit_field() as u16;
+            match store.fields.step(&store.floor, store.exit_field(), shopper.at) {
+                Some((cell, _)) => {
+                    shopper.next = Next::Move(cell);
+                    mine
+                }
+                None => {
+                    shopper.next = Next::Exit;
+                    mine
+                }
+            }
+        } else {
+            let moves_up_at = line[ahead - place];
+            shopper.next = Next::Move(places[place - 1]);
+            moves_up_at + step
+        }
+    }
+}
+
+impl Generate for Generator {
+    /// How many shoppers came in so far.
+    fn visits(&self) -> u64 {
+        self.arrivals
+    }
+
+    /// The most shoppers inside at once so far.
+    fn peak_inside(&self) -> usize {
+        self.peak_inside
+    }
+
+    /// Arrivals waiting for a listed customer to leave.
+    fn waiting_arrivals(&self) -> u64 {
+        self.waiting
+    }
+
+    /// Whether the doors closed and the last shopper left.
+    fn is_finished(&self) -> bool {
+        self.next_arrival_ms.is_none() && self.agenda.is_empty() && self.waiting == 0
+    }
+
+    /// Appends the events due before `horizon_ms` (at most `max` of them) to `out`, in time order,
+    /// and returns the watermark: every event due before it has now been generated.
+    fn generate(&mut self, horizon_ms: i64, out: &mut Vec<Event>, max: usize) -> i64 {
+        let mut produced = 0;
+        loop {
+            let next_shopper = self.agenda.peek().map(|Reverse((due, _))| *due);
+            let next = match (self.next_arrival_ms, next_shopper) {
+                (None, None) => return i64::MAX,
+                (Some(a), None) => a,
+                (None, Some(s)) => s,
+                (Some(a), Some(s)) => a.min(s),
+            };
+            if next >= horizon_ms || produced >= max {
+                return next.min(horizon_ms);
+            }
+            if self.next_arrival_ms == Some(next) {
+                self.arrive(next);
+            } else {
+                let Reverse((due, slot)) = self.agenda.pop().expect("peeked");
+                out.push(self.act(slot, due));
+                produced += 1;
+            }
+        }
+    }
+}
+
+/// A log-normal distribution with the given mean and [`SPREAD`].
+fn lognormal(mean: f64) -> LogNormal<f64> {
+    LogNormal::new(mean.ln() - SPREAD * SPREAD / 2.0, SPREAD).expect("finite parameters")
+}
+
+/// A browse move: a random neighbouring cell of the same department, or the same cell in a
+/// department of one cell.
+fn browse_step(floor: &Floor, rng: &mut Pcg32, at: Cell, department: usize) -> Cell {
+    let mut cells = [at; 8];
+    let mut count = 0;
+    for (cell, _) in floor.steps(at) {
+        if floor.department_of(cell) == Some(department) {
+            cells[count] = cell;
+            count += 1;
+        }
+    }
+    if count == 0 {
+        at
+    } else {
+        cells[rng.random_range(0..count)]
+    }
+}
