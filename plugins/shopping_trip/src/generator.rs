@@ -9,6 +9,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
+use customersim_plugin_api::rand::seq::SliceRandom;
 use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::rand_distr::{Distribution, Exp, LogNormal, Poisson};
 use customersim_plugin_api::rand_pcg::{Pcg32, Pcg64};
@@ -75,7 +76,7 @@ struct Shopper {
     id: CustomerId,
     /// The shopper's own random stream, so its trip depends on nothing but the seed.
     rng: Pcg32,
-    /// When the shopper leaves the checkout it is in line at (service end).
+    /// How long paying takes, until the shopper is in line; then when it leaves the counter.
     leaves_line_ms: i64,
     /// Gap between browse reports in the department being browsed.
     report_gap_ms: u32,
@@ -175,6 +176,8 @@ struct Plan {
     list: Vec<u8>,
     browse_ms: Vec<f64>,
     buys: bool,
+    /// How long paying takes, when the trip ends at a checkout.
+    service_ms: f64,
     /// Walking + browsing + paying (without waiting in line).
     length_ms: f64,
 }
@@ -330,16 +333,9 @@ impl Generator {
             .as_ref()
             .map_or(0, |poisson| poisson.sample(rng) as usize);
         let count = (1 + extra).min(MAX_LIST).min(departments.len());
-        let picked = customersim_plugin_api::rand::seq::index::sample_weighted(
-            rng,
-            departments.len(),
-            |d| departments[d].weight,
-            count,
-        )
-        .expect("weights are checked positive");
+        let weights: Vec<f64> = departments.iter().map(|d| d.weight).collect();
         // Visit the nearest department next, as a shopper with a list does.
-        let mut left: Vec<usize> = picked.into_iter().collect();
-        left.sort_unstable();
+        let mut left = proportional_sample(rng, &weights, count);
         let mut list = Vec::with_capacity(count);
         let mut from = store.floor.entrance;
         let mut walk_cost = 0u64;
@@ -366,7 +362,7 @@ impl Generator {
                 .expect("a checkout");
             walk_cost += u64::from(cost);
             from = store.floor.checkouts[near].line[0];
-            service_ms = p.mean_service_ms;
+            service_ms = lognormal(p.mean_service_ms).sample(rng).round().max(1.0);
         }
         walk_cost += u64::from(store.fields.distance(&store.floor, store.exit_field(), from));
         let walk_ms = walk_cost as f64 * store.ms_per_cost;
@@ -386,6 +382,7 @@ impl Generator {
             list,
             browse_ms,
             buys,
+            service_ms,
         }
     }
 
@@ -429,7 +426,7 @@ impl Generator {
         let shopper = Shopper {
             id,
             rng,
-            leaves_line_ms: 0,
+            leaves_line_ms: plan.service_ms as i64,
             report_gap_ms: 0,
             at: self.store.floor.entrance,
             next: Next::Enter,
@@ -612,7 +609,7 @@ impl Generator {
         while line.front().is_some_and(|&leaves| leaves <= at_ms) {
             line.pop_front();
         }
-        let service = lognormal(self.params.mean_service_ms).sample(&mut shopper.rng) as i64;
+        let service = shopper.leaves_line_ms;
         let starts = line.back().map_or(at_ms, |&last| last.max(at_ms));
         let leaves = starts + service.max(1);
         line.push_back(leaves);
@@ -717,6 +714,49 @@ impl Generate for Generator {
     }
 }
 
+/// Draws `count` distinct indices with inclusion probabilities proportional to `weights`
+/// (Madow's systematic sampling in a random order): each index is on a list with probability
+/// `count × weight / total`, so each department's share of all visits is its share of the weights
+/// whatever the list lengths. Indices whose probability would exceed 1 are taken for sure and the
+/// rest drawn among the others.
+fn proportional_sample(rng: &mut Pcg32, weights: &[f64], count: usize) -> Vec<usize> {
+    let mut taken = Vec::with_capacity(count);
+    let mut open: Vec<usize> = (0..weights.len()).collect();
+    loop {
+        let wanted = count - taken.len();
+        if wanted == 0 {
+            return taken;
+        }
+        let total: f64 = open.iter().map(|&i| weights[i]).sum();
+        let before = taken.len();
+        open.retain(|&i| {
+            let sure = wanted as f64 * weights[i] >= total;
+            if sure {
+                taken.push(i);
+            }
+            !sure
+        });
+        if taken.len() == before {
+            break;
+        }
+        taken.truncate(count);
+    }
+    let wanted = count - taken.len();
+    let total: f64 = open.iter().map(|&i| weights[i]).sum();
+    open.shuffle(rng);
+    let start: f64 = rng.random();
+    let mut cumulative = 0.0;
+    let mut next_point = start;
+    for &i in &open {
+        cumulative += wanted as f64 * weights[i] / total;
+        if cumulative > next_point && taken.len() < count {
+            taken.push(i);
+            next_point += 1.0;
+        }
+    }
+    taken
+}
+
 /// A log-normal distribution with the given mean and [`SPREAD`].
 fn lognormal(mean: f64) -> LogNormal<f64> {
     LogNormal::new(mean.ln() - SPREAD * SPREAD / 2.0, SPREAD).expect("finite parameters")
@@ -737,5 +777,276 @@ fn browse_step(floor: &Floor, rng: &mut Pcg32, at: Cell, department: usize) -> C
         at
     } else {
         cells[rng.random_range(0..count)]
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::floor::{ZoneKind, ZoneSpec};
+    use std::collections::HashMap;
+
+    fn zone(name: &str, kind: ZoneKind, area: [u32; 4], weight: f64) -> ZoneSpec {
+        ZoneSpec {
+            name: Arc::from(name),
+            kind,
+            area,
+            weight,
+        }
+    }
+
+    /// The demo store plan: five departments, three checkouts along the top wall, rooms along
+    /// the walls as obstacles and a shelf in the middle.
+    pub(crate) fn demo_floor() -> Floor {
+        use ZoneKind::*;
+        Floor::build(
+            1808,
+            1315,
+            20,
+            (937, 50),
+            (1071, 50),
+            &[
+                zone("Women", Department, [444, 443, 666, 879], 3.0),
+                zone("Boys", Department, [672, 443, 992, 658], 2.0),
+                zone("Girls", Department, [998, 443, 1317, 658], 2.0),
+                zone("Men", Department, [672, 664, 1317, 879], 2.0),
+                zone("Sport", Department, [614, 984, 1186, 1292], 1.0),
+                zone("Checkout 1", Checkout, [1150, 118, 1310, 196], 1.0),
+                zone("Checkout 2", Checkout, [1367, 118, 1527, 196], 1.0),
+                zone("Checkout 3", Checkout, [1584, 118, 1744, 196], 1.0),
+                zone("Counter 1", Obstacle, [1150, 118, 1310, 196], 1.0),
+                zone("Counter 2", Obstacle, [1367, 118, 1527, 196], 1.0),
+                zone("Counter 3", Obstacle, [1584, 118, 1744, 196], 1.0),
+                zone("Snack bar", Obstacle, [447, 47, 846, 175], 1.0),
+                zone("Snack bar", Obstacle, [447, 175, 621, 288], 1.0),
+                zone("Customer Service", Obstacle, [628, 182, 846, 288], 1.0),
+                zone("Seasonal", Obstacle, [1490, 296, 1776, 546], 1.0),
+                zone("Shelf", Obstacle, [1340, 600, 1360, 1100], 1.0),
+            ],
+        )
+        .unwrap()
+    }
+
+    pub(crate) fn params(target: f64) -> TripParams {
+        crate::ShoppingTripConfig {
+            average_in_store: target,
+            ..Default::default()
+        }
+        .params()
+        .unwrap()
+    }
+
+    pub(crate) fn demo_store() -> Arc<Store> {
+        Arc::new(Store::new(demo_floor(), params(1.0).walking_speed).unwrap())
+    }
+
+    const HOUR_MS: i64 = 3_600_000;
+
+    fn run(store: &Arc<Store>, p: TripParams, seed: u64, close_ms: i64) -> Vec<Event> {
+        let mut generator = Generator::new(p, store.clone(), seed, 0, Some(close_ms), None);
+        let mut out = Vec::new();
+        let mut horizon = 0;
+        while !generator.is_finished() {
+            horizon += 60_000;
+            generator.generate(horizon, &mut out, usize::MAX);
+        }
+        out
+    }
+
+    /// The cell a published position stands for.
+    fn cell(floor: &Floor, x: i64, y: i64) -> Cell {
+        floor.cell_of(x as u32, y as u32).unwrap()
+    }
+
+    #[test]
+    fn trips_obey_the_store_rules_and_browse_their_lists() {
+        let store = demo_store();
+        let floor = &store.floor;
+        let seed = 5;
+        let generator = Generator::new(params(40.0), store.clone(), seed, 0, None, None);
+        let close_ms = 8 * HOUR_MS;
+        let events = run(&store, params(40.0), seed, close_ms);
+        // Per shopper: position, time, the department runs seen (department, reports in a row).
+        let mut inside: HashMap<CustomerId, (Option<Cell>, i64, Vec<(usize, u32)>)> =
+            HashMap::new();
+        let mut last = i64::MIN;
+        let mut trips = 0;
+        for event in &events {
+            assert!(event.due_ms >= last, "time order");
+            last = event.due_ms;
+            match event.kind {
+                EventKind::Enter => {
+                    assert!(
+                        inside
+                            .insert(event.customer.clone(), (None, event.due_ms, Vec::new()))
+                            .is_none()
+                    );
+                }
+                EventKind::Move { x, y } => {
+                    assert!((0..1808).contains(&x) && (0..1315).contains(&y));
+                    let to = cell(floor, x, y);
+                    assert_eq!(floor.centre(to), (x as u32, y as u32), "cell centres");
+                    assert!(floor.walkable(to), "never in an obstacle: {x},{y}");
+                    let (at, _, runs) = inside.get_mut(&event.customer).expect("inside");
+                    let from = at.unwrap_or(floor.entrance);
+                    assert!(
+                        from.0.abs_diff(to.0) <= 1 && from.1.abs_diff(to.1) <= 1,
+                        "one cell at a time: {from:?} -> {to:?}"
+                    );
+                    *at = Some(to);
+                    match (floor.department_of(to), runs.last_mut()) {
+                        (Some(d), Some((run_d, count))) if *run_d == d => *count += 1,
+                        (Some(d), _) => runs.push((d, 1)),
+                        (None, _) => runs.push((usize::MAX, 0)),
+                    }
+                }
+                EventKind::Exit => {
+                    let (at, _, runs) = inside.remove(&event.customer).expect("inside");
+                    assert_eq!(at, Some(floor.exit), "leaves from the exit");
+                    trips += 1;
+                    if event.due_ms >= close_ms {
+                        continue; // the doors closed on this trip: the rest of its list is skipped
+                    }
+                    let CustomerId::Number(n) = event.customer else {
+                        panic!("generated ids are numbers")
+                    };
+                    let mut rng = Pcg32::seed_from_u64(derive_seed(seed, n));
+                    let plan = generator.plan_trip(&mut rng);
+                    for department in plan.list {
+                        assert!(
+                            runs.iter()
+                                .any(|&(d, count)| d == usize::from(department) && count >= 3),
+                            "customer {n} browsed {department} with 3 reports in a row: {runs:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(inside.is_empty(), "everyone left");
+        assert!(trips > 500, "{trips} trips");
+    }
+
+    #[test]
+    fn lists_follow_the_department_weights() {
+        let store = demo_store();
+        let generator = Generator::new(params(1.0), store.clone(), 1, 0, None, None);
+        let mut visits = [0u32; 5];
+        let mut lengths = 0;
+        for n in 0..10_000 {
+            let plan = generator.plan_trip(&mut Pcg32::seed_from_u64(n));
+            lengths += plan.list.len();
+            for d in plan.list {
+                visits[usize::from(d)] += 1;
+            }
+        }
+        let mean = lengths as f64 / 10_000.0;
+        assert!((mean - 1.4).abs() < 0.05, "mean list {mean}");
+        let total: u32 = visits.iter().sum();
+        let weights = [3.0, 2.0, 2.0, 2.0, 1.0];
+        for (d, &count) in visits.iter().enumerate() {
+            let share = f64::from(count) / f64::from(total);
+            let expected = weights[d] / 10.0;
+            assert!(
+                (share / expected - 1.0).abs() < 0.05,
+                "department {d}: share {share:.3}, weight share {expected:.3}"
+            );
+        }
+    }
+
+    #[test]
+    fn trips_last_5_to_40_minutes_with_a_median_near_20() {
+        let store = demo_store();
+        let close_ms = 300 * HOUR_MS;
+        let events = run(&store, params(10.0), 9, close_ms);
+        let mut entered = HashMap::new();
+        let mut lengths = Vec::new();
+        for event in &events {
+            match event.kind {
+                EventKind::Enter => {
+                    entered.insert(event.customer.clone(), event.due_ms);
+                }
+                // Trips the closing doors cut short are left out.
+                EventKind::Exit if event.due_ms < close_ms => {
+                    lengths.push(event.due_ms - entered[&event.customer])
+                }
+                EventKind::Exit => {}
+                EventKind::Move { .. } => {}
+            }
+        }
+        lengths.sort_unstable();
+        let minutes = |ms: i64| ms as f64 / 60_000.0;
+        let median = minutes(lengths[lengths.len() / 2]);
+        assert!(lengths.len() > 5_000, "{} trips", lengths.len());
+        assert!((18.0..=22.0).contains(&median), "median {median:.1} min");
+        let within = lengths
+            .iter()
+            .filter(|&&ms| (5.0..=40.0).contains(&minutes(ms)))
+            .count();
+        assert!(
+            minutes(lengths[0]) >= 5.0,
+            "shortest {:.1} min",
+            minutes(lengths[0])
+        );
+        // Planned trips are 6–36 minutes; waiting in line comes on top.
+        assert!(
+            within as f64 >= 0.99 * lengths.len() as f64,
+            "{within} of {} trips within 5–40 minutes",
+            lengths.len()
+        );
+    }
+
+    #[test]
+    fn occupancy_meets_the_target() {
+        let store = demo_store();
+        for target in [5.0, 20.0] {
+            let mut generator = Generator::new(params(target), store.clone(), 3, 0, None, None);
+            let (mut out, mut area, mut inside, mut last) = (Vec::new(), 0.0, 0i64, 0i64);
+            let end = 48 * HOUR_MS;
+            let mut horizon = 0;
+            while horizon < end {
+                horizon += 60_000;
+                out.clear();
+                generator.generate(horizon, &mut out, usize::MAX);
+                for event in &out {
+                    area += (inside * (event.due_ms - last)) as f64;
+                    last = event.due_ms;
+                    match event.kind {
+                        EventKind::Enter => inside += 1,
+                        EventKind::Exit => inside -= 1,
+                        EventKind::Move { .. } => {}
+                    }
+                }
+            }
+            // Skip nothing: the store starts empty, so allow for the first trip's fill-up.
+            let mean = area / last as f64;
+            assert!(
+                (mean / target - 1.0).abs() < 0.12,
+                "target {target}: mean {mean:.1}"
+            );
+        }
+    }
+
+    #[test]
+    fn same_seed_same_events_in_any_chunks() {
+        let store = demo_store();
+        let whole = run(&store, params(30.0), 4, 2 * HOUR_MS);
+        assert_eq!(whole, run(&store, params(30.0), 4, 2 * HOUR_MS));
+        assert_ne!(whole, run(&store, params(30.0), 5, 2 * HOUR_MS));
+        let mut generator = Generator::new(params(30.0), store.clone(), 4, 0, Some(2 * HOUR_MS), None);
+        let mut pieces = Vec::new();
+        let mut horizon = 0;
+        while !generator.is_finished() {
+            horizon = generator.generate(horizon + 100_000, &mut pieces, 7);
+        }
+        assert_eq!(pieces, whole);
+    }
+
+    #[test]
+    fn a_shopper_plan_stays_small() {
+        assert!(
+            std::mem::size_of::<Shopper>() <= 96,
+            "{} bytes",
+            std::mem::size_of::<Shopper>()
+        );
     }
 }

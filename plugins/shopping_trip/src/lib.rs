@@ -96,11 +96,11 @@ fn default_mean_list() -> f64 {
     1.4
 }
 
-/// 12 minutes per department: with 1.4 departments, walking and paying it gives trips of 5–40
+/// 15 minutes per department: with 1.4 departments, walking and paying it gives trips of 5–40
 /// minutes with a median near 20, the supermarket trip lengths reported by in-store tracking
 /// (Sorensen 2009: about 20–25 minutes on average) and time-use surveys.
 fn default_mean_browse() -> Duration {
-    Duration::from_secs(12 * 60)
+    Duration::from_secs(15 * 60)
 }
 
 /// 8 seconds: a shopper looking at shelves moves on a step or two every several seconds; a stay
@@ -123,13 +123,13 @@ fn default_mean_service() -> Duration {
 
 /// 5 minutes: the quickest trips for an item or two.
 fn default_min_trip() -> Duration {
-    Duration::from_secs(5 * 60)
+    Duration::from_secs(6 * 60)
 }
 
 /// 40 minutes: the long end of ordinary supermarket trips; longer ones are stock-up trips this
 /// model does not plan.
 fn default_max_trip() -> Duration {
-    Duration::from_secs(40 * 60)
+    Duration::from_secs(36 * 60)
 }
 
 impl Default for ShoppingTripConfig {
