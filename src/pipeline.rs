@@ -31,11 +31,11 @@ impl Pipeline {
         let config = &resolved.config;
         let metrics = MetricsRegistry::with_prefix();
         let mut cx = BuildContext::new(
-            StoreLayout {
-                width: config.store.width,
-                height: config.store.height,
-                door: (config.store.door[0], config.store.door[1]),
-            },
+            StoreLayout::grid(
+                config.store.width,
+                config.store.height,
+                (config.store.door[0], config.store.door[1]),
+            ),
             config.topics.clone(),
             resolved.seed,
             resolved.config_dir.clone(),

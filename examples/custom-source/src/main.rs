@@ -29,7 +29,7 @@ pub struct MysteryShopperConfig {
     /// The shopper's id as published.
     #[serde(default = "default_id")]
     pub id: String,
-    /// Cells visited in order after entering at the door; the shopper then walks out of the door.
+    /// Points visited in order after entering; the shopper then walks to the exit and leaves.
     pub route: Vec<[u32; 2]>,
     /// When the shopper enters (RFC 3339); default: the simulation start.
     #[serde(default)]
@@ -52,11 +52,8 @@ impl SourceConfig for MysteryShopperConfig {
         "one shopper on a fixed route (example of an out-of-tree plugin)";
 
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
-        let StoreLayout {
-            width,
-            height,
-            door,
-        } = cx.store;
+        let store: &StoreLayout = &cx.store;
+        let (width, height) = (store.width(), store.height());
         if let Some((index, cell)) = self
             .route
             .iter()
@@ -79,7 +76,7 @@ impl SourceConfig for MysteryShopperConfig {
         Ok(Box::new(MysteryShopper {
             config: self,
             at_ms,
-            door,
+            exit: store.exit(),
         }))
     }
 }
@@ -89,7 +86,8 @@ register_source!(MysteryShopperConfig);
 struct MysteryShopper {
     config: MysteryShopperConfig,
     at_ms: Option<i64>,
-    door: (u32, u32),
+    /// Where the shopper leaves (the store's exit, as published).
+    exit: (u32, u32),
 }
 
 #[async_trait]
@@ -104,15 +102,15 @@ impl Source for MysteryShopper {
         let start = self.at_ms.unwrap_or_else(|| cx.clock.origin_ms());
         let step = self.config.step.as_millis() as i64;
         let customer = CustomerId::parse(&self.config.id);
-        let (door_x, door_y) = (i64::from(self.door.0), i64::from(self.door.1));
+        let (exit_x, exit_y) = (i64::from(self.exit.0), i64::from(self.exit.1));
         let mut kinds = vec![EventKind::Enter];
         kinds.extend(self.config.route.iter().map(|[x, y]| EventKind::Move {
             x: i64::from(*x),
             y: i64::from(*y),
         }));
         kinds.push(EventKind::Move {
-            x: door_x,
-            y: door_y,
+            x: exit_x,
+            y: exit_y,
         });
         kinds.push(EventKind::Exit);
         let events = kinds

@@ -109,7 +109,7 @@ pub struct Presence {
 }
 
 impl Presence {
-    /// An empty store whose door is at `door`.
+    /// An empty store whose entrance (where shoppers stand when they come in) is at `door`.
     pub fn new(door: (u32, u32)) -> Presence {
         Presence {
             door: (i64::from(door.0), i64::from(door.1)),
@@ -251,7 +251,7 @@ impl BuildContext {
 
     /// The presence table, kept from now on.
     pub fn presence(&mut self) -> Presence {
-        let door = self.store.door;
+        let door = self.store.entrance();
         self.presence
             .get_or_insert_with(|| Presence::new(door))
             .clone()

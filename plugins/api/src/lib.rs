@@ -21,6 +21,8 @@
 //! - [`plugin`]: the [`Source`] and [`Sink`] traits, the typed config traits ([`SourceConfig`],
 //!   [`SinkConfig`]), environment overrides ([`EnvOverride`]) and the registration macros
 //!   [`register_source!`] and [`register_sink!`].
+//! - [`layout`]: the store's floor plan ([`StoreLayout`]): coordinate space, zones (departments,
+//!   checkouts, obstacles), the walking grid shoppers step on and walking distances.
 //! - [`duration`]: serde helpers for human durations (`30s`, `8h`).
 //! - [`json`]: the JSON string writer that reproduces Python's `json.dumps` escaping.
 //! - [`secret`]: masking passwords in URLs for logs and `validate`.
@@ -46,7 +48,7 @@ pub use context::{
     SourceContext,
 };
 pub use event::{CustomerId, Event, EventKind, Topics};
-pub use layout::StoreLayout;
+pub use layout::{DistanceField, LayoutError, LayoutSpec, StoreLayout, Zone, ZoneKind};
 pub use plugin::{
     EnvKind, EnvOverride, Factory, Plugin, PluginError, Role, Sink, SinkConfig, Source,
     SourceConfig, plugins,

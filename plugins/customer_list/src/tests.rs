@@ -194,11 +194,7 @@ fn build_resolves_the_path_against_the_config_folder_and_provides_the_roster() {
     std::fs::write(dir.join("people.csv"), ORIGINAL).unwrap();
     let metrics = MetricsRegistry::with_prefix();
     let mut cx = BuildContext::new(
-        StoreLayout {
-            width: 6,
-            height: 10,
-            door: (0, 0),
-        },
+        StoreLayout::default(),
         Topics::default(),
         1,
         dir.clone(),

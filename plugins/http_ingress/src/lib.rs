@@ -135,7 +135,10 @@ impl SourceConfig for HttpIngressConfig {
             presence: cx.presence(),
             metrics: cx.metrics.clone(),
             requests,
-            door: (i64::from(cx.store.door.0), i64::from(cx.store.door.1)),
+            door: {
+                let (x, y) = cx.store.entrance();
+                (i64::from(x), i64::from(y))
+            },
         }))
     }
 }

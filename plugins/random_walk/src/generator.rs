@@ -179,7 +179,7 @@ impl Generator {
         let visit_ms = (p.min_visit_ms + extra) as i64;
         let dwell_ms = (p.mean_dwell_ms * rng.random_range(0.5..1.5)) as f32;
         let spread = rng.random_range(0.2..0.8) as f32;
-        let (door_x, door_y) = self.store.door;
+        let (door_x, door_y) = self.store.entrance();
         let shopper = Shopper {
             id,
             rng,
@@ -256,8 +256,9 @@ impl Generator {
 
     /// Decides the shopper's next event after one at `at_ms`, returning when it is due.
     fn plan(&mut self, slot: u32, at_ms: i64) -> i64 {
-        let (width, height) = (self.store.width, self.store.height);
-        let (door_x, door_y) = (self.store.door.0 as i64, self.store.door.1 as i64);
+        let (width, height) = (self.store.width(), self.store.height());
+        let (door_x, door_y) = self.store.exit();
+        let (door_x, door_y) = (i64::from(door_x), i64::from(door_y));
         let walk_step = self.params.walk_step_ms;
         let doors_closed = self.doors_closed_at(at_ms);
         let shopper = &mut self.shoppers[slot as usize];
@@ -392,15 +393,13 @@ mod tests {
         }
     }
 
-    const STORE: StoreLayout = StoreLayout {
-        width: 6,
-        height: 10,
-        door: (0, 0),
-    };
+    fn store() -> StoreLayout {
+        StoreLayout::default()
+    }
     const DAY_MS: i64 = 86_400_000;
 
     fn run(params: WalkParams, seed: u64, until_ms: i64, close_ms: Option<i64>) -> Vec<Event> {
-        let mut generator = Generator::new(params, STORE, seed, 0, close_ms, None);
+        let mut generator = Generator::new(params, store(), seed, 0, close_ms, None);
         let mut out = Vec::new();
         let mut horizon = 0;
         while !generator.is_finished() && horizon < until_ms {
@@ -535,7 +534,7 @@ mod tests {
         until_ms: i64,
         close_ms: Option<i64>,
     ) -> (Vec<Event>, u64) {
-        let mut generator = Generator::new(params, STORE, 3, 0, close_ms, Some(roster));
+        let mut generator = Generator::new(params, store(), 3, 0, close_ms, Some(roster));
         let (mut out, mut horizon, mut most_waiting) = (Vec::new(), 0, 0);
         while !generator.is_finished() && horizon < until_ms {
             horizon += 7_000;
@@ -612,7 +611,7 @@ mod tests {
     #[test]
     fn chunking_does_not_change_the_stream() {
         let whole = run(params(20.0), 5, 3_600_000, None);
-        let mut generator = Generator::new(params(20.0), STORE, 5, 0, None, None);
+        let mut generator = Generator::new(params(20.0), store(), 5, 0, None, None);
         let mut pieces = Vec::new();
         let mut horizon = 0;
         while horizon < 3_600_000 {

@@ -120,7 +120,7 @@ impl SourceConfig for RandomWalkConfig {
     }];
 
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
-        let store = cx.store;
+        let store = cx.store.clone();
         Ok(Box::new(RandomWalk {
             params: self.params()?,
             store,
