@@ -1,7 +1,8 @@
 //! The walking grid the shoppers move on, and the distance fields their paths follow.
 //!
-//! A [`Floor`] is the store layout seen as cells: which are walkable, which department each belongs
-//! to, where the doors and the checkout lines are. A [`Fields`] holds one distance field per
+//! A [`Floor`] is the pipeline's [`StoreLayout`] (walkable cells, zones, doors, 8-neighbour steps
+//! without corner cutting) plus what this source adds: the department of each cell as a byte, and
+//! where each checkout's line stands. A [`Fields`] holds one distance field per
 //! target (each department, each checkout line, the exit), built once at start-up with Dijkstra
 //! from the target outwards. A shopper's next step is then the neighbour that lowers the distance
 //! to its current target: no search runs while shoppers walk, and a shopper only remembers which
@@ -9,12 +10,13 @@
 //!
 //! Moves go to the 8 neighbours. A diagonal step costs 14 and a straight one 10 (√2 ≈ 1.4), so
 //! paths are shortest in walking distance, not in number of steps, and do not zig-zag. A diagonal
-//! step is only taken when both cells beside it are walkable: shoppers do not squeeze between two
-//! shelves that touch at a corner, nor cut through the corner of a shelf.
+//! step is only taken when both cells beside it are walkable (the layout's rule): shoppers do not
+//! squeeze between two shelves that touch at a corner, nor cut through the corner of a shelf.
 
 use std::sync::Arc;
 
 use customersim_plugin_api::PluginError;
+use customersim_plugin_api::layout::{StoreLayout, ZoneKind};
 
 /// A cell of the walking grid: (column, row).
 pub type Cell = (u16, u16);
@@ -54,19 +56,14 @@ pub struct Checkout {
 /// The store as a walking grid.
 #[derive(Clone, Debug)]
 pub struct Floor {
+    /// The pipeline's layout: walkability, zones, centres, steps.
+    pub layout: StoreLayout,
     /// Cells along x.
     pub cols: u16,
     /// Cells along y.
     pub rows: u16,
-    /// Store units per cell side: one step is one cell.
-    pub cell: u32,
-    /// Extent of the coordinate space: published x is below it.
-    pub width: u32,
-    /// Extent of the coordinate space: published y is below it.
-    pub height: u32,
-    /// Whether each cell (row-major) can be walked on.
-    walkable: Vec<bool>,
-    /// Department of each cell (row-major), [`NO_DEPARTMENT`] outside them.
+    /// Department of each cell (row-major), [`NO_DEPARTMENT`] outside them: one byte a cell, so
+    /// browsing and focus checks need no zone search.
     department: Vec<u8>,
     /// Where shoppers come in.
     pub entrance: Cell,
@@ -78,149 +75,68 @@ pub struct Floor {
     pub checkouts: Vec<Checkout>,
 }
 
-/// What a zone of the layout is, for [`Floor::build`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ZoneKind {
-    /// Walkable; browsed.
-    Department,
-    /// Walkable; paid at, with a line.
-    Checkout,
-    /// Never walked on.
-    Obstacle,
-}
-
-/// A zone of the layout in store coordinates, for [`Floor::build`].
-#[derive(Clone, Debug)]
-pub struct ZoneSpec {
-    /// Its name.
-    pub name: Arc<str>,
-    /// What it is.
-    pub kind: ZoneKind,
-    /// Inclusive rectangle `[x1, y1, x2, y2]` in store coordinates; a cell belongs to it when
-    /// the cell's centre lies inside.
-    pub area: [u32; 4],
-    /// Relative weight (departments).
-    pub weight: f64,
-}
-
 impl Floor {
-    /// The grid of a `width × height` store with `cell`-sized cells, doors at the cells holding
-    /// `entrance` and `exit` (store coordinates) and the given zones.
-    pub fn build(
-        width: u32,
-        height: u32,
-        cell: u32,
-        entrance: (u32, u32),
-        exit: (u32, u32),
-        zones: &[ZoneSpec],
-    ) -> Result<Floor, PluginError> {
+    /// The walking grid of `layout`; refuses layouts `shopping_trip` cannot walk (no department,
+    /// too many of them, a checkout with no room for a line).
+    pub fn new(layout: &StoreLayout) -> Result<Floor, PluginError> {
         let bad = |why: String| Err(PluginError::Config(why));
-        if cell == 0 || width == 0 || height == 0 {
-            return bad("store: width, height and cell must be positive".into());
-        }
-        let cols = width.div_ceil(cell);
-        let rows = height.div_ceil(cell);
+        let (cols, rows) = (layout.cols(), layout.rows());
         if cols > u32::from(u16::MAX) || rows > u32::from(u16::MAX) {
             return bad(format!(
                 "store.cell: {cols} × {rows} cells is too many for shopping_trip; use larger cells"
             ));
         }
-        let (cols, rows) = (cols as u16, rows as u16);
-        let count = usize::from(cols) * usize::from(rows);
+        let cell = |(col, row): (u32, u32)| (col as u16, row as u16);
         let mut floor = Floor {
-            cols,
-            rows,
-            cell,
-            width,
-            height,
-            walkable: vec![true; count],
-            department: vec![NO_DEPARTMENT; count],
-            entrance: (0, 0),
-            exit: (0, 0),
+            layout: layout.clone(),
+            cols: cols as u16,
+            rows: rows as u16,
+            department: vec![NO_DEPARTMENT; cols as usize * rows as usize],
+            entrance: cell(layout.entrance_cell()),
+            exit: cell(layout.exit_cell()),
             departments: Vec::new(),
             checkouts: Vec::new(),
         };
-        let cells_of = |floor: &Floor, [x1, y1, x2, y2]: [u32; 4]| -> Vec<Cell> {
-            let mut cells = Vec::new();
-            for row in 0..floor.rows {
-                for col in 0..floor.cols {
-                    let (x, y) = floor.centre((col, row));
-                    if (x1..=x2).contains(&x) && (y1..=y2).contains(&y) {
-                        cells.push((col, row));
-                    }
+        let mut department_of_zone = vec![None; layout.zones().len()];
+        for (z, zone) in layout.zones().iter().enumerate() {
+            if zone.kind == ZoneKind::Department {
+                if floor.departments.len() >= usize::from(NO_DEPARTMENT) {
+                    return bad("store.zones: shopping_trip takes at most 254 departments".into());
                 }
-            }
-            cells
-        };
-        for zone in zones.iter().filter(|z| z.kind == ZoneKind::Obstacle) {
-            for cell in cells_of(&floor, zone.area) {
-                let index = floor.index(cell);
-                floor.walkable[index] = false;
+                department_of_zone[z] = Some(floor.departments.len() as u8);
+                floor.departments.push(Area {
+                    name: Arc::from(zone.name.as_str()),
+                    cells: Vec::new(),
+                    weight: zone.weight,
+                });
             }
         }
-        for zone in zones {
-            let cells: Vec<Cell> = cells_of(&floor, zone.area)
-                .into_iter()
-                .filter(|&c| floor.walkable(c))
-                .collect();
-            match zone.kind {
-                ZoneKind::Obstacle => {}
-                ZoneKind::Department => {
-                    if cells.is_empty() {
-                        return bad(format!(
-                            "store.zones: department {:?} holds no walkable cell centre",
-                            zone.name
-                        ));
-                    }
-                    if !(zone.weight.is_finite() && zone.weight > 0.0) {
-                        return bad(format!(
-                            "store.zones: department {:?}: weight must be a number > 0",
-                            zone.name
-                        ));
-                    }
-                    if floor.departments.len() >= usize::from(NO_DEPARTMENT) {
-                        return bad("store.zones: shopping_trip takes at most 254 departments".into());
-                    }
-                    let number = floor.departments.len() as u8;
-                    for &cell in &cells {
-                        let index = floor.index(cell);
-                        if floor.department[index] == NO_DEPARTMENT {
-                            floor.department[index] = number;
-                        }
-                    }
-                    floor.departments.push(Area {
-                        name: zone.name.clone(),
-                        cells,
-                        weight: zone.weight,
-                    });
+        if !floor.departments.iter().any(|d| d.weight > 0.0) {
+            return bad(
+                "store.zones: shopping_trip needs at least one zone of kind department with a weight above 0"
+                    .into(),
+            );
+        }
+        for row in 0..floor.rows {
+            for col in 0..floor.cols {
+                let zone = layout.zone_at_cell(u32::from(col), u32::from(row));
+                if let Some(number) = zone.and_then(|z| department_of_zone[z])
+                    && floor.walkable((col, row))
+                {
+                    let index = floor.index((col, row));
+                    floor.department[index] = number;
+                    floor.departments[usize::from(number)].cells.push((col, row));
                 }
-                // Lines are drawn once every department is known (they stop at departments).
-                ZoneKind::Checkout => {}
             }
         }
-        for zone in zones.iter().filter(|z| z.kind == ZoneKind::Checkout) {
+        for zone in layout.zones().iter().filter(|z| z.kind == ZoneKind::Checkout) {
             let line = floor.checkout_line(&zone.name, zone.area)?;
             floor.checkouts.push(Checkout {
-                name: zone.name.clone(),
+                name: Arc::from(zone.name.as_str()),
                 line,
             });
         }
-        floor.entrance = floor.door_cell("store.entrance", entrance)?;
-        floor.exit = floor.door_cell("store.exit", exit)?;
         Ok(floor)
-    }
-
-    /// The cell holding store point `(x, y)`, checked to be walkable.
-    fn door_cell(&self, key: &str, (x, y): (u32, u32)) -> Result<Cell, PluginError> {
-        let cell = self.cell_of(x, y).ok_or_else(|| {
-            PluginError::Config(format!("{key}: [{x}, {y}] is outside the store"))
-        })?;
-        if !self.walkable(cell) {
-            return Err(PluginError::Config(format!(
-                "{key}: [{x}, {y}] is inside an obstacle"
-            )));
-        }
-        Ok(cell)
     }
 
     /// The line of a checkout whose counter covers `area`: shoppers pay on the walkable cell just
@@ -229,10 +145,10 @@ impl Floor {
     /// away from the counter, one cell per place, while the cells are walkable and outside every
     /// department.
     fn checkout_line(&self, name: &str, [x1, y1, x2, y2]: [u32; 4]) -> Result<Vec<Cell>, PluginError> {
-        let middle_x = (x1 + x2) / 2;
-        let col = (middle_x / self.cell).min(u32::from(self.cols) - 1) as i32;
-        let top = (y1 / self.cell) as i32;
-        let bottom = (y2 / self.cell) as i32;
+        let cell = self.layout.cell();
+        let col = ((x1 + x2) / 2 / cell).min(u32::from(self.cols) - 1) as i32;
+        let top = (y1 / cell) as i32;
+        let bottom = (y2 / cell) as i32;
         let middle = (top + bottom) / 2;
         let candidates = [(bottom + 1, 1), (top - 1, -1), (middle, 1)];
         for (row, direction) in candidates {
@@ -271,28 +187,24 @@ impl Floor {
 
     /// How many cells the grid has.
     pub fn cell_count(&self) -> usize {
-        self.walkable.len()
+        self.department.len()
     }
 
-    /// The store coordinates published for a shopper standing on `cell`: the cell's centre,
-    /// kept inside `[0, width) × [0, height)` for a last, partial cell.
+    /// The store coordinates published for a shopper standing on `cell`: its centre.
     pub fn centre(&self, (col, row): Cell) -> (u32, u32) {
-        let half = self.cell / 2;
-        (
-            (u32::from(col) * self.cell + half).min(self.width - 1),
-            (u32::from(row) * self.cell + half).min(self.height - 1),
-        )
+        self.layout.centre(u32::from(col), u32::from(row))
     }
 
     /// The cell holding store point `(x, y)`.
     pub fn cell_of(&self, x: u32, y: u32) -> Option<Cell> {
-        (x < self.width && y < self.height)
-            .then(|| ((x / self.cell) as u16, (y / self.cell) as u16))
+        self.layout
+            .cell_of(x, y)
+            .map(|(col, row)| (col as u16, row as u16))
     }
 
     /// Whether shoppers may stand on `cell`.
-    pub fn walkable(&self, cell: Cell) -> bool {
-        self.walkable[self.index(cell)]
+    pub fn walkable(&self, (col, row): Cell) -> bool {
+        self.layout.walkable(u32::from(col), u32::from(row))
     }
 
     /// The department `cell` belongs to.
@@ -301,36 +213,20 @@ impl Floor {
         (number != NO_DEPARTMENT).then_some(usize::from(number))
     }
 
-    /// The walkable neighbours of `cell` a shopper may step to, with the step's cost; diagonal
-    /// steps need both cells beside them walkable (no cutting of obstacle corners). The order is
-    /// fixed, so ties between equally short paths break the same way in every run.
+    /// The neighbours of `cell` a shopper may step to (the layout's rule: walkable, no cutting of
+    /// obstacle corners), with the step's cost, in the layout's fixed order so ties between
+    /// equally short paths break the same way in every run.
     pub fn steps(&self, (col, row): Cell) -> impl Iterator<Item = (Cell, u32)> + '_ {
-        const AROUND: [(i32, i32); 8] = [
-            (0, -1),
-            (1, 0),
-            (0, 1),
-            (-1, 0),
-            (1, -1),
-            (1, 1),
-            (-1, 1),
-            (-1, -1),
-        ];
-        let (col, row) = (i32::from(col), i32::from(row));
-        AROUND.iter().filter_map(move |&(dx, dy)| {
-            let to = self.cell_at(col + dx, row + dy)?;
-            if !self.walkable(to) {
-                return None;
-            }
-            if dx != 0 && dy != 0 {
-                let side_a = self.cell_at(col + dx, row)?;
-                let side_b = self.cell_at(col, row + dy)?;
-                if !self.walkable(side_a) || !self.walkable(side_b) {
-                    return None;
-                }
-                return Some((to, DIAGONAL));
-            }
-            Some((to, STRAIGHT))
-        })
+        self.layout
+            .neighbours(u32::from(col), u32::from(row))
+            .map(move |(c, r)| {
+                let cost = if c != u32::from(col) && r != u32::from(row) {
+                    DIAGONAL
+                } else {
+                    STRAIGHT
+                };
+                ((c as u16, r as u16), cost)
+            })
     }
 }
 
@@ -406,35 +302,40 @@ impl Fields {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use customersim_plugin_api::layout::{LayoutSpec, Zone};
 
-    fn zone(name: &str, kind: ZoneKind, area: [u32; 4]) -> ZoneSpec {
-        ZoneSpec {
-            name: Arc::from(name),
+    pub(crate) fn zone(name: &str, kind: ZoneKind, area: [u32; 4]) -> Zone {
+        Zone {
+            name: name.into(),
             kind,
             area,
             weight: 1.0,
         }
     }
 
-    /// 10 × 6 cells of 10 units; a wall at column 5 from row 0 to row 4 (open at row 5).
-    fn walled() -> Floor {
-        Floor::build(
-            100,
-            60,
-            10,
-            (5, 5),
-            (95, 5),
-            &[
-                zone("Wall", ZoneKind::Obstacle, [50, 0, 59, 49]),
-                zone("Far", ZoneKind::Department, [90, 0, 99, 9]),
-            ],
-        )
-        .unwrap()
+    fn floor(entrance: (u32, u32), zones: Vec<Zone>) -> Floor {
+        let layout = StoreLayout::new(LayoutSpec {
+            width: 100,
+            height: 60,
+            cell: 10,
+            entrance,
+            exit: (95, 5),
+            zones,
+        })
+        .unwrap();
+        Floor::new(&layout).unwrap()
     }
 
     #[test]
     fn paths_go_around_obstacles_and_never_cut_corners() {
-        let floor = walled();
+        // 10 × 6 cells; a wall in column 5 from row 0 to row 4 (open at row 5).
+        let floor = floor(
+            (5, 5),
+            vec![
+                zone("Wall", ZoneKind::Obstacle, [50, 0, 59, 49]),
+                zone("Far", ZoneKind::Department, [90, 0, 99, 9]),
+            ],
+        );
         let fields = Fields::build(&floor, &[&floor.departments[0].cells]);
         let mut at = floor.entrance;
         let mut steps = 0;
@@ -453,37 +354,21 @@ mod tests {
     }
 
     #[test]
-    fn the_line_of_a_checkout_starts_below_its_counter() {
-        let floor = Floor::build(
-            100,
-            60,
-            10,
+    fn the_line_of_a_checkout_starts_below_its_counter_and_stops_at_departments() {
+        let floor = floor(
             (5, 5),
-            (95, 5),
-            &[
+            vec![
                 zone("Till", ZoneKind::Checkout, [40, 0, 59, 9]),
                 zone("Toys", ZoneKind::Department, [0, 40, 99, 59]),
             ],
-        )
-        .unwrap();
-        let line = &floor.checkouts[0].line;
-        assert_eq!(line[0], (4, 1));
-        assert_eq!(line[1], (4, 2));
-        // Stops before the department.
-        assert_eq!(line.len(), 3);
+        );
+        assert_eq!(floor.checkouts[0].line, [(4, 1), (4, 2), (4, 3)]);
     }
 
     #[test]
-    fn doors_in_obstacles_are_refused_by_key() {
-        let error = Floor::build(
-            100,
-            60,
-            10,
-            (55, 5),
-            (95, 5),
-            &[zone("Wall", ZoneKind::Obstacle, [50, 0, 59, 49])],
-        )
-        .unwrap_err();
-        assert!(error.to_string().contains("store.entrance"), "{error}");
+    fn a_layout_without_departments_is_refused_by_key() {
+        let layout = StoreLayout::grid(6, 10, (0, 0));
+        let error = Floor::new(&layout).unwrap_err();
+        assert!(error.to_string().contains("store.zones"), "{error}");
     }
 }

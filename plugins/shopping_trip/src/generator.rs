@@ -121,7 +121,7 @@ impl Store {
         targets.push(&exit);
         let fields = Fields::build(&floor, &targets);
         let store = Store {
-            ms_per_cost: f64::from(floor.cell) * 1000.0 / walking_speed / f64::from(STRAIGHT),
+            ms_per_cost: f64::from(floor.layout.cell()) * 1000.0 / walking_speed / f64::from(STRAIGHT),
             floor,
             fields,
         };
@@ -332,7 +332,8 @@ impl Generator {
             .list_count
             .as_ref()
             .map_or(0, |poisson| poisson.sample(rng) as usize);
-        let count = (1 + extra).min(MAX_LIST).min(departments.len());
+        let listed = departments.iter().filter(|d| d.weight > 0.0).count();
+        let count = (1 + extra).min(MAX_LIST).min(listed);
         let weights: Vec<f64> = departments.iter().map(|d| d.weight).collect();
         // Visit the nearest department next, as a shopper with a list does.
         let mut left = proportional_sample(rng, &weights, count);
@@ -783,12 +784,13 @@ fn browse_step(floor: &Floor, rng: &mut Pcg32, at: Cell, department: usize) -> C
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::floor::{ZoneKind, ZoneSpec};
+    use customersim_plugin_api::StoreLayout;
+    use customersim_plugin_api::layout::{LayoutSpec, Zone, ZoneKind};
     use std::collections::HashMap;
 
-    fn zone(name: &str, kind: ZoneKind, area: [u32; 4], weight: f64) -> ZoneSpec {
-        ZoneSpec {
-            name: Arc::from(name),
+    fn zone(name: &str, kind: ZoneKind, area: [u32; 4], weight: f64) -> Zone {
+        Zone {
+            name: name.into(),
             kind,
             area,
             weight,
@@ -799,13 +801,13 @@ pub(crate) mod tests {
     /// the walls as obstacles and a shelf in the middle.
     pub(crate) fn demo_floor() -> Floor {
         use ZoneKind::*;
-        Floor::build(
-            1808,
-            1315,
-            20,
-            (937, 50),
-            (1071, 50),
-            &[
+        let layout = StoreLayout::new(LayoutSpec {
+            width: 1808,
+            height: 1315,
+            cell: 20,
+            entrance: (937, 50),
+            exit: (1071, 50),
+            zones: vec![
                 zone("Women", Department, [444, 443, 666, 879], 3.0),
                 zone("Boys", Department, [672, 443, 992, 658], 2.0),
                 zone("Girls", Department, [998, 443, 1317, 658], 2.0),
@@ -814,17 +816,15 @@ pub(crate) mod tests {
                 zone("Checkout 1", Checkout, [1150, 118, 1310, 196], 1.0),
                 zone("Checkout 2", Checkout, [1367, 118, 1527, 196], 1.0),
                 zone("Checkout 3", Checkout, [1584, 118, 1744, 196], 1.0),
-                zone("Counter 1", Obstacle, [1150, 118, 1310, 196], 1.0),
-                zone("Counter 2", Obstacle, [1367, 118, 1527, 196], 1.0),
-                zone("Counter 3", Obstacle, [1584, 118, 1744, 196], 1.0),
                 zone("Snack bar", Obstacle, [447, 47, 846, 175], 1.0),
-                zone("Snack bar", Obstacle, [447, 175, 621, 288], 1.0),
+                zone("Snack bar corner", Obstacle, [447, 175, 621, 288], 1.0),
                 zone("Customer Service", Obstacle, [628, 182, 846, 288], 1.0),
                 zone("Seasonal", Obstacle, [1490, 296, 1776, 546], 1.0),
                 zone("Shelf", Obstacle, [1340, 600, 1360, 1100], 1.0),
             ],
-        )
-        .unwrap()
+        })
+        .unwrap();
+        Floor::new(&layout).unwrap()
     }
 
     pub(crate) fn params(target: f64) -> TripParams {

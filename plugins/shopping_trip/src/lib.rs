@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use customersim_plugin_api::serde::{Deserialize, Serialize};
 use customersim_plugin_api::{
-    BuildContext, PluginError, Source, SourceConfig, SourceContext, StoreLayout, async_trait,
+    BuildContext, PluginError, Source, SourceConfig, SourceContext, async_trait,
     duration, register_source, run_ahead, tracing,
 };
 
@@ -195,30 +195,13 @@ impl ShoppingTripConfig {
     }
 }
 
-/// The walking grid of the pipeline's store layout.
-pub fn floor_of(layout: &StoreLayout) -> Result<Floor, PluginError> {
-    Floor::build(
-        layout.width,
-        layout.height,
-        1,
-        layout.door,
-        layout.door,
-        &[],
-    )
-}
-
 impl SourceConfig for ShoppingTripConfig {
     const NAME: &'static str = "shopping_trip";
     const DESCRIPTION: &'static str = "purposeful shoppers: shortest paths to the departments on their list, browsing, checkout lines, exit";
 
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let params = self.params()?;
-        let floor = floor_of(&cx.store)?;
-        if floor.departments.is_empty() {
-            return Err(PluginError::Config(
-                "store.zones: shopping_trip needs at least one zone of kind department".into(),
-            ));
-        }
+        let floor = Floor::new(&cx.store)?;
         let started = Instant::now();
         let store = Store::new(floor, params.walking_speed)?;
         tracing::info!(
