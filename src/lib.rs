@@ -53,6 +53,8 @@ pub mod timeline;
 pub use customersim_plugin_api as plugin_api;
 
 #[cfg(test)]
+use chrono_tz as _;
+#[cfg(test)]
 use futures_core as _;
 #[cfg(test)]
 use lapin as _;
@@ -64,6 +66,8 @@ use rcgen as _;
 use rumqttc as _;
 #[cfg(test)]
 use serde_json as _;
+#[cfg(test)]
+use tempfile as _;
 #[cfg(test)]
 use tokio_rustls as _;
 #[cfg(test)]

@@ -11,6 +11,9 @@
 //!   original service's contract.
 //! - [`ahead`]: the loop that runs a shopper model ([`Generate`]) ahead of the clock
 //!   ([`run_ahead`]), shared by the built-in shopper sources.
+//! - [`arrivals`]: when simulated shoppers come in ([`ArrivalProcess`]): Poisson arrivals shaped by
+//!   opening hours and an hourly profile, and the [`Entrance`] that queues arrivals beyond a
+//!   capacity; [`ArrivalsConfig`] is the config fragment the simulated sources share.
 //! - [`backoff`]: exponential backoff ([`Backoff`]) for reaching peers that are down.
 //! - [`clock`]: the simulated clock ([`Clock`]): real time, scaled, or virtual (as fast as sinks go).
 //! - [`timeline`]: the [`Timeline`] contract that backends implement, and the [`Watermark`] a
@@ -28,6 +31,7 @@
 //! - [`secret`]: masking passwords in URLs for logs and `validate`.
 
 pub mod ahead;
+pub mod arrivals;
 pub mod backoff;
 pub mod clock;
 pub mod context;
@@ -40,6 +44,9 @@ pub mod secret;
 pub mod timeline;
 
 pub use ahead::{Generate, run_ahead};
+pub use arrivals::{
+    Admission, ArrivalProcess, ArrivalRules, ArrivalsConfig, Entrance, QueueMetrics, QueueStats,
+};
 pub use async_trait::async_trait;
 pub use backoff::Backoff;
 pub use clock::Clock;

@@ -1,0 +1,663 @@
+//! When simulated shoppers come in: the arrival process shared by the simulated sources.
+//!
+//! Arrivals form a Poisson process. Its base rate keeps the mean number of shoppers inside at a
+//! target while the store is open (Little's law: rate = target / mean visit length). A source may
+//! shape it by time of day and limit how many shoppers fit inside:
+//!
+//! - `opening_hours: ["08:00", "21:00"]`: nobody arrives outside these hours (local time).
+//!   Overnight hours (`["22:00", "06:00"]`) are open from the first time to the second the next
+//!   morning. Closing stops arrivals only: shoppers inside finish their visits.
+//! - `hourly_profile:` 24 relative weights, one per local hour from 00:00. They are normalised so
+//!   that the mean rate over the open time of a day stays the base rate, so `average_in_store`
+//!   stays the mean number inside while open, only distributed over the day.
+//! - `timezone:` the IANA name of the zone the hours are read in (default `UTC`). On the days the
+//!   clocks change, local hours are taken as they come: a skipped hour gets no arrivals, a repeated
+//!   one gets them twice.
+//! - `capacity:` the most shoppers inside at once. An arrival beyond it waits outside the entrance
+//!   in a first-come-first-served queue and enters a millisecond after someone leaves; waits are
+//!   counted ([`QueueMetrics`], [`QueueStats`]). Whoever still waits when the store closes (or the
+//!   doors close at the end of the run) goes home.
+//!
+//! # How a source uses it
+//! 1. Copy the four fields of [`ArrivalsConfig`] into the source's own config (serde's `flatten`
+//!    does not work with `deny_unknown_fields`, which every plugin config uses to report unknown
+//!    keys) and call [`ArrivalsConfig::check`] on them at build time: it returns the checked
+//!    [`ArrivalRules`] or an error naming the key. Register [`QueueMetrics`] at build time too when
+//!    [`ArrivalRules::capacity`] is set.
+//! 2. At run time, make an [`ArrivalProcess`] ([`ArrivalRules::process`]) and an [`Entrance`]
+//!    ([`ArrivalRules::entrance`]). Process events in time order: when the simulated time reaches
+//!    [`ArrivalProcess::next_ms`], call [`ArrivalProcess::advance`] and offer the arrival to
+//!    [`Entrance::arrive`]; a shopper who [`Admission::Enter`]s comes in at once, one who is
+//!    [`Admission::Queued`] is the entrance's to keep. Each time a shopper leaves, call
+//!    [`Entrance::leave`]: it returns when the first one waiting comes in, if anyone does.
+//!
+//! Everything is a pure function of the random stream the source passes in, so a seeded run stays
+//! byte-identical at any speed.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use chrono::{DateTime, Offset, TimeZone};
+use chrono_tz::Tz;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use rand::Rng;
+use rand_distr::{Distribution, Exp, Exp1};
+use serde::{Deserialize, Serialize};
+
+use crate::context::MetricsRegistry;
+use crate::plugin::PluginError;
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// The arrival keys a simulated source takes, unchecked, as written in the pipeline file.
+///
+/// A source copies these four fields (same names, same serde attributes) into its own config and
+/// builds this struct from them to call [`ArrivalsConfig::check`]; see the module docs for why they
+/// are not flattened in.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, crate = "serde")]
+pub struct ArrivalsConfig {
+    /// `[opening, closing]` as `"HH:MM"` local times; no arrivals outside them, so a store that
+    /// closes at night is empty at night. Leave out for a store that never closes.
+    #[serde(default)]
+    pub opening_hours: Option<Vec<String>>,
+    /// 24 relative weights ≥ 0, one per local hour from 00:00, so arrivals follow the day's rush
+    /// hours; normalised so that the mean number inside while open stays `average_in_store`. Leave
+    /// out for the same rate all day.
+    #[serde(default)]
+    pub hourly_profile: Option<Vec<f64>>,
+    /// The IANA time zone (`Europe/Berlin`) the opening hours and the profile are read in, so a
+    /// store keeps its local hours across daylight saving time changes.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// The most shoppers inside at once, as a fire code or a small shop sets it; arrivals beyond it
+    /// queue outside. Leave out for no limit.
+    #[serde(default)]
+    pub capacity: Option<u64>,
+}
+
+/// Hours are read in UTC unless a source says otherwise, as the timestamps of the events are.
+pub fn default_timezone() -> String {
+    "UTC".to_string()
+}
+
+/// Names the key in an error, as every plugin config error does.
+fn bad<T>(key: &str, why: impl fmt::Display) -> Result<T, PluginError> {
+    Err(PluginError::Config(format!("{key}: {why}")))
+}
+
+impl ArrivalsConfig {
+    /// Checks the values and turns them into [`ArrivalRules`]; an error names the key.
+    pub fn check(&self) -> Result<ArrivalRules, PluginError> {
+        let timezone: Tz = match self.timezone.parse() {
+            Ok(zone) => zone,
+            Err(_) => {
+                return bad(
+                    "timezone",
+                    format!(
+                        "{:?} is not an IANA time zone name (e.g. \"Europe/Berlin\", \"UTC\")",
+                        self.timezone
+                    ),
+                );
+            }
+        };
+        let hours = match &self.opening_hours {
+            None => None,
+            Some(times) => parse_opening_hours(times)?,
+        };
+        let capacity = match self.capacity {
+            None => None,
+            Some(0) => return bad("capacity", "must be at least 1; leave it out for no limit"),
+            Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        };
+        let weights = match &self.hourly_profile {
+            None => None,
+            Some(weights) => Some(check_profile(weights)?),
+        };
+        let shape = if hours.is_none() && weights.is_none() {
+            None
+        } else {
+            let weights = weights.unwrap_or([1.0; 24]);
+            let open = |hour: usize| open_ms_in_hour(hours, hour) as f64;
+            let open_total: f64 = (0..24).map(open).sum();
+            let weighted: f64 = (0..24).map(|hour| weights[hour] * open(hour)).sum();
+            if weighted <= 0.0 {
+                return bad(
+                    "hourly_profile",
+                    "every open hour has weight 0, so nobody would ever come in",
+                );
+            }
+            let mean = weighted / open_total;
+            Some(DailyShape {
+                timezone,
+                hours,
+                multipliers: weights.map(|weight| weight / mean),
+            })
+        };
+        Ok(ArrivalRules { shape, capacity })
+    }
+}
+
+/// `["08:00", "21:00"]` as milliseconds of the local day; `None` for a store open around the clock.
+fn parse_opening_hours(times: &[String]) -> Result<Option<(i64, i64)>, PluginError> {
+    const KEY: &str = "opening_hours";
+    let [open, close] = times else {
+        return bad(
+            KEY,
+            format!(
+                "must be two times of day, opening and closing, like [\"08:00\", \"21:00\"]; got {} values",
+                times.len()
+            ),
+        );
+    };
+    let open_ms = match parse_time_of_day(open) {
+        Some(ms) if ms < DAY_MS => ms,
+        _ => return bad(KEY, not_a_time(open)),
+    };
+    let close_ms = parse_time_of_day(close)
+        .ok_or(())
+        .or_else(|()| bad(KEY, not_a_time(close)))?;
+    if open_ms == 0 && close_ms == DAY_MS {
+        return Ok(None);
+    }
+    let close_ms = close_ms % DAY_MS;
+    if open_ms == close_ms {
+        return bad(
+            KEY,
+            format!(
+                "opening and closing are both {open}; leave opening_hours out for a store that never closes"
+            ),
+        );
+    }
+    Ok(Some((open_ms, close_ms)))
+}
+
+fn not_a_time(text: &str) -> String {
+    format!(
+        "{text:?} is not a time of day: \"HH:MM\" from \"00:00\" to \"23:59\" (\"24:00\" as closing time)"
+    )
+}
+
+/// `"HH:MM"` as milliseconds after midnight, `"24:00"` included.
+fn parse_time_of_day(text: &str) -> Option<i64> {
+    let (hours, minutes) = text.split_once(':')?;
+    if hours.len() != 2 || minutes.len() != 2 {
+        return None;
+    }
+    let hours: i64 = hours.parse().ok()?;
+    let minutes: i64 = minutes.parse().ok()?;
+    let valid = (hours < 24 && minutes < 60) || (hours == 24 && minutes == 0);
+    valid.then_some(hours * HOUR_MS + minutes * 60_000)
+}
+
+fn check_profile(weights: &[f64]) -> Result<[f64; 24], PluginError> {
+    const KEY: &str = "hourly_profile";
+    let Ok(weights) = <[f64; 24]>::try_from(weights) else {
+        return bad(
+            KEY,
+            format!(
+                "must have exactly 24 weights, one per hour from 00:00; got {}",
+                weights.len()
+            ),
+        );
+    };
+    if let Some(hour) = weights.iter().position(|w| !w.is_finite() || *w < 0.0) {
+        return bad(
+            KEY,
+            format!(
+                "the weight of hour {hour} is {}; weights must be numbers >= 0",
+                weights[hour]
+            ),
+        );
+    }
+    Ok(weights)
+}
+
+/// Whether the store is open at `ms_of_day` local time.
+fn is_open(hours: Option<(i64, i64)>, ms_of_day: i64) -> bool {
+    match hours {
+        None => true,
+        Some((open, close)) if open < close => (open..close).contains(&ms_of_day),
+        Some((open, close)) => ms_of_day >= open || ms_of_day < close,
+    }
+}
+
+/// How many milliseconds of the local hour `hour` the store is open.
+fn open_ms_in_hour(hours: Option<(i64, i64)>, hour: usize) -> i64 {
+    let start = hour as i64 * HOUR_MS;
+    let overlap = |from: i64, to: i64| (to.min(start + HOUR_MS) - from.max(start)).max(0);
+    match hours {
+        None => HOUR_MS,
+        Some((open, close)) if open < close => overlap(open, close),
+        Some((open, close)) => overlap(open, DAY_MS) + overlap(0, close),
+    }
+}
+
+/// Checked arrival settings of one source: the time-of-day shape and the capacity.
+#[derive(Clone, Debug)]
+pub struct ArrivalRules {
+    shape: Option<DailyShape>,
+    /// The most shoppers inside at once; `None` for no limit.
+    pub capacity: Option<usize>,
+}
+
+impl ArrivalRules {
+    /// Whether arrivals depend on the time of day (opening hours or an hourly profile).
+    pub fn is_shaped(&self) -> bool {
+        self.shape.is_some()
+    }
+
+    /// The arrival process at `rate_per_ms` shoppers per millisecond (the mean over the open time),
+    /// starting at `origin_ms`. It draws from `rng` only: the first arrival at once, then one draw
+    /// per [`ArrivalProcess::advance`].
+    pub fn process<R: Rng + ?Sized>(
+        &self,
+        rate_per_ms: f64,
+        origin_ms: i64,
+        rng: &mut R,
+    ) -> ArrivalProcess {
+        ArrivalProcess::new(rate_per_ms, self.shape.clone(), origin_ms, rng)
+    }
+
+    /// An empty entrance with this capacity.
+    pub fn entrance(&self) -> Entrance {
+        Entrance::new(self.capacity)
+    }
+}
+
+/// The rate's time-of-day shape: where in its zone the store is open and how busy each hour is.
+#[derive(Clone, Debug)]
+struct DailyShape {
+    timezone: Tz,
+    /// Opening and closing as milliseconds of the local day; `None`: never closes.
+    hours: Option<(i64, i64)>,
+    /// Rate multiplier of each local hour: its weight over the mean weight of the open time.
+    multipliers: [f64; 24],
+}
+
+/// A stretch of time over which the rate is constant.
+struct Segment {
+    open: bool,
+    multiplier: f64,
+    /// When the stretch ends (exclusive), milliseconds since the epoch.
+    end_ms: i64,
+}
+
+impl DailyShape {
+    /// The zone's offset from UTC at `at_ms`, in milliseconds.
+    fn offset_ms(&self, at_ms: i64) -> i64 {
+        DateTime::from_timestamp_millis(at_ms).map_or(0, |utc| {
+            let offset = self.timezone.offset_from_utc_datetime(&utc.naive_utc());
+            i64::from(offset.fix().local_minus_utc()) * 1000
+        })
+    }
+
+    /// The stretch of constant rate that `at_ms` is in: it ends at the next local hour, opening or
+    /// closing time, or change of the zone's offset (daylight saving time), whichever comes first.
+    fn segment(&self, at_ms: i64) -> Segment {
+        let offset = self.offset_ms(at_ms);
+        let ms_of_day = (at_ms + offset).rem_euclid(DAY_MS);
+        let hour = ms_of_day / HOUR_MS;
+        let mut boundary = (hour + 1) * HOUR_MS;
+        if let Some((open, close)) = self.hours {
+            for time in [open, close] {
+                if time > ms_of_day && time < boundary {
+                    boundary = time;
+                }
+            }
+        }
+        let mut end_ms = at_ms + (boundary - ms_of_day);
+        if self.offset_ms(end_ms - 1) != offset {
+            // The clocks change before the boundary: the first millisecond with the new offset.
+            let (mut same, mut changed) = (at_ms, end_ms - 1);
+            while changed - same > 1 {
+                let middle = same + (changed - same) / 2;
+                if self.offset_ms(middle) == offset {
+                    same = middle;
+                } else {
+                    changed = middle;
+                }
+            }
+            end_ms = changed;
+        }
+        let open = is_open(self.hours, ms_of_day);
+        Segment {
+            open,
+            multiplier: if open {
+                self.multipliers[hour as usize]
+            } else {
+                0.0
+            },
+            end_ms,
+        }
+    }
+}
+
+/// How arrival times are drawn.
+#[derive(Clone, Debug)]
+enum Times {
+    /// The same rate at every hour: exponential gaps. Kept exactly as before shaped rates existed,
+    /// so seeded runs without the new keys stay byte-identical.
+    Steady(Exp<f64>),
+    /// A rate that varies with the time of day: each arrival inverts the cumulative rate at a unit
+    /// exponential draw, which is exact for a piecewise-constant rate and takes one draw per
+    /// arrival.
+    Shaped {
+        rate_per_ms: f64,
+        shape: Box<DailyShape>,
+    },
+}
+
+/// The times at which shoppers arrive: a Poisson process, homogeneous or shaped by the time of day.
+#[derive(Clone, Debug)]
+pub struct ArrivalProcess {
+    /// `None` when the rate is 0: nobody ever arrives.
+    times: Option<Times>,
+    /// The process's own time with its fractions of a millisecond, so busy stores get several
+    /// arrivals per millisecond instead of a rate capped at 1,000/s.
+    clock_ms: f64,
+    next_ms: Option<i64>,
+}
+
+impl ArrivalProcess {
+    /// A process whose first arrival is drawn from `rng` at once. `rate_per_ms` is the mean rate
+    /// over the open time (`average_in_store / mean visit` by Little's law); `shape` comes from
+    /// [`ArrivalRules`]. Without a shape the draws are exactly one exponential gap per arrival.
+    fn new<R: Rng + ?Sized>(
+        rate_per_ms: f64,
+        shape: Option<DailyShape>,
+        origin_ms: i64,
+        rng: &mut R,
+    ) -> ArrivalProcess {
+        let times = (rate_per_ms > 0.0 && rate_per_ms.is_finite()).then(|| match shape {
+            None => Times::Steady(Exp::new(rate_per_ms).expect("positive rate")),
+            Some(shape) => Times::Shaped {
+                rate_per_ms,
+                shape: Box::new(shape),
+            },
+        });
+        let mut process = ArrivalProcess {
+            times,
+            clock_ms: origin_ms as f64,
+            next_ms: None,
+        };
+        process.advance(rng);
+        process
+    }
+
+    /// When the next shopper arrives, in milliseconds since the epoch; `None` if nobody ever does.
+    pub fn next_ms(&self) -> Option<i64> {
+        self.next_ms
+    }
+
+    /// Draws the arrival after the current one (times never decrease).
+    pub fn advance<R: Rng + ?Sized>(&mut self, rng: &mut R) {
+        self.next_ms = match &self.times {
+            None => None,
+            Some(Times::Steady(gap)) => {
+                self.clock_ms += gap.sample(rng);
+                Some(self.clock_ms.floor() as i64)
+            }
+            Some(Times::Shaped { rate_per_ms, shape }) => {
+                let mut needed: f64 = Exp1.sample(rng);
+                let mut t = self.clock_ms;
+                loop {
+                    let segment = shape.segment(t.floor() as i64);
+                    let rate = rate_per_ms * segment.multiplier;
+                    let span = segment.end_ms as f64 - t;
+                    if rate > 0.0 && needed <= rate * span {
+                        t += needed / rate;
+                        self.clock_ms = t;
+                        // Rounding must not push the arrival into the next (maybe closed) stretch.
+                        break Some((t.floor() as i64).min(segment.end_ms - 1));
+                    }
+                    needed -= rate * span;
+                    t = segment.end_ms as f64;
+                }
+            }
+        };
+    }
+
+    /// Until when the store stays open without a break from `at_ms` on: the next closing time, or
+    /// `at_ms` itself when it is closed then; `None` when it never closes.
+    pub fn open_until(&self, at_ms: i64) -> Option<i64> {
+        let Some(Times::Shaped { shape, .. }) = &self.times else {
+            return None;
+        };
+        shape.hours?;
+        let mut t = at_ms;
+        // Every day has a closing time; two days of looking is plenty, even around clock changes.
+        while t < at_ms + 2 * DAY_MS {
+            let segment = shape.segment(t);
+            if !segment.open {
+                return Some(t);
+            }
+            t = segment.end_ms;
+        }
+        None
+    }
+}
+
+/// What happens to an arrival at the entrance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// There is room: the shopper comes in now.
+    Enter,
+    /// The store is full: the shopper waits outside; [`Entrance::leave`] says when they come in.
+    Queued,
+}
+
+/// One shopper waiting outside.
+#[derive(Clone, Copy, Debug)]
+struct Waiting {
+    arrived_ms: i64,
+    /// When they give up: the store closes (or the doors close for good) before a place frees up.
+    gives_up_ms: Option<i64>,
+}
+
+/// The store's entrance: counts who is inside and keeps the first-come-first-served queue of those
+/// who found the store full.
+#[derive(Debug)]
+pub struct Entrance {
+    capacity: Option<usize>,
+    /// Places taken: shoppers inside, or let in and about to enter.
+    inside: usize,
+    queue: VecDeque<Waiting>,
+    stats: QueueStats,
+    metrics: Option<QueueMetrics>,
+}
+
+impl Entrance {
+    /// An empty store holding at most `capacity` shoppers (`None`: no limit).
+    pub fn new(capacity: Option<usize>) -> Entrance {
+        Entrance {
+            capacity,
+            inside: 0,
+            queue: VecDeque::new(),
+            stats: QueueStats::default(),
+            metrics: None,
+        }
+    }
+
+    /// Reports the queue to these metrics from now on.
+    pub fn with_metrics(mut self, metrics: QueueMetrics) -> Entrance {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// An arrival at `at_ms` (arrivals come in time order). `gives_up_ms`: when a shopper who has
+    /// to wait goes home instead, typically `min(`[`ArrivalProcess::open_until`]`, doors closing)`.
+    pub fn arrive(&mut self, at_ms: i64, gives_up_ms: Option<i64>) -> Admission {
+        self.turn_away_before(at_ms);
+        if self.capacity.is_none_or(|capacity| self.inside < capacity) {
+            self.inside += 1;
+            return Admission::Enter;
+        }
+        self.queue.push_back(Waiting {
+            arrived_ms: at_ms,
+            gives_up_ms,
+        });
+        self.stats.queued += 1;
+        if let Some(metrics) = &self.metrics {
+            metrics.arrivals_queued.inc();
+        }
+        self.report_length();
+        Admission::Queued
+    }
+
+    /// A shopper left at `at_ms`. Returns when the first one still waiting comes in (a
+    /// millisecond later, so the exit comes first in the event stream), if anyone does.
+    pub fn leave(&mut self, at_ms: i64) -> Option<i64> {
+        self.inside = self.inside.saturating_sub(1);
+        let enter_ms = at_ms + 1;
+        self.turn_away_before(enter_ms);
+        let waiting = self.queue.pop_front()?;
+        self.inside += 1;
+        let waited_ms = enter_ms - waiting.arrived_ms;
+        self.stats.entered_after_waiting += 1;
+        self.stats.total_wait_ms += waited_ms;
+        self.stats.longest_wait_ms = self.stats.longest_wait_ms.max(waited_ms);
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .queue_wait_seconds
+                .observe(waited_ms as f64 / 1000.0);
+        }
+        self.report_length();
+        Some(enter_ms)
+    }
+
+    /// Everyone still waiting goes home: the doors closed for good.
+    pub fn turn_away_all(&mut self) {
+        self.turn_away(self.queue.len());
+    }
+
+    /// How many shoppers wait outside now.
+    pub fn waiting(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// What the queue saw so far.
+    pub fn stats(&self) -> &QueueStats {
+        &self.stats
+    }
+
+    /// Sends home those at the head of the queue who would enter at `at_ms` or later than they
+    /// wait for. Arrivals come in time order, so everyone behind them gives up no earlier.
+    fn turn_away_before(&mut self, at_ms: i64) {
+        let gone = self
+            .queue
+            .iter()
+            .take_while(|waiting| waiting.gives_up_ms.is_some_and(|give_up| give_up <= at_ms))
+            .count();
+        self.turn_away(gone);
+    }
+
+    /// Sends the first `count` in line home.
+    fn turn_away(&mut self, count: usize) {
+        if count == 0 {
+            return;
+        }
+        self.queue.drain(..count);
+        self.stats.turned_away += count as u64;
+        if let Some(metrics) = &self.metrics {
+            metrics.arrivals_turned_away.inc_by(count as u64);
+        }
+        self.report_length();
+    }
+
+    fn report_length(&self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.queue_length.set(self.queue.len() as i64);
+        }
+    }
+}
+
+/// Totals of the entrance queue, for the log line a source writes at the end of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Arrivals that found the store full and queued.
+    pub queued: u64,
+    /// Of those, how many came in after waiting.
+    pub entered_after_waiting: u64,
+    /// Of those, how many went home because the store closed first.
+    pub turned_away: u64,
+    /// Sum of the waits of those who came in, milliseconds.
+    pub total_wait_ms: i64,
+    /// The longest wait of one who came in, milliseconds.
+    pub longest_wait_ms: i64,
+}
+
+impl fmt::Display for QueueStats {
+    /// `"12 arrivals waited outside, mean wait 95.2s, longest 301.0s; 1 went home at closing"`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mean_s = if self.entered_after_waiting == 0 {
+            0.0
+        } else {
+            self.total_wait_ms as f64 / self.entered_after_waiting as f64 / 1000.0
+        };
+        write!(
+            f,
+            "{} arrivals waited outside, mean wait {mean_s:.1}s, longest {:.1}s; {} went home at closing",
+            self.queued,
+            self.longest_wait_ms as f64 / 1000.0,
+            self.turned_away
+        )
+    }
+}
+
+/// Prometheus metrics of an entrance queue. The queue is as generated: a source generates ahead of
+/// the clock (up to its lookahead), so `queue_length` is the length at the latest simulated moment
+/// generated, not at the published one.
+#[derive(Clone, Debug)]
+pub struct QueueMetrics {
+    /// Shoppers waiting outside, at the latest moment generated.
+    pub queue_length: Gauge,
+    /// How long shoppers who queued waited before coming in.
+    pub queue_wait_seconds: Histogram,
+    /// Arrivals that found the store full.
+    pub arrivals_queued: Counter,
+    /// Queued arrivals that went home because the store closed first.
+    pub arrivals_turned_away: Counter,
+}
+
+impl QueueMetrics {
+    /// Registers the queue metrics (`customersim_queue_length`, `customersim_queue_wait_seconds`,
+    /// `customersim_arrivals_queued_total`, `customersim_arrivals_turned_away_total`). Once per
+    /// registry: a pipeline whose sources share it registers once and clones the handles.
+    pub fn register(registry: &MetricsRegistry) -> QueueMetrics {
+        let metrics = QueueMetrics {
+            queue_length: Gauge::default(),
+            // 1 s to about 4.5 h.
+            queue_wait_seconds: Histogram::new(exponential_buckets(1.0, 2.0, 15)),
+            arrivals_queued: Counter::default(),
+            arrivals_turned_away: Counter::default(),
+        };
+        registry.register(
+            "queue_length",
+            "Shoppers waiting outside a full store (at the latest simulated moment generated)",
+            metrics.queue_length.clone(),
+        );
+        registry.register(
+            "queue_wait_seconds",
+            "Simulated seconds shoppers waited outside a full store before coming in",
+            metrics.queue_wait_seconds.clone(),
+        );
+        registry.register(
+            "arrivals_queued",
+            "Arrivals that found the store at capacity and queued outside",
+            metrics.arrivals_queued.clone(),
+        );
+        registry.register(
+            "arrivals_turned_away",
+            "Queued arrivals that went home because the store closed before a place freed up",
+            metrics.arrivals_turned_away.clone(),
+        );
+        metrics
+    }
+}
+
+#[cfg(test)]
+mod tests;
