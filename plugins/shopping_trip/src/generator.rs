@@ -11,9 +11,12 @@ use std::sync::Arc;
 
 use customersim_plugin_api::rand::seq::SliceRandom;
 use customersim_plugin_api::rand::{Rng, SeedableRng};
-use customersim_plugin_api::rand_distr::{Distribution, Exp, LogNormal, Poisson};
+use customersim_plugin_api::rand_distr::{Distribution, LogNormal, Poisson};
 use customersim_plugin_api::rand_pcg::{Pcg32, Pcg64};
-use customersim_plugin_api::{CustomerId, Event, EventKind, Generate, Roster, derive_seed};
+use customersim_plugin_api::{
+    Admission, ArrivalProcess, ArrivalRules, CustomerId, Entrance, Event, EventKind, Generate,
+    QueueMetrics, QueueStats, Roster, derive_seed,
+};
 
 use crate::floor::{Cell, Fields, Floor, STRAIGHT};
 
@@ -31,6 +34,8 @@ pub struct TripParams {
     pub min_trip_ms: f64,
     pub max_trip_ms: f64,
     pub id_prefix: String,
+    /// Opening hours, hourly profile, time zone and capacity.
+    pub arrivals: ArrivalRules,
 }
 
 /// Most departments on one list; longer draws are cut (the count's tail beyond it is negligible
@@ -192,12 +197,12 @@ pub struct Generator {
     seed: u64,
     /// Arrival times and roster draws come from this stream.
     arrival_rng: Pcg64,
-    /// Exponential inter-arrival times (per millisecond); `None` when the target is 0.
-    inter_arrival: Option<Exp<f64>>,
-    /// When the next shopper arrives; `None` once the doors closed.
+    /// When shoppers arrive (Poisson, maybe shaped by the time of day): one replaceable piece.
+    process: ArrivalProcess,
+    /// Who gets in when the store is at capacity, and who waits outside.
+    entrance: Entrance,
+    /// When the next shopper arrives; `None` once the doors closed or when nobody ever comes.
     next_arrival_ms: Option<i64>,
-    /// The arrival process's own time with its fractions of a millisecond.
-    arrival_clock_ms: f64,
     doors_close_ms: Option<i64>,
     /// Slots of shoppers; `free` lists reusable slots.
     shoppers: Vec<Shopper>,
@@ -228,15 +233,18 @@ impl Generator {
     ) -> Generator {
         let list_count = (params.mean_list > 1.0)
             .then(|| Poisson::new(params.mean_list - 1.0).expect("positive mean"));
+        let mut arrival_rng = Pcg64::seed_from_u64(derive_seed(seed, u64::MAX));
+        // Nobody arrives until the rate is known (a zero rate draws nothing).
+        let process = params.arrivals.process(0.0, origin_ms, &mut arrival_rng);
         let mut generator = Generator {
             lines: vec![VecDeque::new(); store.floor.checkouts.len()],
             params,
             store,
             seed,
-            arrival_rng: Pcg64::seed_from_u64(derive_seed(seed, u64::MAX)),
-            inter_arrival: None,
+            arrival_rng,
+            process,
+            entrance: Entrance::new(None),
             next_arrival_ms: None,
-            arrival_clock_ms: origin_ms as f64,
             doors_close_ms,
             shoppers: Vec::new(),
             free: Vec::new(),
@@ -251,12 +259,10 @@ impl Generator {
         };
         generator.mean_trip_ms = generator.estimate_mean_trip_ms();
         let rate_per_ms = generator.params.average_in_store / generator.mean_trip_ms;
-        if rate_per_ms > 0.0 {
-            let exp = Exp::new(rate_per_ms).expect("positive rate");
-            generator.arrival_clock_ms += exp.sample(&mut generator.arrival_rng);
-            generator.next_arrival_ms = Some(generator.arrival_clock_ms.floor() as i64);
-            generator.inter_arrival = Some(exp);
-        }
+        let rules = &generator.params.arrivals;
+        generator.process = rules.process(rate_per_ms, origin_ms, &mut generator.arrival_rng);
+        generator.entrance = rules.entrance();
+        generator.next_arrival_ms = generator.process.next_ms();
         let expected = (generator.params.average_in_store * 1.02 + 64.0) as usize;
         generator.shoppers.reserve(expected);
         generator.agenda.reserve(expected);
@@ -311,16 +317,30 @@ impl Generator {
         if self.doors_closed_at(at_ms) {
             self.next_arrival_ms = None;
             self.waiting = 0;
+            self.entrance.turn_away_all();
             return;
         }
-        let gap = self
-            .inter_arrival
-            .as_ref()
-            .expect("arrivals need a rate")
-            .sample(&mut self.arrival_rng);
-        self.arrival_clock_ms += gap;
-        self.next_arrival_ms = Some((self.arrival_clock_ms.floor() as i64).max(at_ms));
-        self.admit(at_ms);
+        self.process.advance(&mut self.arrival_rng);
+        self.next_arrival_ms = self.process.next_ms().map(|next| next.max(at_ms));
+        // A shopper who finds the store full waits until it closes (or the doors close for good).
+        let gives_up_ms = match (self.process.open_until(at_ms), self.doors_close_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if self.entrance.arrive(at_ms, gives_up_ms) == Admission::Enter {
+            self.admit(at_ms);
+        }
+    }
+
+    /// Reports the entrance queue to `metrics` (when `capacity` is set).
+    pub fn with_queue_metrics(mut self, metrics: QueueMetrics) -> Generator {
+        self.entrance = std::mem::replace(&mut self.entrance, Entrance::new(None)).with_metrics(metrics);
+        self
+    }
+
+    /// What the entrance queue saw so far.
+    pub fn queue_stats(&self) -> &QueueStats {
+        self.entrance.stats()
     }
 
     /// The list, browse times and checkout decision of a new trip.
@@ -393,7 +413,13 @@ impl Generator {
             Some(roster) => match roster.admit(&mut self.arrival_rng) {
                 Some(id) => id,
                 None => {
+                    // Every listed customer is inside: the place at the entrance is given back
+                    // and the arrival (with anyone the entrance lets in instead) waits for one
+                    // to leave.
                     self.waiting += 1;
+                    while self.entrance.leave(at_ms).is_some() {
+                        self.waiting += 1;
+                    }
                     return;
                 }
             },
@@ -493,11 +519,18 @@ impl Generator {
         self.inside -= 1;
         if let Some(roster) = &self.roster {
             roster.release(&id);
-            if self.waiting > 0 {
-                if self.doors_closed_at(at_ms + 1) {
-                    self.waiting = 0;
-                } else {
-                    self.waiting -= 1;
+        }
+        if let Some(enter_ms) = self.entrance.leave(at_ms) {
+            // The first one waiting outside comes in.
+            self.admit(enter_ms);
+        } else if self.waiting > 0 {
+            // The longest-waiting arrival comes in now, unless the doors closed meanwhile: then
+            // nobody waits any more.
+            if self.doors_closed_at(at_ms + 1) {
+                self.waiting = 0;
+            } else {
+                self.waiting -= 1;
+                if self.entrance.arrive(at_ms + 1, None) == Admission::Enter {
                     self.admit(at_ms + 1);
                 }
             }
@@ -686,7 +719,10 @@ impl Generate for Generator {
 
     /// Whether the doors closed and the last shopper left.
     fn is_finished(&self) -> bool {
-        self.next_arrival_ms.is_none() && self.agenda.is_empty() && self.waiting == 0
+        self.next_arrival_ms.is_none()
+            && self.agenda.is_empty()
+            && self.waiting == 0
+            && self.entrance.waiting() == 0
     }
 
     /// Appends the events due before `horizon_ms` (at most `max` of them) to `out`, in time order,

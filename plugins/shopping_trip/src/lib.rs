@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 
 use customersim_plugin_api::serde::{Deserialize, Serialize};
 use customersim_plugin_api::{
-    BuildContext, PluginError, Source, SourceConfig, SourceContext, async_trait,
+    ArrivalsConfig, BuildContext, PluginError, QueueMetrics, Source, SourceConfig, SourceContext,
+    async_trait,
     duration, register_source, run_ahead, tracing,
 };
 
@@ -76,6 +77,21 @@ pub struct ShoppingTripConfig {
     /// original service parse as integers.
     #[serde(default)]
     pub id_prefix: String,
+    /// `[opening, closing]` as `"HH:MM"` local times; no arrivals outside them (shoppers inside
+    /// at closing finish their trips). Leave out for a store that never closes.
+    #[serde(default)]
+    pub opening_hours: Option<Vec<String>>,
+    /// 24 relative weights, one per local hour from 00:00, so arrivals follow the day's rush
+    /// hours; `average_in_store` stays the mean inside while open. Leave out for a flat rate.
+    #[serde(default)]
+    pub hourly_profile: Option<Vec<f64>>,
+    /// The IANA time zone the opening hours and the profile are read in.
+    #[serde(default = "customersim_plugin_api::arrivals::default_timezone")]
+    pub timezone: String,
+    /// The most shoppers inside at once; arrivals beyond it queue outside the entrance. Leave
+    /// out for no limit.
+    #[serde(default)]
+    pub capacity: Option<u64>,
 }
 
 /// 6: the original service's CUSTOMERS_AVERAGE_IN_STORE default, as `random_walk`.
@@ -145,6 +161,10 @@ impl Default for ShoppingTripConfig {
             min_trip: default_min_trip(),
             max_trip: default_max_trip(),
             id_prefix: String::new(),
+            opening_hours: None,
+            hourly_profile: None,
+            timezone: customersim_plugin_api::arrivals::default_timezone(),
+            capacity: None,
         }
     }
 }
@@ -180,7 +200,15 @@ impl ShoppingTripConfig {
         if self.max_trip <= self.min_trip {
             return bad("max_trip", "must be longer than min_trip");
         }
+        let arrivals = ArrivalsConfig {
+            opening_hours: self.opening_hours.clone(),
+            hourly_profile: self.hourly_profile.clone(),
+            timezone: self.timezone.clone(),
+            capacity: self.capacity,
+        }
+        .check()?;
         Ok(TripParams {
+            arrivals,
             average_in_store: self.average_in_store,
             walking_speed: self.walking_speed,
             mean_list: self.mean_list,
@@ -211,9 +239,14 @@ impl SourceConfig for ShoppingTripConfig {
             started.elapsed().as_secs_f64() * 1000.0,
             store.fields.bytes() / 1024
         );
+        let queue_metrics = params
+            .arrivals
+            .capacity
+            .map(|_| QueueMetrics::register(&cx.metrics));
         Ok(Box::new(ShoppingTrip {
             params,
             store: Arc::new(store),
+            queue_metrics,
         }))
     }
 }
@@ -224,6 +257,8 @@ register_source!(ShoppingTripConfig);
 struct ShoppingTrip {
     params: TripParams,
     store: Arc<Store>,
+    /// The entrance queue's metrics, when `capacity` is set.
+    queue_metrics: Option<QueueMetrics>,
 }
 
 #[async_trait]
@@ -233,7 +268,7 @@ impl Source for ShoppingTrip {
     }
 
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), PluginError> {
-        let generator = Generator::new(
+        let mut generator = Generator::new(
             self.params,
             self.store,
             cx.seed,
@@ -241,6 +276,9 @@ impl Source for ShoppingTrip {
             cx.doors_close_ms,
             cx.roster.clone(),
         );
+        if let Some(metrics) = self.queue_metrics {
+            generator = generator.with_queue_metrics(metrics);
+        }
         generator.warn_about_overload();
         run_ahead(ShoppingTripConfig::NAME, generator, cx).await
     }
