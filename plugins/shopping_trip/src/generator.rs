@@ -1086,3 +1086,91 @@ pub(crate) mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod line_tests {
+    use super::tests::params;
+    use super::*;
+    use customersim_plugin_api::StoreLayout;
+    use customersim_plugin_api::layout::{LayoutSpec, Zone, ZoneKind};
+    use std::collections::HashMap;
+
+    /// 20 × 20 cells of 10 units: a department along the bottom, one checkout in the middle of
+    /// the top wall (its line runs down column 9), the doors in the top corners.
+    fn store() -> Arc<Store> {
+        let zone = |name: &str, kind, area| Zone {
+            name: name.into(),
+            kind,
+            area,
+            weight: 1.0,
+        };
+        let layout = StoreLayout::new(LayoutSpec {
+            width: 200,
+            height: 200,
+            cell: 10,
+            entrance: (5, 5),
+            exit: (195, 5),
+            zones: vec![
+                zone("Hall", ZoneKind::Department, [0, 150, 199, 199]),
+                zone("Till", ZoneKind::Checkout, [90, 0, 109, 9]),
+            ],
+        })
+        .unwrap();
+        Arc::new(Store::new(Floor::new(&layout).unwrap(), 40.0).unwrap())
+    }
+
+    #[test]
+    fn a_checkout_line_is_first_come_first_served() {
+        let store = store();
+        let line: Vec<(i64, i64)> = store.floor.checkouts[0]
+            .line
+            .iter()
+            .map(|&c| {
+                let (x, y) = store.floor.centre(c);
+                (i64::from(x), i64::from(y))
+            })
+            .collect();
+        assert_eq!(line.len(), 14);
+        let mut p = params(4.0);
+        p.checkout_share = 1.0;
+        p.mean_browse_ms = 60_000.0;
+        p.min_trip_ms = 60_000.0;
+        p.mean_service_ms = 150_000.0;
+        let mut generator = Generator::new(p, store.clone(), 2, 0, Some(6 * 3_600_000), None);
+        let (mut events, mut horizon) = (Vec::new(), 0);
+        while !generator.is_finished() {
+            horizon += 60_000;
+            generator.generate(horizon, &mut events, usize::MAX);
+        }
+        // Per shopper: when it first stood in the line, and when it left the counter.
+        let mut joined: HashMap<CustomerId, i64> = HashMap::new();
+        let mut paying: HashMap<CustomerId, bool> = HashMap::new();
+        let mut done = Vec::new();
+        let mut longest_line = 0;
+        let mut in_line: HashMap<CustomerId, (i64, i64)> = HashMap::new();
+        for event in &events {
+            let EventKind::Move { x, y } = event.kind else {
+                continue;
+            };
+            let id = &event.customer;
+            if line.contains(&(x, y)) {
+                joined.entry(id.clone()).or_insert(event.due_ms);
+                in_line.insert(id.clone(), (x, y));
+                paying.insert(id.clone(), (x, y) == line[0]);
+            } else if paying.remove(id) == Some(true) {
+                in_line.remove(id);
+                done.push((joined[id], event.due_ms));
+            }
+            longest_line = longest_line.max(in_line.len());
+        }
+        assert!(done.len() > 50, "{} paid", done.len());
+        assert!(longest_line >= 5, "lines formed: at most {longest_line} in line");
+        done.sort_unstable();
+        for pair in done.windows(2) {
+            assert!(
+                pair[0].1 < pair[1].1,
+                "served in the order they joined: {pair:?}"
+            );
+        }
+    }
+}
