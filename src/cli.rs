@@ -136,7 +136,12 @@ fn validate(path: Option<PathBuf>, env: &Environment) -> ExitCode {
         .filter(|(_, entry)| entry.kind == crate::plugin_api::EnvKind::Secret)
         .map(|(_, entry)| entry.key.rsplit('.').next().unwrap_or(entry.key))
         .collect();
-    let text = config::masked_yaml(&resolved.config, &secret_keys);
+    let mut text = config::masked_yaml(&resolved.config, &secret_keys);
+    // The resolved layout, as comments so the output stays the YAML of the pipeline.
+    text.push_str("# resolved layout:\n");
+    for line in resolved.layout.to_string().lines() {
+        text.push_str(&format!("#   {line}\n"));
+    }
     if let Err(error) = Pipeline::build(resolved) {
         return plugin_failure(error);
     }

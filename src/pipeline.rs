@@ -9,8 +9,7 @@ use crate::config::{ResolvedPipeline, Speed};
 use crate::metrics::CoreMetrics;
 use crate::plugin_api::{
     BuildContext, Clock, Factory, MetricsRegistry, PluginError, Presence, Publisher, Role, Roster,
-    Shutdown, Sink, SinkContext, Source, SourceContext, StoreLayout, Watermark, derive_seed,
-    tracing,
+    Shutdown, Sink, SinkContext, Source, SourceContext, Watermark, derive_seed, tracing,
 };
 use crate::scheduler::{ConsumeSettings, NamedSink, RunReport, Scheduler, format_ms};
 use crate::{registry, timeline};
@@ -31,11 +30,7 @@ impl Pipeline {
         let config = &resolved.config;
         let metrics = MetricsRegistry::with_prefix();
         let mut cx = BuildContext::new(
-            StoreLayout::grid(
-                config.store.width,
-                config.store.height,
-                (config.store.door[0], config.store.door[1]),
-            ),
+            resolved.layout.clone(),
             config.topics.clone(),
             resolved.seed,
             resolved.config_dir.clone(),

@@ -19,7 +19,7 @@ pub use mask::{mask_url_password, masked_yaml};
 pub use types::*;
 
 use crate::env::Environment;
-use crate::plugin_api::Role;
+use crate::plugin_api::{Role, StoreLayout, Zone};
 use crate::registry;
 
 /// The built-in pipeline, used when no `--config` is given (same as `configs/default.yaml`).
@@ -52,6 +52,8 @@ pub struct ResolvedPipeline {
     pub config_dir: PathBuf,
     /// Where the config came from, for messages.
     pub origin: String,
+    /// The checked floor plan of `store:`, walking grid computed.
+    pub layout: StoreLayout,
 }
 
 /// Loads and resolves the pipeline at `path` (or the built-in default).
@@ -118,6 +120,8 @@ pub fn resolve_text(
     overrides::apply_sink_selection(&mut config, env, &flags.sinks)?;
     overrides::apply_flags(&mut config, flags);
     check(&config).map_err(|why| ConfigError(format!("{origin}: {why}")))?;
+    let layout = store_layout(&config.store, &text)
+        .map_err(|why| ConfigError(format!("{origin}: {why}")))?;
     for (role, specs) in [
         (Role::Source, &mut config.sources),
         (Role::Sink, &mut config.sinks),
@@ -155,6 +159,7 @@ pub fn resolve_text(
         seed_drawn,
         config_dir,
         origin: origin.to_string(),
+        layout,
     })
 }
 
@@ -187,20 +192,65 @@ fn with_line(message: &str, text: &str) -> String {
     }
 }
 
+/// Checks `store:` and computes its walking grid. Messages name the key under `store.`, a zone by
+/// index and name, and the zone's line in `text` when its name shows where it is.
+fn store_layout(store: &StoreConfig, text: &str) -> Result<StoreLayout, String> {
+    let spec = store.spec()?;
+    StoreLayout::new(spec).map_err(|error| {
+        let mut message = error.message;
+        if store.door.is_some() || (store.entrance.is_none() && store.exit.is_none()) {
+            // Both doors came from `door` (or its default): name the key the user wrote.
+            for key in ["entrance ", "exit "] {
+                if let Some(rest) = message.strip_prefix(key) {
+                    message = format!("door {rest}");
+                }
+            }
+        }
+        let line = error
+            .zone
+            .and_then(|index| {
+                let name = &store.zones[index].name;
+                let same = |zone: &&Zone| &zone.name == name;
+                let nth = store.zones[..index].iter().filter(same).count();
+                let total = store.zones.iter().filter(same).count();
+                zone_line(text, name, nth, total)
+            })
+            .map(|line| format!(" (line {line})"))
+            .unwrap_or_default();
+        format!("store.{message}{line}")
+    })
+}
+
+/// The line (1-based) of the `nth` (from 0) of the `total` zones named `name`: the `nth` line after a `zones:` key
+/// that gives `name:` that name (plain or quoted), when there are as many such lines as zones of
+/// that name (otherwise the text does not show which line is which, and `None`).
+fn zone_line(text: &str, name: &str, nth: usize, total: usize) -> Option<usize> {
+    let start = text
+        .lines()
+        .position(|line| line.trim_start().starts_with("zones:"))?;
+    let spellings = [
+        format!("name: {name}"),
+        format!("name: \"{name}\""),
+        format!("name: '{name}'"),
+    ];
+    let found: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .skip(start)
+        .filter(|(_, line)| {
+            spellings.iter().any(|spelling| {
+                line.match_indices(spelling.as_str()).any(|(at, _)| {
+                    let after = &line[at + spelling.len()..];
+                    after.is_empty() || after.starts_with([',', '}', ' ', '#'])
+                })
+            })
+        })
+        .map(|(index, _)| index + 1)
+        .collect();
+    (found.len() == total).then(|| found[nth])
+}
+
 fn check(config: &PipelineConfig) -> Result<(), String> {
-    let store = &config.store;
-    if store.width == 0 || store.height == 0 {
-        return Err("store.width and store.height must be at least 1".into());
-    }
-    if store.width > u32::from(u16::MAX) || store.height > u32::from(u16::MAX) {
-        return Err("store.width and store.height must be at most 65535".into());
-    }
-    if store.door[0] >= store.width || store.door[1] >= store.height {
-        return Err(format!(
-            "store.door {:?} is outside the {}x{} grid",
-            store.door, store.width, store.height
-        ));
-    }
     let timeline = &config.timeline;
     if !timeline.consume_frequency.is_finite() || timeline.consume_frequency < 0.0 {
         return Err("timeline.consume_frequency must be a number of seconds >= 0".into());

@@ -27,7 +27,7 @@ pub const CORE_ENV: &[CoreEnv] = &[
     CoreEnv {
         var: "STORE_WIDTH",
         key: "store.width",
-        help: "grid width in cells (default 6)",
+        help: "store width: x runs over 0..width (default 6)",
         apply: |c, v| {
             c.store.width = positive_u32(v)?;
             Ok(())
@@ -36,21 +36,32 @@ pub const CORE_ENV: &[CoreEnv] = &[
     CoreEnv {
         var: "STORE_HEIGHT",
         key: "store.height",
-        help: "grid height in cells (default 10)",
+        help: "store height: y runs over 0..height (default 10)",
         apply: |c, v| {
             c.store.height = positive_u32(v)?;
             Ok(())
         },
     },
     CoreEnv {
+        var: "STORE_CELL",
+        key: "store.cell",
+        help: "walking-grid pitch in store units (default 1)",
+        apply: |c, v| {
+            c.store.cell = positive_u32(v)?;
+            Ok(())
+        },
+    },
+    CoreEnv {
         var: "STORE_DOOR",
         key: "store.door",
-        help: "door cell as x,y (default 0,0)",
+        help: "door as x,y: where shoppers enter and leave; replaces the file's entrance/exit (default 0,0)",
         apply: |c, v| {
             let parts: Vec<_> = v.split(',').map(|p| p.trim().parse::<u32>()).collect();
             match parts.as_slice() {
                 [Ok(x), Ok(y)] => {
-                    c.store.door = [*x, *y];
+                    c.store.door = Some([*x, *y]);
+                    c.store.entrance = None;
+                    c.store.exit = None;
                     Ok(())
                 }
                 _ => Err("expected x,y with whole numbers, e.g. 0,0".into()),

@@ -24,7 +24,11 @@ fn defaults_fill_every_section() {
     let config = &resolved.config;
     assert_eq!(
         (config.store.width, config.store.height, config.store.door),
-        (6, 10, [0, 0])
+        (6, 10, None)
+    );
+    assert_eq!(
+        (resolved.layout.entrance(), resolved.layout.exit()),
+        ((0, 0), (0, 0))
     );
     assert_eq!(config.topics.moves, "customer/move");
     assert_eq!(config.timeline.consume_batch_size, 10);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::plugin_api::{Topics, duration};
+use crate::plugin_api::{LayoutSpec, Topics, Zone, duration};
 
 /// The whole pipeline file.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -16,7 +16,7 @@ pub struct PipelineConfig {
     /// Seed, speed, start and length of the simulated time.
     #[serde(default)]
     pub simulation: SimulationConfig,
-    /// The store's grid and door.
+    /// The store's floor plan: extent, walking grid, doors and zones.
     #[serde(default)]
     pub store: StoreConfig,
     /// Topics of enter, move and exit events.
@@ -173,19 +173,35 @@ impl<'de> Deserialize<'de> for Start {
     }
 }
 
-/// `store:`
+/// `store:` the floor plan (see [`crate::plugin_api::layout`]). The original service's
+/// `width`/`height`/`door` grid is the special case `cell: 1`, no zones, entrance = exit = door.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// Cells along x.
+    /// Extent of the coordinate space along x: positions have `x` in `0..width` (cells of the
+    /// original grid; pixels of the plan the consumers draw).
     #[serde(default = "default_width")]
     pub width: u32,
-    /// Cells along y.
+    /// Extent along y.
     #[serde(default = "default_height")]
     pub height: u32,
-    /// The door cell `[x, y]`, where shoppers enter and leave.
-    #[serde(default)]
-    pub door: [u32; 2],
+    /// Pitch of the walking grid in store units: shoppers stand on cell centres and one step is
+    /// one cell, so a fine plan (pixels) can be walked in realistic steps.
+    #[serde(default = "default_cell")]
+    pub cell: u32,
+    /// `[x, y]` where shoppers both enter and leave (the original service's door); sets
+    /// `entrance` and `exit` at once, so it cannot be given with them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub door: Option<[u32; 2]>,
+    /// `[x, y]` where shoppers come in, when it differs from the exit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrance: Option<[u32; 2]>,
+    /// `[x, y]` where shoppers leave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<[u32; 2]>,
+    /// Departments, checkouts and obstacles: `{name, kind, area: [x1, y1, x2, y2], weight}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<Zone>,
 }
 
 fn default_width() -> u32 {
@@ -194,14 +210,49 @@ fn default_width() -> u32 {
 fn default_height() -> u32 {
     10
 }
+/// Unit cells: the original grid, where a cell is a coordinate.
+fn default_cell() -> u32 {
+    1
+}
+/// The original service's door: the top-left cell.
+fn default_door() -> [u32; 2] {
+    [0, 0]
+}
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             width: default_width(),
             height: default_height(),
-            door: [0, 0],
+            cell: default_cell(),
+            door: None,
+            entrance: None,
+            exit: None,
+            zones: Vec::new(),
         }
+    }
+}
+
+impl StoreConfig {
+    /// The layout to check: `door` (or the default door) stands for any of `entrance`/`exit`
+    /// left out. Giving `door` with either is an error.
+    pub fn spec(&self) -> Result<LayoutSpec, String> {
+        if self.door.is_some() && (self.entrance.is_some() || self.exit.is_some()) {
+            return Err(
+                "store.door sets both entrance and exit: give either door or entrance/exit".into(),
+            );
+        }
+        let door = self.door.unwrap_or_else(default_door);
+        let entrance = self.entrance.unwrap_or(door);
+        let exit = self.exit.unwrap_or(door);
+        Ok(LayoutSpec {
+            width: self.width,
+            height: self.height,
+            cell: self.cell,
+            entrance: (entrance[0], entrance[1]),
+            exit: (exit[0], exit[1]),
+            zones: self.zones.clone(),
+        })
     }
 }
 

@@ -554,6 +554,51 @@ impl StoreLayout {
     }
 }
 
+impl fmt::Display for StoreLayout {
+    /// A few lines for people (`customersim validate`): extent, grid, doors and each zone with the
+    /// walkable cells it owns.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "store {}x{}, walking grid {}x{} cells of {} ({} walkable)",
+            self.width,
+            self.height,
+            self.cols,
+            self.rows,
+            self.cell,
+            self.walkable_count()
+        )?;
+        let (entrance, exit) = (self.entrance(), self.exit());
+        writeln!(
+            f,
+            "entrance cell {:?} at ({}, {}), exit cell {:?} at ({}, {})",
+            self.entrance_cell, entrance.0, entrance.1, self.exit_cell, exit.0, exit.1
+        )?;
+        let mut owned = vec![0u64; self.zones.len()];
+        if let Some(cells) = &self.cells {
+            for (zone, open) in cells.zone.iter().zip(&cells.walkable) {
+                if *zone != NO_ZONE && *open {
+                    owned[usize::from(*zone)] += 1;
+                }
+            }
+        }
+        writeln!(f, "zones: {}", self.zones.len())?;
+        for (zone, cells) in self.zones.iter().zip(owned) {
+            let [x1, y1, x2, y2] = zone.area;
+            write!(
+                f,
+                "  {:?} {} [{x1}, {y1}, {x2}, {y2}]",
+                zone.name, zone.kind
+            )?;
+            if zone.is_walkable() {
+                write!(f, " weight {} ({cells} walkable cells)", zone.weight)?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
 /// Checks each zone on its own and against the others.
 fn check_zones(zones: &[Zone], width: u32, height: u32) -> Result<(), LayoutError> {
     if zones.len() >= usize::from(NO_ZONE) {
