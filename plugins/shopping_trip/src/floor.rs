@@ -125,11 +125,17 @@ impl Floor {
                 {
                     let index = floor.index((col, row));
                     floor.department[index] = number;
-                    floor.departments[usize::from(number)].cells.push((col, row));
+                    floor.departments[usize::from(number)]
+                        .cells
+                        .push((col, row));
                 }
             }
         }
-        for zone in layout.zones().iter().filter(|z| z.kind == ZoneKind::Checkout) {
+        for zone in layout
+            .zones()
+            .iter()
+            .filter(|z| z.kind == ZoneKind::Checkout)
+        {
             let line = floor.checkout_line(&zone.name, zone.area)?;
             floor.checkouts.push(Checkout {
                 name: Arc::from(zone.name.as_str()),
@@ -144,7 +150,11 @@ impl Floor {
     /// when that is blocked, just above it or on the counter's own middle cell; the line grows
     /// away from the counter, one cell per place, while the cells are walkable and outside every
     /// department.
-    fn checkout_line(&self, name: &str, [x1, y1, x2, y2]: [u32; 4]) -> Result<Vec<Cell>, PluginError> {
+    fn checkout_line(
+        &self,
+        name: &str,
+        [x1, y1, x2, y2]: [u32; 4],
+    ) -> Result<Vec<Cell>, PluginError> {
         let cell = self.layout.cell();
         let col = ((x1 + x2) / 2 / cell).min(u32::from(self.cols) - 1) as i32;
         let top = (y1 / cell) as i32;

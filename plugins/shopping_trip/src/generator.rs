@@ -119,14 +119,19 @@ pub struct Store {
 impl Store {
     /// Builds the distance fields: one per department, one per checkout line, one for the exit;
     /// refuses a layout where the entrance cannot reach one of them.
-    pub fn new(floor: Floor, walking_speed: f64) -> Result<Store, customersim_plugin_api::PluginError> {
+    pub fn new(
+        floor: Floor,
+        walking_speed: f64,
+    ) -> Result<Store, customersim_plugin_api::PluginError> {
         let mut targets: Vec<&[Cell]> = floor.departments.iter().map(|d| &d.cells[..]).collect();
         targets.extend(floor.checkouts.iter().map(|c| &c.line[..]));
         let exit = [floor.exit];
         targets.push(&exit);
         let fields = Fields::build(&floor, &targets);
         let store = Store {
-            ms_per_cost: f64::from(floor.layout.cell()) * 1000.0 / walking_speed / f64::from(STRAIGHT),
+            ms_per_cost: f64::from(floor.layout.cell()) * 1000.0
+                / walking_speed
+                / f64::from(STRAIGHT),
             floor,
             fields,
         };
@@ -144,7 +149,9 @@ impl Store {
             )
             .chain(["the exit".to_string()]);
         for (field, name) in names.enumerate() {
-            if store.fields.distance(&store.floor, field, store.floor.entrance)
+            if store
+                .fields
+                .distance(&store.floor, field, store.floor.entrance)
                 == crate::floor::UNREACHABLE
             {
                 return Err(customersim_plugin_api::PluginError::Config(format!(
@@ -334,7 +341,8 @@ impl Generator {
 
     /// Reports the entrance queue to `metrics` (when `capacity` is set).
     pub fn with_queue_metrics(mut self, metrics: QueueMetrics) -> Generator {
-        self.entrance = std::mem::replace(&mut self.entrance, Entrance::new(None)).with_metrics(metrics);
+        self.entrance =
+            std::mem::replace(&mut self.entrance, Entrance::new(None)).with_metrics(metrics);
         self
     }
 
@@ -385,7 +393,11 @@ impl Generator {
             from = store.floor.checkouts[near].line[0];
             service_ms = lognormal(p.mean_service_ms).sample(rng).round().max(1.0);
         }
-        walk_cost += u64::from(store.fields.distance(&store.floor, store.exit_field(), from));
+        walk_cost += u64::from(
+            store
+                .fields
+                .distance(&store.floor, store.exit_field(), from),
+        );
         let walk_ms = walk_cost as f64 * store.ms_per_cost;
         let browse = lognormal(p.mean_browse_ms);
         let mut browse_ms: Vec<f64> = list.iter().map(|_| browse.sample(rng)).collect();
@@ -553,14 +565,14 @@ impl Generator {
                         self.after_list(slot, at_ms);
                         return self.plan(slot, at_ms);
                     }
-                    if let Some((cell, cost)) = store.fields.step(&store.floor, field, shopper.at)
-                    {
+                    if let Some((cell, cost)) = store.fields.step(&store.floor, field, shopper.at) {
                         shopper.next = Next::Move(cell);
                         return at_ms + store.walk_ms(cost);
                     }
                     if field < departments {
                         // Arrived: browse for the planned time in at least MIN_REPORTS reports.
-                        let browse_ms = f64::from(shopper.browse_s[usize::from(shopper.leg)]) * 1000.0;
+                        let browse_ms =
+                            f64::from(shopper.browse_s[usize::from(shopper.leg)]) * 1000.0;
                         let count = (browse_ms / self.params.browse_step_ms).round();
                         let count = count.clamp(f64::from(MIN_REPORTS), f64::from(u16::MAX));
                         shopper.planned = count as u16;
@@ -578,8 +590,8 @@ impl Generator {
                 Phase::Browsing => {
                     let leg = usize::from(shopper.leg);
                     let planned = shopper.planned;
-                    let done = shopper.reported >= planned
-                        || (closed && shopper.reported >= MIN_REPORTS);
+                    let done =
+                        shopper.reported >= planned || (closed && shopper.reported >= MIN_REPORTS);
                     if !done {
                         shopper.reported += 1;
                         let department = usize::from(shopper.list[leg]);
@@ -621,7 +633,9 @@ impl Generator {
                     while line.front().is_some_and(|&leaves| leaves <= at_ms) {
                         line.pop_front();
                     }
-                    let distance = store.fields.distance(&store.floor, store.checkout_field(c), at);
+                    let distance = store
+                        .fields
+                        .distance(&store.floor, store.checkout_field(c), at);
                     (line.len(), distance, c)
                 })
                 .expect("buys only with checkouts");
@@ -671,7 +685,10 @@ impl Generator {
         }
         let ahead = line.partition_point(|&leaves| leaves < mine);
         let place = ahead.min(places.len() - 1);
-        let here = places.iter().position(|&c| c == shopper.at).unwrap_or(place);
+        let here = places
+            .iter()
+            .position(|&c| c == shopper.at)
+            .unwrap_or(place);
         let step = store.walk_ms(STRAIGHT);
         if here != place {
             let to = if here > place { here - 1 } else { here + 1 };
@@ -683,7 +700,10 @@ impl Generator {
         if ahead == 0 {
             shopper.phase = Phase::Walking;
             shopper.field = store.exit_field() as u16;
-            match store.fields.step(&store.floor, store.exit_field(), shopper.at) {
+            match store
+                .fields
+                .step(&store.floor, store.exit_field(), shopper.at)
+            {
                 Some((cell, _)) => {
                     shopper.next = Next::Move(cell);
                     mine
@@ -1068,7 +1088,8 @@ pub(crate) mod tests {
         let whole = run(&store, params(30.0), 4, 2 * HOUR_MS);
         assert_eq!(whole, run(&store, params(30.0), 4, 2 * HOUR_MS));
         assert_ne!(whole, run(&store, params(30.0), 5, 2 * HOUR_MS));
-        let mut generator = Generator::new(params(30.0), store.clone(), 4, 0, Some(2 * HOUR_MS), None);
+        let mut generator =
+            Generator::new(params(30.0), store.clone(), 4, 0, Some(2 * HOUR_MS), None);
         let mut pieces = Vec::new();
         let mut horizon = 0;
         while !generator.is_finished() {
@@ -1164,7 +1185,10 @@ mod line_tests {
             longest_line = longest_line.max(in_line.len());
         }
         assert!(done.len() > 50, "{} paid", done.len());
-        assert!(longest_line >= 5, "lines formed: at most {longest_line} in line");
+        assert!(
+            longest_line >= 5,
+            "lines formed: at most {longest_line} in line"
+        );
         done.sort_unstable();
         for pair in done.windows(2) {
             assert!(

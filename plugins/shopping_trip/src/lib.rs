@@ -30,8 +30,7 @@ use std::time::{Duration, Instant};
 use customersim_plugin_api::serde::{Deserialize, Serialize};
 use customersim_plugin_api::{
     ArrivalsConfig, BuildContext, PluginError, QueueMetrics, Source, SourceConfig, SourceContext,
-    async_trait,
-    duration, register_source, run_ahead, tracing,
+    async_trait, duration, register_source, run_ahead, tracing,
 };
 
 pub use floor::{Fields, Floor};
@@ -177,7 +176,10 @@ impl ShoppingTripConfig {
             return bad("average_in_store", "must be a number >= 0");
         }
         if !self.walking_speed.is_finite() || self.walking_speed <= 0.0 {
-            return bad("walking_speed", "must be a number > 0 (store units per second)");
+            return bad(
+                "walking_speed",
+                "must be a number > 0 (store units per second)",
+            );
         }
         if !self.mean_list.is_finite() || self.mean_list < 1.0 {
             return bad("mean_list", "must be a number >= 1");
