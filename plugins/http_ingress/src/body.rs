@@ -531,10 +531,32 @@ pub struct Expanded {
     pub customer: String,
 }
 
+/// Where ENTER and EXIT steps without a location happen: the store's entrance and exit (as
+/// published: the centres of their cells).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Doors {
+    /// Where an ENTER step without a location is.
+    pub entrance: (i64, i64),
+    /// Where an EXIT step without a location is.
+    pub exit: (i64, i64),
+}
+
+#[cfg(test)]
+impl Doors {
+    /// One door for both, as in the original grid.
+    pub fn single(door: (i64, i64)) -> Doors {
+        Doors {
+            entrance: door,
+            exit: door,
+        }
+    }
+}
+
 /// Times the steps of a `/scenario_draft` body: the first at `now_ms` + 10 s, each next one after
 /// walking the straight line from the previous place at 0.03 s per unit; a FOCUS step is a move
-/// followed by 5 moves in place over 30 s. ENTER and EXIT steps without a location are at `door`.
-pub fn draft(body: &[u8], now_ms: i64, door: (i64, i64)) -> Result<Expanded, BodyError> {
+/// followed by 5 moves in place over 30 s. ENTER and EXIT steps without a location are at the
+/// entrance and the exit.
+pub fn draft(body: &[u8], now_ms: i64, doors: Doors) -> Result<Expanded, BodyError> {
     let scenario: Scenario = parse(body)?;
     let customer = scenario.customer.customer_id.0;
     let mut events = Vec::with_capacity(scenario.path.len());
@@ -544,7 +566,8 @@ pub fn draft(body: &[u8], now_ms: i64, door: (i64, i64)) -> Result<Expanded, Bod
     for (index, step) in scenario.path.iter().enumerate() {
         let at = match (step.location, step.kind) {
             (Some(at), _) => (at.x.0, at.y.0),
-            (None, StepType::Enter | StepType::Exit) => door,
+            (None, StepType::Enter) => doors.entrance,
+            (None, StepType::Exit) => doors.exit,
             (None, kind) => {
                 return Err(invalid(format!(
                     "path[{index}].location: missing (a {} step needs x and y)",
@@ -799,7 +822,7 @@ mod tests {
             r#"{"type": "focus", "location": {"x": 3, "y": 8}}"#,
             r#"{"type": "exit", "location": {"x": 0, "y": 4}}"#,
         );
-        let expanded = draft(draft_body.as_bytes(), 1_000_000, (0, 0)).unwrap();
+        let expanded = draft(draft_body.as_bytes(), 1_000_000, Doors::single((0, 0))).unwrap();
         let times: Vec<_> = expanded
             .events
             .iter()
@@ -820,13 +843,13 @@ mod tests {
         let why = message(draft(
             &body(&[step("MOVE", 1, 1, "null"), step("MOVE", 1, 1, "null")]),
             0,
-            (0, 0),
+            Doors::single((0, 0)),
         ));
         assert!(why.starts_with("path[1].location: same place"), "{why}");
         let why = message(draft(
             br#"{"customer": {"customer_id": "3"}, "path": [{"type": "focus"}]}"#,
             0,
-            (0, 0),
+            Doors::single((0, 0)),
         ));
         assert!(why.starts_with("path[0].location: missing"), "{why}");
     }

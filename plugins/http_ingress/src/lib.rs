@@ -135,9 +135,12 @@ impl SourceConfig for HttpIngressConfig {
             presence: cx.presence(),
             metrics: cx.metrics.clone(),
             requests,
-            door: {
-                let (x, y) = cx.store.entrance();
-                (i64::from(x), i64::from(y))
+            doors: {
+                let wide = |(x, y): (u32, u32)| (i64::from(x), i64::from(y));
+                body::Doors {
+                    entrance: wide(cx.store.entrance()),
+                    exit: wide(cx.store.exit()),
+                }
             },
         }))
     }
@@ -152,7 +155,8 @@ struct HttpIngress {
     presence: Presence,
     metrics: MetricsRegistry,
     requests: Family<server::Labels, Counter>,
-    door: (i64, i64),
+    /// Where ENTER and EXIT steps of drafts without a location happen.
+    doors: body::Doors,
 }
 
 #[async_trait]
@@ -181,7 +185,7 @@ impl Source for HttpIngress {
             metrics: self.metrics,
             requests: self.requests,
             token: self.token,
-            door: self.door,
+            doors: self.doors,
         });
         let stop = Shutdown::new();
         let stopped = {

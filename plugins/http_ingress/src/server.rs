@@ -33,7 +33,7 @@ pub struct AppState {
     pub metrics: MetricsRegistry,
     pub requests: Family<Labels, Counter>,
     pub token: Option<String>,
-    pub door: (i64, i64),
+    pub doors: body::Doors,
 }
 
 type Shared = State<Arc<AppState>>;
@@ -334,7 +334,7 @@ async fn scenario_draft(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body?;
-    let expanded = body::draft(&body, state.clock.now_ms(), state.door)?;
+    let expanded = body::draft(&body, state.clock.now_ms(), state.doors)?;
     let answer = serde_json::to_vec(&ExpandedScenario {
         customer: ExpandedCustomer {
             customer_id: &expanded.customer,

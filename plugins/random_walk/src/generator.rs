@@ -8,7 +8,7 @@ use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::rand_distr::{Distribution, Exp, StandardNormal};
 use customersim_plugin_api::rand_pcg::{Pcg32, Pcg64};
 use customersim_plugin_api::{
-    CustomerId, Event, EventKind, Generate, Roster, StoreLayout, derive_seed,
+    CustomerId, DistanceField, Event, EventKind, Generate, Roster, StoreLayout, derive_seed,
 };
 
 /// Checked model parameters (from [`crate::RandomWalkConfig`]).
@@ -45,6 +45,7 @@ struct Shopper {
     dwell_ms: f32,
     /// Spread of single dwells around the mean (sigma of a log-normal): the shopper's consistency.
     spread: f32,
+    /// The cell of the walking grid the shopper stands on (published as its centre).
     x: u16,
     y: u16,
     next: Next,
@@ -56,6 +57,8 @@ struct Shopper {
 pub struct Generator {
     params: WalkParams,
     store: StoreLayout,
+    /// Steps from every cell to the exit, built once: walking home is a lookup per step.
+    home: DistanceField,
     seed: u64,
     /// Arrival times and roster draws come from this stream.
     arrival_rng: Pcg64,
@@ -104,9 +107,11 @@ impl Generator {
             .as_ref()
             .map(|_| arrival_clock_ms.floor() as i64);
         let expected = (params.average_in_store * 1.02 + 64.0) as usize;
+        let home = store.distances_to(store.exit_cell());
         Generator {
             params,
             store,
+            home,
             seed,
             arrival_rng,
             inter_arrival,
@@ -179,7 +184,7 @@ impl Generator {
         let visit_ms = (p.min_visit_ms + extra) as i64;
         let dwell_ms = (p.mean_dwell_ms * rng.random_range(0.5..1.5)) as f32;
         let spread = rng.random_range(0.2..0.8) as f32;
-        let (door_x, door_y) = self.store.entrance();
+        let (door_x, door_y) = self.store.entrance_cell();
         let shopper = Shopper {
             id,
             rng,
@@ -214,6 +219,7 @@ impl Generator {
             Next::Move(x, y) => {
                 shopper.x = x;
                 shopper.y = y;
+                let (x, y) = self.store.centre(x.into(), y.into());
                 EventKind::Move {
                     x: i64::from(x),
                     y: i64::from(y),
@@ -256,17 +262,17 @@ impl Generator {
 
     /// Decides the shopper's next event after one at `at_ms`, returning when it is due.
     fn plan(&mut self, slot: u32, at_ms: i64) -> i64 {
-        let (width, height) = (self.store.width(), self.store.height());
-        let (door_x, door_y) = self.store.exit();
-        let (door_x, door_y) = (i64::from(door_x), i64::from(door_y));
         let walk_step = self.params.walk_step_ms;
         let doors_closed = self.doors_closed_at(at_ms);
+        let (store, home) = (&self.store, &self.home);
         let shopper = &mut self.shoppers[slot as usize];
-        let distance_home = |x: i64, y: i64| (x - door_x).abs().max((y - door_y).abs());
+        // Every cell a shopper reaches is connected to the exit (checked with the layout).
+        let distance_home =
+            |x: u16, y: u16| i64::from(home.steps(x.into(), y.into()).unwrap_or_default());
         if !shopper.homing {
             if doors_closed {
                 shopper.homing = true;
-                let steps = distance_home(shopper.x.into(), shopper.y.into()) + 1;
+                let steps = distance_home(shopper.x, shopper.y) + 1;
                 shopper.visit_end_ms = at_ms + steps * walk_step;
             } else {
                 let normal: f64 = StandardNormal.sample(&mut shopper.rng);
@@ -276,9 +282,9 @@ impl Generator {
                     as i64;
                 let dwell = dwell.max(MIN_STEP_MS);
                 if let Some((x, y)) =
-                    random_neighbour(&mut shopper.rng, shopper.x, shopper.y, width, height)
+                    random_neighbour(&mut shopper.rng, store, shopper.x, shopper.y)
                 {
-                    let home_after = (distance_home(x.into(), y.into()) + 1) * walk_step;
+                    let home_after = (distance_home(x, y) + 1) * walk_step;
                     if at_ms + dwell + home_after <= shopper.visit_end_ms {
                         shopper.next = Next::Move(x, y);
                         return at_ms + dwell;
@@ -288,16 +294,11 @@ impl Generator {
             }
         }
         // Walk home so the exit falls exactly at the end of the visit.
-        let (x, y) = (i64::from(shopper.x), i64::from(shopper.y));
-        let steps_left = distance_home(x, y) + 1;
+        let steps_left = distance_home(shopper.x, shopper.y) + 1;
         let pace = ((shopper.visit_end_ms - at_ms) / steps_left).max(MIN_STEP_MS);
-        shopper.next = if steps_left == 1 {
-            Next::Exit
-        } else {
-            Next::Move(
-                (x + (door_x - x).signum()) as u16,
-                (y + (door_y - y).signum()) as u16,
-            )
+        shopper.next = match home.step_toward(shopper.x.into(), shopper.y.into()) {
+            Some((x, y)) => Next::Move(x as u16, y as u16),
+            None => Next::Exit,
         };
         at_ms + pace
     }
@@ -350,29 +351,14 @@ impl Generate for Generator {
     }
 }
 
-/// A uniformly chosen cell among the (up to 8) neighbours of (x, y) inside the grid.
-fn random_neighbour(
-    rng: &mut Pcg32,
-    x: u16,
-    y: u16,
-    width: u32,
-    height: u32,
-) -> Option<(u16, u16)> {
+/// A uniformly chosen cell among the (up to 8) walkable neighbours of cell (x, y), listed in the
+/// layout's fixed order so a seed replays the same walk.
+fn random_neighbour(rng: &mut Pcg32, store: &StoreLayout, x: u16, y: u16) -> Option<(u16, u16)> {
     let mut cells = [(0u16, 0u16); 8];
     let mut count = 0;
-    for dx in -1i32..=1 {
-        for dy in -1i32..=1 {
-            let (nx, ny) = (i32::from(x) + dx, i32::from(y) + dy);
-            if (dx, dy) != (0, 0)
-                && nx >= 0
-                && ny >= 0
-                && (nx as u32) < width
-                && (ny as u32) < height
-            {
-                cells[count] = (nx as u16, ny as u16);
-                count += 1;
-            }
-        }
+    for (nx, ny) in store.neighbours(x.into(), y.into()) {
+        cells[count] = (nx as u16, ny as u16);
+        count += 1;
     }
     (count > 0).then(|| cells[rng.random_range(0..count)])
 }
