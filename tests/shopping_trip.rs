@@ -10,35 +10,8 @@ use std::path::{Path, PathBuf};
 
 use common::{customersim, parse_lines, run_ok};
 
-/// The demo store plan (1808 × 1315 units, 20-unit cells): walls with the doors' opening at the
-/// top, five departments, three checkouts right of the doors, rooms as obstacles.
-const STORE: &str = "\
-store:
-  width: 1808
-  height: 1315
-  cell: 20
-  entrance: [937, 50]
-  exit: [1071, 50]
-  zones:
-    - {name: Outside, kind: obstacle, area: [0, 0, 1807, 34]}
-    - {name: Top wall left, kind: obstacle, area: [20, 35, 879, 44]}
-    - {name: Top wall right, kind: obstacle, area: [1128, 35, 1788, 44]}
-    - {name: Left wall, kind: obstacle, area: [20, 35, 28, 1303]}
-    - {name: Right wall, kind: obstacle, area: [1779, 35, 1788, 1303]}
-    - {name: Bottom wall, kind: obstacle, area: [20, 1294, 1788, 1303]}
-    - {name: Women, kind: department, area: [444, 443, 666, 879], weight: 3}
-    - {name: Boys, kind: department, area: [672, 443, 992, 658], weight: 2}
-    - {name: Girls, kind: department, area: [998, 443, 1317, 658], weight: 2}
-    - {name: Men, kind: department, area: [672, 664, 1317, 879], weight: 2}
-    - {name: Sport, kind: department, area: [614, 984, 1186, 1292], weight: 1}
-    - {name: Checkout 1, kind: checkout, area: [1150, 118, 1310, 196]}
-    - {name: Checkout 2, kind: checkout, area: [1367, 118, 1527, 196]}
-    - {name: Checkout 3, kind: checkout, area: [1584, 118, 1744, 196]}
-    - {name: Snack bar, kind: obstacle, area: [447, 47, 846, 175]}
-    - {name: Snack bar corner, kind: obstacle, area: [447, 175, 621, 288]}
-    - {name: Customer Service, kind: obstacle, area: [628, 182, 846, 288]}
-    - {name: Seasonal, kind: obstacle, area: [1490, 296, 1776, 546]}
-";
+/// The demo store plan (the `store:` section of a pipeline file).
+const STORE: &str = include_str!("data/demo-store.yaml");
 
 const CELL: i64 = 20;
 

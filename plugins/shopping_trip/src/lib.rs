@@ -112,8 +112,8 @@ fn default_mean_list() -> f64 {
 }
 
 /// 15 minutes per department: with 1.4 departments, walking and paying it gives trips of 5–40
-/// minutes with a median near 20, the supermarket trip lengths reported by in-store tracking
-/// (Sorensen 2009: about 20–25 minutes on average) and time-use surveys.
+/// minutes with a median near 20 (checked by a test), the length of an ordinary supermarket trip
+/// in in-store tracking and time-use studies.
 fn default_mean_browse() -> Duration {
     Duration::from_secs(15 * 60)
 }
@@ -136,13 +136,14 @@ fn default_mean_service() -> Duration {
     Duration::from_secs(2 * 60)
 }
 
-/// 5 minutes: the quickest trips for an item or two.
+/// 6 minutes: the quickest trips for an item or two; a minute above the 5 the trips should not
+/// go below, for planned walking that turns out shorter.
 fn default_min_trip() -> Duration {
     Duration::from_secs(6 * 60)
 }
 
-/// 40 minutes: the long end of ordinary supermarket trips; longer ones are stock-up trips this
-/// model does not plan.
+/// 36 minutes: the long end of ordinary supermarket trips (longer ones are stock-up trips this
+/// model does not plan), leaving room below 40 for waiting in line.
 fn default_max_trip() -> Duration {
     Duration::from_secs(36 * 60)
 }
