@@ -65,6 +65,11 @@ impl CoreMetrics {
             enter: counter(&topics.enter),
             moves: counter(&topics.moves),
             exit: counter(&topics.exit),
+            focus: match &topics.focus {
+                Some(topic) => counter(topic),
+                // Not shown unless one arrives: a pipeline without focus keeps its metrics.
+                None => Counter::default(),
+            },
             errors: self
                 .publish_errors
                 .get_or_create(&vec![("sink".into(), sink.to_string())])
@@ -79,6 +84,8 @@ pub struct SinkCounters {
     enter: Counter,
     moves: Counter,
     exit: Counter,
+    /// Ground-truth focus events (a counter on the focus topic, or the fallback topic).
+    focus: Counter,
     /// Failed publishes.
     pub errors: Counter,
 }
@@ -86,16 +93,20 @@ pub struct SinkCounters {
 impl SinkCounters {
     /// Counts a batch the sink took.
     pub fn count(&self, batch: &[Event]) {
-        let (mut enter, mut moves, mut exit) = (0, 0, 0);
+        let (mut enter, mut moves, mut exit, mut focus) = (0, 0, 0, 0);
         for event in batch {
             match event.kind {
                 EventKind::Enter => enter += 1,
                 EventKind::Move { .. } => moves += 1,
                 EventKind::Exit => exit += 1,
+                EventKind::Focus { .. } => focus += 1,
             }
         }
         self.enter.inc_by(enter);
         self.moves.inc_by(moves);
         self.exit.inc_by(exit);
+        if focus > 0 {
+            self.focus.inc_by(focus);
+        }
     }
 }

@@ -96,6 +96,15 @@ pub const CORE_ENV: &[CoreEnv] = &[
         },
     },
     CoreEnv {
+        var: "FOCUS_TOPIC",
+        key: "topics.focus",
+        help: "topic of ground-truth focus events, which it turns on (the recommendation service uses customer/focus)",
+        apply: |c, v| {
+            c.topics.focus = Some(v.trim().to_string());
+            Ok(())
+        },
+    },
+    CoreEnv {
         var: "TIMELINE_BACKEND",
         key: "timeline.backend",
         help: "where future events wait (default memory)",

@@ -11,7 +11,8 @@
 //! - `{key}:instances` — sorted set of live instances, scored by when their heartbeat expires.
 //!
 //! # Members
-//! `<seq:12 hex><instance:16 hex><due ms>|<kind>|<id>`: kind is `E`, `X` or `M<x>,<y>`; id is
+//! `<seq:12 hex><instance:16 hex><due ms>|<kind>|<id>`: kind is `E`, `X`, `M<x>,<y>` or
+//! `F<x>,<y>,<length>:<department>` (the length in bytes, so the name needs no escaping); id is
 //! `n<digits>` for a numeric id or `t<text>` for a text id (so `"007"` and `"7"` stay apart), and
 //! comes last so it needs no escaping. The instance's random id and its sequence number make every
 //! member unique (identical events are not collapsed) and make a retried `schedule` idempotent.
@@ -334,6 +335,9 @@ fn encode(out: &mut Vec<u8>, seq: u64, instance: &str, event: &Event) {
         EventKind::Move { x, y } => {
             let _ = write!(out, "M{x},{y}");
         }
+        EventKind::Focus { dep, x, y } => {
+            let _ = write!(out, "F{x},{y},{}:{dep}", dep.len());
+        }
     }
     out.push(b'|');
     match &event.customer {
@@ -353,8 +357,26 @@ fn decode(member: &[u8]) -> Result<Event, String> {
     let rest = member.get(28..).ok_or_else(bad)?;
     let text = std::str::from_utf8(rest).map_err(|_| bad())?;
     let (due, rest) = text.split_once('|').ok_or_else(bad)?;
-    let (kind, id) = rest.split_once('|').ok_or_else(bad)?;
     let due_ms = due.parse::<i64>().map_err(|_| bad())?;
+    if let Some(focus) = rest.strip_prefix('F') {
+        // F<x>,<y>,<length>:<department>|<id>
+        let (x, focus) = focus.split_once(',').ok_or_else(bad)?;
+        let (y, focus) = focus.split_once(',').ok_or_else(bad)?;
+        let (length, focus) = focus.split_once(':').ok_or_else(bad)?;
+        let length = length.parse::<usize>().map_err(|_| bad())?;
+        let (dep, id) = focus.split_at_checked(length).ok_or_else(bad)?;
+        let id = id.strip_prefix('|').ok_or_else(bad)?;
+        return Ok(Event {
+            due_ms,
+            customer: decode_id(id).ok_or_else(bad)?,
+            kind: EventKind::Focus {
+                dep: crate::plugin_api::intern(dep),
+                x: x.parse().map_err(|_| bad())?,
+                y: y.parse().map_err(|_| bad())?,
+            },
+        });
+    }
+    let (kind, id) = rest.split_once('|').ok_or_else(bad)?;
     let kind = match kind.as_bytes().first() {
         Some(b'E') if kind.len() == 1 => EventKind::Enter,
         Some(b'X') if kind.len() == 1 => EventKind::Exit,
@@ -367,16 +389,20 @@ fn decode(member: &[u8]) -> Result<Event, String> {
         }
         _ => return Err(bad()),
     };
-    let customer = match id.split_at_checked(1) {
-        Some(("n", digits)) => CustomerId::Number(digits.parse().map_err(|_| bad())?),
-        Some(("t", text)) => CustomerId::Text(Arc::from(text)),
-        _ => return Err(bad()),
-    };
     Ok(Event {
         due_ms,
-        customer,
+        customer: decode_id(id).ok_or_else(bad)?,
         kind,
     })
+}
+
+/// Parses the id part of a member.
+fn decode_id(id: &str) -> Option<CustomerId> {
+    match id.split_at_checked(1)? {
+        ("n", digits) => Some(CustomerId::Number(digits.parse().ok()?)),
+        ("t", text) => Some(CustomerId::Text(Arc::from(text))),
+        _ => None,
+    }
 }
 
 #[async_trait]
@@ -588,7 +614,17 @@ mod tests {
             customer: CustomerId::parse("a|b|\n ü"),
             kind: EventKind::Exit,
         });
+        round_trip(Event {
+            due_ms: 7,
+            customer: CustomerId::parse("x|y"),
+            kind: EventKind::Focus {
+                dep: crate::plugin_api::intern("Snack|bar, 2: ü"),
+                x: 450,
+                y: -460,
+            },
+        });
         assert!(decode(b"short").is_err());
+        assert!(decode(b"00000000002a8000000000000abc12|F1,2,9:Women|n1").is_err());
         assert!(decode(b"00000000002a8000000000000abc12|Q|n1").is_err());
     }
 

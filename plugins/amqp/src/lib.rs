@@ -233,7 +233,7 @@ register_sink!(AmqpConfig);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoutingKeys {
     /// Indexed by [`kind_index`].
-    pub keys: [String; 3],
+    pub keys: [String; 4],
 }
 
 impl RoutingKeys {
@@ -243,6 +243,11 @@ impl RoutingKeys {
             routing_key(&topics.enter),
             routing_key(&topics.moves),
             routing_key(&topics.exit),
+            routing_key(topics.for_kind(&EventKind::Focus {
+                dep: "",
+                x: 0,
+                y: 0,
+            })),
         ];
         if let Some(long) = keys.iter().find(|key| key.len() > 255) {
             return Err(PluginError::Config(format!(
@@ -258,12 +263,13 @@ pub fn routing_key(topic: &str) -> String {
     topic.replace('/', ".")
 }
 
-/// 0, 1, 2 for enter, move, exit.
+/// 0, 1, 2, 3 for enter, move, exit, focus.
 pub fn kind_index(kind: &EventKind) -> u8 {
     match kind {
         EventKind::Enter => 0,
         EventKind::Move { .. } => 1,
         EventKind::Exit => 2,
+        EventKind::Focus { .. } => 3,
     }
 }
 
@@ -389,8 +395,19 @@ mod tests {
         let keys = RoutingKeys::new(&Topics::default()).unwrap();
         assert_eq!(
             keys.keys,
-            ["customer.enter", "customer.move", "customer.exit"].map(String::from)
+            [
+                "customer.enter",
+                "customer.move",
+                "customer.exit",
+                "customer.focus"
+            ]
+            .map(String::from)
         );
+        let focus = Topics {
+            focus: Some("store/7/focus".into()),
+            ..Topics::default()
+        };
+        assert_eq!(RoutingKeys::new(&focus).unwrap().keys[3], "store.7.focus");
         assert_eq!(routing_key("a/b/c"), "a.b.c");
     }
 

@@ -31,7 +31,7 @@ const PERMANENT_REFUSALS: u32 = 5;
 /// One event ready to publish.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    /// Index of the routing key (enter, move, exit).
+    /// Index of the routing key (enter, move, exit, focus).
     pub key: u8,
     /// The event's `ts`, the message's `timestamp` property.
     pub ts: u64,
@@ -111,7 +111,7 @@ pub struct Worker {
     shared: Arc<Shared>,
     link: Option<Link>,
     exchange: ShortString,
-    keys: [ShortString; 3],
+    keys: [ShortString; 4],
     content_type: ShortString,
     /// Messages to publish before taking new ones: nacked, or unconfirmed at a connection loss.
     retry: VecDeque<Outgoing>,

@@ -146,6 +146,8 @@ impl Presence {
                 EventKind::Exit => {
                     inside.remove(&event.customer);
                 }
+                // Said where the shopper already stands (the move before it).
+                EventKind::Focus { .. } => {}
             }
         }
     }

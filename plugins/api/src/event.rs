@@ -1,7 +1,8 @@
 //! The event model and the payload bytes of the original service's contract (DESIGN.md §2).
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -69,10 +70,37 @@ impl From<&str> for CustomerId {
 pub enum EventKind {
     /// The shopper came in (through the door, for simulated shoppers).
     Enter,
-    /// The shopper is now in cell (`x`, `y`).
+    /// The shopper is now at (`x`, `y`) in store coordinates.
     Move { x: i64, y: i64 },
     /// The shopper left.
     Exit,
+    /// Ground truth: the shopper's 3rd position report in a row inside department `dep`, at
+    /// (`x`, `y`) (see [`crate::focus`]). Published on `topics.focus` only.
+    Focus {
+        /// The department's name, interned ([`intern`]) so events stay `Copy`.
+        dep: &'static str,
+        x: i64,
+        y: i64,
+    },
+}
+
+/// The one `&'static str` for `name`: department names live in events that are copied by value
+/// through timelines and sinks, and there are only a few distinct ones per run, so each is leaked
+/// once and shared instead of reference-counted per event.
+pub fn intern(name: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    match names.get(name) {
+        Some(interned) => interned,
+        None => {
+            let interned: &'static str = Box::leak(name.into());
+            names.insert(interned);
+            interned
+        }
+    }
 }
 
 /// One sensor report: a shopper entered, moved or left at a simulated instant.
@@ -94,14 +122,24 @@ impl Event {
     }
 
     /// Appends the payload exactly as the original service wrote it (Python `json.dumps`):
-    /// `{"id": "997", "ts": 192326400, "x": 2, "y": 3}`.
+    /// `{"id": "997", "ts": 192326400, "x": 2, "y": 3}`; a focus is what the recommendation
+    /// service reads: `{"id": "3", "ts": 1700000000, "dep": "Women", "x": 450, "y": 460}`.
     pub fn write_payload(&self, out: &mut Vec<u8>) {
         let mut numbers = itoa::Buffer::new();
         out.extend_from_slice(b"{\"id\": ");
         self.customer.write_json(out);
         out.extend_from_slice(b", \"ts\": ");
         out.extend_from_slice(numbers.format(self.ts()).as_bytes());
-        if let EventKind::Move { x, y } = self.kind {
+        let at = match self.kind {
+            EventKind::Move { x, y } => Some((x, y)),
+            EventKind::Focus { dep, x, y } => {
+                out.extend_from_slice(b", \"dep\": ");
+                json::write_str(out, dep);
+                Some((x, y))
+            }
+            EventKind::Enter | EventKind::Exit => None,
+        };
+        if let Some((x, y)) = at {
             out.extend_from_slice(b", \"x\": ");
             out.extend_from_slice(numbers.format(x).as_bytes());
             out.extend_from_slice(b", \"y\": ");
@@ -131,6 +169,10 @@ pub struct Topics {
     /// Topic of exit events.
     #[serde(default = "default_exit_topic")]
     pub exit: String,
+    /// Topic of ground-truth focus events (the recommendation service's `customer/focus`). Unset
+    /// = none generated, so the default output stays the original service's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub focus: Option<String>,
 }
 
 fn default_enter_topic() -> String {
@@ -143,12 +185,18 @@ fn default_exit_topic() -> String {
     "customer/exit".into()
 }
 
+/// Where a focus event goes when one reaches a sink of a pipeline without `topics.focus` (sources
+/// only generate them when it is set; a timeline shared with a pipeline that sets it may carry
+/// them): the recommendation service's topic.
+pub const FALLBACK_FOCUS_TOPIC: &str = "customer/focus";
+
 impl Default for Topics {
     fn default() -> Self {
         Topics {
             enter: default_enter_topic(),
             moves: default_move_topic(),
             exit: default_exit_topic(),
+            focus: None,
         }
     }
 }
@@ -160,6 +208,7 @@ impl Topics {
             EventKind::Enter => &self.enter,
             EventKind::Move { .. } => &self.moves,
             EventKind::Exit => &self.exit,
+            EventKind::Focus { .. } => self.focus.as_deref().unwrap_or(FALLBACK_FOCUS_TOPIC),
         }
     }
 }
@@ -190,6 +239,39 @@ mod tests {
             event(EventKind::Exit).payload(),
             br#"{"id": "997", "ts": 192326400}"#
         );
+        let focus = Event {
+            due_ms: 1_700_000_000_123,
+            customer: CustomerId::parse("3"),
+            kind: EventKind::Focus {
+                dep: intern("Women"),
+                x: 450,
+                y: 460,
+            },
+        };
+        assert_eq!(
+            focus.payload(),
+            br#"{"id": "3", "ts": 1700000000, "dep": "Women", "x": 450, "y": 460}"#
+        );
+        let quoted = Event {
+            kind: EventKind::Focus {
+                dep: intern("Health & \"Beauty\""),
+                x: 1,
+                y: 2,
+            },
+            ..focus
+        };
+        assert_eq!(
+            quoted.payload(),
+            br#"{"id": "3", "ts": 1700000000, "dep": "Health & \"Beauty\"", "x": 1, "y": 2}"#
+        );
+    }
+
+    #[test]
+    fn interned_names_are_shared() {
+        let a = intern(&String::from("Sport"));
+        let b = intern("Sport");
+        assert!(std::ptr::eq(a, b));
+        assert_eq!(a, "Sport");
     }
 
     #[test]

@@ -84,6 +84,16 @@ fn default_weight() -> f64 {
 }
 
 impl Zone {
+    /// A zone of the default weight.
+    pub fn new(name: impl Into<String>, kind: ZoneKind, area: [u32; 4]) -> Zone {
+        Zone {
+            name: name.into(),
+            kind,
+            area,
+            weight: default_weight(),
+        }
+    }
+
     /// Whether `(x, y)` lies in the zone's inclusive rectangle.
     pub fn contains(&self, x: u32, y: u32) -> bool {
         let [x1, y1, x2, y2] = self.area;
@@ -737,13 +747,10 @@ fn signum(to: u32, from: u32) -> i32 {
 mod tests {
     use super::*;
 
+    use ZoneKind::Obstacle;
+
     fn zone(name: &str, kind: ZoneKind, area: [u32; 4]) -> Zone {
-        Zone {
-            name: name.into(),
-            kind,
-            area,
-            weight: 1.0,
-        }
+        Zone::new(name, kind, area)
     }
 
     fn spec(zones: Vec<Zone>) -> LayoutSpec {
@@ -826,16 +833,14 @@ mod tests {
     #[test]
     fn diagonal_steps_do_not_squeeze_past_corners() {
         // Two obstacles touching at a corner: (1,0) and (0,1) blocked.
+        let corner = vec![
+            zone("A", Obstacle, [1, 0, 1, 0]),
+            zone("B", Obstacle, [0, 1, 0, 1]),
+        ];
+        let spec = LayoutSpec::grid(3, 3, (2, 2));
         let layout = StoreLayout::new(LayoutSpec {
-            width: 3,
-            height: 3,
-            cell: 1,
-            entrance: (2, 2),
-            exit: (2, 2),
-            zones: vec![
-                zone("A", ZoneKind::Obstacle, [1, 0, 1, 0]),
-                zone("B", ZoneKind::Obstacle, [0, 1, 0, 1]),
-            ],
+            zones: corner,
+            ..spec
         })
         .unwrap();
         assert_eq!(layout.neighbours(0, 0).count(), 0);
@@ -847,12 +852,9 @@ mod tests {
     fn distances_go_around_obstacles() {
         // A wall across the store except a gap at the bottom row.
         let layout = StoreLayout::new(LayoutSpec {
-            width: 10,
-            height: 5,
-            cell: 1,
-            entrance: (0, 0),
             exit: (9, 0),
-            zones: vec![zone("Wall", ZoneKind::Obstacle, [5, 0, 5, 3])],
+            zones: vec![zone("Wall", Obstacle, [5, 0, 5, 3])],
+            ..LayoutSpec::grid(10, 5, (0, 0))
         })
         .unwrap();
         let home = layout.distances_to(layout.exit_cell());

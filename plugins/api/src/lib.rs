@@ -14,6 +14,7 @@
 //! - [`arrivals`]: when simulated shoppers come in ([`ArrivalProcess`]): Poisson arrivals shaped by
 //!   opening hours and an hourly profile, and the [`Entrance`] that queues arrivals beyond a
 //!   capacity; [`ArrivalsConfig`] is the config fragment the simulated sources share.
+//! - [`focus`]: ground truth of the consumers' focus rule ([`FocusTracker`]).
 //! - [`backoff`]: exponential backoff ([`Backoff`]) for reaching peers that are down.
 //! - [`clock`]: the simulated clock ([`Clock`]): real time, scaled, or virtual (as fast as sinks go).
 //! - [`timeline`]: the [`Timeline`] contract that backends implement, and the [`Watermark`] a
@@ -37,6 +38,7 @@ pub mod clock;
 pub mod context;
 pub mod duration;
 pub mod event;
+pub mod focus;
 pub mod json;
 pub mod layout;
 pub mod plugin;
@@ -54,7 +56,8 @@ pub use context::{
     BuildContext, MetricsRegistry, Position, Presence, Publisher, Roster, Shutdown, SinkContext,
     SourceContext,
 };
-pub use event::{CustomerId, Event, EventKind, Topics};
+pub use event::{CustomerId, Event, EventKind, Topics, intern};
+pub use focus::FocusTracker;
 pub use layout::{DistanceField, LayoutError, LayoutSpec, StoreLayout, Zone, ZoneKind};
 pub use plugin::{
     EnvKind, EnvOverride, Factory, Plugin, PluginError, Role, Sink, SinkConfig, Source,

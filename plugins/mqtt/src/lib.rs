@@ -307,6 +307,9 @@ impl MqttConfig {
         check_topic("enter", &topics.enter)?;
         check_topic("move", &topics.moves)?;
         check_topic("exit", &topics.exit)?;
+        if let Some(focus) = &topics.focus {
+            check_topic("focus", focus)?;
+        }
         Ok(())
     }
 

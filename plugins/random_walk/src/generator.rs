@@ -8,7 +8,8 @@ use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::rand_distr::{Distribution, Exp, StandardNormal};
 use customersim_plugin_api::rand_pcg::{Pcg32, Pcg64};
 use customersim_plugin_api::{
-    CustomerId, DistanceField, Event, EventKind, Generate, Roster, StoreLayout, derive_seed,
+    CustomerId, DistanceField, Event, EventKind, FocusTracker, Generate, Roster, StoreLayout,
+    derive_seed,
 };
 
 /// Checked model parameters (from [`crate::RandomWalkConfig`]).
@@ -51,6 +52,8 @@ struct Shopper {
     next: Next,
     /// Walking to the door: the visit is up or the doors closed.
     homing: bool,
+    /// Counts the shopper's reports in a row inside one department (ground-truth focus).
+    focus: FocusTracker,
 }
 
 /// Generates the events of all shoppers in time order, up to a horizon at a time.
@@ -59,6 +62,8 @@ pub struct Generator {
     store: StoreLayout,
     /// Steps from every cell to the exit, built once: walking home is a lookup per step.
     home: DistanceField,
+    /// Whether to emit ground-truth focus events (`topics.focus` is set).
+    focus_events: bool,
     seed: u64,
     /// Arrival times and roster draws come from this stream.
     arrival_rng: Pcg64,
@@ -112,6 +117,7 @@ impl Generator {
             params,
             store,
             home,
+            focus_events: false,
             seed,
             arrival_rng,
             inter_arrival,
@@ -127,6 +133,13 @@ impl Generator {
             inside: 0,
             peak_inside: 0,
         }
+    }
+
+    /// Also emits a focus event right after the move that is a shopper's 3rd report in a row
+    /// inside one department (same due time, so it is published right after that move).
+    pub fn with_focus_events(mut self, on: bool) -> Generator {
+        self.focus_events = on;
+        self
     }
 
     /// How many shoppers are inside (or entering) now.
@@ -195,6 +208,7 @@ impl Generator {
             y: door_y as u16,
             next: Next::Enter,
             homing: false,
+            focus: FocusTracker::new(),
         };
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -211,34 +225,51 @@ impl Generator {
         self.agenda.push(Reverse((at_ms, slot)));
     }
 
-    /// Emits the shopper's due event and plans the next one.
-    fn act(&mut self, slot: u32, at_ms: i64) -> Event {
+    /// Emits the shopper's due event (and the focus it makes, if any) and plans the next one;
+    /// returns how many events it appended.
+    fn act(&mut self, slot: u32, at_ms: i64, out: &mut Vec<Event>) -> usize {
         let shopper = &mut self.shoppers[slot as usize];
+        let mut focus = None;
         let kind = match shopper.next {
             Next::Enter => EventKind::Enter,
             Next::Move(x, y) => {
                 shopper.x = x;
                 shopper.y = y;
                 let (x, y) = self.store.centre(x.into(), y.into());
-                EventKind::Move {
-                    x: i64::from(x),
-                    y: i64::from(y),
+                let (x, y) = (i64::from(x), i64::from(y));
+                if self.focus_events
+                    && let Some(department) = shopper.focus.report(&self.store, x, y)
+                {
+                    let dep = self.store.zones()[department].name.as_str();
+                    focus = Some(EventKind::Focus {
+                        dep: customersim_plugin_api::intern(dep),
+                        x,
+                        y,
+                    });
                 }
+                EventKind::Move { x, y }
             }
             Next::Exit => EventKind::Exit,
         };
-        let event = Event {
+        out.push(Event {
             due_ms: at_ms,
             customer: shopper.id.clone(),
             kind,
-        };
+        });
+        if let Some(kind) = focus {
+            out.push(Event {
+                due_ms: at_ms,
+                customer: shopper.id.clone(),
+                kind,
+            });
+        }
         if kind == EventKind::Exit {
             self.leave(slot, at_ms);
         } else {
             let due = self.plan(slot, at_ms);
             self.agenda.push(Reverse((due, slot)));
         }
-        event
+        1 + usize::from(focus.is_some())
     }
 
     fn leave(&mut self, slot: u32, at_ms: i64) {
@@ -344,8 +375,7 @@ impl Generate for Generator {
                 self.arrive(next);
             } else {
                 let Reverse((due, slot)) = self.agenda.pop().expect("peeked");
-                out.push(self.act(slot, due));
-                produced += 1;
+                produced += self.act(slot, due, out);
             }
         }
     }
@@ -404,7 +434,7 @@ mod tests {
             match event.kind {
                 EventKind::Enter => inside += 1,
                 EventKind::Exit => inside -= 1,
-                EventKind::Move { .. } => {}
+                EventKind::Move { .. } | EventKind::Focus { .. } => {}
             }
         }
         area += (inside * (end_ms - last)) as f64;
@@ -447,6 +477,7 @@ mod tests {
                     assert_eq!((px, py), (0, 0), "exit at the door");
                     exits += 1;
                 }
+                EventKind::Focus { .. } => panic!("no focus events unless asked for"),
             }
         }
         assert!(state.is_empty(), "everyone left after closing");
@@ -552,7 +583,7 @@ mod tests {
                     assert!(event.due_ms < close, "no arrival after the doors closed");
                 }
                 EventKind::Exit => assert!(inside.remove(&n)),
-                EventKind::Move { .. } => assert!(inside.contains(&n)),
+                EventKind::Move { .. } | EventKind::Focus { .. } => assert!(inside.contains(&n)),
             }
             most_inside = most_inside.max(inside.len());
         }

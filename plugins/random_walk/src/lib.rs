@@ -110,8 +110,7 @@ impl RandomWalkConfig {
 
 impl SourceConfig for RandomWalkConfig {
     const NAME: &'static str = "random_walk";
-    const DESCRIPTION: &'static str =
-        "simulated shoppers: Poisson arrivals, random walk over the grid, exit through the door";
+    const DESCRIPTION: &'static str = "simulated shoppers: Poisson arrivals, random walk over the store's walkable cells, home to the exit";
     const ENV: &'static [EnvOverride] = &[EnvOverride {
         var: "CUSTOMERS_AVERAGE_IN_STORE",
         key: "average_in_store",
@@ -124,6 +123,7 @@ impl SourceConfig for RandomWalkConfig {
         Ok(Box::new(RandomWalk {
             params: self.params()?,
             store,
+            focus_events: cx.topics.focus.is_some(),
         }))
     }
 }
@@ -134,6 +134,8 @@ register_source!(RandomWalkConfig);
 struct RandomWalk {
     params: WalkParams,
     store: customersim_plugin_api::StoreLayout,
+    /// Ground-truth focus events are on (`topics.focus` is set).
+    focus_events: bool,
 }
 
 #[async_trait]
@@ -150,7 +152,8 @@ impl Source for RandomWalk {
             cx.clock.origin_ms(),
             cx.doors_close_ms,
             cx.roster.clone(),
-        );
+        )
+        .with_focus_events(self.focus_events);
         run_ahead(Self::NAME, generator, cx).await
     }
 }

@@ -14,8 +14,8 @@ use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::rand_distr::{Distribution, LogNormal, Poisson};
 use customersim_plugin_api::rand_pcg::{Pcg32, Pcg64};
 use customersim_plugin_api::{
-    Admission, ArrivalProcess, ArrivalRules, CustomerId, Entrance, Event, EventKind, Generate,
-    QueueMetrics, QueueStats, Roster, derive_seed,
+    Admission, ArrivalProcess, ArrivalRules, CustomerId, Entrance, Event, EventKind,
+    FocusTracker, Generate, QueueMetrics, QueueStats, Roster, derive_seed, intern,
 };
 
 use crate::floor::{Cell, Fields, Floor, STRAIGHT};
@@ -105,6 +105,8 @@ struct Shopper {
     buys: bool,
     /// The checkout chosen (valid once walking to it).
     checkout: u8,
+    /// Counts the shopper's reports in a row inside one department (ground-truth focus).
+    focus: FocusTracker,
 }
 
 /// The store as the generator uses it: the grid, its distance fields and which field is which.
@@ -226,6 +228,8 @@ pub struct Generator {
     inside: usize,
     peak_inside: usize,
     mean_trip_ms: f64,
+    /// Whether to emit ground-truth focus events (`topics.focus` is set).
+    focus_events: bool,
 }
 
 impl Generator {
@@ -263,6 +267,7 @@ impl Generator {
             inside: 0,
             peak_inside: 0,
             mean_trip_ms: 0.0,
+            focus_events: false,
         };
         generator.mean_trip_ms = generator.estimate_mean_trip_ms();
         let rate_per_ms = generator.params.average_in_store / generator.mean_trip_ms;
@@ -337,6 +342,13 @@ impl Generator {
         if self.entrance.arrive(at_ms, gives_up_ms) == Admission::Enter {
             self.admit(at_ms);
         }
+    }
+
+    /// Also emits a focus event right after the move that is a shopper's 3rd report in a row
+    /// inside one department (the consumers' rule, [`FocusTracker`]).
+    pub fn with_focus_events(mut self, on: bool) -> Generator {
+        self.focus_events = on;
+        self
     }
 
     /// Reports the entrance queue to `metrics` (when `capacity` is set).
@@ -479,6 +491,7 @@ impl Generator {
             phase: Phase::Walking,
             buys: plan.buys,
             checkout: 0,
+            focus: FocusTracker::new(),
         };
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -495,34 +508,48 @@ impl Generator {
         self.agenda.push(Reverse((at_ms, slot)));
     }
 
-    /// Emits the shopper's due event and plans the next one.
-    fn act(&mut self, slot: u32, at_ms: i64) -> Event {
+    /// Emits the shopper's due event (and the focus it makes, if any) and plans the next one;
+    /// returns how many events it appended.
+    fn act(&mut self, slot: u32, at_ms: i64, out: &mut Vec<Event>) -> usize {
         let store = &*self.store;
         let shopper = &mut self.shoppers[slot as usize];
-        let kind = match shopper.next {
-            Next::Enter => EventKind::Enter,
+        let (kind, focus) = match shopper.next {
+            Next::Enter => (EventKind::Enter, None),
             Next::Move(cell) => {
                 shopper.at = cell;
                 let (x, y) = store.floor.centre(cell);
-                EventKind::Move {
-                    x: i64::from(x),
-                    y: i64::from(y),
-                }
+                let (x, y) = (i64::from(x), i64::from(y));
+                let focus = self
+                    .focus_events
+                    .then(|| shopper.focus.report(&store.floor.layout, x, y))
+                    .flatten()
+                    .map(|zone| EventKind::Focus {
+                        dep: intern(&store.floor.layout.zones()[zone].name),
+                        x,
+                        y,
+                    });
+                (EventKind::Move { x, y }, focus)
             }
-            Next::Exit => EventKind::Exit,
+            Next::Exit => (EventKind::Exit, None),
         };
-        let event = Event {
-            due_ms: at_ms,
-            customer: shopper.id.clone(),
-            kind,
-        };
+        let customer = shopper.id.clone();
+        out.extend(
+            [Some(kind), focus]
+                .into_iter()
+                .flatten()
+                .map(|kind| Event {
+                    due_ms: at_ms,
+                    customer: customer.clone(),
+                    kind,
+                }),
+        );
         if kind == EventKind::Exit {
             self.leave(slot, at_ms);
         } else {
             let due = self.plan(slot, at_ms);
             self.agenda.push(Reverse((due, slot)));
         }
-        event
+        1 + usize::from(focus.is_some())
     }
 
     fn leave(&mut self, slot: u32, at_ms: i64) {
@@ -764,8 +791,7 @@ impl Generate for Generator {
                 self.arrive(next);
             } else {
                 let Reverse((due, slot)) = self.agenda.pop().expect("peeked");
-                out.push(self.act(slot, due));
-                produced += 1;
+                produced += self.act(slot, due, out);
             }
         }
     }
@@ -956,6 +982,7 @@ pub(crate) mod tests {
                         (None, _) => runs.push((usize::MAX, 0)),
                     }
                 }
+                EventKind::Focus { .. } => panic!("no focus events unless asked for"),
                 EventKind::Exit => {
                     let (at, _, runs) = inside.remove(&event.customer).expect("inside");
                     assert_eq!(at, Some(floor.exit), "leaves from the exit");
@@ -1026,7 +1053,7 @@ pub(crate) mod tests {
                     lengths.push(event.due_ms - entered[&event.customer])
                 }
                 EventKind::Exit => {}
-                EventKind::Move { .. } => {}
+                EventKind::Move { .. } | EventKind::Focus { .. } => {}
             }
         }
         lengths.sort_unstable();
@@ -1069,7 +1096,7 @@ pub(crate) mod tests {
                     match event.kind {
                         EventKind::Enter => inside += 1,
                         EventKind::Exit => inside -= 1,
-                        EventKind::Move { .. } => {}
+                        EventKind::Move { .. } | EventKind::Focus { .. } => {}
                     }
                 }
             }

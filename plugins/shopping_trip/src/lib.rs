@@ -250,6 +250,7 @@ impl SourceConfig for ShoppingTripConfig {
             params,
             store: Arc::new(store),
             queue_metrics,
+            focus_events: cx.topics.focus.is_some(),
         }))
     }
 }
@@ -262,6 +263,8 @@ struct ShoppingTrip {
     store: Arc<Store>,
     /// The entrance queue's metrics, when `capacity` is set.
     queue_metrics: Option<QueueMetrics>,
+    /// Ground-truth focus events are on (`topics.focus` is set).
+    focus_events: bool,
 }
 
 #[async_trait]
@@ -278,7 +281,8 @@ impl Source for ShoppingTrip {
             cx.clock.origin_ms(),
             cx.doors_close_ms,
             cx.roster.clone(),
-        );
+        )
+        .with_focus_events(self.focus_events);
         if let Some(metrics) = self.queue_metrics {
             generator = generator.with_queue_metrics(metrics);
         }
