@@ -8,7 +8,7 @@
 //! - random_walk: peak RSS with 1,000,000 shoppers inside against an empty store measured in the
 //!   same round (target: at most 200 bytes per shopper above the empty store). Peak RSS is the
 //!   child's `ru_maxrss` from `wait4`;
-//! - shopping_trip in the demo store (`tests/data/demo-store.yaml`): events per second with
+//! - shopping_trip in the demo store (`configs/retail-demo.yaml`): events per second with
 //!   10,000 shoppers inside, measured the same way (target: at least half of random_walk's), with
 //!   a 300 ms checkout service so that three checkouts keep up with 450 paying shoppers a minute;
 //! - shopping_trip: peak RSS per shopper with 1,000,000 inside (target: at most 300 bytes above
@@ -30,8 +30,15 @@ struct RunFigures {
     startup_ms: Option<f64>,
 }
 
-/// The demo store's `store:` section.
-const DEMO_STORE: &str = include_str!("../tests/data/demo-store.yaml");
+/// The `store:` section of the demo pipeline (`configs/retail-demo.yaml`).
+fn demo_store() -> String {
+    use customersim::plugin_api::serde_yaml::{self, Mapping, Value};
+    let text = include_str!("../configs/retail-demo.yaml");
+    let doc: Value = serde_yaml::from_str(text).unwrap();
+    let mut store = Mapping::new();
+    store.insert("store".into(), doc["store"].clone());
+    serde_yaml::to_string(&store).unwrap()
+}
 
 /// A random_walk source on the default grid.
 fn random_walk(target: u64) -> String {
@@ -41,7 +48,8 @@ fn random_walk(target: u64) -> String {
 /// A shopping_trip source in the demo store; `extra` are more source keys.
 fn shopping_trip(target: u64, extra: &str) -> String {
     format!(
-        "{DEMO_STORE}sources:\n  - type: shopping_trip\n    average_in_store: {target}\n{extra}"
+        "{}sources:\n  - type: shopping_trip\n    average_in_store: {target}\n{extra}",
+        demo_store()
     )
 }
 
@@ -49,8 +57,7 @@ fn shopping_trip(target: u64, extra: &str) -> String {
 const FAST_CHECKOUTS: &str = "    mean_service: 300ms\n";
 
 /// Trips of about 35 minutes with few browse reports: the store fills with few events.
-const LONG_QUIET_TRIPS: &str =
-    "    mean_browse: 30m\n    browse_step: 10m\n    min_trip: 20m\n    max_trip: 60m\n    checkout_share: 0\n";
+const LONG_QUIET_TRIPS: &str = "    mean_browse: 30m\n    browse_step: 10m\n    min_trip: 20m\n    max_trip: 60m\n    checkout_share: 0\n";
 
 fn run(sources: &str, duration: &str) -> RunFigures {
     let dir = tempfile::tempdir().unwrap();
@@ -139,7 +146,9 @@ fn main() {
     if std::env::args().any(|arg| arg == "--list") {
         return; // `cargo test --benches` asks for a list; this bench has no unit tests
     }
-    println!("customersim pipeline benchmark (stdout > /dev/null, --speed max; median (lowest–highest) of 3 rounds)");
+    println!(
+        "customersim pipeline benchmark (stdout > /dev/null, --speed max; median (lowest–highest) of 3 rounds)"
+    );
     let (mut walk_rates, mut trip_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let (mut walk_bytes, mut trip_bytes, mut startups) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=3 {

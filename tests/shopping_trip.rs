@@ -1,83 +1,57 @@
-//! The `shopping_trip` source through the real binary, in the demo store: a simulated week keeps
-//! every rule of the store (positions, steps, doors, roster, browsing the list), and the same seed
-//! gives the same bytes at any speed.
+//! The `shopping_trip` source through the real binary, in the demo store
+//! (`configs/retail-demo.yaml`): a simulated week keeps every rule of the store (positions, steps,
+//! doors, roster, browsing the list, focus events), and the same seed gives the same bytes at any
+//! speed.
 
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use common::{customersim, parse_lines, run_ok};
+use common::{configs_dir, customersim, parse_lines, run_ok};
+use customersim::plugin_api::serde_yaml::{self, Value};
 
-/// The demo store plan (the `store:` section of a pipeline file).
-const STORE: &str = include_str!("data/demo-store.yaml");
-
-const CELL: i64 = 20;
-
-/// A pipeline file with the demo store and a `shopping_trip` source (plus `extra` lines of
-/// pipeline), in `dir`.
-fn pipeline(dir: &Path, source: &str, extra: &str) -> PathBuf {
+/// The demo pipeline with its sources replaced by `sources` (YAML), printing to stdout, as fast
+/// as the sinks go, written to `dir`; also returns its `store:` section.
+fn demo_pipeline(dir: &Path, sources: &str) -> (PathBuf, Value) {
+    let text = std::fs::read_to_string(configs_dir().join("retail-demo.yaml")).unwrap();
+    let mut doc: Value = serde_yaml::from_str(&text).unwrap();
+    doc["simulation"]["start"] = "2026-03-02T00:00:00Z".into();
+    doc["timeline"] =
+        serde_yaml::from_str("{consume_frequency: 0, consume_batch_size: 10000}").unwrap();
+    doc["sources"] = serde_yaml::from_str(sources).unwrap();
+    doc["sinks"] = serde_yaml::from_str("[{type: stdout}]").unwrap();
     let path = dir.join("pipeline.yaml");
-    let text = format!(
-        "simulation: {{start: \"2026-03-02T00:00:00Z\"}}\n{STORE}{extra}\
-         timeline: {{consume_frequency: 0, consume_batch_size: 10000}}\n\
-         sources:\n  - type: shopping_trip\n{source}sinks: [{{type: stdout}}]\n"
-    );
-    std::fs::File::create(&path)
+    std::fs::write(&path, serde_yaml::to_string(&doc).unwrap()).unwrap();
+    (path, doc["store"].clone())
+}
+
+/// The zones of `kind` in the store section: (name, [x1, y1, x2, y2]).
+fn zones(store: &Value, kind: &str) -> Vec<(String, [i64; 4])> {
+    store["zones"]
+        .as_sequence()
         .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    path
-}
-
-/// The obstacles' rectangles, and the cells they block (every cell they touch).
-fn blocked_cells() -> HashSet<(i64, i64)> {
-    let mut blocked = HashSet::new();
-    for line in STORE.lines().filter(|l| l.contains("kind: obstacle")) {
-        let area = line.split("area: [").nth(1).unwrap();
-        let numbers: Vec<i64> = area
-            .trim_end_matches("]}")
-            .split(", ")
-            .map(|n| n.parse().unwrap())
-            .collect();
-        for col in numbers[0] / CELL..=numbers[2] / CELL {
-            for row in numbers[1] / CELL..=numbers[3] / CELL {
-                blocked.insert((col, row));
-            }
-        }
-    }
-    blocked
-}
-
-/// The departments' rectangles by name.
-fn departments() -> Vec<(String, [i64; 4])> {
-    STORE
-        .lines()
-        .filter(|l| l.contains("kind: department"))
-        .map(|line| {
-            let name = line
-                .split("name: ")
-                .nth(1)
+        .iter()
+        .filter(|zone| zone["kind"].as_str() == Some(kind))
+        .map(|zone| {
+            let area: Vec<i64> = zone["area"]
+                .as_sequence()
                 .unwrap()
-                .split(',')
-                .next()
-                .unwrap();
-            let area = line
-                .split("area: [")
-                .nth(1)
-                .unwrap()
-                .split(']')
-                .next()
-                .unwrap();
-            let n: Vec<i64> = area.split(", ").map(|n| n.parse().unwrap()).collect();
-            (name.to_string(), [n[0], n[1], n[2], n[3]])
+                .iter()
+                .map(|n| n.as_i64().unwrap())
+                .collect();
+            (
+                zone["name"].as_str().unwrap().to_string(),
+                [area[0], area[1], area[2], area[3]],
+            )
         })
         .collect()
 }
 
-/// One published event: (topic suffix, id, ts, x, y).
-fn parse(stdout: &[u8]) -> Vec<(char, String, i64, i64, i64)> {
+/// One published event: (kind, id, ts, x, y, dep) with kind `e`nter, `m`ove, `x` exit, `f`ocus.
+type Seen = (char, String, i64, i64, i64, String);
+
+fn parse(stdout: &[u8]) -> Vec<Seen> {
     parse_lines(stdout)
         .iter()
         .map(|line| {
@@ -86,6 +60,7 @@ fn parse(stdout: &[u8]) -> Vec<(char, String, i64, i64, i64)> {
                 "customer/enter" => 'e',
                 "customer/move" => 'm',
                 "customer/exit" => 'x',
+                "customer/focus" => 'f',
                 other => panic!("unexpected topic {other}"),
             };
             (
@@ -94,6 +69,7 @@ fn parse(stdout: &[u8]) -> Vec<(char, String, i64, i64, i64)> {
                 value["ts"].as_i64().unwrap(),
                 value["x"].as_i64().unwrap_or(-1),
                 value["y"].as_i64().unwrap_or(-1),
+                value["dep"].as_str().unwrap_or("").to_string(),
             )
         })
         .collect()
@@ -102,13 +78,13 @@ fn parse(stdout: &[u8]) -> Vec<(char, String, i64, i64, i64)> {
 #[test]
 fn a_week_in_the_demo_store_keeps_every_rule_of_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let customers = dir.path().join("customers.csv");
-    let list: String = (1..=46).map(|n| format!("{n}\n")).collect();
-    std::fs::write(&customers, format!("customer_id\n{list}")).unwrap();
-    let config = pipeline(
+    let customers = configs_dir().join("retail-demo-customers.csv");
+    let (config, store) = demo_pipeline(
         dir.path(),
-        "    average_in_store: 3\n  - type: customer_list\n    path: customers.csv\n",
-        "",
+        &format!(
+            "[{{type: shopping_trip, average_in_store: 3}}, {{type: customer_list, path: {:?}}}]",
+            customers.display().to_string()
+        ),
     );
     let output = run_ok(
         customersim()
@@ -132,21 +108,38 @@ fn a_week_in_the_demo_store_keeps_every_rule_of_the_store() {
                 .push(list.split(", ").map(str::to_string).collect());
         }
     }
-    let blocked = blocked_cells();
-    let departments = departments();
+    let cell = store["cell"].as_i64().unwrap();
+    let (width, height) = (
+        store["width"].as_i64().unwrap(),
+        store["height"].as_i64().unwrap(),
+    );
+    let mut blocked = HashSet::new();
+    for (_, [x1, y1, x2, y2]) in zones(&store, "obstacle") {
+        for col in x1 / cell..=x2 / cell {
+            for row in y1 / cell..=y2 / cell {
+                blocked.insert((col, row));
+            }
+        }
+    }
+    let departments = zones(&store, "department");
     let department_at = |x: i64, y: i64| {
         departments
             .iter()
             .position(|(_, [x1, y1, x2, y2])| (*x1..=*x2).contains(&x) && (*y1..=*y2).contains(&y))
     };
-    let cell = |x: i64, y: i64| (x / CELL, y / CELL);
-    let (entrance, exit) = (cell(937, 50), cell(1071, 50));
+    let cell_of = |x: i64, y: i64| (x / cell, y / cell);
+    let point = |key: &str| {
+        let xy = store[key].as_sequence().unwrap();
+        cell_of(xy[0].as_i64().unwrap(), xy[1].as_i64().unwrap())
+    };
+    let (entrance, exit) = (point("entrance"), point("exit"));
     let close = 1_772_409_600 + 168 * 3600; // 2026-03-02T00:00:00Z + a week
     // Per customer inside: last cell (None right after entering), runs of reports per department.
     let mut inside: HashMap<String, (Option<(i64, i64)>, Vec<(usize, u32)>)> = HashMap::new();
     let mut trips: HashMap<String, usize> = HashMap::new();
+    let (mut expected_focus, mut focus) = (Vec::new(), Vec::new());
     let (mut last_ts, mut visits, mut checked) = (i64::MIN, 0, 0);
-    for (kind, id, ts, x, y) in &events {
+    for (kind, id, ts, x, y, dep) in &events {
         assert!(*ts >= last_ts, "time order");
         last_ts = *ts;
         match kind {
@@ -160,10 +153,10 @@ fn a_week_in_the_demo_store_keeps_every_rule_of_the_store() {
                 visits += 1;
             }
             'm' => {
-                assert!((0..1808).contains(x) && (0..1315).contains(y), "{x},{y}");
-                let to = cell(*x, *y);
+                assert!((0..width).contains(x) && (0..height).contains(y), "{x},{y}");
+                let to = cell_of(*x, *y);
                 assert_eq!(
-                    (to.0 * CELL + (CELL - 1) / 2, to.1 * CELL + (CELL - 1) / 2),
+                    (to.0 * cell + (cell - 1) / 2, to.1 * cell + (cell - 1) / 2),
                     (*x, *y),
                     "cell centres"
                 );
@@ -180,7 +173,14 @@ fn a_week_in_the_demo_store_keeps_every_rule_of_the_store() {
                     (Some(d), _) => runs.push((d, 1)),
                     (None, _) => runs.push((usize::MAX, 0)),
                 }
+                // The consumers' rule: the 3rd report in a row inside one department.
+                if let Some(&(d, 3)) = runs.last()
+                    && d != usize::MAX
+                {
+                    expected_focus.push((id.clone(), *ts, departments[d].0.clone(), *x, *y));
+                }
             }
+            'f' => focus.push((id.clone(), *ts, dep.clone(), *x, *y)),
             'x' => {
                 let (at, runs) = inside.remove(id).expect("an exit after an enter");
                 assert_eq!(at, Some(exit), "{id} leaves from the exit");
@@ -207,15 +207,20 @@ fn a_week_in_the_demo_store_keeps_every_rule_of_the_store() {
         visits > 1000 && checked > 1000,
         "{visits} visits, {checked} checked"
     );
+    assert!(focus.len() >= checked, "{} focus events", focus.len());
+    assert_eq!(
+        focus, expected_focus,
+        "focus events follow the consumers' rule"
+    );
 }
 
 #[test]
 fn max_speed_and_a_finite_speed_give_the_same_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let config = pipeline(
+    let (config, _) = demo_pipeline(
         dir.path(),
-        "    average_in_store: 40\n    mean_browse: 30s\n    browse_step: 2s\n    min_trip: 1m\n    max_trip: 3m\n    mean_service: 5s\n",
-        "",
+        "[{type: shopping_trip, average_in_store: 40, mean_browse: 30s, browse_step: 2s, \
+          min_trip: 1m, max_trip: 3m, mean_service: 5s}]",
     );
     let run = |speed: &str| {
         run_ok(

@@ -131,12 +131,11 @@ impl Floor {
                 }
             }
         }
-        for zone in layout
-            .zones()
-            .iter()
-            .filter(|z| z.kind == ZoneKind::Checkout)
-        {
-            let line = floor.checkout_line(&zone.name, zone.area)?;
+        for (z, zone) in layout.zones().iter().enumerate() {
+            if zone.kind != ZoneKind::Checkout {
+                continue;
+            }
+            let line = floor.checkout_line(z, &zone.name, zone.area)?;
             floor.checkouts.push(Checkout {
                 name: Arc::from(zone.name.as_str()),
                 line,
@@ -145,22 +144,41 @@ impl Floor {
         Ok(floor)
     }
 
-    /// The line of a checkout whose counter covers `area`: shoppers pay on the walkable cell just
-    /// below the middle of the counter (the demo store's counters stand against the top wall) or,
-    /// when that is blocked, just above it or on the counter's own middle cell; the line grows
-    /// away from the counter, one cell per place, while the cells are walkable and outside every
-    /// department.
+    /// The line of checkout zone `zone` (covering `area`). Shoppers pay next to the counter: in
+    /// the zone's middle column, on its top cell when a counter (or wall) blocks the cell above
+    /// it, else on its bottom cell when one blocks the cell below, else on its top cell; when the
+    /// zone has no walkable cell (the zone is the counter itself), just below it, or above it. The
+    /// line grows away from the counter, one cell per place, while the cells are walkable and
+    /// outside every department.
     fn checkout_line(
         &self,
+        zone: usize,
         name: &str,
         [x1, y1, x2, y2]: [u32; 4],
     ) -> Result<Vec<Cell>, PluginError> {
         let cell = self.layout.cell();
         let col = ((x1 + x2) / 2 / cell).min(u32::from(self.cols) - 1) as i32;
-        let top = (y1 / cell) as i32;
-        let bottom = (y2 / cell) as i32;
-        let middle = (top + bottom) / 2;
-        let candidates = [(bottom + 1, 1), (top - 1, -1), (middle, 1)];
+        let in_zone: Vec<i32> = (0..i32::from(self.rows))
+            .filter(|&row| {
+                self.cell_at(col, row).is_some_and(|c| {
+                    self.walkable(c)
+                        && self.layout.zone_at_cell(u32::from(c.0), u32::from(c.1)) == Some(zone)
+                })
+            })
+            .collect();
+        let open = |row: i32| self.cell_at(col, row).is_some_and(|c| self.walkable(c));
+        let candidates = match (in_zone.first(), in_zone.last()) {
+            (Some(&top), Some(&bottom)) => {
+                if !open(top - 1) {
+                    vec![(top, 1)]
+                } else if !open(bottom + 1) {
+                    vec![(bottom, -1)]
+                } else {
+                    vec![(top, 1)]
+                }
+            }
+            _ => vec![((y2 / cell) as i32 + 1, 1), ((y1 / cell) as i32 - 1, -1)],
+        };
         for (row, direction) in candidates {
             let mut line = Vec::new();
             let mut row = row;
@@ -168,8 +186,7 @@ impl Floor {
                 let Some(cell) = self.cell_at(col, row) else {
                     break;
                 };
-                if !self.walkable(cell) || (!line.is_empty() && self.department_of(cell).is_some())
-                {
+                if !self.walkable(cell) || self.department_of(cell).is_some() {
                     break;
                 }
                 line.push(cell);
@@ -372,7 +389,23 @@ mod tests {
                 zone("Toys", ZoneKind::Department, [0, 40, 99, 59]),
             ],
         );
-        assert_eq!(floor.checkouts[0].line, [(4, 1), (4, 2), (4, 3)]);
+        // The zone is walkable itself (a till against the top wall): pay on its top cell.
+        assert_eq!(floor.checkouts[0].line, [(4, 0), (4, 1), (4, 2), (4, 3)]);
+    }
+
+    #[test]
+    fn the_line_of_a_checkout_zone_below_its_counter_starts_at_the_counter() {
+        // The zone is the floor below a solid counter: pay on its top cell, queue downwards.
+        let floor = floor(
+            (5, 5),
+            vec![
+                zone("Counter", ZoneKind::Obstacle, [40, 0, 59, 9]),
+                zone("Till", ZoneKind::Checkout, [40, 10, 59, 29]),
+                zone("Toys", ZoneKind::Department, [80, 40, 99, 59]),
+            ],
+        );
+        assert_eq!(floor.checkouts[0].line[..3], [(4, 1), (4, 2), (4, 3)]);
+        assert_eq!(floor.checkouts[0].line.len(), 5);
     }
 
     #[test]

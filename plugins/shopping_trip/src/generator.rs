@@ -14,8 +14,8 @@ use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::rand_distr::{Distribution, LogNormal, Poisson};
 use customersim_plugin_api::rand_pcg::{Pcg32, Pcg64};
 use customersim_plugin_api::{
-    Admission, ArrivalProcess, ArrivalRules, CustomerId, Entrance, Event, EventKind,
-    FocusTracker, Generate, QueueMetrics, QueueStats, Roster, derive_seed, intern,
+    Admission, ArrivalProcess, ArrivalRules, CustomerId, Entrance, Event, EventKind, FocusTracker,
+    Generate, QueueMetrics, QueueStats, Roster, derive_seed, intern,
 };
 
 use crate::floor::{Cell, Fields, Floor, STRAIGHT};
@@ -533,16 +533,11 @@ impl Generator {
             Next::Exit => (EventKind::Exit, None),
         };
         let customer = shopper.id.clone();
-        out.extend(
-            [Some(kind), focus]
-                .into_iter()
-                .flatten()
-                .map(|kind| Event {
-                    due_ms: at_ms,
-                    customer: customer.clone(),
-                    kind,
-                }),
-        );
+        out.extend([Some(kind), focus].into_iter().flatten().map(|kind| Event {
+            due_ms: at_ms,
+            customer: customer.clone(),
+            kind,
+        }));
         if kind == EventKind::Exit {
             self.leave(slot, at_ms);
         } else {
@@ -1178,7 +1173,7 @@ mod line_tests {
                 (i64::from(x), i64::from(y))
             })
             .collect();
-        assert_eq!(line.len(), 14);
+        assert_eq!(line.len(), 15, "from the till down to the department");
         let mut p = params(4.0);
         p.checkout_share = 1.0;
         p.mean_browse_ms = 60_000.0;
