@@ -6,11 +6,19 @@
 //! advances the watermark that paces a virtual clock, and ends when the doors closed and the last
 //! shopper left.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use rand::RngCore;
+
 use crate::backoff::Backoff;
-use crate::context::SourceContext;
-use crate::event::Event;
+use crate::context::{Roster, SourceContext};
+use crate::event::{CustomerId, Event, EventKind, intern};
+use crate::focus::FocusTracker;
+use crate::layout::StoreLayout;
 use crate::plugin::PluginError;
 use crate::timeline::TimelineError;
 
@@ -18,11 +26,18 @@ use crate::timeline::TimelineError;
 /// once.
 const CHUNK_EVENTS: usize = 4096;
 
-/// A shopper model that generates its events in time order, up to a horizon at a time.
+/// A shopper model that generates its events in time order, up to a horizon at a time: arrivals
+/// come from its arrival process, every other event from its agenda ([`Crowd`]).
 pub trait Generate: Send {
-    /// Appends the events due before `horizon_ms` (at most `max` of them) to `out`, in time
-    /// order, and returns the watermark: every event due before it has been generated.
-    fn generate(&mut self, horizon_ms: i64, out: &mut Vec<Event>, max: usize) -> i64;
+    /// When the next shopper arrives; `None` once arrivals stopped.
+    fn next_arrival_ms(&self) -> Option<i64>;
+    /// When the next event of a shopper inside is due.
+    fn next_due_ms(&self) -> Option<i64>;
+    /// Handles the arrival due at `at_ms` (letting the shopper in or not; drawing the next one).
+    fn arrive(&mut self, at_ms: i64);
+    /// Appends the next due event of a shopper inside (and any event it makes, such as a focus)
+    /// to `out` and plans the shopper's next one; returns how many events it appended.
+    fn act_next(&mut self, out: &mut Vec<Event>) -> usize;
     /// Whether the doors closed and the last shopper left.
     fn is_finished(&self) -> bool;
     /// Arrivals waiting for a listed customer to leave.
@@ -31,6 +46,166 @@ pub trait Generate: Send {
     fn visits(&self) -> u64;
     /// The most shoppers inside at once so far.
     fn peak_inside(&self) -> usize;
+
+    /// Appends the events due before `horizon_ms` (at most `max` of them, give or take the
+    /// events one act makes) to `out`, in time order, and returns the watermark: every event due
+    /// before it has been generated.
+    fn generate(&mut self, horizon_ms: i64, out: &mut Vec<Event>, max: usize) -> i64 {
+        let mut produced = 0;
+        loop {
+            let next = match (self.next_arrival_ms(), self.next_due_ms()) {
+                (None, None) => return i64::MAX,
+                (Some(a), None) => a,
+                (None, Some(s)) => s,
+                (Some(a), Some(s)) => a.min(s),
+            };
+            if next >= horizon_ms || produced >= max {
+                return next.min(horizon_ms);
+            }
+            if self.next_arrival_ms() == Some(next) {
+                self.arrive(next);
+            } else {
+                produced += self.act_next(out);
+            }
+        }
+    }
+}
+
+/// The shoppers inside a generator: slots reused after exits (so a slot number is a small, stable
+/// handle), the agenda of each one's next event, and the counts of who is inside.
+#[derive(Debug)]
+pub struct Crowd<T> {
+    slots: Vec<T>,
+    free: Vec<u32>,
+    /// (due, slot) of each shopper's next event; slots are assigned deterministically, so ties
+    /// break the same way in every run.
+    agenda: BinaryHeap<Reverse<(i64, u32)>>,
+    inside: usize,
+    peak_inside: usize,
+}
+
+impl<T> Crowd<T> {
+    /// An empty store with room for about `expected` shoppers before growing.
+    pub fn with_capacity(expected: usize) -> Crowd<T> {
+        Crowd {
+            slots: Vec::with_capacity(expected),
+            free: Vec::new(),
+            agenda: BinaryHeap::with_capacity(expected),
+            inside: 0,
+            peak_inside: 0,
+        }
+    }
+
+    /// Lets `shopper` in with its first event due at `due_ms`; returns its slot.
+    pub fn enter(&mut self, shopper: T, due_ms: i64) -> u32 {
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = shopper;
+                slot
+            }
+            None => {
+                self.slots.push(shopper);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.inside += 1;
+        self.peak_inside = self.peak_inside.max(self.inside);
+        self.agenda.push(Reverse((due_ms, slot)));
+        slot
+    }
+
+    /// The shopper in `slot`.
+    pub fn get(&self, slot: u32) -> &T {
+        &self.slots[slot as usize]
+    }
+
+    /// The shopper in `slot`, to change.
+    pub fn get_mut(&mut self, slot: u32) -> &mut T {
+        &mut self.slots[slot as usize]
+    }
+
+    /// When the next event of anyone inside is due.
+    pub fn next_due_ms(&self) -> Option<i64> {
+        self.agenda.peek().map(|Reverse((due, _))| *due)
+    }
+
+    /// Takes the next due (time, slot) off the agenda.
+    pub fn pop_due(&mut self) -> Option<(i64, u32)> {
+        self.agenda.pop().map(|Reverse(next)| next)
+    }
+
+    /// Puts the next event of the shopper in `slot` on the agenda.
+    pub fn schedule(&mut self, slot: u32, due_ms: i64) {
+        self.agenda.push(Reverse((due_ms, slot)));
+    }
+
+    /// The shopper in `slot` left; the slot is reused by a later arrival.
+    pub fn leave(&mut self, slot: u32) {
+        self.free.push(slot);
+        self.inside -= 1;
+    }
+
+    /// Whether no event is planned (nobody is inside).
+    pub fn is_idle(&self) -> bool {
+        self.agenda.is_empty()
+    }
+
+    /// How many shoppers are inside now.
+    pub fn inside(&self) -> usize {
+        self.inside
+    }
+
+    /// The most shoppers inside at once so far.
+    pub fn peak_inside(&self) -> usize {
+        self.peak_inside
+    }
+}
+
+/// Who the `serial`-th arrival is: a customer drawn from `roster` (`None` when every listed
+/// customer is inside), or without a roster a generated id, `serial` in decimal after `prefix`
+/// (no prefix keeps ids digits, which consumers of the original service parse as integers).
+pub fn arriving_customer(
+    roster: Option<&Arc<dyn Roster>>,
+    rng: &mut dyn RngCore,
+    serial: u64,
+    prefix: &str,
+) -> Option<CustomerId> {
+    match roster {
+        Some(roster) => roster.admit(rng),
+        None if prefix.is_empty() => Some(CustomerId::Number(serial)),
+        None => Some(CustomerId::Text(Arc::from(format!("{prefix}{serial}")))),
+    }
+}
+
+/// Appends `customer`'s event of `kind` at `due_ms` to `out` and, when `focus` is given and the
+/// event is a move that is the shopper's 3rd report in a row inside one department (the
+/// consumers' rule, [`FocusTracker`]), the focus event right after it, at the same time. Returns
+/// how many events it appended.
+pub fn push_report(
+    out: &mut Vec<Event>,
+    due_ms: i64,
+    customer: &CustomerId,
+    kind: EventKind,
+    focus: Option<(&mut FocusTracker, &StoreLayout)>,
+) -> usize {
+    let focus = match (kind, focus) {
+        (EventKind::Move { x, y }, Some((tracker, layout))) => {
+            tracker.report(layout, x, y).map(|zone| EventKind::Focus {
+                dep: intern(&layout.zones()[zone].name),
+                x,
+                y,
+            })
+        }
+        _ => None,
+    };
+    for kind in [Some(kind), focus].into_iter().flatten() {
+        out.push(Event {
+            due_ms,
+            customer: customer.clone(),
+            kind,
+        });
+    }
+    1 + usize::from(focus.is_some())
 }
 
 /// Runs `generator` ahead of `cx`'s clock until it is finished or shutdown fires; `name` prefixes

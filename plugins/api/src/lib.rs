@@ -10,7 +10,8 @@
 //! - [`event`]: the event model ([`Event`], [`CustomerId`], [`Topics`]) and the payload bytes of the
 //!   original service's contract.
 //! - [`ahead`]: the loop that runs a shopper model ([`Generate`]) ahead of the clock
-//!   ([`run_ahead`]), shared by the built-in shopper sources.
+//!   ([`run_ahead`]) and the shoppers' slots and agenda ([`Crowd`]), shared by the built-in
+//!   shopper sources.
 //! - [`arrivals`]: when simulated shoppers come in ([`ArrivalProcess`]): Poisson arrivals shaped by
 //!   opening hours and an hourly profile, and the [`Entrance`] that queues arrivals beyond a
 //!   capacity; [`ArrivalsConfig`] is the config fragment the simulated sources share.
@@ -45,7 +46,7 @@ pub mod plugin;
 pub mod secret;
 pub mod timeline;
 
-pub use ahead::{Generate, run_ahead};
+pub use ahead::{Crowd, Generate, arriving_customer, push_report, run_ahead};
 pub use arrivals::{
     Admission, ArrivalProcess, ArrivalRules, ArrivalsConfig, Entrance, QueueMetrics, QueueStats,
 };

@@ -1,15 +1,13 @@
 //! The shopper model, as a synchronous generator of time-ordered events.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::rand_distr::{Distribution, Exp, StandardNormal};
 use customersim_plugin_api::rand_pcg::{Pcg32, Pcg64};
 use customersim_plugin_api::{
-    CustomerId, DistanceField, Event, EventKind, FocusTracker, Generate, Roster, StoreLayout,
-    derive_seed,
+    Crowd, CustomerId, DistanceField, Event, EventKind, FocusTracker, Generate, Roster,
+    StoreLayout, arriving_customer, derive_seed, push_report,
 };
 
 /// Checked model parameters (from [`crate::RandomWalkConfig`]).
@@ -75,19 +73,12 @@ pub struct Generator {
     /// several arrivals per millisecond instead of a rate capped at 1,000/s.
     arrival_clock_ms: f64,
     doors_close_ms: Option<i64>,
-    /// Slots of shoppers; `free` lists reusable slots.
-    shoppers: Vec<Shopper>,
-    free: Vec<u32>,
-    /// (due, slot) of each shopper's next event; slots are assigned deterministically, so ties
-    /// break the same way in every run.
-    agenda: BinaryHeap<Reverse<(i64, u32)>>,
+    /// The shoppers inside and the agenda of their next events.
+    crowd: Crowd<Shopper>,
     arrivals: u64,
     roster: Option<Arc<dyn Roster>>,
     /// Arrivals that found every listed customer inside and wait for someone to leave.
     waiting: u64,
-    inside: usize,
-    /// The most shoppers inside at once so far (reported at the end of a run).
-    peak_inside: usize,
 }
 
 impl Generator {
@@ -124,14 +115,10 @@ impl Generator {
             next_arrival_ms,
             arrival_clock_ms,
             doors_close_ms,
-            shoppers: Vec::with_capacity(expected),
-            free: Vec::new(),
-            agenda: BinaryHeap::with_capacity(expected),
+            crowd: Crowd::with_capacity(expected),
             arrivals: 0,
             roster,
             waiting: 0,
-            inside: 0,
-            peak_inside: 0,
         }
     }
 
@@ -144,7 +131,7 @@ impl Generator {
 
     /// How many shoppers are inside (or entering) now.
     pub fn inside(&self) -> usize {
-        self.inside
+        self.crowd.inside()
     }
 
     /// Whether the doors are closed at `at_ms` (`simulation.duration` has passed).
@@ -170,22 +157,12 @@ impl Generator {
 
     /// Lets one shopper in at `at_ms`, or counts a waiting arrival when the roster is all inside.
     fn admit(&mut self, at_ms: i64) {
-        let id = match &self.roster {
-            Some(roster) => match roster.admit(&mut self.arrival_rng) {
-                Some(id) => id,
-                None => {
-                    self.waiting += 1;
-                    return;
-                }
-            },
-            None => {
-                let serial = self.arrivals + 1;
-                if self.params.id_prefix.is_empty() {
-                    CustomerId::Number(serial)
-                } else {
-                    CustomerId::Text(Arc::from(format!("{}{serial}", self.params.id_prefix)))
-                }
-            }
+        let serial = self.arrivals + 1;
+        let roster = self.roster.as_ref();
+        let prefix = &self.params.id_prefix;
+        let Some(id) = arriving_customer(roster, &mut self.arrival_rng, serial, prefix) else {
+            self.waiting += 1;
+            return;
         };
         self.arrivals += 1;
         let arrival = self.arrivals;
@@ -210,72 +187,42 @@ impl Generator {
             homing: false,
             focus: FocusTracker::new(),
         };
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.shoppers[slot as usize] = shopper;
-                slot
-            }
-            None => {
-                self.shoppers.push(shopper);
-                (self.shoppers.len() - 1) as u32
-            }
-        };
-        self.inside += 1;
-        self.peak_inside = self.peak_inside.max(self.inside);
-        self.agenda.push(Reverse((at_ms, slot)));
+        self.crowd.enter(shopper, at_ms);
     }
 
     /// Emits the shopper's due event (and the focus it makes, if any) and plans the next one;
     /// returns how many events it appended.
     fn act(&mut self, slot: u32, at_ms: i64, out: &mut Vec<Event>) -> usize {
-        let shopper = &mut self.shoppers[slot as usize];
-        let mut focus = None;
+        let shopper = self.crowd.get_mut(slot);
         let kind = match shopper.next {
             Next::Enter => EventKind::Enter,
             Next::Move(x, y) => {
                 shopper.x = x;
                 shopper.y = y;
                 let (x, y) = self.store.centre(x.into(), y.into());
-                let (x, y) = (i64::from(x), i64::from(y));
-                if self.focus_events
-                    && let Some(department) = shopper.focus.report(&self.store, x, y)
-                {
-                    let dep = self.store.zones()[department].name.as_str();
-                    focus = Some(EventKind::Focus {
-                        dep: customersim_plugin_api::intern(dep),
-                        x,
-                        y,
-                    });
+                EventKind::Move {
+                    x: i64::from(x),
+                    y: i64::from(y),
                 }
-                EventKind::Move { x, y }
             }
             Next::Exit => EventKind::Exit,
         };
-        out.push(Event {
-            due_ms: at_ms,
-            customer: shopper.id.clone(),
-            kind,
-        });
-        if let Some(kind) = focus {
-            out.push(Event {
-                due_ms: at_ms,
-                customer: shopper.id.clone(),
-                kind,
-            });
-        }
+        let focus = self
+            .focus_events
+            .then_some((&mut shopper.focus, &self.store));
+        let appended = push_report(out, at_ms, &shopper.id, kind, focus);
         if kind == EventKind::Exit {
             self.leave(slot, at_ms);
         } else {
             let due = self.plan(slot, at_ms);
-            self.agenda.push(Reverse((due, slot)));
+            self.crowd.schedule(slot, due);
         }
-        1 + usize::from(focus.is_some())
+        appended
     }
 
     fn leave(&mut self, slot: u32, at_ms: i64) {
-        let id = self.shoppers[slot as usize].id.clone();
-        self.free.push(slot);
-        self.inside -= 1;
+        let id = self.crowd.get(slot).id.clone();
+        self.crowd.leave(slot);
         if let Some(roster) = &self.roster {
             roster.release(&id);
             if self.waiting > 0 {
@@ -296,7 +243,7 @@ impl Generator {
         let walk_step = self.params.walk_step_ms;
         let doors_closed = self.doors_closed_at(at_ms);
         let (store, home) = (&self.store, &self.home);
-        let shopper = &mut self.shoppers[slot as usize];
+        let shopper = self.crowd.get_mut(slot);
         // Every cell a shopper reaches is connected to the exit (checked with the layout).
         let distance_home =
             |x: u16, y: u16| i64::from(home.steps(x.into(), y.into()).unwrap_or_default());
@@ -336,48 +283,37 @@ impl Generator {
 }
 
 impl Generate for Generator {
-    /// How many shoppers came in so far.
-    fn visits(&self) -> u64 {
-        self.arrivals
+    fn next_arrival_ms(&self) -> Option<i64> {
+        self.next_arrival_ms
     }
 
-    /// The most shoppers inside at once so far.
-    fn peak_inside(&self) -> usize {
-        self.peak_inside
+    fn next_due_ms(&self) -> Option<i64> {
+        self.crowd.next_due_ms()
     }
 
-    /// Arrivals waiting for a listed customer to leave.
+    fn arrive(&mut self, at_ms: i64) {
+        Generator::arrive(self, at_ms);
+    }
+
+    fn act_next(&mut self, out: &mut Vec<Event>) -> usize {
+        let (due, slot) = self.crowd.pop_due().expect("an event is due");
+        self.act(slot, due, out)
+    }
+
+    fn is_finished(&self) -> bool {
+        self.next_arrival_ms.is_none() && self.crowd.is_idle() && self.waiting == 0
+    }
+
     fn waiting_arrivals(&self) -> u64 {
         self.waiting
     }
 
-    /// Whether the doors closed and the last shopper left.
-    fn is_finished(&self) -> bool {
-        self.next_arrival_ms.is_none() && self.agenda.is_empty() && self.waiting == 0
+    fn visits(&self) -> u64 {
+        self.arrivals
     }
 
-    /// Appends the events due before `horizon_ms` (at most `max` of them) to `out`, in time order,
-    /// and returns the watermark: every event due before it has now been generated.
-    fn generate(&mut self, horizon_ms: i64, out: &mut Vec<Event>, max: usize) -> i64 {
-        let mut produced = 0;
-        loop {
-            let next_shopper = self.agenda.peek().map(|Reverse((due, _))| *due);
-            let next = match (self.next_arrival_ms, next_shopper) {
-                (None, None) => return i64::MAX,
-                (Some(a), None) => a,
-                (None, Some(s)) => s,
-                (Some(a), Some(s)) => a.min(s),
-            };
-            if next >= horizon_ms || produced >= max {
-                return next.min(horizon_ms);
-            }
-            if self.next_arrival_ms == Some(next) {
-                self.arrive(next);
-            } else {
-                let Reverse((due, slot)) = self.agenda.pop().expect("peeked");
-                produced += self.act(slot, due, out);
-            }
-        }
+    fn peak_inside(&self) -> usize {
+        self.crowd.peak_inside()
     }
 }
 

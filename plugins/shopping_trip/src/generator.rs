@@ -5,8 +5,7 @@
 //! derived when it is due from the distance fields of [`crate::floor`]: the shopper remembers the
 //! field it follows, not a path.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use customersim_plugin_api::rand::seq::SliceRandom;
@@ -14,8 +13,9 @@ use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::rand_distr::{Distribution, LogNormal, Poisson};
 use customersim_plugin_api::rand_pcg::{Pcg32, Pcg64};
 use customersim_plugin_api::{
-    Admission, ArrivalProcess, ArrivalRules, CustomerId, Entrance, Event, EventKind, FocusTracker,
-    Generate, QueueMetrics, QueueStats, Roster, derive_seed, intern,
+    Admission, ArrivalProcess, ArrivalRules, Crowd, CustomerId, Entrance, Event, EventKind,
+    FocusTracker, Generate, QueueMetrics, QueueStats, Roster, arriving_customer, derive_seed,
+    push_report,
 };
 
 use crate::floor::{Cell, Fields, Floor, STRAIGHT};
@@ -213,20 +213,14 @@ pub struct Generator {
     /// When the next shopper arrives; `None` once the doors closed or when nobody ever comes.
     next_arrival_ms: Option<i64>,
     doors_close_ms: Option<i64>,
-    /// Slots of shoppers; `free` lists reusable slots.
-    shoppers: Vec<Shopper>,
-    free: Vec<u32>,
-    /// (due, slot) of each shopper's next event; slots are assigned deterministically, so ties
-    /// break the same way in every run.
-    agenda: BinaryHeap<Reverse<(i64, u32)>>,
+    /// The shoppers inside and the agenda of their next events.
+    crowd: Crowd<Shopper>,
     /// When each shopper in each checkout's line leaves it.
     lines: Lines,
     list_count: Option<Poisson<f64>>,
     arrivals: u64,
     roster: Option<Arc<dyn Roster>>,
     waiting: u64,
-    inside: usize,
-    peak_inside: usize,
     mean_trip_ms: f64,
     /// Whether to emit ground-truth focus events (`topics.focus` is set).
     focus_events: bool,
@@ -257,15 +251,11 @@ impl Generator {
             entrance: Entrance::new(None),
             next_arrival_ms: None,
             doors_close_ms,
-            shoppers: Vec::new(),
-            free: Vec::new(),
-            agenda: BinaryHeap::new(),
+            crowd: Crowd::with_capacity(0),
             list_count,
             arrivals: 0,
             roster,
             waiting: 0,
-            inside: 0,
-            peak_inside: 0,
             mean_trip_ms: 0.0,
             focus_events: false,
         };
@@ -276,8 +266,7 @@ impl Generator {
         generator.entrance = rules.entrance();
         generator.next_arrival_ms = generator.process.next_ms();
         let expected = (generator.params.average_in_store * 1.02 + 64.0) as usize;
-        generator.shoppers.reserve(expected);
-        generator.agenda.reserve(expected);
+        generator.crowd = Crowd::with_capacity(expected);
         generator
     }
 
@@ -317,7 +306,7 @@ impl Generator {
 
     /// How many shoppers are inside now.
     pub fn inside(&self) -> usize {
-        self.inside
+        self.crowd.inside()
     }
 
     /// Whether the doors are closed at `at_ms` (`simulation.duration` has passed).
@@ -433,28 +422,17 @@ impl Generator {
 
     /// Lets one shopper in at `at_ms`, or counts a waiting arrival when the roster is all inside.
     fn admit(&mut self, at_ms: i64) {
-        let id = match &self.roster {
-            Some(roster) => match roster.admit(&mut self.arrival_rng) {
-                Some(id) => id,
-                None => {
-                    // Every listed customer is inside: the place at the entrance is given back
-                    // and the arrival (with anyone the entrance lets in instead) waits for one
-                    // to leave.
-                    self.waiting += 1;
-                    while self.entrance.leave(at_ms).is_some() {
-                        self.waiting += 1;
-                    }
-                    return;
-                }
-            },
-            None => {
-                let serial = self.arrivals + 1;
-                if self.params.id_prefix.is_empty() {
-                    CustomerId::Number(serial)
-                } else {
-                    CustomerId::Text(Arc::from(format!("{}{serial}", self.params.id_prefix)))
-                }
+        let serial = self.arrivals + 1;
+        let roster = self.roster.as_ref();
+        let prefix = &self.params.id_prefix;
+        let Some(id) = arriving_customer(roster, &mut self.arrival_rng, serial, prefix) else {
+            // Every listed customer is inside: the place at the entrance is given back and the
+            // arrival (with anyone the entrance lets in instead) waits for one to leave.
+            self.waiting += 1;
+            while self.entrance.leave(at_ms).is_some() {
+                self.waiting += 1;
             }
+            return;
         };
         self.arrivals += 1;
         let mut rng = Pcg32::seed_from_u64(derive_seed(self.seed, self.arrivals));
@@ -493,64 +471,42 @@ impl Generator {
             checkout: 0,
             focus: FocusTracker::new(),
         };
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.shoppers[slot as usize] = shopper;
-                slot
-            }
-            None => {
-                self.shoppers.push(shopper);
-                (self.shoppers.len() - 1) as u32
-            }
-        };
-        self.inside += 1;
-        self.peak_inside = self.peak_inside.max(self.inside);
-        self.agenda.push(Reverse((at_ms, slot)));
+        self.crowd.enter(shopper, at_ms);
     }
 
     /// Emits the shopper's due event (and the focus it makes, if any) and plans the next one;
     /// returns how many events it appended.
     fn act(&mut self, slot: u32, at_ms: i64, out: &mut Vec<Event>) -> usize {
         let store = &*self.store;
-        let shopper = &mut self.shoppers[slot as usize];
-        let (kind, focus) = match shopper.next {
-            Next::Enter => (EventKind::Enter, None),
+        let shopper = self.crowd.get_mut(slot);
+        let kind = match shopper.next {
+            Next::Enter => EventKind::Enter,
             Next::Move(cell) => {
                 shopper.at = cell;
                 let (x, y) = store.floor.centre(cell);
-                let (x, y) = (i64::from(x), i64::from(y));
-                let focus = self
-                    .focus_events
-                    .then(|| shopper.focus.report(&store.floor.layout, x, y))
-                    .flatten()
-                    .map(|zone| EventKind::Focus {
-                        dep: intern(&store.floor.layout.zones()[zone].name),
-                        x,
-                        y,
-                    });
-                (EventKind::Move { x, y }, focus)
+                EventKind::Move {
+                    x: i64::from(x),
+                    y: i64::from(y),
+                }
             }
-            Next::Exit => (EventKind::Exit, None),
+            Next::Exit => EventKind::Exit,
         };
-        let customer = shopper.id.clone();
-        out.extend([Some(kind), focus].into_iter().flatten().map(|kind| Event {
-            due_ms: at_ms,
-            customer: customer.clone(),
-            kind,
-        }));
+        let focus = self
+            .focus_events
+            .then_some((&mut shopper.focus, &store.floor.layout));
+        let appended = push_report(out, at_ms, &shopper.id, kind, focus);
         if kind == EventKind::Exit {
             self.leave(slot, at_ms);
         } else {
             let due = self.plan(slot, at_ms);
-            self.agenda.push(Reverse((due, slot)));
+            self.crowd.schedule(slot, due);
         }
-        1 + usize::from(focus.is_some())
+        appended
     }
 
     fn leave(&mut self, slot: u32, at_ms: i64) {
-        let id = self.shoppers[slot as usize].id.clone();
-        self.free.push(slot);
-        self.inside -= 1;
+        let id = self.crowd.get_mut(slot).id.clone();
+        self.crowd.leave(slot);
         if let Some(roster) = &self.roster {
             roster.release(&id);
         }
@@ -575,7 +531,7 @@ impl Generator {
     fn plan(&mut self, slot: u32, at_ms: i64) -> i64 {
         let closed = self.doors_closed_at(at_ms);
         let store = Arc::clone(&self.store);
-        let shopper = &mut self.shoppers[slot as usize];
+        let shopper = self.crowd.get_mut(slot);
         loop {
             match shopper.phase {
                 Phase::Walking => {
@@ -645,7 +601,7 @@ impl Generator {
     /// The list is done (or the doors closed): on to the least busy checkout, or out.
     fn after_list(&mut self, slot: u32, at_ms: i64) {
         let store = Arc::clone(&self.store);
-        let shopper = &self.shoppers[slot as usize];
+        let shopper = self.crowd.get(slot);
         let field = if shopper.buys {
             let at = shopper.at;
             let lines = &mut self.lines;
@@ -661,12 +617,12 @@ impl Generator {
                     (line.len(), distance, c)
                 })
                 .expect("buys only with checkouts");
-            self.shoppers[slot as usize].checkout = checkout as u8;
+            self.crowd.get_mut(slot).checkout = checkout as u8;
             store.checkout_field(checkout)
         } else {
             store.exit_field()
         };
-        let shopper = &mut self.shoppers[slot as usize];
+        let shopper = self.crowd.get_mut(slot);
         shopper.field = field as u16;
         shopper.phase = Phase::Walking;
     }
@@ -674,7 +630,7 @@ impl Generator {
     /// The shopper reached its checkout's line: it queues behind everyone there (FIFO) and
     /// leaves the counter after its own service.
     fn join_line(&mut self, slot: u32, at_ms: i64) {
-        let shopper = &mut self.shoppers[slot as usize];
+        let shopper = self.crowd.get_mut(slot);
         let line = &mut self.lines[usize::from(shopper.checkout)];
         while line.front().is_some_and(|&leaves| leaves <= at_ms) {
             line.pop_front();
@@ -691,7 +647,7 @@ impl Generator {
     /// one ahead to leave, or leave the counter after paying.
     fn step_in_line(&mut self, slot: u32, at_ms: i64) -> i64 {
         let store = Arc::clone(&self.store);
-        let shopper = &mut self.shoppers[slot as usize];
+        let shopper = self.crowd.get_mut(slot);
         let checkout = usize::from(shopper.checkout);
         let places = &store.floor.checkouts[checkout].line;
         let line = &mut self.lines[checkout];
@@ -744,51 +700,40 @@ impl Generator {
 }
 
 impl Generate for Generator {
-    /// How many shoppers came in so far.
-    fn visits(&self) -> u64 {
-        self.arrivals
+    fn next_arrival_ms(&self) -> Option<i64> {
+        self.next_arrival_ms
     }
 
-    /// The most shoppers inside at once so far.
-    fn peak_inside(&self) -> usize {
-        self.peak_inside
+    fn next_due_ms(&self) -> Option<i64> {
+        self.crowd.next_due_ms()
     }
 
-    /// Arrivals waiting for a listed customer to leave.
-    fn waiting_arrivals(&self) -> u64 {
-        self.waiting
+    fn arrive(&mut self, at_ms: i64) {
+        Generator::arrive(self, at_ms);
     }
 
-    /// Whether the doors closed and the last shopper left.
+    fn act_next(&mut self, out: &mut Vec<Event>) -> usize {
+        let (due, slot) = self.crowd.pop_due().expect("an event is due");
+        self.act(slot, due, out)
+    }
+
     fn is_finished(&self) -> bool {
         self.next_arrival_ms.is_none()
-            && self.agenda.is_empty()
+            && self.crowd.is_idle()
             && self.waiting == 0
             && self.entrance.waiting() == 0
     }
 
-    /// Appends the events due before `horizon_ms` (at most `max` of them) to `out`, in time order,
-    /// and returns the watermark: every event due before it has now been generated.
-    fn generate(&mut self, horizon_ms: i64, out: &mut Vec<Event>, max: usize) -> i64 {
-        let mut produced = 0;
-        loop {
-            let next_shopper = self.agenda.peek().map(|Reverse((due, _))| *due);
-            let next = match (self.next_arrival_ms, next_shopper) {
-                (None, None) => return i64::MAX,
-                (Some(a), None) => a,
-                (None, Some(s)) => s,
-                (Some(a), Some(s)) => a.min(s),
-            };
-            if next >= horizon_ms || produced >= max {
-                return next.min(horizon_ms);
-            }
-            if self.next_arrival_ms == Some(next) {
-                self.arrive(next);
-            } else {
-                let Reverse((due, slot)) = self.agenda.pop().expect("peeked");
-                produced += self.act(slot, due, out);
-            }
-        }
+    fn waiting_arrivals(&self) -> u64 {
+        self.waiting
+    }
+
+    fn visits(&self) -> u64 {
+        self.arrivals
+    }
+
+    fn peak_inside(&self) -> usize {
+        self.crowd.peak_inside()
     }
 }
 
@@ -862,43 +807,27 @@ fn browse_step(floor: &Floor, rng: &mut Pcg32, at: Cell, department: usize) -> C
 pub(crate) mod tests {
     use super::*;
     use customersim_plugin_api::StoreLayout;
-    use customersim_plugin_api::layout::{LayoutSpec, Zone, ZoneKind};
+    use customersim_plugin_api::layout::LayoutSpec;
     use std::collections::HashMap;
 
-    fn zone(name: &str, kind: ZoneKind, area: [u32; 4], weight: f64) -> Zone {
-        Zone {
-            name: name.into(),
-            kind,
-            area,
-            weight,
-        }
-    }
-
-    /// The demo store plan: five departments, three checkouts along the top wall, rooms along
-    /// the walls as obstacles and a shelf in the middle.
+    /// The demo store of `configs/retail-demo.yaml`.
     pub(crate) fn demo_floor() -> Floor {
-        use ZoneKind::*;
+        use customersim_plugin_api::serde_yaml::{self, Value};
+        let doc: Value =
+            serde_yaml::from_str(include_str!("../../../configs/retail-demo.yaml")).unwrap();
+        let store = &doc["store"];
+        let number = |key: &str| store[key].as_u64().unwrap() as u32;
+        let point = |key: &str| {
+            let xy: Vec<u32> = serde_yaml::from_value(store[key].clone()).unwrap();
+            (xy[0], xy[1])
+        };
         let layout = StoreLayout::new(LayoutSpec {
-            width: 1808,
-            height: 1315,
-            cell: 20,
-            entrance: (937, 50),
-            exit: (1071, 50),
-            zones: vec![
-                zone("Women", Department, [444, 443, 666, 879], 3.0),
-                zone("Boys", Department, [672, 443, 992, 658], 2.0),
-                zone("Girls", Department, [998, 443, 1317, 658], 2.0),
-                zone("Men", Department, [672, 664, 1317, 879], 2.0),
-                zone("Sport", Department, [614, 984, 1186, 1292], 1.0),
-                zone("Checkout 1", Checkout, [1150, 118, 1310, 196], 1.0),
-                zone("Checkout 2", Checkout, [1367, 118, 1527, 196], 1.0),
-                zone("Checkout 3", Checkout, [1584, 118, 1744, 196], 1.0),
-                zone("Snack bar", Obstacle, [447, 47, 846, 175], 1.0),
-                zone("Snack bar corner", Obstacle, [447, 175, 621, 288], 1.0),
-                zone("Customer Service", Obstacle, [628, 182, 846, 288], 1.0),
-                zone("Seasonal", Obstacle, [1490, 296, 1776, 546], 1.0),
-                zone("Shelf", Obstacle, [1340, 600, 1360, 1100], 1.0),
-            ],
+            width: number("width"),
+            height: number("height"),
+            cell: number("cell"),
+            entrance: point("entrance"),
+            exit: point("exit"),
+            zones: serde_yaml::from_value(store["zones"].clone()).unwrap(),
         })
         .unwrap();
         Floor::new(&layout).unwrap()
@@ -1008,7 +937,9 @@ pub(crate) mod tests {
     fn lists_follow_the_department_weights() {
         let store = demo_store();
         let generator = Generator::new(params(1.0), store.clone(), 1, 0, None, None);
-        let mut visits = [0u32; 5];
+        let weights: Vec<f64> = store.floor.departments.iter().map(|d| d.weight).collect();
+        let total_weight: f64 = weights.iter().sum();
+        let mut visits = vec![0u32; weights.len()];
         let mut lengths = 0;
         for n in 0..10_000 {
             let plan = generator.plan_trip(&mut Pcg32::seed_from_u64(n));
@@ -1020,12 +951,18 @@ pub(crate) mod tests {
         let mean = lengths as f64 / 10_000.0;
         assert!((mean - 1.4).abs() < 0.05, "mean list {mean}");
         let total: u32 = visits.iter().sum();
-        let weights = [3.0, 2.0, 2.0, 2.0, 1.0];
         for (d, &count) in visits.iter().enumerate() {
             let share = f64::from(count) / f64::from(total);
-            let expected = weights[d] / 10.0;
+            let expected = weights[d] / total_weight;
+            // Within ±5% of the weight share where 10,000 trips give hundreds of visits (the
+            // five coupon departments), within half a percentage point for the small rooms.
+            let close = if expected >= 0.1 {
+                (share / expected - 1.0).abs() < 0.05
+            } else {
+                (share - expected).abs() < 0.005
+            };
             assert!(
-                (share / expected - 1.0).abs() < 0.05,
+                close,
                 "department {d}: share {share:.3}, weight share {expected:.3}"
             );
         }
