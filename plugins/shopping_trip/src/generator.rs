@@ -848,6 +848,9 @@ pub(crate) mod tests {
 
     const HOUR_MS: i64 = 3_600_000;
 
+    /// A shopper's stays in a row: (department, reports in a row), `usize::MAX` outside.
+    type Runs = Vec<(usize, u32)>;
+
     fn run(store: &Arc<Store>, p: TripParams, seed: u64, close_ms: i64) -> Vec<Event> {
         let mut generator = Generator::new(p, store.clone(), seed, 0, Some(close_ms), None);
         let mut out = Vec::new();
@@ -872,9 +875,8 @@ pub(crate) mod tests {
         let generator = Generator::new(params(40.0), store.clone(), seed, 0, None, None);
         let close_ms = 8 * HOUR_MS;
         let events = run(&store, params(40.0), seed, close_ms);
-        // Per shopper: position, time, the department runs seen (department, reports in a row).
-        let mut inside: HashMap<CustomerId, (Option<Cell>, i64, Vec<(usize, u32)>)> =
-            HashMap::new();
+        // Per shopper: position and the department runs seen (department, reports in a row).
+        let mut inside: HashMap<CustomerId, (Option<Cell>, Runs)> = HashMap::new();
         let mut last = i64::MIN;
         let mut trips = 0;
         for event in &events {
@@ -884,7 +886,7 @@ pub(crate) mod tests {
                 EventKind::Enter => {
                     assert!(
                         inside
-                            .insert(event.customer.clone(), (None, event.due_ms, Vec::new()))
+                            .insert(event.customer.clone(), (None, Vec::new()))
                             .is_none()
                     );
                 }
@@ -893,7 +895,7 @@ pub(crate) mod tests {
                     let to = cell(floor, x, y);
                     assert_eq!(floor.centre(to), (x as u32, y as u32), "cell centres");
                     assert!(floor.walkable(to), "never in an obstacle: {x},{y}");
-                    let (at, _, runs) = inside.get_mut(&event.customer).expect("inside");
+                    let (at, runs) = inside.get_mut(&event.customer).expect("inside");
                     let from = at.unwrap_or(floor.entrance);
                     assert!(
                         from.0.abs_diff(to.0) <= 1 && from.1.abs_diff(to.1) <= 1,
@@ -908,7 +910,7 @@ pub(crate) mod tests {
                 }
                 EventKind::Focus { .. } => panic!("no focus events unless asked for"),
                 EventKind::Exit => {
-                    let (at, _, runs) = inside.remove(&event.customer).expect("inside");
+                    let (at, runs) = inside.remove(&event.customer).expect("inside");
                     assert_eq!(at, Some(floor.exit), "leaves from the exit");
                     trips += 1;
                     if event.due_ms >= close_ms {
