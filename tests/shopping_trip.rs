@@ -51,6 +51,9 @@ fn zones(store: &Value, kind: &str) -> Vec<(String, [i64; 4])> {
 /// One published event: (kind, id, ts, x, y, dep) with kind `e`nter, `m`ove, `x` exit, `f`ocus.
 type Seen = (char, String, i64, i64, i64, String);
 
+/// A visit's stays in a row: (department, reports in a row), `usize::MAX` outside departments.
+type Runs = Vec<(usize, u32)>;
+
 fn parse(stdout: &[u8]) -> Vec<Seen> {
     parse_lines(stdout)
         .iter()
@@ -135,7 +138,7 @@ fn a_week_in_the_demo_store_keeps_every_rule_of_the_store() {
     let (entrance, exit) = (point("entrance"), point("exit"));
     let close = 1_772_409_600 + 168 * 3600; // 2026-03-02T00:00:00Z + a week
     // Per customer inside: last cell (None right after entering), runs of reports per department.
-    let mut inside: HashMap<String, (Option<(i64, i64)>, Vec<(usize, u32)>)> = HashMap::new();
+    let mut inside: HashMap<String, (Option<(i64, i64)>, Runs)> = HashMap::new();
     let mut trips: HashMap<String, usize> = HashMap::new();
     let (mut expected_focus, mut focus) = (Vec::new(), Vec::new());
     let (mut last_ts, mut visits, mut checked) = (i64::MIN, 0, 0);
