@@ -598,3 +598,38 @@ fn a_full_buffer_holds_the_simulation_back_until_a_signal() {
         "{stderr}"
     );
 }
+
+#[test]
+fn focus_events_go_out_with_the_focus_topics_routing_key() {
+    let _serial = serial();
+    let queue = TestQueue::new("focus");
+    // The demo store has focus events on (`topics.focus: customer/focus`).
+    let config = common::configs_dir().join("retail-demo.yaml");
+    let mut args = run_args("8", "1h");
+    args.extend(["--speed", "max"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let expected = expected_messages(Some(&config), &args, &[]);
+    let focuses = expected
+        .iter()
+        .filter(|m| m.routing_key == "customer.focus")
+        .count();
+    assert!(focuses > 5, "the run has focus events: {focuses}");
+
+    let mut command = customersim();
+    command
+        .args(["run", "--sink", "amqp"])
+        .args(&args)
+        .arg("--config")
+        .arg(&config)
+        .env("AMQP_URL", URL);
+    run_ok(&mut command);
+    let received: Vec<Message> = queue
+        .drain(expected.len())
+        .into_iter()
+        .map(|(message, _)| message)
+        .collect();
+    assert_eq!(received.len(), expected.len(), "message count");
+    for (index, (got, want)) in received.iter().zip(&expected).enumerate() {
+        assert_eq!(got, want, "message {index} differs");
+    }
+}

@@ -190,8 +190,14 @@ pub fn push_report(
 ) -> usize {
     let focus = match (kind, focus) {
         (EventKind::Move { x, y }, Some((tracker, layout))) => {
-            tracker.report(layout, x, y).map(|zone| EventKind::Focus {
-                dep: intern(&layout.zones()[zone].name),
+            // A published position is a cell centre: its department is the cell's.
+            let department = u32::try_from(x)
+                .ok()
+                .zip(u32::try_from(y).ok())
+                .and_then(|(x, y)| layout.cell_of(x, y))
+                .and_then(|(col, row)| layout.department_at_cell(col, row));
+            tracker.observe(department).then(|| EventKind::Focus {
+                dep: intern(&layout.zones()[department.expect("a focus is in one")].name),
                 x,
                 y,
             })

@@ -79,7 +79,9 @@ pub enum EventKind {
     Focus {
         /// The department's name, interned ([`intern`]) so events stay `Copy`.
         dep: &'static str,
+        /// Where the report that made the focus was (the move it follows), as consumers got it.
         x: i64,
+        /// See `x`.
         y: i64,
     },
 }

@@ -192,9 +192,11 @@ const NEIGHBOURS: [(i32, i32); 8] = [
 /// Per-cell data of a layout with zones, row-major (`row * cols + col`).
 #[derive(Debug, PartialEq)]
 struct Cells {
+    /// Whether shoppers may stand on the cell (no obstacle touches it).
     walkable: Vec<bool>,
     /// Index of the department or checkout containing the cell's centre, or [`NO_ZONE`].
     zone: Vec<u16>,
+    /// How many cells are walkable, counted once for `validate` and reports.
     walkable_count: u64,
 }
 
@@ -202,13 +204,21 @@ struct Cells {
 /// per-cell data is shared).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoreLayout {
+    /// Extent of the coordinate space along x (see [`LayoutSpec::width`]).
     width: u32,
+    /// Extent along y.
     height: u32,
+    /// Pitch of the walking grid in store units.
     cell: u32,
+    /// `ceil(width / cell)`: columns of the walking grid.
     cols: u32,
+    /// `ceil(height / cell)`: rows of the walking grid.
     rows: u32,
+    /// The cell the configured entrance lies in.
     entrance_cell: (u32, u32),
+    /// The cell the configured exit lies in.
     exit_cell: (u32, u32),
+    /// The zones in file order (indices are what per-cell data and sources refer to); shared.
     zones: Arc<[Zone]>,
     /// `None` for a layout without zones: every cell walkable, in no zone.
     cells: Option<Arc<Cells>>,
@@ -376,6 +386,14 @@ impl StoreLayout {
         (zone != NO_ZONE).then_some(usize::from(zone))
     }
 
+    /// The department (index into [`Self::zones`]) whose rectangle contains the centre of cell
+    /// `(col, row)`: [`Self::department_at`] of the published position, in constant time (for
+    /// sources that track focus on every step).
+    pub fn department_at_cell(&self, col: u32, row: u32) -> Option<usize> {
+        self.zone_at_cell(col, row)
+            .filter(|&zone| self.zones[zone].kind == ZoneKind::Department)
+    }
+
     /// The department (index into [`Self::zones`]) whose rectangle contains the point `(x, y)`:
     /// the consumers' rule, applied to what was published (the first one in file order; they do
     /// not overlap). Checkouts and obstacles are not departments.
@@ -412,31 +430,67 @@ impl StoreLayout {
     /// Walking distances (in steps) from every cell to `target`, over the walkable grid: built once,
     /// then each step home is a lookup ([`DistanceField::step_toward`]).
     pub fn distances_to(&self, target: (u32, u32)) -> DistanceField {
-        let steps = self.cells.as_ref().map(|_| {
-            let mut steps = vec![UNREACHABLE; self.cell_count()];
-            if let Some(start) = self.index(target.0, target.1)
-                && self.walkable(target.0, target.1)
-            {
-                steps[start] = 0;
-                let mut queue = VecDeque::from([target]);
-                while let Some((col, row)) = queue.pop_front() {
-                    let next = steps[self.index(col, row).expect("queued cells are inside")] + 1;
-                    for (c, r) in self.neighbours(col, row) {
-                        let index = self.index(c, r).expect("neighbours are inside");
-                        if steps[index] == UNREACHABLE {
-                            steps[index] = next;
-                            queue.push_back((c, r));
-                        }
-                    }
-                }
-            }
-            steps
+        DistanceField {
+            layout: self.clone(),
+            target,
+            steps: self.cells.as_ref().map(|_| self.breadth_first([target])),
+        }
+    }
+
+    /// Walking distances from every cell to the nearest walkable cell of department or checkout
+    /// `zone` (index into [`Self::zones`]): the way into a department from anywhere, built once.
+    /// Straight steps lean towards the cell of the middle of its rectangle.
+    ///
+    /// # Panics
+    /// If `zone` is not the index of a zone.
+    pub fn distances_to_zone(&self, zone: usize) -> DistanceField {
+        let [x1, y1, x2, y2] = self.zones[zone].area;
+        let middle = (x1 + (x2 - x1) / 2, y1 + (y2 - y1) / 2);
+        let target = self.cell_of(middle.0, middle.1).expect("zones are inside");
+        let steps = self.cells.as_ref().map(|cells| {
+            let inside = (0..cells.zone.len())
+                .filter(|&index| usize::from(cells.zone[index]) == zone)
+                .map(|index| self.cell_at(index));
+            self.breadth_first(inside)
         });
         DistanceField {
             layout: self.clone(),
             target,
             steps,
         }
+    }
+
+    /// Steps from every cell to the nearest of the walkable `sources`, over the walkable grid.
+    fn breadth_first(&self, sources: impl IntoIterator<Item = (u32, u32)>) -> Vec<u32> {
+        let mut steps = vec![UNREACHABLE; self.cell_count()];
+        let mut queue = VecDeque::new();
+        for (col, row) in sources {
+            if let Some(index) = self.index(col, row)
+                && self.walkable(col, row)
+            {
+                steps[index] = 0;
+                queue.push_back((col, row));
+            }
+        }
+        while let Some((col, row)) = queue.pop_front() {
+            let next = steps[self.index(col, row).expect("queued cells are inside")] + 1;
+            for (c, r) in self.neighbours(col, row) {
+                let index = self.index(c, r).expect("neighbours are inside");
+                if steps[index] == UNREACHABLE {
+                    steps[index] = next;
+                    queue.push_back((c, r));
+                }
+            }
+        }
+        steps
+    }
+
+    /// The cell of a row-major index.
+    fn cell_at(&self, index: usize) -> (u32, u32) {
+        (
+            (index % self.cols as usize) as u32,
+            (index / self.cols as usize) as u32,
+        )
     }
 
     fn cell_count(&self) -> usize {
@@ -524,10 +578,7 @@ impl StoreLayout {
         for (index, &zone) in cells.zone.iter().enumerate() {
             if zone != NO_ZONE && cells.walkable[index] {
                 has_centre[usize::from(zone)] = true;
-                let (col, row) = (
-                    (index % self.cols as usize) as u32,
-                    (index / self.cols as usize) as u32,
-                );
+                let (col, row) = self.cell_at(index);
                 if from_entrance.steps(col, row).is_some() {
                     reached[usize::from(zone)] = true;
                 }
@@ -684,7 +735,9 @@ const UNREACHABLE: u32 = u32::MAX;
 /// Walking distances to one target cell (see [`StoreLayout::distances_to`]).
 #[derive(Clone, Debug)]
 pub struct DistanceField {
+    /// The layout the distances are over (a cheap shared clone): steps follow its neighbours.
     layout: StoreLayout,
+    /// The cell every distance leads to.
     target: (u32, u32),
     /// Per cell; `None` for a layout without zones, where the distance is the Chebyshev distance.
     steps: Option<Vec<u32>>,
@@ -828,6 +881,15 @@ mod tests {
         assert_eq!(layout.department_at(150, 80), None, "a checkout");
         assert_eq!(layout.zone_at_point(150, 80), Some(2));
         assert_eq!(layout.zone_at_point(100, 0), None, "an obstacle");
+        for row in 0..layout.rows() {
+            for col in 0..layout.cols() {
+                let (x, y) = layout.centre(col, row);
+                assert_eq!(
+                    layout.department_at_cell(col, row),
+                    layout.department_at(x, y)
+                );
+            }
+        }
     }
 
     #[test]
@@ -873,6 +935,25 @@ mod tests {
             walked += 1;
         }
         assert_eq!((at, walked), ((9, 0), home.steps(0, 0).unwrap()));
+        // The way into a zone: zero on its walkable cells, around the wall to them.
+        let with_zone = StoreLayout::new(LayoutSpec {
+            exit: (9, 0),
+            zones: vec![
+                zone("Wall", Obstacle, [5, 0, 5, 3]),
+                zone("Corner", ZoneKind::Department, [7, 0, 9, 1]),
+            ],
+            ..LayoutSpec::grid(10, 5, (0, 0))
+        })
+        .unwrap();
+        let into = with_zone.distances_to_zone(1);
+        assert_eq!(into.steps(8, 1), Some(0));
+        assert_eq!(into.steps(6, 1), Some(1));
+        assert_eq!(
+            into.steps(4, 0),
+            Some(9),
+            "down, through the gap, up to row 1"
+        );
+        assert_eq!(into.step_toward(6, 2), Some((7, 1)));
         // Without obstacles the straight step is the old homing step.
         let open = StoreLayout::default().distances_to((0, 0));
         assert_eq!(open.steps(5, 9), Some(9));
