@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use rand::RngCore;
 
+use crate::arrivals::QueueStats;
 use crate::backoff::Backoff;
 use crate::context::{Roster, SourceContext};
 use crate::event::{CustomerId, Event, EventKind, intern};
@@ -46,6 +47,14 @@ pub trait Generate: Send {
     fn visits(&self) -> u64;
     /// The most shoppers inside at once so far.
     fn peak_inside(&self) -> usize;
+    /// How many arrivals wait outside for the store to have room (`capacity`).
+    fn queued_arrivals(&self) -> usize {
+        0
+    }
+    /// What the queue outside saw so far; `None` without a capacity (nobody ever queues).
+    fn queue_stats(&self) -> Option<&QueueStats> {
+        None
+    }
 
     /// Appends the events due before `horizon_ms` (at most `max` of them, give or take the
     /// events one act makes) to `out`, in time order, and returns the watermark: every event due
@@ -230,6 +239,7 @@ pub async fn run_ahead(
     };
     let mut previous_watermark = origin;
     let mut announced_wait = false;
+    let mut announced_queue = false;
     loop {
         if cx.shutdown.is_triggered() {
             return Ok(());
@@ -247,6 +257,12 @@ pub async fn run_ahead(
             );
             announced_wait = true;
         }
+        if generator.queued_arrivals() > 0 && !announced_queue {
+            tracing::info!(
+                "{name}: the store is at capacity; arrivals queue outside until someone leaves"
+            );
+            announced_queue = true;
+        }
         if generator.is_finished() {
             cx.watermark.finish();
             tracing::info!(
@@ -254,6 +270,9 @@ pub async fn run_ahead(
                 generator.visits(),
                 generator.peak_inside()
             );
+            if let Some(stats) = generator.queue_stats() {
+                tracing::info!("{name}: {stats}");
+            }
             return Ok(());
         }
         cx.watermark.advance(watermark);

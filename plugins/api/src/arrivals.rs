@@ -57,7 +57,7 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 /// A source copies these four fields (same names, same serde attributes) into its own config and
 /// builds this struct from them to call [`ArrivalsConfig::check`]; see the module docs for why they
 /// are not flattened in.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, crate = "serde")]
 pub struct ArrivalsConfig {
     /// `[opening, closing]` as `"HH:MM"` local times; no arrivals outside them, so a store that
@@ -77,6 +77,17 @@ pub struct ArrivalsConfig {
     /// queue outside. Leave out for no limit.
     #[serde(default)]
     pub capacity: Option<u64>,
+}
+
+impl Default for ArrivalsConfig {
+    fn default() -> Self {
+        ArrivalsConfig {
+            opening_hours: None,
+            hourly_profile: None,
+            timezone: default_timezone(),
+            capacity: None,
+        }
+    }
 }
 
 /// Hours are read in UTC unless a source says otherwise, as the timestamps of the events are.
@@ -236,8 +247,9 @@ fn open_ms_in_hour(hours: Option<(i64, i64)>, hour: usize) -> i64 {
     }
 }
 
-/// Checked arrival settings of one source: the time-of-day shape and the capacity.
-#[derive(Clone, Debug)]
+/// Checked arrival settings of one source: the time-of-day shape and the capacity. The default is
+/// what a source without the arrival keys gets: the same rate all day and no limit.
+#[derive(Clone, Debug, Default)]
 pub struct ArrivalRules {
     shape: Option<DailyShape>,
     /// The most shoppers inside at once; `None` for no limit.
@@ -419,6 +431,14 @@ impl ArrivalProcess {
                 }
             }
         };
+    }
+
+    /// Whether the store is open at `at_ms` (always, without opening hours).
+    pub fn is_open_at(&self, at_ms: i64) -> bool {
+        match &self.times {
+            Some(Times::Shaped { shape, .. }) => shape.segment(at_ms).open,
+            _ => true,
+        }
     }
 
     /// Until when the store stays open without a break from `at_ms` on: the next closing time, or

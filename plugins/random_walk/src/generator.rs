@@ -6,8 +6,9 @@ use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::rand_distr::{Distribution, Exp, StandardNormal};
 use customersim_plugin_api::rand_pcg::{Pcg32, Pcg64};
 use customersim_plugin_api::{
-    Crowd, CustomerId, DistanceField, Event, EventKind, FocusTracker, Generate, Roster,
-    StoreLayout, arriving_customer, derive_seed, push_report,
+    Admission, ArrivalProcess, ArrivalRules, Crowd, CustomerId, DistanceField, Entrance, Event,
+    EventKind, FocusTracker, Generate, QueueMetrics, QueueStats, Roster, StoreLayout,
+    arriving_customer, derive_seed, push_report,
 };
 
 /// Checked model parameters (from [`crate::RandomWalkConfig`]).
@@ -19,6 +20,8 @@ pub struct WalkParams {
     pub mean_dwell_ms: f64,
     pub walk_step_ms: i64,
     pub id_prefix: String,
+    /// Time of day and capacity.
+    pub arrivals: ArrivalRules,
 }
 
 /// Shortest time between two events of one shopper.
@@ -65,13 +68,12 @@ pub struct Generator {
     seed: u64,
     /// Arrival times and roster draws come from this stream.
     arrival_rng: Pcg64,
-    /// Exponential inter-arrival times (per millisecond); `None` when the target is 0.
-    inter_arrival: Option<Exp<f64>>,
-    /// When the next shopper arrives; `None` once the doors closed.
+    /// When shoppers arrive.
+    arrival_times: ArrivalProcess,
+    /// When the next shopper arrives; `None` once the doors closed (or if nobody ever comes).
     next_arrival_ms: Option<i64>,
-    /// The arrival process's own time with its fractions of a millisecond, so busy stores get
-    /// several arrivals per millisecond instead of a rate capped at 1,000/s.
-    arrival_clock_ms: f64,
+    /// Who is let in, and the queue outside when the store is at capacity.
+    entrance: Entrance,
     doors_close_ms: Option<i64>,
     /// The shoppers inside and the agenda of their next events.
     crowd: Crowd<Shopper>,
@@ -91,17 +93,14 @@ impl Generator {
         doors_close_ms: Option<i64>,
         roster: Option<Arc<dyn Roster>>,
     ) -> Generator {
+        // Little's law: this rate keeps `average_in_store` inside on average (while open).
         let rate_per_ms = params.average_in_store / params.mean_visit_ms;
-        let inter_arrival =
-            (rate_per_ms > 0.0).then(|| Exp::new(rate_per_ms).expect("positive rate"));
         let mut arrival_rng = Pcg64::seed_from_u64(derive_seed(seed, u64::MAX));
-        let arrival_clock_ms = origin_ms as f64
-            + inter_arrival
-                .as_ref()
-                .map_or(0.0, |exp| exp.sample(&mut arrival_rng));
-        let next_arrival_ms = inter_arrival
-            .as_ref()
-            .map(|_| arrival_clock_ms.floor() as i64);
+        let arrival_times = params
+            .arrivals
+            .process(rate_per_ms, origin_ms, &mut arrival_rng);
+        let next_arrival_ms = arrival_times.next_ms();
+        let entrance = params.arrivals.entrance();
         let expected = (params.average_in_store * 1.02 + 64.0) as usize;
         let home = store.distances_to(store.exit_cell());
         Generator {
@@ -111,9 +110,9 @@ impl Generator {
             focus_events: false,
             seed,
             arrival_rng,
-            inter_arrival,
+            arrival_times,
             next_arrival_ms,
-            arrival_clock_ms,
+            entrance,
             doors_close_ms,
             crowd: Crowd::with_capacity(expected),
             arrivals: 0,
@@ -134,6 +133,12 @@ impl Generator {
         self.crowd.inside()
     }
 
+    /// Reports the entrance queue to these metrics from now on.
+    pub fn report_queue_to(&mut self, metrics: QueueMetrics) {
+        let entrance = std::mem::replace(&mut self.entrance, Entrance::new(None));
+        self.entrance = entrance.with_metrics(metrics);
+    }
+
     /// Whether the doors are closed at `at_ms` (`simulation.duration` has passed).
     fn doors_closed_at(&self, at_ms: i64) -> bool {
         self.doors_close_ms.is_some_and(|close| at_ms >= close)
@@ -143,16 +148,25 @@ impl Generator {
         if self.doors_closed_at(at_ms) {
             self.next_arrival_ms = None;
             self.waiting = 0;
+            self.entrance.turn_away_all();
             return;
         }
-        let gap = self
-            .inter_arrival
-            .as_ref()
-            .expect("arrivals need a rate")
-            .sample(&mut self.arrival_rng);
-        self.arrival_clock_ms += gap;
-        self.next_arrival_ms = Some((self.arrival_clock_ms.floor() as i64).max(at_ms));
-        self.admit(at_ms);
+        self.arrival_times.advance(&mut self.arrival_rng);
+        self.next_arrival_ms = self.arrival_times.next_ms();
+        // One who has to queue goes home when the store closes before a place frees up (only
+        // looked up when there is a queue: it walks the day's hours).
+        let closing_ms = self
+            .params
+            .arrivals
+            .capacity
+            .and_then(|_| self.arrival_times.open_until(at_ms));
+        let gives_up_ms = match (closing_ms, self.doors_close_ms) {
+            (Some(closing), Some(doors)) => Some(closing.min(doors)),
+            (closing, doors) => closing.or(doors),
+        };
+        if self.entrance.arrive(at_ms, gives_up_ms) == Admission::Enter {
+            self.admit(at_ms);
+        }
     }
 
     /// Lets one shopper in at `at_ms`, or counts a waiting arrival when the roster is all inside.
@@ -226,15 +240,19 @@ impl Generator {
         if let Some(roster) = &self.roster {
             roster.release(&id);
             if self.waiting > 0 {
-                // The longest-waiting arrival comes in now, unless the doors closed meanwhile:
-                // then nobody waits any more.
-                if self.doors_closed_at(at_ms + 1) {
+                // The longest-waiting arrival comes in now, unless the doors closed or the store
+                // closed for the night meanwhile: then nobody waits any more.
+                if self.doors_closed_at(at_ms + 1) || !self.arrival_times.is_open_at(at_ms + 1) {
                     self.waiting = 0;
                 } else {
                     self.waiting -= 1;
                     self.admit(at_ms + 1);
                 }
             }
+        }
+        // The place that freed up goes to the first one queueing outside.
+        if let Some(enter_ms) = self.entrance.leave(at_ms) {
+            self.admit(enter_ms);
         }
     }
 
@@ -301,7 +319,10 @@ impl Generate for Generator {
     }
 
     fn is_finished(&self) -> bool {
-        self.next_arrival_ms.is_none() && self.crowd.is_idle() && self.waiting == 0
+        self.next_arrival_ms.is_none()
+            && self.crowd.is_idle()
+            && self.waiting == 0
+            && self.entrance.waiting() == 0
     }
 
     fn waiting_arrivals(&self) -> u64 {
@@ -314,6 +335,14 @@ impl Generate for Generator {
 
     fn peak_inside(&self) -> usize {
         self.crowd.peak_inside()
+    }
+
+    fn queued_arrivals(&self) -> usize {
+        self.entrance.waiting()
+    }
+
+    fn queue_stats(&self) -> Option<&QueueStats> {
+        self.params.arrivals.capacity.map(|_| self.entrance.stats())
     }
 }
 
@@ -342,6 +371,7 @@ mod tests {
             mean_dwell_ms: 20_000.0,
             walk_step_ms: 2_000,
             id_prefix: String::new(),
+            arrivals: ArrivalRules::default(),
         }
     }
 
@@ -550,6 +580,72 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn arrivals_waiting_for_a_listed_customer_do_not_come_in_after_closing_time() {
+        let mut p = params(20.0);
+        p.arrivals = customersim_plugin_api::ArrivalsConfig {
+            opening_hours: Some(vec!["08:00".into(), "20:00".into()]),
+            ..Default::default()
+        }
+        .check()
+        .unwrap();
+        let (events, most_waiting) = run_listed(p, TestRoster::new(10), 3 * DAY_MS, None);
+        assert!(
+            most_waiting > 0,
+            "a list smaller than the target makes arrivals wait"
+        );
+        let enters: Vec<i64> = events
+            .iter()
+            .filter(|e| e.kind == EventKind::Enter)
+            .map(|e| e.due_ms.rem_euclid(DAY_MS))
+            .collect();
+        assert!(enters.len() > 100);
+        for at in enters {
+            assert!(
+                (8 * 3_600_000..20 * 3_600_000).contains(&at),
+                "entered at {at} ms of the day"
+            );
+        }
+    }
+
+    #[test]
+    fn capacity_keeps_the_store_from_overfilling_and_queues_the_rest() {
+        let mut p = params(20.0);
+        p.arrivals = customersim_plugin_api::ArrivalsConfig {
+            capacity: Some(12),
+            ..Default::default()
+        }
+        .check()
+        .unwrap();
+        let mut generator = Generator::new(p, store(), 9, 0, Some(DAY_MS), None);
+        let (mut events, mut horizon, mut most_queued) = (Vec::new(), 0, 0);
+        while !generator.is_finished() {
+            horizon += 7_000;
+            generator.generate(horizon, &mut events, usize::MAX);
+            most_queued = most_queued.max(generator.queued_arrivals());
+        }
+        let (mut inside, mut most_inside) = (0i64, 0i64);
+        for event in &events {
+            match event.kind {
+                EventKind::Enter => inside += 1,
+                EventKind::Exit => inside -= 1,
+                EventKind::Move { .. } | EventKind::Focus { .. } => {}
+            }
+            most_inside = most_inside.max(inside);
+        }
+        assert_eq!(most_inside, 12);
+        assert_eq!(generator.peak_inside(), 12);
+        assert!(most_queued > 0);
+        let stats = generator.queue_stats().expect("a capacity keeps stats");
+        assert!(stats.entered_after_waiting > 100, "{stats}");
+        assert_eq!(
+            stats.queued,
+            stats.entered_after_waiting + stats.turned_away,
+            "everyone who queued came in or went home"
+        );
+        assert_eq!(inside, 0, "everyone left");
     }
 
     #[test]

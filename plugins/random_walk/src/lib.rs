@@ -6,6 +6,12 @@
 //! moves go to a random one of the 8 neighbouring cells inside the grid; when the visit is up the
 //! shopper walks back to the door and leaves from it, exactly at the end of the visit.
 //!
+//! Arrivals may follow the time of day (`opening_hours`, `hourly_profile`, `timezone`) and a
+//! `capacity` may limit how many shoppers are inside at once, the rest queueing outside; the
+//! process and the entrance are the plugin API's [`customersim_plugin_api::arrivals`], shared with
+//! the other simulated sources. Without these keys a seeded run is byte-identical to one of a
+//! version that did not have them.
+//!
 //! Generation is a pure function of the seed, the config and the simulated clock: every shopper
 //! has its own random stream (derived from the seed and its arrival number) and events come out of
 //! a per-shopper agenda in time order. Nothing depends on who publishes or how fast, so a seeded run
@@ -15,10 +21,11 @@ mod generator;
 
 use std::time::Duration;
 
+use customersim_plugin_api::arrivals::default_timezone;
 use customersim_plugin_api::serde::{Deserialize, Serialize};
 use customersim_plugin_api::{
-    BuildContext, EnvKind, EnvOverride, PluginError, Source, SourceConfig, SourceContext,
-    async_trait, duration, register_source, run_ahead,
+    ArrivalsConfig, BuildContext, EnvKind, EnvOverride, PluginError, QueueMetrics, Source,
+    SourceConfig, SourceContext, async_trait, duration, register_source, run_ahead,
 };
 
 pub use generator::{Generator, WalkParams};
@@ -47,6 +54,23 @@ pub struct RandomWalkConfig {
     /// original service parse as integers.
     #[serde(default)]
     pub id_prefix: String,
+    /// `["08:00", "21:00"]`: local opening and closing time, so nobody arrives at night; overnight
+    /// hours (`["22:00", "06:00"]`) work too. Closing stops arrivals; shoppers inside finish their
+    /// visits. Leave out for a store that never closes.
+    #[serde(default)]
+    pub opening_hours: Option<Vec<String>>,
+    /// 24 relative weights ≥ 0, one per local hour from 00:00, so arrivals follow the day's rush
+    /// hours; normalised so that `average_in_store` stays the mean number inside while open.
+    #[serde(default)]
+    pub hourly_profile: Option<Vec<f64>>,
+    /// IANA time zone (`Europe/Berlin`) of `opening_hours` and `hourly_profile`, so the store keeps
+    /// its local hours across daylight saving time changes.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// Most shoppers inside at once; an arrival beyond it queues outside, first come first served,
+    /// and enters when someone leaves. Leave out for no limit.
+    #[serde(default)]
+    pub capacity: Option<u64>,
 }
 
 fn default_average_in_store() -> f64 {
@@ -74,6 +98,10 @@ impl Default for RandomWalkConfig {
             mean_dwell: default_mean_dwell(),
             walk_step: default_walk_step(),
             id_prefix: String::new(),
+            opening_hours: None,
+            hourly_profile: None,
+            timezone: default_timezone(),
+            capacity: None,
         }
     }
 }
@@ -97,6 +125,13 @@ impl RandomWalkConfig {
         if self.mean_dwell < Duration::from_secs(1) {
             return bad("mean_dwell", "must be at least 1s");
         }
+        let arrivals = ArrivalsConfig {
+            opening_hours: self.opening_hours.clone(),
+            hourly_profile: self.hourly_profile.clone(),
+            timezone: self.timezone.clone(),
+            capacity: self.capacity,
+        }
+        .check()?;
         Ok(WalkParams {
             average_in_store: self.average_in_store,
             mean_visit_ms: self.mean_visit.as_millis() as f64,
@@ -104,6 +139,7 @@ impl RandomWalkConfig {
             mean_dwell_ms: self.mean_dwell.as_millis() as f64,
             walk_step_ms: self.walk_step.as_millis() as i64,
             id_prefix: self.id_prefix.clone(),
+            arrivals,
         })
     }
 }
@@ -120,10 +156,16 @@ impl SourceConfig for RandomWalkConfig {
 
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let store = cx.store.clone();
+        let params = self.params()?;
+        let queue_metrics = params
+            .arrivals
+            .capacity
+            .map(|_| QueueMetrics::register(&cx.metrics));
         Ok(Box::new(RandomWalk {
-            params: self.params()?,
+            params,
             store,
             focus_events: cx.topics.focus.is_some(),
+            queue_metrics,
         }))
     }
 }
@@ -136,6 +178,8 @@ struct RandomWalk {
     store: customersim_plugin_api::StoreLayout,
     /// Ground-truth focus events are on (`topics.focus` is set).
     focus_events: bool,
+    /// The entrance queue's metrics, registered when `capacity` is set.
+    queue_metrics: Option<QueueMetrics>,
 }
 
 #[async_trait]
@@ -145,7 +189,7 @@ impl Source for RandomWalk {
     }
 
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), PluginError> {
-        let generator = Generator::new(
+        let mut generator = Generator::new(
             self.params,
             self.store,
             cx.seed,
@@ -154,6 +198,9 @@ impl Source for RandomWalk {
             cx.roster.clone(),
         )
         .with_focus_events(self.focus_events);
+        if let Some(metrics) = self.queue_metrics {
+            generator.report_queue_to(metrics);
+        }
         run_ahead(Self::NAME, generator, cx).await
     }
 }

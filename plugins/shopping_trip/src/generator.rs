@@ -347,11 +347,6 @@ impl Generator {
         self
     }
 
-    /// What the entrance queue saw so far.
-    pub fn queue_stats(&self) -> &QueueStats {
-        self.entrance.stats()
-    }
-
     /// The list, browse times and checkout decision of a new trip.
     fn plan_trip(&self, rng: &mut Pcg32) -> Plan {
         let store = &self.store;
@@ -514,9 +509,9 @@ impl Generator {
             // The first one waiting outside comes in.
             self.admit(enter_ms);
         } else if self.waiting > 0 {
-            // The longest-waiting arrival comes in now, unless the doors closed meanwhile: then
-            // nobody waits any more.
-            if self.doors_closed_at(at_ms + 1) {
+            // The longest-waiting arrival comes in now, unless the doors closed or the store
+            // closed for the night meanwhile: then nobody waits any more.
+            if self.doors_closed_at(at_ms + 1) || !self.process.is_open_at(at_ms + 1) {
                 self.waiting = 0;
             } else {
                 self.waiting -= 1;
@@ -734,6 +729,14 @@ impl Generate for Generator {
 
     fn peak_inside(&self) -> usize {
         self.crowd.peak_inside()
+    }
+
+    fn queued_arrivals(&self) -> usize {
+        self.entrance.waiting()
+    }
+
+    fn queue_stats(&self) -> Option<&QueueStats> {
+        self.params.arrivals.capacity.map(|_| self.entrance.stats())
     }
 }
 

@@ -130,12 +130,7 @@ fn bad_values_are_refused_naming_the_key() {
 
 #[test]
 fn without_the_keys_arrivals_are_the_exponential_gaps_of_before() {
-    let rules = ArrivalsConfig {
-        timezone: default_timezone(),
-        ..ArrivalsConfig::default()
-    }
-    .check()
-    .unwrap();
+    let rules = ArrivalsConfig::default().check().unwrap();
     assert!(!rules.is_shaped());
     assert_eq!(rules.capacity, None);
     let rate = 6.0 / 600_000.0;
@@ -224,6 +219,9 @@ fn part_hours_and_overnight_hours_are_open_exactly_then() {
         Some(midnight + 12 * HOUR_MS),
         "closed at noon"
     );
+    assert!(process.is_open_at(midnight + 6 * HOUR_MS));
+    assert!(!process.is_open_at(midnight + 6 * HOUR_MS + 15 * 60_000));
+    assert!(process.is_open_at(midnight + 22 * HOUR_MS + 30 * 60_000));
 }
 
 #[test]
