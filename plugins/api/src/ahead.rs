@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use rand::RngCore;
 
-use crate::arrivals::QueueStats;
+use crate::arrivals::{ArrivalRules, Entrance, QueueMetrics, QueueStats};
 use crate::backoff::Backoff;
 use crate::context::{Roster, SourceContext};
 use crate::event::{CustomerId, Event, EventKind, intern};
@@ -28,32 +28,54 @@ use crate::timeline::TimelineError;
 const CHUNK_EVENTS: usize = 4096;
 
 /// A shopper model that generates its events in time order, up to a horizon at a time: arrivals
-/// come from its arrival process, every other event from its agenda ([`Crowd`]).
+/// come through its [`Gate`], every other event from the agenda of its [`Crowd`].
 pub trait Generate: Send {
-    /// When the next shopper arrives; `None` once arrivals stopped.
-    fn next_arrival_ms(&self) -> Option<i64>;
-    /// When the next event of a shopper inside is due.
-    fn next_due_ms(&self) -> Option<i64>;
+    /// What the model keeps per shopper inside.
+    type Shopper;
+    /// The shoppers inside and their agenda.
+    fn crowd(&self) -> &Crowd<Self::Shopper>;
+    /// The shoppers inside and their agenda, to change.
+    fn crowd_mut(&mut self) -> &mut Crowd<Self::Shopper>;
+    /// The arrival side: next arrival, entrance, waiting arrivals, visits.
+    fn gate(&self) -> &Gate;
     /// Handles the arrival due at `at_ms` (letting the shopper in or not; drawing the next one).
     fn arrive(&mut self, at_ms: i64);
-    /// Appends the next due event of a shopper inside (and any event it makes, such as a focus)
-    /// to `out` and plans the shopper's next one; returns how many events it appended.
-    fn act_next(&mut self, out: &mut Vec<Event>) -> usize;
+    /// Appends the event due at `due_ms` of the shopper in `slot` (and any event it makes, such
+    /// as a focus) to `out` and plans the shopper's next one; returns how many it appended.
+    fn act(&mut self, slot: u32, due_ms: i64, out: &mut Vec<Event>) -> usize;
+
+    /// When the next shopper arrives; `None` once arrivals stopped.
+    fn next_arrival_ms(&self) -> Option<i64> {
+        self.gate().next_arrival_ms
+    }
     /// Whether the doors closed and the last shopper left.
-    fn is_finished(&self) -> bool;
+    fn is_finished(&self) -> bool {
+        let gate = self.gate();
+        gate.next_arrival_ms.is_none()
+            && self.crowd().is_idle()
+            && gate.waiting == 0
+            && gate.entrance.waiting() == 0
+    }
     /// Arrivals waiting for a listed customer to leave.
-    fn waiting_arrivals(&self) -> u64;
+    fn waiting_arrivals(&self) -> u64 {
+        self.gate().waiting
+    }
     /// How many shoppers came in so far.
-    fn visits(&self) -> u64;
+    fn visits(&self) -> u64 {
+        self.gate().arrivals
+    }
     /// The most shoppers inside at once so far.
-    fn peak_inside(&self) -> usize;
+    fn peak_inside(&self) -> usize {
+        self.crowd().peak_inside()
+    }
     /// How many arrivals wait outside for the store to have room (`capacity`).
     fn queued_arrivals(&self) -> usize {
-        0
+        self.gate().entrance.waiting()
     }
     /// What the queue outside saw so far; `None` without a capacity (nobody ever queues).
     fn queue_stats(&self) -> Option<&QueueStats> {
-        None
+        let gate = self.gate();
+        gate.capacity.map(|_| gate.entrance.stats())
     }
 
     /// Appends the events due before `horizon_ms` (at most `max` of them, give or take the
@@ -62,7 +84,7 @@ pub trait Generate: Send {
     fn generate(&mut self, horizon_ms: i64, out: &mut Vec<Event>, max: usize) -> i64 {
         let mut produced = 0;
         loop {
-            let next = match (self.next_arrival_ms(), self.next_due_ms()) {
+            let next = match (self.next_arrival_ms(), self.crowd().next_due_ms()) {
                 (None, None) => return i64::MAX,
                 (Some(a), None) => a,
                 (None, Some(s)) => s,
@@ -74,9 +96,45 @@ pub trait Generate: Send {
             if self.next_arrival_ms() == Some(next) {
                 self.arrive(next);
             } else {
-                produced += self.act_next(out);
+                let (due, slot) = self.crowd_mut().pop_due().expect("an event is due");
+                produced += self.act(slot, due, out);
             }
         }
+    }
+}
+
+/// The arrival side of a shopper model: when the next shopper comes, the entrance (capacity and
+/// the queue outside), arrivals waiting for a listed customer, and how many came in.
+#[derive(Debug)]
+pub struct Gate {
+    /// When the next shopper arrives; `None` once arrivals stopped (or if nobody ever comes).
+    pub next_arrival_ms: Option<i64>,
+    /// Who is let in, and the queue outside when the store is at capacity.
+    pub entrance: Entrance,
+    /// Arrivals that found every listed customer inside and wait for one to leave.
+    pub waiting: u64,
+    /// How many shoppers came in so far (the serial of the latest one).
+    pub arrivals: u64,
+    /// The store's capacity, so queue stats are reported only where there can be a queue.
+    capacity: Option<usize>,
+}
+
+impl Gate {
+    /// A closed gate for a store with these arrival rules; set `next_arrival_ms` to open it.
+    pub fn new(rules: &ArrivalRules) -> Gate {
+        Gate {
+            next_arrival_ms: None,
+            entrance: rules.entrance(),
+            waiting: 0,
+            arrivals: 0,
+            capacity: rules.capacity,
+        }
+    }
+
+    /// Reports the entrance queue to these metrics from now on.
+    pub fn report_queue_to(&mut self, metrics: QueueMetrics) {
+        let entrance = std::mem::replace(&mut self.entrance, Entrance::new(None));
+        self.entrance = entrance.with_metrics(metrics);
     }
 }
 

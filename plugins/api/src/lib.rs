@@ -46,7 +46,7 @@ pub mod plugin;
 pub mod secret;
 pub mod timeline;
 
-pub use ahead::{Crowd, Generate, arriving_customer, push_report, run_ahead};
+pub use ahead::{Crowd, Gate, Generate, arriving_customer, push_report, run_ahead};
 pub use arrivals::{
     Admission, ArrivalProcess, ArrivalRules, ArrivalsConfig, Entrance, QueueMetrics, QueueStats,
 };

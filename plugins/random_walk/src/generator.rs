@@ -6,9 +6,9 @@ use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::rand_distr::{Distribution, Exp, StandardNormal};
 use customersim_plugin_api::rand_pcg::{Pcg32, Pcg64};
 use customersim_plugin_api::{
-    Admission, ArrivalProcess, ArrivalRules, Crowd, CustomerId, DistanceField, Entrance, Event,
-    EventKind, FocusTracker, Generate, QueueMetrics, QueueStats, Roster, StoreLayout,
-    arriving_customer, derive_seed, push_report,
+    Admission, ArrivalProcess, ArrivalRules, Crowd, CustomerId, DistanceField, Event, EventKind,
+    FocusTracker, Gate, Generate, QueueMetrics, Roster, StoreLayout, arriving_customer,
+    derive_seed, push_report,
 };
 
 /// Checked model parameters (from [`crate::RandomWalkConfig`]).
@@ -37,7 +37,7 @@ enum Next {
 
 /// One shopper inside (or about to enter). Kept small: a million of them must fit in ~100 MB.
 #[derive(Debug)]
-struct Shopper {
+pub struct Shopper {
     id: CustomerId,
     /// The shopper's own random stream, so its path depends on nothing but the seed.
     rng: Pcg32,
@@ -70,17 +70,12 @@ pub struct Generator {
     arrival_rng: Pcg64,
     /// When shoppers arrive.
     arrival_times: ArrivalProcess,
-    /// When the next shopper arrives; `None` once the doors closed (or if nobody ever comes).
-    next_arrival_ms: Option<i64>,
-    /// Who is let in, and the queue outside when the store is at capacity.
-    entrance: Entrance,
+    /// Next arrival, entrance and queue outside, arrivals waiting for a listed customer, visits.
+    gate: Gate,
     doors_close_ms: Option<i64>,
     /// The shoppers inside and the agenda of their next events.
     crowd: Crowd<Shopper>,
-    arrivals: u64,
     roster: Option<Arc<dyn Roster>>,
-    /// Arrivals that found every listed customer inside and wait for someone to leave.
-    waiting: u64,
 }
 
 impl Generator {
@@ -99,8 +94,8 @@ impl Generator {
         let arrival_times = params
             .arrivals
             .process(rate_per_ms, origin_ms, &mut arrival_rng);
-        let next_arrival_ms = arrival_times.next_ms();
-        let entrance = params.arrivals.entrance();
+        let mut gate = Gate::new(&params.arrivals);
+        gate.next_arrival_ms = arrival_times.next_ms();
         let expected = (params.average_in_store * 1.02 + 64.0) as usize;
         let home = store.distances_to(store.exit_cell());
         Generator {
@@ -111,13 +106,10 @@ impl Generator {
             seed,
             arrival_rng,
             arrival_times,
-            next_arrival_ms,
-            entrance,
+            gate,
             doors_close_ms,
             crowd: Crowd::with_capacity(expected),
-            arrivals: 0,
             roster,
-            waiting: 0,
         }
     }
 
@@ -135,8 +127,7 @@ impl Generator {
 
     /// Reports the entrance queue to these metrics from now on.
     pub fn report_queue_to(&mut self, metrics: QueueMetrics) {
-        let entrance = std::mem::replace(&mut self.entrance, Entrance::new(None));
-        self.entrance = entrance.with_metrics(metrics);
+        self.gate.report_queue_to(metrics);
     }
 
     /// Whether the doors are closed at `at_ms` (`simulation.duration` has passed).
@@ -146,13 +137,13 @@ impl Generator {
 
     fn arrive(&mut self, at_ms: i64) {
         if self.doors_closed_at(at_ms) {
-            self.next_arrival_ms = None;
-            self.waiting = 0;
-            self.entrance.turn_away_all();
+            self.gate.next_arrival_ms = None;
+            self.gate.waiting = 0;
+            self.gate.entrance.turn_away_all();
             return;
         }
         self.arrival_times.advance(&mut self.arrival_rng);
-        self.next_arrival_ms = self.arrival_times.next_ms();
+        self.gate.next_arrival_ms = self.arrival_times.next_ms();
         // One who has to queue goes home when the store closes before a place frees up (only
         // looked up when there is a queue: it walks the day's hours).
         let closing_ms = self
@@ -164,22 +155,22 @@ impl Generator {
             (Some(closing), Some(doors)) => Some(closing.min(doors)),
             (closing, doors) => closing.or(doors),
         };
-        if self.entrance.arrive(at_ms, gives_up_ms) == Admission::Enter {
+        if self.gate.entrance.arrive(at_ms, gives_up_ms) == Admission::Enter {
             self.admit(at_ms);
         }
     }
 
     /// Lets one shopper in at `at_ms`, or counts a waiting arrival when the roster is all inside.
     fn admit(&mut self, at_ms: i64) {
-        let serial = self.arrivals + 1;
+        let serial = self.gate.arrivals + 1;
         let roster = self.roster.as_ref();
         let prefix = &self.params.id_prefix;
         let Some(id) = arriving_customer(roster, &mut self.arrival_rng, serial, prefix) else {
-            self.waiting += 1;
+            self.gate.waiting += 1;
             return;
         };
-        self.arrivals += 1;
-        let arrival = self.arrivals;
+        self.gate.arrivals += 1;
+        let arrival = self.gate.arrivals;
         let mut rng = Pcg32::seed_from_u64(derive_seed(self.seed, arrival));
         let p = &self.params;
         let extra: f64 = Exp::new(1.0 / (p.mean_visit_ms - p.min_visit_ms))
@@ -239,19 +230,19 @@ impl Generator {
         self.crowd.leave(slot);
         if let Some(roster) = &self.roster {
             roster.release(&id);
-            if self.waiting > 0 {
+            if self.gate.waiting > 0 {
                 // The longest-waiting arrival comes in now, unless the doors closed or the store
                 // closed for the night meanwhile: then nobody waits any more.
                 if self.doors_closed_at(at_ms + 1) || !self.arrival_times.is_open_at(at_ms + 1) {
-                    self.waiting = 0;
+                    self.gate.waiting = 0;
                 } else {
-                    self.waiting -= 1;
+                    self.gate.waiting -= 1;
                     self.admit(at_ms + 1);
                 }
             }
         }
         // The place that freed up goes to the first one queueing outside.
-        if let Some(enter_ms) = self.entrance.leave(at_ms) {
+        if let Some(enter_ms) = self.gate.entrance.leave(at_ms) {
             self.admit(enter_ms);
         }
     }
@@ -301,48 +292,26 @@ impl Generator {
 }
 
 impl Generate for Generator {
-    fn next_arrival_ms(&self) -> Option<i64> {
-        self.next_arrival_ms
+    type Shopper = Shopper;
+
+    fn crowd(&self) -> &Crowd<Shopper> {
+        &self.crowd
     }
 
-    fn next_due_ms(&self) -> Option<i64> {
-        self.crowd.next_due_ms()
+    fn crowd_mut(&mut self) -> &mut Crowd<Shopper> {
+        &mut self.crowd
+    }
+
+    fn gate(&self) -> &Gate {
+        &self.gate
     }
 
     fn arrive(&mut self, at_ms: i64) {
         Generator::arrive(self, at_ms);
     }
 
-    fn act_next(&mut self, out: &mut Vec<Event>) -> usize {
-        let (due, slot) = self.crowd.pop_due().expect("an event is due");
-        self.act(slot, due, out)
-    }
-
-    fn is_finished(&self) -> bool {
-        self.next_arrival_ms.is_none()
-            && self.crowd.is_idle()
-            && self.waiting == 0
-            && self.entrance.waiting() == 0
-    }
-
-    fn waiting_arrivals(&self) -> u64 {
-        self.waiting
-    }
-
-    fn visits(&self) -> u64 {
-        self.arrivals
-    }
-
-    fn peak_inside(&self) -> usize {
-        self.crowd.peak_inside()
-    }
-
-    fn queued_arrivals(&self) -> usize {
-        self.entrance.waiting()
-    }
-
-    fn queue_stats(&self) -> Option<&QueueStats> {
-        self.params.arrivals.capacity.map(|_| self.entrance.stats())
+    fn act(&mut self, slot: u32, due_ms: i64, out: &mut Vec<Event>) -> usize {
+        Generator::act(self, slot, due_ms, out)
     }
 }
 

@@ -13,9 +13,8 @@ use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::rand_distr::{Distribution, LogNormal, Poisson};
 use customersim_plugin_api::rand_pcg::{Pcg32, Pcg64};
 use customersim_plugin_api::{
-    Admission, ArrivalProcess, ArrivalRules, Crowd, CustomerId, Entrance, Event, EventKind,
-    FocusTracker, Generate, QueueMetrics, QueueStats, Roster, arriving_customer, derive_seed,
-    push_report,
+    Admission, ArrivalProcess, ArrivalRules, Crowd, CustomerId, Event, EventKind, FocusTracker,
+    Gate, Generate, QueueMetrics, Roster, arriving_customer, derive_seed, push_report,
 };
 
 use crate::floor::{Cell, Fields, Floor, STRAIGHT};
@@ -77,7 +76,7 @@ enum Phase {
 /// One shopper inside. Kept small: a million of them must fit in well under 300 MB. The plan is
 /// a few indices and counters; the path is re-derived from the fields at every step.
 #[derive(Debug)]
-struct Shopper {
+pub struct Shopper {
     id: CustomerId,
     /// The shopper's own random stream, so its trip depends on nothing but the seed.
     rng: Pcg32,
@@ -208,19 +207,16 @@ pub struct Generator {
     arrival_rng: Pcg64,
     /// When shoppers arrive (Poisson, maybe shaped by the time of day): one replaceable piece.
     process: ArrivalProcess,
-    /// Who gets in when the store is at capacity, and who waits outside.
-    entrance: Entrance,
-    /// When the next shopper arrives; `None` once the doors closed or when nobody ever comes.
-    next_arrival_ms: Option<i64>,
+    /// Next arrival, entrance and queue outside, arrivals waiting for a listed customer, visits.
+    gate: Gate,
     doors_close_ms: Option<i64>,
     /// The shoppers inside and the agenda of their next events.
     crowd: Crowd<Shopper>,
     /// When each shopper in each checkout's line leaves it.
     lines: Lines,
+    /// How many departments beyond the first a list has (Poisson, mean `mean_list` − 1).
     list_count: Option<Poisson<f64>>,
-    arrivals: u64,
     roster: Option<Arc<dyn Roster>>,
-    waiting: u64,
     mean_trip_ms: f64,
     /// Whether to emit ground-truth focus events (`topics.focus` is set).
     focus_events: bool,
@@ -241,6 +237,7 @@ impl Generator {
         let mut arrival_rng = Pcg64::seed_from_u64(derive_seed(seed, u64::MAX));
         // Nobody arrives until the rate is known (a zero rate draws nothing).
         let process = params.arrivals.process(0.0, origin_ms, &mut arrival_rng);
+        let gate = Gate::new(&params.arrivals);
         let mut generator = Generator {
             lines: vec![VecDeque::new(); store.floor.checkouts.len()],
             params,
@@ -248,14 +245,11 @@ impl Generator {
             seed,
             arrival_rng,
             process,
-            entrance: Entrance::new(None),
-            next_arrival_ms: None,
+            gate,
             doors_close_ms,
             crowd: Crowd::with_capacity(0),
             list_count,
-            arrivals: 0,
             roster,
-            waiting: 0,
             mean_trip_ms: 0.0,
             focus_events: false,
         };
@@ -263,8 +257,7 @@ impl Generator {
         let rate_per_ms = generator.params.average_in_store / generator.mean_trip_ms;
         let rules = &generator.params.arrivals;
         generator.process = rules.process(rate_per_ms, origin_ms, &mut generator.arrival_rng);
-        generator.entrance = rules.entrance();
-        generator.next_arrival_ms = generator.process.next_ms();
+        generator.gate.next_arrival_ms = generator.process.next_ms();
         let expected = (generator.params.average_in_store * 1.02 + 64.0) as usize;
         generator.crowd = Crowd::with_capacity(expected);
         generator
@@ -316,19 +309,19 @@ impl Generator {
 
     fn arrive(&mut self, at_ms: i64) {
         if self.doors_closed_at(at_ms) {
-            self.next_arrival_ms = None;
-            self.waiting = 0;
-            self.entrance.turn_away_all();
+            self.gate.next_arrival_ms = None;
+            self.gate.waiting = 0;
+            self.gate.entrance.turn_away_all();
             return;
         }
         self.process.advance(&mut self.arrival_rng);
-        self.next_arrival_ms = self.process.next_ms().map(|next| next.max(at_ms));
+        self.gate.next_arrival_ms = self.process.next_ms().map(|next| next.max(at_ms));
         // A shopper who finds the store full waits until it closes (or the doors close for good).
         let gives_up_ms = match (self.process.open_until(at_ms), self.doors_close_ms) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        if self.entrance.arrive(at_ms, gives_up_ms) == Admission::Enter {
+        if self.gate.entrance.arrive(at_ms, gives_up_ms) == Admission::Enter {
             self.admit(at_ms);
         }
     }
@@ -342,8 +335,7 @@ impl Generator {
 
     /// Reports the entrance queue to `metrics` (when `capacity` is set).
     pub fn with_queue_metrics(mut self, metrics: QueueMetrics) -> Generator {
-        self.entrance =
-            std::mem::replace(&mut self.entrance, Entrance::new(None)).with_metrics(metrics);
+        self.gate.report_queue_to(metrics);
         self
     }
 
@@ -417,20 +409,20 @@ impl Generator {
 
     /// Lets one shopper in at `at_ms`, or counts a waiting arrival when the roster is all inside.
     fn admit(&mut self, at_ms: i64) {
-        let serial = self.arrivals + 1;
+        let serial = self.gate.arrivals + 1;
         let roster = self.roster.as_ref();
         let prefix = &self.params.id_prefix;
         let Some(id) = arriving_customer(roster, &mut self.arrival_rng, serial, prefix) else {
             // Every listed customer is inside: the place at the entrance is given back and the
             // arrival (with anyone the entrance lets in instead) waits for one to leave.
-            self.waiting += 1;
-            while self.entrance.leave(at_ms).is_some() {
-                self.waiting += 1;
+            self.gate.waiting += 1;
+            while self.gate.entrance.leave(at_ms).is_some() {
+                self.gate.waiting += 1;
             }
             return;
         };
-        self.arrivals += 1;
-        let mut rng = Pcg32::seed_from_u64(derive_seed(self.seed, self.arrivals));
+        self.gate.arrivals += 1;
+        let mut rng = Pcg32::seed_from_u64(derive_seed(self.seed, self.gate.arrivals));
         let plan = self.plan_trip(&mut rng);
         customersim_plugin_api::tracing::debug!(
             "shopping_trip: {id} plans {}{}",
@@ -505,17 +497,17 @@ impl Generator {
         if let Some(roster) = &self.roster {
             roster.release(&id);
         }
-        if let Some(enter_ms) = self.entrance.leave(at_ms) {
+        if let Some(enter_ms) = self.gate.entrance.leave(at_ms) {
             // The first one waiting outside comes in.
             self.admit(enter_ms);
-        } else if self.waiting > 0 {
+        } else if self.gate.waiting > 0 {
             // The longest-waiting arrival comes in now, unless the doors closed or the store
             // closed for the night meanwhile: then nobody waits any more.
             if self.doors_closed_at(at_ms + 1) || !self.process.is_open_at(at_ms + 1) {
-                self.waiting = 0;
+                self.gate.waiting = 0;
             } else {
-                self.waiting -= 1;
-                if self.entrance.arrive(at_ms + 1, None) == Admission::Enter {
+                self.gate.waiting -= 1;
+                if self.gate.entrance.arrive(at_ms + 1, None) == Admission::Enter {
                     self.admit(at_ms + 1);
                 }
             }
@@ -695,48 +687,26 @@ impl Generator {
 }
 
 impl Generate for Generator {
-    fn next_arrival_ms(&self) -> Option<i64> {
-        self.next_arrival_ms
+    type Shopper = Shopper;
+
+    fn crowd(&self) -> &Crowd<Shopper> {
+        &self.crowd
     }
 
-    fn next_due_ms(&self) -> Option<i64> {
-        self.crowd.next_due_ms()
+    fn crowd_mut(&mut self) -> &mut Crowd<Shopper> {
+        &mut self.crowd
+    }
+
+    fn gate(&self) -> &Gate {
+        &self.gate
     }
 
     fn arrive(&mut self, at_ms: i64) {
         Generator::arrive(self, at_ms);
     }
 
-    fn act_next(&mut self, out: &mut Vec<Event>) -> usize {
-        let (due, slot) = self.crowd.pop_due().expect("an event is due");
-        self.act(slot, due, out)
-    }
-
-    fn is_finished(&self) -> bool {
-        self.next_arrival_ms.is_none()
-            && self.crowd.is_idle()
-            && self.waiting == 0
-            && self.entrance.waiting() == 0
-    }
-
-    fn waiting_arrivals(&self) -> u64 {
-        self.waiting
-    }
-
-    fn visits(&self) -> u64 {
-        self.arrivals
-    }
-
-    fn peak_inside(&self) -> usize {
-        self.crowd.peak_inside()
-    }
-
-    fn queued_arrivals(&self) -> usize {
-        self.entrance.waiting()
-    }
-
-    fn queue_stats(&self) -> Option<&QueueStats> {
-        self.params.arrivals.capacity.map(|_| self.entrance.stats())
+    fn act(&mut self, slot: u32, due_ms: i64, out: &mut Vec<Event>) -> usize {
+        Generator::act(self, slot, due_ms, out)
     }
 }
 
