@@ -22,16 +22,25 @@ use crate::floor::{Cell, Fields, Floor, STRAIGHT};
 /// Checked model parameters (from [`crate::ShoppingTripConfig`]).
 #[derive(Clone, Debug)]
 pub struct TripParams {
+    /// Target mean number inside: sets the arrival rate with the mean trip.
     pub average_in_store: f64,
-    /// Store units per second.
+    /// Store units per second: how long a step takes.
     pub walking_speed: f64,
+    /// Mean departments per list.
     pub mean_list: f64,
+    /// Mean browse time per department.
     pub mean_browse_ms: f64,
+    /// Mean gap between browse reports.
     pub browse_step_ms: f64,
+    /// Share of trips that end at a checkout.
     pub checkout_share: f64,
+    /// Mean checkout service time.
     pub mean_service_ms: f64,
+    /// Shortest planned trip.
     pub min_trip_ms: f64,
+    /// Longest planned trip.
     pub max_trip_ms: f64,
+    /// Text before generated ids.
     pub id_prefix: String,
     /// Opening hours, hourly profile, time zone and capacity.
     pub arrivals: ArrivalRules,
@@ -111,7 +120,9 @@ pub struct Shopper {
 /// The store as the generator uses it: the grid, its distance fields and which field is which.
 #[derive(Debug)]
 pub struct Store {
+    /// The walking grid.
     pub floor: Floor,
+    /// One distance field per department, checkout line and the exit, in that order.
     pub fields: Fields,
     /// Milliseconds per unit of field distance ([`STRAIGHT`] per cell).
     ms_per_cost: f64,
