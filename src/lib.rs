@@ -54,6 +54,8 @@ use customersim_source_customer_list as _;
 use customersim_source_http_ingress as _;
 #[cfg(feature = "random-walk")]
 use customersim_source_random_walk as _;
+#[cfg(feature = "shopping-trip")]
+use customersim_source_shopping_trip as _;
 #[cfg(feature = "memory-timeline")]
 use customersim_timeline_memory as _;
 #[cfg(feature = "redis-timeline")]

@@ -497,6 +497,7 @@ fn plugins_lists_exactly_the_registered_plugins() {
             "source customer_list",
             "source http_ingress",
             "source random_walk",
+            "source shopping_trip",
             "sink amqp",
             "sink mqtt",
             "sink stdout",

@@ -63,6 +63,9 @@
 //!   [`TimelinePlugin`]) the core finds through `inventory`; [`env`]: environment overrides.
 //! - [`clock`]: the simulated clock plugins read ([`Clock`]).
 //! - [`shutdown`]: the signal plugins listen to and their request to end the run.
+//! - [`ahead`]: the loop that runs a shopper model ([`Generate`]) ahead of the clock
+//!   ([`run_ahead`]) and the shoppers' slots and agenda ([`Crowd`]), shared by the built-in
+//!   shopper sources.
 //! - [`arrivals`]: when simulated shoppers come in ([`ArrivalProcess`]): Poisson arrivals shaped
 //!   by opening hours and an hourly profile, and the [`Entrance`] that queues arrivals beyond a
 //!   capacity; [`ArrivalsConfig`] is the config fragment the simulated sources share.
@@ -76,6 +79,7 @@
 //!   core and test harnesses; plugins never get them.
 //! - [`error`]: [`PluginError`] and the exit codes it maps to.
 
+pub mod ahead;
 pub mod arrivals;
 pub mod backoff;
 pub mod build;
@@ -100,6 +104,7 @@ pub mod source;
 pub mod timeline;
 pub mod watermark;
 
+pub use ahead::{Crowd, Gate, Generate, arriving_customer, push_report, run_ahead};
 pub use arrivals::{
     Admission, ArrivalProcess, ArrivalRules, ArrivalsConfig, Entrance, QueueMetrics, QueueStats,
 };

@@ -1,13 +1,12 @@
 //! The shopper model, as a synchronous generator of time-ordered events.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::{
-    Admission, ArrivalProcess, ArrivalRules, CustomerId, DistanceField, Entrance, Event, EventKind,
-    FocusTracker, QueueMetrics, QueueStats, Roster, StoreLayout, derive_seed,
+    Admission, ArrivalProcess, ArrivalRules, Crowd, CustomerId, DistanceField, Event, EventKind,
+    FocusTracker, Gate, Generate, QueueMetrics, Roster, StoreLayout, arriving_customer,
+    derive_seed, push_report,
 };
 use rand_distr::{Distribution, Exp, StandardNormal};
 use rand_pcg::{Pcg32, Pcg64};
@@ -38,7 +37,7 @@ enum Next {
 
 /// One shopper inside (or about to enter). Kept small: a million of them must fit in ~100 MB.
 #[derive(Debug)]
-struct Shopper {
+pub struct Shopper {
     id: CustomerId,
     /// The shopper's own random stream, so its path depends on nothing but the seed.
     rng: Pcg32,
@@ -71,24 +70,12 @@ pub struct Generator {
     arrival_rng: Pcg64,
     /// When shoppers arrive.
     arrival_times: ArrivalProcess,
-    /// When the next shopper arrives; `None` once the doors closed (or if nobody ever comes).
-    next_arrival_ms: Option<i64>,
-    /// Who is let in, and the queue outside when the store is at capacity.
-    entrance: Entrance,
+    /// Next arrival, entrance and queue outside, arrivals waiting for a listed customer, visits.
+    gate: Gate,
     doors_close_ms: Option<i64>,
-    /// Slots of shoppers; `free` lists reusable slots.
-    shoppers: Vec<Shopper>,
-    free: Vec<u32>,
-    /// (due, slot) of each shopper's next event; slots are assigned deterministically, so ties
-    /// break the same way in every run.
-    agenda: BinaryHeap<Reverse<(i64, u32)>>,
-    arrivals: u64,
+    /// The shoppers inside and the agenda of their next events.
+    crowd: Crowd<Shopper>,
     roster: Option<Arc<dyn Roster>>,
-    /// Arrivals that found every listed customer inside and wait for someone to leave.
-    waiting: u64,
-    inside: usize,
-    /// The most shoppers inside at once so far (reported at the end of a run).
-    peak_inside: usize,
 }
 
 impl Generator {
@@ -107,8 +94,8 @@ impl Generator {
         let arrival_times = params
             .arrivals
             .process(rate_per_ms, origin_ms, &mut arrival_rng);
-        let next_arrival_ms = arrival_times.next_ms();
-        let entrance = params.arrivals.entrance();
+        let mut gate = Gate::new(&params.arrivals);
+        gate.next_arrival_ms = arrival_times.next_ms();
         let expected = (params.average_in_store * 1.02 + 64.0) as usize;
         let home = store.distances_to(store.exit_cell());
         Generator {
@@ -119,17 +106,10 @@ impl Generator {
             seed,
             arrival_rng,
             arrival_times,
-            next_arrival_ms,
-            entrance,
+            gate,
             doors_close_ms,
-            shoppers: Vec::with_capacity(expected),
-            free: Vec::new(),
-            agenda: BinaryHeap::with_capacity(expected),
-            arrivals: 0,
+            crowd: Crowd::with_capacity(expected),
             roster,
-            waiting: 0,
-            inside: 0,
-            peak_inside: 0,
         }
     }
 
@@ -142,70 +122,12 @@ impl Generator {
 
     /// How many shoppers are inside (or entering) now.
     pub fn inside(&self) -> usize {
-        self.inside
-    }
-
-    /// How many shoppers came in so far.
-    pub fn visits(&self) -> u64 {
-        self.arrivals
-    }
-
-    /// The most shoppers inside at once so far.
-    pub fn peak_inside(&self) -> usize {
-        self.peak_inside
-    }
-
-    /// Arrivals waiting for a listed customer to leave.
-    pub fn waiting_arrivals(&self) -> u64 {
-        self.waiting
+        self.crowd.inside()
     }
 
     /// Reports the entrance queue to these metrics from now on.
     pub fn report_queue_to(&mut self, metrics: QueueMetrics) {
-        let entrance = std::mem::replace(&mut self.entrance, Entrance::new(None));
-        self.entrance = entrance.with_metrics(metrics);
-    }
-
-    /// What the queue outside saw so far; `None` without a capacity (nobody ever queues).
-    pub fn queue_stats(&self) -> Option<&QueueStats> {
-        self.params.arrivals.capacity.map(|_| self.entrance.stats())
-    }
-
-    /// How many arrivals wait outside for the store to have room.
-    pub fn queued_arrivals(&self) -> usize {
-        self.entrance.waiting()
-    }
-
-    /// Whether the doors closed and the last shopper left.
-    pub fn is_finished(&self) -> bool {
-        self.next_arrival_ms.is_none()
-            && self.agenda.is_empty()
-            && self.waiting == 0
-            && self.entrance.waiting() == 0
-    }
-
-    /// Appends the events due before `horizon_ms` (at most `max` of them) to `out`, in time order,
-    /// and returns the watermark: every event due before it has now been generated.
-    pub fn generate(&mut self, horizon_ms: i64, out: &mut Vec<Event>, max: usize) -> i64 {
-        let mut produced = 0;
-        loop {
-            let next_shopper = self.agenda.peek().map(|Reverse((due, _))| *due);
-            let next = match (self.next_arrival_ms, next_shopper) {
-                (None, None) => return i64::MAX,
-                (Some(a), None) => a,
-                (None, Some(s)) => s,
-                (Some(a), Some(s)) => a.min(s),
-            };
-            if next >= horizon_ms || produced >= max {
-                return next.min(horizon_ms);
-            }
-            if self.next_arrival_ms == Some(next) {
-                self.arrive(next);
-            } else {
-                let Reverse((due, slot)) = self.agenda.pop().expect("peeked");
-                produced += self.act(slot, due, out);
-            }
-        }
+        self.gate.report_queue_to(metrics);
     }
 
     /// Whether the doors are closed at `at_ms` (`simulation.duration` has passed).
@@ -215,13 +137,13 @@ impl Generator {
 
     fn arrive(&mut self, at_ms: i64) {
         if self.doors_closed_at(at_ms) {
-            self.next_arrival_ms = None;
-            self.waiting = 0;
-            self.entrance.turn_away_all();
+            self.gate.next_arrival_ms = None;
+            self.gate.waiting = 0;
+            self.gate.entrance.turn_away_all();
             return;
         }
         self.arrival_times.advance(&mut self.arrival_rng);
-        self.next_arrival_ms = self.arrival_times.next_ms();
+        self.gate.next_arrival_ms = self.arrival_times.next_ms();
         // One who has to queue goes home when the store closes before a place frees up (only
         // looked up when there is a queue: it walks the day's hours).
         let closing_ms = self
@@ -233,32 +155,22 @@ impl Generator {
             (Some(closing), Some(doors)) => Some(closing.min(doors)),
             (closing, doors) => closing.or(doors),
         };
-        if self.entrance.arrive(at_ms, gives_up_ms) == Admission::Enter {
+        if self.gate.entrance.arrive(at_ms, gives_up_ms) == Admission::Enter {
             self.admit(at_ms);
         }
     }
 
     /// Lets one shopper in at `at_ms`, or counts a waiting arrival when the roster is all inside.
     fn admit(&mut self, at_ms: i64) {
-        let id = match &self.roster {
-            Some(roster) => match roster.admit(&mut self.arrival_rng) {
-                Some(id) => id,
-                None => {
-                    self.waiting += 1;
-                    return;
-                }
-            },
-            None => {
-                let serial = self.arrivals + 1;
-                if self.params.id_prefix.is_empty() {
-                    CustomerId::Number(serial)
-                } else {
-                    CustomerId::Text(Arc::from(format!("{}{serial}", self.params.id_prefix)))
-                }
-            }
+        let serial = self.gate.arrivals + 1;
+        let roster = self.roster.as_ref();
+        let prefix = &self.params.id_prefix;
+        let Some(id) = arriving_customer(roster, &mut self.arrival_rng, serial, prefix) else {
+            self.gate.waiting += 1;
+            return;
         };
-        self.arrivals += 1;
-        let arrival = self.arrivals;
+        self.gate.arrivals += 1;
+        let arrival = self.gate.arrivals;
         let mut rng = Pcg32::seed_from_u64(derive_seed(self.seed, arrival));
         let p = &self.params;
         let extra: f64 = Exp::new(1.0 / (p.mean_visit_ms - p.min_visit_ms))
@@ -280,89 +192,57 @@ impl Generator {
             homing: false,
             focus: FocusTracker::new(),
         };
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.shoppers[slot as usize] = shopper;
-                slot
-            }
-            None => {
-                self.shoppers.push(shopper);
-                (self.shoppers.len() - 1) as u32
-            }
-        };
-        self.inside += 1;
-        self.peak_inside = self.peak_inside.max(self.inside);
-        self.agenda.push(Reverse((at_ms, slot)));
+        self.crowd.enter(shopper, at_ms);
     }
 
     /// Emits the shopper's due event (and the focus it makes, if any) and plans the next one;
     /// returns how many events it appended.
     fn act(&mut self, slot: u32, at_ms: i64, out: &mut Vec<Event>) -> usize {
-        let shopper = &mut self.shoppers[slot as usize];
-        let mut focus = None;
+        let shopper = self.crowd.get_mut(slot);
         let kind = match shopper.next {
             Next::Enter => EventKind::Enter,
-            Next::Move(col, row) => {
-                shopper.x = col;
-                shopper.y = row;
-                let (x, y) = self.store.centre(col.into(), row.into());
-                let (x, y) = (i64::from(x), i64::from(y));
-                if self.focus_events {
-                    // The department of the published centre, looked up by cell.
-                    let department = self.store.department_at_cell(col.into(), row.into());
-                    if shopper.focus.observe(department) {
-                        let dep = &self.store.zones()[department.expect("a focus is in one")].name;
-                        focus = Some(EventKind::Focus {
-                            dep: customersim_plugin_api::intern(dep),
-                            x,
-                            y,
-                        });
-                    }
+            Next::Move(x, y) => {
+                shopper.x = x;
+                shopper.y = y;
+                let (x, y) = self.store.centre(x.into(), y.into());
+                EventKind::Move {
+                    x: i64::from(x),
+                    y: i64::from(y),
                 }
-                EventKind::Move { x, y }
             }
             Next::Exit => EventKind::Exit,
         };
-        out.push(Event {
-            due_ms: at_ms,
-            customer: shopper.id.clone(),
-            kind,
-        });
-        if let Some(kind) = focus {
-            out.push(Event {
-                due_ms: at_ms,
-                customer: shopper.id.clone(),
-                kind,
-            });
-        }
+        let focus = self
+            .focus_events
+            .then_some((&mut shopper.focus, &self.store));
+        let appended = push_report(out, at_ms, &shopper.id, kind, focus);
         if kind == EventKind::Exit {
             self.leave(slot, at_ms);
         } else {
             let due = self.plan(slot, at_ms);
-            self.agenda.push(Reverse((due, slot)));
+            self.crowd.schedule(slot, due);
         }
-        1 + usize::from(focus.is_some())
+        appended
     }
 
     fn leave(&mut self, slot: u32, at_ms: i64) {
-        let id = self.shoppers[slot as usize].id.clone();
-        self.free.push(slot);
-        self.inside -= 1;
+        let id = self.crowd.get(slot).id.clone();
+        self.crowd.leave(slot);
         if let Some(roster) = &self.roster {
             roster.release(&id);
-            if self.waiting > 0 {
+            if self.gate.waiting > 0 {
                 // The longest-waiting arrival comes in now, unless the doors closed or the store
                 // closed for the night meanwhile: then nobody waits any more.
                 if self.doors_closed_at(at_ms + 1) || !self.arrival_times.is_open_at(at_ms + 1) {
-                    self.waiting = 0;
+                    self.gate.waiting = 0;
                 } else {
-                    self.waiting -= 1;
+                    self.gate.waiting -= 1;
                     self.admit(at_ms + 1);
                 }
             }
         }
         // The place that freed up goes to the first one queueing outside.
-        if let Some(enter_ms) = self.entrance.leave(at_ms) {
+        if let Some(enter_ms) = self.gate.entrance.leave(at_ms) {
             self.admit(enter_ms);
         }
     }
@@ -372,7 +252,7 @@ impl Generator {
         let walk_step = self.params.walk_step_ms;
         let doors_closed = self.doors_closed_at(at_ms);
         let (store, home) = (&self.store, &self.home);
-        let shopper = &mut self.shoppers[slot as usize];
+        let shopper = self.crowd.get_mut(slot);
         // Every cell a shopper reaches is connected to the exit (checked with the layout).
         let distance_home =
             |x: u16, y: u16| i64::from(home.steps(x.into(), y.into()).unwrap_or_default());
@@ -408,6 +288,30 @@ impl Generator {
             None => Next::Exit,
         };
         at_ms + pace
+    }
+}
+
+impl Generate for Generator {
+    type Shopper = Shopper;
+
+    fn crowd(&self) -> &Crowd<Shopper> {
+        &self.crowd
+    }
+
+    fn crowd_mut(&mut self) -> &mut Crowd<Shopper> {
+        &mut self.crowd
+    }
+
+    fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    fn arrive(&mut self, at_ms: i64) {
+        Generator::arrive(self, at_ms);
+    }
+
+    fn act(&mut self, slot: u32, due_ms: i64, out: &mut Vec<Event>) -> usize {
+        Generator::act(self, slot, due_ms, out)
     }
 }
 

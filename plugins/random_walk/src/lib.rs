@@ -1,5 +1,4 @@
-//! The `random_walk` source: simulated shoppers walking the store grid (the README's *The shopper
-//! model* section is the user's view).
+//! The `random_walk` source: simulated shoppers walking the store grid (DESIGN.md §5).
 //!
 //! Arrivals are a Poisson process whose rate keeps the mean number of shoppers inside at
 //! `average_in_store` (Little's law: rate = target / mean visit length). Each shopper draws a visit
@@ -25,7 +24,7 @@ use std::time::Duration;
 use customersim_plugin_api::arrivals::default_timezone;
 use customersim_plugin_api::{
     ArrivalsConfig, BuildContext, EnvKind, EnvOverride, PluginConfig, PluginError, QueueMetrics,
-    Source, SourceConfig, SourceContext, async_trait, duration, source_config,
+    Source, SourceConfig, SourceContext, async_trait, duration, run_ahead, source_config,
 };
 
 pub use generator::{Generator, WalkParams};
@@ -156,10 +155,6 @@ impl PluginConfig for RandomWalkConfig {
 }
 
 impl SourceConfig for RandomWalkConfig {
-    fn check(&self, _cx: &BuildContext) -> Result<(), PluginError> {
-        self.params().map(|_| ())
-    }
-
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let store = cx.store.clone();
         let params = self.params()?;
@@ -170,24 +165,20 @@ impl SourceConfig for RandomWalkConfig {
         Ok(Box::new(RandomWalk {
             params,
             store,
-            queue_metrics,
             focus_events: cx.topics.focus.is_some(),
+            queue_metrics,
         }))
     }
 }
 
-/// Most events generated per timeline write, so a million shoppers never sit on the timeline at
-/// once.
-const CHUNK_EVENTS: usize = 4096;
-
-/// The running source: generates ahead of the clock in chunks.
+/// The running source: the generator, run ahead of the clock.
 struct RandomWalk {
     params: WalkParams,
     store: customersim_plugin_api::StoreLayout,
-    /// The entrance queue's metrics, registered when `capacity` is set.
-    queue_metrics: Option<QueueMetrics>,
     /// Ground-truth focus events are on (`topics.focus` is set).
     focus_events: bool,
+    /// The entrance queue's metrics, registered when `capacity` is set.
+    queue_metrics: Option<QueueMetrics>,
 }
 
 #[async_trait]
@@ -197,12 +188,11 @@ impl Source for RandomWalk {
     }
 
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), PluginError> {
-        let origin = cx.clock.origin_ms();
         let mut generator = Generator::new(
             self.params,
             self.store,
             cx.seed,
-            origin,
+            cx.clock.origin_ms(),
             cx.doors_close_ms,
             cx.roster.clone(),
         )
@@ -210,72 +200,10 @@ impl Source for RandomWalk {
         if let Some(metrics) = self.queue_metrics {
             generator.report_queue_to(metrics);
         }
-        // How far ahead of the clock to generate: a virtual clock is fed in large steps; a real
-        // clock only needs to stay about two wall seconds ahead of the scheduler.
-        let lookahead_ms: i64 = match cx.clock.speed() {
-            None => 60_000,
-            Some(speed) => (2_000.0 * speed.max(1.0)) as i64,
-        };
-        let mut previous_watermark = origin;
-        let mut announced_wait = false;
-        let mut announced_queue = false;
-        loop {
-            if cx.shutdown.is_triggered() {
-                return Ok(());
-            }
-            let horizon = cx.clock.now_ms().max(previous_watermark) + lookahead_ms;
-            let mut chunk = Vec::with_capacity(CHUNK_EVENTS);
-            let watermark = generator.generate(horizon, &mut chunk, CHUNK_EVENTS);
-            let chunk_was_full = chunk.len() >= CHUNK_EVENTS;
-            if !chunk.is_empty()
-                && !cx
-                    .schedule
-                    .schedule_retrying(chunk, "random_walk", &cx.shutdown)
-                    .await?
-            {
-                return Ok(());
-            }
-            if generator.waiting_arrivals() > 0 && !announced_wait {
-                tracing::warn!(
-                    "random_walk: every listed customer is inside; arrivals wait for someone to leave"
-                );
-                announced_wait = true;
-            }
-            if generator.queued_arrivals() > 0 && !announced_queue {
-                tracing::info!(
-                    "random_walk: the store is at capacity; arrivals queue outside until someone leaves"
-                );
-                announced_queue = true;
-            }
-            if generator.is_finished() {
-                cx.watermark.finish();
-                tracing::info!(
-                    "random_walk: doors closed and the last shopper left; {} visits, at most {} shoppers inside at once",
-                    generator.visits(),
-                    generator.peak_inside()
-                );
-                if let Some(stats) = generator.queue_stats() {
-                    tracing::info!("random_walk: {stats}");
-                }
-                return Ok(());
-            }
-            cx.watermark.advance(watermark);
-            // Keep at most about two chunks ahead of the clock.
-            let wake_at = if chunk_was_full {
-                previous_watermark
-            } else {
-                watermark - lookahead_ms / 2
-            };
-            previous_watermark = watermark;
-            sleep_or_stop(&cx, wake_at).await;
-        }
+        run_ahead(Self::NAME, generator, cx).await
     }
 }
 
-/// Sleeps until the clock reaches `wake_at` or shutdown fires.
-async fn sleep_or_stop(cx: &SourceContext, wake_at: i64) {
-    tokio::select! {
-        () = cx.clock.sleep_until(wake_at) => {}
-        () = cx.shutdown.wait() => {}
-    }
+impl RandomWalk {
+    const NAME: &'static str = RandomWalkConfig::NAME;
 }

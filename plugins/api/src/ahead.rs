@@ -1,0 +1,351 @@
+//! Running a source that generates simulated shoppers ahead of the clock: the loop shared by the
+//! built-in shopper sources (`random_walk`, `shopping_trip`).
+//!
+//! The source's model is a synchronous [`Generate`] (a pure function of the seed, the config and
+//! simulated time); [`run_ahead`] feeds it horizons, puts its events on the timeline in chunks,
+//! advances the watermark that paces a virtual clock, and ends when the doors closed and the last
+//! shopper left.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use rand::RngCore;
+
+use crate::arrivals::{ArrivalRules, Entrance, QueueMetrics, QueueStats};
+use crate::error::PluginError;
+use crate::event::{CustomerId, Event, EventKind, intern};
+use crate::focus::FocusTracker;
+use crate::layout::StoreLayout;
+use crate::roster::Roster;
+use crate::source::SourceContext;
+
+/// Most events generated per timeline write, so a million shoppers never sit on the timeline at
+/// once.
+const CHUNK_EVENTS: usize = 4096;
+
+/// A shopper model that generates its events in time order, up to a horizon at a time: arrivals
+/// come through its [`Gate`], every other event from the agenda of its [`Crowd`].
+pub trait Generate: Send {
+    /// What the model keeps per shopper inside.
+    type Shopper;
+    /// The shoppers inside and their agenda.
+    fn crowd(&self) -> &Crowd<Self::Shopper>;
+    /// The shoppers inside and their agenda, to change.
+    fn crowd_mut(&mut self) -> &mut Crowd<Self::Shopper>;
+    /// The arrival side: next arrival, entrance, waiting arrivals, visits.
+    fn gate(&self) -> &Gate;
+    /// Handles the arrival due at `at_ms` (letting the shopper in or not; drawing the next one).
+    fn arrive(&mut self, at_ms: i64);
+    /// Appends the event due at `due_ms` of the shopper in `slot` (and any event it makes, such
+    /// as a focus) to `out` and plans the shopper's next one; returns how many it appended.
+    fn act(&mut self, slot: u32, due_ms: i64, out: &mut Vec<Event>) -> usize;
+
+    /// When the next shopper arrives; `None` once arrivals stopped.
+    fn next_arrival_ms(&self) -> Option<i64> {
+        self.gate().next_arrival_ms
+    }
+    /// Whether the doors closed and the last shopper left.
+    fn is_finished(&self) -> bool {
+        let gate = self.gate();
+        gate.next_arrival_ms.is_none()
+            && self.crowd().is_idle()
+            && gate.waiting == 0
+            && gate.entrance.waiting() == 0
+    }
+    /// Arrivals waiting for a listed customer to leave.
+    fn waiting_arrivals(&self) -> u64 {
+        self.gate().waiting
+    }
+    /// How many shoppers came in so far.
+    fn visits(&self) -> u64 {
+        self.gate().arrivals
+    }
+    /// The most shoppers inside at once so far.
+    fn peak_inside(&self) -> usize {
+        self.crowd().peak_inside()
+    }
+    /// How many arrivals wait outside for the store to have room (`capacity`).
+    fn queued_arrivals(&self) -> usize {
+        self.gate().entrance.waiting()
+    }
+    /// What the queue outside saw so far; `None` without a capacity (nobody ever queues).
+    fn queue_stats(&self) -> Option<&QueueStats> {
+        let gate = self.gate();
+        gate.capacity.map(|_| gate.entrance.stats())
+    }
+
+    /// Appends the events due before `horizon_ms` (at most `max` of them, give or take the
+    /// events one act makes) to `out`, in time order, and returns the watermark: every event due
+    /// before it has been generated.
+    fn generate(&mut self, horizon_ms: i64, out: &mut Vec<Event>, max: usize) -> i64 {
+        let mut produced = 0;
+        loop {
+            let next = match (self.next_arrival_ms(), self.crowd().next_due_ms()) {
+                (None, None) => return i64::MAX,
+                (Some(a), None) => a,
+                (None, Some(s)) => s,
+                (Some(a), Some(s)) => a.min(s),
+            };
+            if next >= horizon_ms || produced >= max {
+                return next.min(horizon_ms);
+            }
+            if self.next_arrival_ms() == Some(next) {
+                self.arrive(next);
+            } else {
+                let (due, slot) = self.crowd_mut().pop_due().expect("an event is due");
+                produced += self.act(slot, due, out);
+            }
+        }
+    }
+}
+
+/// The arrival side of a shopper model: when the next shopper comes, the entrance (capacity and
+/// the queue outside), arrivals waiting for a listed customer, and how many came in.
+#[derive(Debug)]
+pub struct Gate {
+    /// When the next shopper arrives; `None` once arrivals stopped (or if nobody ever comes).
+    pub next_arrival_ms: Option<i64>,
+    /// Who is let in, and the queue outside when the store is at capacity.
+    pub entrance: Entrance,
+    /// Arrivals that found every listed customer inside and wait for one to leave.
+    pub waiting: u64,
+    /// How many shoppers came in so far (the serial of the latest one).
+    pub arrivals: u64,
+    /// The store's capacity, so queue stats are reported only where there can be a queue.
+    capacity: Option<usize>,
+}
+
+impl Gate {
+    /// A closed gate for a store with these arrival rules; set `next_arrival_ms` to open it.
+    pub fn new(rules: &ArrivalRules) -> Gate {
+        Gate {
+            next_arrival_ms: None,
+            entrance: rules.entrance(),
+            waiting: 0,
+            arrivals: 0,
+            capacity: rules.capacity,
+        }
+    }
+
+    /// Reports the entrance queue to these metrics from now on.
+    pub fn report_queue_to(&mut self, metrics: QueueMetrics) {
+        let entrance = std::mem::replace(&mut self.entrance, Entrance::new(None));
+        self.entrance = entrance.with_metrics(metrics);
+    }
+}
+
+/// The shoppers inside a generator: slots reused after exits (so a slot number is a small, stable
+/// handle), the agenda of each one's next event, and the counts of who is inside.
+#[derive(Debug)]
+pub struct Crowd<T> {
+    slots: Vec<T>,
+    free: Vec<u32>,
+    /// (due, slot) of each shopper's next event; slots are assigned deterministically, so ties
+    /// break the same way in every run.
+    agenda: BinaryHeap<Reverse<(i64, u32)>>,
+    inside: usize,
+    peak_inside: usize,
+}
+
+impl<T> Crowd<T> {
+    /// An empty store with room for about `expected` shoppers before growing.
+    pub fn with_capacity(expected: usize) -> Crowd<T> {
+        Crowd {
+            slots: Vec::with_capacity(expected),
+            free: Vec::new(),
+            agenda: BinaryHeap::with_capacity(expected),
+            inside: 0,
+            peak_inside: 0,
+        }
+    }
+
+    /// Lets `shopper` in with its first event due at `due_ms`; returns its slot.
+    pub fn enter(&mut self, shopper: T, due_ms: i64) -> u32 {
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = shopper;
+                slot
+            }
+            None => {
+                self.slots.push(shopper);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.inside += 1;
+        self.peak_inside = self.peak_inside.max(self.inside);
+        self.agenda.push(Reverse((due_ms, slot)));
+        slot
+    }
+
+    /// The shopper in `slot`.
+    pub fn get(&self, slot: u32) -> &T {
+        &self.slots[slot as usize]
+    }
+
+    /// The shopper in `slot`, to change.
+    pub fn get_mut(&mut self, slot: u32) -> &mut T {
+        &mut self.slots[slot as usize]
+    }
+
+    /// When the next event of anyone inside is due.
+    pub fn next_due_ms(&self) -> Option<i64> {
+        self.agenda.peek().map(|Reverse((due, _))| *due)
+    }
+
+    /// Takes the next due (time, slot) off the agenda.
+    pub fn pop_due(&mut self) -> Option<(i64, u32)> {
+        self.agenda.pop().map(|Reverse(next)| next)
+    }
+
+    /// Puts the next event of the shopper in `slot` on the agenda.
+    pub fn schedule(&mut self, slot: u32, due_ms: i64) {
+        self.agenda.push(Reverse((due_ms, slot)));
+    }
+
+    /// The shopper in `slot` left; the slot is reused by a later arrival.
+    pub fn leave(&mut self, slot: u32) {
+        self.free.push(slot);
+        self.inside -= 1;
+    }
+
+    /// Whether no event is planned (nobody is inside).
+    pub fn is_idle(&self) -> bool {
+        self.agenda.is_empty()
+    }
+
+    /// How many shoppers are inside now.
+    pub fn inside(&self) -> usize {
+        self.inside
+    }
+
+    /// The most shoppers inside at once so far.
+    pub fn peak_inside(&self) -> usize {
+        self.peak_inside
+    }
+}
+
+/// Who the `serial`-th arrival is: a customer drawn from `roster` (`None` when every listed
+/// customer is inside), or without a roster a generated id, `serial` in decimal after `prefix`
+/// (no prefix keeps ids digits, which consumers of the original service parse as integers).
+pub fn arriving_customer(
+    roster: Option<&Arc<dyn Roster>>,
+    rng: &mut dyn RngCore,
+    serial: u64,
+    prefix: &str,
+) -> Option<CustomerId> {
+    match roster {
+        Some(roster) => roster.admit(rng),
+        None if prefix.is_empty() => Some(CustomerId::Number(serial)),
+        None => Some(CustomerId::Text(Arc::from(format!("{prefix}{serial}")))),
+    }
+}
+
+/// Appends `customer`'s event of `kind` at `due_ms` to `out` and, when `focus` is given and the
+/// event is a move that is the shopper's 3rd report in a row inside one department (the
+/// consumers' rule, [`FocusTracker`]), the focus event right after it, at the same time. Returns
+/// how many events it appended.
+pub fn push_report(
+    out: &mut Vec<Event>,
+    due_ms: i64,
+    customer: &CustomerId,
+    kind: EventKind,
+    focus: Option<(&mut FocusTracker, &StoreLayout)>,
+) -> usize {
+    let focus = match (kind, focus) {
+        (EventKind::Move { x, y }, Some((tracker, layout))) => {
+            // A published position is a cell centre: its department is the cell's.
+            let department = u32::try_from(x)
+                .ok()
+                .zip(u32::try_from(y).ok())
+                .and_then(|(x, y)| layout.cell_of(x, y))
+                .and_then(|(col, row)| layout.department_at_cell(col, row));
+            tracker.observe(department).then(|| EventKind::Focus {
+                dep: intern(&layout.zones()[department.expect("a focus is in one")].name),
+                x,
+                y,
+            })
+        }
+        _ => None,
+    };
+    for kind in [Some(kind), focus].into_iter().flatten() {
+        out.push(Event {
+            due_ms,
+            customer: customer.clone(),
+            kind,
+        });
+    }
+    1 + usize::from(focus.is_some())
+}
+
+/// Runs `generator` ahead of `cx`'s clock until it is finished or shutdown fires; `name` prefixes
+/// the log lines.
+pub async fn run_ahead(
+    name: &str,
+    mut generator: impl Generate,
+    cx: SourceContext,
+) -> Result<(), PluginError> {
+    let origin = cx.clock.origin_ms();
+    // How far ahead of the clock to generate: a virtual clock is fed in large steps; a real
+    // clock only needs to stay about two wall seconds ahead of the scheduler.
+    let lookahead_ms: i64 = match cx.clock.speed() {
+        None => 60_000,
+        Some(speed) => (2_000.0 * speed.max(1.0)) as i64,
+    };
+    let mut previous_watermark = origin;
+    let mut announced_wait = false;
+    let mut announced_queue = false;
+    loop {
+        if cx.shutdown.is_triggered() {
+            return Ok(());
+        }
+        let horizon = cx.clock.now_ms().max(previous_watermark) + lookahead_ms;
+        let mut chunk = Vec::with_capacity(CHUNK_EVENTS);
+        let watermark = generator.generate(horizon, &mut chunk, CHUNK_EVENTS);
+        let chunk_was_full = chunk.len() >= CHUNK_EVENTS;
+        if !chunk.is_empty()
+            && !cx
+                .schedule
+                .schedule_retrying(chunk, name, &cx.shutdown)
+                .await?
+        {
+            return Ok(());
+        }
+        if generator.waiting_arrivals() > 0 && !announced_wait {
+            tracing::warn!(
+                "{name}: every listed customer is inside; arrivals wait for someone to leave"
+            );
+            announced_wait = true;
+        }
+        if generator.queued_arrivals() > 0 && !announced_queue {
+            tracing::info!(
+                "{name}: the store is at capacity; arrivals queue outside until someone leaves"
+            );
+            announced_queue = true;
+        }
+        if generator.is_finished() {
+            cx.watermark.finish();
+            tracing::info!(
+                "{name}: doors closed and the last shopper left; {} visits, at most {} shoppers inside at once",
+                generator.visits(),
+                generator.peak_inside()
+            );
+            if let Some(stats) = generator.queue_stats() {
+                tracing::info!("{name}: {stats}");
+            }
+            return Ok(());
+        }
+        cx.watermark.advance(watermark);
+        // Keep at most about two chunks ahead of the clock.
+        let wake_at = if chunk_was_full {
+            previous_watermark
+        } else {
+            watermark - lookahead_ms / 2
+        };
+        previous_watermark = watermark;
+        tokio::select! {
+            () = cx.clock.sleep_until(wake_at) => {}
+            () = cx.shutdown.wait() => {}
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! The walking grid the shoppers move on, and the distance fields their paths follow.
+//!
+//! A [`Floor`] is the pipeline's [`StoreLayout`] (walkable cells, zones, doors, 8-neighbour steps
+//! without corner cutting) plus what this source adds: the department of each cell as a byte, and
+//! where each checkout's line stands. A [`Fields`] holds one distance field per
+//! target (each department, each checkout line, the exit), built once at start-up with Dijkstra
+//! from the target outwards. A shopper's next step is then the neighbour that lowers the distance
+//! to its current target: no search runs while shoppers walk, and a shopper only remembers which
+//! field it follows.
+//!
+//! Moves go to the 8 neighbours. A diagonal step costs 14 and a straight one 10 (√2 ≈ 1.4), so
+//! paths are shortest in walking distance, not in number of steps, and do not zig-zag. A diagonal
+//! step is only taken when both cells beside it are walkable (the layout's rule): shoppers do not
+//! squeeze between two shelves that touch at a corner, nor cut through the corner of a shelf.
+
+use std::sync::Arc;
+
+use customersim_plugin_api::PluginError;
+use customersim_plugin_api::layout::{StoreLayout, ZoneKind};
+
+/// A cell of the walking grid: (column, row).
+pub type Cell = (u16, u16);
+
+/// Marks a cell outside every department in [`Floor::department_of`].
+const NO_DEPARTMENT: u8 = u8::MAX;
+
+/// Cost of a straight step in the distance fields; a diagonal one costs [`DIAGONAL`].
+pub const STRAIGHT: u32 = 10;
+/// Cost of a diagonal step (10 × √2, rounded).
+pub const DIAGONAL: u32 = 14;
+
+/// The most queue places drawn below a checkout; later shoppers wait on the last one.
+const MAX_QUEUE_PLACES: usize = 24;
+
+/// An area of the store shoppers walk to: a department they browse or a checkout they pay at.
+#[derive(Clone, Debug)]
+pub struct Area {
+    /// Its name (the `dep` of focus events, the checkout's name in messages).
+    pub name: Arc<str>,
+    /// Its walkable cells, row by row.
+    pub cells: Vec<Cell>,
+    /// How often shoppers put it on their list, relative to the other departments.
+    pub weight: f64,
+}
+
+/// Where a checkout is paid at and where its line stands.
+#[derive(Clone, Debug)]
+pub struct Checkout {
+    /// Its name, for messages.
+    pub name: Arc<str>,
+    /// The places of the line: `line[0]` is where the paying shopper stands, right next to the
+    /// counter; each next place is one cell further away from it.
+    pub line: Vec<Cell>,
+}
+
+/// The store as a walking grid.
+#[derive(Clone, Debug)]
+pub struct Floor {
+    /// The pipeline's layout: walkability, zones, centres, steps.
+    pub layout: StoreLayout,
+    /// Cells along x.
+    pub cols: u16,
+    /// Cells along y.
+    pub rows: u16,
+    /// Department of each cell (row-major), [`NO_DEPARTMENT`] outside them: one byte a cell, so
+    /// browsing and focus checks need no zone search.
+    department: Vec<u8>,
+    /// Where shoppers come in.
+    pub entrance: Cell,
+    /// Where shoppers leave.
+    pub exit: Cell,
+    /// The departments, in the layout's order.
+    pub departments: Vec<Area>,
+    /// The checkouts, in the layout's order.
+    pub checkouts: Vec<Checkout>,
+}
+
+impl Floor {
+    /// The walking grid of `layout`; refuses layouts `shopping_trip` cannot walk (no department,
+    /// too many of them, a checkout with no room for a line).
+    pub fn new(layout: &StoreLayout) -> Result<Floor, PluginError> {
+        let bad = |why: String| Err(PluginError::Config(why));
+        let (cols, rows) = (layout.cols(), layout.rows());
+        if cols > u32::from(u16::MAX) || rows > u32::from(u16::MAX) {
+            return bad(format!(
+                "store.cell: {cols} × {rows} cells is too many for shopping_trip; use larger cells"
+            ));
+        }
+        let cell = |(col, row): (u32, u32)| (col as u16, row as u16);
+        let mut floor = Floor {
+            layout: layout.clone(),
+            cols: cols as u16,
+            rows: rows as u16,
+            department: vec![NO_DEPARTMENT; cols as usize * rows as usize],
+            entrance: cell(layout.entrance_cell()),
+            exit: cell(layout.exit_cell()),
+            departments: Vec::new(),
+            checkouts: Vec::new(),
+        };
+        let mut department_of_zone = vec![None; layout.zones().len()];
+        for (z, zone) in layout.zones().iter().enumerate() {
+            if zone.kind == ZoneKind::Department {
+                if floor.departments.len() >= usize::from(NO_DEPARTMENT) {
+                    return bad("store.zones: shopping_trip takes at most 254 departments".into());
+                }
+                department_of_zone[z] = Some(floor.departments.len() as u8);
+                floor.departments.push(Area {
+                    name: Arc::from(zone.name.as_str()),
+                    cells: Vec::new(),
+                    weight: zone.weight,
+                });
+            }
+        }
+        if !floor.departments.iter().any(|d| d.weight > 0.0) {
+            return bad(
+                "store.zones: shopping_trip needs at least one zone of kind department with a weight above 0"
+                    .into(),
+            );
+        }
+        for row in 0..floor.rows {
+            for col in 0..floor.cols {
+                let zone = layout.zone_at_cell(u32::from(col), u32::from(row));
+                if let Some(number) = zone.and_then(|z| department_of_zone[z])
+                    && floor.walkable((col, row))
+                {
+                    let index = floor.index((col, row));
+                    floor.department[index] = number;
+                    floor.departments[usize::from(number)]
+                        .cells
+                        .push((col, row));
+                }
+            }
+        }
+        for (z, zone) in layout.zones().iter().enumerate() {
+            if zone.kind != ZoneKind::Checkout {
+                continue;
+            }
+            let line = floor.checkout_line(z, &zone.name, zone.area)?;
+            floor.checkouts.push(Checkout {
+                name: Arc::from(zone.name.as_str()),
+                line,
+            });
+        }
+        Ok(floor)
+    }
+
+    /// The line of checkout zone `zone` (covering `area`). Shoppers pay next to the counter: in
+    /// the zone's middle column, on its top cell when a counter (or wall) blocks the cell above
+    /// it, else on its bottom cell when one blocks the cell below, else on its top cell; when the
+    /// zone has no walkable cell (the zone is the counter itself), just below it, or above it. The
+    /// line grows away from the counter, one cell per place, while the cells are walkable and
+    /// outside every department.
+    fn checkout_line(
+        &self,
+        zone: usize,
+        name: &str,
+        [x1, y1, x2, y2]: [u32; 4],
+    ) -> Result<Vec<Cell>, PluginError> {
+        let cell = self.layout.cell();
+        let col = ((x1 + x2) / 2 / cell).min(u32::from(self.cols) - 1) as i32;
+        let in_zone: Vec<i32> = (0..i32::from(self.rows))
+            .filter(|&row| {
+                self.cell_at(col, row).is_some_and(|c| {
+                    self.walkable(c)
+                        && self.layout.zone_at_cell(u32::from(c.0), u32::from(c.1)) == Some(zone)
+                })
+            })
+            .collect();
+        let open = |row: i32| self.cell_at(col, row).is_some_and(|c| self.walkable(c));
+        let candidates = match (in_zone.first(), in_zone.last()) {
+            (Some(&top), Some(&bottom)) => {
+                if !open(top - 1) {
+                    vec![(top, 1)]
+                } else if !open(bottom + 1) {
+                    vec![(bottom, -1)]
+                } else {
+                    vec![(top, 1)]
+                }
+            }
+            _ => vec![((y2 / cell) as i32 + 1, 1), ((y1 / cell) as i32 - 1, -1)],
+        };
+        for (row, direction) in candidates {
+            let mut line = Vec::new();
+            let mut row = row;
+            while line.len() < MAX_QUEUE_PLACES {
+                let Some(cell) = self.cell_at(col, row) else {
+                    break;
+                };
+                if !self.walkable(cell) || self.department_of(cell).is_some() {
+                    break;
+                }
+                line.push(cell);
+                row += direction;
+            }
+            if !line.is_empty() {
+                return Ok(line);
+            }
+        }
+        Err(PluginError::Config(format!(
+            "store.zones: checkout {name:?} has no walkable cell to pay at next to it"
+        )))
+    }
+
+    /// The cell at signed coordinates, if inside the grid.
+    fn cell_at(&self, col: i32, row: i32) -> Option<Cell> {
+        (col >= 0 && row >= 0 && col < i32::from(self.cols) && row < i32::from(self.rows))
+            .then_some((col as u16, row as u16))
+    }
+
+    /// Row-major index of a cell.
+    pub fn index(&self, (col, row): Cell) -> usize {
+        usize::from(row) * usize::from(self.cols) + usize::from(col)
+    }
+
+    /// How many cells the grid has.
+    pub fn cell_count(&self) -> usize {
+        self.department.len()
+    }
+
+    /// The store coordinates published for a shopper standing on `cell`: its centre.
+    pub fn centre(&self, (col, row): Cell) -> (u32, u32) {
+        self.layout.centre(u32::from(col), u32::from(row))
+    }
+
+    /// The cell holding store point `(x, y)`.
+    pub fn cell_of(&self, x: u32, y: u32) -> Option<Cell> {
+        self.layout
+            .cell_of(x, y)
+            .map(|(col, row)| (col as u16, row as u16))
+    }
+
+    /// Whether shoppers may stand on `cell`.
+    pub fn walkable(&self, (col, row): Cell) -> bool {
+        self.layout.walkable(u32::from(col), u32::from(row))
+    }
+
+    /// The department `cell` belongs to.
+    pub fn department_of(&self, cell: Cell) -> Option<usize> {
+        let number = self.department[self.index(cell)];
+        (number != NO_DEPARTMENT).then_some(usize::from(number))
+    }
+
+    /// The neighbours of `cell` a shopper may step to (the layout's rule: walkable, no cutting of
+    /// obstacle corners), with the step's cost, in the layout's fixed order so ties between
+    /// equally short paths break the same way in every run.
+    pub fn steps(&self, (col, row): Cell) -> impl Iterator<Item = (Cell, u32)> + '_ {
+        self.layout
+            .neighbours(u32::from(col), u32::from(row))
+            .map(move |(c, r)| {
+                let cost = if c != u32::from(col) && r != u32::from(row) {
+                    DIAGONAL
+                } else {
+                    STRAIGHT
+                };
+                ((c as u16, r as u16), cost)
+            })
+    }
+}
+
+/// Marks a cell from which a field's target cannot be reached.
+pub const UNREACHABLE: u32 = u32::MAX;
+
+/// One distance field per target, flattened: `dist[field * cells + index]` is the walking
+/// distance (in [`STRAIGHT`] units per cell) from a cell to the nearest cell of the target.
+#[derive(Clone, Debug)]
+pub struct Fields {
+    cells: usize,
+    dist: Vec<u32>,
+}
+
+impl Fields {
+    /// Builds a field for each target (a set of cells) with Dijkstra run from the target outwards
+    /// (steps cost the same both ways, so that is the distance *to* the target).
+    pub fn build(floor: &Floor, targets: &[&[Cell]]) -> Fields {
+        let cells = floor.cell_count();
+        let mut dist = vec![UNREACHABLE; cells * targets.len()];
+        // Node `cells` is a virtual start joined to every target cell at no cost.
+        let start = cells as u32;
+        for (field, target) in targets.iter().enumerate() {
+            let reached = pathfinding::directed::dijkstra::dijkstra_all(&start, |&node| {
+                let next: Vec<(u32, u32)> = if node == start {
+                    target
+                        .iter()
+                        .map(|&cell| (floor.index(cell) as u32, 0))
+                        .collect()
+                } else {
+                    let cell = (
+                        (node as usize % usize::from(floor.cols)) as u16,
+                        (node as usize / usize::from(floor.cols)) as u16,
+                    );
+                    floor
+                        .steps(cell)
+                        .map(|(to, cost)| (floor.index(to) as u32, cost))
+                        .collect()
+                };
+                next
+            });
+            let base = field * cells;
+            for (node, (_, cost)) in reached {
+                dist[base + node as usize] = cost;
+            }
+        }
+        Fields { cells, dist }
+    }
+
+    /// Distance from `cell` to the target of `field`.
+    pub fn distance(&self, floor: &Floor, field: usize, cell: Cell) -> u32 {
+        self.dist[field * self.cells + floor.index(cell)]
+    }
+
+    /// The next step from `cell` toward the target of `field` and its cost, or `None` on the
+    /// target (or where it cannot be reached).
+    pub fn step(&self, floor: &Floor, field: usize, cell: Cell) -> Option<(Cell, u32)> {
+        let here = self.distance(floor, field, cell);
+        if here == 0 || here == UNREACHABLE {
+            return None;
+        }
+        floor
+            .steps(cell)
+            .find(|&(to, cost)| self.distance(floor, field, to).checked_add(cost) == Some(here))
+    }
+
+    /// Bytes the fields take (reported with the start-up time).
+    pub fn bytes(&self) -> usize {
+        self.dist.len() * std::mem::size_of::<u32>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use customersim_plugin_api::layout::{LayoutSpec, Zone};
+
+    pub(crate) fn zone(name: &str, kind: ZoneKind, area: [u32; 4]) -> Zone {
+        Zone {
+            name: name.into(),
+            kind,
+            area,
+            weight: 1.0,
+        }
+    }
+
+    fn floor(entrance: (u32, u32), zones: Vec<Zone>) -> Floor {
+        let layout = StoreLayout::new(LayoutSpec {
+            width: 100,
+            height: 60,
+            cell: 10,
+            entrance,
+            exit: (95, 5),
+            zones,
+        })
+        .unwrap();
+        Floor::new(&layout).unwrap()
+    }
+
+    #[test]
+    fn paths_go_around_obstacles_and_never_cut_corners() {
+        // 10 × 6 cells; a wall in column 5 from row 0 to row 4 (open at row 5).
+        let floor = floor(
+            (5, 5),
+            vec![
+                zone("Wall", ZoneKind::Obstacle, [50, 0, 59, 49]),
+                zone("Far", ZoneKind::Department, [90, 0, 99, 9]),
+            ],
+        );
+        let fields = Fields::build(&floor, &[&floor.departments[0].cells]);
+        let mut at = floor.entrance;
+        let mut steps = 0;
+        while let Some((next, cost)) = fields.step(&floor, 0, at) {
+            assert!(floor.walkable(next));
+            if cost == DIAGONAL {
+                assert!(floor.walkable((next.0, at.1)) && floor.walkable((at.0, next.1)));
+            }
+            at = next;
+            steps += 1;
+            assert!(steps < 100);
+        }
+        assert_eq!(floor.department_of(at), Some(0));
+        // Diagonally down to the gap at row 5, straight through it (no corner cutting), up again.
+        assert_eq!(steps, 12);
+    }
+
+    #[test]
+    fn the_line_of_a_checkout_starts_below_its_counter_and_stops_at_departments() {
+        let floor = floor(
+            (5, 5),
+            vec![
+                zone("Till", ZoneKind::Checkout, [40, 0, 59, 9]),
+                zone("Toys", ZoneKind::Department, [0, 40, 99, 59]),
+            ],
+        );
+        // The zone is walkable itself (a till against the top wall): pay on its top cell.
+        assert_eq!(floor.checkouts[0].line, [(4, 0), (4, 1), (4, 2), (4, 3)]);
+    }
+
+    #[test]
+    fn the_line_of_a_checkout_zone_below_its_counter_starts_at_the_counter() {
+        // The zone is the floor below a solid counter: pay on its top cell, queue downwards.
+        let floor = floor(
+            (5, 5),
+            vec![
+                zone("Counter", ZoneKind::Obstacle, [40, 0, 59, 9]),
+                zone("Till", ZoneKind::Checkout, [40, 10, 59, 29]),
+                zone("Toys", ZoneKind::Department, [80, 40, 99, 59]),
+            ],
+        );
+        assert_eq!(floor.checkouts[0].line[..3], [(4, 1), (4, 2), (4, 3)]);
+        assert_eq!(floor.checkouts[0].line.len(), 5);
+    }
+
+    #[test]
+    fn a_layout_without_departments_is_refused_by_key() {
+        let layout = StoreLayout::grid(6, 10, (0, 0));
+        let error = Floor::new(&layout).unwrap_err();
+        assert!(error.to_string().contains("store.zones"), "{error}");
+    }
+}
