@@ -155,6 +155,10 @@ impl PluginConfig for RandomWalkConfig {
 }
 
 impl SourceConfig for RandomWalkConfig {
+    fn check(&self, _cx: &BuildContext) -> Result<(), PluginError> {
+        self.params().map(|_| ())
+    }
+
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let store = cx.store.clone();
         let params = self.params()?;

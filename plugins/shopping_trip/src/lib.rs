@@ -231,6 +231,13 @@ impl PluginConfig for ShoppingTripConfig {
 }
 
 impl SourceConfig for ShoppingTripConfig {
+    /// The values and whether the store has what a trip needs (departments, a walkable floor);
+    /// the path tables are only built by `build`.
+    fn check(&self, cx: &BuildContext) -> Result<(), PluginError> {
+        self.params()?;
+        Floor::new(&cx.store).map(drop)
+    }
+
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let params = self.params()?;
         let floor = Floor::new(&cx.store)?;
