@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use customersim_plugin_api::secret::mask_url_password;
-use customersim_plugin_api::{BuildContext, PluginError};
-use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
 use customersim_plugin_api::tls::{
     self,
     rustls::RootCertStore,
     rustls::pki_types::pem::PemObject,
     rustls::pki_types::{CertificateDer, PrivateKeyDer},
 };
+use customersim_plugin_api::{BuildContext, PluginError};
+use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
 use lapin::tcp::{AMQPUriTcpExt, RustlsConnector, TLSConfig};
 use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Connection, ConnectionProperties, ErrorKind};
@@ -107,14 +107,10 @@ impl Broker {
                 })?)
             }
             (Some(_), None) => {
-                return Err(PluginError::Config(format!(
-                    "{CERT} is set without {KEY}"
-                )));
+                return Err(PluginError::Config(format!("{CERT} is set without {KEY}")));
             }
             (None, Some(_)) => {
-                return Err(PluginError::Config(format!(
-                    "{KEY} is set without {CERT}"
-                )));
+                return Err(PluginError::Config(format!("{KEY} is set without {CERT}")));
             }
             (None, None) => None,
         };

@@ -125,8 +125,11 @@ mod tests {
         let (_, key) = certificate_and_key();
         let error = client_identity(Vec::new(), private(&key)).unwrap_err();
         assert!(error.contains("no certificate"), "{error}");
-        let error = client_identity(vec![CertificateDer::from(vec![0x30, 0x03, 1, 2, 3])], private(&key))
-            .unwrap_err();
+        let error = client_identity(
+            vec![CertificateDer::from(vec![0x30, 0x03, 1, 2, 3])],
+            private(&key),
+        )
+        .unwrap_err();
         assert!(error.contains("not X.509"), "{error}");
     }
 }
