@@ -1,22 +1,40 @@
-//! Messages per second to RabbitMQ (127.0.0.1:5672, guest/guest): the `amqp` sink (the release
-//! binary, `--speed max`) against a bare lapin publish loop measured in the same run, with
-//! publisher confirms on and off. Both publish the same number of ~50-byte messages to
-//! `amq.topic` with routing keys `customer.*`; the rate counts until a queue bound with
-//! `customer.#` holds them all. The bare loop keeps 100 unconfirmed publishes in flight.
+//! Throughput of the `amqp` sink into RabbitMQ (127.0.0.1:5672, guest/guest), next to a bare
+//! lapin publish loop measured in the same run, with publisher confirms on and off.
 //!
-//! `cargo bench --bench amqp` (needs RabbitMQ; prints the figures and the ratio).
+//! ```sh
+//! cargo bench --bench amqp
+//! ```
+//!
+//! The events are those of one simulated run (about 200,000; seed 5, 9 hours, 100 shoppers on
+//! average), published to `amq.topic` with routing keys `customer.*` and counted by a no-ack
+//! consumer of a queue bound with `customer.#`, in this process on a connection and thread of its
+//! own (as the mqtt bench counts with a subscriber). Both publishers are child processes: the
+//! `customersim` binary (`--speed max`, simulation included) and this binary re-run as the bare
+//! loop, which publishes the same routing keys, payloads and properties, prepared beforehand, on
+//! one channel. The loop is the strong baseline lapin's documentation describes for throughput:
+//! with confirms it keeps [`WINDOW`] publishes in flight and awaits their confirms in order as the
+//! window slides (never one by one); without confirms it publishes back to back and closes the
+//! connection (the broker's close-ok says it read every publish). A rate is messages / (time from
+//! the publisher's start to the consumer's last message). The sink and the loop alternate within
+//! each round (the order swaps every round, so drift on a busy machine hits both alike); the
+//! median of [`ROUNDS`] rounds is printed with the spread (lowest–highest) and every round's rate,
+//! and the ratio sink / loop of the medians and of each round's pair.
 
 use std::collections::VecDeque;
+use std::io::Write;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use customersim_testkit::amqp::{LOCAL_AMQP_URL as URL, TestQueue, connect};
+use customersim_testkit::amqp::{Counter, LOCAL_AMQP_URL as URL, TestQueue, connect};
 use customersim_testkit::rabbitmq::ExclusiveUse;
 use customersim_testkit::run::{clean_command, run_ok};
-use customersim_testkit::temp::temp_file;
+use customersim_testkit::stdout_sink::parse_lines;
+use customersim_testkit::temp::temp_dir;
 use lapin::BasicProperties;
-use lapin::Channel;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::ShortString;
+
 /// Simulation giving about 200,000 events.
 const SIM: &[&str] = &[
     "--seed",
@@ -29,53 +47,40 @@ const SIM: &[&str] = &[
     "9h",
 ];
 const AVERAGE_IN_STORE: &str = "100";
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
+/// Unconfirmed publishes the bare loop keeps in flight with confirms on.
+const WINDOW: usize = 5_000;
 
 /// The binary under test, with a clean environment.
 fn customersim() -> Command {
     clean_command(env!("CARGO_BIN_EXE_customersim"))
 }
 
-fn main() {
-    // Alone on the shared broker: the queue counts everything published on amq.topic.
-    let _alone = ExclusiveUse::acquire();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (connection, channel) = connect().await;
-        // Exclusive: gone with the connection even if the run is interrupted.
-        let queue =
-            TestQueue::declare_exclusive_on(&channel, "bench-amqp", "amq.topic", &["customer.#"])
-                .await;
-        let events = count_events();
-        println!("{events} events per run, best of {ROUNDS} rounds");
-        for confirms in [true, false] {
-            let mut bare = 0f64;
-            let mut sink = 0f64;
-            for _ in 0..ROUNDS {
-                queue.purge(&channel).await;
-                bare = bare.max(bare_loop(&channel, &queue, events, confirms).await);
-                queue.purge(&channel).await;
-                sink = sink.max(sink_run(&channel, &queue, events, confirms).await);
-            }
-            let mode = if confirms { "on " } else { "off" };
-            println!(
-                "confirms {mode}: bare lapin loop {bare:>9.0} msg/s   amqp sink {sink:>9.0} msg/s   ratio {:.2}",
-                sink / bare
-            );
-        }
-        connection.close(200, "OK".into()).await.ok();
-    });
+/// What one run of a publisher measured.
+struct Measure {
+    /// Messages per second: count / (publisher start → the consumer's last message).
+    rate: f64,
+    /// CPU seconds (user + system) the publisher process used.
+    cpu: f64,
 }
 
-/// How many events the simulation produces (the same pipeline with the stdout sink, not timed).
-fn count_events() -> u64 {
-    let config = temp_file(
-        "count.yaml",
+/// CPU seconds used by the waited-for child processes so far.
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct this function owns.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// (routing key, payload) of every event, from the stdout sink of the same simulation.
+fn messages(dir: &Path) -> Vec<(String, String)> {
+    let config = dir.join("stdout.yaml");
+    std::fs::write(
+        &config,
         "sources:\n  - type: random_walk\nsinks:\n  - type: stdout\n",
-    );
+    )
+    .unwrap();
     let output = run_ok(
         customersim()
             .args(["run", "--config"])
@@ -83,103 +88,202 @@ fn count_events() -> u64 {
             .args(SIM)
             .env("CUSTOMERS_AVERAGE_IN_STORE", AVERAGE_IN_STORE),
     );
-    output.stdout.iter().filter(|b| **b == b'\n').count() as u64
+    parse_lines(&output.stdout)
+        .into_iter()
+        .map(|line| (line.topic.replace('/', "."), line.payload))
+        .collect()
 }
 
-/// Waits until the queue holds `events` messages; the elapsed time since `started`.
-async fn until_counted(
-    channel: &Channel,
-    queue: &TestQueue,
-    events: u64,
-    started: Instant,
-    what: &str,
-) -> Duration {
-    loop {
-        let len = queue.message_count(channel).await;
-        if len >= events {
-            assert_eq!(len, events, "more messages than events");
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "{what}: only {len} of {events} messages arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The baseline: lapin publishing as fast as it can, 100 unconfirmed in flight with confirms.
-async fn bare_loop(counter: &Channel, queue: &TestQueue, events: u64, confirms: bool) -> f64 {
-    let (connection, channel) = connect().await;
-    if confirms {
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
-    }
-    let keys = ["customer.enter", "customer.move", "customer.exit"];
+/// Runs a publisher process while a consumer of `queue` counts `count` messages.
+fn measure(mut publisher: Command, queue: &TestQueue, count: usize) -> Option<Measure> {
+    let counter = Counter::start(queue.name());
+    let cpu_before = children_cpu();
     let started = Instant::now();
-    let mut in_flight = VecDeque::with_capacity(128);
-    let mut body = Vec::with_capacity(64);
-    for n in 0..events {
-        body.clear();
-        body.extend_from_slice(
-            format!(
-                "{{\"id\": \"{}\", \"ts\": {}, \"x\": 2, \"y\": 3}}",
-                n % 1000,
-                1_709_280_000 + n / 100
-            )
-            .as_bytes(),
-        );
-        let confirm = channel
-            .basic_publish(
-                "amq.topic".into(),
-                keys[(n % 3) as usize].into(),
-                BasicPublishOptions::default(),
-                &body,
-                BasicProperties::default()
-                    .with_content_type("application/json".into())
-                    .with_timestamp(1_709_280_000 + n / 100),
-            )
-            .await
-            .unwrap();
-        in_flight.push_back(confirm);
-        if !confirms || in_flight.len() >= 100 {
-            let confirmation = in_flight.pop_front().unwrap().await.unwrap();
-            assert!(!confirmation.is_nack());
-        }
-    }
-    for confirm in in_flight {
-        assert!(!confirm.await.unwrap().is_nack());
-    }
-    let elapsed = until_counted(counter, queue, events, started, "bare loop").await;
-    connection.close(200, "OK".into()).await.ok();
-    events as f64 / elapsed.as_secs_f64()
+    let status = publisher.status().expect("the publisher runs");
+    assert!(status.success(), "{publisher:?}: {status}");
+    let cpu = children_cpu() - cpu_before;
+    let done = counter.wait_for_count(count as u64, Duration::from_secs(10))?;
+    // Nothing beyond the events: a stray publisher on amq.topic would inflate the rate.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(counter.count(), count as u64, "more messages than events");
+    Some(Measure {
+        rate: count as f64 / done.duration_since(started).as_secs_f64(),
+        cpu,
+    })
 }
 
-/// The sink: the release binary with `--sink amqp --speed max`.
-async fn sink_run(counter: &Channel, queue: &TestQueue, events: u64, confirms: bool) -> f64 {
-    let config = temp_file(
-        "sink.yaml",
-        &format!(
-            "sources:\n  - type: random_walk\nsinks:\n  - type: amqp\n    url: {URL}\n    confirms: {confirms}\n"
-        ),
-    );
-    let started = Instant::now();
-    let mut child = customersim()
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
+fn sink_command(config: &Path) -> Command {
+    let mut command = customersim();
+    command
+        .args(["run", "--config"])
+        .arg(config)
         .args(SIM)
         .env("CUSTOMERS_AVERAGE_IN_STORE", AVERAGE_IN_STORE)
-        .env("LOG_LEVEL", "WARNING")
-        .spawn()
+        .env("LOG_LEVEL", "WARNING");
+    command
+}
+
+/// This bench binary again, as the bare lapin loop over the prepared messages.
+fn loop_command(file: &Path, confirms: bool) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command.arg("bare-loop").arg(file).arg(confirms.to_string());
+    command
+}
+
+/// The bare loop: reads `key<TAB>ts<TAB>payload` lines, then publishes them all on one channel
+/// with the sink's properties (content type, timestamp); with confirms, [`WINDOW`] in flight.
+fn bare_loop(file: &Path, confirms: bool) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let prepared: Vec<(ShortString, u64, Vec<u8>)> = text
+        .lines()
+        .map(|line| {
+            let mut fields = line.splitn(3, '\t');
+            let key = fields.next().unwrap();
+            let ts = fields.next().unwrap().parse().unwrap();
+            let payload = fields.next().unwrap();
+            (key.into(), ts, payload.as_bytes().to_vec())
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
         .unwrap();
-    let elapsed = until_counted(counter, queue, events, started, "sink").await;
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
+    runtime.block_on(async move {
+        let (connection, channel) = connect().await;
+        if confirms {
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .unwrap();
+        }
+        let content_type = ShortString::from("application/json");
+        let exchange = ShortString::from("amq.topic");
+        let mut in_flight = VecDeque::with_capacity(WINDOW);
+        for (key, ts, body) in &prepared {
+            let confirm = channel
+                .basic_publish(
+                    exchange.clone(),
+                    key.clone(),
+                    BasicPublishOptions::default(),
+                    body,
+                    BasicProperties::default()
+                        .with_content_type(content_type.clone())
+                        .with_timestamp(*ts),
+                )
+                .await
+                .unwrap();
+            if confirms {
+                in_flight.push_back(confirm);
+                if in_flight.len() >= WINDOW {
+                    let oldest = in_flight.pop_front().unwrap();
+                    assert!(oldest.await.unwrap().is_ack());
+                }
+            }
+        }
+        for confirm in in_flight {
+            assert!(confirm.await.unwrap().is_ack());
+        }
+        connection.close(200, "OK".into()).await.unwrap();
+    });
+}
+
+/// Median, lowest and highest.
+fn stats(values: &[f64]) -> (f64, f64, f64) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (
+        sorted[sorted.len() / 2],
+        sorted[0],
+        sorted[sorted.len() - 1],
+    )
+}
+
+/// The median rate (spread), median CPU, then every round's rate in the order measured.
+fn summary(measures: &[Measure], count: usize) -> String {
+    if measures.is_empty() {
+        return "n/a".into();
+    }
+    let rates: Vec<f64> = measures.iter().map(|m| m.rate).collect();
+    let (rate, low, high) = stats(&rates);
+    let (cpu, _, _) = stats(&measures.iter().map(|m| m.cpu).collect::<Vec<_>>());
+    let rounds: Vec<String> = rates.iter().map(|rate| format!("{rate:.0}")).collect();
+    format!(
+        "{rate:>7.0} msg/s (spread {low:.0}–{high:.0}), publisher CPU {cpu:.2} s ({:.2} us/msg)  [rounds: {}]",
+        cpu * 1e6 / count as f64,
+        rounds.join(", ")
+    )
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|arg| arg == "--list") {
+        return; // `cargo test --benches` asks for a list of tests
+    }
+    if args.get(1).map(String::as_str) == Some("bare-loop") {
+        bare_loop(Path::new(&args[2]), args[3].parse().unwrap());
+        return;
+    }
+    // Alone on the shared broker: the queue counts everything published on amq.topic.
+    let _alone = ExclusiveUse::acquire();
+    let dir = temp_dir("bench-amqp");
+    let messages = messages(dir.path());
+    let count = messages.len();
+    let loop_file = dir.path().join("messages.tsv");
+    let mut tsv = std::io::BufWriter::new(std::fs::File::create(&loop_file).unwrap());
+    for (key, payload) in &messages {
+        let event: serde_json::Value = serde_json::from_str(payload).unwrap();
+        let ts = event["ts"].as_u64().unwrap();
+        writeln!(tsv, "{key}\t{ts}\t{payload}").unwrap();
+    }
+    drop(tsv);
+    let queue = TestQueue::declare("bench-amqp", "amq.topic", &["customer.#"]);
+    // Empty before the first round (a queue of the same name cannot exist: names are unique).
+    customersim_testkit::amqp::block_on(async {
+        let (connection, channel) = connect().await;
+        queue.purge(&channel).await;
+        connection.close(200, "OK".into()).await.ok();
+    });
+    println!(
+        "amqp bench: {count} events to RabbitMQ on {}, counted by a no-ack consumer; bare loop with {WINDOW} confirms in flight; median of {ROUNDS} rounds",
+        URL.replace(":guest@", ":******@")
+    );
+    for confirms in [true, false] {
+        let config = dir.path().join(format!("sink-{confirms}.yaml"));
+        std::fs::write(
+            &config,
+            format!(
+                "sources:\n  - type: random_walk\nsinks:\n  - type: amqp\n    url: {URL}\n    confirms: {confirms}\n"
+            ),
+        )
         .unwrap();
-    assert!(status.success());
-    events as f64 / elapsed.as_secs_f64()
+        let (mut sink, mut bare, mut pairs) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            let mut run_sink = || measure(sink_command(&config), &queue, count);
+            let mut run_loop = || measure(loop_command(&loop_file, confirms), &queue, count);
+            let (s, b) = if round % 2 == 0 {
+                let s = run_sink();
+                (s, run_loop())
+            } else {
+                let b = run_loop();
+                (run_sink(), b)
+            };
+            if let (Some(s), Some(b)) = (&s, &b) {
+                pairs.push(s.rate / b.rate);
+            }
+            sink.extend(s);
+            bare.extend(b);
+        }
+        let mode = if confirms { "on " } else { "off" };
+        println!("confirms {mode}: amqp sink       {}", summary(&sink, count));
+        println!("confirms {mode}: bare lapin loop {}", summary(&bare, count));
+        if !sink.is_empty() && !bare.is_empty() && !pairs.is_empty() {
+            let (sink_rate, _, _) = stats(&sink.iter().map(|m| m.rate).collect::<Vec<_>>());
+            let (bare_rate, _, _) = stats(&bare.iter().map(|m| m.rate).collect::<Vec<_>>());
+            let (pair, low, high) = stats(&pairs);
+            println!(
+                "confirms {mode}: sink / loop {:.2} (medians); per round median {pair:.2}, spread {low:.2}–{high:.2}",
+                sink_rate / bare_rate
+            );
+        }
+    }
 }

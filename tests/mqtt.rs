@@ -354,6 +354,59 @@ fn mutual_tls_requires_a_client_certificate_the_broker_trusts() {
     );
 }
 
+#[test]
+fn mutual_tls_with_a_v1_client_certificate_made_by_mosquittos_openssl_recipe() {
+    let (broker, pki) = Broker::start_tls("mtls-v1", "allow_anonymous true", true);
+    // `openssl x509 -req` without an extensions file, as Mosquitto's TLS guide does: X.509 v1.
+    let (v1_cert, v1_key) = pki.openssl_v1_client(broker.dir(), "v1-client");
+    let sink = format!(
+        "    port: {}\n    qos: 1\n    broker_cert_file: {}\n",
+        broker.port,
+        pki.ca.display()
+    );
+    let text = pipeline("mtlsv1", "speed: max, duration: 1h", 10, &sink);
+    let config = temp_file("pipeline.yaml", &text);
+    let expected = reference(&config);
+    let subscriber = Subscriber::start(broker.plain_port, "mtlsv1/#", SubscriberOptions::default());
+    let output = customersim()
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .env("MQTT_CLIENT_CERT_FILE", &v1_cert)
+        .env("MQTT_CLIENT_KEY_FILE", &v1_key)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_text(&output));
+    assert_eq!(
+        subscriber.wait_for(expected.len(), Duration::from_secs(20)),
+        expected
+    );
+
+    // The v1 certificate with a key that is not its own: exit 2 before any connection.
+    let connections = broker.log().matches("New connection from").count();
+    let output = customersim()
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .env("MQTT_CLIENT_CERT_FILE", &v1_cert)
+        .env("MQTT_CLIENT_KEY_FILE", &pki.client_key)
+        .output()
+        .unwrap();
+    let text = stderr_text(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("MQTT_CLIENT_CERT_FILE")
+            && text.contains("cannot be used together")
+            && text.contains("not the key of the certificate"),
+        "{text}"
+    );
+    assert_eq!(
+        broker.log().matches("New connection from").count(),
+        connections,
+        "no connection with a mismatched key"
+    );
+}
+
 /// Counts of each distinct message.
 fn multiset(lines: &[Line]) -> HashMap<(&str, &str), usize> {
     let mut counts = HashMap::new();

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use customersim_testkit::http::HttpClient;
 use customersim_testkit::net::free_port;
+use customersim_testkit::pki::TestPki;
 use customersim_testkit::redis::{Namespace, PrivateRedis};
-use customersim_testkit::run::{Process, StdoutMode, clean_command, run_ok};
+use customersim_testkit::run::{Process, StdoutMode, clean_command, run_failing, run_ok};
 use customersim_testkit::stdout_sink::parse_lines;
-use customersim_testkit::temp::temp_file;
+use customersim_testkit::temp::{temp_dir, temp_file};
 
 /// The binary under test, with a clean environment.
 fn customersim() -> Command {
@@ -406,6 +407,78 @@ fn a_scenario_posted_to_one_instance_is_published_by_another_after_it_stopped() 
             ),
             format!("customer/exit {{\"id\": \"3\", \"ts\": {}}}", due[2]),
         ],
+        "{stderr}"
+    );
+}
+
+#[test]
+fn rediss_to_a_tls_redis_with_its_ca_and_a_client_certificate() {
+    let expected = memory_stream();
+    let dir = temp_dir("rediss");
+    let pki = TestPki::generate(dir.path(), "");
+    let generator = temp_file("generator.yaml", &generator_yaml("redis", "rediss", ""));
+    let run = |redis: &PrivateRedis| {
+        let mut command = customersim();
+        command
+            .args(["run", "--config"])
+            .arg(&generator)
+            .env("REDIS_URL", redis.url())
+            .env("REDIS_CA_FILE", &pki.ca);
+        command
+    };
+
+    // TLS only (`--port 0`), no client certificate asked: the CA file is all it takes.
+    let redis = PrivateRedis::start_tls(&pki, false);
+    assert!(redis.url().starts_with("rediss://"));
+    let output = run_ok(&mut run(&redis));
+    assert_eq!(sorted(&output.stdout), expected);
+
+    // `--tls-auth-clients yes` (Redis's default): with the client certificate and key.
+    let redis = PrivateRedis::start_tls(&pki, true);
+    let output = run_ok(
+        run(&redis)
+            .env("REDIS_CLIENT_CERT_FILE", &pki.client_cert)
+            .env("REDIS_CLIENT_KEY_FILE", &pki.client_key),
+    );
+    assert_eq!(sorted(&output.stdout), expected);
+
+    // A key that is not the certificate's: exit 2, naming both settings, before connecting.
+    let (_, stderr) = run_failing(
+        run(&redis)
+            .env("REDIS_CLIENT_CERT_FILE", &pki.client_cert)
+            .env("REDIS_CLIENT_KEY_FILE", &pki.server_key),
+        2,
+    );
+    assert!(
+        stderr.contains("REDIS_CLIENT_CERT_FILE") && stderr.contains("cannot be used together"),
+        "{stderr}"
+    );
+
+    // A CA that did not sign the server's certificate: one TLS error, exit 1, no retrying.
+    let other = TestPki::generate(dir.path(), "other-");
+    let (_, stderr) = run_failing(
+        run(&redis)
+            .env("REDIS_CA_FILE", &other.ca)
+            .env("REDIS_CLIENT_CERT_FILE", &pki.client_cert)
+            .env("REDIS_CLIENT_KEY_FILE", &pki.client_key),
+        1,
+    );
+    assert!(
+        stderr.contains("TLS failed") && stderr.contains("REDIS_CA_FILE"),
+        "{stderr}"
+    );
+
+    // TLS files with a plain redis:// URL: exit 2 naming the setting.
+    let (_, stderr) = run_failing(
+        customersim()
+            .args(["validate", "--config"])
+            .arg(&generator)
+            .env("REDIS_URL", "redis://127.0.0.1:6379/0")
+            .env("REDIS_CA_FILE", &pki.ca),
+        2,
+    );
+    assert!(
+        stderr.contains("REDIS_CA_FILE") && stderr.contains("rediss://"),
         "{stderr}"
     );
 }

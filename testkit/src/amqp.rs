@@ -4,7 +4,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -238,6 +239,114 @@ impl Drop for TestQueue {
             })
         })
         .join();
+    }
+}
+
+/// Counts the messages of a queue as a no-ack consumer on a connection and thread of its own
+/// receives them, keeping none (for benchmarks, like the MQTT subscriber's count). Stops when
+/// dropped.
+pub struct Counter {
+    received: Arc<Counted>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What a [`Counter`]'s consumer has seen.
+#[derive(Default)]
+struct Counted {
+    count: AtomicU64,
+    /// When the last message arrived, in nanoseconds after `since`.
+    last_ns: AtomicU64,
+    since: OnceLock<Instant>,
+}
+
+impl Counter {
+    /// Starts consuming `queue`; returns once the consumer is registered.
+    pub fn start(queue: &str) -> Counter {
+        let received = Arc::new(Counted::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready, registered) = std::sync::mpsc::channel();
+        let thread = {
+            let (received, stop, queue) = (received.clone(), stop.clone(), queue.to_string());
+            std::thread::spawn(move || {
+                block_on(async move {
+                    let (connection, channel) = connect().await;
+                    let mut consumer = channel
+                        .basic_consume(
+                            queue.as_str().into(),
+                            "customersim-counter".into(),
+                            BasicConsumeOptions {
+                                no_ack: true,
+                                ..BasicConsumeOptions::default()
+                            },
+                            FieldTable::default(),
+                        )
+                        .await
+                        .expect("consume the queue");
+                    let since = *received.since.get_or_init(Instant::now);
+                    ready.send(()).expect("the counter's owner waits");
+                    while !stop.load(Ordering::Relaxed) {
+                        let next = tokio::time::timeout(
+                            Duration::from_millis(100),
+                            next_delivery(&mut consumer),
+                        );
+                        match next.await {
+                            Ok(Some(Ok(_))) => {
+                                received
+                                    .last_ns
+                                    .store(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                                received.count.fetch_add(1, Ordering::Release);
+                            }
+                            Ok(Some(Err(error))) => panic!("counting consumer failed: {error}"),
+                            Ok(None) => break,
+                            Err(_) => {}
+                        }
+                    }
+                    connection.close(200, "OK".into()).await.ok();
+                })
+            })
+        };
+        registered.recv().expect("the counting consumer started");
+        Counter {
+            received,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Messages received so far.
+    pub fn count(&self) -> u64 {
+        self.received.count.load(Ordering::Acquire)
+    }
+
+    /// Waits until `count` messages arrived and returns when the last of them did; `None` (after
+    /// saying how many came) when nothing more arrived for `stalled`.
+    pub fn wait_for_count(&self, count: u64, stalled: Duration) -> Option<Instant> {
+        let mut progress = (0, Instant::now());
+        loop {
+            let now = self.count();
+            if now >= count {
+                let since = *self.received.since.get().expect("started");
+                let last = self.received.last_ns.load(Ordering::Relaxed);
+                return Some(since + Duration::from_nanos(last));
+            }
+            if now != progress.0 {
+                progress = (now, Instant::now());
+            } else if progress.1.elapsed() > stalled {
+                eprintln!("  counter got {now} of {count} messages");
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! A test certificate authority, made fresh for each test with `rcgen`, for brokers behind TLS.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -15,6 +17,8 @@ use crate::temp::write_shared;
 pub struct TestPki {
     /// The CA certificate.
     pub ca: PathBuf,
+    /// The CA's private key, for certificates signed outside the kit ([`TestPki::openssl_v1_client`]).
+    pub ca_key: PathBuf,
     /// The server certificate (SANs `localhost` and the IP 127.0.0.1).
     pub server_cert: PathBuf,
     /// The server's private key.
@@ -57,11 +61,65 @@ impl TestPki {
         let file = |name: &str, pem: &str| write_shared(dir, &format!("{prefix}{name}"), pem);
         TestPki {
             ca: file("ca.pem", &ca.pem()),
+            ca_key: file("ca.key", &ca_key.serialize_pem()),
             server_cert: file("server.pem", &server.pem()),
             server_key: file("server.key", &server_key.serialize_pem()),
             client_cert: file("client.pem", &client.pem()),
             client_key: file("client.key", &client_key.serialize_pem()),
         }
+    }
+
+    /// A client certificate and key made with the `openssl` CLI the way Mosquitto's TLS guide
+    /// does (`openssl genrsa`, `openssl req -new`, `openssl x509 -req … -CAcreateserial`), signed
+    /// by this CA: an X.509 **v1** certificate (no extensions file), checked here to be v1. The
+    /// files are `{name}.crt` and `{name}.key` in `dir`; returns (certificate, key).
+    pub fn openssl_v1_client(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let key = dir.join(format!("{name}.key"));
+        let request = dir.join(format!("{name}.csr"));
+        let certificate = dir.join(format!("{name}.crt"));
+        openssl(&[
+            "genrsa".as_ref(),
+            "-out".as_ref(),
+            key.as_os_str(),
+            "2048".as_ref(),
+        ]);
+        openssl(&[
+            "req".as_ref(),
+            "-new".as_ref(),
+            "-key".as_ref(),
+            key.as_os_str(),
+            "-subj".as_ref(),
+            format!("/CN={name}").as_ref(),
+            "-out".as_ref(),
+            request.as_os_str(),
+        ]);
+        openssl(&[
+            "x509".as_ref(),
+            "-req".as_ref(),
+            "-in".as_ref(),
+            request.as_os_str(),
+            "-CA".as_ref(),
+            self.ca.as_os_str(),
+            "-CAkey".as_ref(),
+            self.ca_key.as_os_str(),
+            "-CAcreateserial".as_ref(),
+            "-days".as_ref(),
+            "2".as_ref(),
+            "-out".as_ref(),
+            certificate.as_os_str(),
+        ]);
+        let text = openssl(&[
+            "x509".as_ref(),
+            "-noout".as_ref(),
+            "-text".as_ref(),
+            "-in".as_ref(),
+            certificate.as_os_str(),
+        ]);
+        assert!(
+            text.contains("Version: 1 (0x0)"),
+            "openssl made no v1 certificate:\n{text}"
+        );
+        (certificate, key)
     }
 
     /// The listener settings of a Mosquitto TLS listener using this PKI.
@@ -91,4 +149,19 @@ fn signed(
     params.extended_key_usages = vec![usage];
     let certificate = params.signed_by(&key, ca, ca_key).expect("a certificate");
     (certificate, key)
+}
+
+/// Runs the `openssl` CLI; its standard output. Panics with its standard error if it fails.
+fn openssl(args: &[&OsStr]) -> String {
+    let output = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("the openssl CLI is installed");
+    assert!(
+        output.status.success(),
+        "openssl {:?} failed: {}",
+        args,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }

@@ -4,8 +4,9 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -78,13 +79,34 @@ fn rabbitmqctl(command: &str) {
     assert!(status.success(), "rabbitmqctl {command} failed");
 }
 
-/// A TLS endpoint in front of the shared RabbitMQ: a rustls server on a free port that presents
-/// the PKI's server certificate, requires a client certificate signed by the PKI's CA, and
-/// forwards the decrypted bytes to 127.0.0.1:5672. Stops when dropped.
+/// A TLS endpoint in front of the shared RabbitMQ: a server on a free port that presents the
+/// PKI's server certificate, requires a client certificate signed by the PKI's CA, and forwards
+/// the decrypted bytes to 127.0.0.1:5672. Stops when dropped.
 pub struct TlsFront {
     /// Where to connect with `amqps://`.
     pub port: u16,
-    _runtime: tokio::runtime::Runtime,
+    _server: FrontServer,
+}
+
+/// What terminates the TLS of a [`TlsFront`].
+enum FrontServer {
+    /// rustls in this process (webpki verifies the client certificate: v3 only).
+    Rustls {
+        /// Runs the accept loop; dropping it stops the server.
+        _runtime: tokio::runtime::Runtime,
+    },
+    /// An OpenSSL server (`socat`), which, like RabbitMQ's own TLS listener, accepts client
+    /// certificates of every X.509 version.
+    OpenSsl(Child),
+}
+
+impl Drop for FrontServer {
+    fn drop(&mut self) {
+        if let FrontServer::OpenSsl(child) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl TlsFront {
@@ -135,7 +157,37 @@ impl TlsFront {
         });
         TlsFront {
             port,
-            _runtime: runtime,
+            _server: FrontServer::Rustls { _runtime: runtime },
+        }
+    }
+
+    /// Starts the endpoint with OpenSSL (`socat OPENSSL-LISTEN`, `verify=1`: a client
+    /// certificate signed by the PKI's CA is required) instead of rustls, for client
+    /// certificates webpki does not read, such as X.509 v1 ([`TestPki::openssl_v1_client`]).
+    pub fn start_openssl(pki: &TestPki) -> TlsFront {
+        let port = free_port();
+        let listen = format!(
+            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},cafile={},verify=1",
+            pki.server_cert.display(),
+            pki.server_key.display(),
+            pki.ca.display()
+        );
+        let child = Command::new("socat")
+            .arg(listen)
+            .arg("TCP:127.0.0.1:5672")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("socat is installed");
+        let server = FrontServer::OpenSsl(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "socat did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        TlsFront {
+            port,
+            _server: server,
         }
     }
 }

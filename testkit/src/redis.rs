@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::pki::TestPki;
 use crate::temp::{TempDir, temp_dir};
 
 /// The shared Redis of the test machine.
@@ -120,8 +121,10 @@ impl Drop for Namespace {
 /// A private Redis on a free port with an append-only file synced on every write, so a restart
 /// keeps everything it acknowledged. Killed, and its folder removed, when dropped.
 pub struct PrivateRedis {
-    /// Its port on 127.0.0.1.
+    /// Its port on 127.0.0.1 (its TLS port when started with [`PrivateRedis::start_tls`]).
     pub port: u16,
+    /// The TLS settings, when it speaks TLS only.
+    tls: Option<Vec<String>>,
     child: Child,
     dir: TempDir,
 }
@@ -129,15 +132,53 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     /// Starts one and waits until it accepts connections.
     pub fn start() -> PrivateRedis {
-        let dir = temp_dir("redis");
-        let port = crate::net::free_port();
-        let child = PrivateRedis::launch(port, &dir);
-        PrivateRedis { port, child, dir }
+        PrivateRedis::start_with(None)
     }
 
-    fn launch(port: u16, dir: &TempDir) -> Child {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+    /// Starts one that speaks TLS only (`--port 0 --tls-port …`) with the PKI's server
+    /// certificate; with `require_client_certificate` (`--tls-auth-clients yes`) a client must
+    /// present a certificate signed by the PKI's CA. Its URL is `rediss://`.
+    pub fn start_tls(pki: &TestPki, require_client_certificate: bool) -> PrivateRedis {
+        let auth = if require_client_certificate {
+            "yes"
+        } else {
+            "no"
+        };
+        let path = |path: &std::path::Path| path.display().to_string();
+        PrivateRedis::start_with(Some(vec![
+            "--tls-cert-file".into(),
+            path(&pki.server_cert),
+            "--tls-key-file".into(),
+            path(&pki.server_key),
+            "--tls-ca-cert-file".into(),
+            path(&pki.ca),
+            "--tls-auth-clients".into(),
+            auth.into(),
+        ]))
+    }
+
+    fn start_with(tls: Option<Vec<String>>) -> PrivateRedis {
+        let dir = temp_dir("redis");
+        let port = crate::net::free_port();
+        let child = PrivateRedis::launch(port, tls.as_deref(), &dir);
+        PrivateRedis {
+            port,
+            tls,
+            child,
+            dir,
+        }
+    }
+
+    fn launch(port: u16, tls: Option<&[String]>, dir: &TempDir) -> Child {
+        let mut command = Command::new("redis-server");
+        match tls {
+            None => command.args(["--port", &port.to_string()]),
+            Some(settings) => command
+                .args(["--port", "0", "--tls-port", &port.to_string()])
+                .args(settings),
+        };
+        let child = command
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
@@ -156,7 +197,12 @@ impl PrivateRedis {
 
     /// Its URL.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     /// SIGKILL, a pause, and a start from the append-only file on the same port.
@@ -164,7 +210,7 @@ impl PrivateRedis {
         self.child.kill().expect("kill redis-server");
         self.child.wait().expect("reap redis-server");
         std::thread::sleep(down_for);
-        self.child = PrivateRedis::launch(self.port, &self.dir);
+        self.child = PrivateRedis::launch(self.port, self.tls.as_deref(), &self.dir);
     }
 }
 

@@ -1,12 +1,19 @@
 //! Connecting to the broker: the URL, the TLS files, and which failures are worth retrying.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use customersim_plugin_api::secret::mask_url_password;
+use customersim_plugin_api::tls::{
+    self,
+    rustls::RootCertStore,
+    rustls::pki_types::pem::PemObject,
+    rustls::pki_types::{CertificateDer, PrivateKeyDer},
+};
 use customersim_plugin_api::{BuildContext, PluginError};
 use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
-use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
+use lapin::tcp::{AMQPUriTcpExt, RustlsConnector, TLSConfig};
 use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Connection, ConnectionProperties, ErrorKind};
 
@@ -19,7 +26,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Broker {
     uri: AMQPUri,
-    tls: OwnedTLSConfig,
+    /// The TLS layer of `amqps://` connections; `None` for `amqp://`.
+    tls: Option<RustlsConnector>,
     /// `amqp://guest@127.0.0.1:5672/%2f`-like text for messages: no password.
     pub shown: String,
 }
@@ -72,53 +80,57 @@ impl Broker {
                 ))
             })
         };
-        let mut tls = OwnedTLSConfig::default();
-        if let Some(path) = &config.ca_file {
-            let pem = read("ca_file", "AMQP_CA_FILE", path)?;
-            let text = String::from_utf8(pem).map_err(|_| {
-                PluginError::Config(format!(
-                    "ca_file (AMQP_CA_FILE): {} is not a PEM file",
-                    path.display()
-                ))
-            })?;
-            if !text.contains("-----BEGIN CERTIFICATE-----") {
-                return Err(PluginError::Config(format!(
-                    "ca_file (AMQP_CA_FILE): {} holds no PEM certificate",
-                    path.display()
-                )));
+        let ca = match &config.ca_file {
+            Some(path) => {
+                let pem = read("ca_file", "AMQP_CA_FILE", path)?;
+                Some(certificates(&pem, CA, path)?)
             }
-            tls.cert_chain = Some(text);
-        }
-        match (&config.client_cert_file, &config.client_key_file) {
+            None => None,
+        };
+        let identity = match (&config.client_cert_file, &config.client_key_file) {
             (Some(cert), Some(key)) => {
                 let pem = read("client_cert_file", "AMQP_CLIENT_CERT_FILE", cert)?;
+                let chain = certificates(&pem, CERT, cert)?;
                 let key_pem = read("client_key_file", "AMQP_CLIENT_KEY_FILE", key)?;
-                check_pem(
-                    &pem,
-                    "CERTIFICATE",
-                    "client_cert_file (AMQP_CLIENT_CERT_FILE)",
-                    cert,
-                )?;
-                check_pem(
-                    &key_pem,
-                    "PRIVATE KEY",
-                    "client_key_file (AMQP_CLIENT_KEY_FILE)",
-                    key,
-                )?;
-                tls.identity = Some(OwnedIdentity::PKCS8 { pem, key: key_pem });
+                // The parser's error could quote the file: keep only that it failed.
+                let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
+                    PluginError::Config(format!(
+                        "{KEY}: {} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)",
+                        key.display()
+                    ))
+                })?;
+                // Any X.509 version (v1 from `openssl x509 -req` included); the key must match.
+                Some(tls::client_identity(chain, key).map_err(|why| {
+                    PluginError::Config(format!(
+                        "{CERT} / {KEY}: the certificate and key cannot be used together: {why}"
+                    ))
+                })?)
             }
             (Some(_), None) => {
-                return Err(PluginError::Config(
-                    "client_cert_file (AMQP_CLIENT_CERT_FILE) is set without client_key_file (AMQP_CLIENT_KEY_FILE)".into(),
-                ));
+                return Err(PluginError::Config(format!("{CERT} is set without {KEY}")));
             }
             (None, Some(_)) => {
-                return Err(PluginError::Config(
-                    "client_key_file (AMQP_CLIENT_KEY_FILE) is set without client_cert_file (AMQP_CLIENT_CERT_FILE)".into(),
-                ));
+                return Err(PluginError::Config(format!("{KEY} is set without {CERT}")));
             }
-            (None, None) => {}
-        }
+            (None, None) => None,
+        };
+        let tls = if tls_wanted {
+            let roots = match ca {
+                Some(certificates) => certificates,
+                None => system_roots()?,
+            };
+            let mut store = RootCertStore::empty();
+            let (added, _) = store.add_parsable_certificates(roots);
+            if added == 0 {
+                return Err(PluginError::Config(format!(
+                    "{CA}: no usable CA certificate for amqps://"
+                )));
+            }
+            let config = tls::client_config(store, identity).map_err(PluginError::Config)?;
+            Some(RustlsConnector::from(Arc::new(config)))
+        } else {
+            None
+        };
         Ok(Broker { uri, tls, shown })
     }
 
@@ -145,11 +157,27 @@ impl Broker {
             .connection_timeout
             .map(|ms| Duration::from_millis(ms) + Duration::from_secs(1))
             .unwrap_or(CONNECT_TIMEOUT);
-        let attempt = Connection::connect_uri_with_config(
+        let tls = self.tls.clone();
+        // lapin's own connect makes the TCP connection (and reconnects); the TLS layer is ours,
+        // so the client certificate may be of any X.509 version (see `plugin_api::tls`).
+        let attempt = Connection::connector(
             self.uri.clone(),
-            properties,
-            self.tls.clone(),
             runtime,
+            async move |uri: AMQPUri, runtime| {
+                let host = uri.authority.host.clone();
+                let plain = AMQPUri {
+                    scheme: AMQPScheme::AMQP,
+                    ..uri
+                };
+                let stream = plain
+                    .connect_with_config_async(TLSConfig::default(), &runtime)
+                    .await?;
+                Ok(match &tls {
+                    Some(connector) => stream.into_rustls(connector, &host).await?,
+                    None => stream,
+                })
+            },
+            properties,
         );
         match tokio::time::timeout(limit, attempt).await {
             Ok(Ok(connection)) => Ok(connection),
@@ -226,16 +254,43 @@ fn is_tls_failure(error: &std::io::Error) -> bool {
     )
 }
 
-fn check_pem(pem: &[u8], label: &str, what: &str, path: &Path) -> Result<(), PluginError> {
-    let text = String::from_utf8_lossy(pem);
-    if text.contains("-----BEGIN ") && text.contains(label) {
-        Ok(())
-    } else {
-        Err(PluginError::Config(format!(
-            "{what}: {} holds no PEM {label}",
+const CA: &str = "ca_file (AMQP_CA_FILE)";
+const CERT: &str = "client_cert_file (AMQP_CLIENT_CERT_FILE)";
+const KEY: &str = "client_key_file (AMQP_CLIENT_KEY_FILE)";
+
+/// The PEM certificates of a file; an error naming the setting when there are none.
+fn certificates(
+    pem: &[u8],
+    setting: &str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, PluginError> {
+    let certificates = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| {
+            PluginError::Config(format!(
+                "{setting}: {} is not a valid PEM file: {error}",
+                path.display()
+            ))
+        })?;
+    if certificates.is_empty() {
+        return Err(PluginError::Config(format!(
+            "{setting}: {} holds no PEM certificate",
             path.display()
-        )))
+        )));
     }
+    Ok(certificates)
+}
+
+/// The system's CA certificates, trusted for `amqps://` when no `ca_file` is set.
+fn system_roots() -> Result<Vec<CertificateDer<'static>>, PluginError> {
+    let found = rustls_native_certs::load_native_certs();
+    if found.certs.is_empty() {
+        return Err(PluginError::Config(format!(
+            "amqps:// without {CA}: the system has no CA certificates to trust ({} errors reading them); set {CA}",
+            found.errors.len()
+        )));
+    }
+    Ok(found.certs)
 }
 
 /// Parses an AMQP URL. Errors and the returned display text never hold the password.

@@ -78,6 +78,8 @@
 //! - [`host`]: the other halves of the handles above (moving the clock, firing shutdown), for the
 //!   core and test harnesses; plugins never get them.
 //! - [`error`]: [`PluginError`] and the exit codes it maps to.
+//! - `tls` (feature `tls`): client TLS on the one rustls + ring stack, with client certificates of
+//!   any X.509 version.
 
 pub mod ahead;
 pub mod arrivals;
@@ -102,6 +104,8 @@ pub mod shutdown;
 pub mod sink;
 pub mod source;
 pub mod timeline;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod watermark;
 
 pub use ahead::{Crowd, Gate, Generate, arriving_customer, push_report, run_ahead};

@@ -1,5 +1,6 @@
 //! TLS settings: the rustls client config built from the PEM files of the config, with the `ring`
-//! crypto provider (the project's one TLS stack: rustls + ring, no aws-lc-rs).
+//! crypto provider (the project's one TLS stack: rustls + ring, no aws-lc-rs). The client
+//! certificate may be of any X.509 version (see `customersim_plugin_api::tls`).
 //!
 //! Files are read and checked when the sink is built, so a missing or malformed file is a
 //! configuration error (exit 2) naming the setting, its environment variable and the path. Key
@@ -8,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use customersim_plugin_api::PluginError;
+use customersim_plugin_api::{PluginError, tls};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
@@ -77,13 +78,8 @@ pub fn client_config(files: &TlsFiles) -> Result<Option<Arc<ClientConfig>>, Plug
             .add(cert)
             .map_err(|error| config_error(CA, ca, format!("unusable CA certificate: {error}")))?;
     }
-    let builder =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|error| PluginError::Config(format!("TLS: {error}")))?
-            .with_root_certificates(roots);
-    let config = match (&files.client_cert, &files.client_key) {
-        (None, None) => builder.with_no_client_auth(),
+    let identity = match (&files.client_cert, &files.client_key) {
+        (None, None) => None,
         (Some(_), None) | (None, Some(_)) => unreachable!("checked above"),
         (Some(cert_path), Some(key_path)) => {
             let chain = certificates(CERT, cert_path)?;
@@ -96,13 +92,15 @@ pub fn client_config(files: &TlsFiles) -> Result<Option<Arc<ClientConfig>>, Plug
                     "holds no PEM private key (PKCS#8, PKCS#1 or SEC1)",
                 )
             })?;
-            builder.with_client_auth_cert(chain, key).map_err(|error| {
+            // Any X.509 version (v1 from `openssl x509 -req` included); the key must match.
+            Some(tls::client_identity(chain, key).map_err(|why| {
                 PluginError::Config(format!(
-                    "{CERT} / {KEY}: the certificate and key cannot be used together: {error}"
+                    "{CERT} / {KEY}: the certificate and key cannot be used together: {why}"
                 ))
-            })?
+            })?)
         }
     };
+    let config = tls::client_config(roots, identity).map_err(PluginError::Config)?;
     Ok(Some(Arc::new(config)))
 }
 

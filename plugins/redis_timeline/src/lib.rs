@@ -5,7 +5,7 @@
 //! timeline:
 //!   backend: redis            # or TIMELINE_BACKEND=redis
 //!   redis:
-//!     url: redis://127.0.0.1:6379/0   # REDIS_URL; rediss:// for TLS
+//!     url: redis://127.0.0.1:6379/0   # REDIS_URL; rediss:// for TLS (ca_file: REDIS_CA_FILE)
 //!     key: customersim                # REDIS_KEY
 //!     lease: 30s
 //! ```
@@ -40,6 +40,7 @@
 mod member;
 mod timeline;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +67,17 @@ pub struct RedisConfig {
     /// not taken them by then (the instance died), another instance publishes them.
     #[serde(default = "default_lease", with = "duration::required")]
     pub lease: Duration,
+    /// PEM file of the CA certificates that sign the server's certificate, for `rediss://`;
+    /// without it the system's CA certificates. A path relative to the working directory.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM file of the client certificate, for a server that requires one (`tls-auth-clients
+    /// yes`, Redis's default).
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM file of the client certificate's private key.
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
 }
 
 fn default_url() -> CredentialUrl {
@@ -84,6 +96,9 @@ impl Default for RedisConfig {
             url: default_url(),
             key: default_key(),
             lease: default_lease(),
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }
@@ -105,6 +120,24 @@ impl PluginConfig for RedisConfig {
             kind: EnvKind::Text,
             help: "namespace of the simulation's keys in Redis (default customersim)",
         },
+        EnvOverride {
+            var: "REDIS_CA_FILE",
+            key: "ca_file",
+            kind: EnvKind::Text,
+            help: "PEM CA certificates trusted for rediss:// (default: the system's)",
+        },
+        EnvOverride {
+            var: "REDIS_CLIENT_CERT_FILE",
+            key: "client_cert_file",
+            kind: EnvKind::Text,
+            help: "PEM client certificate for a Redis that requires one (tls-auth-clients yes)",
+        },
+        EnvOverride {
+            var: "REDIS_CLIENT_KEY_FILE",
+            key: "client_key_file",
+            kind: EnvKind::Text,
+            help: "PEM private key of the Redis client certificate",
+        },
     ];
 }
 
@@ -117,11 +150,7 @@ impl TimelineConfig for RedisConfig {
                 "url {shown:?}: expected redis://host:port/db or rediss://… (REDIS_URL)"
             )));
         }
-        if let Err(error) = redis::Client::open(url) {
-            return Err(PluginError::config(format!(
-                "url {shown:?}: {error} (REDIS_URL)"
-            )));
-        }
+        self.client()?;
         if self.key.is_empty() || self.key.contains(['{', '}']) {
             return Err(PluginError::config(
                 "key must be non-empty text without braces (REDIS_KEY)",
@@ -134,8 +163,113 @@ impl TimelineConfig for RedisConfig {
     }
 
     fn build(self) -> Result<Box<dyn TimelineBackend>, PluginError> {
+        // The same checks as `validate`, so a bad URL or TLS file stops `run` before it starts.
+        self.check()?;
         Ok(Box::new(RedisBackend(self)))
     }
+}
+
+impl RedisConfig {
+    /// The client for `url` and the TLS files (read and checked here, so a missing file or a
+    /// certificate that does not match its key is a configuration error naming the setting).
+    pub fn client(&self) -> Result<redis::Client, PluginError> {
+        let shown = self.url.masked();
+        let url = self.url.expose();
+        let files = [
+            ("ca_file", "REDIS_CA_FILE", &self.ca_file),
+            (
+                "client_cert_file",
+                "REDIS_CLIENT_CERT_FILE",
+                &self.client_cert_file,
+            ),
+            (
+                "client_key_file",
+                "REDIS_CLIENT_KEY_FILE",
+                &self.client_key_file,
+            ),
+        ];
+        let set = files.iter().find(|(_, _, path)| path.is_some());
+        let Some((key, var, _)) = set else {
+            return redis::Client::open(url).map_err(|error| {
+                PluginError::config(format!("url {shown:?}: {error} (REDIS_URL)"))
+            });
+        };
+        if !url.starts_with("rediss://") {
+            return Err(PluginError::config(format!(
+                "{key} ({var}) is set but url {shown:?} (REDIS_URL) is not rediss://: TLS files need a rediss:// URL"
+            )));
+        }
+        let read = |key: &str, var: &str, path: &Path| {
+            std::fs::read(path).map_err(|error| {
+                PluginError::config(format!(
+                    "{key} ({var}): cannot read {}: {error}",
+                    path.display()
+                ))
+            })
+        };
+        let root_cert = match &self.ca_file {
+            Some(path) => Some(read("ca_file", "REDIS_CA_FILE", path)?),
+            None => None,
+        };
+        let client_tls = match (&self.client_cert_file, &self.client_key_file) {
+            (Some(cert), Some(key)) => {
+                let client_cert = read("client_cert_file", "REDIS_CLIENT_CERT_FILE", cert)?;
+                let client_key = read("client_key_file", "REDIS_CLIENT_KEY_FILE", key)?;
+                check_identity(&client_cert, &client_key)?;
+                Some(redis::ClientTlsConfig {
+                    client_cert,
+                    client_key,
+                })
+            }
+            (None, None) => None,
+            _ => {
+                return Err(PluginError::config(
+                    "client_cert_file (REDIS_CLIENT_CERT_FILE) and client_key_file (REDIS_CLIENT_KEY_FILE) go together: set both",
+                ));
+            }
+        };
+        let certificates = redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        };
+        redis::Client::build_with_tls(url, certificates).map_err(|error| {
+            PluginError::config(format!(
+                "url {shown:?} (REDIS_URL) with ca_file / client_cert_file / client_key_file: {error}"
+            ))
+        })
+    }
+}
+
+/// The redis crate hands the client certificate to rustls's own check when it connects; the
+/// same check here makes a bad pair a configuration error instead of a failing connection.
+/// (That check reads X.509 v3 certificates only; the mqtt and amqp sinks take any version.)
+fn check_identity(cert_pem: &[u8], key_pem: &[u8]) -> Result<(), PluginError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    const BOTH: &str =
+        "client_cert_file (REDIS_CLIENT_CERT_FILE) / client_key_file (REDIS_CLIENT_KEY_FILE)";
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .ok()
+        .filter(|chain| !chain.is_empty())
+        .ok_or_else(|| {
+            PluginError::config(
+                "client_cert_file (REDIS_CLIENT_CERT_FILE) holds no PEM certificate",
+            )
+        })?;
+    // The parser's error could quote the file: keep only that it failed.
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| {
+        PluginError::config(
+            "client_key_file (REDIS_CLIENT_KEY_FILE) holds no PEM private key (PKCS#8, PKCS#1 or SEC1)",
+        )
+    })?;
+    rustls::sign::CertifiedKey::from_der(chain, key, &rustls::crypto::ring::default_provider())
+        .map(drop)
+        .map_err(|error| {
+            PluginError::config(format!(
+                "{BOTH}: the certificate and key cannot be used together: {error}"
+            ))
+        })
 }
 
 /// Connects when the run starts.

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::{Client, ErrorKind, RedisError, Script, ServerErrorKind};
+use redis::{ErrorKind, RedisError, Script, ServerErrorKind};
 use tokio::sync::Notify;
 
 use customersim_plugin_api::{Backoff, Claim, Event, Timeline, TimelineError, async_trait};
@@ -104,8 +104,7 @@ impl RedisTimeline {
             // One TLS stack (rustls + ring) for the whole process; a second install is a no-op.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let client = Client::open(config.url.expose())
-            .map_err(|error| format!("timeline.redis.url {shown}: {error}"))?;
+        let client = config.client().map_err(|error| error.to_string())?;
         let manager_config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(10)))
@@ -194,6 +193,12 @@ impl RedisTimeline {
 
 /// Sorts a Redis failure into "retry later" and "will not work".
 fn classify(error: RedisError) -> TimelineError {
+    if let Some(tls) = tls_failure(&error) {
+        // A certificate the server or this client refuses does not get better by retrying.
+        return TimelineError::Invalid(format!(
+            "redis: TLS failed ({tls}): check url (REDIS_URL), ca_file (REDIS_CA_FILE), client_cert_file and client_key_file"
+        ));
+    }
     let transient = error.is_io_error()
         || error.is_timeout()
         || error.is_connection_dropped()
@@ -214,6 +219,15 @@ fn classify(error: RedisError) -> TimelineError {
     } else {
         TimelineError::Invalid(format!("redis: {error}"))
     }
+}
+
+/// The rustls error inside a failed connection attempt, if TLS is what failed: the redis crate
+/// keeps the I/O error (which holds it) behind an `Arc`.
+fn tls_failure(error: &RedisError) -> Option<&rustls::Error> {
+    let source = std::error::Error::source(error)?;
+    let shared = source.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>()?;
+    let io = (**shared).downcast_ref::<std::io::Error>()?;
+    io.get_ref()?.downcast_ref::<rustls::Error>()
 }
 
 #[async_trait]
