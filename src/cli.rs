@@ -130,7 +130,12 @@ fn validate(path: Option<PathBuf>, env: &Environment) -> ExitCode {
         Ok(text) => text,
         Err(error) => return fail(&error, 1),
     };
-    // The resolved layout, as comments so the output stays the YAML of the pipeline.
+    // How the scheduler paces, and the resolved layout, as comments so the output stays the YAML
+    // of the pipeline.
+    text.push_str(&format!(
+        "# scheduler: {}\n",
+        resolved.config.timeline.pacing()
+    ));
     text.push_str("# resolved layout:\n");
     for line in resolved.layout.to_string().lines() {
         text.push_str(&format!("#   {line}\n"));
