@@ -384,7 +384,7 @@ fn oversized_and_deeply_nested_input_is_refused_fast_with_short_messages() {
             .args(["validate", "--config"])
             .arg(default_yaml())
             .env("MQTT_HOST", "h")
-            .env("HTTP_LISTEN", "9".repeat(1_000_000)),
+            .env("HTTP_LISTEN", "9".repeat(100_000)),
         &["HTTP_LISTEN", "bytes"],
     );
     assert!(stderr.len() < 4_000, "{} bytes of stderr", stderr.len());
