@@ -106,9 +106,23 @@ pub fn plugin_list() -> String {
     registry::plugin_list()
 }
 
+/// Most bytes of an error message printed: whatever a message quotes (a huge bad value, a
+/// parser's echo), stderr gets a few lines, not another copy of the input.
+const MAX_MESSAGE_BYTES: usize = 4096;
+
 fn fail(error: &dyn std::fmt::Display, code: u8) -> ExitCode {
-    tracing::error!("{error}");
-    eprintln!("error: {error}");
+    let mut message = error.to_string();
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut cut = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let left_out = message.len() - cut;
+        message.truncate(cut);
+        message.push_str(&format!("… ({left_out} more bytes)"));
+    }
+    tracing::error!("{message}");
+    eprintln!("error: {message}");
     ExitCode::from(code)
 }
 
@@ -130,7 +144,12 @@ fn validate(path: Option<PathBuf>, env: &Environment) -> ExitCode {
         Ok(text) => text,
         Err(error) => return fail(&error, 1),
     };
-    // The resolved layout, as comments so the output stays the YAML of the pipeline.
+    // How the scheduler paces, and the resolved layout, as comments so the output stays the YAML
+    // of the pipeline.
+    text.push_str(&format!(
+        "# scheduler: {}\n",
+        resolved.config.timeline.pacing()
+    ));
     text.push_str("# resolved layout:\n");
     for line in resolved.layout.to_string().lines() {
         text.push_str(&format!("#   {line}\n"));

@@ -116,7 +116,7 @@ impl Pipeline {
         let doors_close_ms = config
             .simulation
             .duration
-            .map(|d| start_ms.saturating_add(d.as_millis() as i64));
+            .map(|d| start_ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
         let driver = start_clock(&resolved, start_ms, doors_close_ms);
         let skip_before_ms = config.timeline.consume_from.skip_before_ms(start_ms);
 
@@ -163,7 +163,7 @@ impl Pipeline {
             timeline: opened.timeline.clone(),
             sinks,
             settings: ConsumeSettings {
-                frequency: timeline_config.consume_frequency,
+                frequency: timeline_config.consume_frequency.unwrap_or(0.0),
                 batch_size: timeline_config.consume_batch_size,
                 skip_before_ms: if opened.skipped_at_open.is_some() {
                     None
@@ -174,7 +174,9 @@ impl Pipeline {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default(),
-                lag_warning_ms: (2_000.0 * lag_speed * timeline_config.consume_frequency.max(1.0))
+                lag_warning_ms: (2_000.0
+                    * lag_speed
+                    * timeline_config.consume_frequency.unwrap_or(0.0).max(1.0))
                     as i64,
                 doors_close_ms,
             },
@@ -278,7 +280,7 @@ async fn open_timeline(
 ) -> Result<Option<OpenedTimeline>, PluginError> {
     let cx = TimelineContext {
         skip_before_ms,
-        consume_frequency: config.timeline.consume_frequency,
+        consume_frequency: config.timeline.consume_frequency.unwrap_or(0.0),
     };
     tokio::select! {
         opened = backend.open(cx) => opened

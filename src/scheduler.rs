@@ -2,7 +2,8 @@
 //!
 //! With a real (or scaled) clock it polls every CONSUME_FREQUENCY wall seconds and takes at most
 //! CONSUME_BATCH_SIZE events per poll; with CONSUME_FREQUENCY 0 it wakes exactly when the next
-//! event is due. With a virtual clock (`speed: max`) it never sleeps: it moves the clock to the
+//! event is due. Both are throttles only when set: unset, it wakes when the next event is due and
+//! takes everything due, so it keeps up with whatever the sources generate. With a virtual clock (`speed: max`) it never sleeps: it moves the clock to the
 //! events it publishes, but never past the lowest watermark of the generating sources, so it
 //! cannot overtake them. Events due before CONSUME_FROM are skipped and counted.
 
@@ -26,8 +27,8 @@ const VIRTUAL_CHUNK: usize = 8192;
 pub struct ConsumeSettings {
     /// Wall seconds between polls; 0 = wake when the next event is due.
     pub frequency: f64,
-    /// Most events per poll.
-    pub batch_size: usize,
+    /// Most events per poll; `None` = everything due (taken in claims of [`VIRTUAL_CHUNK`]).
+    pub batch_size: Option<usize>,
     /// Events due before this are skipped (CONSUME_FROM); `None` = publish everything.
     pub skip_before_ms: Option<i64>,
     /// How CONSUME_FROM was given, for messages.
@@ -89,13 +90,17 @@ impl Scheduler {
     async fn schedule(&mut self, report: &mut RunReport) -> Result<(), PluginError> {
         let scheduled = self.timeline.scheduled();
         let virtual_clock = self.clock.is_virtual();
-        let frequency = Duration::from_secs_f64(self.settings.frequency);
+        // The config bounds the frequency; a value no timer holds still never panics here.
+        let frequency = Duration::try_from_secs_f64(self.settings.frequency)
+            .unwrap_or(Duration::from_secs(3600));
         let polling = !virtual_clock && !frequency.is_zero();
-        let claim_max = if virtual_clock {
-            self.settings.batch_size.max(VIRTUAL_CHUNK)
-        } else {
-            self.settings.batch_size
+        let unlimited = self.settings.batch_size.is_none();
+        let claim_max = match self.settings.batch_size {
+            Some(batch) if !virtual_clock => batch,
+            batch => batch.unwrap_or(0).max(VIRTUAL_CHUNK),
         };
+        // Set while a poll without a batch limit found a full claim: claim again at once.
+        let mut draining = false;
         let had_sources = self.sources_running > 0;
         let mut next_poll = Instant::now();
         let mut behind = false;
@@ -114,7 +119,7 @@ impl Scheduler {
             }
             let watermark = self.low_watermark();
             let mut took = 0;
-            if !polling || Instant::now() >= next_poll {
+            if !polling || draining || Instant::now() >= next_poll {
                 let until = if virtual_clock {
                     watermark.saturating_sub(1)
                 } else {
@@ -136,9 +141,10 @@ impl Scheduler {
                         continue;
                     }
                 }
-                if polling {
+                if polling && !draining {
                     next_poll = (next_poll + frequency).max(Instant::now() - frequency);
                 }
+                draining = polling && unlimited && took == claim_max;
                 if !virtual_clock {
                     behind = self.check_lag(took == claim_max, behind).await;
                 }
@@ -149,7 +155,7 @@ impl Scheduler {
                 }
                 depth_updated = Instant::now();
             }
-            if took > 0 && !polling {
+            if took > 0 && (!polling || draining) {
                 continue;
             }
             let doors_closed = self
@@ -349,7 +355,9 @@ impl Scheduler {
             tracing::warn!(
                 "the timeline is falling behind the clock by {:.1} s: raise CONSUME_BATCH_SIZE (now {}) or lower CONSUME_FREQUENCY (now {})",
                 lag_ms as f64 / 1000.0,
-                self.settings.batch_size,
+                self.settings
+                    .batch_size
+                    .map_or("unset".to_string(), |batch| batch.to_string()),
                 self.settings.frequency
             );
             return true;

@@ -14,7 +14,7 @@ mod types;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use interpolate::interpolate;
+pub use interpolate::{interpolate, protect};
 pub use types::*;
 
 use crate::env::Environment;
@@ -23,6 +23,14 @@ use crate::registry;
 
 /// The built-in pipeline, used when no `--config` is given (same as `configs/default.yaml`).
 pub const DEFAULT_PIPELINE: &str = include_str!("../../configs/default.yaml");
+
+/// The largest pipeline file accepted (1 MiB): the largest store plans take a few kilobytes, and
+/// parsing costs a multiple of the text, so a bound on the text bounds the memory.
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+
+/// The deepest nesting of collections accepted in a pipeline file: a real pipeline nests about 6
+/// deep; hostile nesting costs the YAML parser far more time than its size suggests.
+pub const MAX_NESTING: usize = 64;
 
 /// A configuration error: the message names the file, line, key or variable. Exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -66,12 +74,7 @@ pub fn load(
 ) -> Result<ResolvedPipeline, ConfigError> {
     let (text, origin, config_dir) = match path {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|error| {
-                ConfigError(format!(
-                    "{}: cannot read config file: {error}",
-                    path.display()
-                ))
-            })?;
+            let text = read_config_file(path)?;
             let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
             let dir = if dir.as_os_str().is_empty() {
                 PathBuf::from(".")
@@ -87,6 +90,34 @@ pub fn load(
         ),
     };
     resolve_text(&text, &origin, config_dir, env, flags)
+}
+
+/// Reads a pipeline file of at most [`MAX_CONFIG_BYTES`], without reading more than that.
+fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let cannot = |why: String| {
+        ConfigError(format!(
+            "{}: cannot read config file: {why}",
+            path.display()
+        ))
+    };
+    let file = std::fs::File::open(path).map_err(|error| cannot(error.to_string()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| cannot(error.to_string()))?;
+    if bytes.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError(format!(
+            "{}: the config file is larger than {MAX_CONFIG_BYTES} bytes (1 MiB), the most accepted",
+            path.display()
+        )));
+    }
+    String::from_utf8(bytes).map_err(|error| {
+        cannot(format!(
+            "not valid UTF-8 (at byte {})",
+            error.utf8_error().valid_up_to()
+        ))
+    })
 }
 
 /// Where the built-in default pipeline's relative paths (its `customers.csv`) resolve: the
@@ -111,28 +142,48 @@ pub fn resolve_text(
     env: &Environment,
     flags: &Flags,
 ) -> Result<ResolvedPipeline, ConfigError> {
-    let text = interpolate(text, env).map_err(|why| ConfigError(format!("{origin}: {why}")))?;
-    let file_error = |error: serde_yaml::Error| {
-        ConfigError(format!(
-            "{origin}: {}",
-            with_line(&error.to_string(), &text)
-        ))
+    let in_file = |why: String| ConfigError(format!("{origin}: {why}"));
+    if text.len() > MAX_CONFIG_BYTES {
+        return Err(in_file(format!(
+            "the config is larger than {MAX_CONFIG_BYTES} bytes (1 MiB), the most accepted"
+        )));
+    }
+    check_nesting(text).map_err(in_file)?;
+    env.check_readable(crate::env::known_variables())
+        .map_err(ConfigError)?;
+    let (protected, placeholders) = protect(text).map_err(in_file)?;
+    let mut tree = match serde_yaml::from_str::<serde_yaml::Value>(&protected) {
+        Ok(serde_yaml::Value::Null) => serde_yaml::Value::Mapping(Default::default()),
+        Ok(tree @ serde_yaml::Value::Mapping(_)) => tree,
+        Ok(_) => return Err(in_file(
+            "expected a mapping of sections (simulation, store, topics, timeline, sources, sinks)"
+                .into(),
+        )),
+        Err(error) => return Err(in_file(error_excerpt(&error.to_string()))),
     };
+    interpolate(&mut tree, env, &placeholders).map_err(in_file)?;
     // The file on its own first, so its mistakes are reported with their lines.
-    serde_yaml::from_str::<PipelineConfig>(&text).map_err(file_error)?;
-    let mut config = with_core_env(&text, env)?;
+    typed::<PipelineConfig>(tree.clone()).map_err(|why| in_file(with_line(&why, text)))?;
+    let serde_yaml::Value::Mapping(tree) = tree else {
+        unreachable!("a pipeline that parsed is a mapping");
+    };
+    let mut config = with_core_env(tree, env)?;
     overrides::apply_sink_selection(&mut config, env, &flags.sinks)?;
     overrides::apply_flags(&mut config, flags);
     check(&config).map_err(|(key, why)| match core_variable_for(key, env) {
         Some((var, value)) => ConfigError(format!(
-            "environment variable {var}: invalid value {value:?}: {key} {why}"
+            "environment variable {var}: invalid value {}: {key} {why}",
+            crate::plugin_api::excerpt(value)
         )),
         None => ConfigError(format!("{origin}: {key} {why}")),
     })?;
-    let layout = store_layout(&config.store, &text)
-        .map_err(|why| ConfigError(format!("{origin}: {why}")))?;
+    let layout =
+        store_layout(&config.store, text).map_err(|why| ConfigError(format!("{origin}: {why}")))?;
     let at = |place: String, why: String| {
-        ConfigError(format!("{origin}: {place}: {}", with_line(&why, &text)))
+        ConfigError(format!(
+            "{origin}: {place}: {}",
+            with_line(&error_excerpt(&why), text)
+        ))
     };
     let mut shown = config.clone();
     for (index, spec) in config.sources.iter_mut().enumerate() {
@@ -212,13 +263,100 @@ pub fn resolve_text(
     })
 }
 
+/// Deserializes `T` from a parsed tree; the error names the path of the key it is about
+/// (`store.width: invalid type …`), as parsing the text would.
+fn typed<T: serde::de::DeserializeOwned>(tree: serde_yaml::Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(tree).map_err(|error| {
+        let path = error.path().to_string();
+        let why = error_excerpt(&error.into_inner().to_string());
+        if path == "." || path.is_empty() {
+            why
+        } else {
+            format!("{path}: {why}")
+        }
+    })
+}
+
+/// Most bytes of an error message from a parser: its messages quote the values they refuse, and
+/// a value may be huge (a 100 MB `listen`).
+const MAX_ERROR_BYTES: usize = 512;
+
+/// `message` cut to [`MAX_ERROR_BYTES`] (at a character boundary), saying how much was left out.
+pub fn error_excerpt(message: &str) -> String {
+    if message.len() <= MAX_ERROR_BYTES {
+        return message.to_string();
+    }
+    let mut cut = MAX_ERROR_BYTES;
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} more bytes)", &message[..cut], message.len() - cut)
+}
+
+/// Refuses collections nested deeper than [`MAX_NESTING`] before the YAML parser sees them: flow
+/// brackets (`[[[…`) and block indentation (`- - - …`, deep indents) both count.
+fn check_nesting(text: &str) -> Result<(), String> {
+    let mut flow_depth = 0usize;
+    let mut quote: Option<char> = None;
+    for (index, line) in text.lines().enumerate() {
+        let too_deep = || {
+            Err(format!(
+                "line {}: collections nested more than {MAX_NESTING} deep",
+                index + 1
+            ))
+        };
+        if quote.is_none() && flow_depth == 0 {
+            // Block structure: each level takes at least one more column of indentation or one
+            // more `- ` / `? ` marker.
+            let mut rest = line.trim_start_matches(' ');
+            let mut level = line.len() - rest.len();
+            while let Some(after) = rest.strip_prefix("- ").or_else(|| rest.strip_prefix("? ")) {
+                let after_spaces = after.trim_start_matches(' ');
+                level += rest.len() - after_spaces.len();
+                rest = after_spaces;
+            }
+            if level > 2 * MAX_NESTING && !rest.is_empty() {
+                return too_deep();
+            }
+        }
+        let mut previous = ' ';
+        for c in line.chars() {
+            match quote {
+                Some(open) => {
+                    if c == open {
+                        quote = None;
+                    }
+                }
+                None => match c {
+                    '#' if previous == ' ' || previous == '\t' => break,
+                    '"' | '\'' if flow_depth > 0 || previous == ' ' || previous == ':' => {
+                        quote = Some(c)
+                    }
+                    '[' | '{' => {
+                        flow_depth += 1;
+                        if flow_depth > MAX_NESTING {
+                            return too_deep();
+                        }
+                    }
+                    ']' | '}' => flow_depth = flow_depth.saturating_sub(1),
+                    _ => {}
+                },
+            }
+            previous = c;
+        }
+        if quote == Some('\'') && flow_depth == 0 {
+            quote = None;
+        }
+    }
+    Ok(())
+}
+
 /// The file's core sections with the core's environment table applied. A value the typed parse
 /// refuses is blamed on the variable that set it.
-fn with_core_env(text: &str, env: &Environment) -> Result<PipelineConfig, ConfigError> {
-    let tree = match serde_yaml::from_str::<serde_yaml::Value>(text) {
-        Ok(serde_yaml::Value::Mapping(map)) => map,
-        _ => serde_yaml::Mapping::new(),
-    };
+fn with_core_env(
+    tree: serde_yaml::Mapping,
+    env: &Environment,
+) -> Result<PipelineConfig, ConfigError> {
     let mut with_env = tree.clone();
     overrides::apply_env(&mut with_env, overrides::CORE_ENV, env)?;
     if env.get("STORE_DOOR").is_some()
@@ -228,7 +366,7 @@ fn with_core_env(text: &str, env: &Environment) -> Result<PipelineConfig, Config
         store.remove("entrance");
         store.remove("exit");
     }
-    serde_yaml::from_value(serde_yaml::Value::Mapping(with_env)).map_err(|error| {
+    typed(serde_yaml::Value::Mapping(with_env)).map_err(|error| {
         for entry in overrides::CORE_ENV {
             let Some(value) = env.get(entry.var) else {
                 continue;
@@ -236,16 +374,16 @@ fn with_core_env(text: &str, env: &Environment) -> Result<PipelineConfig, Config
             let mut alone = tree.clone();
             let one = std::slice::from_ref(entry);
             if overrides::apply_env(&mut alone, one, env).is_ok()
-                && let Err(why) =
-                    serde_yaml::from_value::<PipelineConfig>(serde_yaml::Value::Mapping(alone))
+                && let Err(why) = typed::<PipelineConfig>(serde_yaml::Value::Mapping(alone))
             {
                 return ConfigError(format!(
-                    "environment variable {}: invalid value {value:?}: {why}",
-                    entry.var
+                    "environment variable {}: invalid value {}: {why}",
+                    entry.var,
+                    crate::plugin_api::excerpt(value)
                 ));
             }
         }
-        ConfigError(error.to_string())
+        ConfigError(error)
     })
 }
 
@@ -279,11 +417,17 @@ fn with_line(message: &str, text: &str) -> String {
     if message.contains(" line ") {
         return message.to_string();
     }
-    let field = message
+    let unknown = message
         .split_once("unknown field `")
         .and_then(|(_, rest)| rest.split_once('`'))
         .map(|(field, _)| field);
-    let Some(field) = field else {
+    // Otherwise the key at the end of the path the message starts with (`store.width: …`).
+    let at_path = || {
+        let (path, _) = message.split_once(": ")?;
+        let last = path.rsplit('.').next()?;
+        (!path.contains(' ') && !last.is_empty() && !last.ends_with(']')).then_some(last)
+    };
+    let Some(field) = unknown.or_else(at_path) else {
         return message.to_string();
     };
     let line = text.lines().position(|line| {
@@ -360,17 +504,44 @@ fn zone_line(text: &str, name: &str, nth: usize, total: usize) -> Option<usize> 
     (found.len() == total).then(|| found[nth])
 }
 
+/// The longest CONSUME_FREQUENCY accepted: an hour between polls (longer is no pacing anyone
+/// needs, and beyond what timers hold for 1e300).
+pub const MAX_CONSUME_FREQUENCY: f64 = 3600.0;
+
+/// The largest CONSUME_BATCH_SIZE accepted (a claim's buffer is sized by it).
+pub const MAX_CONSUME_BATCH_SIZE: usize = 1_000_000;
+
 /// Checks the core's values; an error names the key and says what is wrong with it.
 fn check(config: &PipelineConfig) -> Result<(), (&'static str, String)> {
     let timeline = &config.timeline;
-    if !timeline.consume_frequency.is_finite() || timeline.consume_frequency < 0.0 {
+    if let Some(frequency) = timeline.consume_frequency
+        && !(0.0..=MAX_CONSUME_FREQUENCY).contains(&frequency)
+    {
         return Err((
             "timeline.consume_frequency",
-            "must be a number of seconds >= 0".into(),
+            format!("must be a number of seconds from 0 to {MAX_CONSUME_FREQUENCY}"),
         ));
     }
-    if timeline.consume_batch_size == 0 {
-        return Err(("timeline.consume_batch_size", "must be at least 1".into()));
+    if let Some(batch) = timeline.consume_batch_size
+        && !(1..=MAX_CONSUME_BATCH_SIZE).contains(&batch)
+    {
+        return Err((
+            "timeline.consume_batch_size",
+            format!("must be from 1 to {MAX_CONSUME_BATCH_SIZE}"),
+        ));
+    }
+    if let (Start::At(start), Some(duration)) =
+        (config.simulation.start, config.simulation.duration)
+        && start
+            .checked_add_signed(
+                chrono::Duration::from_std(duration).unwrap_or(chrono::TimeDelta::MAX),
+            )
+            .is_none_or(|close| chrono::Datelike::year(&close) > 9999)
+    {
+        return Err((
+            "simulation.duration",
+            "is too long: the doors would close after the year 9999".into(),
+        ));
     }
     if config.sources.is_empty() && config.timeline.backend == "memory" {
         return Err((

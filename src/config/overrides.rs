@@ -65,7 +65,7 @@ pub const CORE_ENV: &[EnvOverride] = &[
         var: "CONSUME_FREQUENCY",
         key: "timeline.consume_frequency",
         kind: EnvKind::Number,
-        help: "seconds between timeline polls; 0 = exactly when due (default 1.0)",
+        help: "seconds between timeline polls, 0 to 3600; 0 = exactly when due (default unset: keep up with the sources)",
     },
     EnvOverride {
         var: "CONSUME_FROM",
@@ -77,7 +77,7 @@ pub const CORE_ENV: &[EnvOverride] = &[
         var: "CONSUME_BATCH_SIZE",
         key: "timeline.consume_batch_size",
         kind: EnvKind::Integer,
-        help: "most events taken per poll (default 10)",
+        help: "most events taken per poll, 1 to 1000000 (default unset: everything due)",
     },
     EnvOverride {
         var: "SIMULATION_SEED",
@@ -127,7 +127,8 @@ pub fn apply_sink_selection(
             .collect();
         if names.is_empty() {
             return Err(ConfigError(format!(
-                "environment variable SINKS: invalid value {list:?}: expected sink types separated by commas"
+                "environment variable SINKS: invalid value {}: expected sink types separated by commas",
+                crate::plugin_api::excerpt(list)
             )));
         }
         names
@@ -196,8 +197,9 @@ pub fn apply_env(
         };
         let invalid = |expected: &str| {
             ConfigError(format!(
-                "environment variable {}: invalid value {text:?}: expected {expected}",
-                entry.var
+                "environment variable {}: invalid value {}: expected {expected}",
+                entry.var,
+                crate::plugin_api::excerpt(text)
             ))
         };
         let value = match entry.kind {

@@ -31,7 +31,11 @@ fn defaults_fill_every_section() {
         ((0, 0), (0, 0))
     );
     assert_eq!(config.topics.moves, "customer/move");
-    assert_eq!(config.timeline.consume_batch_size, 10);
+    assert_eq!(
+        config.timeline.consume_batch_size, None,
+        "no throttle unless set"
+    );
+    assert_eq!(config.timeline.consume_frequency, None);
     assert_eq!(config.timeline.consume_from, ConsumeFrom::Latest);
     assert_eq!(config.simulation.speed, Speed::Factor(1.0));
     assert!(resolved.seed_drawn);

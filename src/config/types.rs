@@ -61,6 +61,15 @@ pub enum Speed {
     Max,
 }
 
+impl Speed {
+    /// The slowest factor accepted: a simulated second every 1,000 wall seconds. Slower clocks
+    /// turn due times into wall deadlines beyond what timers hold.
+    pub const SLOWEST: f64 = 0.001;
+    /// The fastest factor accepted: a simulated day in under a tenth of a second. Faster is
+    /// `max` (a virtual clock), which never spins waiting for a clock it cannot keep up with.
+    pub const FASTEST: f64 = 1_000_000.0;
+}
+
 impl Default for Speed {
     fn default() -> Self {
         Speed::Factor(1.0)
@@ -75,9 +84,14 @@ impl FromStr for Speed {
             return Ok(Speed::Max);
         }
         match text.parse::<f64>() {
-            Ok(factor) if factor.is_finite() && factor > 0.0 => Ok(Speed::Factor(factor)),
+            Ok(factor) if (Speed::SLOWEST..=Speed::FASTEST).contains(&factor) => {
+                Ok(Speed::Factor(factor))
+            }
             _ => Err(format!(
-                "invalid speed {text:?}: expected a positive number or \"max\""
+                "invalid speed {}: expected a number from {} to {} or \"max\"",
+                crate::plugin_api::excerpt(text),
+                Speed::SLOWEST,
+                Speed::FASTEST
             )),
         }
     }
@@ -148,11 +162,19 @@ impl FromStr for Start {
     }
 }
 
-/// Parses an RFC 3339 / ISO 8601 instant with a time zone.
+/// Parses an RFC 3339 / ISO 8601 instant with a time zone, in years 1 to 9999 (UTC): the range
+/// every consumer's date library reads, and where adding any configured duration stays exact.
 pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text.trim())
+    let shown = crate::plugin_api::excerpt(text);
+    let at = DateTime::parse_from_rfc3339(text.trim())
         .map(|at| at.with_timezone(&Utc))
-        .map_err(|error| format!("invalid instant {text:?} ({error}); expected RFC 3339 with a zone, e.g. 2026-01-31T09:00:00Z"))
+        .map_err(|error| format!("invalid instant {shown} ({error}); expected RFC 3339 with a zone, e.g. 2026-01-31T09:00:00Z"))?;
+    if !(1..=9999).contains(&chrono::Datelike::year(&at)) {
+        return Err(format!(
+            "invalid instant {shown}: outside the years 1 to 9999 (UTC)"
+        ));
+    }
+    Ok(at)
 }
 
 impl Serialize for Start {
@@ -268,14 +290,16 @@ pub struct TimelineConfig {
     #[serde(default = "default_backend")]
     pub backend: String,
     /// Seconds between polls of the timeline; 0 = wake exactly when the next event is due.
-    #[serde(default = "default_consume_frequency")]
-    pub consume_frequency: f64,
+    /// Unset (the default), the scheduler keeps up with what the sources generate: it wakes when
+    /// the next event is due and takes everything due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consume_frequency: Option<f64>,
     /// Which events due before the start are published: `earliest`, `latest` or an instant.
     #[serde(default)]
     pub consume_from: ConsumeFrom,
-    /// Most events taken per poll.
-    #[serde(default = "default_consume_batch_size")]
-    pub consume_batch_size: usize,
+    /// Most events taken per poll. Unset (the default): no limit, everything due is taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consume_batch_size: Option<usize>,
     /// Settings of the backends, by backend name.
     #[serde(flatten)]
     pub backends: serde_yaml::Mapping,
@@ -284,26 +308,46 @@ pub struct TimelineConfig {
 fn default_backend() -> String {
     "memory".into()
 }
-fn default_consume_frequency() -> f64 {
-    1.0
-}
-fn default_consume_batch_size() -> usize {
-    10
-}
 
 impl Default for TimelineConfig {
     fn default() -> Self {
         TimelineConfig {
             backend: default_backend(),
-            consume_frequency: default_consume_frequency(),
+            consume_frequency: None,
             consume_from: ConsumeFrom::default(),
-            consume_batch_size: default_consume_batch_size(),
+            consume_batch_size: None,
             backends: Default::default(),
         }
     }
 }
 
 impl TimelineConfig {
+    /// How the scheduler takes events off the timeline, in words (`validate` shows it).
+    pub fn pacing(&self) -> String {
+        match (self.consume_frequency, self.consume_batch_size) {
+            (None, None) => {
+                "keeps up with the sources: wakes when the next event is due and takes \
+                 everything due (CONSUME_FREQUENCY and CONSUME_BATCH_SIZE unset)"
+                    .into()
+            }
+            (frequency, batch) => {
+                let batch = match batch {
+                    Some(batch) => format!("at most {batch} events"),
+                    None => "every event due".into(),
+                };
+                match frequency {
+                    Some(frequency) if frequency > 0.0 => format!(
+                        "takes {batch} every {frequency} s (CONSUME_BATCH_SIZE, CONSUME_FREQUENCY)"
+                    ),
+                    _ => format!(
+                        "wakes when the next event is due and takes {batch} per claim, \
+                         claim after claim (CONSUME_BATCH_SIZE, CONSUME_FREQUENCY)"
+                    ),
+                }
+            }
+        }
+    }
+
     /// The chosen backend's settings (empty when the file has none).
     pub fn backend_settings(&self) -> serde_yaml::Value {
         self.backends

@@ -681,3 +681,37 @@ impl QueueMetrics {
 
 #[cfg(test)]
 mod tests;
+
+/// The smallest non-zero `average_in_store` accepted: below it the gap between arrivals is
+/// longer than any run and its arithmetic leaves the range of instants.
+pub const MIN_AVERAGE_IN_STORE: f64 = 0.001;
+/// The largest `average_in_store` accepted: a crowd of a million inside at once is already far
+/// beyond any store, and more would only exhaust memory.
+pub const MAX_AVERAGE_IN_STORE: f64 = 1_000_000.0;
+
+/// Checks a source's `average_in_store`: 0 (nobody arrives) or from [`MIN_AVERAGE_IN_STORE`] to
+/// [`MAX_AVERAGE_IN_STORE`].
+pub fn check_average_in_store(value: f64) -> Result<(), PluginError> {
+    if value == 0.0 || (MIN_AVERAGE_IN_STORE..=MAX_AVERAGE_IN_STORE).contains(&value) {
+        return Ok(());
+    }
+    bad(
+        "average_in_store",
+        format!("must be 0 or a number from {MIN_AVERAGE_IN_STORE} to {MAX_AVERAGE_IN_STORE}"),
+    )
+}
+
+#[cfg(test)]
+mod average_tests {
+    use super::*;
+
+    #[test]
+    fn absurd_averages_are_refused() {
+        for value in [1e-300, -1.0, f64::NAN, f64::INFINITY, 1e300, 0.0009] {
+            assert!(check_average_in_store(value).is_err(), "{value}");
+        }
+        for value in [0.0, 0.001, 6.0, 1e6] {
+            assert!(check_average_in_store(value).is_ok(), "{value}");
+        }
+    }
+}

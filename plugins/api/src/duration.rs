@@ -1,4 +1,8 @@
 //! Human durations in configs (`30s`, `1m 30s`, `8h`), parsed by `humantime`.
+//!
+//! Every duration a config gives goes through [`parse`], which refuses what no run can use
+//! (negative, not a number, longer than [`MAX`]) instead of panicking or wrapping: arithmetic on
+//! instants plus a configured duration can then never overflow.
 
 use std::time::Duration;
 
@@ -42,18 +46,37 @@ pub mod optional {
     }
 }
 
-/// Parses `8h`, `90s`, `1h 30m`, `250ms`; a bare number counts as seconds.
+/// The longest duration a config may give: 1,000 years (of 365.25 days), far beyond any run,
+/// yet small enough that an instant in years 1–9999 plus it stays representable.
+pub const MAX: Duration = Duration::from_secs(1_000 * 31_557_600);
+
+/// Parses `8h`, `90s`, `1h 30m`, `250ms`; a bare number counts as seconds. Refuses negative
+/// values, non-numbers and anything longer than [`MAX`]; errors quote at most a short excerpt.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    if let Ok(seconds) = text.parse::<f64>() {
-        if seconds.is_finite() && seconds >= 0.0 {
-            return Ok(Duration::from_secs_f64(seconds));
+    let shown = crate::excerpt(text);
+    let duration = if let Ok(seconds) = text.parse::<f64>() {
+        if seconds.is_nan() || seconds < 0.0 {
+            return Err(format!(
+                "invalid duration {shown}: must be a number of seconds >= 0"
+            ));
         }
-        return Err(format!("invalid duration {text:?}: must not be negative"));
+        Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)
+    } else {
+        humantime::parse_duration(text).map_err(|error| {
+            format!(
+                "invalid duration {shown} ({}); expected e.g. \"30s\", \"10m\" or \"8h\"",
+                crate::excerpt(&error.to_string())
+            )
+        })?
+    };
+    if duration > MAX {
+        return Err(format!(
+            "invalid duration {shown}: longer than the longest allowed ({})",
+            humantime::format_duration(MAX)
+        ));
     }
-    humantime::parse_duration(text).map_err(|error| {
-        format!("invalid duration {text:?} ({error}); expected e.g. \"30s\", \"10m\" or \"8h\"")
-    })
+    Ok(duration)
 }
 
 #[cfg(test)]
@@ -67,5 +90,26 @@ mod tests {
         assert_eq!(parse("2.5").unwrap(), Duration::from_millis(2500));
         assert!(parse("soon").unwrap_err().contains("soon"));
         assert!(parse("-3").is_err());
+    }
+
+    #[test]
+    fn absurd_durations_are_refused_not_panicking() {
+        for text in [
+            "1e20",
+            "1e300",
+            "inf",
+            "NaN",
+            "300000000y",
+            "18446744073709551616s",
+        ] {
+            let error = parse(text).unwrap_err();
+            assert!(error.contains("invalid duration"), "{text}: {error}");
+        }
+        assert_eq!(parse("1000y").unwrap(), MAX);
+        let long = "9".repeat(10_000);
+        assert!(
+            parse(&long).unwrap_err().len() < 300,
+            "a short excerpt only"
+        );
     }
 }

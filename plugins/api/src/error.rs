@@ -65,3 +65,32 @@ impl PluginError {
         matches!(self, PluginError::Config(_))
     }
 }
+
+/// Most characters of a value an error message quotes.
+pub const EXCERPT_CHARS: usize = 64;
+
+/// A value as error messages quote it: debug-quoted, cut to [`EXCERPT_CHARS`] characters with its
+/// full length added, so a huge bad value (a 100 MB `listen`, a 10M-column header) costs a line
+/// of stderr, not another copy of itself.
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
+    }
+}
+
+#[cfg(test)]
+mod excerpt_tests {
+    use super::*;
+
+    #[test]
+    fn short_values_whole_long_values_cut() {
+        assert_eq!(excerpt("abc"), "\"abc\"");
+        let long = "é".repeat(1_000_000);
+        let shown = excerpt(&long);
+        assert!(
+            shown.len() < 200 && shown.contains("2000000 bytes"),
+            "{shown}"
+        );
+    }
+}

@@ -118,7 +118,7 @@ pub use build::BuildContext;
 pub use clock::Clock;
 pub use customersim_plugin_macros::{sink_config, source_config, timeline_config};
 pub use env::{EnvKind, EnvOverride};
-pub use error::PluginError;
+pub use error::{PluginError, excerpt};
 pub use event::{CustomerId, Event, EventKind, Topics, intern};
 pub use focus::FocusTracker;
 pub use layout::{DistanceField, LayoutError, LayoutSpec, StoreLayout, Zone, ZoneKind};

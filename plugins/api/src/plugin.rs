@@ -178,7 +178,16 @@ fn parse_config<C: DeserializeOwned>(raw: serde_yaml::Value) -> Result<C, Plugin
         serde_yaml::Value::Null => serde_yaml::Value::Mapping(Default::default()),
         other => other,
     };
-    serde_yaml::from_value(raw).map_err(PluginError::config)
+    // The error names the key it is about (`port: invalid type …`), as parsing text would.
+    serde_path_to_error::deserialize(raw).map_err(|error| {
+        let path = error.path().to_string();
+        let why = error.into_inner();
+        if path == "." || path.is_empty() {
+            PluginError::config(why)
+        } else {
+            PluginError::config(format!("{path}: {why}"))
+        }
+    })
 }
 
 fn resolve_config<C: DeserializeOwned + Serialize>(

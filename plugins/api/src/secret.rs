@@ -51,9 +51,23 @@ impl Serialize for Secret {
 }
 
 impl<'de> Deserialize<'de> for Secret {
+    /// Any scalar, as text. A secret that resolves to nothing (empty, or YAML's null words
+    /// `~`/`null`, e.g. `token: ${TOKEN}` with TOKEN unset or `~`) is an error, never "no
+    /// secret": leaving the key out is the one way to have none.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ScalarText).map(Secret)
+        let text = deserializer.deserialize_any(ScalarText)?;
+        if is_nothing(&text) {
+            return Err(de::Error::custom(
+                "a secret must not be empty or null (leave the key out for none)",
+            ));
+        }
+        Ok(Secret(text))
     }
+}
+
+/// Whether a secret's text means nothing: empty or blank, or one of YAML's null words.
+fn is_nothing(text: &str) -> bool {
+    matches!(text.trim(), "" | "~" | "null" | "Null" | "NULL")
 }
 
 /// A URL whose password part is secret (`amqp://user:pass@host/`): shown as
@@ -125,23 +139,37 @@ impl Visitor<'_> for ScalarText {
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
         Ok(v.to_string())
     }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<String, E> {
+        Err(E::custom("a secret must not be empty (null)"))
+    }
     fn visit_unit<E: de::Error>(self) -> Result<String, E> {
         Err(E::custom("a secret must not be empty (null)"))
     }
 }
 
 /// `amqp://user:pass@host/` → `amqp://user:******@host/`; other text unchanged.
+///
+/// The password ends at the *last* `@` of the URL, not at the first `/`, `?` or `#`: a password
+/// with those characters left unencoded is still masked whole (a URL with an `@` in its path
+/// may have more masked than needed, never less).
 pub fn mask_url_password(text: &str) -> String {
     let Some(scheme_end) = text.find("://") else {
         return text.to_string();
     };
     let rest = &text[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
+    let Some(at) = rest.rfind('@') else {
         return text.to_string();
     };
-    let userinfo = &authority[..at];
+    let userinfo = &rest[..at];
     match userinfo.split_once(':') {
         Some((user, _password)) => {
             format!("{}{user}:{MASK}{}", &text[..scheme_end + 3], &rest[at..])
@@ -188,5 +216,33 @@ mod tests {
             "amqp://guest@host/"
         );
         assert_eq!(mask_url_password("mqtt://host:1883"), "mqtt://host:1883");
+    }
+
+    #[test]
+    fn passwords_with_unencoded_delimiters_are_masked_whole() {
+        for password in ["pa/ss", "pa#ss", "pa?ss", "p@ss", "/#?@:", "a/b?c#d@e"] {
+            for url in [
+                format!("amqp://guest:{password}@host:5672/%2f"),
+                format!("redis://:{password}@127.0.0.1:6379/0"),
+                format!("rediss://user:{password}@h/0?x=1"),
+            ] {
+                let masked = mask_url_password(&url);
+                assert!(!masked.contains(password), "{url} -> {masked}");
+                assert!(masked.contains(MASK), "{url} -> {masked}");
+            }
+        }
+    }
+
+    #[test]
+    fn empty_or_null_secrets_are_refused_without_echoing_values() {
+        for text in ["''", "~", "null", "'null'", "'~'", "' '"] {
+            assert!(serde_yaml::from_str::<Secret>(text).is_err(), "{text}");
+        }
+        for text in ["123456", "12.5", "true", "'0'"] {
+            let secret: Secret = serde_yaml::from_str(text).unwrap();
+            assert!(!secret.is_empty(), "{text}");
+        }
+        let error = serde_yaml::from_str::<Secret>("{hunter2: 1}").unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
     }
 }

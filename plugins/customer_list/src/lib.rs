@@ -16,7 +16,9 @@
 //! Only `customer_id` is required; every other column is kept as the customer's attributes
 //! ([`CustomerList::attributes`]). The whole file is checked when the pipeline is built: a missing
 //! or unreadable file, no `customer_id` column, no rows, an empty or duplicate id or a malformed row
-//! is a config error (exit code 2) naming the file and the line.
+//! is a config error (exit code 2) naming the file and the line. A field that runs over a line
+//! break is refused as malformed: it is what a stray `"` makes of every row after it. Files are
+//! at most [`MAX_FILE_BYTES`] (32 MiB); errors quote short excerpts of what they refuse.
 //!
 //! # How it composes with `random_walk`
 //! This source publishes nothing itself. At build time it offers its [`CustomerList`] as the
@@ -40,6 +42,36 @@ use customersim_plugin_api::{
     BuildContext, CustomerId, EnvKind, EnvOverride, PluginConfig, PluginError, Roster, Source,
     SourceConfig, SourceContext, async_trait, source_config,
 };
+
+/// The largest customer list accepted (32 MiB, about a million customers with the original's
+/// columns): the list is held in memory, at a multiple of the file's size.
+pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Most header columns an error lists by name.
+const COLUMNS_SHOWN: usize = 10;
+
+/// A reader that fails once more than [`MAX_FILE_BYTES`] were read from it, so an oversized list
+/// is refused after reading at most that much.
+struct Limited<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX));
+        let read = self.inner.read(&mut buf[..want])?;
+        if read as u64 > self.left {
+            return Err(std::io::Error::other(format!(
+                "the file is larger than {MAX_FILE_BYTES} bytes (32 MiB), the most accepted"
+            )));
+        }
+        self.left -= read as u64;
+        Ok(read)
+    }
+}
 
 /// Config of the `customer_list` source.
 #[source_config]
@@ -177,14 +209,20 @@ impl CustomerList {
                 } => format!("malformed row: {len} fields where the header has {expected_len}"),
                 csv::ErrorKind::Utf8 { .. } => "malformed row: not valid UTF-8".to_string(),
                 csv::ErrorKind::Io(error) => format!("cannot read the file: {error}"),
-                _ => format!("malformed CSV: {error}"),
+                _ => format!(
+                    "malformed CSV: {}",
+                    customersim_plugin_api::excerpt(&error.to_string())
+                ),
             };
             bad(line, why)
         };
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(false)
-            .from_reader(reader);
+            .from_reader(Limited {
+                inner: reader,
+                left: MAX_FILE_BYTES,
+            });
         let header = csv.headers().map_err(csv_error)?.clone();
         if header.is_empty() || (header.len() == 1 && header[0].trim().is_empty()) {
             return Err(bad(
@@ -199,8 +237,17 @@ impl CustomerList {
                 bad(
                     Some(1),
                     format!(
-                        "no customer_id column in the header (columns: {})",
-                        header.iter().collect::<Vec<_>>().join(", ")
+                        "no customer_id column in the header (columns: {}{})",
+                        header
+                            .iter()
+                            .take(COLUMNS_SHOWN)
+                            .map(customersim_plugin_api::excerpt)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        match header.len().saturating_sub(COLUMNS_SHOWN) {
+                            0 => String::new(),
+                            more => format!(" and {more} more"),
+                        }
                     ),
                 )
             })?;
@@ -222,6 +269,14 @@ impl CustomerList {
                 Err(error) => return Err(csv_error(error)),
             }
             let line = record.position().map(csv::Position::line);
+            if record.iter().any(|field| field.contains(['\n', '\r'])) {
+                return Err(bad(
+                    line,
+                    "malformed row: a quoted field runs over the end of the line \
+                     (a stray `\"` quotes every row after it)"
+                        .into(),
+                ));
+            }
             let text = record[id_column].trim();
             if text.is_empty() {
                 return Err(bad(line, "empty customer_id".into()));
@@ -236,7 +291,10 @@ impl CustomerList {
                     let first = first_line.get(&id).copied().flatten().unwrap_or(0);
                     return Err(bad(
                         line,
-                        format!("duplicate customer_id {text:?} (first at line {first})"),
+                        format!(
+                            "duplicate customer_id {} (first at line {first})",
+                            customersim_plugin_api::excerpt(text)
+                        ),
                     ));
                 }
                 Entry::Vacant(slot) => {

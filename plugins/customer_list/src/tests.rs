@@ -76,7 +76,7 @@ fn no_customer_id_column_names_the_columns() {
     assert!(
         why.contains("customers.csv line 1")
             && why.contains("no customer_id column")
-            && why.contains("id, name"),
+            && why.contains("\"id\", \"name\""),
         "{why}"
     );
 }
@@ -222,4 +222,42 @@ fn config_rejects_unknown_keys_and_defaults_the_path() {
     assert!(error.to_string().contains("file"), "{error}");
     let config: CustomerListConfig = serde_yaml::from_str("{}").unwrap();
     assert_eq!(config.path, PathBuf::from("customers.csv"));
+}
+
+#[test]
+fn a_stray_quote_is_a_malformed_row_not_lost_rows() {
+    let why = error("customer_id,name\n1,Ann\n2,\"Bob\n3,Cid\n4,Dan\n5,Eve\n");
+    assert!(
+        why.contains("customers.csv line 3") && why.contains("stray"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_huge_header_is_quoted_by_excerpt() {
+    let header: Vec<String> = (0..100_000).map(|i| format!("column{i}")).collect();
+    let why = error(&format!("{}\n1\n", header.join(",")));
+    assert!(
+        why.contains("no customer_id column")
+            && why.contains("and 99990 more")
+            && why.len() < 1_000,
+        "{}",
+        &why[..why.len().min(2_000)]
+    );
+}
+
+#[test]
+fn a_file_over_the_limit_is_refused() {
+    let mut text = String::from("customer_id,pad\n");
+    let pad = "x".repeat(1_000);
+    let mut id = 0;
+    while text.len() as u64 <= MAX_FILE_BYTES {
+        text.push_str(&format!("{id},{pad}\n"));
+        id += 1;
+    }
+    let why = error(&text);
+    assert!(
+        why.contains("larger than") && why.contains("32 MiB"),
+        "{why}"
+    );
 }

@@ -224,8 +224,15 @@ impl MqttConfig {
                 "must not be empty when client_id_suffix is false".into(),
             );
         }
-        if self.keep_alive < Duration::from_secs(5) || self.keep_alive.subsec_nanos() != 0 {
-            return bad("keep_alive", "must be whole seconds, at least 5s".into());
+        // MQTT carries the keep-alive in 16 bits of seconds: a longer one would be cut.
+        if self.keep_alive < Duration::from_secs(5)
+            || self.keep_alive > Duration::from_secs(u16::MAX.into())
+            || self.keep_alive.subsec_nanos() != 0
+        {
+            return bad(
+                "keep_alive",
+                "must be whole seconds, from 5s to 65535s".into(),
+            );
         }
         if self.buffer_size == 0 || (self.qos > 0 && self.buffer_size > usize::from(u16::MAX)) {
             return bad(

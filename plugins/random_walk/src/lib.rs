@@ -110,9 +110,7 @@ impl RandomWalkConfig {
     /// Checks the values and turns them into generator parameters.
     pub fn params(&self) -> Result<WalkParams, PluginError> {
         let bad = |key: &str, why: &str| Err(PluginError::Config(format!("{key}: {why}")));
-        if !self.average_in_store.is_finite() || self.average_in_store < 0.0 {
-            return bad("average_in_store", "must be a number >= 0");
-        }
+        customersim_plugin_api::arrivals::check_average_in_store(self.average_in_store)?;
         if self.walk_step < Duration::from_millis(100) {
             return bad("walk_step", "must be at least 100ms");
         }

@@ -172,9 +172,7 @@ impl ShoppingTripConfig {
     /// Checks the values and turns them into generator parameters.
     pub fn params(&self) -> Result<TripParams, PluginError> {
         let bad = |key: &str, why: &str| Err(PluginError::Config(format!("{key}: {why}")));
-        if !self.average_in_store.is_finite() || self.average_in_store < 0.0 {
-            return bad("average_in_store", "must be a number >= 0");
-        }
+        customersim_plugin_api::arrivals::check_average_in_store(self.average_in_store)?;
         if !self.walking_speed.is_finite() || self.walking_speed <= 0.0 {
             return bad(
                 "walking_speed",
