@@ -258,8 +258,8 @@ fn main() {
         .unwrap();
         let (mut sink, mut bare, mut pairs) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..ROUNDS {
-            let mut run_sink = || measure(sink_command(&config), &queue, count);
-            let mut run_loop = || measure(loop_command(&loop_file, confirms), &queue, count);
+            let run_sink = || measure(sink_command(&config), &queue, count);
+            let run_loop = || measure(loop_command(&loop_file, confirms), &queue, count);
             let (s, b) = if round % 2 == 0 {
                 let s = run_sink();
                 (s, run_loop())
