@@ -2,7 +2,9 @@
 //!
 //! The original service's draft endpoint: the first step is 10 s from now, each next one follows
 //! after walking the straight line from the previous place, and a `FOCUS` step stays in place
-//! with a few extra moves. The body is read as a [`Scenario`](crate::body::Scenario) like a
+//! with 5 extra moves 7.5 s apart. The arithmetic is the original's, step for step: its clock
+//! counts microseconds and rounds each walk as Python's `timedelta` does, so replays of its
+//! drafts come out at the same instants. The body is read as a [`Scenario`](crate::body::Scenario) like a
 //! `/scenario` body; what differs (locations taken from the door, timing, the answer echoing the
 //! expanded path as a valid `/scenario` body) lives here.
 

@@ -25,7 +25,8 @@
 //!   path so its earliest step is now (the simulated clock). Answers `True`.
 //! - `POST /scenario_draft`: the same body without timestamps; the first step is 10 s from now,
 //!   each next one after walking there at 0.03 s per coordinate unit, and a `FOCUS` step adds 5
-//!   moves in place over 30 s. Answers the expanded scenario (a valid `/scenario` body).
+//!   moves in place 7.5 s apart (the original's `30 / (5 - 1)`), timed to the microsecond as the
+//!   original did. Answers the expanded scenario (a valid `/scenario` body).
 //! - `GET /state` (who is inside, where, since when), `GET /health` (`OK`), `GET /metrics`
 //!   (Prometheus text of the whole process, with `http_requests_total` by route and status).
 //!
