@@ -8,7 +8,7 @@
 //!                            # "Authorization: Bearer <token>" (scheme in any case)
 //!     max_connections: 512   # served at once; more wait in the listen queue
 //!     header_timeout: 10s    # to send a request's headers; idle keep-alive connections close after it
-//!     body_timeout: 30s      # to send a request's body (408 after)
+//!     body_timeout: 30s      # to send a request's body (408 after); also for a stalled answer
 //!     max_events: 10000      # events one /scenario or /scenario_draft request may schedule
 //! ```
 //!
@@ -52,6 +52,7 @@
 //!   graceful stop).
 //! - `server`: the accept loop (connection cap, timeouts), the axum router, the handlers,
 //!   authentication and request metrics.
+//! - `stall`: the connection wrapper that closes a connection whose client stops reading.
 //! - [`parse`]: the body parsers the server uses, public for the fuzz targets (`fuzz/`).
 //! - `body`: `/produce_*` and `/scenario` bodies into events, with the checks and error messages.
 //! - `draft`: `/scenario_draft` bodies timed by walking distance.
@@ -61,6 +62,7 @@
 mod body;
 mod draft;
 mod server;
+mod stall;
 mod values;
 
 /// The request-body parsers and checks, exactly as the server calls them: public so the fuzz
@@ -114,7 +116,8 @@ pub struct HttpIngressConfig {
     /// connection may stay idle before the next request: the connection is closed after it.
     #[serde(default = "default_header_timeout", with = "duration::required")]
     pub header_timeout: Duration,
-    /// How long a client may take to send a request's whole body; it gets 408 after that.
+    /// How long a client may take to send a request's whole body (it gets 408 after that), and
+    /// how long an answer may wait for a client that reads none of it (the connection is closed).
     #[serde(default = "default_body_timeout", with = "duration::required")]
     pub body_timeout: Duration,
     /// Most events one `/scenario` or `/scenario_draft` request may put on the timeline (a
@@ -236,6 +239,7 @@ impl SourceConfig for HttpIngressConfig {
             connections: server::ConnectionLimits {
                 max_connections: self.max_connections,
                 header_timeout: self.header_timeout,
+                write_stall: self.body_timeout,
             },
             body_timeout: self.body_timeout,
             limits: parse::Limits {

@@ -26,6 +26,7 @@ use tokio::sync::Semaphore;
 use crate::MAX_BODY_BYTES;
 use crate::body::{self, BodyError, Limits, ProduceKind};
 use crate::draft::{self, TimedStep};
+use crate::stall::WriteDeadline;
 use crate::values::{excerpt, format_ms};
 
 /// Labels of `http_requests_total`: the route (or `other`) and the status code.
@@ -57,6 +58,8 @@ pub struct ConnectionLimits {
     /// Time to send a request's headers, and to start the next request on a kept-alive
     /// connection; the connection is closed after it.
     pub header_timeout: Duration,
+    /// How long an answer may wait for a client that reads none of it; closed after it.
+    pub write_stall: Duration,
 }
 
 /// The routes the source answers (others are counted as `other`).
@@ -77,7 +80,8 @@ const ROUTES: &[&str] = &[
 /// beyond the cap wait in the listen queue instead of taking descriptors the process needs (for
 /// its own next connection, its sinks, its timeline). Each open connection is closed when its
 /// request headers take longer than `limits.header_timeout`, which also bounds how long an idle
-/// keep-alive connection holds its place; bodies have their own deadline ([`Body`]).
+/// keep-alive connection holds its place; bodies have their own deadline ([`Body`]), and
+/// answers nobody reads theirs (`limits.write_stall`, [`WriteDeadline`]).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
@@ -115,8 +119,10 @@ pub async fn serve(
             () = &mut stopped => break,
         };
         let _ = stream.set_nodelay(true);
-        let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = http.serve_connection(
+            TokioIo::new(WriteDeadline::new(stream, limits.write_stall)),
+            TowerToHyperService::new(app.clone()),
+        );
         let connection = connections.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
