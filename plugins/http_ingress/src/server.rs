@@ -104,8 +104,9 @@ pub async fn serve(
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
+                Err(error) if is_connection_error(&error) => continue,
                 Err(error) => {
-                    if !is_connection_error(&error) && !warned_about_accept {
+                    if !warned_about_accept {
                         warned_about_accept = true;
                         tracing::warn!(
                             "http_ingress: cannot accept connections: {error} (with too many open files, raise the descriptor limit or lower max_connections); retrying"
