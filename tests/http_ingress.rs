@@ -52,9 +52,28 @@ struct Server {
 
 impl Server {
     fn start(yaml: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_command(customersim(), yaml, args, env)
+    }
+
+    /// The binary under a descriptor limit of `files` (`ulimit -n`), as a small deployment has.
+    fn start_with_descriptor_limit(yaml: &str, files: u32) -> Server {
+        let mut command = clean_command("/bin/sh");
+        command.args([
+            "-c",
+            &format!("ulimit -n {files} && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_customersim"),
+        ]);
+        Server::start_command(command, yaml, &[], &[])
+    }
+
+    fn start_command(
+        mut command: Command,
+        yaml: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let config = temp_file("pipeline.yaml", yaml);
         let port = free_port();
-        let mut command = customersim();
         command
             .args(["run", "--config"])
             .arg(&config)
@@ -341,11 +360,11 @@ fn scenario_draft_times_steps_by_walking_distance() {
         .map(|step| iso_ms(step["timestamp"].as_str().unwrap()))
         .collect();
     let relative: Vec<i64> = times.iter().map(|t| t - times[0]).collect();
-    // door (0,0) → (30,40): 50 units × 30 ms; → (30,0): 40 units; 5 moves in place 6 s apart;
-    // → (0,0): 30 units.
+    // door (0,0) → (30,40): 50 units × 30 ms; → (30,0): 40 units; 5 moves in place 7.5 s
+    // apart; → (0,0): 30 units.
     assert_eq!(
         relative,
-        vec![0, 1500, 2700, 8700, 14700, 20700, 26700, 32700, 33600]
+        vec![0, 1500, 2700, 10200, 17700, 25200, 32700, 40200, 41100]
     );
     let kinds: Vec<&str> = path.iter().map(|s| s["type"].as_str().unwrap()).collect();
     assert_eq!(
@@ -379,12 +398,17 @@ fn scenario_draft_times_steps_by_walking_distance() {
     }
 }
 
-/// Milliseconds since the epoch of `2026-11-28T01:03:42.197Z`.
+/// Milliseconds since the epoch of `2026-11-28T01:03:42.197Z` (or `…42.197250Z`, rounded down).
 fn iso_ms(text: &str) -> i64 {
+    iso_us(text).div_euclid(1000)
+}
+
+/// Microseconds since the epoch of `2026-11-28T01:03:42.197250Z`.
+fn iso_us(text: &str) -> i64 {
     let (date, time) = text.trim_end_matches('Z').split_once('T').unwrap();
     let parts: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
     let (year, month, day) = (parts[0], parts[1], parts[2]);
-    let (hms, millis) = time.split_once('.').unwrap_or((time, "0"));
+    let (hms, fraction) = time.split_once('.').unwrap_or((time, "0"));
     let hms: Vec<i64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -393,7 +417,8 @@ fn iso_ms(text: &str) -> i64 {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    ((days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]) * 1000) + millis.parse::<i64>().unwrap()
+    let micros: i64 = format!("{fraction:0<6}")[..6].parse().unwrap();
+    ((days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]) * 1_000_000) + micros
 }
 
 #[test]
@@ -711,4 +736,292 @@ fn the_default_pipeline_with_a_duration_ends_on_a_virtual_clock() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(!parse_lines(&output.stdout).is_empty());
+}
+
+/// A pipeline with the HTTP source (with extra settings, indented under it) and the stdout sink.
+fn config_with(settings: &str) -> String {
+    format!(
+        "timeline:\n  consume_frequency: 0\nsources:\n  - type: http_ingress\n{settings}sinks:\n  - type: stdout\n"
+    )
+}
+
+#[test]
+fn scenario_draft_timing_equals_the_originals_arithmetic_step_for_step() {
+    let _turn = TIMING.shared();
+    let server = Server::start(&config(1.0), &[], &[]);
+    // Distances with long fractions (√ of non-squares) and two FOCUS steps, one right after a
+    // move and one before the exit.
+    let path: [(&str, i64, i64); 7] = [
+        ("ENTER", 2, 3),
+        ("MOVE", 7, 11),
+        ("FOCUS", 13, 29),
+        ("MOVE", 14, 1),
+        ("MOVE", 1807, 1314),
+        ("FOCUS", 600, 333),
+        ("EXIT", 1, 1),
+    ];
+    let steps: Vec<String> = path
+        .iter()
+        .map(|(kind, x, y)| format!(r#"{{"type": "{kind}", "location": {{"x": {x}, "y": {y}}}}}"#))
+        .collect();
+    let body = format!(
+        r#"{{"customer": {{"customer_id": "d1"}}, "path": [{}]}}"#,
+        steps.join(", ")
+    );
+    let answer = server.post("/scenario_draft", &body);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let expanded: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    let times: Vec<i64> = expanded["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| iso_us(step["timestamp"].as_str().unwrap()))
+        .collect();
+    let ours: Vec<i64> = times.iter().map(|t| t - times[0]).collect();
+
+    // The original's arithmetic in Python's own datetime: each step `math.dist` × 0.03 s after
+    // the one before, a FOCUS step followed by 5 moves in place `30 / (5 - 1)` s apart.
+    let script = r#"
+import json, math, sys
+from datetime import datetime, timedelta, timezone
+start = datetime(2021, 1, 1, 0, 0, 0, 123456, tzinfo=timezone.utc)
+at, before, times = start, None, []
+for kind, x, y in json.loads(sys.argv[1]):
+    if before is not None:
+        at = at + timedelta(seconds=math.dist(before, (x, y)) * 0.03)
+    times.append(at)
+    if kind == "FOCUS":
+        for _ in range(5):
+            at = at + timedelta(seconds=30 / (5 - 1))
+            times.append(at)
+    before = (x, y)
+print(json.dumps([(t - start) // timedelta(microseconds=1) for t in times]))
+"#;
+    let output = Command::new("python3")
+        .args(["-c", script, &serde_json::to_string(&path).unwrap()])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let original: Vec<i64> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(ours, original);
+    // The focus moves are 7.5 s apart, and the step after them walks from the last one.
+    assert_eq!(ours[3] - ours[2], 7_500_000);
+    assert_eq!(ours[7] - ours[2], 37_500_000);
+}
+
+#[test]
+fn idle_sockets_beyond_the_descriptor_limit_cannot_starve_the_api() {
+    let _turn = TIMING.alone();
+    let server = Server::start_with_descriptor_limit(
+        &config_with("    header_timeout: 1s\n    max_connections: 200\n"),
+        1024,
+    );
+    // More idle sockets than the process has descriptors; they never send a byte.
+    let idle: Vec<TcpStream> = (0..1100)
+        .map(|_| TcpStream::connect(("127.0.0.1", server.port)).unwrap())
+        .collect();
+    let patient = HttpClient::with_timeout(
+        format!("http://127.0.0.1:{}", server.port),
+        Duration::from_secs(60),
+    );
+    let health = patient.try_get("/health").expect("/health answers");
+    assert_eq!((health.status, health.body.as_str()), (200, "OK"));
+    let answer = patient.post("/produce_entry", r#"{"id": "after-the-flood", "ts": 5}"#);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        server.next_line(Duration::from_secs(10)).payload,
+        r#"{"id": "after-the-flood", "ts": 5}"#
+    );
+    // The server closed the idle sockets it had accepted (end of stream, perhaps after a 408).
+    let mut first = &idle[0];
+    first
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut first, &mut rest).expect("closed, not timed out");
+}
+
+#[test]
+fn slow_headers_and_slow_bodies_are_cut_off() {
+    use std::io::{Read, Write};
+    let _turn = TIMING.shared();
+    let server = Server::start(
+        &config_with("    header_timeout: 1s\n    body_timeout: 1s\n"),
+        &[],
+        &[],
+    );
+    let read_all = |stream: &mut TcpStream| {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut answer = Vec::new();
+        stream
+            .read_to_end(&mut answer)
+            .expect("the server closes the connection");
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    // Headers that never end.
+    let mut slow = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    slow.write_all(b"POST /produce_entry HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let answer = read_all(&mut slow);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    // A body that never arrives in full: 408 naming the setting, nothing published.
+    let mut slow = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    slow.write_all(
+        b"POST /produce_entry HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"id\": \"slow\",",
+    )
+    .unwrap();
+    let answer = read_all(&mut slow);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+    // A kept-alive connection that idles is closed too.
+    let mut idle = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let answer = read_all(&mut idle);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("OK"), "{answer}");
+    server.no_line_for(Duration::from_millis(300));
+}
+
+#[test]
+fn hostile_input_is_refused_and_bounded() {
+    let _turn = TIMING.shared();
+    let server = Server::start(&config_with("    max_events: 5\n"), &[], &[]);
+    let soon = wall_ms() + 300;
+    let good = |x: i64, offset: i64| step("MOVE", x, 1, &(soon + offset).to_string());
+    let draft =
+        |steps: &str| format!(r#"{{"customer": {{"customer_id": "1"}}, "path": [{steps}]}}"#);
+    let long_id = "7".repeat(257);
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "/scenario",
+            scenario(&long_id, &[good(1, 0)]),
+            "customer.customer_id: id of 257 bytes is longer than the limit of 256 bytes",
+        ),
+        (
+            "/produce_entry",
+            format!(r#"{{"id": "{}", "ts": 5}}"#, "é".repeat(200)),
+            "id: id of 400 bytes is longer than the limit of 256 bytes",
+        ),
+        (
+            "/scenario",
+            scenario("1", &(0..6).map(|n| good(n, n)).collect::<Vec<_>>()),
+            "path: expands to more than the limit of 5 events per request (max_events)",
+        ),
+        (
+            "/scenario_draft",
+            draft(r#"{"type": "ENTER"}, {"type": "FOCUS", "location": {"x": 4, "y": 4}}"#),
+            "path: expands to more than the limit of 5 events per request (max_events)",
+        ),
+        (
+            "/scenario_draft",
+            draft(&format!(
+                r#"{{"type": "MOVE", "location": {{"x": {}, "y": 0}}}}, {{"type": "MOVE", "location": {{"x": {}, "y": 0}}}}"#,
+                i64::MAX,
+                i64::MIN
+            )),
+            "path[1].location: too far to walk",
+        ),
+        (
+            "/scenario",
+            scenario(
+                "1",
+                &[step("MOVE", 1, 1, "\"-262143-01-01T00:00:00+0000\"")],
+            ),
+            "path[0].timestamp: timestamp \"-262143-01-01T00:00:00+0000\" is outside years 1 to 9999",
+        ),
+        (
+            "/produce_entry",
+            r#"{"id": 18446744073709551616, "ts": 5}"#.into(),
+            "id: the number 18446744073709552000 cannot be kept exactly",
+        ),
+        (
+            "/produce_entry",
+            r#"{"id": "1", "ts": 253402300800}"#.into(),
+            "ts: 253402300800 is outside years 1 to 9999",
+        ),
+        (
+            "/scenario?recalculate_time=true",
+            scenario(
+                "1",
+                &[
+                    step("MOVE", 1, 1, "\"0001-01-01T00:00:00Z\""),
+                    step("MOVE", 2, 1, "\"9999-01-01T00:00:00Z\""),
+                ],
+            ),
+            "path[1].timestamp: with recalculate_time it would fall outside years 1 to 9999",
+        ),
+    ];
+    for (path, body, detail) in &cases {
+        let answer = server.post(path, body);
+        assert_eq!(answer.status, 422, "{path}: {}", answer.body);
+        let json: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+        let message = json["detail"].as_str().unwrap();
+        assert!(
+            message.starts_with(detail),
+            "{path}: {message:?} should start with {detail:?}"
+        );
+        assert!(!message.contains(&"7".repeat(100)), "{message}");
+    }
+    // Nothing of them was published; the largest accepted id and request still are.
+    server.no_line_for(Duration::from_millis(600));
+    let longest = "7".repeat(256);
+    let answer = server.post(
+        "/produce_entry",
+        &format!(r#"{{"id": "{longest}", "ts": 5}}"#),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        server.next_line(Duration::from_secs(5)).payload,
+        format!(r#"{{"id": "{longest}", "ts": 5}}"#)
+    );
+    let five: Vec<String> = (0..5).map(|n| good(n, 100 + n)).collect();
+    assert_eq!(server.post("/scenario", &scenario("1", &five)).status, 200);
+    for _ in 0..5 {
+        server.next_line(Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn the_bearer_scheme_is_case_insensitive() {
+    let _turn = TIMING.shared();
+    let server = Server::start(&config(1.0), &[], &[("HTTP_TOKEN", "s3cret")]);
+    for header in ["Bearer s3cret", "BEARER s3cret", "bearer s3cret"] {
+        let answer = server.http.get_with("/state", &[("Authorization", header)]);
+        assert_eq!(answer.status, 200, "{header}: {}", answer.body);
+    }
+    for header in ["BEARER wrong", "Basic s3cret", "s3cret"] {
+        let answer = server.http.get_with("/state", &[("Authorization", header)]);
+        assert_eq!(answer.status, 401, "{header}");
+    }
+}
+
+#[test]
+fn state_lists_only_who_is_inside() {
+    let _turn = TIMING.shared();
+    let server = Server::start(&config(1.0), &[], &[]);
+    for n in 0..50 {
+        let body = format!(r#"{{"id": "visitor-{n}", "ts": 5}}"#);
+        assert_eq!(server.post("/produce_entry", &body).status, 200);
+    }
+    let body = r#"{"id": "visitor-7", "ts": 6, "x": 3, "y": 4}"#;
+    assert_eq!(server.post("/produce_move", body).status, 200);
+    for n in (0..50).filter(|n| *n != 7) {
+        let body = format!(r#"{{"id": "visitor-{n}", "ts": 9}}"#);
+        assert_eq!(server.post("/produce_exit", &body).status, 200);
+    }
+    let state: serde_json::Value = serde_json::from_str(&server.get("/state", None).body).unwrap();
+    assert_eq!(
+        state,
+        serde_json::json!([{"id": "visitor-7", "x": 3, "y": 4, "since": "1970-01-01T00:00:06.000Z"}])
+    );
 }

@@ -1,4 +1,5 @@
-//! Who is inside right now, as published (`GET /state` of http_ingress).
+//! Who is inside right now, as published (`GET /state` of http_ingress): an entry per shopper
+//! between their enter and their exit, so the table holds who is inside, never everyone seen.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -16,7 +17,20 @@ pub struct Position {
     pub since_ms: i64,
 }
 
-type Table = Arc<RwLock<HashMap<CustomerId, Position>>>;
+/// Most shoppers the table lists at once. Ids that never exit (a client posting
+/// `/produce_entry` with ever new ids) would otherwise grow it without end; a simulation with
+/// more shoppers inside than this lists the first ones and logs once that the rest are left out.
+pub const MAX_LISTED: usize = 100_000;
+
+type Table = Arc<RwLock<Inside>>;
+
+/// The table and whether it has overflowed since it was last below its bound.
+#[derive(Debug, Default)]
+struct Inside {
+    by_id: HashMap<CustomerId, Position>,
+    /// Set when a shopper was left out because the table was full (logged once per overflow).
+    overflowed: bool,
+}
 
 /// A read-only view of who is inside: the core updates it after the sinks took each batch. Only
 /// kept when a plugin asks for it ([`crate::BuildContext::presence`]), so large simulations that
@@ -30,7 +44,11 @@ impl Presence {
     /// Everyone inside, ordered by id.
     pub fn snapshot(&self) -> Vec<(CustomerId, Position)> {
         let inside = self.inside.read().expect("presence lock");
-        let mut all: Vec<_> = inside.iter().map(|(id, at)| (id.clone(), *at)).collect();
+        let mut all: Vec<_> = inside
+            .by_id
+            .iter()
+            .map(|(id, at)| (id.clone(), *at))
+            .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
     }
@@ -41,6 +59,8 @@ impl Presence {
 pub struct PresenceRecorder {
     entrance: (i64, i64),
     inside: Table,
+    /// Most shoppers listed ([`MAX_LISTED`]; smaller in tests).
+    capacity: usize,
 }
 
 impl PresenceRecorder {
@@ -49,6 +69,15 @@ impl PresenceRecorder {
         PresenceRecorder {
             entrance: (i64::from(entrance.0), i64::from(entrance.1)),
             inside: Table::default(),
+            capacity: MAX_LISTED,
+        }
+    }
+
+    /// The same, listing at most `capacity` shoppers.
+    pub fn with_capacity(entrance: (u32, u32), capacity: usize) -> PresenceRecorder {
+        PresenceRecorder {
+            capacity,
+            ..PresenceRecorder::new(entrance)
         }
     }
 
@@ -62,25 +91,77 @@ impl PresenceRecorder {
     /// Records published events.
     pub fn apply(&self, events: &[Event]) {
         let mut inside = self.inside.write().expect("presence lock");
+        let Inside {
+            by_id, overflowed, ..
+        } = &mut *inside;
         for event in events {
             let (x, y) = match event.kind {
                 EventKind::Enter => self.entrance,
                 EventKind::Move { x, y } => (x, y),
                 EventKind::Exit => {
-                    inside.remove(&event.customer);
+                    by_id.remove(&event.customer);
                     continue;
                 }
                 // Said where the shopper already stands (the move before it).
                 EventKind::Focus { .. } => continue,
             };
-            inside.insert(
-                event.customer.clone(),
-                Position {
-                    x,
-                    y,
-                    since_ms: event.due_ms,
-                },
-            );
+            let at = Position {
+                x,
+                y,
+                since_ms: event.due_ms,
+            };
+            if let Some(known) = by_id.get_mut(&event.customer) {
+                *known = at;
+            } else if by_id.len() < self.capacity {
+                by_id.insert(event.customer.clone(), at);
+            } else if !*overflowed {
+                *overflowed = true;
+                tracing::warn!(
+                    "more than {} shoppers inside: GET /state lists only the first {} (shoppers who never exit, e.g. /produce_entry without /produce_exit, stay listed)",
+                    self.capacity,
+                    self.capacity
+                );
+            }
         }
+        if by_id.len() < self.capacity {
+            *overflowed = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, kind: EventKind) -> Event {
+        Event {
+            due_ms: 1_000,
+            customer: CustomerId::parse(id),
+            kind,
+        }
+    }
+
+    #[test]
+    fn lists_only_who_is_inside_and_at_most_its_capacity() {
+        let recorder = PresenceRecorder::with_capacity((0, 0), 2);
+        let view = recorder.view();
+        recorder.apply(&[
+            event("a", EventKind::Enter),
+            event("b", EventKind::Move { x: 1, y: 2 }),
+            event("c", EventKind::Enter),
+        ]);
+        let ids = |view: &Presence| -> Vec<String> {
+            view.snapshot()
+                .into_iter()
+                .map(|(id, _)| id.to_string())
+                .collect()
+        };
+        assert_eq!(ids(&view), ["a", "b"], "c does not fit");
+        recorder.apply(&[event("b", EventKind::Move { x: 5, y: 6 })]);
+        assert_eq!(view.snapshot()[1].1.x, 5, "a listed shopper still moves");
+        recorder.apply(&[event("a", EventKind::Exit), event("c", EventKind::Enter)]);
+        assert_eq!(ids(&view), ["b", "c"], "an exit forgets and makes room");
+        recorder.apply(&[event("b", EventKind::Exit), event("c", EventKind::Exit)]);
+        assert!(view.snapshot().is_empty());
     }
 }

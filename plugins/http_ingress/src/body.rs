@@ -15,7 +15,7 @@ use std::fmt;
 use customersim_plugin_api::{Event, EventKind};
 use serde::Deserialize;
 
-use crate::values::{Id, Instant, Int, MAX_MS, MIN_MS, StepType};
+use crate::values::{Id, Instant, Int, MAX_MS, MIN_MS, StepType, check_range};
 
 /// Why a body was refused. The message starts with the field's path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,46 @@ pub enum BodyError {
     Malformed(String),
     /// JSON, but a field is missing, mistyped or has an unacceptable value (HTTP 422).
     Invalid(String),
+}
+
+impl BodyError {
+    /// The HTTP status the refusal is answered with: always a 4xx.
+    pub fn status(&self) -> u16 {
+        match self {
+            BodyError::Malformed(_) => 400,
+            BodyError::Invalid(_) => 422,
+        }
+    }
+}
+
+/// What one request may ask for, so its output and memory stay bounded whatever it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most events one `/scenario` or `/scenario_draft` request may put on the timeline (the
+    /// steps of a scenario; the moves a draft expands to).
+    pub max_events: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_events: crate::default_max_events(),
+        }
+    }
+}
+
+impl Limits {
+    /// Refuses a request that would put more than `max_events` events on the timeline.
+    pub(crate) fn check_events(&self, events: usize) -> Result<(), BodyError> {
+        if events > self.max_events {
+            Err(invalid(format!(
+                "path: expands to more than the limit of {} events per request (max_events); split it into several requests",
+                self.max_events
+            )))
+        } else {
+            Ok(())
+        }
+    }
 }
 
 impl fmt::Display for BodyError {
@@ -159,10 +199,16 @@ pub fn produce(body: &[u8], kind: ProduceKind) -> Result<Event, BodyError> {
 }
 
 /// The events of a `/scenario` body, checked: every step has a timestamp, MOVE steps a location,
-/// no two steps share an instant. With `recalculate_from = Some(now)`, the path is shifted so its
-/// earliest step happens at `now`.
-pub fn scenario(body: &[u8], recalculate_from: Option<i64>) -> Result<Vec<Event>, BodyError> {
+/// no two steps share an instant, at most `limits.max_events` steps. With
+/// `recalculate_from = Some(now)`, the path is shifted so its earliest step happens at `now`
+/// (refused if that moves a step outside years 1 to 9999).
+pub fn scenario(
+    body: &[u8],
+    recalculate_from: Option<i64>,
+    limits: &Limits,
+) -> Result<Vec<Event>, BodyError> {
     let scenario: Scenario = parse(body)?;
+    limits.check_events(scenario.path.len())?;
     let customer = scenario.customer.customer_id.0;
     let mut events = Vec::with_capacity(scenario.path.len());
     let mut ascending = true;
@@ -216,9 +262,15 @@ pub fn scenario(body: &[u8], recalculate_from: Option<i64>) -> Result<Vec<Event>
                     .into(),
             ));
         }
+        // Both lie within years 1 to 9999, so neither the shift nor a shifted instant overflows;
+        // a shifted instant may still leave the range.
         let shift = now - earliest;
-        for event in &mut events {
-            event.due_ms += shift;
+        for (index, event) in events.iter_mut().enumerate() {
+            event.due_ms = check_range(event.due_ms + shift).map_err(|_| {
+                invalid(format!(
+                    "path[{index}].timestamp: with recalculate_time it would fall outside years 1 to 9999"
+                ))
+            })?;
         }
     }
     Ok(events)
@@ -328,6 +380,7 @@ pub(crate) mod tests {
                 step("EXIT", 0, 0, "\"2021-01-01T00:00:03.000+00:00\""),
             ]),
             None,
+            &Limits::default(),
         )
         .unwrap();
         let kinds: Vec<_> = events.iter().map(|e| (e.due_ms, e.kind)).collect();
@@ -348,13 +401,18 @@ pub(crate) mod tests {
         let events = scenario(
             &body(&[step("MOVE", 1, 1, "20"), step("MOVE", 2, 2, "10")]),
             Some(1_000_000),
+            &Limits::default(),
         )
         .unwrap();
         assert_eq!(events[0].due_ms, 1_010_000);
         assert_eq!(events[1].due_ms, 1_000_000);
-        let why = message(scenario(&body(&[]), Some(5)));
+        let why = message(scenario(&body(&[]), Some(5), &Limits::default()));
         assert!(why.starts_with("path: empty"), "{why}");
-        assert!(scenario(&body(&[]), None).unwrap().is_empty());
+        assert!(
+            scenario(&body(&[]), None, &Limits::default())
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -362,6 +420,7 @@ pub(crate) mod tests {
         let why = message(scenario(
             &body(&[step("MOVE", 1, 1, "10"), step("JUMP", 1, 1, "11")]),
             None,
+            &Limits::default(),
         ));
         assert!(
             why.starts_with("path[1].type: unknown step type \"JUMP\""),
@@ -374,6 +433,7 @@ pub(crate) mod tests {
                 step("MOVE", 1, 1, "10"),
             ]),
             None,
+            &Limits::default(),
         ));
         assert!(
             why.starts_with("path[2].timestamp: same instant as path[0]"),
@@ -382,28 +442,43 @@ pub(crate) mod tests {
         let why = message(scenario(
             &body(&[step("MOVE", 1, 1, "\"2021-01-01T00:00:00\"")]),
             None,
+            &Limits::default(),
         ));
         assert!(why.starts_with("path[0].timestamp: timestamp"), "{why}");
         assert!(why.contains("no time zone"), "{why}");
         let why = message(scenario(
             br#"{"customer": {"customer_id": "3"}, "path": [{"type": "MOVE", "location": {"x": 1}, "timestamp": 5}]}"#,
             None,
+            &Limits::default(),
         ));
         assert_eq!(why, "path[0].location.y: missing");
-        let why = message(scenario(br#"{"customer": {}, "path": []}"#, None));
+        let why = message(scenario(
+            br#"{"customer": {}, "path": []}"#,
+            None,
+            &Limits::default(),
+        ));
         assert_eq!(why, "customer.customer_id: missing");
-        let why = message(scenario(br#"{"customer": {"customer_id": "3"}}"#, None));
+        let why = message(scenario(
+            br#"{"customer": {"customer_id": "3"}}"#,
+            None,
+            &Limits::default(),
+        ));
         assert_eq!(why, "path: missing");
         let why = message(scenario(
             &body(&[r#"{"type": "MOVE", "location": {"x": 1, "y": 1}}"#.to_string()]),
             None,
+            &Limits::default(),
         ));
         assert!(why.starts_with("path[0].timestamp: missing"), "{why}");
-        let why = message(scenario(&body(&[step("FOCUS", 1, 1, "5")]), None));
+        let why = message(scenario(
+            &body(&[step("FOCUS", 1, 1, "5")]),
+            None,
+            &Limits::default(),
+        ));
         assert!(why.starts_with("path[0].type: FOCUS"), "{why}");
-        let why = message(scenario(b"[]", None));
+        let why = message(scenario(b"[]", None, &Limits::default()));
         assert!(why.starts_with("body: invalid length 0"), "{why}");
-        let why = message(scenario(b"\"x\"", None));
+        let why = message(scenario(b"\"x\"", None, &Limits::default()));
         assert!(why.starts_with("body: invalid type: string"), "{why}");
     }
 }

@@ -5,7 +5,11 @@
 //!   - type: http_ingress
 //!     listen: 0.0.0.0:8000   # HTTP_LISTEN
 //!     token: null            # HTTP_TOKEN: when set, every route but /health needs
-//!                            # "Authorization: Bearer <token>"
+//!                            # "Authorization: Bearer <token>" (scheme in any case)
+//!     max_connections: 512   # served at once; more wait in the listen queue
+//!     header_timeout: 10s    # to send a request's headers; idle keep-alive connections close after it
+//!     body_timeout: 30s      # to send a request's body (408 after); also for a stalled answer
+//!     max_events: 10000      # events one /scenario or /scenario_draft request may schedule
 //! ```
 //!
 //! Endpoints (the original's curl commands work verbatim; bodies are JSON whatever the
@@ -21,15 +25,24 @@
 //!   path so its earliest step is now (the simulated clock). Answers `True`.
 //! - `POST /scenario_draft`: the same body without timestamps; the first step is 10 s from now,
 //!   each next one after walking there at 0.03 s per coordinate unit, and a `FOCUS` step adds 5
-//!   moves in place over 30 s. Answers the expanded scenario (a valid `/scenario` body).
+//!   moves in place 7.5 s apart (the original's `30 / (5 - 1)`), timed to the microsecond as the
+//!   original did. Answers the expanded scenario (a valid `/scenario` body).
 //! - `GET /state` (who is inside, where, since when), `GET /health` (`OK`), `GET /metrics`
 //!   (Prometheus text of the whole process, with `http_requests_total` by route and status).
 //!
 //! Bad input is refused with a 4xx whose JSON `detail` names the field (`path[3].timestamp: …`):
 //! 400 for malformed JSON, 422 for a missing, mistyped or unacceptable field (unknown step type,
-//! timestamp without a zone, duplicate steps, empty path with `recalculate_time`), 413 for a body
-//! over 1 MiB, 401 for a missing or wrong token. Nothing of a refused request is scheduled or
-//! published, and publishing goes on.
+//! timestamp without a zone or outside years 1 to 9999, duplicate steps, empty path with
+//! `recalculate_time`, a customer id over 256 bytes or a numeric id that is not a whole number
+//! within 64 bits, more events than `max_events`), 413 for a body over 1 MiB, 408 for a body not
+//! received within `body_timeout`, 401 for a missing or wrong token. Nothing of a refused request
+//! is scheduled or published, and publishing goes on. Error messages quote at most a short
+//! excerpt of a refused value.
+//!
+//! One request's cost is bounded: at most 1 MiB of body, `max_events` events, each with an id of
+//! at most 256 bytes. The server's is too: at most `max_connections` connections (below the
+//! descriptor limit, so a flood of idle sockets cannot starve `/health` of descriptors), each
+//! closed when its headers or body are late or when it idles longer than `header_timeout`.
 //!
 //! The source stops accepting when the run shuts down or when the doors close
 //! (`simulation.duration`); it does not pace the clock.
@@ -37,7 +50,10 @@
 //! # Layout
 //! - this file: the config, its environment variables, and the running source (bind, serve,
 //!   graceful stop).
-//! - `server`: the axum router, the handlers, authentication and request metrics.
+//! - `server`: the accept loop (connection cap, timeouts), the axum router, the handlers,
+//!   authentication and request metrics.
+//! - `stall`: the connection wrapper that closes a connection whose client stops reading.
+//! - [`parse`]: the body parsers the server uses, public for the fuzz targets (`fuzz/`).
 //! - `body`: `/produce_*` and `/scenario` bodies into events, with the checks and error messages.
 //! - `draft`: `/scenario_draft` bodies timed by walking distance.
 //! - `values`: the leaf values of bodies (ids, integers, instants, step types) and their
@@ -46,7 +62,18 @@
 mod body;
 mod draft;
 mod server;
+mod stall;
 mod values;
+
+/// The request-body parsers and checks, exactly as the server calls them: public so the fuzz
+/// targets (`fuzz/fuzz_targets/http_*.rs`) exercise the very code that answers requests. Every
+/// refusal is a [`BodyError`](parse::BodyError) whose [`status`](parse::BodyError::status) is a
+/// 4xx.
+pub mod parse {
+    pub use crate::body::{BodyError, Limits, ProduceKind, produce, scenario};
+    pub use crate::draft::{Doors, Expanded, draft};
+    pub use crate::values::MAX_ID_BYTES;
+}
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,7 +83,7 @@ use customersim_plugin_api::prometheus_client::metrics::counter::Counter;
 use customersim_plugin_api::prometheus_client::metrics::family::Family;
 use customersim_plugin_api::{
     BuildContext, EnvKind, EnvOverride, MetricsRegistry, PluginConfig, PluginError, Presence,
-    Secret, Source, SourceConfig, SourceContext, async_trait, source_config,
+    Secret, Source, SourceConfig, SourceContext, async_trait, duration, source_config,
 };
 use tokio::net::TcpListener;
 
@@ -80,17 +107,58 @@ pub struct HttpIngressConfig {
     /// `Authorization: Bearer <token>`; requests without it get 401. Never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<Secret>,
+    /// Most connections served at once; further clients wait in the listen queue until one
+    /// closes. Keep it well below the process's descriptor limit (`ulimit -n`), which the sinks
+    /// and the timeline share: idle sockets beyond it then cost no descriptor.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long a keep-alive
+    /// connection may stay idle before the next request: the connection is closed after it.
+    #[serde(default = "default_header_timeout", with = "duration::required")]
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's whole body (it gets 408 after that), and
+    /// how long an answer may wait for a client that reads none of it (the connection is closed).
+    #[serde(default = "default_body_timeout", with = "duration::required")]
+    pub body_timeout: Duration,
+    /// Most events one `/scenario` or `/scenario_draft` request may put on the timeline (a
+    /// scenario's steps; the moves a draft expands to), so one request's output is bounded.
+    #[serde(default = "default_max_events")]
+    pub max_events: usize,
 }
 
 fn default_listen() -> String {
     "0.0.0.0:8000".into()
 }
 
+fn default_max_connections() -> usize {
+    512
+}
+
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+pub(crate) fn default_max_events() -> usize {
+    10_000
+}
+
+/// Longest `header_timeout` or `body_timeout` accepted (the timers add it to the current
+/// instant, which must not overflow).
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 impl Default for HttpIngressConfig {
     fn default() -> Self {
         HttpIngressConfig {
             listen: default_listen(),
             token: None,
+            max_connections: default_max_connections(),
+            header_timeout: default_header_timeout(),
+            body_timeout: default_body_timeout(),
+            max_events: default_max_events(),
         }
     }
 }
@@ -127,13 +195,39 @@ impl PluginConfig for HttpIngressConfig {
     ];
 }
 
+impl HttpIngressConfig {
+    /// The limits, checked.
+    fn check_limits(&self) -> Result<(), PluginError> {
+        let refuse = |why: String| Err(PluginError::Config(why));
+        if self.max_connections == 0 {
+            return refuse("max_connections: must be at least 1".into());
+        }
+        if self.max_events == 0 {
+            return refuse("max_events: must be at least 1".into());
+        }
+        for (key, value) in [
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+        ] {
+            if value.is_zero() || value > MAX_TIMEOUT {
+                return refuse(format!(
+                    "{key}: {value:?} is outside 1ms to 24h (the time a client may take)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl SourceConfig for HttpIngressConfig {
     fn check(&self, _cx: &BuildContext) -> Result<(), PluginError> {
-        self.address().map(|_| ())
+        self.address()?;
+        self.check_limits()
     }
 
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let address = self.address()?;
+        self.check_limits()?;
         let requests = Family::<server::Labels, Counter>::default();
         cx.metrics.register(
             "http_requests",
@@ -142,6 +236,15 @@ impl SourceConfig for HttpIngressConfig {
         );
         Ok(Box::new(HttpIngress {
             address,
+            connections: server::ConnectionLimits {
+                max_connections: self.max_connections,
+                header_timeout: self.header_timeout,
+                write_stall: self.body_timeout,
+            },
+            body_timeout: self.body_timeout,
+            limits: parse::Limits {
+                max_events: self.max_events,
+            },
             token: self
                 .token
                 .filter(|token| !token.is_empty())
@@ -163,6 +266,9 @@ impl SourceConfig for HttpIngressConfig {
 /// The running source.
 struct HttpIngress {
     address: SocketAddr,
+    connections: server::ConnectionLimits,
+    body_timeout: Duration,
+    limits: parse::Limits,
     token: Option<String>,
     presence: Presence,
     metrics: MetricsRegistry,
@@ -198,12 +304,14 @@ impl Source for HttpIngress {
             requests: self.requests,
             token: self.token,
             doors: self.doors,
+            body_timeout: self.body_timeout,
+            limits: self.limits,
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let stopped = async move {
             let _ = stopped.await;
         };
-        let server = server::serve(listener, state, stopped);
+        let server = server::serve(listener, state, self.connections, stopped);
         tokio::pin!(server);
         let doors_close = async {
             match cx.doors_close_ms {
@@ -240,7 +348,7 @@ mod tests {
         assert!(error.to_string().contains("port"), "{error}");
         let config = HttpIngressConfig {
             listen: "localhost".into(),
-            token: None,
+            ..HttpIngressConfig::default()
         };
         match config.address() {
             Err(PluginError::Config(why)) => assert!(why.starts_with("listen:"), "{why}"),
@@ -250,5 +358,31 @@ mod tests {
             HttpIngressConfig::default().address().unwrap(),
             "0.0.0.0:8000".parse().unwrap()
         );
+    }
+
+    #[test]
+    fn limits_are_read_and_checked() {
+        let config: HttpIngressConfig = serde_yaml::from_str(
+            "max_connections: 3\nheader_timeout: 2s\nbody_timeout: 500ms\nmax_events: 9",
+        )
+        .unwrap();
+        assert_eq!(config.max_connections, 3);
+        assert_eq!(config.header_timeout, Duration::from_secs(2));
+        assert_eq!(config.body_timeout, Duration::from_millis(500));
+        assert_eq!(config.max_events, 9);
+        assert!(config.check_limits().is_ok());
+        assert!(HttpIngressConfig::default().check_limits().is_ok());
+        for (yaml, key) in [
+            ("max_connections: 0", "max_connections:"),
+            ("max_events: 0", "max_events:"),
+            ("header_timeout: 0s", "header_timeout:"),
+            ("body_timeout: 400d", "body_timeout:"),
+        ] {
+            let config: HttpIngressConfig = serde_yaml::from_str(yaml).unwrap();
+            match config.check_limits() {
+                Err(PluginError::Config(why)) => assert!(why.starts_with(key), "{why}"),
+                other => panic!("{yaml}: {other:?}"),
+            }
+        }
     }
 }

@@ -1,27 +1,33 @@
-//! The axum router: handlers, bearer-token check and request counting.
+//! The accept loop (connection cap, header and idle timeouts) and the axum router: handlers,
+//! bearer-token check, body deadline and request counting.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use customersim_plugin_api::prometheus_client::metrics::counter::Counter;
 use customersim_plugin_api::prometheus_client::metrics::family::Family;
 use customersim_plugin_api::{Clock, MetricsRegistry, Presence, Publisher, Schedule};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::MAX_BODY_BYTES;
-use crate::body::{self, BodyError, ProduceKind};
+use crate::body::{self, BodyError, Limits, ProduceKind};
 use crate::draft::{self, TimedStep};
-use crate::values::format_ms;
+use crate::stall::WriteDeadline;
+use crate::values::{excerpt, format_ms};
 
 /// Labels of `http_requests_total`: the route (or `other`) and the status code.
 pub type Labels = ([(&'static str, &'static str); 1], [(&'static str, u16); 1]);
@@ -36,9 +42,25 @@ pub struct AppState {
     pub requests: Family<Labels, Counter>,
     pub token: Option<String>,
     pub doors: draft::Doors,
+    /// How long a client may take to send a body.
+    pub body_timeout: Duration,
+    /// What one request may ask for.
+    pub limits: Limits,
 }
 
 type Shared = State<Arc<AppState>>;
+
+/// What bounds the connections: how many at once, and how long one may wait for headers.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// Connections served at once; the rest wait in the kernel's listen queue.
+    pub max_connections: usize,
+    /// Time to send a request's headers, and to start the next request on a kept-alive
+    /// connection; the connection is closed after it.
+    pub header_timeout: Duration,
+    /// How long an answer may wait for a client that reads none of it; closed after it.
+    pub write_stall: Duration,
+}
 
 /// The routes the source answers (others are counted as `other`).
 const ROUTES: &[&str] = &[
@@ -53,17 +75,75 @@ const ROUTES: &[&str] = &[
 ];
 
 /// Serves `state`'s API on `listener` until `stopped` resolves, then finishes in-flight requests.
+///
+/// A connection is accepted only while fewer than `limits.max_connections` are open, so sockets
+/// beyond the cap wait in the listen queue instead of taking descriptors the process needs (for
+/// its own next connection, its sinks, its timeline). Each open connection is closed when its
+/// request headers take longer than `limits.header_timeout`, which also bounds how long an idle
+/// keep-alive connection holds its place; bodies have their own deadline ([`Body`]), and
+/// answers nobody reads theirs (`limits.write_stall`, [`WriteDeadline`]).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
+    limits: ConnectionLimits,
     stopped: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = listener.tap_io(|stream| {
+    let app = router(state);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let connections = GracefulShutdown::new();
+    let mut warned_about_accept = false;
+    tokio::pin!(stopped);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut stopped => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) if is_connection_error(&error) => continue,
+                Err(error) => {
+                    if !warned_about_accept {
+                        warned_about_accept = true;
+                        tracing::warn!(
+                            "http_ingress: cannot accept connections: {error} (with too many open files, raise the descriptor limit or lower max_connections); retrying"
+                        );
+                    }
+                    // Out of descriptors or memory: give closing connections a moment.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stopped => break,
+        };
         let _ = stream.set_nodelay(true);
-    });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(stopped)
-        .await
+        let connection = http.serve_connection(
+            TokioIo::new(WriteDeadline::new(stream, limits.write_stall)),
+            TowerToHyperService::new(app.clone()),
+        );
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!("http_ingress: connection closed: {error}");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+    Ok(())
+}
+
+/// Errors of one incoming connection (it was reset before being accepted), not of the listener.
+fn is_connection_error(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    )
 }
 
 /// The API.
@@ -125,9 +205,9 @@ impl IntoResponse for ApiError {
 
 impl From<BodyError> for ApiError {
     fn from(error: BodyError) -> ApiError {
+        let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
         match error {
-            BodyError::Malformed(why) => ApiError::new(StatusCode::BAD_REQUEST, why),
-            BodyError::Invalid(why) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, why),
+            BodyError::Malformed(why) | BodyError::Invalid(why) => ApiError::new(status, why),
         }
     }
 }
@@ -142,6 +222,27 @@ impl From<BytesRejection> for ApiError {
             )
         } else {
             ApiError::new(status, format!("body: {}", rejection.body_text()))
+        }
+    }
+}
+
+/// A request body, read whole within the size limit (413 beyond it) and within the source's
+/// `body_timeout` (408 after it), so a client sending slowly cannot hold a connection forever.
+struct Body(Bytes);
+
+impl FromRequest<Arc<AppState>> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Body, ApiError> {
+        match tokio::time::timeout(state.body_timeout, Bytes::from_request(request, state)).await {
+            Ok(read) => Ok(Body(read?)),
+            Err(_) => Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "body: not received within {:?} (the source's body_timeout)",
+                    state.body_timeout
+                ),
+            )),
         }
     }
 }
@@ -194,19 +295,19 @@ impl ApiError {
 }
 
 fn authorized(request: &Request, token: &str) -> bool {
-    let Some(given) = request
+    request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-        })
-    else {
-        return false;
-    };
-    constant_time_eq(given.trim().as_bytes(), token.as_bytes())
+        .and_then(bearer_token)
+        .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive
+/// (RFC 9110 §11.1), so `BEARER` and `bearer` are the same.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Compares without returning early, so timing does not tell how much of a guess was right.
@@ -217,33 +318,20 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn produce_entry(
-    State(state): Shared,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    produce(&state, body, ProduceKind::Enter).await
+async fn produce_entry(State(state): Shared, Body(body): Body) -> Result<Response, ApiError> {
+    produce(&state, &body, ProduceKind::Enter).await
 }
 
-async fn produce_move(
-    State(state): Shared,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    produce(&state, body, ProduceKind::Move).await
+async fn produce_move(State(state): Shared, Body(body): Body) -> Result<Response, ApiError> {
+    produce(&state, &body, ProduceKind::Move).await
 }
 
-async fn produce_exit(
-    State(state): Shared,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    produce(&state, body, ProduceKind::Exit).await
+async fn produce_exit(State(state): Shared, Body(body): Body) -> Result<Response, ApiError> {
+    produce(&state, &body, ProduceKind::Exit).await
 }
 
-async fn produce(
-    state: &AppState,
-    body: Result<Bytes, BytesRejection>,
-    kind: ProduceKind,
-) -> Result<Response, ApiError> {
-    let event = body::produce(&body?, kind)?;
+async fn produce(state: &AppState, body: &[u8], kind: ProduceKind) -> Result<Response, ApiError> {
+    let event = body::produce(body, kind)?;
     state
         .publisher
         .publish(vec![event])
@@ -275,7 +363,7 @@ fn parse_flag(text: &str) -> Option<bool> {
 async fn scenario(
     State(state): Shared,
     query: Result<Query<ScenarioQuery>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|rejection| {
         ApiError::new(
@@ -288,13 +376,15 @@ async fn scenario(
         Some(text) => parse_flag(text).ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                format!("recalculate_time: expected true or false, got {text:?}"),
+                format!(
+                    "recalculate_time: expected true or false, got {}",
+                    excerpt(text)
+                ),
             )
         })?,
     };
-    let body = body?;
     let now = recalculate.then(|| state.clock.now_ms());
-    let events = body::scenario(&body, now)?;
+    let events = body::scenario(&body, now, &state.limits)?;
     schedule(&state, events).await?;
     Ok(accepted())
 }
@@ -327,12 +417,8 @@ struct ExpandedCustomer<'a> {
     customer_id: &'a str,
 }
 
-async fn scenario_draft(
-    State(state): Shared,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let body = body?;
-    let expanded = draft::draft(&body, state.clock.now_ms(), state.doors)?;
+async fn scenario_draft(State(state): Shared, Body(body): Body) -> Result<Response, ApiError> {
+    let expanded = draft::draft(&body, state.clock.now_ms(), state.doors, &state.limits)?;
     let answer = serde_json::to_vec(&ExpandedScenario {
         customer: ExpandedCustomer {
             customer_id: &expanded.customer,
@@ -419,6 +505,16 @@ async fn not_found(request: Request) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer s3cret"), Some("s3cret"));
+        assert_eq!(bearer_token("BEARER s3cret"), Some("s3cret"));
+        assert_eq!(bearer_token("bEaReR  s3cret "), Some("s3cret"));
+        assert_eq!(bearer_token("Basic s3cret"), None);
+        assert_eq!(bearer_token("Bearers3cret"), None);
+        assert_eq!(bearer_token("s3cret"), None);
+    }
 
     #[test]
     fn token_comparison() {

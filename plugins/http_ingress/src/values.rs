@@ -15,11 +15,31 @@ use serde::de::{self, Deserializer, Unexpected, Visitor};
 
 /// Epoch numbers above this are milliseconds, below it seconds (the original's pydantic rule).
 const MS_WATERSHED: f64 = 2e10;
-/// Instants outside years 1..=9999 are refused.
+/// Instants outside years 1..=9999 (UTC) are refused: consumers of the original service parse
+/// `ts` with Python's `datetime`, which knows no other years.
 pub(crate) const MIN_MS: i64 = -62_135_596_800_000;
 pub(crate) const MAX_MS: i64 = 253_402_300_799_999;
 
-/// A customer id: a JSON string, or a number published as its digits (as the original did).
+/// Longest customer id accepted, in bytes (UTF-8). Every event of a request repeats its id in
+/// the payload, so the id's length multiplies a request's output: a 256 KB id in a 1 MiB
+/// scenario made gigabytes of output. Real ids (digits, UUIDs, loyalty numbers) are far shorter.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Longest excerpt of a refused value quoted in an error message, in characters, so a huge
+/// value does not come back whole in the answer or the log.
+const EXCERPT_CHARS: usize = 40;
+
+/// `text` quoted for an error message, cut to its first [`EXCERPT_CHARS`] characters.
+pub(crate) fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
+    }
+}
+
+/// A customer id: a JSON string, or a whole number published as its digits (as the original
+/// did). Numbers that JSON parsers keep only approximately (above `u64::MAX`, with a fraction or
+/// an exponent) are refused rather than rounded, so two ids never collide.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Id(pub CustomerId);
 
@@ -40,6 +60,12 @@ impl Visitor<'_> for IdVisitor {
         if text.is_empty() {
             return Err(E::invalid_value(Unexpected::Str(text), &"a non-empty id"));
         }
+        if text.len() > MAX_ID_BYTES {
+            return Err(E::custom(format!(
+                "id of {} bytes is longer than the limit of {MAX_ID_BYTES} bytes",
+                text.len()
+            )));
+        }
         Ok(Id(CustomerId::parse(text)))
     }
     fn visit_u64<E: de::Error>(self, number: u64) -> Result<Id, E> {
@@ -49,7 +75,13 @@ impl Visitor<'_> for IdVisitor {
         Ok(Id(CustomerId::parse(&number.to_string())))
     }
     fn visit_f64<E: de::Error>(self, number: f64) -> Result<Id, E> {
-        Ok(Id(CustomerId::parse(&number.to_string())))
+        // serde_json hands over as f64 every number that is not a 64-bit integer: its digits
+        // may already be lost (18446744073709551616 and ...617 are the same f64).
+        Err(E::custom(format!(
+            "the number {number} cannot be kept exactly as an id (only whole numbers from {} to {} can): send the id as a string",
+            i64::MIN,
+            u64::MAX
+        )))
     }
 }
 
@@ -101,7 +133,10 @@ impl Visitor<'_> for IntVisitor {
         }
         match trimmed.parse::<f64>() {
             Ok(number) if number.is_finite() => truncate(number).map(Int),
-            _ => Err(E::invalid_value(Unexpected::Str(text), &self)),
+            _ => Err(E::custom(format!(
+                "invalid value: string {}, expected an integer",
+                excerpt(text)
+            ))),
         }
     }
 }
@@ -120,12 +155,17 @@ impl<'de> Deserialize<'de> for Instant {
 struct InstantVisitor;
 
 fn in_range<E: de::Error>(ms: i64) -> Result<Instant, E> {
+    check_range(ms).map(Instant).map_err(E::custom)
+}
+
+/// `ms` if it lies within years 1 to 9999 (UTC).
+pub(crate) fn check_range(ms: i64) -> Result<i64, String> {
     if (MIN_MS..=MAX_MS).contains(&ms) {
-        Ok(Instant(ms))
+        Ok(ms)
     } else {
-        Err(E::custom(format!(
+        Err(format!(
             "{ms} ms since the epoch is outside years 1 to 9999"
-        )))
+        ))
     }
 }
 
@@ -152,16 +192,24 @@ fn epoch_int<E: de::Error>(number: i64) -> Result<Instant, E> {
     }
 }
 
-/// Parses an ISO 8601 timestamp that carries a time zone.
+/// Parses an ISO 8601 timestamp that carries a time zone, in years 1 to 9999 (UTC).
 pub fn parse_iso(text: &str) -> Result<i64, String> {
     use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    let within = |ms: i64| {
+        check_range(ms).map_err(|_| {
+            format!(
+                "timestamp {} is outside years 1 to 9999 (UTC)",
+                excerpt(text)
+            )
+        })
+    };
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.timestamp_millis());
+        return within(at.timestamp_millis());
     }
     // ISO 8601 forms RFC 3339 leaves out, such as a "+0100" offset.
     for format in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z"] {
         if let Ok(at) = DateTime::parse_from_str(text, format) {
-            return Ok(at.timestamp_millis());
+            return within(at.timestamp_millis());
         }
     }
     let naive = [
@@ -174,11 +222,13 @@ pub fn parse_iso(text: &str) -> Result<i64, String> {
         || NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok();
     if naive {
         Err(format!(
-            "timestamp {text:?} has no time zone: add one, e.g. \"Z\" for UTC or an offset such as \"+01:00\""
+            "timestamp {} has no time zone: add one, e.g. \"Z\" for UTC or an offset such as \"+01:00\"",
+            excerpt(text)
         ))
     } else {
         Err(format!(
-            "{text:?} is not an ISO 8601 timestamp with a time zone (e.g. \"2021-01-01T00:00:00Z\") nor a number of seconds since the epoch"
+            "{} is not an ISO 8601 timestamp with a time zone (e.g. \"2021-01-01T00:00:00Z\") nor a number of seconds since the epoch",
+            excerpt(text)
         ))
     }
 }
@@ -194,7 +244,7 @@ impl Visitor<'_> for InstantVisitor {
     fn visit_u64<E: de::Error>(self, number: u64) -> Result<Instant, E> {
         match i64::try_from(number) {
             Ok(number) => epoch_int(number),
-            Err(_) => in_range(i64::MAX),
+            Err(_) => Err(E::custom(format!("{number} is outside years 1 to 9999"))),
         }
     }
     fn visit_f64<E: de::Error>(self, number: f64) -> Result<Instant, E> {
@@ -258,7 +308,8 @@ impl Visitor<'_> for StepTypeVisitor {
             }
         }
         Err(E::custom(format!(
-            "unknown step type {text:?}: expected ENTER, MOVE, EXIT or FOCUS"
+            "unknown step type {}: expected ENTER, MOVE, EXIT or FOCUS",
+            excerpt(text)
         )))
     }
 }
@@ -268,6 +319,13 @@ pub fn format_ms(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_else(|| ms.to_string())
+}
+
+/// An instant as RFC 3339 in UTC with microseconds, the precision of the original's drafts.
+pub fn format_us(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_else(|| us.to_string())
 }
 
 #[cfg(test)]
@@ -291,5 +349,57 @@ mod tests {
         assert_eq!(read("\"1609459200\"").unwrap(), 1_609_459_200_000);
         assert!(read("1e300").is_err());
         assert!(read("true").is_err());
+        // Only years 1 to 9999 (UTC), however they are written.
+        assert_eq!(parse_iso("0001-01-01T00:00:00Z"), Ok(MIN_MS));
+        assert_eq!(parse_iso("9999-12-31T23:59:59.999Z"), Ok(MAX_MS));
+        for outside in [
+            "-262143-01-01T00:00:00+0000",
+            "+262142-12-31T23:59:59+0000",
+            "0001-01-01T00:00:00+01:00",
+            "+10000-01-01T00:00:00+0000",
+        ] {
+            let why = parse_iso(outside).unwrap_err();
+            assert!(why.contains("outside years 1 to 9999"), "{outside}: {why}");
+            let why = read(&format!("{outside:?}")).unwrap_err().to_string();
+            assert!(why.contains("outside years 1 to 9999"), "{outside}: {why}");
+        }
+        assert!(read("18446744073709551615").is_err());
+        assert!(read("-9223372036854775808").is_err());
+    }
+
+    #[test]
+    fn ids_are_kept_exactly_or_refused() {
+        let read = |text: &str| serde_json::from_str::<Id>(text).map(|id| id.0);
+        assert_eq!(read("997").unwrap(), CustomerId::Number(997));
+        assert_eq!(
+            read("18446744073709551615").unwrap(),
+            CustomerId::Number(u64::MAX)
+        );
+        assert_eq!(read("-5").unwrap(), CustomerId::parse("-5"));
+        assert_eq!(read("\"007\"").unwrap(), CustomerId::parse("007"));
+        // Above u64::MAX: a JSON parser keeps only an approximation, so two ids would collide.
+        for lossy in ["18446744073709551616", "18446744073709551617", "1e3", "3.5"] {
+            let why = read(lossy).unwrap_err().to_string();
+            assert!(why.contains("cannot be kept exactly"), "{lossy}: {why}");
+        }
+        let longest = "x".repeat(MAX_ID_BYTES);
+        assert!(read(&format!("{longest:?}")).is_ok());
+        let why = read(&format!("\"{longest}y\"")).unwrap_err().to_string();
+        assert!(
+            why.contains("257 bytes is longer than the limit of 256"),
+            "{why}"
+        );
+        assert!(!why.contains("xxxx"), "the id is not echoed: {why}");
+    }
+
+    #[test]
+    fn refused_values_are_quoted_as_short_excerpts() {
+        assert_eq!(excerpt("ab"), "\"ab\"");
+        let long = "é".repeat(1000);
+        let quoted = excerpt(&long);
+        assert!(quoted.len() < 120, "{quoted}");
+        assert!(quoted.ends_with("… (2000 bytes)"), "{quoted}");
+        let why = parse_iso(&"9".repeat(100_000)).unwrap_err();
+        assert!(why.len() < 300, "{why}");
     }
 }

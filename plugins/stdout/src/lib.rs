@@ -31,8 +31,14 @@ impl SinkConfig for StdoutConfig {
     }
 }
 
-/// Writes each batch with one `write` call, so events reach a reader as soon as a batch is
-/// published (no partial lines, no waiting for a buffer to fill).
+/// Bytes collected before they are written: a batch larger than this (8,192 events with
+/// `speed: max`, or long ids) is written in pieces of whole lines, so the sink's memory stays
+/// bounded whatever the batch holds.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Writes each batch in whole lines and flushes at its end, so events reach a reader as soon as
+/// a batch is published (no partial lines, no waiting for a buffer to fill), through a write
+/// buffer of at most [`WRITE_BUFFER_BYTES`] (plus one line).
 pub struct StdoutSink {
     topics: Topics,
     buffer: Vec<u8>,
@@ -46,7 +52,7 @@ impl StdoutSink {
     fn new(topics: Topics) -> StdoutSink {
         StdoutSink {
             topics,
-            buffer: Vec::with_capacity(1 << 16),
+            buffer: Vec::with_capacity(WRITE_BUFFER_BYTES),
             end_run: None,
             reader_gone: false,
         }
@@ -62,6 +68,30 @@ pub fn write_line(out: &mut Vec<u8>, topics: &Topics, event: &Event) {
     out.extend_from_slice(b"}\n");
 }
 
+/// Writes the lines of `batch` to `out` through `buffer`, writing whenever it holds
+/// [`WRITE_BUFFER_BYTES`], and flushes. A buffer that one very long line grew is given back.
+fn write_batch(
+    out: &mut impl Write,
+    buffer: &mut Vec<u8>,
+    topics: &Topics,
+    batch: &[Event],
+) -> std::io::Result<()> {
+    buffer.clear();
+    for event in batch {
+        write_line(buffer, topics, event);
+        if buffer.len() >= WRITE_BUFFER_BYTES {
+            out.write_all(buffer)?;
+            buffer.clear();
+        }
+    }
+    out.write_all(buffer)?;
+    buffer.clear();
+    if buffer.capacity() > 2 * WRITE_BUFFER_BYTES {
+        *buffer = Vec::with_capacity(WRITE_BUFFER_BYTES);
+    }
+    out.flush()
+}
+
 #[async_trait]
 impl Sink for StdoutSink {
     async fn start(&mut self, cx: &SinkContext) -> Result<(), PluginError> {
@@ -73,12 +103,8 @@ impl Sink for StdoutSink {
         if self.reader_gone {
             return Ok(());
         }
-        self.buffer.clear();
-        for event in batch {
-            write_line(&mut self.buffer, &self.topics, event);
-        }
         let mut stdout = std::io::stdout().lock();
-        match stdout.write_all(&self.buffer).and_then(|()| stdout.flush()) {
+        match write_batch(&mut stdout, &mut self.buffer, &self.topics, batch) {
             Ok(()) => Ok(()),
             Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
                 self.reader_gone = true;
@@ -110,6 +136,61 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "{\"topic\": \"customer/move\", \"payload\": {\"id\": \"997\", \"ts\": 192326400, \"x\": 2, \"y\": 3}}\n"
         );
+    }
+
+    /// Records each `write` call, to see how a batch is cut.
+    #[derive(Default)]
+    struct Writes {
+        sizes: Vec<usize>,
+        bytes: Vec<u8>,
+        flushes: usize,
+    }
+
+    impl Write for Writes {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.sizes.push(data.len());
+            self.bytes.extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.flushes += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_large_batch_is_written_in_bounded_pieces_of_whole_lines() {
+        let topics = Topics::default();
+        let batch: Vec<Event> = (0..20_000)
+            .map(|n| Event {
+                due_ms: 192_326_400_000 + n,
+                customer: CustomerId::parse(&format!("shopper-{n}")),
+                kind: EventKind::Move { x: 2, y: 3 },
+            })
+            .collect();
+        let mut expected = Vec::new();
+        for event in &batch {
+            write_line(&mut expected, &topics, event);
+        }
+        assert!(expected.len() > 10 * WRITE_BUFFER_BYTES);
+        let mut out = Writes::default();
+        let mut buffer = Vec::new();
+        write_batch(&mut out, &mut buffer, &topics, &batch).unwrap();
+        assert_eq!(out.bytes, expected);
+        assert_eq!(out.flushes, 1);
+        assert!(out.sizes.len() > 10, "{:?}", out.sizes.len());
+        let longest_line = expected
+            .split(|b| *b == b'\n')
+            .map(<[u8]>::len)
+            .max()
+            .unwrap();
+        let mut written = 0;
+        for size in &out.sizes {
+            assert!(*size < WRITE_BUFFER_BYTES + longest_line + 1, "{size}");
+            written += size;
+            assert_eq!(expected[written - 1], b'\n', "every piece ends a line");
+        }
+        assert!(buffer.capacity() <= 2 * WRITE_BUFFER_BYTES);
     }
 
     #[test]
