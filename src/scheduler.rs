@@ -16,6 +16,7 @@ use crate::fanout::{SinkStopped, Sinks};
 use crate::metrics::CoreMetrics;
 use crate::plugin_api::host::{ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{Backoff, Clock, Event, PluginError, Timeline, TimelineError, Watermark};
+use crate::report::Observer;
 
 /// Most events a virtual clock takes per timeline claim (throttling makes no sense there).
 const VIRTUAL_CHUNK: usize = 8192;
@@ -68,6 +69,8 @@ pub struct Scheduler {
     pub source_outcomes: mpsc::UnboundedReceiver<SourceOutcome>,
     pub sources_running: usize,
     pub presence: Option<PresenceRecorder>,
+    /// Counts the run report from every batch handed to the sinks (`run --report`).
+    pub observer: Option<Observer>,
     pub metrics: CoreMetrics,
     pub shutdown: Shutdown,
 }
@@ -264,8 +267,12 @@ impl Scheduler {
             }
         }
         report.published += events.len() as u64;
+        self.metrics.handed_over.inc_by(events.len() as u64);
         if let Some(presence) = &self.presence {
             presence.apply(&events);
+        }
+        if let Some(observer) = &self.observer {
+            observer.observe(&events);
         }
         let receipt = if events.is_empty() {
             None
@@ -305,7 +312,11 @@ impl Scheduler {
         if let Some(presence) = &self.presence {
             presence.apply(&batch.events);
         }
+        if let Some(observer) = &self.observer {
+            observer.observe(&batch.events);
+        }
         report.published += batch.events.len() as u64;
+        self.metrics.handed_over.inc_by(batch.events.len() as u64);
         self.sinks.deliver_now(batch).await.map_err(stopped)
     }
 
