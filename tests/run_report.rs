@@ -283,7 +283,7 @@ fn the_progress_bar_is_drawn_on_a_terminal_only() {
             "--speed",
             "max",
             "--duration",
-            "12h",
+            "1h",
             "--seed",
             "1",
         ])
