@@ -5,7 +5,8 @@
 //! a test) gets nothing extra there. Without a duration there is no end to measure against, and
 //! at a scaled speed the run takes its known wall time, so neither gets a bar.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -16,6 +17,32 @@ use crate::plugin_api::prometheus_client::metrics::counter::Counter;
 
 /// How often the bar is redrawn.
 const TICK: Duration = Duration::from_millis(200);
+
+/// The bar being drawn, if any: log lines written meanwhile hide it, print, and redraw it, so a
+/// log line never lands in the middle of the bar.
+static DRAWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Stderr for the log ([`crate::logging`]): writes around a progress bar being drawn.
+pub struct LogWriter;
+
+/// What the log's stderr layer writes through.
+pub fn log_writer() -> LogWriter {
+    LogWriter
+}
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let drawn = DRAWN.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        match drawn {
+            Some(bar) => bar.suspend(|| std::io::stderr().write(buf)),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
 
 /// A progress bar being drawn; [`RunProgress::finish`] clears it.
 pub struct RunProgress {
@@ -63,12 +90,14 @@ impl RunProgress {
                 }
             })
         };
+        *DRAWN.lock().unwrap_or_else(PoisonError::into_inner) = Some(bar.clone());
         Some(RunProgress { bar, ticker })
     }
 
     /// Stops redrawing and clears the bar (the final log lines and the report follow).
     pub fn finish(self) {
         self.ticker.abort();
+        *DRAWN.lock().unwrap_or_else(PoisonError::into_inner) = None;
         self.bar.finish_and_clear();
     }
 }
