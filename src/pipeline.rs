@@ -11,8 +11,9 @@ use crate::fanout::Sinks;
 use crate::metrics::CoreMetrics;
 use crate::plugin_api::host::{self, ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{
-    BuildContext, MetricsRegistry, OpenedTimeline, Plugin, PluginError, Role, Roster, Sink,
-    SinkContext, Source, SourceContext, TimelineBackend, TimelineContext, Watermark, derive_seed,
+    BuildContext, MetricsRegistry, OpenedTimeline, Plugin, PluginError, QueueMetrics, Role, Roster,
+    Sink, SinkContext, Source, SourceContext, TimelineBackend, TimelineContext, Watermark,
+    derive_seed,
 };
 use crate::progress::RunProgress;
 use crate::registry;
@@ -30,6 +31,8 @@ pub struct Pipeline {
     metrics: MetricsRegistry,
     /// The run report, when one was asked for ([`Pipeline::observe`]).
     observation: Option<Observation>,
+    /// The entrance queue's metrics, when a source has a capacity (for the run report).
+    queue_metrics: Option<QueueMetrics>,
 }
 
 /// The running sources, as the scheduler sees them.
@@ -93,6 +96,7 @@ impl Pipeline {
             })?;
         let presence = host::presence_recorder(&cx);
         let roster = cx.roster();
+        let queue_metrics = cx.queue_metrics_in_use();
         Ok(Pipeline {
             resolved,
             timeline,
@@ -102,6 +106,7 @@ impl Pipeline {
             roster,
             metrics,
             observation: None,
+            queue_metrics,
         })
     }
 
@@ -111,7 +116,11 @@ impl Pipeline {
         let config = &self.resolved.config;
         self.observation
             .get_or_insert_with(|| {
-                Observation::new(self.resolved.layout.clone(), config.topics.clone())
+                Observation::new(
+                    self.resolved.layout.clone(),
+                    config.topics.clone(),
+                    self.queue_metrics.clone(),
+                )
             })
             .clone()
     }
@@ -127,6 +136,7 @@ impl Pipeline {
             roster,
             metrics,
             observation,
+            queue_metrics: _,
         } = self;
         let config = &resolved.config;
         let start_ms = config.simulation.start.resolve_ms();

@@ -21,7 +21,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::lateness::{LatenessHistogram, LatenessSummary};
-use crate::plugin_api::{CustomerId, Event, EventKind, StoreLayout, Topics, ZoneKind};
+use crate::plugin_api::{
+    CustomerId, Event, EventKind, QueueMetrics, StoreLayout, Topics, ZoneKind,
+};
 use crate::scheduler::{RunReport, format_ms};
 
 /// Asked for with `Pipeline::observe`: collects the report while the pipeline runs and makes
@@ -33,6 +35,9 @@ struct Shared {
     tally: Mutex<Tally>,
     lateness: Mutex<Vec<LatenessHistogram>>,
     topics: Topics,
+    /// The arrivals' queue outside a full store (sources with a `capacity`): shoppers who queue
+    /// publish nothing until they enter, so this comes from the generator's metrics.
+    entrance_queue: Option<QueueMetrics>,
     started: Instant,
 }
 
@@ -93,8 +98,13 @@ struct ZoneTally {
 }
 
 impl Observation {
-    /// An empty report for a store with `layout`, publishing on `topics`.
-    pub fn new(layout: StoreLayout, topics: Topics) -> Observation {
+    /// An empty report for a store with `layout`, publishing on `topics`; `entrance_queue` are
+    /// the metrics of the queue outside a store with a capacity, if any.
+    pub fn new(
+        layout: StoreLayout,
+        topics: Topics,
+        entrance_queue: Option<QueueMetrics>,
+    ) -> Observation {
         let zones = vec![ZoneTally::default(); layout.zones().len()];
         Observation(Arc::new(Shared {
             tally: Mutex::new(Tally {
@@ -116,6 +126,7 @@ impl Observation {
             }),
             lateness: Mutex::new(Vec::new()),
             topics,
+            entrance_queue,
             started: Instant::now(),
         }))
     }
@@ -236,6 +247,19 @@ impl Observation {
             },
             departments,
             checkouts,
+            entrance_queue: shared.entrance_queue.as_ref().map(|queue| {
+                let waited = queue.entered_after_waiting.get();
+                EntranceQueueReport {
+                    queued: queue.arrivals_queued.get(),
+                    entered_after_waiting: waited,
+                    mean_wait_seconds: if waited == 0 {
+                        0.0
+                    } else {
+                        queue.total_wait_ms.get() as f64 / waited as f64 / 1000.0
+                    },
+                    turned_away: queue.arrivals_turned_away.get(),
+                }
+            }),
             focus: tally.by_kind[3],
             publish_lateness_seconds: LatenessReport {
                 events: lateness.count(),
@@ -360,6 +384,8 @@ pub struct RunSummary {
     pub mean_visit_seconds: f64,
     pub departments: BTreeMap<String, DepartmentReport>,
     pub checkouts: BTreeMap<String, CheckoutReport>,
+    /// `null` unless a source has a `capacity`.
+    pub entrance_queue: Option<EntranceQueueReport>,
     pub focus: u64,
     pub publish_lateness_seconds: LatenessReport,
     pub events_skipped: u64,
@@ -382,6 +408,15 @@ pub struct CheckoutReport {
     pub visits: u64,
     pub mean_wait_seconds: f64,
     pub longest_wait_seconds: f64,
+}
+
+/// The queue outside a store at capacity, as generated (the source's queue metrics).
+#[derive(Clone, Debug, Serialize)]
+pub struct EntranceQueueReport {
+    pub queued: u64,
+    pub entered_after_waiting: u64,
+    pub mean_wait_seconds: f64,
+    pub turned_away: u64,
 }
 
 /// Publish lateness over every sink ([`crate::lateness`]).
@@ -434,6 +469,13 @@ impl RunSummary {
             lateness.p99 * 1e3,
             lateness.max * 1e3
         );
+        if let Some(queue) = &self.entrance_queue {
+            let _ = writeln!(
+                out,
+                "  entrance queue     {} queued, mean wait {:.1} s, {} turned away",
+                queue.queued, queue.mean_wait_seconds, queue.turned_away
+            );
+        }
         if !self.departments.is_empty() {
             let _ = writeln!(
                 out,
@@ -490,7 +532,7 @@ mod tests {
 
     #[test]
     fn counts_visits_zones_and_the_time_weighted_mean_inside() {
-        let observation = Observation::new(two_departments(), Topics::default());
+        let observation = Observation::new(two_departments(), Topics::default(), None);
         let observer = observation.observer(0);
         let move_to = |x, y| EventKind::Move { x, y };
         observer.observe(&[
@@ -537,7 +579,7 @@ mod tests {
 
     #[test]
     fn the_table_names_the_topics_and_zones() {
-        let observation = Observation::new(two_departments(), Topics::default());
+        let observation = Observation::new(two_departments(), Topics::default(), None);
         observation
             .observer(0)
             .observe(&[event(0, 1, EventKind::Enter)]);

@@ -178,6 +178,46 @@ fn report_figures_match_the_stdout_stream_of_the_same_run() {
 }
 
 #[test]
+fn the_entrance_queue_is_reported_as_the_source_counted_it() {
+    let dir = temp_dir("report-queue");
+    let report_path = dir.path().join("report.json");
+    let config = temp_file(
+        "queue.yaml",
+        "sources:\n  - {type: random_walk, average_in_store: 50, capacity: 40}\nsinks: [{type: stdout}]\n",
+    );
+    let output = run_ok(
+        customersim()
+            .args([
+                "run",
+                "--speed",
+                "max",
+                "--duration",
+                "2h",
+                "--seed",
+                "1",
+                "--config",
+            ])
+            .arg(config.path())
+            .arg("--report")
+            .arg(&report_path),
+    );
+    let report = read_report(&report_path);
+    let queue = &report["entrance_queue"];
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!(
+        "random_walk: {} arrivals waited outside, mean wait {:.1}s",
+        queue["queued"],
+        queue["mean_wait_seconds"].as_f64().unwrap()
+    );
+    assert!(queue["queued"].as_u64().unwrap() > 0, "{report}");
+    assert!(stderr.contains(&expected), "{expected}\n{stderr}");
+    assert!(
+        stderr.contains(&format!("; {} went home at closing", queue["turned_away"])),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn the_report_is_written_after_sigterm() {
     let dir = temp_dir("report-sigterm");
     let report_path = dir.path().join("report.json");
