@@ -259,6 +259,36 @@ fn the_report_is_written_after_sigterm() {
 }
 
 #[test]
+fn the_report_is_written_when_the_reader_closes_stdout() {
+    use std::io::{BufRead, BufReader};
+    let dir = temp_dir("report-head");
+    let report_path = dir.path().join("report.json");
+    let mut child = customersim()
+        .args([
+            "run", "--sink", "stdout", "--speed", "max", "--seed", "5", "--report",
+        ])
+        .arg(&report_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `| head -3`: read three lines, then close the pipe.
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    for _ in 0..3 {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with("{\"topic\""), "{line}");
+    }
+    drop(reader);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("the reader closed stdout"), "{stderr}");
+    let report = read_report(&report_path);
+    assert!(report["events"].as_u64().unwrap() >= 3, "{report}");
+}
+
+#[test]
 fn an_unwritable_report_path_is_refused_before_the_run() {
     let dir = temp_dir("report-bad");
     let (output, stderr) = run_failing(
