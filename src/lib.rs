@@ -34,6 +34,7 @@
 //!   phases (clock, timeline, sinks, sources, scheduling, stop).
 //! - [`scheduler`]: takes due events off the timeline (CONSUME_FREQUENCY, CONSUME_BATCH_SIZE,
 //!   CONSUME_FROM), drives the virtual clock, hands batches to the sinks, counts and warns.
+//!   [`wake`]: the timer thread that wakes it to a fraction of a millisecond.
 //! - [`fanout`]: each sink's bounded queue and task, so a slow sink slows only itself.
 //! - [`metrics`]: the core's Prometheus metrics; [`lateness`]: the publish-lateness histogram.
 //! - [`report`]: the run report (`run --report FILE`), counted from the published events;
@@ -77,6 +78,7 @@ pub mod registry;
 pub mod report;
 pub mod scheduler;
 pub mod shutdown;
+pub mod wake;
 
 pub use customersim_plugin_api as plugin_api;
 

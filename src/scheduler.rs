@@ -17,6 +17,7 @@ use crate::metrics::CoreMetrics;
 use crate::plugin_api::host::{ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{Backoff, Clock, Event, PluginError, Timeline, TimelineError, Watermark};
 use crate::report::Observer;
+use crate::wake::PreciseTimer;
 
 /// Most events a virtual clock takes per timeline claim (throttling makes no sense there).
 const VIRTUAL_CHUNK: usize = 8192;
@@ -100,6 +101,8 @@ impl Scheduler {
             self.settings.batch_size
         };
         let had_sources = self.sources_running > 0;
+        // Waking exactly when the next event is due: finer than tokio's 1 ms timers.
+        let timer = (!virtual_clock && !polling).then(PreciseTimer::start);
         let mut next_poll = Instant::now();
         let mut behind = false;
         // Set while the timeline backend is unreachable: how long to wait before the next try.
@@ -184,7 +187,7 @@ impl Scheduler {
                 Some(outcome) = self.source_outcomes.recv() => self.source_finished(outcome)?,
                 () = self.progress.notified() => {}
                 () = scheduled.notified(), if !polling => {}
-                () = sleep_until(deadline) => {}
+                () = wake_at(timer.as_ref(), deadline) => {}
                 () = self.shutdown.wait() => break,
             }
         }
@@ -372,6 +375,14 @@ impl Scheduler {
 /// A sink's task ended early; the run stops and [`Sinks::finish`] reports why.
 fn stopped(SinkStopped(name): SinkStopped) -> PluginError {
     PluginError::fatal(format!("sink {name} stopped taking events"))
+}
+
+/// Waits until `deadline` (forever without one), with the precise timer when there is one.
+async fn wake_at(timer: Option<&PreciseTimer>, deadline: Option<Instant>) {
+    match (timer, deadline) {
+        (Some(timer), Some(deadline)) => timer.sleep_until(deadline).await,
+        (_, deadline) => sleep_until(deadline).await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
