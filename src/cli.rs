@@ -16,6 +16,7 @@ use crate::pipeline::Pipeline;
 use crate::plugin_api::PluginError;
 use crate::plugin_api::host::Shutdown;
 use crate::registry;
+use crate::report::RunSummary;
 
 /// Simulates shoppers in a retail store and publishes their enter/move/exit events.
 #[derive(Debug, Parser)]
@@ -46,6 +47,10 @@ enum Command {
         /// Sink type to use instead of the config's sinks (repeatable).
         #[arg(long = "sink", value_name = "NAME")]
         sinks: Vec<String>,
+        /// Write a JSON summary of the run to FILE when it ends (also after SIGINT/SIGTERM) and
+        /// print it as a table on stderr.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
     /// Check the config and print it resolved (secrets masked); non-zero exit on any error.
     Validate {
@@ -88,6 +93,7 @@ pub fn main() -> ExitCode {
             start,
             duration,
             sinks,
+            report,
         } => {
             let flags = Flags {
                 seed,
@@ -96,7 +102,7 @@ pub fn main() -> ExitCode {
                 duration,
                 sinks,
             };
-            run(config.config, &env, &flags)
+            run(config.config, &env, &flags, report)
         }
     }
 }
@@ -158,9 +164,19 @@ fn validate(path: Option<PathBuf>, env: &Environment) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn run(path: Option<PathBuf>, env: &Environment, flags: &Flags) -> ExitCode {
+fn run(
+    path: Option<PathBuf>,
+    env: &Environment,
+    flags: &Flags,
+    report: Option<PathBuf>,
+) -> ExitCode {
     let resolved = match config::load(path.as_deref(), env, flags) {
         Ok(resolved) => resolved,
+        Err(error) => return fail(&error, 2),
+    };
+    // Checked before anything runs: a report that cannot be written would be lost at the end.
+    let report = match report.map(ReportFile::create).transpose() {
+        Ok(report) => report,
         Err(error) => return fail(&error, 2),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -171,15 +187,53 @@ fn run(path: Option<PathBuf>, env: &Environment, flags: &Flags) -> ExitCode {
         Err(error) => return fail(&format!("cannot start the async runtime: {error}"), 1),
     };
     runtime.block_on(async move {
-        let pipeline = match Pipeline::build(resolved) {
+        let mut pipeline = match Pipeline::build(resolved) {
             Ok(pipeline) => pipeline,
             Err(error) => return plugin_failure(error),
         };
+        let observation = report.as_ref().map(|_| pipeline.observe());
         let shutdown = Shutdown::new();
         crate::shutdown::trigger_on_signals(shutdown.clone());
         match pipeline.run(shutdown).await {
-            Ok(_) => ExitCode::SUCCESS,
+            Ok(run) => match (report, observation) {
+                (Some(report), Some(observation)) => report.write(&observation.summary(&run)),
+                _ => ExitCode::SUCCESS,
+            },
             Err(error) => plugin_failure(error),
         }
     })
+}
+
+/// The `--report` file, opened (created or truncated) before the run starts.
+struct ReportFile {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl ReportFile {
+    fn create(path: PathBuf) -> Result<ReportFile, String> {
+        match std::fs::File::create(&path) {
+            Ok(file) => Ok(ReportFile { path, file }),
+            Err(error) => Err(format!(
+                "--report {}: cannot write the report there: {error}",
+                path.display()
+            )),
+        }
+    }
+
+    /// Writes the report and prints its table on stderr.
+    fn write(mut self, summary: &RunSummary) -> ExitCode {
+        use std::io::Write;
+        eprint!("{}", summary.table());
+        match self.file.write_all(summary.to_json().as_bytes()) {
+            Ok(()) => {
+                tracing::info!("run report written to {}", self.path.display());
+                ExitCode::SUCCESS
+            }
+            Err(error) => fail(
+                &format!("--report {}: cannot write: {error}", self.path.display()),
+                1,
+            ),
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! Feeding the sinks: each sink has its own bounded queue and its own task, so a slow sink slows
 //! only itself until its queue is full. Then the scheduler waits for it (back-pressure, nothing
 //! lost), or, for a sink that declares itself lossy (a live view), the batch is dropped for that
-//! sink alone and counted. A run ends when every sink has flushed and closed; `close` runs even
+//! sink alone and counted. Each sink's task also records how late the events it accepted were
+//! ([`crate::lateness`]). A run ends when every sink has flushed and closed; `close` runs even
 //! after a failed publish.
 
 use std::sync::Arc;
@@ -9,9 +10,10 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::lateness::{LatenessHistogram, LatenessRecorder};
 use crate::metrics::{CoreMetrics, SinkCounters};
 use crate::plugin_api::host::ImmediateBatch;
-use crate::plugin_api::{Event, PluginError, Sink, SinkContext, Topics};
+use crate::plugin_api::{Clock, Event, PluginError, Sink, SinkContext, Topics};
 
 /// Batches a sink's queue holds before the scheduler waits for it (or drops, for a lossy sink).
 const QUEUE_BATCHES: usize = 16;
@@ -60,12 +62,14 @@ pub struct SinkStopped(pub String);
 
 impl Sinks {
     /// Starts every sink (connects: permanent errors such as refused credentials fail here) and
-    /// its task. Sinks started before one that fails are closed again.
+    /// its task. Sinks started before one that fails are closed again. Lateness is measured
+    /// against `clock`.
     pub async fn start(
         sinks: Vec<(String, Box<dyn Sink>)>,
         cx: &SinkContext,
         metrics: &CoreMetrics,
         topics: &Topics,
+        clock: &Clock,
     ) -> Result<Sinks, PluginError> {
         let mut started = Sinks {
             feeds: Vec::new(),
@@ -85,7 +89,8 @@ impl Sinks {
                 lossy: sink.lossy(),
                 counters: counters.clone(),
             });
-            let task = tokio::spawn(feed(sink, receiver, counters));
+            let lateness = LatenessRecorder::new(clock.clone(), counters.lateness.clone());
+            let task = tokio::spawn(feed(sink, receiver, counters, lateness));
             started.tasks.push((name, task));
         }
         Ok(started)
@@ -153,6 +158,14 @@ impl Sinks {
         }
     }
 
+    /// The lateness histogram of each sink, for the run report.
+    pub fn lateness(&self) -> Vec<LatenessHistogram> {
+        self.feeds
+            .iter()
+            .map(|feed| feed.counters.lateness.clone())
+            .collect()
+    }
+
     /// Lets every sink work off its queue, flush and close; the first error wins.
     pub async fn finish(self) -> Result<(), PluginError> {
         drop(self.feeds);
@@ -174,17 +187,22 @@ impl Sinks {
     }
 }
 
-/// One sink's task: publish what its queue brings, then flush and close (close always runs).
+/// One sink's task: publish what its queue brings (recording how late each accepted batch was),
+/// then flush and close (close always runs).
 async fn feed(
     mut sink: Box<dyn Sink>,
     mut queue: mpsc::Receiver<Delivery>,
     counters: SinkCounters,
+    lateness: LatenessRecorder,
 ) -> Result<(), PluginError> {
     let mut outcome = Ok(());
     while let Some(Delivery { events, done }) = queue.recv().await {
         let result = sink.publish(&events).await;
         match &result {
-            Ok(()) => counters.count(&events),
+            Ok(()) => {
+                lateness.accepted(&events);
+                counters.count(&events);
+            }
             Err(_) => {
                 counters.errors.inc();
             }

@@ -34,8 +34,11 @@
 //!   phases (clock, timeline, sinks, sources, scheduling, stop).
 //! - [`scheduler`]: takes due events off the timeline (CONSUME_FREQUENCY, CONSUME_BATCH_SIZE,
 //!   CONSUME_FROM), drives the virtual clock, hands batches to the sinks, counts and warns.
+//!   [`wake`]: the timer thread that wakes it to a fraction of a millisecond.
 //! - [`fanout`]: each sink's bounded queue and task, so a slow sink slows only itself.
-//! - [`metrics`]: the core's Prometheus metrics.
+//! - [`metrics`]: the core's Prometheus metrics; [`lateness`]: the publish-lateness histogram.
+//! - [`report`]: the run report (`run --report FILE`), counted from the published events;
+//!   [`progress`]: the progress bar of a `--speed max` run on a terminal.
 //! - [`shutdown`]: SIGINT/SIGTERM handling.
 //! - [`logging`]: LOG_LEVEL / LOG_FILENAME.
 #![deny(unused_crate_dependencies)]
@@ -66,12 +69,16 @@ pub mod config;
 pub mod contract;
 pub mod env;
 pub mod fanout;
+pub mod lateness;
 pub mod logging;
 pub mod metrics;
 pub mod pipeline;
+pub mod progress;
 pub mod registry;
+pub mod report;
 pub mod scheduler;
 pub mod shutdown;
+pub mod wake;
 
 pub use customersim_plugin_api as plugin_api;
 
@@ -87,5 +94,3 @@ use libc as _;
 use redis as _;
 #[cfg(test)]
 use rumqttc as _;
-#[cfg(test)]
-use serde_json as _;

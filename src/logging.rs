@@ -32,7 +32,7 @@ pub fn init(env: &Environment) -> Result<(), String> {
         None => LevelFilter::INFO,
     };
     let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(crate::progress::log_writer)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let file = match env.get("LOG_FILENAME") {

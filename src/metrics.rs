@@ -1,9 +1,11 @@
-//! The core's Prometheus metrics: what was published, skipped, failed, and the timeline's depth.
+//! The core's Prometheus metrics: what was published, skipped, failed, how late, and the
+//! timeline's depth.
 
 use crate::plugin_api::prometheus_client::metrics::counter::Counter;
 use crate::plugin_api::prometheus_client::metrics::family::Family;
 use crate::plugin_api::prometheus_client::metrics::gauge::Gauge;
 
+use crate::lateness::LatenessHistogram;
 use crate::plugin_api::{Event, EventKind, MetricsRegistry, Topics};
 
 type Labels = Vec<(String, String)>;
@@ -14,6 +16,9 @@ pub struct CoreMetrics {
     published: Family<Labels, Counter>,
     publish_errors: Family<Labels, Counter>,
     dropped: Family<Labels, Counter>,
+    lateness: Family<Labels, LatenessHistogram>,
+    /// Events handed to the sinks (not registered: what the progress bar counts).
+    pub handed_over: Counter,
     /// Events dropped by CONSUME_FROM because they were due before it.
     pub skipped: Counter,
     /// Events waiting on the timeline.
@@ -27,6 +32,8 @@ impl CoreMetrics {
             published: Family::default(),
             publish_errors: Family::default(),
             dropped: Family::default(),
+            lateness: Family::default(),
+            handed_over: Counter::default(),
             skipped: Counter::default(),
             timeline_depth: Gauge::default(),
         };
@@ -44,6 +51,11 @@ impl CoreMetrics {
             "events_dropped",
             "Events a lossy sink (one that would rather drop than slow the run) did not take, by sink",
             metrics.dropped.clone(),
+        );
+        registry.register(
+            "publish_lateness_seconds",
+            "How late events left against their due time on the run's clock (simulated seconds; at speed max, on the virtual clock), measured when the sink accepted the batch, by sink",
+            metrics.lateness.clone(),
         );
         registry.register(
             "events_skipped",
@@ -85,6 +97,10 @@ impl CoreMetrics {
                 .dropped
                 .get_or_create(&vec![("sink".into(), sink.to_string())])
                 .clone(),
+            lateness: self
+                .lateness
+                .get_or_create(&vec![("sink".into(), sink.to_string())])
+                .clone(),
         }
     }
 }
@@ -101,6 +117,8 @@ pub struct SinkCounters {
     pub errors: Counter,
     /// Events a lossy sink did not take because its queue was full.
     pub dropped: Counter,
+    /// How late the events the sink accepted were.
+    pub lateness: LatenessHistogram,
 }
 
 impl SinkCounters {

@@ -11,10 +11,13 @@ use crate::fanout::Sinks;
 use crate::metrics::CoreMetrics;
 use crate::plugin_api::host::{self, ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{
-    BuildContext, MetricsRegistry, OpenedTimeline, Plugin, PluginError, Role, Roster, Sink,
-    SinkContext, Source, SourceContext, TimelineBackend, TimelineContext, Watermark, derive_seed,
+    BuildContext, MetricsRegistry, OpenedTimeline, Plugin, PluginError, QueueMetrics, Role, Roster,
+    Sink, SinkContext, Source, SourceContext, TimelineBackend, TimelineContext, Watermark,
+    derive_seed,
 };
+use crate::progress::RunProgress;
 use crate::registry;
+use crate::report::Observation;
 use crate::scheduler::{ConsumeSettings, RunReport, Scheduler, SourceOutcome, format_ms};
 
 /// A pipeline whose plugins are built (configs checked, files read) but not started.
@@ -26,6 +29,10 @@ pub struct Pipeline {
     presence: Option<PresenceRecorder>,
     roster: Option<Arc<dyn Roster>>,
     metrics: MetricsRegistry,
+    /// The run report, when one was asked for ([`Pipeline::observe`]).
+    observation: Option<Observation>,
+    /// The entrance queue's metrics, when a source has a capacity (for the run report).
+    queue_metrics: Option<QueueMetrics>,
 }
 
 /// The running sources, as the scheduler sees them.
@@ -89,6 +96,7 @@ impl Pipeline {
             })?;
         let presence = host::presence_recorder(&cx);
         let roster = cx.roster();
+        let queue_metrics = cx.queue_metrics_in_use();
         Ok(Pipeline {
             resolved,
             timeline,
@@ -97,7 +105,24 @@ impl Pipeline {
             presence,
             roster,
             metrics,
+            observation: None,
+            queue_metrics,
         })
+    }
+
+    /// Counts the run report from the events this pipeline will publish; read it with
+    /// [`Observation::summary`] after the run.
+    pub fn observe(&mut self) -> Observation {
+        let config = &self.resolved.config;
+        self.observation
+            .get_or_insert_with(|| {
+                Observation::new(
+                    self.resolved.layout.clone(),
+                    config.topics.clone(),
+                    self.queue_metrics.clone(),
+                )
+            })
+            .clone()
     }
 
     /// Runs until the simulation ends (`duration`, finite sources) or `shutdown` fires.
@@ -110,6 +135,8 @@ impl Pipeline {
             presence,
             roster,
             metrics,
+            observation,
+            queue_metrics: _,
         } = self;
         let config = &resolved.config;
         let start_ms = config.simulation.start.resolve_ms();
@@ -138,7 +165,11 @@ impl Pipeline {
             topics: config.topics.clone(),
             metrics: metrics.clone(),
         };
-        let sinks = Sinks::start(sinks, &sink_cx, &core_metrics, &config.topics).await?;
+        let clock = driver.clock();
+        let sinks = Sinks::start(sinks, &sink_cx, &core_metrics, &config.topics, &clock).await?;
+        if let Some(observation) = &observation {
+            observation.measure_lateness(sinks.lateness());
+        }
 
         let running = spawn_sources(
             sources,
@@ -186,10 +217,19 @@ impl Pipeline {
             source_outcomes: running.outcomes,
             sources_running: running.count,
             presence,
-            metrics: core_metrics,
+            observer: observation
+                .as_ref()
+                .map(|observation| observation.observer(start_ms)),
+            metrics: core_metrics.clone(),
             shutdown: shutdown.clone(),
         };
+        let progress = doors_close_ms.and_then(|close_ms| {
+            RunProgress::start_if_terminal(clock, start_ms, close_ms, core_metrics.handed_over)
+        });
         let outcome = scheduler.run().await;
+        if let Some(progress) = progress {
+            progress.finish();
+        }
         shutdown.trigger();
         stop(outcome, &opened).await
     }

@@ -17,6 +17,8 @@ use crate::fanout::{SinkStopped, Sinks};
 use crate::metrics::CoreMetrics;
 use crate::plugin_api::host::{ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{Backoff, Clock, Event, PluginError, Timeline, TimelineError, Watermark};
+use crate::report::Observer;
+use crate::wake::PreciseTimer;
 
 /// Most events a virtual clock takes per timeline claim (throttling makes no sense there).
 const VIRTUAL_CHUNK: usize = 8192;
@@ -69,6 +71,8 @@ pub struct Scheduler {
     pub source_outcomes: mpsc::UnboundedReceiver<SourceOutcome>,
     pub sources_running: usize,
     pub presence: Option<PresenceRecorder>,
+    /// Counts the run report from every batch handed to the sinks (`run --report`).
+    pub observer: Option<Observer>,
     pub metrics: CoreMetrics,
     pub shutdown: Shutdown,
 }
@@ -102,6 +106,8 @@ impl Scheduler {
         // Set while a poll without a batch limit found a full claim: claim again at once.
         let mut draining = false;
         let had_sources = self.sources_running > 0;
+        // Waking exactly when the next event is due: finer than tokio's 1 ms timers.
+        let timer = (!virtual_clock && !polling).then(PreciseTimer::start);
         let mut next_poll = Instant::now();
         let mut behind = false;
         // Set while the timeline backend is unreachable: how long to wait before the next try.
@@ -187,7 +193,7 @@ impl Scheduler {
                 Some(outcome) = self.source_outcomes.recv() => self.source_finished(outcome)?,
                 () = self.progress.notified() => {}
                 () = scheduled.notified(), if !polling => {}
-                () = sleep_until(deadline) => {}
+                () = wake_at(timer.as_ref(), deadline) => {}
                 () = self.shutdown.wait() => break,
             }
         }
@@ -270,8 +276,12 @@ impl Scheduler {
             }
         }
         report.published += events.len() as u64;
+        self.metrics.handed_over.inc_by(events.len() as u64);
         if let Some(presence) = &self.presence {
             presence.apply(&events);
+        }
+        if let Some(observer) = &self.observer {
+            observer.observe(&events);
         }
         let receipt = if events.is_empty() {
             None
@@ -311,7 +321,11 @@ impl Scheduler {
         if let Some(presence) = &self.presence {
             presence.apply(&batch.events);
         }
+        if let Some(observer) = &self.observer {
+            observer.observe(&batch.events);
+        }
         report.published += batch.events.len() as u64;
+        self.metrics.handed_over.inc_by(batch.events.len() as u64);
         self.sinks.deliver_now(batch).await.map_err(stopped)
     }
 
@@ -369,6 +383,14 @@ impl Scheduler {
 /// A sink's task ended early; the run stops and [`Sinks::finish`] reports why.
 fn stopped(SinkStopped(name): SinkStopped) -> PluginError {
     PluginError::fatal(format!("sink {name} stopped taking events"))
+}
+
+/// Waits until `deadline` (forever without one), with the precise timer when there is one.
+async fn wake_at(timer: Option<&PreciseTimer>, deadline: Option<Instant>) {
+    match (timer, deadline) {
+        (Some(timer), Some(deadline)) => timer.sleep_until(deadline).await,
+        (_, deadline) => sleep_until(deadline).await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

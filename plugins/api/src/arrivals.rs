@@ -544,6 +544,8 @@ impl Entrance {
             metrics
                 .queue_wait_seconds
                 .observe(waited_ms as f64 / 1000.0);
+            metrics.entered_after_waiting.inc();
+            metrics.total_wait_ms.inc_by(waited_ms.max(0) as u64);
         }
         self.report_length();
         Some(enter_ms)
@@ -641,12 +643,18 @@ pub struct QueueMetrics {
     pub arrivals_queued: Counter,
     /// Queued arrivals that went home because the store closed first.
     pub arrivals_turned_away: Counter,
+    /// Queued arrivals that came in (not registered: the histogram's count, readable for the
+    /// run report).
+    pub entered_after_waiting: Counter,
+    /// Sum of their waits in simulated ms (not registered: the histogram's sum, readable).
+    pub total_wait_ms: Counter,
 }
 
 impl QueueMetrics {
     /// Registers the queue metrics (`customersim_queue_length`, `customersim_queue_wait_seconds`,
     /// `customersim_arrivals_queued_total`, `customersim_arrivals_turned_away_total`). Once per
-    /// registry: a pipeline whose sources share it registers once and clones the handles.
+    /// registry: sources get them from [`crate::BuildContext::queue_metrics`], which registers
+    /// once per pipeline and hands out clones.
     pub fn register(registry: &MetricsRegistry) -> QueueMetrics {
         let metrics = QueueMetrics {
             queue_length: Gauge::default(),
@@ -654,6 +662,8 @@ impl QueueMetrics {
             queue_wait_seconds: Histogram::new(exponential_buckets(1.0, 2.0, 15)),
             arrivals_queued: Counter::default(),
             arrivals_turned_away: Counter::default(),
+            entered_after_waiting: Counter::default(),
+            total_wait_ms: Counter::default(),
         };
         registry.register(
             "queue_length",

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::arrivals::QueueMetrics;
 use crate::error::PluginError;
 use crate::event::Topics;
 use crate::layout::StoreLayout;
@@ -25,6 +26,7 @@ pub struct BuildContext {
     pub metrics: MetricsRegistry,
     roster: Option<Arc<dyn Roster>>,
     pub(crate) presence: Option<PresenceRecorder>,
+    queue_metrics: Option<QueueMetrics>,
 }
 
 impl BuildContext {
@@ -44,6 +46,7 @@ impl BuildContext {
             metrics,
             roster: None,
             presence: None,
+            queue_metrics: None,
         }
     }
 
@@ -70,6 +73,20 @@ impl BuildContext {
     /// The roster offered by another plugin, if any.
     pub fn roster(&self) -> Option<Arc<dyn Roster>> {
         self.roster.clone()
+    }
+
+    /// The entrance queue's metrics, registered on first use and shared by every source of the
+    /// pipeline that has a capacity (so they are registered once, and the run report reads them).
+    pub fn queue_metrics(&mut self) -> QueueMetrics {
+        let metrics = &self.metrics;
+        self.queue_metrics
+            .get_or_insert_with(|| QueueMetrics::register(metrics))
+            .clone()
+    }
+
+    /// The entrance queue's metrics, if a source asked for them.
+    pub fn queue_metrics_in_use(&self) -> Option<QueueMetrics> {
+        self.queue_metrics.clone()
     }
 
     /// Who is inside, kept from now on for this pipeline.

@@ -161,10 +161,7 @@ impl SourceConfig for RandomWalkConfig {
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let store = cx.store.clone();
         let params = self.params()?;
-        let queue_metrics = params
-            .arrivals
-            .capacity
-            .map(|_| QueueMetrics::register(&cx.metrics));
+        let queue_metrics = params.arrivals.capacity.map(|_| cx.queue_metrics());
         Ok(Box::new(RandomWalk {
             params,
             store,

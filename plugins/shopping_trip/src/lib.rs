@@ -248,10 +248,7 @@ impl SourceConfig for ShoppingTripConfig {
             started.elapsed().as_secs_f64() * 1000.0,
             store.fields.bytes() / 1024
         );
-        let queue_metrics = params
-            .arrivals
-            .capacity
-            .map(|_| QueueMetrics::register(&cx.metrics));
+        let queue_metrics = params.arrivals.capacity.map(|_| cx.queue_metrics());
         Ok(Box::new(ShoppingTrip {
             params,
             store: Arc::new(store),

@@ -1,0 +1,591 @@
+//! The run report (`customersim run --report FILE`): a JSON summary of what a run published,
+//! written when the run ends (also after SIGINT/SIGTERM and after the reader of stdout went
+//! away), and the same as a short table on stderr. The README's *Run report* section documents
+//! every key.
+//!
+//! Everything in it is computed from the events that were handed to the sinks, by an observer the
+//! scheduler calls once per batch ([`Observer::observe`]), so the report describes the published
+//! stream, whatever the source: a consumer that counts the stream gets the same numbers. The
+//! observer is only there when a report was asked for, and costs a hash-map lookup per event (the
+//! shopper's current visit) plus a rectangle test per zone for a move. Publish lateness comes from
+//! the sinks' histograms ([`crate::lateness`]).
+//!
+//! Counts about shoppers are kept per store in a [`StoreTally`]. A run is one store today; a
+//! fleet of stores keeps one tally per store id and reports each under its id with the same keys.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::lateness::{LatenessHistogram, LatenessSummary};
+use crate::plugin_api::{
+    CustomerId, Event, EventKind, QueueMetrics, StoreLayout, Topics, ZoneKind,
+};
+use crate::scheduler::{RunReport, format_ms};
+
+/// Asked for with `Pipeline::observe`: collects the report while the pipeline runs and makes
+/// the summary after it. Clones share the same counts.
+#[derive(Clone)]
+pub struct Observation(Arc<Shared>);
+
+struct Shared {
+    tally: Mutex<Tally>,
+    lateness: Mutex<Vec<LatenessHistogram>>,
+    topics: Topics,
+    /// The arrivals' queue outside a full store (sources with a `capacity`): shoppers who queue
+    /// publish nothing until they enter, so this comes from the generator's metrics.
+    entrance_queue: Option<QueueMetrics>,
+    started: Instant,
+}
+
+/// What the scheduler calls with every batch it hands to the sinks.
+#[derive(Clone)]
+pub struct Observer(Arc<Shared>);
+
+/// Everything counted from the published stream.
+struct Tally {
+    /// Published events by kind: enter, move, exit, focus.
+    by_kind: [u64; 4],
+    /// The simulated start of the run (the mean inside is taken from here).
+    start_ms: Option<i64>,
+    /// Due time of the last event seen.
+    last_ms: Option<i64>,
+    store: StoreTally,
+}
+
+/// The shoppers of one store: who is inside, visits, zones.
+struct StoreTally {
+    layout: StoreLayout,
+    inside: HashMap<CustomerId, Visit>,
+    peak_inside: u64,
+    /// Σ shoppers inside × simulated ms, for the time-weighted mean.
+    inside_ms: u128,
+    /// Due time up to which `inside_ms` is summed.
+    integrated_to_ms: Option<i64>,
+    visits: u64,
+    completed_visits: u64,
+    completed_visit_ms: i64,
+    /// One per zone of the layout (obstacles stay empty).
+    zones: Vec<ZoneTally>,
+    /// Focus events by department name (as published in `dep`).
+    focus: BTreeMap<&'static str, u64>,
+}
+
+/// A shopper inside: since when, and the zone of the last reported position.
+#[derive(Clone, Copy)]
+struct Visit {
+    entered_ms: i64,
+    zone: Option<usize>,
+    zone_since_ms: i64,
+}
+
+#[derive(Clone, Copy, Default)]
+struct ZoneTally {
+    /// Times a shopper's reports went into the zone from outside it.
+    visits: u64,
+    /// Position reports inside the zone.
+    reports: u64,
+    /// Simulated ms shoppers spent in it, from the first report inside to the first outside
+    /// (finished stays only).
+    dwell_ms: i64,
+    /// The longest finished stay.
+    longest_ms: i64,
+    /// Finished stays.
+    stays: u64,
+}
+
+impl Observation {
+    /// An empty report for a store with `layout`, publishing on `topics`; `entrance_queue` are
+    /// the metrics of the queue outside a store with a capacity, if any.
+    pub fn new(
+        layout: StoreLayout,
+        topics: Topics,
+        entrance_queue: Option<QueueMetrics>,
+    ) -> Observation {
+        let zones = vec![ZoneTally::default(); layout.zones().len()];
+        Observation(Arc::new(Shared {
+            tally: Mutex::new(Tally {
+                by_kind: [0; 4],
+                start_ms: None,
+                last_ms: None,
+                store: StoreTally {
+                    layout,
+                    inside: HashMap::new(),
+                    peak_inside: 0,
+                    inside_ms: 0,
+                    integrated_to_ms: None,
+                    visits: 0,
+                    completed_visits: 0,
+                    completed_visit_ms: 0,
+                    zones,
+                    focus: BTreeMap::new(),
+                },
+            }),
+            lateness: Mutex::new(Vec::new()),
+            topics,
+            entrance_queue,
+            started: Instant::now(),
+        }))
+    }
+
+    /// The scheduler's handle; `start_ms` is the simulated start of the run.
+    pub fn observer(&self, start_ms: i64) -> Observer {
+        let mut tally = self.0.tally.lock().unwrap_or_else(PoisonError::into_inner);
+        tally.start_ms = Some(start_ms);
+        tally.store.integrated_to_ms = Some(start_ms);
+        Observer(self.0.clone())
+    }
+
+    /// The sinks' lateness histograms, once they are started.
+    pub fn measure_lateness(&self, histograms: Vec<LatenessHistogram>) {
+        *self
+            .0
+            .lateness
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = histograms;
+    }
+
+    /// The report of the run so far; `run` is the scheduler's own count of the run.
+    pub fn summary(&self, run: &RunReport) -> RunSummary {
+        let shared = &self.0;
+        let wall_seconds = shared.started.elapsed().as_secs_f64();
+        let tally = shared.tally.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut lateness = LatenessSummary::default();
+        for histogram in shared
+            .lateness
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            lateness.merge(&histogram.summary());
+        }
+        let topics = &shared.topics;
+        let kinds = [
+            topics.enter.as_str(),
+            topics.moves.as_str(),
+            topics.exit.as_str(),
+            topics.for_kind(&EventKind::Focus {
+                dep: "",
+                x: 0,
+                y: 0,
+            }),
+        ];
+        let mut events_per_topic = BTreeMap::new();
+        for (topic, count) in kinds.into_iter().zip(tally.by_kind) {
+            if count > 0 {
+                *events_per_topic.entry(topic.to_string()).or_insert(0) += count;
+            }
+        }
+        let events: u64 = tally.by_kind.iter().sum();
+        let store = &tally.store;
+        let start_ms = tally.start_ms.unwrap_or(0);
+        let end_ms = tally.last_ms.unwrap_or(start_ms).max(start_ms);
+        let span_ms = end_ms - start_ms;
+        let mut departments = BTreeMap::new();
+        let mut checkouts = BTreeMap::new();
+        for (zone, counts) in store.layout.zones().iter().zip(&store.zones) {
+            let mean_s = |total_ms: i64| {
+                if counts.stays == 0 {
+                    0.0
+                } else {
+                    total_ms as f64 / counts.stays as f64 / 1000.0
+                }
+            };
+            match zone.kind {
+                ZoneKind::Department => {
+                    departments.insert(
+                        zone.name.clone(),
+                        DepartmentReport {
+                            visits: counts.visits,
+                            reports: counts.reports,
+                            mean_dwell_seconds: mean_s(counts.dwell_ms),
+                            focus: store.focus.get(zone.name.as_str()).copied().unwrap_or(0),
+                        },
+                    );
+                }
+                ZoneKind::Checkout => {
+                    checkouts.insert(
+                        zone.name.clone(),
+                        CheckoutReport {
+                            visits: counts.visits,
+                            mean_wait_seconds: mean_s(counts.dwell_ms),
+                            longest_wait_seconds: counts.longest_ms as f64 / 1000.0,
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        RunSummary {
+            wall_seconds,
+            events,
+            events_per_second: if wall_seconds > 0.0 {
+                events as f64 / wall_seconds
+            } else {
+                0.0
+            },
+            events_per_topic,
+            simulated_start: format_ms(start_ms),
+            simulated_end: format_ms(end_ms),
+            simulated_seconds: span_ms as f64 / 1000.0,
+            visits: store.visits,
+            visits_completed: store.completed_visits,
+            inside_at_end: store.inside.len() as u64,
+            mean_inside: if span_ms > 0 {
+                store.inside_ms as f64 / span_ms as f64
+            } else {
+                store.inside.len() as f64
+            },
+            peak_inside: store.peak_inside,
+            mean_visit_seconds: if store.completed_visits == 0 {
+                0.0
+            } else {
+                store.completed_visit_ms as f64 / store.completed_visits as f64 / 1000.0
+            },
+            departments,
+            checkouts,
+            entrance_queue: shared.entrance_queue.as_ref().map(|queue| {
+                let waited = queue.entered_after_waiting.get();
+                EntranceQueueReport {
+                    queued: queue.arrivals_queued.get(),
+                    entered_after_waiting: waited,
+                    mean_wait_seconds: if waited == 0 {
+                        0.0
+                    } else {
+                        queue.total_wait_ms.get() as f64 / waited as f64 / 1000.0
+                    },
+                    turned_away: queue.arrivals_turned_away.get(),
+                }
+            }),
+            focus: tally.by_kind[3],
+            publish_lateness_seconds: LatenessReport {
+                events: lateness.count(),
+                p50: lateness.quantile_seconds(0.5),
+                p99: lateness.quantile_seconds(0.99),
+                max: lateness.max_seconds(),
+            },
+            events_skipped: run.skipped,
+            events_left_on_timeline: run.left_on_timeline,
+        }
+    }
+}
+
+impl Observer {
+    /// Counts a batch handed to the sinks (time-ordered).
+    pub fn observe(&self, events: &[Event]) {
+        let mut tally = self.0.tally.lock().unwrap_or_else(PoisonError::into_inner);
+        let tally = &mut *tally;
+        for event in events {
+            let kind = match event.kind {
+                EventKind::Enter => 0,
+                EventKind::Move { .. } => 1,
+                EventKind::Exit => 2,
+                EventKind::Focus { .. } => 3,
+            };
+            tally.by_kind[kind] += 1;
+            tally.store.observe(event);
+        }
+        if let Some(last) = events.last() {
+            tally.last_ms = Some(tally.last_ms.map_or(last.due_ms, |ms| ms.max(last.due_ms)));
+        }
+    }
+}
+
+impl StoreTally {
+    fn observe(&mut self, event: &Event) {
+        // The time-weighted count of shoppers inside, up to this event.
+        let at = event.due_ms;
+        let from = *self.integrated_to_ms.get_or_insert(at);
+        if at > from {
+            self.inside_ms += self.inside.len() as u128 * (at - from) as u128;
+            self.integrated_to_ms = Some(at);
+        }
+        match event.kind {
+            EventKind::Enter => {
+                let visit = Visit {
+                    entered_ms: at,
+                    zone: None,
+                    zone_since_ms: at,
+                };
+                // Entering again while inside (an HTTP scenario may) starts a new visit.
+                if let Some(previous) = self.inside.insert(event.customer.clone(), visit) {
+                    self.leave_zone(&previous, at);
+                }
+                self.visits += 1;
+                self.peak_inside = self.peak_inside.max(self.inside.len() as u64);
+            }
+            EventKind::Move { x, y } => {
+                let zone = match (u32::try_from(x), u32::try_from(y)) {
+                    (Ok(x), Ok(y)) => self.layout.zone_at_point(x, y),
+                    _ => None,
+                };
+                // A move of someone not seen entering (published before the report started, or
+                // an HTTP move without an enter) counts as an event only.
+                let Some(visit) = self.inside.get_mut(&event.customer) else {
+                    return;
+                };
+                if visit.zone != zone {
+                    let left = *visit;
+                    visit.zone = zone;
+                    visit.zone_since_ms = at;
+                    Self::finish_stay(&mut self.zones, &left, at);
+                    if let Some(zone) = zone {
+                        self.zones[zone].visits += 1;
+                    }
+                }
+                if let Some(zone) = zone {
+                    self.zones[zone].reports += 1;
+                }
+            }
+            EventKind::Exit => {
+                if let Some(visit) = self.inside.remove(&event.customer) {
+                    self.leave_zone(&visit, at);
+                    self.completed_visits += 1;
+                    self.completed_visit_ms += at - visit.entered_ms;
+                }
+            }
+            EventKind::Focus { dep, .. } => *self.focus.entry(dep).or_insert(0) += 1,
+        }
+    }
+
+    fn leave_zone(&mut self, visit: &Visit, at: i64) {
+        Self::finish_stay(&mut self.zones, visit, at);
+    }
+
+    fn finish_stay(zones: &mut [ZoneTally], visit: &Visit, at: i64) {
+        if let Some(zone) = visit.zone {
+            let stay = at - visit.zone_since_ms;
+            let counts = &mut zones[zone];
+            counts.stays += 1;
+            counts.dwell_ms += stay;
+            counts.longest_ms = counts.longest_ms.max(stay);
+        }
+    }
+}
+
+/// The run report, as written to `--report FILE` (the README's *Run report* documents each key).
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    pub wall_seconds: f64,
+    pub events: u64,
+    pub events_per_second: f64,
+    pub events_per_topic: BTreeMap<String, u64>,
+    pub simulated_start: String,
+    pub simulated_end: String,
+    pub simulated_seconds: f64,
+    pub visits: u64,
+    pub visits_completed: u64,
+    pub inside_at_end: u64,
+    pub mean_inside: f64,
+    pub peak_inside: u64,
+    pub mean_visit_seconds: f64,
+    pub departments: BTreeMap<String, DepartmentReport>,
+    pub checkouts: BTreeMap<String, CheckoutReport>,
+    /// `null` unless a source has a `capacity`.
+    pub entrance_queue: Option<EntranceQueueReport>,
+    pub focus: u64,
+    pub publish_lateness_seconds: LatenessReport,
+    pub events_skipped: u64,
+    pub events_left_on_timeline: u64,
+}
+
+/// One department of the layout.
+#[derive(Clone, Debug, Serialize)]
+pub struct DepartmentReport {
+    pub visits: u64,
+    pub reports: u64,
+    pub mean_dwell_seconds: f64,
+    pub focus: u64,
+}
+
+/// One checkout zone: the time from a shopper's first report in it to the first outside it is
+/// the wait in its line plus paying.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckoutReport {
+    pub visits: u64,
+    pub mean_wait_seconds: f64,
+    pub longest_wait_seconds: f64,
+}
+
+/// The queue outside a store at capacity, as generated (the source's queue metrics).
+#[derive(Clone, Debug, Serialize)]
+pub struct EntranceQueueReport {
+    pub queued: u64,
+    pub entered_after_waiting: u64,
+    pub mean_wait_seconds: f64,
+    pub turned_away: u64,
+}
+
+/// Publish lateness over every sink ([`crate::lateness`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct LatenessReport {
+    pub events: u64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl RunSummary {
+    /// The report as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the report serializes") + "\n"
+    }
+
+    /// The short table printed on stderr at the end of a run.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "run report");
+        let _ = writeln!(
+            out,
+            "  wall time          {:.1} s, {} events ({:.0}/s)",
+            self.wall_seconds, self.events, self.events_per_second
+        );
+        let _ = writeln!(
+            out,
+            "  simulated          {} to {} ({:.0} s)",
+            self.simulated_start, self.simulated_end, self.simulated_seconds
+        );
+        for (topic, count) in &self.events_per_topic {
+            let _ = writeln!(out, "  {topic:<18} {count}");
+        }
+        let _ = writeln!(
+            out,
+            "  visits             {} ({} completed, mean {:.1} s)",
+            self.visits, self.visits_completed, self.mean_visit_seconds
+        );
+        let _ = writeln!(
+            out,
+            "  inside             mean {:.1}, peak {}, at end {}",
+            self.mean_inside, self.peak_inside, self.inside_at_end
+        );
+        let lateness = &self.publish_lateness_seconds;
+        let _ = writeln!(
+            out,
+            "  publish lateness   p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            lateness.p50 * 1e3,
+            lateness.p99 * 1e3,
+            lateness.max * 1e3
+        );
+        if let Some(queue) = &self.entrance_queue {
+            let _ = writeln!(
+                out,
+                "  entrance queue     {} queued, mean wait {:.1} s, {} turned away",
+                queue.queued, queue.mean_wait_seconds, queue.turned_away
+            );
+        }
+        if !self.departments.is_empty() {
+            let _ = writeln!(
+                out,
+                "  {:<24} {:>8} {:>10} {:>8}",
+                "department", "visits", "dwell s", "focus"
+            );
+            for (name, department) in &self.departments {
+                let _ = writeln!(
+                    out,
+                    "  {name:<24} {:>8} {:>10.1} {:>8}",
+                    department.visits, department.mean_dwell_seconds, department.focus
+                );
+            }
+        }
+        if !self.checkouts.is_empty() {
+            let _ = writeln!(
+                out,
+                "  {:<24} {:>8} {:>10} {:>8}",
+                "checkout", "visits", "wait s", "longest"
+            );
+            for (name, checkout) in &self.checkouts {
+                let _ = writeln!(
+                    out,
+                    "  {name:<24} {:>8} {:>10.1} {:>8.1}",
+                    checkout.visits, checkout.mean_wait_seconds, checkout.longest_wait_seconds
+                );
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin_api::{LayoutSpec, Zone};
+
+    fn event(due_ms: i64, id: u64, kind: EventKind) -> Event {
+        Event {
+            due_ms,
+            customer: id.into(),
+            kind,
+        }
+    }
+
+    fn two_departments() -> StoreLayout {
+        let mut spec = LayoutSpec::grid(100, 100, (0, 0));
+        spec.zones = vec![
+            Zone::new("A", ZoneKind::Department, [10, 10, 29, 29]),
+            Zone::new("Till", ZoneKind::Checkout, [50, 50, 59, 59]),
+        ];
+        StoreLayout::new(spec).unwrap()
+    }
+
+    #[test]
+    fn counts_visits_zones_and_the_time_weighted_mean_inside() {
+        let observation = Observation::new(two_departments(), Topics::default(), None);
+        let observer = observation.observer(0);
+        let move_to = |x, y| EventKind::Move { x, y };
+        observer.observe(&[
+            event(0, 1, EventKind::Enter),
+            event(1_000, 1, move_to(15, 15)),
+            event(2_000, 2, EventKind::Enter),
+            event(3_000, 1, move_to(16, 15)),
+            event(
+                3_000,
+                1,
+                EventKind::Focus {
+                    dep: "A",
+                    x: 16,
+                    y: 15,
+                },
+            ),
+            event(5_000, 1, move_to(55, 55)),
+            event(8_000, 1, move_to(70, 70)),
+            event(10_000, 1, EventKind::Exit),
+        ]);
+        let summary = observation.summary(&RunReport::default());
+        assert_eq!(summary.events, 8);
+        assert_eq!(summary.events_per_topic["customer/move"], 4);
+        assert_eq!(summary.events_per_topic["customer/focus"], 1);
+        assert_eq!(summary.visits, 2);
+        assert_eq!(summary.visits_completed, 1);
+        assert_eq!(summary.peak_inside, 2);
+        assert_eq!(summary.inside_at_end, 1);
+        // 1 inside for 2 s, 2 inside for 8 s, over 10 s.
+        assert!(
+            (summary.mean_inside - 1.8).abs() < 1e-9,
+            "{}",
+            summary.mean_inside
+        );
+        assert_eq!(summary.mean_visit_seconds, 10.0);
+        let a = &summary.departments["A"];
+        assert_eq!((a.visits, a.reports, a.focus), (1, 2, 1));
+        assert_eq!(a.mean_dwell_seconds, 4.0);
+        let till = &summary.checkouts["Till"];
+        assert_eq!(till.visits, 1);
+        assert_eq!(till.mean_wait_seconds, 3.0);
+        assert_eq!(summary.simulated_seconds, 10.0);
+    }
+
+    #[test]
+    fn the_table_names_the_topics_and_zones() {
+        let observation = Observation::new(two_departments(), Topics::default(), None);
+        observation
+            .observer(0)
+            .observe(&[event(0, 1, EventKind::Enter)]);
+        let table = observation.summary(&RunReport::default()).table();
+        assert!(table.contains("customer/enter"), "{table}");
+        assert!(table.contains("Till"), "{table}");
+        assert!(table.contains("publish lateness"), "{table}");
+    }
+}

@@ -1,0 +1,429 @@
+//! The run report (`run --report FILE`), the progress bar and the publish-lateness histogram,
+//! through the real binary: the report's figures are recomputed from the stdout stream of the same
+//! run, the report survives SIGTERM, a bad path is refused before the run, the progress bar is
+//! drawn on a pseudo-terminal (util-linux `script`) and nowhere else, and the lateness histogram
+//! is served on `GET /metrics`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use customersim_testkit::http::HttpClient;
+use customersim_testkit::net::free_port;
+use customersim_testkit::run::{Process, StdoutMode, clean_command, run_failing, run_ok};
+use customersim_testkit::stdout_sink::parse_lines;
+use customersim_testkit::temp::{temp_dir, temp_file};
+use serde_json::Value;
+
+fn customersim() -> Command {
+    clean_command(env!("CARGO_BIN_EXE_customersim"))
+}
+
+fn read_report(path: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("the report was written");
+    serde_json::from_str(&text).expect("the report is JSON")
+}
+
+/// The department and checkout rectangles of `configs/retail-demo.yaml`, as its file says.
+fn demo_zones() -> Vec<(String, String, [i64; 4])> {
+    let text = include_str!("../configs/retail-demo.yaml");
+    let doc: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+    doc["store"]["zones"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|zone| zone["kind"] != "obstacle")
+        .map(|zone| {
+            let area: Vec<i64> = zone["area"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap())
+                .collect();
+            (
+                zone["name"].as_str().unwrap().to_string(),
+                zone["kind"].as_str().unwrap().to_string(),
+                [area[0], area[1], area[2], area[3]],
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn report_figures_match_the_stdout_stream_of_the_same_run() {
+    let dir = temp_dir("report");
+    let report_path = dir.path().join("report.json");
+    let output = run_ok(
+        customersim()
+            .args([
+                "run",
+                "--config",
+                "configs/retail-demo.yaml",
+                "--sink",
+                "stdout",
+            ])
+            .args(["--speed", "max", "--duration", "2h", "--seed", "7"])
+            .args(["--start", "2026-03-02T10:00:00Z", "--report"])
+            .arg(&report_path),
+    );
+    let report = read_report(&report_path);
+    let lines = parse_lines(&output.stdout);
+
+    // Events per topic.
+    let mut per_topic: BTreeMap<String, u64> = BTreeMap::new();
+    for line in &lines {
+        *per_topic.entry(line.topic.clone()).or_default() += 1;
+    }
+    let reported: BTreeMap<String, u64> =
+        serde_json::from_value(report["events_per_topic"].clone()).unwrap();
+    assert_eq!(reported, per_topic);
+    assert_eq!(report["events"], lines.len() as u64);
+
+    // Visits, peak and end occupancy, per-department visits and focus, from the stream.
+    let zones = demo_zones();
+    let zone_of = |x: i64, y: i64| {
+        zones.iter().position(|(_, _, [x1, y1, x2, y2])| {
+            (*x1..=*x2).contains(&x) && (*y1..=*y2).contains(&y)
+        })
+    };
+    let mut inside: HashMap<String, Option<usize>> = HashMap::new();
+    let (mut visits, mut peak) = (0u64, 0u64);
+    let mut zone_visits = vec![0u64; zones.len()];
+    let mut focus: BTreeMap<String, u64> = BTreeMap::new();
+    for line in &lines {
+        let payload: Value = serde_json::from_str(&line.payload).unwrap();
+        let id = payload["id"].as_str().unwrap().to_string();
+        match line.topic.as_str() {
+            "customer/enter" => {
+                inside.insert(id, None);
+                visits += 1;
+                peak = peak.max(inside.len() as u64);
+            }
+            "customer/exit" => {
+                inside.remove(&id);
+            }
+            "customer/move" => {
+                let zone = zone_of(
+                    payload["x"].as_i64().unwrap(),
+                    payload["y"].as_i64().unwrap(),
+                );
+                let current = inside.get_mut(&id).expect("moves only while inside");
+                if *current != zone
+                    && let Some(zone) = zone
+                {
+                    zone_visits[zone] += 1;
+                }
+                *current = zone;
+            }
+            "customer/focus" => {
+                *focus
+                    .entry(payload["dep"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+            }
+            other => panic!("unexpected topic {other}"),
+        }
+    }
+    assert!(visits > 20, "a two-hour demo run has shoppers: {visits}");
+    assert_eq!(report["visits"], visits);
+    assert_eq!(report["peak_inside"], peak);
+    assert_eq!(report["inside_at_end"], inside.len() as u64);
+    assert_eq!(
+        report["inside_at_end"], 0,
+        "the doors closed and everyone left"
+    );
+    assert_eq!(report["visits_completed"], visits);
+    for (index, (name, kind, _)) in zones.iter().enumerate() {
+        let section = if kind == "department" {
+            "departments"
+        } else {
+            "checkouts"
+        };
+        assert_eq!(
+            report[section][name]["visits"], zone_visits[index],
+            "{section}.{name}"
+        );
+        if kind == "department" {
+            assert_eq!(
+                report[section][name]["focus"],
+                focus.get(name).copied().unwrap_or(0),
+                "{name}"
+            );
+        }
+    }
+    assert!(
+        zone_visits.iter().sum::<u64>() > visits,
+        "shoppers visit departments"
+    );
+    assert_eq!(report["focus"], focus.values().sum::<u64>());
+
+    // Lateness was measured for every published event; the run took some wall time.
+    assert_eq!(
+        report["publish_lateness_seconds"]["events"],
+        lines.len() as u64
+    );
+    let lateness = &report["publish_lateness_seconds"];
+    assert!(lateness["p50"].as_f64().unwrap() <= lateness["p99"].as_f64().unwrap());
+    assert!(lateness["p99"].as_f64().unwrap() <= lateness["max"].as_f64().unwrap());
+    assert!(report["wall_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["simulated_start"], "2026-03-02T10:00:00+00:00");
+
+    // The same figures as a table on stderr.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("run report"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("visits             {visits} ")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Women"), "{stderr}");
+}
+
+#[test]
+fn the_entrance_queue_is_reported_as_the_source_counted_it() {
+    let dir = temp_dir("report-queue");
+    let report_path = dir.path().join("report.json");
+    let config = temp_file(
+        "queue.yaml",
+        "sources:\n  - {type: random_walk, average_in_store: 50, capacity: 40}\nsinks: [{type: stdout}]\n",
+    );
+    let output = run_ok(
+        customersim()
+            .args([
+                "run",
+                "--speed",
+                "max",
+                "--duration",
+                "2h",
+                "--seed",
+                "1",
+                "--config",
+            ])
+            .arg(config.path())
+            .arg("--report")
+            .arg(&report_path),
+    );
+    let report = read_report(&report_path);
+    let queue = &report["entrance_queue"];
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!(
+        "random_walk: {} arrivals waited outside, mean wait {:.1}s",
+        queue["queued"],
+        queue["mean_wait_seconds"].as_f64().unwrap()
+    );
+    assert!(queue["queued"].as_u64().unwrap() > 0, "{report}");
+    assert!(stderr.contains(&expected), "{expected}\n{stderr}");
+    assert!(
+        stderr.contains(&format!("; {} went home at closing", queue["turned_away"])),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_report_is_written_after_sigterm() {
+    let dir = temp_dir("report-sigterm");
+    let report_path = dir.path().join("report.json");
+    let process = Process::start(
+        customersim()
+            .args(["run", "--sink", "stdout", "--speed", "600", "--seed", "3"])
+            .env("CUSTOMERS_AVERAGE_IN_STORE", "50")
+            .arg("--report")
+            .arg(&report_path),
+        StdoutMode::Lines,
+    );
+    let mut seen = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen < 20 {
+        assert!(Instant::now() < deadline, "no events published");
+        if process.lines().recv_timeout(Duration::from_secs(1)).is_ok() {
+            seen += 1;
+        }
+    }
+    process.terminate();
+    // Every event handed to the sink before the signal is printed, then stdout closes.
+    while process
+        .lines()
+        .recv_timeout(Duration::from_secs(30))
+        .is_ok()
+    {
+        seen += 1;
+    }
+    let finished = process.finish();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    let report = read_report(&report_path);
+    assert_eq!(report["events"], seen, "{report}");
+    assert!(finished.stderr.contains("SIGTERM"), "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("run report"),
+        "{}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn the_report_is_written_when_the_reader_closes_stdout() {
+    use std::io::{BufRead, BufReader};
+    let dir = temp_dir("report-head");
+    let report_path = dir.path().join("report.json");
+    let mut child = customersim()
+        .args([
+            "run", "--sink", "stdout", "--speed", "max", "--seed", "5", "--report",
+        ])
+        .arg(&report_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `| head -3`: read three lines, then close the pipe.
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    for _ in 0..3 {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with("{\"topic\""), "{line}");
+    }
+    drop(reader);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("the reader closed stdout"), "{stderr}");
+    let report = read_report(&report_path);
+    assert!(report["events"].as_u64().unwrap() >= 3, "{report}");
+}
+
+#[test]
+fn an_unwritable_report_path_is_refused_before_the_run() {
+    let dir = temp_dir("report-bad");
+    let (output, stderr) = run_failing(
+        customersim()
+            .args([
+                "run",
+                "--sink",
+                "stdout",
+                "--speed",
+                "max",
+                "--duration",
+                "1h",
+            ])
+            .arg("--report")
+            .arg(dir.path().join("no-such-folder").join("report.json")),
+        2,
+    );
+    assert!(stderr.contains("--report"), "{stderr}");
+    assert!(stderr.contains("no-such-folder"), "{stderr}");
+    assert!(output.stdout.is_empty(), "nothing ran");
+}
+
+/// Runs a `--speed max` run with a duration with stderr on a pseudo-terminal (`script`), stdout
+/// to /dev/null; returns what the terminal showed.
+fn terminal_transcript(extra: &str) -> String {
+    let command = format!(
+        "{} run --sink stdout --speed max --duration 1h --seed 1 {extra} > /dev/null",
+        env!("CARGO_BIN_EXE_customersim")
+    );
+    let output = clean_command("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .env("CUSTOMERS_AVERAGE_IN_STORE", "1000")
+        .env("TERM", "xterm")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("util-linux script runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn the_progress_bar_is_drawn_on_a_terminal_only() {
+    let shown = terminal_transcript("");
+    assert!(shown.contains("simulated"), "{shown}");
+    assert!(shown.contains("events/s"), "{shown}");
+    assert!(shown.contains("ETA"), "{shown}");
+    assert!(shown.contains("of 1h00m00s"), "{shown}");
+
+    // The same run with stderr in a file: the log lines only.
+    let dir = temp_dir("progress-file");
+    let log = dir.path().join("stderr.txt");
+    let status = customersim()
+        .args([
+            "run",
+            "--sink",
+            "stdout",
+            "--speed",
+            "max",
+            "--duration",
+            "1h",
+            "--seed",
+            "1",
+        ])
+        .env("CUSTOMERS_AVERAGE_IN_STORE", "1000")
+        .env("TERM", "xterm")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("stopped:"), "{text}");
+    assert!(!text.contains("ETA"), "{text}");
+    assert!(!text.contains("events/s"), "{text}");
+    assert!(!text.contains('\r'), "{text}");
+}
+
+#[test]
+fn publish_lateness_is_served_on_metrics() {
+    let port = free_port();
+    let config = temp_file(
+        "lateness.yaml",
+        &format!(
+            "simulation: {{seed: 1, speed: 1}}\n\
+             timeline: {{consume_frequency: 0}}\n\
+             sources:\n\
+             \x20 - {{type: random_walk, average_in_store: 200, mean_dwell: 1s}}\n\
+             \x20 - {{type: http_ingress, listen: \"127.0.0.1:{port}\"}}\n\
+             sinks: [{{type: stdout}}]\n"
+        ),
+    );
+    let process = Process::start(
+        customersim()
+            .arg("run")
+            .arg("--config")
+            .arg(config.path())
+            .env("HTTP_LISTEN", format!("127.0.0.1:{port}")),
+        StdoutMode::Discard,
+    );
+    let http = HttpClient::local(port);
+    http.wait_until_healthy(Duration::from_secs(30));
+    let count_line = "customersim_publish_lateness_seconds_count{sink=\"stdout\"} ";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        let metrics = http.get("/metrics").body;
+        let count: u64 = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(count_line))
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(0);
+        if count >= 50 {
+            break metrics;
+        }
+        assert!(Instant::now() < deadline, "no lateness counted:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        metrics.contains("# TYPE customersim_publish_lateness_seconds histogram"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("customersim_publish_lateness_seconds_bucket{le=\"0.002\",sink=\"stdout\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("customersim_publish_lateness_seconds_bucket{le=\"+Inf\",sink=\"stdout\"}"),
+        "{metrics}"
+    );
+    let finished = process.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+}
