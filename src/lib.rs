@@ -44,6 +44,8 @@
 // behind its cargo feature.
 #[cfg(feature = "amqp")]
 use customersim_sink_amqp as _;
+#[cfg(feature = "live-view")]
+use customersim_sink_live_view as _;
 #[cfg(feature = "mqtt")]
 use customersim_sink_mqtt as _;
 #[cfg(feature = "stdout")]
