@@ -5,7 +5,7 @@
 //!   - type: stdout           # or mqtt, amqp: the view goes beside the real sinks
 //!   - type: live_view
 //!     listen: 127.0.0.1:8080 # LIVE_VIEW_LISTEN
-//!     token: null            # LIVE_VIEW_TOKEN: when set, every route but /health needs it
+//!     token: null            # LIVE_VIEW_TOKEN: when set, the page and its data need it
 //! ```
 //!
 //! `http://127.0.0.1:8080/` draws the pipeline's store layout (zones with their names, entrance,
@@ -27,10 +27,11 @@
 //!   history), then `frame`s (module `frame` documents them).
 //! - `GET /state`: `{"clock_ms": …, "inside": 2, "shoppers": [{"id": "7", "x": 5, "y": 45}, …]}`,
 //!   the view's model, ordered by id.
-//! - `GET /health`: `OK` (never needs the token).
+//! - `GET /health`: `OK`.
 //!
-//! With a `token`, the other routes need `Authorization: Bearer <token>` or `?token=<token>` in
-//! the URL (open the page as `/?token=…`; its script passes the token on).
+//! With a `token`, `/`, `/events` and `/state` need `Authorization: Bearer <token>` or
+//! `?token=<token>` in the URL (open the page as `/?token=…`; its script passes the token on);
+//! `/health` and the page's script and styles (no data of the run) are open.
 //!
 //! # Layout
 //! - this file: the config, its environment variables, and the sink (bind, serve, apply batches).
@@ -67,8 +68,8 @@ pub struct LiveViewConfig {
     /// `0.0.0.0:8080` (with a `token`) to show it to others.
     #[serde(default = "default_listen")]
     pub listen: String,
-    /// When set (and not empty), every route but `/health` needs `Authorization: Bearer <token>`
-    /// or `?token=<token>` in the URL; others get 401. Never logged.
+    /// When set (and not empty), the page, `/events` and `/state` need `Authorization: Bearer
+    /// <token>` or `?token=<token>` in the URL; requests without it get 401. Never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<Secret>,
 }

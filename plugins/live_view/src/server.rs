@@ -110,11 +110,16 @@ async fn events(State(state): Shared) -> Sse<impl Stream<Item = Result<Event, In
     Sse::new(futures_util::StreamExt::chain(first, next)).keep_alive(KeepAlive::default())
 }
 
-/// Checks the bearer token on every route but `/health`: an `Authorization: Bearer` header, or
-/// `?token=` in the URL (a browser's page and its event stream cannot send headers).
+/// Routes anyone may fetch: they hold no data of the run (a browser loads the page's assets
+/// without the page's query string).
+const OPEN_ROUTES: &[&str] = &["/health", "/app.js", "/style.css"];
+
+/// Checks the bearer token on the page, `/events` and `/state`: an `Authorization: Bearer`
+/// header, or `?token=` in the URL (a browser's page and its event stream cannot send headers).
 async fn guard(State(state): Shared, request: Request, next: Next) -> Response {
+    let open = OPEN_ROUTES.contains(&request.uri().path());
     match &state.token {
-        Some(token) if request.uri().path() != "/health" && !authorized(&request, token) => (
+        Some(token) if !open && !authorized(&request, token) => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
             "live_view: missing or wrong token (open the page as /?token=<LIVE_VIEW_TOKEN> \
