@@ -181,7 +181,10 @@ fn main() {
         "  with the view and one page: {} M events/s",
         spread(with, 2)
     );
-    println!("  ratio with/without: {} (target ≥ 0.90)", spread(ratios, 3));
+    println!(
+        "  ratio with/without: {} (target ≥ 0.90)",
+        spread(ratios, 3)
+    );
     println!(
         "  bytes sent to the page: {} MB/s (target ≤ 2), {} frames/s",
         spread(page_rates, 2),

@@ -82,6 +82,10 @@ use chrono_tz as _;
 #[cfg(test)]
 use customersim_testkit as _;
 #[cfg(test)]
+use fantoccini as _;
+#[cfg(test)]
+use hyper_util as _;
+#[cfg(test)]
 use lapin as _;
 #[cfg(test)]
 use libc as _;
@@ -91,3 +95,5 @@ use redis as _;
 use rumqttc as _;
 #[cfg(test)]
 use serde_json as _;
+#[cfg(test)]
+use ureq as _;

@@ -128,7 +128,7 @@ impl Browser {
             "goog:chromeOptions".into(),
             json!({
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1440,1000",
+                         "--disable-dev-shm-usage", "--window-size=1440,1150",
                          "--hide-scrollbars", "--force-device-scale-factor=1"],
             }),
         );
@@ -156,7 +156,10 @@ impl Browser {
     async fn wait_until(&self, script: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.script(script).await != json!(true) {
-            assert!(Instant::now() < deadline, "never true in the page: {script}");
+            assert!(
+                Instant::now() < deadline,
+                "never true in the page: {script}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -237,7 +240,7 @@ async fn the_demo_store_page_shows_its_zones_and_every_shopper_inside() {
     let _turn = BROWSERS.alone();
     let demo = repo_file("configs/retail-demo.yaml");
     let run = Run::start(
-        &["--config", demo.to_str().unwrap(), "--speed", "60"],
+        &["--config", demo.to_str().unwrap(), "--speed", "20"],
         &[("SINKS", "live_view")],
         None,
     );
@@ -251,7 +254,9 @@ async fn the_demo_store_page_shows_its_zones_and_every_shopper_inside() {
     // Every department and checkout of the file is named on the plan and in the side panel.
     let on_plan: Vec<String> = serde_json::from_value(
         browser
-            .script("return [...document.querySelectorAll('#plan .zone-name')].map(t => t.textContent)")
+            .script(
+                "return [...document.querySelectorAll('#plan .zone-name')].map(t => t.textContent)",
+            )
             .await,
     )
     .unwrap();
@@ -288,7 +293,9 @@ async fn the_demo_store_page_shows_its_zones_and_every_shopper_inside() {
             compared += 1;
         }
     }
-    let shown_inside = browser.script("return document.getElementById('inside').textContent").await;
+    let shown_inside = browser
+        .script("return document.getElementById('inside').textContent")
+        .await;
     assert_ne!(shown_inside, json!("–"));
 
     browser.screenshot("live_view_demo_store.png").await;
@@ -356,7 +363,9 @@ async fn a_shopper_posted_as_a_scenario_appears_at_its_coordinates() {
     }
     // Women (zone 0) has one shopper in the panel.
     let women = browser
-        .script("return document.querySelector('#zones .zone-row[data-zone=\"0\"] .count').textContent")
+        .script(
+            "return document.querySelector('#zones .zone-row[data-zone=\"0\"] .count').textContent",
+        )
         .await;
     assert_eq!(women, json!("1"));
     browser.screenshot("live_view_scenario.png").await;
@@ -388,15 +397,23 @@ async fn the_plain_grid_is_drawn_and_a_token_guards_the_page_and_its_data() {
     }
 
     let browser = Browser::open().await;
-    browser.client.goto(&run.url("/?token=s3cret")).await.unwrap();
     browser
-        .wait_until("return window.liveView && liveView.frames() > 2 && liveView.marks().length > 0")
+        .client
+        .goto(&run.url("/?token=s3cret"))
+        .await
+        .unwrap();
+    browser
+        .wait_until(
+            "return window.liveView && liveView.frames() > 2 && liveView.marks().length > 0",
+        )
         .await;
     let lines = browser
         .script("return document.querySelectorAll('#plan line').length")
         .await;
     assert_eq!(lines, json!(5 + 9), "the 6 × 10 grid's inner lines");
-    let foot = browser.script("return document.getElementById('map-foot').textContent").await;
+    let foot = browser
+        .script("return document.getElementById('map-foot').textContent")
+        .await;
     assert_eq!(foot, json!("Plain grid: 6 × 10 cells, one door"));
     let door = browser
         .script("return [...document.querySelectorAll('#plan .door-name')].map(t => t.textContent)")
@@ -409,7 +426,9 @@ async fn the_plain_grid_is_drawn_and_a_token_guards_the_page_and_its_data() {
 
 /// Opens the view's event stream as a page would, and returns its body to read (or not).
 fn open_stream(url: &str) -> Result<impl Read + Send + 'static, ureq::Error> {
-    let response = ureq::get(url).header("Accept", "text/event-stream").call()?;
+    let response = ureq::get(url)
+        .header("Accept", "text/event-stream")
+        .call()?;
     Ok(response.into_body().into_reader())
 }
 
@@ -437,8 +456,23 @@ fn a_stuck_or_slow_page_does_not_change_what_is_published() {
     let _turn = BROWSERS.alone();
     let yaml = "sources:\n  - type: random_walk\n    average_in_store: 400\n    mean_dwell: 5s\nsinks:\n  - type: stdout\n";
     let config = temp_file("stdout-only.yaml", yaml);
-    let args = ["--speed", "max", "--duration", "3h", "--seed", "11"];
-    let alone = run_ok(customersim().arg("run").arg("--config").arg(config.path()).args(args));
+    let args = [
+        "--speed",
+        "max",
+        "--duration",
+        "3h",
+        "--seed",
+        "11",
+        "--start",
+        "2026-01-01T08:00:00Z",
+    ];
+    let alone = run_ok(
+        customersim()
+            .arg("run")
+            .arg("--config")
+            .arg(config.path())
+            .args(args),
+    );
     assert!(alone.stdout.len() > 10_000_000, "a long enough run");
 
     let with_view = temp_file(
@@ -466,7 +500,9 @@ fn a_stuck_or_slow_page_does_not_change_what_is_published() {
         }
     };
     let mut first = [0u8; 64];
-    let read = stuck.read(&mut first).expect("the stuck page's first bytes");
+    let read = stuck
+        .read(&mut first)
+        .expect("the stuck page's first bytes");
     assert!(read > 0);
     let slow = slow_reader(format!("http://127.0.0.1:{port}/events"));
     let finished = process.finish();

@@ -88,10 +88,14 @@
     const [ex, ey] = layout.entrance, [xx, xy] = layout.exit;
     const oneDoor = ex === xx && ey === xy;
     const door = (x, y, color, name) => {
-      const r = Math.max(cell * 0.45, unit * 6);
+      // The door's cell, tinted, and a dot of a fixed size on screen at the published point.
+      const c0 = Math.floor(x / cell) * cell, r0 = Math.floor(y / cell) * cell;
+      svg("rect", { x: c0, y: r0, width: Math.min(cell, W - c0), height: Math.min(cell, H - r0),
+        fill: color, "fill-opacity": 0.18 }, plan);
+      const r = unit * 5;
       svg("circle", { cx: x + 0.5, cy: y + 0.5, r, fill: color, stroke: "#fff", "stroke-width": 1.5 * unit }, plan);
       const below = y < H / 2;
-      const text = svg("text", { x: x + 0.5, y: y + 0.5 + (below ? 1 : -1) * (r + base * 0.8),
+      const text = svg("text", { x: x + 0.5, y: y + 0.5 + (below ? 1 : -1) * (Math.max(r, cell / 2) + base * 0.8),
         "font-size": base * 0.85, "text-anchor": "middle", "dominant-baseline": "central",
         fill: color, "font-weight": 600, "font-family": "system-ui, sans-serif", class: "door-name" }, plan);
       text.textContent = name;
@@ -115,7 +119,7 @@
     const layout = state.hello && state.hello.layout;
     if (!layout) return;
     const wrap = document.querySelector(".map-wrap");
-    const maxHeight = Math.max(320, window.innerHeight - 250);
+    const maxHeight = Math.max(320, window.innerHeight - 240);
     const width = Math.min(wrap.clientWidth, (maxHeight * layout.width) / layout.height);
     const height = (width * layout.height) / layout.width;
     const map = $("map");
@@ -179,15 +183,22 @@
       month: "short", year: "numeric", timeZone: "UTC" }) + " · UTC";
   }
 
-  function showLag(lagMs) {
-    if (lagMs !== null && lagMs !== undefined) state.lastLag = lagMs;
-    const lag = state.lastLag;
-    if (lag === null) { $("lag").textContent = "–"; return; }
+  function duration(ms) {
+    if (ms < 1000) return `${fmt.format(Math.round(ms))} ms`;
+    if (ms < 60000) return `${fmt1.format(ms / 1000)} s`;
+    const minutes = Math.floor(ms / 60000), seconds = Math.round((ms % 60000) / 1000);
+    if (minutes < 60) return `${minutes} min ${seconds} s`;
+    return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  }
+
+  function showLag(lag) {
+    if (lag === null || lag === undefined) return;
     const speed = state.hello.speed;
-    // The lag is measured in simulated time; at speed X a wall second is X simulated ones.
+    // The lag is measured on the simulated clock; at speed X a wall second is X simulated ones.
     const wallMs = speed ? lag / speed : lag;
-    $("lag").textContent = wallMs < 1000 ? `${fmt.format(Math.round(wallMs))} ms` : `${fmt1.format(wallMs / 1000)} s`;
+    $("lag").textContent = duration(wallMs);
     $("lag").style.color = wallMs > 2000 ? "var(--bad)" : wallMs > 500 ? "var(--warn)" : "";
+    $("lag-sub").textContent = speed === 1 ? "behind the clock" : `${duration(lag)} on the simulated clock`;
   }
 
   function showZones(counts) {
@@ -224,11 +235,12 @@
 
   // --- charts -----------------------------------------------------------------------------------
 
+  // The top of a chart: four steps of 1, 2 or 5 × 10^k (at least 1), so tick labels are whole.
   function niceMax(value) {
-    if (value <= 5) return 5;
-    const step = Math.pow(10, Math.floor(Math.log10(value)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * step >= value) return m * step;
-    return 10 * step;
+    const raw = Math.max(value / 4, 1);
+    const pow = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 5, 10].map((m) => m * pow).find((s) => s >= raw);
+    return 4 * step;
   }
 
   function compact(value) {
@@ -262,11 +274,11 @@
       ctx.beginPath(); ctx.moveTo(left, Math.round(y) + 0.5); ctx.lineTo(left + w, Math.round(y) + 0.5); ctx.stroke();
       ctx.fillText(compact((max * i) / 4), left - 6, y);
     }
-    ctx.textAlign = "center";
     ctx.textBaseline = "top";
     for (let m = 0; m <= 10; m += 2) {
       const x = left + w - (w * m) / 10;
-      ctx.fillText(m === 0 ? "now" : `−${m} min`, x, top + h + 5);
+      ctx.textAlign = m === 0 ? "right" : "center";
+      ctx.fillText(m === 0 ? "now" : `−${m} min`, m === 0 ? left + w : x, top + h + 5);
     }
     const px = (t) => left + ((t - from) / HISTORY_MS) * w;
     const py = (v) => top + h - (v / max) * h;

@@ -229,7 +229,8 @@ struct Frame<'a> {
     clock_ms: i64,
     /// Simulated seconds per wall second over the last second (the clock racing at `max`).
     sim_rate: f64,
-    /// The highest lag since the previous frame (simulated ms); `null` when no event came.
+    /// The highest lag since the previous frame (simulated ms), or the last one measured when no
+    /// event came since; `null` before the first event.
     lag_ms: Option<i64>,
     inside: usize,
     /// Events so far, by topic.
@@ -265,6 +266,7 @@ pub async fn run_frames(view: Arc<View>, frames: watch::Sender<Arc<str>>) {
     let mut window: VecDeque<(Instant, KindCounts, i64)> = VecDeque::new();
     let mut next_sample = Instant::now() + HISTORY_STEP;
     let mut lag_of_second: Option<i64> = None;
+    let mut last_lag: Option<i64> = None;
     let mut raw = Vec::new();
     let mut encoded = String::new();
     let mut seq = 0;
@@ -285,6 +287,8 @@ pub async fn run_frames(view: Arc<View>, frames: watch::Sender<Arc<str>>) {
             (floor.counts(), floor.take_lag(), floor.inside())
         };
         lag_of_second = lag_of_second.max(lag_ms);
+        let lag_ms = lag_ms.or(last_lag);
+        last_lag = lag_ms;
         window.push_back((now, counts, clock_ms));
         while window.len() > 2 && now.duration_since(window[1].0) >= RATE_WINDOW {
             window.pop_front();
