@@ -6,9 +6,10 @@
 //! (the page draws slot `i` from entries `2i` and `2i + 1`) with no ids in it.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 use customersim_plugin_api::{CustomerId, Event, EventKind};
+use rustc_hash::FxHashMap;
 
 /// Marks a slot nobody holds in [`Floor::positions`].
 const EMPTY: (i64, i64) = (i64::MIN, i64::MIN);
@@ -22,7 +23,7 @@ pub struct Floor {
     /// Where an entering shopper stands (enter events carry no position): the entrance.
     entrance: (i64, i64),
     /// The slot of each shopper inside.
-    slot_of: HashMap<CustomerId, u32>,
+    slot_of: FxHashMap<CustomerId, u32>,
     /// Position by slot; [`EMPTY`] for a free slot.
     positions: Vec<(i64, i64)>,
     /// Who holds each slot (for `/state`); `None` for a free slot.
@@ -41,7 +42,7 @@ impl Floor {
     pub fn new(entrance: (u32, u32)) -> Floor {
         Floor {
             entrance: (i64::from(entrance.0), i64::from(entrance.1)),
-            slot_of: HashMap::new(),
+            slot_of: FxHashMap::default(),
             positions: Vec::new(),
             holders: Vec::new(),
             free: BinaryHeap::new(),
