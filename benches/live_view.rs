@@ -1,7 +1,7 @@
 //! The live view's cost: `cargo bench --bench live_view`.
 //!
 //! Runs the release binary with `random_walk` at 10,000 shoppers inside, `--speed max`, the stdout
-//! sink writing to /dev/null, five rounds, each measuring in turn:
+//! sink writing to /dev/null, three rounds, each measuring in turn:
 //! - **without** the view: events per second (the difference of a 1 h and a 4 h run, so the
 //!   warm-up, an empty store filling up, and the process start cancel out);
 //! - **with** a `live_view` sink beside stdout and one page open the whole time: an event-stream
@@ -22,7 +22,7 @@ use customersim_testkit::net::free_port;
 use customersim_testkit::run::clean_command;
 use customersim_testkit::temp::temp_file;
 
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 3;
 const SHOPPERS: u64 = 10_000;
 
 /// What one page read: bytes, frames, and the seconds between its first frame and the end.
