@@ -47,6 +47,8 @@
 // behind its cargo feature.
 #[cfg(feature = "amqp")]
 use customersim_sink_amqp as _;
+#[cfg(feature = "live-view")]
+use customersim_sink_live_view as _;
 #[cfg(feature = "mqtt")]
 use customersim_sink_mqtt as _;
 #[cfg(feature = "stdout")]
@@ -87,6 +89,10 @@ use chrono_tz as _;
 #[cfg(test)]
 use customersim_testkit as _;
 #[cfg(test)]
+use fantoccini as _;
+#[cfg(test)]
+use hyper_util as _;
+#[cfg(test)]
 use lapin as _;
 #[cfg(test)]
 use libc as _;
@@ -94,3 +100,7 @@ use libc as _;
 use redis as _;
 #[cfg(test)]
 use rumqttc as _;
+#[cfg(test)]
+use serde_json as _;
+#[cfg(test)]
+use ureq as _;

@@ -164,6 +164,7 @@ impl Pipeline {
             end_run: shutdown.end_run(),
             topics: config.topics.clone(),
             metrics: metrics.clone(),
+            clock: driver.clock(),
         };
         let clock = driver.clock();
         let sinks = Sinks::start(sinks, &sink_cx, &core_metrics, &config.topics, &clock).await?;

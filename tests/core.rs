@@ -499,6 +499,7 @@ fn plugins_lists_exactly_the_registered_plugins() {
             "source random_walk",
             "source shopping_trip",
             "sink amqp",
+            "sink live_view",
             "sink mqtt",
             "sink stdout",
             "timeline memory",

@@ -26,6 +26,7 @@
 //! short (one `write` per batch) or moves the work to `tokio::task::spawn_blocking`.
 
 use crate::build::BuildContext;
+use crate::clock::Clock;
 use crate::error::PluginError;
 use crate::event::{Event, Topics};
 use crate::metrics::MetricsRegistry;
@@ -85,4 +86,7 @@ pub struct SinkContext {
     pub topics: Topics,
     /// The process's metrics.
     pub metrics: MetricsRegistry,
+    /// The run's simulated clock, read-only: a sink that shows or measures the run (a live view)
+    /// compares events' due times with it to tell how far publishing lags behind.
+    pub clock: Clock,
 }
