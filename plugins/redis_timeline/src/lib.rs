@@ -44,11 +44,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use customersim_plugin_api::{
-    CredentialUrl, EnvKind, EnvOverride, OpenedTimeline, PluginConfig, PluginError,
+    CredentialUrl, EnvKind, EnvOverride, OpenedTimeline, PluginConfig, PluginError, KeptClock,
     TimelineBackend, TimelineConfig, TimelineContext, async_trait, duration, timeline_config,
 };
 
-pub use timeline::{ClaimStats, RedisTimeline};
+pub use timeline::{ClaimStats, Joined, RedisTimeline};
 
 /// Settings of the `redis` backend (`timeline.redis:`).
 #[timeline_config]
@@ -144,13 +144,21 @@ struct RedisBackend(RedisConfig);
 #[async_trait]
 impl TimelineBackend for RedisBackend {
     async fn open(self: Box<Self>, cx: TimelineContext) -> Result<OpenedTimeline, PluginError> {
-        let (timeline, skipped) =
-            RedisTimeline::open(&self.0, cx.consume_frequency, cx.skip_before_ms)
-                .await
-                .map_err(PluginError::Fatal)?;
+        let (timeline, joined) = RedisTimeline::open(&self.0, &cx)
+            .await
+            .map_err(PluginError::Fatal)?;
         Ok(OpenedTimeline {
             timeline: Arc::new(timeline),
-            skipped_at_open: Some(skipped),
+            skipped_at_open: Some(joined.skipped),
+            clock: Some(joined.clock),
         })
+    }
+
+    async fn peek_clock(&mut self) -> Result<KeptClock, PluginError> {
+        match RedisTimeline::peek_clock(&self.0).await {
+            Ok(Some(clock)) => Ok(KeptClock::Kept(clock)),
+            Ok(None) => Ok(KeptClock::NoneYet),
+            Err(why) => Err(PluginError::Fatal(why)),
+        }
     }
 }
