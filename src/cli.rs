@@ -13,10 +13,10 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Flags, Speed, Start};
 use crate::env::Environment;
 use crate::pipeline::Pipeline;
-use crate::plugin_api::{KeptClock, PluginError};
-use crate::scheduler::format_ms;
 use crate::plugin_api::host::Shutdown;
+use crate::plugin_api::{KeptClock, PluginError};
 use crate::registry;
+use crate::scheduler::format_ms;
 
 /// Simulates shoppers in a retail store and publishes their enter/move/exit events.
 #[derive(Debug, Parser)]

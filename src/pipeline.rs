@@ -10,12 +10,12 @@ use tokio::sync::{Notify, mpsc};
 use crate::config::{PluginSpec, ResolvedPipeline, Speed, Start};
 use crate::fanout::Sinks;
 use crate::metrics::CoreMetrics;
-use crate::plugin_api::host::{self, ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::clock::unix_now_us;
+use crate::plugin_api::host::{self, ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{
-    BuildContext, ClockOrigin, KeptClock, MetricsRegistry, OpenedTimeline, Plugin, PluginError, Role, Roster,
-    SharedClock, Sink, SinkContext, Source, SourceContext, TimelineBackend, TimelineContext,
-    Watermark, derive_seed,
+    BuildContext, ClockOrigin, KeptClock, MetricsRegistry, OpenedTimeline, Plugin, PluginError,
+    Role, Roster, SharedClock, Sink, SinkContext, Source, SourceContext, TimelineBackend,
+    TimelineContext, Watermark, derive_seed,
 };
 use crate::registry;
 use crate::scheduler::{ConsumeSettings, RunReport, Scheduler, SourceOutcome, format_ms};

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use customersim::plugin_api::{
-    BuildContext, ClockOrigin, MetricsRegistry, StoreLayout, Timeline, TimelineBackend, TimelineContext, Topics,
+    BuildContext, ClockOrigin, MetricsRegistry, StoreLayout, Timeline, TimelineBackend,
+    TimelineContext, Topics,
 };
 use customersim::registry;
 use customersim_testkit::redis::Namespace;

@@ -234,7 +234,12 @@ mod tests {
         // Two seconds ago at 300×: 600 s on (plus the moments the test takes).
         assert!((1_600_000..1_610_000).contains(&now_a), "{now_a}");
         assert!((now_a - now_b).abs() < 1_000, "{now_a} {now_b}");
-        let stopped = ClockOrigin { speed: None, ..origin }.driver().clock();
+        let stopped = ClockOrigin {
+            speed: None,
+            ..origin
+        }
+        .driver()
+        .clock();
         assert!(stopped.is_virtual());
         assert_eq!(stopped.now_ms(), 1_000_000);
     }

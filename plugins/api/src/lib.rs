@@ -130,8 +130,8 @@ pub use shutdown::{EndRun, ShutdownSignal};
 pub use sink::{Sink, SinkConfig, SinkContext};
 pub use source::{Source, SourceConfig, SourceContext};
 pub use timeline::{
-    Claim, KeptClock, OpenedTimeline, Schedule, SharedClock, Timeline, TimelineBackend, TimelineConfig, TimelineContext,
-    TimelineError,
+    Claim, KeptClock, OpenedTimeline, Schedule, SharedClock, Timeline, TimelineBackend,
+    TimelineConfig, TimelineContext, TimelineError,
 };
 pub use watermark::Watermark;
 

@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use customersim_plugin_api::{
-    CredentialUrl, EnvKind, EnvOverride, OpenedTimeline, PluginConfig, PluginError, KeptClock,
+    CredentialUrl, EnvKind, EnvOverride, KeptClock, OpenedTimeline, PluginConfig, PluginError,
     TimelineBackend, TimelineConfig, TimelineContext, async_trait, duration, timeline_config,
 };
 

@@ -16,10 +16,9 @@
 -- ARGV[3] cutoff     due ms before which events are dropped, or '' to drop none
 -- ARGV[4] start_ms   the caller's clock, or '' when it may not set one (no sources)
 -- ARGV[5] speed      its speed: a number or 'max'
--- ARGV[6] wall_us    its wall origin, µs on the caller's wall clock
--- ARGV[7] sent_us    the caller's wall clock when it sent this (converts ARGV[6] to server time)
+-- ARGV[6] wall_us    its wall origin, µs on the server's clock
 -- Returns {instances alive before, events skipped, 1 if the caller stored the clock else 0,
---          start_ms, speed, wall_us (server µs) of the clock or '' each, server now µs}.
+--          start_ms, speed, wall_us (server µs) of the clock or '' each}.
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = math.floor(now_us / 1000)
@@ -38,14 +37,12 @@ end
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
 local set_here = 0
 if ARGV[4] ~= '' and redis.call('EXISTS', KEYS[3]) == 0 then
-  local wall_us = tonumber(ARGV[6]) + (now_us - tonumber(ARGV[7]))
-  redis.call('HSET', KEYS[3], 'start_ms', ARGV[4], 'speed', ARGV[5],
-    'wall_us', string.format('%.0f', wall_us), 'set_by', ARGV[1])
+  redis.call('HSET', KEYS[3], 'start_ms', ARGV[4], 'speed', ARGV[5], 'wall_us', ARGV[6],
+    'set_by', ARGV[1])
   set_here = 1
 end
 local clock = redis.call('HMGET', KEYS[3], 'start_ms', 'speed', 'wall_us')
 if ARGV[4] ~= '' and clock[2] == 'max' then
   redis.call('HSET', KEYS[4], ARGV[1], clock[1])
 end
-return {alive, skipped, set_here, clock[1] or '', clock[2] or '', clock[3] or '',
-  string.format('%.0f', now_us)}
+return {alive, skipped, set_here, clock[1] or '', clock[2] or '', clock[3] or ''}

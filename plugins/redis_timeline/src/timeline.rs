@@ -139,7 +139,7 @@ pub struct Joined {
 }
 
 /// The answer of `start.lua`.
-type StartAnswer = (u64, u64, u8, String, String, String, String);
+type StartAnswer = (u64, u64, u8, String, String, String);
 
 /// The connection of a config (lazy: an unreachable Redis is retried, not fatal).
 fn connect(config: &RedisConfig) -> Result<ConnectionManager, String> {
@@ -167,7 +167,11 @@ fn stored_clock(
     wall_us: &str,
     offset_us: i64,
 ) -> Result<ClockOrigin, String> {
-    let bad = || format!("unreadable shared clock (start_ms {start_ms:?}, speed {speed:?}, wall_us {wall_us:?})");
+    let bad = || {
+        format!(
+            "unreadable shared clock (start_ms {start_ms:?}, speed {speed:?}, wall_us {wall_us:?})"
+        )
+    };
     let start_ms = start_ms.parse::<i64>().map_err(|_| bad())?;
     let speed = match speed {
         "max" => None,
@@ -187,11 +191,21 @@ fn stored_clock(
     })
 }
 
-/// How far this host's wall clock is behind Redis's (server minus local, µs), from a server time
-/// read between `sent_us` and `received_us`.
-fn server_offset(server_now: &str, sent_us: i64, received_us: i64) -> i64 {
-    let server_us = server_now.parse::<i64>().unwrap_or(sent_us);
-    server_us - (sent_us + received_us) / 2
+/// How far Redis's clock is ahead of this host's wall clock (server minus local, µs), read with
+/// one `TIME`. Within what one round trip can measure (plus 1 ms) the clocks agree, and the
+/// offset is 0: instances on hosts whose clocks agree (NTP) then share the clock exactly, and
+/// only a host whose clock is off by more gets corrected.
+async fn server_offset(connection: &mut ConnectionManager) -> Result<i64, RedisError> {
+    let sent_us = unix_now_us();
+    let (seconds, micros): (i64, i64) = redis::cmd("TIME").query_async(connection).await?;
+    let received_us = unix_now_us();
+    let offset = seconds * 1_000_000 + micros - (sent_us + received_us) / 2;
+    let uncertainty = (received_us - sent_us) / 2 + 1_000;
+    Ok(if offset.abs() <= uncertainty {
+        0
+    } else {
+        offset
+    })
 }
 
 /// `redis key "sim"`, for the log.
@@ -204,7 +218,10 @@ impl RedisTimeline {
     /// dropping the events due before `cx.skip_before_ms` when no other instance is running. It
     /// stores `cx.clock` as the shared clock when none is kept and `cx.generates`, and adopts
     /// the stored one otherwise; without sources and without a clock it waits for one (logged).
-    pub async fn open(config: &RedisConfig, cx: &TimelineContext) -> Result<(RedisTimeline, Joined), String> {
+    pub async fn open(
+        config: &RedisConfig,
+        cx: &TimelineContext,
+    ) -> Result<(RedisTimeline, Joined), String> {
         let shown = config.url.masked();
         let connection = connect(config)?;
         let instance = format!(
@@ -233,41 +250,52 @@ impl RedisTimeline {
             stats: Arc::default(),
         };
         let start = Script::new(START);
-        let mut cutoff = cx.skip_before_ms.map(|ms| ms.to_string()).unwrap_or_default();
+        let mut cutoff = cx
+            .skip_before_ms
+            .map(|ms| ms.to_string())
+            .unwrap_or_default();
         let own = cx.clock;
         let (own_start, own_speed) = if cx.generates {
             (
                 own.start_ms.to_string(),
-                own.speed.map_or_else(|| "max".to_string(), |speed| speed.to_string()),
+                own.speed
+                    .map_or_else(|| "max".to_string(), |speed| speed.to_string()),
             )
         } else {
             (String::new(), String::new())
         };
         let mut announced = false;
+        let mut offset_us = None;
         let mut waiting_since: Option<tokio::time::Instant> = None;
         let mut waiting_said = tokio::time::Instant::now();
         let mut skipped_total = 0;
         let (alive, set_here, origin) = loop {
             let mut connection = timeline.connection.clone();
-            let sent_us = unix_now_us();
-            let outcome: Result<StartAnswer, RedisError> = start
-                .key(&timeline.keys.due)
-                .key(&timeline.keys.instances)
-                .key(&timeline.keys.clock)
-                .key(&timeline.keys.progress)
-                .key(&timeline.keys.leases)
-                .arg(&timeline.instance)
-                .arg(heartbeat_ms)
-                .arg(&cutoff)
-                .arg(&own_start)
-                .arg(&own_speed)
-                .arg(own.wall_origin_us)
-                .arg(sent_us)
-                .invoke_async(&mut connection)
-                .await;
-            let received_us = unix_now_us();
+            let offset = match offset_us {
+                Some(offset) => Ok(offset),
+                None => server_offset(&mut connection).await,
+            };
+            let outcome: Result<(StartAnswer, i64), RedisError> = match offset {
+                Ok(offset) => start
+                    .key(&timeline.keys.due)
+                    .key(&timeline.keys.instances)
+                    .key(&timeline.keys.clock)
+                    .key(&timeline.keys.progress)
+                    .key(&timeline.keys.leases)
+                    .arg(&timeline.instance)
+                    .arg(heartbeat_ms)
+                    .arg(&cutoff)
+                    .arg(&own_start)
+                    .arg(&own_speed)
+                    .arg(own.wall_origin_us + offset)
+                    .invoke_async(&mut connection)
+                    .await
+                    .map(|answer| (answer, offset)),
+                Err(error) => Err(error),
+            };
             match outcome {
-                Ok((alive, skipped, set_here, start_ms, speed, wall_us, server_now)) => {
+                Ok(((alive, skipped, set_here, start_ms, speed, wall_us), offset)) => {
+                    offset_us = Some(offset);
                     // CONSUME_FROM applies once, when joining.
                     cutoff.clear();
                     skipped_total += skipped;
@@ -275,7 +303,6 @@ impl RedisTimeline {
                         break (alive, true, own);
                     }
                     if !start_ms.is_empty() {
-                        let offset = server_offset(&server_now, sent_us, received_us);
                         let origin = stored_clock(&start_ms, &speed, &wall_us, offset)
                             .map_err(|why| format!("redis timeline {shown}: {why}"))?;
                         break (alive, false, origin);
@@ -368,7 +395,9 @@ impl RedisTimeline {
         let shown = config.url.masked();
         let mut connection = connect(config)?;
         let keys = Keys::new(&config.key);
-        let sent_us = unix_now_us();
+        let offset = server_offset(&mut connection)
+            .await
+            .map_err(|error| format!("redis timeline {shown}: {error}"))?;
         let answer: Vec<String> = Script::new(PEEK)
             .key(&keys.due)
             .key(&keys.instances)
@@ -377,11 +406,9 @@ impl RedisTimeline {
             .invoke_async(&mut connection)
             .await
             .map_err(|error| format!("redis timeline {shown}: {error}"))?;
-        let received_us = unix_now_us();
-        let [start_ms, speed, wall_us, server_now, _alive] = &answer[..] else {
+        let [start_ms, speed, wall_us, _alive] = &answer[..] else {
             return Ok(None);
         };
-        let offset = server_offset(server_now, sent_us, received_us);
         let origin = stored_clock(start_ms, speed, wall_us, offset)
             .map_err(|why| format!("redis timeline {shown}: {why}"))?;
         Ok(Some(SharedClock {
