@@ -278,7 +278,8 @@ fn build_context(resolved: &ResolvedPipeline, metrics: MetricsRegistry) -> Build
 
 /// Phase 2 (after the timeline, which may keep a clock shared by every instance): the clock,
 /// scaled real time or virtual for `speed: max`. A shared clock stored by another instance is
-/// adopted, whatever this config says; a config that contradicts it is warned about, once.
+/// adopted, whatever this config says; a config whose `speed` or `start` (set away from the
+/// defaults) contradicts it gets one warning naming them.
 fn start_clock(
     resolved: &ResolvedPipeline,
     own: ClockOrigin,
@@ -299,8 +300,10 @@ fn start_clock(
     };
     let adopted = shared.origin;
     let simulation = &resolved.config.simulation;
+    // Only what the config sets away from the defaults (real time from now) can contradict:
+    // a worker left at the defaults just follows.
     let mut contradicted = Vec::new();
-    if own.speed != adopted.speed {
+    if simulation.speed != Speed::default() && own.speed != adopted.speed {
         contradicted.push(format!(
             "simulation.speed ({} here, {} on the shared clock)",
             simulation.speed,
