@@ -311,19 +311,19 @@ fn start_clock(
         ));
     }
     if let Start::At(at) = simulation.start
-        && at.timestamp_millis() != adopted.start_ms
+        && at.timestamp_millis() != shared.started_ms
     {
         contradicted.push(format!(
             "simulation.start ({} here, {} on the shared clock)",
             format_ms(at.timestamp_millis()),
-            format_ms(adopted.start_ms)
+            format_ms(shared.started_ms)
         ));
     }
     let driver = adopted.driver();
     let adoption = format!(
         "adopted the shared clock of {}: started at {} (speed {}), now at {}",
         shared.kept_at,
-        format_ms(adopted.start_ms),
+        format_ms(shared.started_ms),
         speed_text(adopted.speed),
         format_ms(driver.clock().now_ms())
     );

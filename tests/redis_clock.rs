@@ -280,6 +280,70 @@ fn workers_follow_a_speed_max_generator_and_publish_its_stream_once() {
     assert!(union == expected, "the union differs from the memory run");
 }
 
+/// Two `speed: max` generators and a worker: the second generator joins the virtual clock where
+/// the first got (everything before may be published already), and no instance claims beyond
+/// the slower generator's progress. So every instance publishes in time order, the first
+/// generator's stream is published exactly once, and the second's without repeats.
+#[test]
+fn on_a_virtual_clock_nobody_publishes_ahead_of_the_slowest_generator() {
+    let simulation = "start: \"2025-06-02T09:00:00Z\", speed: max, duration: 6h";
+    let expected = memory_stream(simulation);
+    let namespace = Namespace::new("clockslow");
+    let timeline = "consume_batch_size: 50, ";
+    let worker = temp_file("worker.yaml", &worker_yaml(namespace.name(), timeline));
+    let mut worker = start(&worker, StdoutMode::Lines);
+    namespace.wait_instances(1);
+    let first = temp_file(
+        "first.yaml",
+        &generator_yaml("redis", namespace.name(), simulation, timeline),
+    );
+    let second = temp_file(
+        "second.yaml",
+        &generator_yaml("redis", namespace.name(), simulation, timeline)
+            .replace("seed: 5", "seed: 6")
+            .replace("average_in_store: 30", "average_in_store: 30\n    id_prefix: b"),
+    );
+    let mut first = start(&first, StdoutMode::Lines);
+    wait_for_clock(&namespace);
+    let mut second = start(&second, StdoutMode::Lines);
+    let mut outputs = vec![all_lines(&mut first), all_lines(&mut second)];
+    stderr_of(first);
+    let log = stderr_of(second);
+    assert!(
+        log.contains("adopted the shared clock") && !log.contains("not used"),
+        "{log}"
+    );
+    namespace.wait_drained(Duration::from_secs(30));
+    worker.terminate();
+    outputs.push(all_lines(&mut worker));
+    stderr_of(worker);
+
+    let (mut firsts, mut seconds) = (Vec::new(), Vec::new());
+    for lines in &outputs {
+        let mut last_ts = i64::MIN;
+        for line in lines {
+            let parsed = parse_line(&line.text);
+            let ts = ts_of(&parsed.payload);
+            assert!(
+                ts >= last_ts,
+                "an instance published ahead of a generator: {ts} after {last_ts}"
+            );
+            last_ts = ts;
+            let text = format!("{} {}", parsed.topic, parsed.payload);
+            if parsed.payload.contains("\"id\": \"b") {
+                seconds.push(text);
+            } else {
+                firsts.push(text);
+            }
+        }
+    }
+    let (firsts, seconds) = (sorted(firsts), sorted(seconds));
+    assert_eq!(duplicates(&firsts), [], "published twice");
+    assert!(firsts == expected, "the first generator's stream differs");
+    assert!(!seconds.is_empty());
+    assert_eq!(duplicates(&seconds), [], "published twice");
+}
+
 /// The clock goes with the last instance, so the next run sets a new one; an instance whose
 /// speed and start contradict the kept clock says so in one warning; `validate` shows the clock.
 #[test]

@@ -178,8 +178,11 @@ pub enum KeptClock {
 /// from their `until_ms`) and hands no instance events beyond it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SharedClock {
-    /// The clock (its wall origin on this host's wall clock).
+    /// Where this run starts on the clock (its wall origin on this host's wall clock); on a
+    /// virtual clock, where its generators got.
     pub origin: ClockOrigin,
+    /// The simulated instant the shared clock started at.
+    pub started_ms: i64,
     /// Whether this run stored it (it was the first) rather than adopted it.
     pub set_here: bool,
     /// Where it is kept, for the log (`redis key "sim"`).

@@ -2,8 +2,9 @@
 -- instance died between claiming and publishing), then moves up to ARGV[2] events due by
 -- ARGV[1] from the due set into a new lease, all in one step, so each event goes to exactly one
 -- instance. On a virtual clock (ARGV[8] not '') it first records the caller's progress (when it
--- generates), forgets the progress of instances no longer alive, and claims nothing due at or
--- after the lowest progress left: no instance publishes ahead of a generator. Lease expiry uses Redis server time, so the instances' clocks need not agree.
+-- generates), forgets the progress of instances no longer alive, claims nothing due at or after
+-- the lowest progress left (no instance publishes ahead of a generator), and records the latest
+-- due time claimed (a generator joining later starts after it). Lease expiry uses Redis server time, so the instances' clocks need not agree.
 -- Reads the member layout of member.rs: the owner (instance) is bytes 13-28 and the due ms
 -- starts at byte 29, up to the first '|'.
 --
@@ -13,6 +14,8 @@
 -- KEYS[4] its owners hash: instance -> how many of this lease's events it scheduled
 -- KEYS[5] instances  sorted set of live instances, scored by heartbeat expiry (server ms)
 -- KEYS[6] progress   hash: instance -> ms before which its sources scheduled everything
+-- KEYS[7] clock      hash: the shared clock; on a virtual one `reached_ms` is the latest due
+--                    time claimed so far
 -- ARGV[1] until_ms   claim events due at or before this
 -- ARGV[2] max        most events to claim
 -- ARGV[3] lease_ms   how long the lease runs before others may take its events back
@@ -69,6 +72,13 @@ if #members > 0 then
   end
   for owner, n in pairs(counts) do redis.call('HSET', KEYS[4], owner, n) end
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[4])
+  if ARGV[8] ~= '' then
+    local last = tonumber(string.match(members[#members], '^(%-?%d+)|', 29))
+    local reached = tonumber(redis.call('HGET', KEYS[7], 'reached_ms') or '')
+    if not reached or last > reached then
+      redis.call('HSET', KEYS[7], 'reached_ms', string.format('%.0f', last))
+    end
+  end
 end
 table.insert(members, 1, reclaimed)
 return members

@@ -139,7 +139,7 @@ pub struct Joined {
 }
 
 /// The answer of `start.lua`.
-type StartAnswer = (u64, u64, u8, String, String, String);
+type StartAnswer = (u64, u64, u8, String, String, String, String);
 
 /// The connection of a config (lazy: an unreachable Redis is retried, not fatal).
 fn connect(config: &RedisConfig) -> Result<ConnectionManager, String> {
@@ -269,7 +269,7 @@ impl RedisTimeline {
         let mut waiting_since: Option<tokio::time::Instant> = None;
         let mut waiting_said = tokio::time::Instant::now();
         let mut skipped_total = 0;
-        let (alive, set_here, origin) = loop {
+        let (alive, set_here, origin, started_ms) = loop {
             let mut connection = timeline.connection.clone();
             let offset = match offset_us {
                 Some(offset) => Ok(offset),
@@ -294,18 +294,19 @@ impl RedisTimeline {
                 Err(error) => Err(error),
             };
             match outcome {
-                Ok(((alive, skipped, set_here, start_ms, speed, wall_us), offset)) => {
+                Ok(((alive, skipped, set_here, start_ms, speed, wall_us, started), offset)) => {
                     offset_us = Some(offset);
                     // CONSUME_FROM applies once, when joining.
                     cutoff.clear();
                     skipped_total += skipped;
                     if set_here == 1 {
-                        break (alive, true, own);
+                        break (alive, true, own, own.start_ms);
                     }
                     if !start_ms.is_empty() {
                         let origin = stored_clock(&start_ms, &speed, &wall_us, offset)
                             .map_err(|why| format!("redis timeline {shown}: {why}"))?;
-                        break (alive, false, origin);
+                        let started = started.parse().unwrap_or(origin.start_ms);
+                        break (alive, false, origin, started);
                     }
                     match waiting_since {
                         None => {
@@ -377,6 +378,7 @@ impl RedisTimeline {
             skipped: skipped_total,
             clock: SharedClock {
                 origin,
+                started_ms,
                 set_here,
                 kept_at: kept_at(config),
             },
@@ -413,6 +415,7 @@ impl RedisTimeline {
             .map_err(|why| format!("redis timeline {shown}: {why}"))?;
         Ok(Some(SharedClock {
             origin,
+            started_ms: origin.start_ms,
             set_here: false,
             kept_at: kept_at(config),
         }))
@@ -547,6 +550,7 @@ impl Timeline for RedisTimeline {
             .key(format!("{lease_key}:owners"))
             .key(&self.keys.instances)
             .key(&self.keys.progress)
+            .key(&self.keys.clock)
             .arg(until_ms)
             .arg(max)
             .arg(self.lease_ms)
