@@ -528,7 +528,10 @@ fn four_connections_through_a_broker_restart_lose_nothing_and_keep_each_customer
     let (got, want) = (per_customer(&received), per_customer(&expected));
     assert_eq!(got.len(), want.len(), "customers");
     for (id, order) in &want {
-        assert!(got[id] == *order, "customer {id}'s events arrived out of order");
+        assert!(
+            got[id] == *order,
+            "customer {id}'s events arrived out of order"
+        );
     }
 
     let log = broker.log();
@@ -545,7 +548,10 @@ fn four_connections_through_a_broker_restart_lose_nothing_and_keep_each_customer
         ids.iter().all(|id| id.ends_with(['0', '1', '2', '3'])),
         "{ids:?}"
     );
-    assert!(connects >= 8, "each connected again after the restart:\n{log}");
+    assert!(
+        connects >= 8,
+        "each connected again after the restart:\n{log}"
+    );
 }
 
 #[test]

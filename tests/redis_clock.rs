@@ -301,7 +301,10 @@ fn on_a_virtual_clock_nobody_publishes_ahead_of_the_slowest_generator() {
         "second.yaml",
         &generator_yaml("redis", namespace.name(), simulation, timeline)
             .replace("seed: 5", "seed: 6")
-            .replace("average_in_store: 30", "average_in_store: 30\n    id_prefix: b"),
+            .replace(
+                "average_in_store: 30",
+                "average_in_store: 30\n    id_prefix: b",
+            ),
     );
     let mut first = start(&first, StdoutMode::Lines);
     wait_for_clock(&namespace);
@@ -364,7 +367,10 @@ fn a_new_clock_after_every_instance_stopped_and_one_warning_for_a_contradicting_
     );
     let log = stderr_of(finished);
     assert!(log.contains("next run starts a new clock"), "{log}");
-    assert!(stored_clock(&namespace).is_empty(), "the clock went with it");
+    assert!(
+        stored_clock(&namespace).is_empty(),
+        "the clock went with it"
+    );
 
     let keeper_yaml = generator_yaml(
         "redis",
@@ -403,7 +409,10 @@ fn a_new_clock_after_every_instance_stopped_and_one_warning_for_a_contradicting_
     std::thread::sleep(Duration::from_secs(2));
     joiner.terminate();
     let log = stderr_of(joiner);
-    let warnings: Vec<&str> = log.lines().filter(|line| line.contains("not used")).collect();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("not used"))
+        .collect();
     assert_eq!(warnings.len(), 1, "one warning:\n{log}");
     assert!(
         warnings[0].contains("simulation.speed (120 here, 60 on the shared clock)")
