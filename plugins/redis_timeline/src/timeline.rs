@@ -698,3 +698,27 @@ impl Timeline for RedisTimeline {
         self.scheduled.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_clock_reads_back_on_this_hosts_wall_clock() {
+        let clock = stored_clock("1748854800000", "300", "1000000500", 500).unwrap();
+        assert_eq!(
+            clock,
+            ClockOrigin {
+                start_ms: 1_748_854_800_000,
+                speed: Some(300.0),
+                wall_origin_us: 1_000_000_000,
+            }
+        );
+        let virtual_clock = stored_clock("5", "max", "0", 0).unwrap();
+        assert_eq!(virtual_clock.speed, None);
+        for (start, speed, wall) in [("x", "1", "0"), ("1", "-2", "0"), ("1", "fast", "0")] {
+            let why = stored_clock(start, speed, wall, 0).unwrap_err();
+            assert!(why.contains("unreadable shared clock"), "{why}");
+        }
+    }
+}
