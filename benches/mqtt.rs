@@ -14,7 +14,9 @@
 //! messages / (time from the publisher's start to the subscriber's last message); the publisher's
 //! CPU time (user + system) is printed next to it, since on this 2-core machine the broker, the
 //! subscriber and the publisher share the cores. Each measurement is repeated and the median
-//! printed. `mosquitto_pub -l` is only compared at QoS 0:
+//! printed. At QoS 1 the sink also runs with `connections: 2` in every round, right after the
+//! one-connection run, and the per-round ratio is printed (median and range): with one local
+//! broker the broker binds, so expect little gain. `mosquitto_pub -l` is only compared at QoS 0:
 //! at QoS 1 it breaks past 65,535 lines (its message ids wrap).
 
 use std::io::Write;
@@ -116,12 +118,13 @@ fn measure(
     })
 }
 
-fn sink_command(config: &Path, qos: u8) -> Command {
+fn sink_command(config: &Path, qos: u8, connections: usize) -> Command {
     let mut command = customersim();
     command
         .args(["run", "--config"])
         .arg(config)
         .env("MQTT_QOS", qos.to_string())
+        .env("MQTT_CONNECTIONS", connections.to_string())
         .env("LOG_LEVEL", "warn");
     command
 }
@@ -265,14 +268,31 @@ fn main() {
     );
     for qos in [0u8, 1] {
         let (mut sink, mut bare, mut pubs) = (Vec::new(), Vec::new(), Vec::new());
+        // At QoS 1 also the sink with two connections, right after the one-connection run of the
+        // same round, so each round gives a ratio measured under the same load.
+        let (mut two, mut ratios) = (Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
-            sink.extend(measure(
-                sink_command(&config, qos),
+            let one = measure(
+                sink_command(&config, qos, 1),
                 broker.port,
                 "bench-sink/#",
                 qos,
                 count,
-            ));
+            );
+            if qos == 1 {
+                let second = measure(
+                    sink_command(&config, qos, 2),
+                    broker.port,
+                    "bench-sink/#",
+                    qos,
+                    count,
+                );
+                if let (Some(one), Some(second)) = (&one, &second) {
+                    ratios.push(second.rate / one.rate);
+                }
+                two.extend(second);
+            }
+            sink.extend(one);
             bare.extend(measure(
                 loop_command(broker.port, &loop_file, qos),
                 broker.port,
@@ -294,6 +314,19 @@ fn main() {
             "QoS {qos}: customersim mqtt sink     {}",
             summary(&sink, count)
         );
+        if qos == 1 {
+            println!(
+                "QoS {qos}: sink with 2 connections   {}",
+                summary(&two, count)
+            );
+            ratios.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            if let (Some(low), Some(high)) = (ratios.first(), ratios.last()) {
+                println!(
+                    "QoS {qos}: 2 connections / 1, per round: median {:.2} ({low:.2}-{high:.2})",
+                    ratios[ratios.len() / 2]
+                );
+            }
+        }
         println!(
             "QoS {qos}: bare rumqttc publish loop {}",
             summary(&bare, count)

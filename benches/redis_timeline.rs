@@ -14,7 +14,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use customersim::plugin_api::{CredentialUrl, CustomerId, Event, EventKind, Timeline};
+use customersim::plugin_api::{
+    ClockOrigin, CredentialUrl, CustomerId, Event, EventKind, Timeline, TimelineContext,
+};
 use customersim_testkit::redis::{LOCAL_REDIS_URL, Namespace};
 use customersim_testkit::run::{Process, StdoutMode, clean_command};
 use customersim_testkit::temp::{TempFile, temp_file};
@@ -96,6 +98,20 @@ fn events() -> Vec<Event> {
         .collect()
 }
 
+/// How the preloading handle joins: with sources (it sets the clock), on a virtual clock.
+fn preloading() -> TimelineContext {
+    TimelineContext {
+        skip_before_ms: None,
+        consume_frequency: 1.0,
+        clock: ClockOrigin {
+            start_ms: 0,
+            speed: None,
+            wall_origin_us: 0,
+        },
+        generates: true,
+    }
+}
+
 fn preload(runtime: &tokio::runtime::Runtime, namespace: &Namespace) -> f64 {
     namespace.clear();
     runtime.block_on(async {
@@ -104,7 +120,8 @@ fn preload(runtime: &tokio::runtime::Runtime, namespace: &Namespace) -> f64 {
             key: namespace.name().to_string(),
             ..RedisConfig::default()
         };
-        let (timeline, _) = RedisTimeline::open(&config, 1.0, None).await.unwrap();
+        // A generator on a virtual clock, so the workers adopt it and take everything at once.
+        let (timeline, _) = RedisTimeline::open(&config, &preloading()).await.unwrap();
         let events = events();
         let started = Instant::now();
         for chunk in events.chunks(8192) {
@@ -112,6 +129,7 @@ fn preload(runtime: &tokio::runtime::Runtime, namespace: &Namespace) -> f64 {
         }
         let seconds = started.elapsed().as_secs_f64();
         assert_eq!(timeline.len().await.unwrap(), EVENTS);
+        timeline.leave().await;
         seconds
     })
 }

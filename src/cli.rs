@@ -13,10 +13,11 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Flags, Speed, Start};
 use crate::env::Environment;
 use crate::pipeline::Pipeline;
-use crate::plugin_api::PluginError;
 use crate::plugin_api::host::Shutdown;
+use crate::plugin_api::{KeptClock, PluginError};
 use crate::registry;
 use crate::report::RunSummary;
+use crate::scheduler::format_ms;
 
 /// Simulates shoppers in a retail store and publishes their enter/move/exit events.
 #[derive(Debug, Parser)]
@@ -160,8 +161,49 @@ fn validate(path: Option<PathBuf>, env: &Environment) -> ExitCode {
     for line in resolved.layout.to_string().lines() {
         text.push_str(&format!("#   {line}\n"));
     }
+    text.push_str(&shared_clock_note(&resolved));
     print!("{text}");
     ExitCode::SUCCESS
+}
+
+/// `validate`'s note on the clock a shared timeline keeps (as YAML comments): the one a run would
+/// adopt, none yet, or why it could not be read. Empty for backends that keep none.
+fn shared_clock_note(resolved: &config::ResolvedPipeline) -> String {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return String::new();
+    };
+    let peeked = runtime.block_on(Pipeline::shared_clock(
+        resolved,
+        std::time::Duration::from_secs(3),
+    ));
+    let backend = &resolved.config.timeline.backend;
+    match peeked {
+        Ok(KeptClock::NotShared) => String::new(),
+        Ok(KeptClock::NoneYet) => format!(
+            "# shared clock (timeline.{backend}): none kept now; the first instance with sources sets it\n"
+        ),
+        Ok(KeptClock::Kept(shared)) => {
+            let origin = shared.origin;
+            let now = origin.driver().clock().now_ms();
+            format!(
+                "# shared clock ({}): started at {}, speed {}, now at {}; a run adopts it\n",
+                shared.kept_at,
+                format_ms(origin.start_ms),
+                origin
+                    .speed
+                    .map_or_else(|| "max".to_string(), |speed| speed.to_string()),
+                if origin.speed.is_some() {
+                    format_ms(now)
+                } else {
+                    "wherever the generators got".to_string()
+                }
+            )
+        }
+        Err(error) => format!("# shared clock (timeline.{backend}): not read: {error}\n"),
+    }
 }
 
 fn run(

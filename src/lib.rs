@@ -31,7 +31,7 @@
 //! - [`contract`]: the rules every registered plugin must meet, checked by the test suite (and by
 //!   out-of-tree plugin crates in theirs).
 //! - [`pipeline`]: checks and builds the plugins of a resolved config and runs them in named
-//!   phases (clock, timeline, sinks, sources, scheduling, stop).
+//!   phases (timeline, clock, sinks, sources, scheduling, stop).
 //! - [`scheduler`]: takes due events off the timeline (CONSUME_FREQUENCY, CONSUME_BATCH_SIZE,
 //!   CONSUME_FROM), drives the virtual clock, hands batches to the sinks, counts and warns.
 //!   [`wake`]: the timer thread that wakes it to a fraction of a millisecond.

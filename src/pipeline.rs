@@ -1,19 +1,21 @@
 //! Builds the plugins of a resolved pipeline and runs them. A run goes through named phases:
-//! start the clock, open the timeline, start the sinks (each fed from its own queue), spawn the
-//! sources, schedule until the end, then stop: sources stop, every sink flushes and closes.
+//! open the timeline, start the clock (the timeline's shared one, if it keeps one), start the
+//! sinks (each fed from its own queue), spawn the sources, schedule until the end, then stop:
+//! sources stop, every sink flushes and closes.
 
 use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc};
 
-use crate::config::{PluginSpec, ResolvedPipeline, Speed};
+use crate::config::{PluginSpec, ResolvedPipeline, Speed, Start};
 use crate::fanout::Sinks;
 use crate::metrics::CoreMetrics;
+use crate::plugin_api::clock::unix_now_us;
 use crate::plugin_api::host::{self, ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{
-    BuildContext, MetricsRegistry, OpenedTimeline, Plugin, PluginError, QueueMetrics, Role, Roster,
-    Sink, SinkContext, Source, SourceContext, TimelineBackend, TimelineContext, Watermark,
-    derive_seed,
+    BuildContext, ClockOrigin, KeptClock, MetricsRegistry, OpenedTimeline, Plugin, PluginError,
+    QueueMetrics, Role, Roster, SharedClock, Sink, SinkContext, Source, SourceContext,
+    TimelineBackend, TimelineContext, Watermark, derive_seed,
 };
 use crate::progress::RunProgress;
 use crate::registry;
@@ -62,6 +64,27 @@ impl Pipeline {
             .map_err(PluginError::Config)?
             .check(timeline.backend_settings(), &cx)
             .map_err(|error| error.within(format!("{origin}: timeline.{}", timeline.backend)))
+    }
+
+    /// The clock a run of this pipeline would adopt from its timeline backend now, read without
+    /// joining (`validate` shows it). Gives up after `patience` (an unreachable server).
+    pub async fn shared_clock(
+        resolved: &ResolvedPipeline,
+        patience: std::time::Duration,
+    ) -> Result<KeptClock, PluginError> {
+        let timeline = &resolved.config.timeline;
+        let mut cx = build_context(resolved, MetricsRegistry::default());
+        let mut backend = registry::lookup::<dyn TimelineBackend>(&timeline.backend)
+            .map_err(PluginError::Config)?
+            .build(timeline.backend_settings(), &mut cx)?;
+        tokio::time::timeout(patience, backend.peek_clock())
+            .await
+            .unwrap_or_else(|_| {
+                Err(PluginError::fatal(format!(
+                    "timeline.{}: no answer within {patience:?}",
+                    timeline.backend
+                )))
+            })
     }
 
     /// Builds every plugin (each build runs its own checks); errors name the plugin's place in
@@ -140,16 +163,33 @@ impl Pipeline {
         } = self;
         let config = &resolved.config;
         let start_ms = config.simulation.start.resolve_ms();
+        let own_clock = ClockOrigin {
+            start_ms,
+            speed: match config.simulation.speed {
+                Speed::Max => None,
+                Speed::Factor(speed) => Some(speed),
+            },
+            wall_origin_us: unix_now_us(),
+        };
+        let wall_origin = tokio::time::Instant::now();
+        let skip_before_ms = config.timeline.consume_from.skip_before_ms(start_ms);
+
+        let timeline_cx = TimelineContext {
+            skip_before_ms,
+            consume_frequency: config.timeline.consume_frequency.unwrap_or(0.0),
+            clock: own_clock,
+            generates: !sources.is_empty(),
+        };
+        let Some(opened) = open_timeline(timeline, config, timeline_cx, &shutdown).await? else {
+            return Ok(RunReport::default());
+        };
+        let driver = start_clock(&resolved, own_clock, wall_origin, opened.clock.as_ref());
+        let origin_ms = driver.clock().origin_ms();
         let doors_close_ms = config
             .simulation
             .duration
-            .map(|d| start_ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
-        let driver = start_clock(&resolved, start_ms, doors_close_ms);
-        let skip_before_ms = config.timeline.consume_from.skip_before_ms(start_ms);
-
-        let Some(opened) = open_timeline(timeline, config, skip_before_ms, &shutdown).await? else {
-            return Ok(RunReport::default());
-        };
+            .map(|d| origin_ms.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+        log_start(&resolved, &driver, doors_close_ms);
         let core_metrics = CoreMetrics::register(&metrics);
         if let Some(skipped) = opened.skipped_at_open.filter(|skipped| *skipped > 0) {
             tracing::info!(
@@ -185,10 +225,8 @@ impl Pipeline {
         );
 
         let timeline_config = &config.timeline;
-        let lag_speed = match config.simulation.speed {
-            Speed::Factor(speed) => speed,
-            Speed::Max => 1.0,
-        };
+        // The clock in use: a shared timeline's may differ from the config's.
+        let lag_speed = driver.clock().speed().unwrap_or(1.0);
         let scheduler = Scheduler {
             clock: driver.clock(),
             clock_driver: driver,
@@ -280,21 +318,81 @@ fn build_context(resolved: &ResolvedPipeline, metrics: MetricsRegistry) -> Build
     )
 }
 
-/// Phase 1: the clock (scaled real time, or virtual for `speed: max`), and the start log line.
+/// Phase 2 (after the timeline, which may keep a clock shared by every instance): the clock,
+/// scaled real time or virtual for `speed: max`. A shared clock stored by another instance is
+/// adopted, whatever this config says; a config whose `speed` or `start` (set away from the
+/// defaults) contradicts it gets one warning naming them.
 fn start_clock(
     resolved: &ResolvedPipeline,
-    start_ms: i64,
-    doors_close_ms: Option<i64>,
+    own: ClockOrigin,
+    wall_origin: tokio::time::Instant,
+    shared: Option<&SharedClock>,
 ) -> ClockDriver {
-    let config = &resolved.config;
-    let driver = match config.simulation.speed {
-        Speed::Max => ClockDriver::virtual_at(start_ms),
-        Speed::Factor(speed) => ClockDriver::scaled(start_ms, speed),
+    let Some(shared) = shared.filter(|shared| !shared.set_here) else {
+        if let Some(shared) = shared {
+            tracing::info!(
+                "this instance set the shared clock of {}: every instance that joins follows it",
+                shared.kept_at
+            );
+        }
+        return match own.speed {
+            None => ClockDriver::virtual_at(own.start_ms),
+            Some(speed) => ClockDriver::scaled_at(own.start_ms, speed, wall_origin),
+        };
     };
+    let adopted = shared.origin;
+    let simulation = &resolved.config.simulation;
+    // Only what the config sets away from the defaults (real time from now) can contradict:
+    // a worker left at the defaults just follows.
+    let mut contradicted = Vec::new();
+    if simulation.speed != Speed::default() && own.speed != adopted.speed {
+        contradicted.push(format!(
+            "simulation.speed ({} here, {} on the shared clock)",
+            simulation.speed,
+            speed_text(adopted.speed)
+        ));
+    }
+    if let Start::At(at) = simulation.start
+        && at.timestamp_millis() != shared.started_ms
+    {
+        contradicted.push(format!(
+            "simulation.start ({} here, {} on the shared clock)",
+            format_ms(at.timestamp_millis()),
+            format_ms(shared.started_ms)
+        ));
+    }
+    let driver = adopted.driver();
+    let adoption = format!(
+        "adopted the shared clock of {}: started at {} (speed {}), now at {}",
+        shared.kept_at,
+        format_ms(shared.started_ms),
+        speed_text(adopted.speed),
+        format_ms(driver.clock().now_ms())
+    );
+    if contradicted.is_empty() {
+        tracing::info!("{adoption}");
+    } else {
+        tracing::warn!(
+            "{adoption}; this config's {} {} not used",
+            contradicted.join(" and "),
+            if contradicted.len() == 1 { "is" } else { "are" }
+        );
+    }
+    driver
+}
+
+/// A clock's speed as the config writes it.
+fn speed_text(speed: Option<f64>) -> String {
+    speed.map_or_else(|| "max".to_string(), |speed| speed.to_string())
+}
+
+/// The start log line: where the clock starts, how fast, when the doors close, the seed.
+fn log_start(resolved: &ResolvedPipeline, driver: &ClockDriver, doors_close_ms: Option<i64>) {
+    let clock = driver.clock();
     tracing::info!(
         "starting at {} (speed {}){}; seed {}{}",
-        format_ms(start_ms),
-        config.simulation.speed,
+        format_ms(clock.origin_ms()),
+        speed_text(clock.speed()),
         doors_close_ms
             .map(|close| format!(", doors close at {}", format_ms(close)))
             .unwrap_or_default(),
@@ -308,27 +406,23 @@ fn start_clock(
             String::new()
         },
     );
-    driver
 }
 
-/// Phase 2: the timeline backend. A shared backend may be unreachable for a while (it is
-/// retried): a signal still stops the run, with nothing published (`None`).
+/// Phase 1: the timeline backend. A shared backend may be unreachable for a while (it is
+/// retried), or make a worker wait for the clock: a signal still stops the run, with nothing
+/// published (`None`).
 async fn open_timeline(
     backend: Box<dyn TimelineBackend>,
     config: &crate::config::PipelineConfig,
-    skip_before_ms: Option<i64>,
+    cx: TimelineContext,
     shutdown: &Shutdown,
 ) -> Result<Option<OpenedTimeline>, PluginError> {
-    let cx = TimelineContext {
-        skip_before_ms,
-        consume_frequency: config.timeline.consume_frequency.unwrap_or(0.0),
-    };
     tokio::select! {
         opened = backend.open(cx) => opened
             .map(Some)
             .map_err(|error| error.within(format!("timeline.{}", config.timeline.backend))),
         () = shutdown.wait() => {
-            tracing::info!("stopped before the timeline was reachable: nothing published");
+            tracing::info!("stopped before the timeline was open (unreachable, or no clock yet): nothing published");
             Ok(None)
         }
     }
@@ -398,6 +492,7 @@ async fn stop(
     if let Some(summary) = opened.timeline.summary() {
         tracing::info!("{summary}");
     }
+    opened.timeline.leave().await;
     let mut report = match (result, finished) {
         (Ok(report), Ok(())) => report,
         // A sink's own error says more than "it stopped taking events".

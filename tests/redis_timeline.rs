@@ -221,9 +221,13 @@ fn a_worker_killed_while_holding_a_lease_loses_nothing() {
     );
 }
 
-/// Puts `events` (due ms, id) on the namespace's timeline as enter events, through the library.
+/// Puts `events` (due ms, id) on the namespace's timeline as enter events, through the library,
+/// as an instance with sources on a virtual clock that then leaves: the clock stays (events wait)
+/// and a worker adopts it.
 fn preload(namespace: &Namespace, events: &[(i64, u64)]) {
-    use customersim::plugin_api::{CustomerId, Event, EventKind, Timeline};
+    use customersim::plugin_api::{
+        ClockOrigin, CustomerId, Event, EventKind, Timeline, TimelineContext,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -234,7 +238,17 @@ fn preload(namespace: &Namespace, events: &[(i64, u64)]) {
             key: namespace.name().to_string(),
             ..Default::default()
         };
-        let (timeline, _) = customersim_timeline_redis::RedisTimeline::open(&config, 1.0, None)
+        let cx = TimelineContext {
+            skip_before_ms: None,
+            consume_frequency: 1.0,
+            clock: ClockOrigin {
+                start_ms: 0,
+                speed: None,
+                wall_origin_us: 0,
+            },
+            generates: true,
+        };
+        let (timeline, _) = customersim_timeline_redis::RedisTimeline::open(&config, &cx)
             .await
             .unwrap();
         let events = events
@@ -246,12 +260,9 @@ fn preload(namespace: &Namespace, events: &[(i64, u64)]) {
             })
             .collect();
         timeline.schedule(events).await.unwrap();
+        // Its heartbeat would count as a running instance.
+        timeline.leave().await;
     });
-    // The preloading handle's heartbeat would count as a running instance.
-    let _: () = redis::cmd("DEL")
-        .arg(namespace.key("instances"))
-        .query(&mut namespace.connection())
-        .unwrap();
 }
 
 /// Ids published by a speed-max worker started with `consume_from`, in order, and its log.

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use customersim::plugin_api::{
-    BuildContext, MetricsRegistry, StoreLayout, Timeline, TimelineBackend, TimelineContext, Topics,
+    BuildContext, ClockOrigin, MetricsRegistry, StoreLayout, Timeline, TimelineBackend,
+    TimelineContext, Topics,
 };
 use customersim::registry;
 use customersim_testkit::redis::Namespace;
@@ -33,6 +34,12 @@ async fn open(name: &str, settings: &str) -> Arc<dyn Timeline> {
         .open(TimelineContext {
             skip_before_ms: None,
             consume_frequency: 1.0,
+            clock: ClockOrigin {
+                start_ms: 0,
+                speed: None,
+                wall_origin_us: 0,
+            },
+            generates: true,
         })
         .await
         .expect("the timeline opens");

@@ -37,16 +37,59 @@ enum Pace {
     Virtual { now_ms: AtomicI64, advanced: Notify },
 }
 
+/// Where a simulated clock starts and how it runs: what a shared timeline stores, so that every
+/// instance of one simulation reads the same clock whatever its own config says.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClockOrigin {
+    /// The simulated instant (ms since the epoch) the clock started at.
+    pub start_ms: i64,
+    /// Simulated seconds per wall second; `None` for a virtual clock (`speed: max`), which moves
+    /// only with the events published.
+    pub speed: Option<f64>,
+    /// When the simulated time was `start_ms`, in µs since the Unix epoch on this host's wall
+    /// clock. A virtual clock does not use it.
+    pub wall_origin_us: i64,
+}
+
+impl ClockOrigin {
+    /// The clock's driver: the scaled one reads the same simulated time as every other instance
+    /// holding this origin, its run starting at the simulated now; the virtual one stands at
+    /// `start_ms`.
+    pub fn driver(&self) -> ClockDriver {
+        match self.speed {
+            None => ClockDriver::virtual_at(self.start_ms),
+            Some(speed) => {
+                // Anchored at this instant rather than at the origin: a monotonic `Instant` cannot
+                // reach back before the host's boot, the wall clock can.
+                let anchor = Instant::now();
+                let elapsed_us = unix_now_us().saturating_sub(self.wall_origin_us).max(0);
+                let now_ms = self.start_ms + (elapsed_us as f64 * speed / 1000.0) as i64;
+                ClockDriver::scaled_at(now_ms, speed, anchor)
+            }
+        }
+    }
+}
+
+/// This host's wall clock in µs since the Unix epoch.
+pub fn unix_now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as i64)
+}
+
 impl ClockDriver {
     /// A clock that runs `speed` simulated seconds per wall second from `origin_ms`.
     pub fn scaled(origin_ms: i64, speed: f64) -> ClockDriver {
+        ClockDriver::scaled_at(origin_ms, speed, Instant::now())
+    }
+
+    /// A clock that read `origin_ms` at `wall_origin` and runs `speed` simulated seconds per
+    /// wall second.
+    pub fn scaled_at(origin_ms: i64, speed: f64, wall_origin: Instant) -> ClockDriver {
         assert!(speed > 0.0 && speed.is_finite(), "speed must be positive");
         ClockDriver(Arc::new(ClockInner {
             origin_ms,
-            pace: Pace::Scaled {
-                wall_origin: Instant::now(),
-                speed,
-            },
+            pace: Pace::Scaled { wall_origin, speed },
         }))
     }
 
@@ -176,6 +219,29 @@ mod tests {
                 assert!(clock.now_ms() >= at_ms, "speed {speed}: {at_ms}");
             }
         }
+    }
+
+    #[test]
+    fn an_origin_gives_every_holder_the_same_scaled_time() {
+        let started_us = unix_now_us() - 2_000_000;
+        let origin = ClockOrigin {
+            start_ms: 1_000_000,
+            speed: Some(300.0),
+            wall_origin_us: started_us,
+        };
+        let (a, b) = (origin.driver().clock(), origin.driver().clock());
+        let (now_a, now_b) = (a.now_ms(), b.now_ms());
+        // Two seconds ago at 300×: 600 s on (plus the moments the test takes).
+        assert!((1_600_000..1_610_000).contains(&now_a), "{now_a}");
+        assert!((now_a - now_b).abs() < 1_000, "{now_a} {now_b}");
+        let stopped = ClockOrigin {
+            speed: None,
+            ..origin
+        }
+        .driver()
+        .clock();
+        assert!(stopped.is_virtual());
+        assert_eq!(stopped.now_ms(), 1_000_000);
     }
 
     #[tokio::test(start_paused = true)]

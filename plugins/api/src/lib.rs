@@ -115,7 +115,7 @@ pub use arrivals::{
 pub use async_trait::async_trait;
 pub use backoff::Backoff;
 pub use build::BuildContext;
-pub use clock::Clock;
+pub use clock::{Clock, ClockOrigin};
 pub use customersim_plugin_macros::{sink_config, source_config, timeline_config};
 pub use env::{EnvKind, EnvOverride};
 pub use error::{PluginError, excerpt};
@@ -134,8 +134,8 @@ pub use shutdown::{EndRun, ShutdownSignal};
 pub use sink::{Sink, SinkConfig, SinkContext};
 pub use source::{Source, SourceConfig, SourceContext};
 pub use timeline::{
-    Claim, OpenedTimeline, Schedule, Timeline, TimelineBackend, TimelineConfig, TimelineContext,
-    TimelineError,
+    Claim, KeptClock, OpenedTimeline, Schedule, SharedClock, Timeline, TimelineBackend,
+    TimelineConfig, TimelineContext, TimelineError,
 };
 pub use watermark::Watermark;
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::backoff::Backoff;
+use crate::clock::ClockOrigin;
 use crate::error::PluginError;
 use crate::event::Event;
 use crate::plugin::PluginConfig;
@@ -45,6 +46,9 @@ pub trait Timeline: Send + Sync {
     async fn schedule(&self, events: Vec<Event>) -> Result<(), TimelineError>;
 
     /// Takes up to `max` events due at or before `until_ms`, earliest first (ties by customer).
+    /// On a virtual clock, the scheduler of an instance with generating sources never asks
+    /// beyond what they scheduled: everything they will produce due before `until_ms + 1` is on
+    /// the timeline (a shared backend tells the other instances so; see [`SharedClock`]).
     async fn claim_due(&self, until_ms: i64, max: usize) -> Result<Claim, TimelineError>;
 
     /// Confirms a leased claim was handed to the sinks.
@@ -68,6 +72,10 @@ pub trait Timeline: Send + Sync {
 
     /// Notified whenever events are scheduled, so a waiting scheduler looks again.
     fn scheduled(&self) -> Arc<Notify>;
+
+    /// Leaves the timeline at the end of the run (a shared backend forgets this instance, and
+    /// with the last one its clock). Called once, after the sinks finished.
+    async fn leave(&self) {}
 
     /// A line for the end-of-run log about how the backend did (e.g. claim round trips of a shared
     /// backend); `None` when there is nothing worth saying.
@@ -128,6 +136,13 @@ pub struct TimelineContext {
     pub skip_before_ms: Option<i64>,
     /// CONSUME_FREQUENCY in seconds (a shared backend sizes its claim leases from it).
     pub consume_frequency: f64,
+    /// This run's clock as its config sets it. A backend shared by several instances keeps one
+    /// clock for all of them: it stores this one when none is stored and `generates`, and
+    /// otherwise hands back the stored one in [`OpenedTimeline::clock`].
+    pub clock: ClockOrigin,
+    /// Whether the run has sources. Only such a run may set a shared clock; one without (a
+    /// publish-only worker) waits for one.
+    pub generates: bool,
 }
 
 /// An open backend.
@@ -138,6 +153,40 @@ pub struct OpenedTimeline {
     /// the scheduler then publishes whatever it claims (on a shared timeline an event due before
     /// this instance started may just be one another instance has not reached yet).
     pub skipped_at_open: Option<u64>,
+    /// The clock shared by every instance of the backend, which the run follows instead of its
+    /// own; `None` for a backend that keeps none (the run uses its own clock).
+    pub clock: Option<SharedClock>,
+}
+
+/// What a backend says about the clock it keeps, for `validate`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KeptClock {
+    /// The backend keeps none: every run uses its own clock.
+    NotShared,
+    /// None is kept now: the next instance with sources sets it.
+    NoneYet,
+    /// The clock a run starting now adopts.
+    Kept(SharedClock),
+}
+
+/// A clock kept by a shared timeline backend for every instance using it.
+///
+/// The first instance with sources stores its own clock; every instance that joins while it is
+/// kept adopts it, whatever its own `speed` and `start`, so that an event is due at the same
+/// moment for all of them. A virtual clock (`speed: max`) has no wall time to share: the backend
+/// then also keeps how far the generating instances got (what [`Timeline::claim_due`] learns
+/// from their `until_ms`) and hands no instance events beyond it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SharedClock {
+    /// Where this run starts on the clock (its wall origin on this host's wall clock); on a
+    /// virtual clock, where its generators got.
+    pub origin: ClockOrigin,
+    /// The simulated instant the shared clock started at.
+    pub started_ms: i64,
+    /// Whether this run stored it (it was the first) rather than adopted it.
+    pub set_here: bool,
+    /// Where it is kept, for the log (`redis key "sim"`).
+    pub kept_at: String,
 }
 
 /// A backend that opens asynchronously (it may have to wait for a server).
@@ -145,6 +194,12 @@ pub struct OpenedTimeline {
 pub trait TimelineBackend: Send {
     /// Opens the timeline; retries while the server is unreachable, until shutdown.
     async fn open(self: Box<Self>, cx: TimelineContext) -> Result<OpenedTimeline, PluginError>;
+
+    /// The shared clock a run would adopt now, read without joining (`validate` shows it). The
+    /// default is for backends that keep none.
+    async fn peek_clock(&mut self) -> Result<KeptClock, PluginError> {
+        Ok(KeptClock::NotShared)
+    }
 }
 
 /// The typed config of a timeline backend (`timeline.backend: NAME`, its settings under

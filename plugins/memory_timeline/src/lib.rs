@@ -43,6 +43,7 @@ impl TimelineBackend for MemoryBackend {
         Ok(OpenedTimeline {
             timeline: Arc::new(MemoryTimeline::default()),
             skipped_at_open: None,
+            clock: None,
         })
     }
 }

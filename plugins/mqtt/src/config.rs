@@ -100,6 +100,13 @@ pub struct MqttConfig {
     /// On shutdown, how long to wait for the broker to acknowledge what was published.
     #[serde(default = "default_close_timeout", with = "duration::required")]
     pub close_timeout: Duration,
+    /// Connections to the broker (MQTT_CONNECTIONS, 1 to 64), for more than one connection's
+    /// throughput (e.g. against a broker cluster). A customer's events always take the same
+    /// connection, so their order holds; each connection has its own `buffer_size`, reconnects
+    /// and sends again what was not acknowledged on its own. With more than one, connection `i`
+    /// (from 0) uses the client id `<client id>-<i>`.
+    #[serde(default = "default_connections")]
+    pub connections: usize,
 }
 
 impl std::fmt::Debug for MqttConfig {
@@ -124,6 +131,7 @@ impl std::fmt::Debug for MqttConfig {
             .field("reconnect_delay_max", &self.reconnect_delay_max)
             .field("connect_timeout", &self.connect_timeout)
             .field("close_timeout", &self.close_timeout)
+            .field("connections", &self.connections)
             .finish()
     }
 }
@@ -155,6 +163,12 @@ fn default_connect_timeout() -> Duration {
 fn default_close_timeout() -> Duration {
     Duration::from_secs(10)
 }
+fn default_connections() -> usize {
+    1
+}
+
+/// Most connections one sink opens: beyond a broker cluster's nodes more only cost sockets.
+const MAX_CONNECTIONS: usize = 64;
 
 impl Default for MqttConfig {
     fn default() -> Self {
@@ -177,6 +191,7 @@ impl Default for MqttConfig {
             reconnect_delay_max: default_reconnect_delay_max(),
             connect_timeout: default_connect_timeout(),
             close_timeout: default_close_timeout(),
+            connections: default_connections(),
         }
     }
 }
@@ -245,6 +260,12 @@ impl MqttConfig {
             return bad(
                 "reconnect_delay_max",
                 "the delays must be > 0 and reconnect_delay_max >= reconnect_delay_min".into(),
+            );
+        }
+        if !(1..=MAX_CONNECTIONS).contains(&self.connections) {
+            return bad(
+                "connections (MQTT_CONNECTIONS)",
+                format!("must be 1 to {MAX_CONNECTIONS}, not {}", self.connections),
             );
         }
         if self.connect_timeout < Duration::from_secs(1) {
@@ -353,6 +374,12 @@ pub(crate) const ENV: &[EnvOverride] = &[
         kind: EnvKind::Integer,
         help: "QoS of every publish: 0, 1 or 2 (default 0)",
     },
+    EnvOverride {
+        var: "MQTT_CONNECTIONS",
+        key: "connections",
+        kind: EnvKind::Integer,
+        help: "connections to the broker per mqtt sink; a customer's events keep to one (default 1)",
+    },
 ];
 
 #[cfg(test)]
@@ -378,6 +405,7 @@ mod tests {
         assert_eq!(config.qos, 0);
         assert_eq!(config.protocol_version, ProtocolVersion::V311);
         assert!(config.client_id_suffix);
+        assert_eq!(config.connections, 1);
         assert!(config.check_values(&Topics::default()).is_ok());
     }
 
@@ -399,6 +427,8 @@ mod tests {
         assert!(why.contains("keep_alive"), "{why}");
         let why = config_error(parse("host: h\nqos: 1\nbuffer_size: 70000").unwrap());
         assert!(why.contains("buffer_size"), "{why}");
+        let why = config_error(parse("host: h\nconnections: 0").unwrap());
+        assert!(why.contains("MQTT_CONNECTIONS"), "{why}");
         let why = config_error(parse("host: h\npassword: hunter2").unwrap());
         assert!(
             why.contains("MQTT_USERNAME") && !why.contains("hunter2"),

@@ -14,6 +14,7 @@
 //!     client_key_file: null       # MQTT_CLIENT_KEY_FILE: mutual TLS
 //!     protocol_version: MQTTv311  # MQTT_PROTOCOL_VERSION: MQTTv311 or MQTTv5
 //!     qos: 0                      # MQTT_QOS: 0, 1 or 2
+//!     connections: 1              # MQTT_CONNECTIONS: a customer's events keep to one
 //! ```
 //!
 //! Payloads are the bytes of the event contract ([`Event::write_payload`]: byte for byte what the
@@ -35,6 +36,10 @@
 //!   message (exit code 1), from [`Sink::start`] when it happens on the first connection, and
 //!   otherwise by stopping the pipeline. Unreadable or malformed TLS files are configuration
 //!   errors found when the sink is built (exit code 2, naming the variable and the file).
+//! - **Several connections** (`connections: N`): each event goes through the connection of its
+//!   customer (the id's value, or a hash of its text, modulo N), so a customer's events keep
+//!   their order; each connection has its own buffer, task, reconnects and resends. QoS, TLS and
+//!   credentials apply to all; connection `i` uses the client id `<client id>-<i>`.
 //! - **Shutdown** ([`Sink::close`]) waits up to `close_timeout` for the outstanding
 //!   acknowledgements, then disconnects cleanly; events still unacknowledged then are reported as
 //!   an error, never dropped silently.
@@ -44,7 +49,7 @@
 //! - `config.rs`: the typed config ([`MqttConfig`], [`ProtocolVersion`]), its defaults, its
 //!   environment variables and the checks serde cannot make;
 //! - `sink.rs`: the factory (`build`: rumqttc options, TLS, the client) and the running
-//!   [`MqttSink`] (back-pressure, start, close);
+//!   [`MqttSink`] (its connections, which customer takes which, back-pressure, start, close);
 //! - `gate.rs`: the bounded buffer (undelivered events against a window);
 //! - `link.rs`: the connection task (rumqttc's event loop, reconnects, error classification);
 //! - `tls.rs`: the rustls client config from the PEM files, with the `ring` provider.

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use customersim_plugin_api::{
-    BuildContext, EnvOverride, Event, PluginConfig, PluginError, ShutdownSignal, Sink, SinkConfig,
-    SinkContext, Topics, async_trait,
+    BuildContext, CustomerId, EnvOverride, Event, PluginConfig, PluginError, ShutdownSignal, Sink,
+    SinkConfig, SinkContext, Topics, async_trait,
 };
 use rumqttc::TlsConfiguration;
 use rumqttc::Transport;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, timeout};
+use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::config::{self, MqttConfig, ProtocolVersion, non_empty, non_empty_path};
 use crate::gate::{Blocked, Gate};
@@ -46,11 +46,48 @@ impl SinkConfig for MqttConfig {
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Sink>, PluginError> {
         self.check_values(&cx.topics)?;
         let tls = self.tls(cx)?;
+        let base_id = self.effective_client_id();
+        let count = self.connections;
+        let (connections, links) = (0..count)
+            .map(|index| {
+                // Distinct ids: a broker drops the older of two connections with one id.
+                let (client_id, label) = if count == 1 {
+                    (base_id.clone(), String::new())
+                } else {
+                    (
+                        format!("{base_id}-{index}"),
+                        format!(" (connection {} of {count})", index + 1),
+                    )
+                };
+                self.connection(client_id, label, tls.clone())
+            })
+            .unzip();
+        Ok(Box::new(MqttSink {
+            connections,
+            links: std::sync::Mutex::new(links),
+            shutdown: None,
+            topics: cx.topics.clone(),
+            qos: self.qos,
+            retain: self.retain,
+            connect_timeout: self.connect_timeout,
+            close_timeout: self.close_timeout,
+        }))
+    }
+}
+
+impl MqttConfig {
+    /// One connection's client with its own bounded buffer, and what its task will run; `label`
+    /// tells it apart from the sink's other connections in messages.
+    fn connection(
+        &self,
+        client_id: String,
+        label: String,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> (Connection, (Wire, LinkSettings)) {
         let transport = match tls {
             Some(config) => Transport::Tls(TlsConfiguration::Rustls(config)),
             None => Transport::Tcp,
         };
-        let client_id = self.effective_client_id();
         let host = self.host.trim().to_string();
         let window = self.buffer_size;
         let credentials = non_empty(&self.username).map(|user| {
@@ -111,28 +148,22 @@ impl SinkConfig for MqttConfig {
             }
         };
         let (state, _) = watch::channel(LinkState::Connecting);
-        Ok(Box::new(MqttSink {
+        let settings = LinkSettings {
+            address: format!("{host}:{}{label}", self.port),
+            client_id,
+            protocol: self.protocol_version.name(),
+            qos: self.qos,
+            window,
+            min_backoff: self.reconnect_delay_min,
+            max_backoff: self.reconnect_delay_max,
+        };
+        let connection = Connection {
             client,
-            wire: Some(wire),
             gate: Arc::new(Gate::new(window)),
             state,
             task: None,
-            shutdown: None,
-            topics: cx.topics.clone(),
-            qos: self.qos,
-            retain: self.retain,
-            settings: Some(LinkSettings {
-                address: format!("{host}:{}", self.port),
-                client_id,
-                protocol: self.protocol_version.name(),
-                qos: self.qos,
-                window,
-                min_backoff: self.reconnect_delay_min,
-                max_backoff: self.reconnect_delay_max,
-            }),
-            connect_timeout: self.connect_timeout,
-            close_timeout: self.close_timeout,
-        }))
+        };
+        (connection, (wire, settings))
     }
 }
 
@@ -178,25 +209,32 @@ impl Client {
     }
 }
 
-/// The running sink: hands events to rumqttc within the bounded buffer's window (`gate.rs`); the connection task
-/// (`link.rs`) does the rest.
+/// The running sink: hands events to rumqttc within each connection's bounded buffer
+/// (`gate.rs`); each connection's task (`link.rs`) does the rest.
 pub struct MqttSink {
-    client: Client,
-    /// The event loop until `start` moves it into the connection task.
-    wire: Option<Wire>,
-    gate: Arc<Gate>,
-    state: watch::Sender<LinkState>,
-    task: Option<JoinHandle<()>>,
+    /// `connections` of them (at least one); a customer's events always take the same one.
+    connections: Vec<Connection>,
+    /// Each connection's event loop and settings until `start` moves them into its task (in a
+    /// mutex only so that the sink is `Sync`: the event loops are not).
+    links: std::sync::Mutex<Vec<(Wire, LinkSettings)>>,
     shutdown: Option<ShutdownSignal>,
     topics: Topics,
     qos: u8,
     retain: bool,
-    settings: Option<LinkSettings>,
     connect_timeout: Duration,
     close_timeout: Duration,
 }
 
-impl MqttSink {
+/// One connection to the broker: its client, buffer and task. Each reconnects and sends again
+/// what was not acknowledged on its own.
+struct Connection {
+    client: Client,
+    gate: Arc<Gate>,
+    state: watch::Sender<LinkState>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Connection {
     fn failure(&self) -> PluginError {
         PluginError::Fatal(
             self.gate
@@ -206,48 +244,104 @@ impl MqttSink {
     }
 }
 
+/// The connection (of `count`) that carries `customer`'s events: always the same one, so a
+/// customer's events keep their order. Numeric ids (generated ones count up) are spread by
+/// their value, others by an FNV-1a hash of their text.
+fn connection_of(customer: &CustomerId, count: usize) -> usize {
+    if count <= 1 {
+        return 0;
+    }
+    let key = match customer {
+        CustomerId::Number(number) => *number,
+        CustomerId::Text(text) => text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        }),
+    };
+    (key % count as u64) as usize
+}
+
 #[async_trait]
 impl Sink for MqttSink {
     async fn start(&mut self, cx: &SinkContext) -> Result<(), PluginError> {
-        let (Some(wire), Some(settings)) = (self.wire.take(), self.settings.take()) else {
-            return Ok(());
-        };
         self.topics = cx.topics.clone();
         self.shutdown = Some(cx.shutdown.clone());
-        let mut watcher = self.state.subscribe();
-        self.task = Some(tokio::spawn(link::run(
-            wire,
-            self.gate.clone(),
-            self.state.clone(),
-            cx.end_run.clone(),
-            settings,
-        )));
-        // Wait for the first outcome, so bad credentials or certificates fail here, at once. A
-        // broker that is not reachable yet does not hold the pipeline back: it is retried.
-        let first = timeout(
-            self.connect_timeout + Duration::from_secs(1),
-            watcher.wait_for(|state| *state != LinkState::Connecting),
-        )
-        .await;
-        match first {
-            Ok(Ok(state)) => match &*state {
-                LinkState::Failed(why) => Err(PluginError::Fatal(why.clone())),
-                _ => Ok(()),
-            },
-            Ok(Err(_)) => Err(self.failure()),
-            Err(_) => {
-                tracing::warn!(
-                    "mqtt: no answer from the broker yet; events are buffered while it keeps trying"
-                );
-                Ok(())
+        let mut watchers = Vec::new();
+        let links = std::mem::take(self.links.get_mut().expect("links lock"));
+        for (connection, (wire, settings)) in self.connections.iter_mut().zip(links) {
+            watchers.push(connection.state.subscribe());
+            connection.task = Some(tokio::spawn(link::run(
+                wire,
+                connection.gate.clone(),
+                connection.state.clone(),
+                cx.end_run.clone(),
+                settings,
+            )));
+        }
+        // Wait for each connection's first outcome, so bad credentials or certificates fail
+        // here, at once. A broker that is not reachable yet does not hold the pipeline back: it
+        // is retried.
+        let deadline = Instant::now() + self.connect_timeout + Duration::from_secs(1);
+        let mut answered = true;
+        for (watcher, connection) in watchers.iter_mut().zip(&self.connections) {
+            let first = timeout_at(
+                deadline,
+                watcher.wait_for(|state| *state != LinkState::Connecting),
+            )
+            .await;
+            match first {
+                Ok(Ok(state)) => {
+                    if let LinkState::Failed(why) = &*state {
+                        return Err(PluginError::Fatal(why.clone()));
+                    }
+                }
+                Ok(Err(_)) => return Err(connection.failure()),
+                Err(_) => answered = false,
             }
         }
+        if !answered {
+            tracing::warn!(
+                "mqtt: no answer from the broker yet; events are buffered while it keeps trying"
+            );
+        }
+        Ok(())
     }
 
     async fn publish(&mut self, batch: &[Event]) -> Result<(), PluginError> {
-        let mut index = 0;
+        let count = self.connections.len();
+        if count == 1 {
+            let events: Vec<&Event> = batch.iter().collect();
+            return self.publish_on(0, &events).await;
+        }
+        let mut shares: Vec<Vec<&Event>> = vec![Vec::new(); count];
+        for event in batch {
+            shares[connection_of(&event.customer, count)].push(event);
+        }
+        for (index, share) in shares.iter().enumerate() {
+            self.publish_on(index, share).await?;
+        }
+        Ok(())
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<(), PluginError> {
+        let deadline = Instant::now() + self.close_timeout;
+        let mut outcome = Ok(());
+        for connection in &mut self.connections {
+            let closed = close_connection(connection, self.qos, self.close_timeout, deadline).await;
+            if outcome.is_ok() {
+                outcome = closed;
+            }
+        }
+        outcome
+    }
+}
+
+impl MqttSink {
+    /// Hands `events` to connection `index`, in order, within its buffer's window.
+    async fn publish_on(&self, index: usize, events: &[&Event]) -> Result<(), PluginError> {
+        let connection = &self.connections[index];
+        let mut sent_so_far = 0;
         let mut deadline: Option<Instant> = None;
-        while index < batch.len() {
+        while sent_so_far < events.len() {
             let shutting_down = self
                 .shutdown
                 .as_ref()
@@ -256,9 +350,9 @@ impl Sink for MqttSink {
                 // Past shutdown a broker that stays away must not hold the process forever.
                 deadline = Some(Instant::now() + self.close_timeout);
             }
-            let wanted = batch.len() - index;
+            let wanted = events.len() - sent_so_far;
             let acquired = match acquire(
-                &self.gate,
+                &connection.gate,
                 self.shutdown.as_ref(),
                 self.close_timeout,
                 wanted,
@@ -270,65 +364,72 @@ impl Sink for MqttSink {
                 Err(Blocked::Failed(why)) => return Err(PluginError::Fatal(why)),
                 Err(Blocked::TimedOut { outstanding }) => {
                     return Err(PluginError::Fatal(format!(
-                        "mqtt: shutting down while the broker does not take events: {} events not published, {outstanding} not acknowledged",
-                        batch.len() - index
+                        "mqtt: shutting down while the broker does not take events: {wanted} events not published, {outstanding} not acknowledged"
                     )));
                 }
             };
-            for (sent, event) in batch[index..index + acquired].iter().enumerate() {
+            for (sent, event) in events[sent_so_far..sent_so_far + acquired]
+                .iter()
+                .enumerate()
+            {
                 let mut payload = Vec::with_capacity(64);
                 event.write_payload(&mut payload);
                 let topic = self.topics.for_kind(&event.kind);
-                if !self
+                if !connection
                     .client
                     .publish(topic, self.qos, self.retain, payload)
                     .await
                 {
-                    self.gate.unacquire(acquired - sent);
-                    return Err(self.failure());
+                    connection.gate.unacquire(acquired - sent);
+                    return Err(connection.failure());
                 }
             }
-            index += acquired;
+            sent_so_far += acquired;
         }
         Ok(())
     }
+}
 
-    async fn close(mut self: Box<Self>) -> Result<(), PluginError> {
-        let Some(task) = self.task.take() else {
-            return Ok(());
-        };
-        if let Some(why) = self.gate.failure() {
-            task.abort();
-            return Err(PluginError::Fatal(why));
-        }
-        let waited = self.gate.wait_idle(self.close_timeout).await;
-        let outcome = match waited {
-            Ok(()) => Ok(()),
-            Err(Blocked::Failed(why)) => Err(PluginError::Fatal(why)),
-            Err(Blocked::TimedOut { outstanding }) => Err(PluginError::Fatal(format!(
-                "mqtt: {outstanding} events were not {} by the broker within close_timeout ({:?}); they may be lost",
-                if self.qos == 0 {
-                    "taken"
-                } else {
-                    "acknowledged"
-                },
-                self.close_timeout
-            ))),
-        };
-        if outcome.is_ok()
-            && *self.state.borrow() == LinkState::Up
-            && self.client.disconnect().await
-        {
-            let mut task = task;
-            if timeout(Duration::from_secs(2), &mut task).await.is_err() {
-                task.abort();
-            }
-            tracing::info!("mqtt: disconnected");
-        } else {
-            task.abort();
-        }
-        outcome
+/// Waits (until `deadline`) for the broker to acknowledge what one connection was handed, then
+/// disconnects it cleanly.
+async fn close_connection(
+    connection: &mut Connection,
+    qos: u8,
+    close_timeout: Duration,
+    deadline: Instant,
+) -> Result<(), PluginError> {
+    let Some(task) = connection.task.take() else {
+        return Ok(());
+    };
+    if let Some(why) = connection.gate.failure() {
+        task.abort();
+        return Err(PluginError::Fatal(why));
     }
+    let waited = connection
+        .gate
+        .wait_idle(deadline.saturating_duration_since(Instant::now()))
+        .await;
+    let outcome = match waited {
+        Ok(()) => Ok(()),
+        Err(Blocked::Failed(why)) => Err(PluginError::Fatal(why)),
+        Err(Blocked::TimedOut { outstanding }) => Err(PluginError::Fatal(format!(
+            "mqtt: {outstanding} events were not {} by the broker within close_timeout ({close_timeout:?}); they may be lost",
+            if qos == 0 { "taken" } else { "acknowledged" },
+        ))),
+    };
+    if outcome.is_ok()
+        && *connection.state.borrow() == LinkState::Up
+        && connection.client.disconnect().await
+    {
+        let mut task = task;
+        if timeout(Duration::from_secs(2), &mut task).await.is_err() {
+            task.abort();
+        }
+        tracing::info!("mqtt: disconnected");
+    } else {
+        task.abort();
+    }
+    outcome
 }
 
 /// Takes room for up to `wanted` events. Without a deadline it waits as long as it takes, unless
@@ -349,10 +450,36 @@ async fn acquire(
     }
 }
 
-impl Drop for MqttSink {
+impl Drop for Connection {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_customer_always_takes_the_same_connection_and_customers_spread() {
+        let ids: Vec<CustomerId> = (0..4000)
+            .map(CustomerId::Number)
+            .chain((0..4000).map(|n| CustomerId::parse(&format!("c-{n:04}"))))
+            .collect();
+        for count in [1, 2, 4, 7] {
+            let mut load = vec![0usize; count];
+            for id in &ids {
+                let index = connection_of(id, count);
+                assert_eq!(index, connection_of(&id.clone(), count), "stable");
+                load[index] += 1;
+            }
+            let fair = ids.len() / count;
+            assert!(
+                load.iter().all(|n| *n > fair * 8 / 10),
+                "{count} connections: {load:?}"
+            );
         }
     }
 }

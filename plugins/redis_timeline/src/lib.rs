@@ -19,6 +19,24 @@
 //!   published (acknowledged) by any instance; a generator run exits once its own count is 0,
 //!   whoever published them.
 //! - `{key}:instances` — sorted set of live instances, scored by when their heartbeat expires.
+//! - `{key}:clock` — hash: the simulated clock every instance of the key follows (`start_ms`,
+//!   `speed` (a number or `max`), `wall_us`: Redis server time at which the simulated time was
+//!   `start_ms`, `set_by`; on a virtual clock `reached_ms`, the latest due time claimed).
+//! - `{key}:progress` — hash, virtual clocks only: per generating instance, the due time before
+//!   which its sources scheduled everything.
+//!
+//! # One clock per key
+//! The first instance with sources stores its clock when it joins (`start.lua`); every other
+//! instance adopts the stored one ([`customersim_plugin_api::SharedClock`]); an instance without
+//! sources that finds none waits, polling, until one is stored. Wall origins are kept in Redis's
+//! time, converted with an offset measured by `TIME` (0 when the host's clock agrees within what
+//! one round trip can tell). On a virtual clock (`speed: max`) a generating instance's claims
+//! carry its progress (`until_ms + 1`), and every claim stops short of the lowest live progress,
+//! so nobody publishes ahead of a generator; a generator joining starts past it. The clock goes
+//! when the last instance leaves (`leave.lua`, at the end of a run) and nothing waits, or is
+//! dropped by the next join when no instance is alive and nothing waits. A task renews each
+//! instance's heartbeat (`heartbeat.lua`), also while it waits for a clock or its sinks hold up
+//! its claims.
 //!
 //! # Members
 //! Each event is one string member of the `due` sorted set (and of a lease's list), scored by its
@@ -34,8 +52,8 @@
 //! # Scripts
 //! Every change to the shared state is a Lua script, run atomically by Redis (only the reads
 //! `next_due` and `len` are plain commands): the `.lua` files in `src/` (`schedule`,
-//! `claim`, `acknowledge`, `start`, `pending`), each opening with what it does atomically and its
-//! KEYS and ARGV.
+//! `claim`, `acknowledge`, `start`, `pending`, `heartbeat`, `leave`, `peek`), each opening with
+//! what it does atomically and its KEYS and ARGV.
 
 mod member;
 mod timeline;
@@ -45,11 +63,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use customersim_plugin_api::{
-    CredentialUrl, EnvKind, EnvOverride, OpenedTimeline, PluginConfig, PluginError,
+    CredentialUrl, EnvKind, EnvOverride, KeptClock, OpenedTimeline, PluginConfig, PluginError,
     TimelineBackend, TimelineConfig, TimelineContext, async_trait, duration, timeline_config,
 };
 
-pub use timeline::{ClaimStats, RedisTimeline};
+pub use timeline::{ClaimStats, Joined, RedisTimeline};
 
 /// Settings of the `redis` backend (`timeline.redis:`).
 #[timeline_config]
@@ -278,13 +296,21 @@ struct RedisBackend(RedisConfig);
 #[async_trait]
 impl TimelineBackend for RedisBackend {
     async fn open(self: Box<Self>, cx: TimelineContext) -> Result<OpenedTimeline, PluginError> {
-        let (timeline, skipped) =
-            RedisTimeline::open(&self.0, cx.consume_frequency, cx.skip_before_ms)
-                .await
-                .map_err(PluginError::Fatal)?;
+        let (timeline, joined) = RedisTimeline::open(&self.0, &cx)
+            .await
+            .map_err(PluginError::Fatal)?;
         Ok(OpenedTimeline {
             timeline: Arc::new(timeline),
-            skipped_at_open: Some(skipped),
+            skipped_at_open: Some(joined.skipped),
+            clock: Some(joined.clock),
         })
+    }
+
+    async fn peek_clock(&mut self) -> Result<KeptClock, PluginError> {
+        match RedisTimeline::peek_clock(&self.0).await {
+            Ok(Some(clock)) => Ok(KeptClock::Kept(clock)),
+            Ok(None) => Ok(KeptClock::NoneYet),
+            Err(why) => Err(PluginError::Fatal(why)),
+        }
     }
 }
