@@ -11,9 +11,9 @@
 //! own (as the mqtt bench counts with a subscriber). Both publishers are child processes: the
 //! `customersim` binary (`--speed max`, simulation included) and this binary re-run as the bare
 //! loop, which publishes the same routing keys, payloads and properties, prepared beforehand, on
-//! one channel. The loop is the strong baseline lapin's documentation describes for throughput:
-//! with confirms it keeps [`WINDOW`] publishes in flight and awaits their confirms in order as the
-//! window slides (never one by one); without confirms it publishes back to back and closes the
+//! one channel. The loop is the strong baseline for lapin throughput: it keeps [`WINDOW`]
+//! publishes in flight, each queued in order and awaited only when the window slides past it, so
+//! socket writes and confirms overlap (never one await per message); it ends by closing the
 //! connection (the broker's close-ok says it read every publish). A rate is messages / (time from
 //! the publisher's start to the consumer's last message). The sink and the loop alternate within
 //! each round (the order swaps every round, so drift on a busy machine hits both alike); the
@@ -21,9 +21,12 @@
 //! and the ratio sink / loop of the medians and of each round's pair.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io::Write;
 use std::path::Path;
+use std::pin::Pin;
 use std::process::Command;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use customersim_testkit::amqp::{Counter, LOCAL_AMQP_URL as URL, TestQueue, connect};
@@ -31,9 +34,9 @@ use customersim_testkit::rabbitmq::ExclusiveUse;
 use customersim_testkit::run::{clean_command, run_ok};
 use customersim_testkit::stdout_sink::parse_lines;
 use customersim_testkit::temp::temp_dir;
-use lapin::BasicProperties;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::ShortString;
+use lapin::{BasicProperties, Confirmation};
 
 /// Simulation giving about 200,000 events.
 const SIM: &[&str] = &[
@@ -130,8 +133,11 @@ fn loop_command(file: &Path, confirms: bool) -> Command {
     command
 }
 
+/// One publish on its way: written, then confirmed (`NotRequested` without confirms).
+type InFlight<'a> = Pin<Box<dyn Future<Output = lapin::Result<Confirmation>> + Send + 'a>>;
+
 /// The bare loop: reads `key<TAB>ts<TAB>payload` lines, then publishes them all on one channel
-/// with the sink's properties (content type, timestamp); with confirms, [`WINDOW`] in flight.
+/// with the sink's properties (content type, timestamp), [`WINDOW`] publishes in flight.
 fn bare_loop(file: &Path, confirms: bool) {
     let text = std::fs::read_to_string(file).unwrap();
     let prepared: Vec<(ShortString, u64, Vec<u8>)> = text
@@ -158,30 +164,42 @@ fn bare_loop(file: &Path, confirms: bool) {
         }
         let content_type = ShortString::from("application/json");
         let exchange = ShortString::from("amq.topic");
-        let mut in_flight = VecDeque::with_capacity(WINDOW);
+        // Each publish is one future: its frame is queued (in order) when first polled, then it
+        // resolves once written (and, with confirms, once confirmed). Awaiting only the oldest
+        // keeps WINDOW writes and confirms overlapping instead of one socket write per await.
+        let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(WINDOW);
         for (key, ts, body) in &prepared {
-            let confirm = channel
-                .basic_publish(
-                    exchange.clone(),
-                    key.clone(),
-                    BasicPublishOptions::default(),
-                    body,
-                    BasicProperties::default()
-                        .with_content_type(content_type.clone())
-                        .with_timestamp(*ts),
-                )
-                .await
-                .unwrap();
-            if confirms {
-                in_flight.push_back(confirm);
-                if in_flight.len() >= WINDOW {
-                    let oldest = in_flight.pop_front().unwrap();
-                    assert!(oldest.await.unwrap().is_ack());
-                }
+            let channel = channel.clone();
+            let (exchange, key) = (exchange.clone(), key.clone());
+            let properties = BasicProperties::default()
+                .with_content_type(content_type.clone())
+                .with_timestamp(*ts);
+            let mut publish: InFlight = Box::pin(async move {
+                channel
+                    .basic_publish(
+                        exchange,
+                        key,
+                        BasicPublishOptions::default(),
+                        body,
+                        properties,
+                    )
+                    .await?
+                    .await
+            });
+            // Queue the frame now, in this order.
+            if let Poll::Ready(result) =
+                std::future::poll_fn(|cx| Poll::Ready(publish.as_mut().poll(cx))).await
+            {
+                publish = Box::pin(std::future::ready(result));
+            }
+            in_flight.push_back(publish);
+            if in_flight.len() >= WINDOW {
+                let oldest = in_flight.pop_front().unwrap().await.unwrap();
+                assert!(!oldest.is_nack());
             }
         }
-        for confirm in in_flight {
-            assert!(confirm.await.unwrap().is_ack());
+        for publish in in_flight {
+            assert!(!publish.await.unwrap().is_nack());
         }
         connection.close(200, "OK".into()).await.unwrap();
     });
