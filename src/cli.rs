@@ -13,8 +13,8 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Flags, Speed, Start};
 use crate::env::Environment;
 use crate::pipeline::Pipeline;
-use crate::plugin_api::PluginError;
 use crate::plugin_api::host::Shutdown;
+use crate::plugin_api::{PluginError, Shard};
 use crate::registry;
 
 /// Simulates shoppers in a retail store and publishes their enter/move/exit events.
@@ -46,6 +46,9 @@ enum Command {
         /// Sink type to use instead of the config's sinks (repeatable).
         #[arg(long = "sink", value_name = "NAME")]
         sinks: Vec<String>,
+        /// The part of the fleet to run: `INDEX/COUNT`, INDEX from 0 (e.g. `2/4`).
+        #[arg(long)]
+        shard: Option<Shard>,
     },
     /// Check the config and print it resolved (secrets masked); non-zero exit on any error.
     Validate {
@@ -88,6 +91,7 @@ pub fn main() -> ExitCode {
             start,
             duration,
             sinks,
+            shard,
         } => {
             let flags = Flags {
                 seed,
@@ -95,6 +99,7 @@ pub fn main() -> ExitCode {
                 start,
                 duration,
                 sinks,
+                shard,
             };
             run(config.config, &env, &flags)
         }

@@ -11,7 +11,7 @@ use crate::fanout::Sinks;
 use crate::metrics::CoreMetrics;
 use crate::plugin_api::host::{self, ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{
-    BuildContext, MetricsRegistry, OpenedTimeline, Plugin, PluginError, Role, Roster, Sink,
+    BuildContext, Fleet, MetricsRegistry, OpenedTimeline, Plugin, PluginError, Role, Roster, Sink,
     SinkContext, Source, SourceContext, TimelineBackend, TimelineContext, Watermark, derive_seed,
 };
 use crate::registry;
@@ -135,7 +135,7 @@ impl Pipeline {
         let sink_cx = SinkContext {
             shutdown: shutdown.signal(),
             end_run: shutdown.end_run(),
-            topics: config.topics.clone(),
+            topics: config.topics.clone().for_fleet(&resolved.fleet),
             metrics: metrics.clone(),
         };
         let sinks = Sinks::start(sinks, &sink_cx, &core_metrics, &config.topics).await?;
@@ -149,6 +149,7 @@ impl Pipeline {
                 roster: &roster,
                 doors_close_ms,
                 seed: resolved.seed,
+                fleet: &resolved.fleet,
             },
         );
 
@@ -228,13 +229,15 @@ fn each<R: Role + ?Sized, T>(
 
 fn build_context(resolved: &ResolvedPipeline, metrics: MetricsRegistry) -> BuildContext {
     let config = &resolved.config;
-    BuildContext::new(
+    let mut cx = BuildContext::new(
         resolved.layout.clone(),
-        config.topics.clone(),
+        config.topics.clone().for_fleet(&resolved.fleet),
         resolved.seed,
         resolved.config_dir.clone(),
         metrics,
-    )
+    );
+    cx.fleet = resolved.fleet.clone();
+    cx
 }
 
 /// Phase 1: the clock (scaled real time, or virtual for `speed: max`), and the start log line.
@@ -248,6 +251,15 @@ fn start_clock(
         Speed::Max => ClockDriver::virtual_at(start_ms),
         Speed::Factor(speed) => ClockDriver::scaled(start_ms, speed),
     };
+    let fleet = &resolved.fleet;
+    if fleet.is_configured() {
+        tracing::info!(
+            "fleet of {} stores; shard {} runs {} of them",
+            fleet.len(),
+            fleet.shard(),
+            fleet.local_stores().count()
+        );
+    }
     tracing::info!(
         "starting at {} (speed {}){}; seed {}{}",
         format_ms(start_ms),
@@ -299,6 +311,7 @@ struct SourceShared<'a> {
     roster: &'a Option<Arc<dyn Roster>>,
     doors_close_ms: Option<i64>,
     seed: u64,
+    fleet: &'a Fleet,
 }
 
 /// Phase 4: one task per source, each with its own context; how each ends reaches the scheduler.
@@ -324,6 +337,7 @@ fn spawn_sources(sources: Vec<(String, Box<dyn Source>)>, shared: &SourceShared)
             roster: shared.roster.clone(),
             doors_close_ms: shared.doors_close_ms,
             seed: derive_seed(shared.seed, index as u64),
+            fleet: shared.fleet.clone(),
         };
         let outcomes = outcome_sender.clone();
         tokio::spawn(async move {

@@ -155,6 +155,7 @@ pub fn produce(body: &[u8], kind: ProduceKind) -> Result<Event, BodyError> {
         due_ms,
         customer: produce.id.0,
         kind,
+        store: 0,
     })
 }
 
@@ -204,6 +205,7 @@ pub fn scenario(body: &[u8], recalculate_from: Option<i64>) -> Result<Vec<Event>
             due_ms,
             customer: customer.clone(),
             kind,
+            store: 0,
         });
     }
     if !ascending {

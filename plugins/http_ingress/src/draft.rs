@@ -116,6 +116,7 @@ pub fn draft(body: &[u8], now_ms: i64, doors: Doors) -> Result<Expanded, BodyErr
                 due_ms,
                 customer: customer.clone(),
                 kind,
+                store: 0,
             });
             steps.push(TimedStep {
                 kind: name,

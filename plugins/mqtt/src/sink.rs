@@ -278,10 +278,10 @@ impl Sink for MqttSink {
             for (sent, event) in batch[index..index + acquired].iter().enumerate() {
                 let mut payload = Vec::with_capacity(64);
                 event.write_payload(&mut payload);
-                let topic = self.topics.for_kind(&event.kind);
+                let topic = self.topics.for_event(event);
                 if !self
                     .client
-                    .publish(topic, self.qos, self.retain, payload)
+                    .publish(&topic, self.qos, self.retain, payload)
                     .await
                 {
                     self.gate.unacquire(acquired - sent);
