@@ -376,16 +376,29 @@ pub async fn run_ahead<G: Generate>(
         {
             return Ok(());
         }
+        let one_store = generator.stores.len() == 1;
         if !announced_wait && generator.total(|g| g.waiting_arrivals()) > 0 {
-            tracing::warn!(
-                "{name}: every listed customer of a store is inside; its arrivals wait for someone to leave"
-            );
+            if one_store {
+                tracing::warn!(
+                    "{name}: every listed customer is inside; arrivals wait for someone to leave"
+                );
+            } else {
+                tracing::warn!(
+                    "{name}: every listed customer of a store is inside; its arrivals wait for someone to leave"
+                );
+            }
             announced_wait = true;
         }
         if !announced_queue && generator.total(|g| g.queued_arrivals() as u64) > 0 {
-            tracing::info!(
-                "{name}: a store is at capacity; arrivals queue outside until someone leaves"
-            );
+            if one_store {
+                tracing::info!(
+                    "{name}: the store is at capacity; arrivals queue outside until someone leaves"
+                );
+            } else {
+                tracing::info!(
+                    "{name}: a store is at capacity; arrivals queue outside until someone leaves"
+                );
+            }
             announced_queue = true;
         }
         if generator.is_finished() {
