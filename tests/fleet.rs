@@ -232,3 +232,43 @@ fn a_store_topic_without_a_fleet_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn shopping_trip_stores_split_over_shards_too() {
+    // The demo store's layout as a fleet of 4, focus events on their store's topic.
+    let demo = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/retail-demo.yaml"
+    ))
+    .unwrap();
+    let layout = demo
+        .split("\nstore:")
+        .nth(1)
+        .and_then(|rest| rest.split("\ntopics:").next())
+        .expect("the demo's store section comes before its topics");
+    let config = temp_file(
+        "trip-fleet.yaml",
+        &format!(
+            "simulation: {{seed: 21, start: \"2026-01-05T09:00:00Z\"}}\nstore:{layout}\n\
+             fleet: {{stores: [north, south, east, west]}}\n\
+             topics: {{move: \"chain/{{store}}/move\", focus: \"chain/{{store}}/focus\"}}\n\
+             sources: [{{type: shopping_trip, average_in_store: 4}}]\n\
+             sinks: [{{type: stdout}}]\n"
+        ),
+    );
+    let whole = sorted(run(config.path(), None, false));
+    let focus: Vec<_> = whole
+        .iter()
+        .filter(|line| line.topic.ends_with("/focus"))
+        .collect();
+    assert!(!focus.is_empty(), "focus events are on");
+    for store in ["north", "south", "east", "west"] {
+        assert!(
+            whole
+                .iter()
+                .any(|line| line.topic == format!("chain/{store}/move")),
+            "no moves of {store}"
+        );
+    }
+    assert_eq!(whole, union_of_shards(config.path(), 2), "2 shards");
+}

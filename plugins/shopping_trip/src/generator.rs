@@ -247,6 +247,21 @@ impl Generator {
         doors_close_ms: Option<i64>,
         roster: Option<Arc<dyn Roster>>,
     ) -> Generator {
+        Generator::with_mean_trip(params, store, seed, origin_ms, doors_close_ms, roster, None)
+    }
+
+    /// [`Generator::new`], given the mean trip length another generator of the same params and
+    /// store estimated ([`Generator::mean_trip_ms`]; the estimate does not depend on the seed),
+    /// so a fleet of stores plans the estimate's trips once.
+    pub fn with_mean_trip(
+        params: TripParams,
+        store: Arc<Store>,
+        seed: u64,
+        origin_ms: i64,
+        doors_close_ms: Option<i64>,
+        roster: Option<Arc<dyn Roster>>,
+        mean_trip_ms: Option<f64>,
+    ) -> Generator {
         let list_count = (params.mean_list > 1.0)
             .then(|| Poisson::new(params.mean_list - 1.0).expect("positive mean"));
         let mut arrival_rng = Pcg64::seed_from_u64(derive_seed(seed, u64::MAX));
@@ -270,7 +285,7 @@ impl Generator {
             store_index: 0,
             id_base: 0,
         };
-        generator.mean_trip_ms = generator.estimate_mean_trip_ms();
+        generator.mean_trip_ms = mean_trip_ms.unwrap_or_else(|| generator.estimate_mean_trip_ms());
         let rate_per_ms = generator.params.average_in_store / generator.mean_trip_ms;
         let rules = &generator.params.arrivals;
         generator.process = rules.process(rate_per_ms, origin_ms, &mut generator.arrival_rng);

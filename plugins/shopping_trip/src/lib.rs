@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use customersim_plugin_api::{
     ArrivalsConfig, BuildContext, PluginConfig, PluginError, QueueMetrics, Source, SourceConfig,
-    SourceContext, async_trait, duration, run_ahead, source_config,
+    SourceContext, StoreIndex, async_trait, duration, run_ahead, source_config,
 };
 
 pub use floor::{Fields, Floor};
@@ -282,15 +282,16 @@ impl Source for ShoppingTrip {
     /// One generator per store this process runs, each with the store's own seed and ids.
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), PluginError> {
         let fleet = &cx.fleet;
-        let mut stores = Vec::new();
+        let mut stores: Vec<(StoreIndex, Generator)> = Vec::new();
         for store in fleet.local_stores() {
-            let mut generator = Generator::new(
+            let mut generator = Generator::with_mean_trip(
                 self.params.clone(),
                 self.store.clone(),
                 fleet.store_seed(cx.seed, store),
                 cx.clock.origin_ms(),
                 cx.doors_close_ms,
                 cx.roster.clone(),
+                stores.first().map(|(_, first)| first.mean_trip_ms()),
             )
             .in_store(store, fleet.id_base(store))
             .with_focus_events(self.focus_events);
