@@ -8,7 +8,8 @@
 //!    `scripts/make_chain_customers.py`): the load time the source logs and the process's peak
 //!    RSS, against the file's size and against the same run with a one-row list.
 //!
-//! `FLEET_BENCH_ROWS` changes the list's size (e.g. 1000000 for a quick look).
+//! `FLEET_BENCH_ROWS` changes the list's size (e.g. 1000000 for a quick look);
+//! `FLEET_BENCH_LIST=FILE` uses a list made earlier with the script instead of making one.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -117,17 +118,24 @@ fn main() {
         .and_then(|rows| rows.parse().ok())
         .unwrap_or(10_000_000);
     let dir = temp_dir("fleet-bench");
-    let list = dir.path().join("customers.csv");
-    let made = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/make_chain_customers.py"
-        ))
-        .arg(rows.to_string())
-        .stdout(std::fs::File::create(&list).unwrap())
-        .status()
-        .expect("python3 runs scripts/make_chain_customers.py");
-    assert!(made.success());
+    // FLEET_BENCH_LIST: a list made earlier by the script (its rows in FLEET_BENCH_ROWS).
+    let list = match std::env::var_os("FLEET_BENCH_LIST") {
+        Some(made) => std::path::PathBuf::from(made),
+        None => {
+            let list = dir.path().join("customers.csv");
+            let made = std::process::Command::new("python3")
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/scripts/make_chain_customers.py"
+                ))
+                .arg(rows.to_string())
+                .stdout(std::fs::File::create(&list).unwrap())
+                .status()
+                .expect("python3 runs scripts/make_chain_customers.py");
+            assert!(made.success());
+            list
+        }
+    };
     let file_bytes = std::fs::metadata(&list).unwrap().len() as f64;
     let one_row = dir.path().join("one.csv");
     std::fs::write(&one_row, "customer_id,name\n1,Ann\n").unwrap();
