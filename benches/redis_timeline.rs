@@ -94,6 +94,7 @@ fn events() -> Vec<Event> {
                     y: (n % 10) as i64,
                 },
             },
+            store: 0,
         })
         .collect()
 }

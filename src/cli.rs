@@ -14,7 +14,7 @@ use crate::config::{self, Flags, Speed, Start};
 use crate::env::Environment;
 use crate::pipeline::Pipeline;
 use crate::plugin_api::host::Shutdown;
-use crate::plugin_api::{KeptClock, PluginError};
+use crate::plugin_api::{KeptClock, PluginError, Shard};
 use crate::registry;
 use crate::report::RunSummary;
 use crate::scheduler::format_ms;
@@ -52,6 +52,9 @@ enum Command {
         /// print it as a table on stderr.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// The part of the fleet to run: `INDEX/COUNT`, INDEX from 0 (e.g. `2/4`).
+        #[arg(long)]
+        shard: Option<Shard>,
     },
     /// Check the config and print it resolved (secrets masked); non-zero exit on any error.
     Validate {
@@ -95,6 +98,7 @@ pub fn main() -> ExitCode {
             duration,
             sinks,
             report,
+            shard,
         } => {
             let flags = Flags {
                 seed,
@@ -102,6 +106,7 @@ pub fn main() -> ExitCode {
                 start,
                 duration,
                 sinks,
+                shard,
             };
             run(config.config, &env, &flags, report)
         }

@@ -13,9 +13,9 @@ use crate::metrics::CoreMetrics;
 use crate::plugin_api::clock::unix_now_us;
 use crate::plugin_api::host::{self, ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{
-    BuildContext, ClockOrigin, KeptClock, MetricsRegistry, OpenedTimeline, Plugin, PluginError,
-    QueueMetrics, Role, Roster, SharedClock, Sink, SinkContext, Source, SourceContext,
-    TimelineBackend, TimelineContext, Watermark, derive_seed,
+    BuildContext, ClockOrigin, Fleet, KeptClock, MetricsRegistry, OpenedTimeline, Plugin,
+    PluginError, QueueMetrics, Role, Roster, SharedClock, Sink, SinkContext, Source,
+    SourceContext, TimelineBackend, TimelineContext, Watermark, derive_seed,
 };
 use crate::progress::RunProgress;
 use crate::registry;
@@ -202,7 +202,7 @@ impl Pipeline {
         let sink_cx = SinkContext {
             shutdown: shutdown.signal(),
             end_run: shutdown.end_run(),
-            topics: config.topics.clone(),
+            topics: config.topics.clone().for_fleet(&resolved.fleet),
             metrics: metrics.clone(),
             clock: driver.clock(),
         };
@@ -221,6 +221,7 @@ impl Pipeline {
                 roster: &roster,
                 doors_close_ms,
                 seed: resolved.seed,
+                fleet: &resolved.fleet,
             },
         );
 
@@ -309,13 +310,15 @@ fn each<R: Role + ?Sized, T>(
 
 fn build_context(resolved: &ResolvedPipeline, metrics: MetricsRegistry) -> BuildContext {
     let config = &resolved.config;
-    BuildContext::new(
+    let mut cx = BuildContext::new(
         resolved.layout.clone(),
-        config.topics.clone(),
+        config.topics.clone().for_fleet(&resolved.fleet),
         resolved.seed,
         resolved.config_dir.clone(),
         metrics,
-    )
+    );
+    cx.fleet = resolved.fleet.clone();
+    cx
 }
 
 /// Phase 2 (after the timeline, which may keep a clock shared by every instance): the clock,
@@ -389,6 +392,15 @@ fn speed_text(speed: Option<f64>) -> String {
 /// The start log line: where the clock starts, how fast, when the doors close, the seed.
 fn log_start(resolved: &ResolvedPipeline, driver: &ClockDriver, doors_close_ms: Option<i64>) {
     let clock = driver.clock();
+    let fleet = &resolved.fleet;
+    if fleet.is_configured() {
+        tracing::info!(
+            "fleet of {} stores; shard {} runs {} of them",
+            fleet.len(),
+            fleet.shard(),
+            fleet.local_stores().count()
+        );
+    }
     tracing::info!(
         "starting at {} (speed {}){}; seed {}{}",
         format_ms(clock.origin_ms()),
@@ -436,6 +448,7 @@ struct SourceShared<'a> {
     roster: &'a Option<Arc<dyn Roster>>,
     doors_close_ms: Option<i64>,
     seed: u64,
+    fleet: &'a Fleet,
 }
 
 /// Phase 4: one task per source, each with its own context; how each ends reaches the scheduler.
@@ -461,6 +474,7 @@ fn spawn_sources(sources: Vec<(String, Box<dyn Source>)>, shared: &SourceShared)
             roster: shared.roster.clone(),
             doors_close_ms: shared.doors_close_ms,
             seed: derive_seed(shared.seed, index as u64),
+            fleet: shared.fleet.clone(),
         };
         let outcomes = outcome_sender.clone();
         tokio::spawn(async move {

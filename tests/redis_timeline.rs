@@ -257,6 +257,7 @@ fn preload(namespace: &Namespace, events: &[(i64, u64)]) {
                 due_ms: *due_ms,
                 customer: CustomerId::Number(*id),
                 kind: EventKind::Enter,
+                store: 0,
             })
             .collect();
         timeline.schedule(events).await.unwrap();

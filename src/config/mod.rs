@@ -18,7 +18,9 @@ pub use interpolate::{interpolate, protect};
 pub use types::*;
 
 use crate::env::Environment;
-use crate::plugin_api::{Plugin, Role, Sink, Source, StoreLayout, TimelineBackend, Zone};
+use crate::plugin_api::{
+    Fleet, Plugin, Role, Shard, Sink, Source, StoreLayout, TimelineBackend, Zone,
+};
 use crate::registry;
 
 /// The built-in pipeline, used when no `--config` is given (same as `configs/default.yaml`).
@@ -45,6 +47,7 @@ pub struct Flags {
     pub start: Option<Start>,
     pub duration: Option<Duration>,
     pub sinks: Vec<String>,
+    pub shard: Option<Shard>,
 }
 
 /// A pipeline ready to build: every override applied, every plugin section resolved.
@@ -64,6 +67,8 @@ pub struct ResolvedPipeline {
     pub shown: serde_yaml::Value,
     /// The checked floor plan of `store:`, walking grid computed.
     pub layout: StoreLayout,
+    /// The stores (`fleet:`; one without it) and the shard of them this process runs.
+    pub fleet: Fleet,
 }
 
 /// Loads and resolves the pipeline at `path` (or the built-in default).
@@ -179,6 +184,10 @@ pub fn resolve_text(
     })?;
     let layout =
         store_layout(&config.store, text).map_err(|why| ConfigError(format!("{origin}: {why}")))?;
+    let fleet = fleet_of(&config, env, flags).map_err(|why| match why {
+        FleetError::Shard(why) => ConfigError(why),
+        FleetError::Key(why) => ConfigError(format!("{origin}: {why}")),
+    })?;
     let at = |place: String, why: String| {
         ConfigError(format!(
             "{origin}: {place}: {}",
@@ -260,6 +269,7 @@ pub fn resolve_text(
         origin: origin.to_string(),
         shown,
         layout,
+        fleet,
     })
 }
 
@@ -349,6 +359,57 @@ fn check_nesting(text: &str) -> Result<(), String> {
         }
     }
     Ok(())
+/// What is wrong with the fleet: the shard (blamed on what set it) or a key of the file.
+enum FleetError {
+    Shard(String),
+    Key(String),
+}
+
+/// The stores of `fleet:` (one store without it) and the shard of `shard:` / SHARD / --shard;
+/// `{store}` in a topic needs a fleet, and a fleet needs at least one store per shard.
+fn fleet_of(
+    config: &PipelineConfig,
+    env: &Environment,
+    flags: &Flags,
+) -> Result<Fleet, FleetError> {
+    let shard = config.shard.unwrap_or_default();
+    let blame_shard = |why: String| {
+        FleetError::Shard(if flags.shard.is_some() {
+            format!("--shard {shard}: {why}")
+        } else if let Some(value) = env.get("SHARD") {
+            format!("environment variable SHARD: invalid value {value:?}: {why}")
+        } else {
+            format!("shard: {shard}: {why}")
+        })
+    };
+    let Some(fleet) = &config.fleet else {
+        let topics = config.topics.patterns();
+        let names = ["enter", "move", "exit", "focus"];
+        if let Some((name, topic)) = names
+            .iter()
+            .zip(&topics)
+            .find(|(_, topic)| topic.contains(crate::plugin_api::event::STORE_PLACEHOLDER))
+        {
+            return Err(FleetError::Key(format!(
+                "topics.{name}: {topic:?} names {{store}}, which needs a `fleet:` of stores"
+            )));
+        }
+        if shard.count > 1 {
+            return Err(blame_shard(
+                "the pipeline has one store (no `fleet:`), so there is nothing to shard".into(),
+            ));
+        }
+        return Ok(Fleet::single());
+    };
+    let ids = fleet.stores.ids();
+    if ids.len() < shard.count as usize {
+        return Err(blame_shard(format!(
+            "{} shards for a fleet of {} stores: some shards would run no store",
+            shard.count,
+            ids.len()
+        )));
+    }
+    Fleet::new(ids, shard).map_err(|why| FleetError::Key(format!("fleet.stores: {why}")))
 }
 
 /// The file's core sections with the core's environment table applied. A value the typed parse

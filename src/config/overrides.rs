@@ -98,6 +98,12 @@ pub const CORE_ENV: &[EnvOverride] = &[
         help: "now or an RFC 3339 instant (default now)",
     },
     EnvOverride {
+        var: "SHARD",
+        key: "shard",
+        kind: EnvKind::Text,
+        help: "the part of the fleet this process runs, INDEX/COUNT from 0 (e.g. 2/4; default 0/1: all of it)",
+    },
+    EnvOverride {
         var: "SIMULATION_DURATION",
         key: "simulation.duration",
         kind: EnvKind::Text,
@@ -181,6 +187,7 @@ pub fn apply_flags(config: &mut PipelineConfig, flags: &Flags) {
     simulation.speed = flags.speed.unwrap_or(simulation.speed);
     simulation.start = flags.start.unwrap_or(simulation.start);
     simulation.duration = flags.duration.or(simulation.duration);
+    config.shard = flags.shard.or(config.shard);
 }
 
 /// Applies an environment table (the core's, or a plugin type's to one of its instances) to a

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::plugin_api::{LayoutSpec, Topics, Zone, duration};
+use crate::plugin_api::{LayoutSpec, Shard, Topics, Zone, duration};
 
 /// The whole pipeline file.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -23,6 +23,12 @@ pub struct PipelineConfig {
     /// Topics of enter, move and exit events.
     #[serde(default)]
     pub topics: Topics,
+    /// A chain of stores of this layout, each with its own shoppers; absent: one store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetConfig>,
+    /// The part of the fleet this process runs, `INDEX/COUNT` (SHARD); absent: all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
     /// Where future events wait and how they are taken off.
     #[serde(default)]
     pub timeline: TimelineConfig,
@@ -32,6 +38,73 @@ pub struct PipelineConfig {
     /// Plugins that deliver events.
     #[serde(default)]
     pub sinks: Vec<PluginSpec>,
+}
+
+/// `fleet:`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// How many stores (their ids are `1` to `N`), or the list of their ids.
+    pub stores: StoreList,
+}
+
+/// `fleet.stores`: a number of stores or their ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreList {
+    /// Stores `1` to `N`.
+    Count(u32),
+    /// Stores with these ids, in this order (a store's position decides its shard).
+    Ids(Vec<String>),
+}
+
+impl StoreList {
+    /// The store ids, in fleet order.
+    pub fn ids(&self) -> Vec<String> {
+        match self {
+            StoreList::Count(count) => (1..=*count).map(|n| n.to_string()).collect(),
+            StoreList::Ids(ids) => ids.clone(),
+        }
+    }
+}
+
+impl Serialize for StoreList {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StoreList::Count(count) => serializer.serialize_u32(*count),
+            StoreList::Ids(ids) => ids.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StoreList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let expected = "expected a number of stores (e.g. 50) or a list of store ids";
+        let value = serde_yaml::Value::deserialize(deserializer)?;
+        let scalar = |value: &serde_yaml::Value| match value {
+            serde_yaml::Value::String(text) => Some(text.clone()),
+            serde_yaml::Value::Number(number) => Some(number.to_string()),
+            _ => None,
+        };
+        match &value {
+            serde_yaml::Value::Number(number) => number
+                .as_u64()
+                .and_then(|count| u32::try_from(count).ok())
+                .filter(|count| *count >= 1)
+                .map(StoreList::Count)
+                .ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "stores: {number} is not a number of stores (at least 1)"
+                    ))
+                }),
+            serde_yaml::Value::Sequence(items) => items
+                .iter()
+                .map(scalar)
+                .collect::<Option<Vec<String>>>()
+                .map(StoreList::Ids)
+                .ok_or_else(|| serde::de::Error::custom(format!("stores: {expected}"))),
+            _ => Err(serde::de::Error::custom(format!("stores: {expected}"))),
+        }
+    }
 }
 
 /// `simulation:`

@@ -45,6 +45,7 @@ fn event(due_ms: i64, customer: u64) -> Event {
         due_ms,
         customer: CustomerId::Number(customer),
         kind: EventKind::Enter,
+        store: 0,
     }
 }
 
@@ -175,6 +176,7 @@ async fn one_customers_events_at_one_instant_keep_their_order(timeline: Arc<dyn 
         due_ms: T0,
         customer: customer.clone(),
         kind,
+        store: 0,
     };
     let events = vec![
         at(EventKind::Enter),
@@ -201,21 +203,25 @@ async fn events_come_back_as_scheduled(timeline: Arc<dyn Timeline>) {
             due_ms: T0,
             customer: CustomerId::Text("007".into()),
             kind: EventKind::Enter,
+            store: 0,
         },
         Event {
             due_ms: T0 + 1,
             customer: CustomerId::Text("shopper with spaces, \"quotes\" and ü".into()),
             kind: EventKind::Move { x: 5, y: 9 },
+            store: 0,
         },
         Event {
             due_ms: T0 + 2,
             customer: CustomerId::Number(u64::MAX),
             kind: EventKind::Move { x: -1, y: 0 },
+            store: 0,
         },
         Event {
             due_ms: -5,
             customer: CustomerId::Number(0),
             kind: EventKind::Exit,
+            store: 0,
         },
     ];
     timeline.schedule(events.clone()).await.expect("schedule");

@@ -204,6 +204,7 @@ impl Source for Script {
                 due_ms: origin + offset,
                 customer: CustomerId::Number(index as u64),
                 kind: EventKind::Enter,
+                store: 0,
             })
             .collect();
         cx.schedule

@@ -202,7 +202,7 @@ fn record(topics: &Topics, event: &Event) -> [String; 5] {
         EventKind::Enter | EventKind::Exit => (String::new(), String::new()),
     };
     [
-        topics.for_kind(&event.kind).to_string(),
+        topics.for_event(event).to_string(),
         event.customer.to_string(),
         event.ts().to_string(),
         x,
@@ -220,6 +220,7 @@ mod tests {
             due_ms: 192_326_400_999,
             customer: CustomerId::parse(id),
             kind,
+            store: 0,
         };
         let mut out = Vec::new();
         encode(&mut out, [record(&Topics::default(), &event)]).unwrap();

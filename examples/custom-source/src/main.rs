@@ -140,6 +140,7 @@ impl Source for MysteryShopper {
                 due_ms: start + index as i64 * step,
                 customer: customer.clone(),
                 kind,
+                store: 0,
             })
             .collect();
         cx.schedule

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
 use crate::config::{self, AmqpConfig};
-use crate::routing::{RoutingKeys, kind_index};
+use crate::routing::RoutingKeys;
 use crate::worker::{self, Outgoing, Shared, Worker};
 
 impl PluginConfig for AmqpConfig {
@@ -148,7 +148,7 @@ impl Sink for AmqpSink {
                 self.scratch.clear();
                 event.write_payload(&mut self.scratch);
                 permit.send(Outgoing {
-                    key: kind_index(&event.kind),
+                    key: self.settings.routing_keys.index(event),
                     ts: event.ts().max(0) as u64,
                     body: Arc::from(self.scratch.as_slice()),
                 });

@@ -31,8 +31,9 @@ const PERMANENT_REFUSALS: u32 = 5;
 /// One event ready to publish.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    /// Index of the routing key (enter, move, exit, focus).
-    pub key: u8,
+    /// Index of the routing key ([`RoutingKeys::index`]: the store's, then enter, move, exit,
+    /// focus).
+    pub key: u32,
     /// The event's `ts`, the message's `timestamp` property.
     pub ts: u64,
     /// The payload bytes (shared with the publish in flight, kept for a retry).
@@ -116,7 +117,7 @@ pub struct Worker {
     shared: Arc<Shared>,
     link: Option<Link>,
     exchange: ShortString,
-    keys: [ShortString; 4],
+    keys: Vec<ShortString>,
     content_type: ShortString,
     /// Messages to publish before taking new ones: nacked, or unconfirmed at a connection loss.
     retry: VecDeque<Outgoing>,
@@ -140,8 +141,9 @@ impl Worker {
         let keys = settings
             .routing_keys
             .keys
-            .clone()
-            .map(|key| ShortString::from(key.as_str()));
+            .iter()
+            .map(|key| ShortString::from(key.as_str()))
+            .collect();
         let mut worker = Worker {
             exchange: ShortString::from(settings.exchange.as_str()),
             keys,
@@ -261,7 +263,7 @@ impl Worker {
             properties = properties.with_delivery_mode(2);
         }
         let exchange = self.exchange.clone();
-        let key = self.keys[usize::from(message.key)].clone();
+        let key = self.keys[message.key as usize].clone();
         let body = message.body.clone();
         let mut delivery: Delivery = Box::pin(async move {
             channel

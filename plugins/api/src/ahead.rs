@@ -15,6 +15,7 @@ use rand::RngCore;
 use crate::arrivals::{ArrivalRules, Entrance, QueueMetrics, QueueStats};
 use crate::error::PluginError;
 use crate::event::{CustomerId, Event, EventKind, intern};
+use crate::fleet::{StoreIndex, generated_id};
 use crate::focus::FocusTracker;
 use crate::layout::StoreLayout;
 use crate::roster::Roster;
@@ -225,19 +226,21 @@ impl<T> Crowd<T> {
     }
 }
 
-/// Who the `serial`-th arrival is: a customer drawn from `roster` (`None` when every listed
-/// customer is inside), or without a roster a generated id, `serial` in decimal after `prefix`
-/// (no prefix keeps ids digits, which consumers of the original service parse as integers).
+/// Who the `serial`-th arrival of a store is: a customer of that store drawn from `roster`
+/// (`None` when all of them are inside), or without a roster a generated id, `number` in
+/// decimal after `prefix` (no prefix keeps ids digits, which consumers of the original service
+/// parse as integers). `number` is the store's serial made unique across the fleet
+/// ([`crate::Fleet::shopper_number`]).
 pub fn arriving_customer(
     roster: Option<&Arc<dyn Roster>>,
+    store: StoreIndex,
     rng: &mut dyn RngCore,
-    serial: u64,
+    number: u64,
     prefix: &str,
 ) -> Option<CustomerId> {
     match roster {
-        Some(roster) => roster.admit(rng),
-        None if prefix.is_empty() => Some(CustomerId::Number(serial)),
-        None => Some(CustomerId::Text(Arc::from(format!("{prefix}{serial}")))),
+        Some(roster) => roster.admit(store, rng),
+        None => Some(generated_id(number, prefix)),
     }
 }
 
@@ -273,18 +276,80 @@ pub fn push_report(
             due_ms,
             customer: customer.clone(),
             kind,
+            store: 0,
         });
     }
     1 + usize::from(focus.is_some())
 }
 
-/// Runs `generator` ahead of `cx`'s clock until it is finished or shutdown fires; `name` prefixes
-/// the log lines.
-pub async fn run_ahead(
+/// One shopper model per store this process runs, driven as one: each call generates every
+/// store up to the horizon (resuming where a full chunk stopped), and the watermark is the
+/// lowest store's. A store's events depend only on its own generator, so how the stores share
+/// chunks never changes what any of them generates.
+struct Stores<G> {
+    stores: Vec<(StoreIndex, G)>,
+    /// Each store's watermark: every event of it due before this has been generated.
+    marks: Vec<i64>,
+    /// The store a full chunk stopped at; the next call starts there.
+    cursor: usize,
+}
+
+impl<G: Generate> Stores<G> {
+    fn new(stores: Vec<(StoreIndex, G)>) -> Stores<G> {
+        let marks = vec![i64::MIN; stores.len()];
+        Stores {
+            stores,
+            marks,
+            cursor: 0,
+        }
+    }
+
+    /// [`Generate::generate`] over every store; events are stamped with their store.
+    fn generate(&mut self, horizon_ms: i64, out: &mut Vec<Event>, max: usize) -> i64 {
+        let count = self.stores.len();
+        for step in 0..count {
+            if out.len() >= max {
+                break;
+            }
+            let at = (self.cursor + step) % count;
+            if self.marks[at] >= horizon_ms {
+                continue;
+            }
+            let (store, generator) = &mut self.stores[at];
+            let first = out.len();
+            self.marks[at] = generator.generate(horizon_ms, out, max - first);
+            if *store != 0 {
+                for event in &mut out[first..] {
+                    event.store = *store;
+                }
+            }
+            if out.len() >= max {
+                self.cursor = at;
+            }
+        }
+        self.marks.iter().copied().min().unwrap_or(i64::MAX)
+    }
+
+    fn total(&self, of: impl Fn(&G) -> u64) -> u64 {
+        self.stores.iter().map(|(_, generator)| of(generator)).sum()
+    }
+
+    fn is_finished(&self) -> bool {
+        self.stores
+            .iter()
+            .all(|(_, generator)| generator.is_finished())
+    }
+}
+
+/// Runs one `generator` per store this process runs (`stores`: each store's position in the
+/// fleet and its model, see [`crate::Fleet::local_stores`]) ahead of `cx`'s clock until all are
+/// finished or shutdown fires; `name` prefixes the log lines.
+pub async fn run_ahead<G: Generate>(
     name: &str,
-    mut generator: impl Generate,
+    stores: Vec<(StoreIndex, G)>,
     cx: SourceContext,
 ) -> Result<(), PluginError> {
+    let mut generator = Stores::new(stores);
     let origin = cx.clock.origin_ms();
     // How far ahead of the clock to generate: a virtual clock is fed in large steps; a real
     // clock only needs to stay about two wall seconds ahead of the scheduler.
@@ -311,27 +376,59 @@ pub async fn run_ahead(
         {
             return Ok(());
         }
-        if generator.waiting_arrivals() > 0 && !announced_wait {
-            tracing::warn!(
-                "{name}: every listed customer is inside; arrivals wait for someone to leave"
-            );
+        let one_store = generator.stores.len() == 1;
+        if !announced_wait && generator.total(|g| g.waiting_arrivals()) > 0 {
+            if one_store {
+                tracing::warn!(
+                    "{name}: every listed customer is inside; arrivals wait for someone to leave"
+                );
+            } else {
+                tracing::warn!(
+                    "{name}: every listed customer of a store is inside; its arrivals wait for someone to leave"
+                );
+            }
             announced_wait = true;
         }
-        if generator.queued_arrivals() > 0 && !announced_queue {
-            tracing::info!(
-                "{name}: the store is at capacity; arrivals queue outside until someone leaves"
-            );
+        if !announced_queue && generator.total(|g| g.queued_arrivals() as u64) > 0 {
+            if one_store {
+                tracing::info!(
+                    "{name}: the store is at capacity; arrivals queue outside until someone leaves"
+                );
+            } else {
+                tracing::info!(
+                    "{name}: a store is at capacity; arrivals queue outside until someone leaves"
+                );
+            }
             announced_queue = true;
         }
         if generator.is_finished() {
             cx.watermark.finish();
-            tracing::info!(
-                "{name}: doors closed and the last shopper left; {} visits, at most {} shoppers inside at once",
-                generator.visits(),
-                generator.peak_inside()
-            );
-            if let Some(stats) = generator.queue_stats() {
-                tracing::info!("{name}: {stats}");
+            let stores = &generator.stores;
+            let peak = stores
+                .iter()
+                .map(|(_, g)| g.peak_inside())
+                .max()
+                .unwrap_or(0);
+            if stores.len() == 1 {
+                tracing::info!(
+                    "{name}: doors closed and the last shopper left; {} visits, at most {peak} shoppers inside at once",
+                    generator.total(|g| g.visits()),
+                );
+            } else {
+                tracing::info!(
+                    "{name}: doors closed and the last shopper left in all {} stores; {} visits, at most {peak} shoppers inside one store at once",
+                    stores.len(),
+                    generator.total(|g| g.visits()),
+                );
+            }
+            for (store, model) in stores {
+                if let Some(stats) = model.queue_stats() {
+                    if stores.len() == 1 {
+                        tracing::info!("{name}: {stats}");
+                    } else {
+                        tracing::debug!("{name}: store {}: {stats}", cx.fleet.id(*store));
+                    }
+                }
             }
             return Ok(());
         }

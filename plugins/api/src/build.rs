@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::arrivals::QueueMetrics;
 use crate::error::PluginError;
 use crate::event::Topics;
+use crate::fleet::Fleet;
 use crate::layout::StoreLayout;
 use crate::metrics::MetricsRegistry;
 use crate::presence::{Presence, PresenceRecorder};
@@ -16,8 +17,10 @@ use crate::roster::Roster;
 pub struct BuildContext {
     /// The store's floor plan.
     pub store: StoreLayout,
-    /// The topics of the pipeline.
+    /// The topics of the pipeline (made [`Topics::for_fleet`], so `{store}` resolves per event).
     pub topics: Topics,
+    /// The stores of the pipeline and the shard this process runs (one store without `fleet:`).
+    pub fleet: Fleet,
     /// The run's seed (derive per-use seeds with [`crate::derive_seed`]).
     pub seed: u64,
     /// Folder of the config file; relative paths in plugin configs resolve against it.
@@ -41,6 +44,7 @@ impl BuildContext {
         BuildContext {
             store,
             topics,
+            fleet: Fleet::single(),
             seed,
             config_dir,
             metrics,

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
+use crate::fleet::{Fleet, StoreIndex};
 use crate::json;
 
 /// Who a shopper is. Generated and most listed ids are decimal numbers; keeping those as integers
@@ -118,6 +119,9 @@ pub struct Event {
     pub customer: CustomerId,
     /// What.
     pub kind: EventKind,
+    /// Which store of the fleet ([`crate::fleet`]): its position, 0 without a fleet. Not in the
+    /// payload; sinks use it for the topic (`{store}`, [`Topics::for_event`]).
+    pub store: StoreIndex,
 }
 
 impl Event {
@@ -178,7 +182,19 @@ pub struct Topics {
     /// = none generated, so the default output stays the original service's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub focus: Option<String>,
+    /// With a fleet, each store's topics with `{store}` replaced by its id, made once by
+    /// [`Topics::for_fleet`] so no event pays for the replacement. Not a config key.
+    #[serde(skip)]
+    pub per_store: StoreTopics,
 }
+
+/// Each store's four topics (enter, move, exit, focus), `{store}` replaced; empty without a
+/// fleet or without `{store}` in any topic. Made by [`Topics::for_fleet`] only.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreTopics(Arc<[[Arc<str>; 4]]>);
+
+/// What `{store}` in a topic is replaced by: the id of the event's store.
+pub const STORE_PLACEHOLDER: &str = "{store}";
 
 fn default_enter_topic() -> String {
     "customer/enter".into()
@@ -202,6 +218,7 @@ impl Default for Topics {
             moves: default_move_topic(),
             exit: default_exit_topic(),
             focus: None,
+            per_store: StoreTopics::default(),
         }
     }
 }
@@ -216,6 +233,85 @@ impl Topics {
             EventKind::Focus { .. } => self.focus.as_deref().unwrap_or(FALLBACK_FOCUS_TOPIC),
         }
     }
+
+    /// The topic `event` goes to: its kind's, with `{store}` replaced by the id of the event's
+    /// store when the topics were made [`Topics::for_fleet`] (the store's position + 1 for a
+    /// store the fleet does not have).
+    pub fn for_event(&self, event: &Event) -> std::borrow::Cow<'_, str> {
+        let kind = kind_index(&event.kind);
+        match self.per_store.0.get(event.store as usize) {
+            Some(topics) => std::borrow::Cow::Borrowed(&topics[kind]),
+            None if self.per_store.0.is_empty() => {
+                std::borrow::Cow::Borrowed(self.for_kind(&event.kind))
+            }
+            None => std::borrow::Cow::Owned(
+                self.for_kind(&event.kind)
+                    .replace(STORE_PLACEHOLDER, &(u64::from(event.store) + 1).to_string()),
+            ),
+        }
+    }
+
+    /// These topics for `fleet`'s stores: `{store}` is replaced by each store's id. Without a
+    /// configured fleet, or without `{store}` in any topic, the topics are as written.
+    pub fn for_fleet(mut self, fleet: &Fleet) -> Topics {
+        let patterns = self.patterns();
+        if !fleet.is_configured()
+            || !patterns
+                .iter()
+                .any(|topic| topic.contains(STORE_PLACEHOLDER))
+        {
+            self.per_store = StoreTopics::default();
+            return self;
+        }
+        self.per_store = StoreTopics(
+            fleet
+                .ids()
+                .iter()
+                .map(|id| {
+                    patterns
+                        .clone()
+                        .map(|topic| Arc::from(topic.replace(STORE_PLACEHOLDER, id)))
+                })
+                .collect(),
+        );
+        self
+    }
+
+    /// The topic of each kind as written (enter, move, exit, focus), `{store}` included.
+    pub fn patterns(&self) -> [String; 4] {
+        [
+            self.enter.clone(),
+            self.moves.clone(),
+            self.exit.clone(),
+            self.focus
+                .clone()
+                .unwrap_or_else(|| FALLBACK_FOCUS_TOPIC.to_string()),
+        ]
+    }
+
+    /// The topics of every store (each kind's, in [`Topics::patterns`] order), for sinks that
+    /// prepare per-topic state; without `{store}` topics, one entry.
+    pub fn all_stores(&self) -> Vec<[String; 4]> {
+        if self.per_store.0.is_empty() {
+            vec![self.patterns()]
+        } else {
+            self.per_store
+                .0
+                .iter()
+                .map(|topics| topics.clone().map(|topic| topic.to_string()))
+                .collect()
+        }
+    }
+}
+
+/// 0, 1, 2, 3 for enter, move, exit, focus: the order of [`Topics::patterns`].
+pub fn kind_index(kind: &EventKind) -> usize {
+    match kind {
+        EventKind::Enter => 0,
+        EventKind::Move { .. } => 1,
+        EventKind::Exit => 2,
+        EventKind::Focus { .. } => 3,
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +323,7 @@ mod tests {
             due_ms: 192_326_400_999,
             customer: CustomerId::parse("997"),
             kind,
+            store: 0,
         }
     }
 
@@ -252,6 +349,7 @@ mod tests {
                 x: 450,
                 y: 460,
             },
+            store: 0,
         };
         assert_eq!(
             focus.payload(),

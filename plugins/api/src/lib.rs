@@ -70,6 +70,8 @@
 //!   by opening hours and an hourly profile, and the [`Entrance`] that queues arrivals beyond a
 //!   capacity; [`ArrivalsConfig`] is the config fragment the simulated sources share.
 //! - [`focus`]: ground truth of the consumers' focus rule ([`FocusTracker`]).
+//! - [`fleet`]: a chain of stores ([`Fleet`]) and the shard of it a process runs ([`Shard`]):
+//!   per-store seeds, generated ids unique across the fleet, home stores of listed customers.
 //! - [`layout`]: the store's floor plan ([`StoreLayout`]): coordinate space, zones (departments,
 //!   checkouts, obstacles), the walking grid shoppers step on and walking distances.
 //! - [`roster`], [`presence`], [`publisher`], [`metrics`]: the list of customers, who is inside, publishing at once, the Prometheus registry.
@@ -90,6 +92,7 @@ pub mod duration;
 pub mod env;
 pub mod error;
 pub mod event;
+pub mod fleet;
 pub mod focus;
 pub mod host;
 pub mod json;
@@ -120,6 +123,7 @@ pub use customersim_plugin_macros::{sink_config, source_config, timeline_config}
 pub use env::{EnvKind, EnvOverride};
 pub use error::{PluginError, excerpt};
 pub use event::{CustomerId, Event, EventKind, Topics, intern};
+pub use fleet::{Fleet, Shard, StoreIndex};
 pub use focus::FocusTracker;
 pub use layout::{DistanceField, LayoutError, LayoutSpec, StoreLayout, Zone, ZoneKind};
 pub use metrics::MetricsRegistry;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::build::BuildContext;
 use crate::clock::Clock;
 use crate::error::PluginError;
+use crate::fleet::Fleet;
 use crate::plugin::PluginConfig;
 use crate::publisher::Publisher;
 use crate::roster::Roster;
@@ -63,6 +64,10 @@ pub struct SourceContext {
     pub roster: Option<Arc<dyn Roster>>,
     /// When the doors close (`simulation.duration` after the start): no arrivals from then on.
     pub doors_close_ms: Option<i64>,
-    /// This source's seed, derived from the run's seed and its position in the pipeline.
+    /// This source's seed, derived from the run's seed and its position in the pipeline (per
+    /// store: [`Fleet::store_seed`]).
     pub seed: u64,
+    /// The stores of the pipeline; a shopper source generates for [`Fleet::local_stores`], the
+    /// shard of them this process runs.
+    pub fleet: Fleet,
 }

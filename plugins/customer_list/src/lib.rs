@@ -13,48 +13,65 @@
 //!
 //! The file has a header row in the original's format
 //! (`customer_id,name,age_range,marital_status,family_size,no_of_children,income_bracket,gender,…`).
-//! Only `customer_id` is required; every other column is kept as the customer's attributes
-//! ([`CustomerList::attributes`]). The whole file is checked when the pipeline is built: a missing
+//! Only `customer_id` is required; with a fleet of stores, a `store` column names each customer's
+//! home store (without one, a stable hash of the id picks it). The other columns are not held:
+//! nothing in the pipeline reads them. The whole file is checked when the pipeline is built: a missing
 //! or unreadable file, no `customer_id` column, no rows, an empty or duplicate id or a malformed row
 //! is a config error (exit code 2) naming the file and the line. A field that runs over a line
 //! break is refused as malformed: it is what a stray `"` makes of every row after it. Files are
-//! at most [`MAX_FILE_BYTES`] (32 MiB); errors quote short excerpts of what they refuse.
+//! at most [`MAX_FILE_BYTES`] (4 GiB); errors quote short excerpts of what they refuse.
 //!
 //! # How it composes with `random_walk`
 //! This source publishes nothing itself. At build time it offers its [`CustomerList`] as the
 //! pipeline's [`Roster`] ([`BuildContext::provide_roster`]); `random_walk` then draws each arriving
 //! shopper uniformly among the listed customers who are not inside, and gives the customer back
-//! when they exit. A customer is therefore never inside twice at once. When every listed customer
+//! when they exit. A customer is therefore never inside twice at once. With a fleet, each store
+//! draws only its own customers, so no customer is inside two stores at once, and a shard keeps
+//! only the customers of its stores. When every listed customer
 //! is inside, arrivals wait for someone to leave (logged once by `random_walk`, counted in the
 //! `customersim_customer_list_waiting_arrivals_total` metric); the number of listed customers
 //! inside is the `customersim_customer_list_customers_inside` gauge. Without a `customer_list`,
 //! `random_walk` generates ids.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use hashbrown::HashTable;
 
 use customersim_plugin_api::prometheus_client::metrics::counter::Counter;
 use customersim_plugin_api::prometheus_client::metrics::gauge::Gauge;
 use customersim_plugin_api::rand::{Rng, RngCore};
 use customersim_plugin_api::{
-    BuildContext, CustomerId, EnvKind, EnvOverride, PluginConfig, PluginError, Roster, Source,
-    SourceConfig, SourceContext, async_trait, source_config,
+    BuildContext, CustomerId, EnvKind, EnvOverride, Fleet, PluginConfig, PluginError, Roster,
+    Source, SourceConfig, SourceContext, StoreIndex, async_trait, source_config,
 };
 
-/// The largest customer list accepted (32 MiB, about a million customers with the original's
-/// columns): the list is held in memory, at a multiple of the file's size.
-pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
+/// The largest customer list accepted (4 GiB, about 100 million customers with the original's
+/// columns): only the ids are held, in less memory than the file takes, and a shard holds only its
+/// stores' customers.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
 /// Most header columns an error lists by name.
 const COLUMNS_SHOWN: usize = 10;
 
-/// A reader that fails once more than [`MAX_FILE_BYTES`] were read from it, so an oversized list
-/// is refused after reading at most that much.
+/// A reader that fails once more than `limit` bytes ([`MAX_FILE_BYTES`] for a list) were read
+/// from it, so an oversized list is refused after reading at most that much.
 struct Limited<R> {
     inner: R,
     left: u64,
+    limit: u64,
+}
+
+impl<R> Limited<R> {
+    fn new(inner: R, limit: u64) -> Limited<R> {
+        Limited {
+            inner,
+            left: limit,
+            limit,
+        }
+    }
 }
 
 impl<R: std::io::Read> std::io::Read for Limited<R> {
@@ -65,7 +82,8 @@ impl<R: std::io::Read> std::io::Read for Limited<R> {
         let read = self.inner.read(&mut buf[..want])?;
         if read as u64 > self.left {
             return Err(std::io::Error::other(format!(
-                "the file is larger than {MAX_FILE_BYTES} bytes (32 MiB), the most accepted"
+                "the file is larger than {} bytes, the most accepted",
+                self.limit
             )));
         }
         self.left -= read as u64;
@@ -111,12 +129,13 @@ impl PluginConfig for CustomerListConfig {
 impl SourceConfig for CustomerListConfig {
     /// Reads the whole list: a malformed row is a configuration error `validate` reports.
     fn check(&self, cx: &BuildContext) -> Result<(), PluginError> {
-        CustomerList::load(&cx.resolve_path(&self.path)).map(|_| ())
+        CustomerList::load_for(&cx.resolve_path(&self.path), &cx.fleet).map(|_| ())
     }
 
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let path = cx.resolve_path(&self.path);
-        let list = Arc::new(CustomerList::load(&path)?);
+        let started = std::time::Instant::now();
+        let list = Arc::new(CustomerList::load_for(&path, &cx.fleet)?);
         cx.provide_roster(list.clone())?;
         cx.metrics.register(
             "customer_list_waiting_arrivals",
@@ -129,9 +148,18 @@ impl SourceConfig for CustomerListConfig {
             list.inside.clone(),
         );
         tracing::info!(
-            "customer_list: {} customers from {}",
+            "customer_list: {} customers{} from {} in {:.1} s",
             list.size(),
-            path.display()
+            if cx.fleet.is_configured() {
+                format!(
+                    " of the {} stores this process runs",
+                    cx.fleet.local_stores().count()
+                )
+            } else {
+                String::new()
+            },
+            path.display(),
+            started.elapsed().as_secs_f64()
         );
         Ok(Box::new(CustomerListSource))
     }
@@ -152,16 +180,21 @@ impl Source for CustomerListSource {
 const INSIDE: u32 = u32::MAX;
 
 /// The customers of a CSV list and who of them is inside: the pipeline's [`Roster`].
+///
+/// Chains list millions of customers, so only what the pipeline reads is kept, compactly: the
+/// ids of the customers of the stores this process runs, one after another in one string, with
+/// the end of each (about the id's length plus 4 bytes per customer); a hash table of customer
+/// numbers to find a customer by id (5 bytes a slot); and who is outside, per store. The other
+/// columns are read past, never held (nothing in the pipeline reads them).
 #[derive(Debug)]
 pub struct CustomerList {
-    /// Ids in file order.
-    ids: Vec<CustomerId>,
-    /// Where each id is in `ids`.
-    index: HashMap<CustomerId, u32>,
-    /// Names of the columns other than `customer_id`, in file order.
-    columns: Vec<Box<str>>,
-    /// Per customer (in file order), the values of `columns`.
-    values: Vec<Box<[Box<str>]>>,
+    /// Every kept id, one after another (customer `k` is `ids[ends[k - 1]..ends[k]]`).
+    ids: String,
+    /// Where each customer's id ends in `ids`, in file order.
+    ends: Vec<u32>,
+    /// Customer numbers by id, hashed with `hasher` (no id is stored twice).
+    index: HashTable<u32>,
+    hasher: RandomState,
     occupancy: Mutex<Occupancy>,
     /// Arrivals that found everyone inside.
     waiting: Counter,
@@ -172,28 +205,45 @@ pub struct CustomerList {
 /// Who is outside, kept so a uniform draw among them and a release are both O(1).
 #[derive(Debug)]
 struct Occupancy {
-    /// Customers (indexes into `ids`) who are outside, in no particular order.
-    outside: Vec<u32>,
-    /// For each customer, their position in `outside`, or [`INSIDE`].
+    /// Per store (by position in the fleet), its customers (numbers) who are outside, in no
+    /// particular order; empty for stores other processes run.
+    outside: Vec<Vec<u32>>,
+    /// For each customer, their position in their store's `outside`, or [`INSIDE`].
     slot: Vec<u32>,
 }
 
 impl CustomerList {
-    /// Reads and checks the CSV at `path`.
+    /// Reads and checks the CSV at `path`, for a pipeline of one store.
     pub fn load(path: &Path) -> Result<CustomerList, PluginError> {
+        CustomerList::load_for(path, &Fleet::single())
+    }
+
+    /// Reads and checks the CSV at `path`, keeping the customers of the stores `fleet` runs here.
+    pub fn load_for(path: &Path, fleet: &Fleet) -> Result<CustomerList, PluginError> {
         let file = std::fs::File::open(path).map_err(|error| {
             PluginError::Config(format!(
                 "customer list {}: cannot read the file: {error} (set `path` or CUSTOMERS_LIST_FILE)",
                 path.display()
             ))
         })?;
-        CustomerList::from_reader(file, &path.display().to_string())
+        CustomerList::from_reader_for(file, &path.display().to_string(), fleet)
     }
 
-    /// Parses a CSV from `reader`; `origin` names it in errors.
+    /// Parses a CSV from `reader` for a pipeline of one store; `origin` names it in errors.
     pub fn from_reader(
         reader: impl std::io::Read,
         origin: &str,
+    ) -> Result<CustomerList, PluginError> {
+        CustomerList::from_reader_for(reader, origin, &Fleet::single())
+    }
+
+    /// Parses a CSV from `reader`, keeping the customers of the stores `fleet` runs here (each
+    /// customer's home store: its `store` column when the list has one and the pipeline a
+    /// fleet, otherwise [`Fleet::home_store`] of its id); `origin` names it in errors.
+    pub fn from_reader_for(
+        reader: impl std::io::Read,
+        origin: &str,
+        fleet: &Fleet,
     ) -> Result<CustomerList, PluginError> {
         let bad = |line: Option<u64>, why: String| {
             PluginError::Config(match line {
@@ -219,10 +269,8 @@ impl CustomerList {
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(false)
-            .from_reader(Limited {
-                inner: reader,
-                left: MAX_FILE_BYTES,
-            });
+            .buffer_capacity(1 << 16)
+            .from_reader(Limited::new(reader, MAX_FILE_BYTES));
         let header = csv.headers().map_err(csv_error)?.clone();
         if header.is_empty() || (header.len() == 1 && header[0].trim().is_empty()) {
             return Err(bad(
@@ -230,46 +278,57 @@ impl CustomerList {
                 "the file is empty: expected a header row with a customer_id column".into(),
             ));
         }
-        let id_column = header
-            .iter()
-            .position(|name| name.trim().eq_ignore_ascii_case("customer_id"))
-            .ok_or_else(|| {
-                bad(
-                    Some(1),
-                    format!(
-                        "no customer_id column in the header (columns: {}{})",
-                        header
-                            .iter()
-                            .take(COLUMNS_SHOWN)
-                            .map(customersim_plugin_api::excerpt)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        match header.len().saturating_sub(COLUMNS_SHOWN) {
-                            0 => String::new(),
-                            more => format!(" and {more} more"),
-                        }
-                    ),
-                )
-            })?;
-        let columns: Vec<Box<str>> = header
+        let column = |name: &str| {
+            header
+                .iter()
+                .position(|column| column.trim().eq_ignore_ascii_case(name))
+        };
+        let id_column = column("customer_id").ok_or_else(|| {
+            bad(
+                Some(1),
+                format!(
+                    "no customer_id column in the header (columns: {}{})",
+                    header
+                        .iter()
+                        .take(COLUMNS_SHOWN)
+                        .map(customersim_plugin_api::excerpt)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    match header.len().saturating_sub(COLUMNS_SHOWN) {
+                        0 => String::new(),
+                        more => format!(" and {more} more"),
+                    }
+                ),
+            )
+        })?;
+        // A `store` column places customers only when the pipeline has a fleet of stores.
+        let store_column = column("store").filter(|_| fleet.is_configured());
+        let stores: HashMap<&str, StoreIndex> = fleet
+            .ids()
             .iter()
             .enumerate()
-            .filter(|(column, _)| *column != id_column)
-            .map(|(_, name)| Box::from(name.trim()))
+            .map(|(index, id)| (&**id, index as StoreIndex))
             .collect();
-        let mut ids = Vec::new();
-        let mut values = Vec::new();
-        let mut index = HashMap::new();
-        let mut first_line = HashMap::new();
-        let mut record = csv::StringRecord::new();
+        let hasher = RandomState::new();
+        let mut ids = String::new();
+        let mut ends: Vec<u32> = Vec::new();
+        let mut homes: Vec<StoreIndex> = Vec::new();
+        let mut index: HashTable<u32> = HashTable::new();
+        let mut lines: Vec<u64> = Vec::new();
+        let mut record = csv::ByteRecord::new();
+        let mut rows = 0u64;
         loop {
-            match csv.read_record(&mut record) {
+            match csv.read_byte_record(&mut record) {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(error) => return Err(csv_error(error)),
             }
+            rows += 1;
             let line = record.position().map(csv::Position::line);
-            if record.iter().any(|field| field.contains(['\n', '\r'])) {
+            if record
+                .iter()
+                .any(|field| field.contains(&b'\n') || field.contains(&b'\r'))
+            {
                 return Err(bad(
                     line,
                     "malformed row: a quoted field runs over the end of the line \
@@ -277,88 +336,127 @@ impl CustomerList {
                         .into(),
                 ));
             }
-            let text = record[id_column].trim();
+            if std::str::from_utf8(record.as_slice()).is_err() {
+                return Err(bad(line, "malformed row: not valid UTF-8".into()));
+            }
+            let field = |column: usize| {
+                std::str::from_utf8(&record[column])
+                    .expect("checked above")
+                    .trim()
+            };
+            let text = field(id_column);
             if text.is_empty() {
                 return Err(bad(line, "empty customer_id".into()));
             }
-            let id = CustomerId::parse(text);
-            let position = u32::try_from(ids.len())
-                .ok()
-                .filter(|position| *position != INSIDE)
-                .ok_or_else(|| bad(line, "too many customers".into()))?;
-            match index.entry(id.clone()) {
-                Entry::Occupied(_) => {
-                    let first = first_line.get(&id).copied().flatten().unwrap_or(0);
-                    return Err(bad(
-                        line,
-                        format!(
-                            "duplicate customer_id {} (first at line {first})",
-                            customersim_plugin_api::excerpt(text)
-                        ),
-                    ));
+            let home = match store_column {
+                Some(column) => {
+                    let store = field(column);
+                    *stores.get(store).ok_or_else(|| {
+                        bad(
+                            line,
+                            format!(
+                                "store {} is not a store of the fleet (fleet.stores)",
+                                customersim_plugin_api::excerpt(store)
+                            ),
+                        )
+                    })?
                 }
-                Entry::Vacant(slot) => {
-                    slot.insert(position);
-                }
+                None if fleet.is_configured() => fleet
+                    .home_store(text, None)
+                    .expect("a hashed id has a store"),
+                None => 0,
+            };
+            if !fleet.runs(home) {
+                continue;
             }
-            first_line.insert(id.clone(), line);
-            ids.push(id);
-            values.push(
-                record
-                    .iter()
-                    .enumerate()
-                    .filter(|(column, _)| *column != id_column)
-                    .map(|(_, value)| Box::from(value))
-                    .collect(),
-            );
+            let number = u32::try_from(ends.len())
+                .ok()
+                .filter(|number| *number != INSIDE)
+                .ok_or_else(|| bad(line, "too many customers".into()))?;
+            let hash = hasher.hash_one(text);
+            let id_of = |k: u32| id_at(&ids, &ends, k);
+            if let Some(first) = index.find(hash, |k| id_of(*k) == text) {
+                let first = lines[*first as usize];
+                return Err(bad(
+                    line,
+                    format!(
+                        "duplicate customer_id {} (first at line {first})",
+                        customersim_plugin_api::excerpt(text)
+                    ),
+                ));
+            }
+            ids.push_str(text);
+            let end = u32::try_from(ids.len())
+                .map_err(|_| bad(line, "the ids of the list exceed 4 GiB".into()))?;
+            ends.push(end);
+            homes.push(home);
+            lines.push(line.unwrap_or(0));
+            index.insert_unique(hash, number, |k| hasher.hash_one(id_at(&ids, &ends, *k)));
         }
-        if ids.is_empty() {
+        if rows == 0 {
             return Err(bad(
                 None,
                 "no customers: the file has a header but no rows".into(),
             ));
         }
-        let count = ids.len() as u32;
+        drop(lines);
+        ids.shrink_to_fit();
+        ends.shrink_to_fit();
+        let mut outside = vec![Vec::new(); fleet.len()];
+        let mut slot = Vec::with_capacity(ends.len());
+        for (number, home) in homes.into_iter().enumerate() {
+            let store = &mut outside[home as usize];
+            slot.push(store.len() as u32);
+            store.push(number as u32);
+        }
+        for store in &mut outside {
+            store.shrink_to_fit();
+        }
         Ok(CustomerList {
             ids,
+            ends,
             index,
-            columns,
-            values,
-            occupancy: Mutex::new(Occupancy {
-                outside: (0..count).collect(),
-                slot: (0..count).collect(),
-            }),
+            hasher,
+            occupancy: Mutex::new(Occupancy { outside, slot }),
             waiting: Counter::default(),
             inside: Gauge::default(),
         })
     }
 
-    /// The listed ids, in file order.
-    pub fn ids(&self) -> &[CustomerId] {
-        &self.ids
+    /// The id of customer `number`.
+    fn id(&self, number: u32) -> &str {
+        id_at(&self.ids, &self.ends, number)
     }
 
-    /// Names of the attribute columns (every column but `customer_id`), in file order.
-    pub fn columns(&self) -> &[Box<str>] {
-        &self.columns
+    /// The number of the customer with this id, if listed (and kept).
+    fn number_of(&self, customer: &CustomerId) -> Option<u32> {
+        let mut digits = itoa::Buffer::new();
+        let text = match customer {
+            CustomerId::Number(number) => digits.format(*number),
+            CustomerId::Text(text) => text,
+        };
+        self.index
+            .find(self.hasher.hash_one(text), |k| self.id(*k) == text)
+            .copied()
     }
 
-    /// A listed customer's attributes as (column, value) pairs, in file order.
-    pub fn attributes(&self, customer: &CustomerId) -> Option<Vec<(&str, &str)>> {
-        let position = *self.index.get(customer)? as usize;
-        Some(
-            self.columns
-                .iter()
-                .zip(self.values[position].iter())
-                .map(|(column, value)| (&**column, &**value))
-                .collect(),
-        )
+    /// The kept ids, in file order.
+    pub fn ids(&self) -> Vec<CustomerId> {
+        (0..self.ends.len() as u32)
+            .map(|number| CustomerId::parse(self.id(number)))
+            .collect()
+    }
+
+    /// How many customers of `store` are outside now (all of them, right after loading).
+    pub fn outside_of(&self, store: StoreIndex) -> usize {
+        let occupancy = self.occupancy.lock().expect("occupancy lock");
+        occupancy.outside.get(store as usize).map_or(0, Vec::len)
     }
 
     /// Whether a listed customer is inside now.
     pub fn is_inside(&self, customer: &CustomerId) -> bool {
-        self.index.get(customer).is_some_and(|position| {
-            self.occupancy.lock().expect("occupancy lock").slot[*position as usize] == INSIDE
+        self.number_of(customer).is_some_and(|number| {
+            self.occupancy.lock().expect("occupancy lock").slot[number as usize] == INSIDE
         })
     }
 
@@ -368,40 +466,60 @@ impl CustomerList {
     }
 }
 
+/// Customer `number`'s id in the concatenated `ids`.
+fn id_at<'a>(ids: &'a str, ends: &[u32], number: u32) -> &'a str {
+    let number = number as usize;
+    let start = if number == 0 {
+        0
+    } else {
+        ends[number - 1] as usize
+    };
+    &ids[start..ends[number] as usize]
+}
+
 impl Roster for CustomerList {
-    fn admit(&self, rng: &mut dyn RngCore) -> Option<CustomerId> {
+    fn admit(&self, store: StoreIndex, rng: &mut dyn RngCore) -> Option<CustomerId> {
         let mut occupancy = self.occupancy.lock().expect("occupancy lock");
-        if occupancy.outside.is_empty() {
-            self.waiting.inc();
-            return None;
+        let Occupancy { outside, slot } = &mut *occupancy;
+        let outside = match outside.get_mut(store as usize) {
+            Some(outside) if !outside.is_empty() => outside,
+            _ => {
+                self.waiting.inc();
+                return None;
+            }
+        };
+        let draw = rng.random_range(0..outside.len());
+        let customer = outside.swap_remove(draw);
+        if let Some(&moved) = outside.get(draw) {
+            slot[moved as usize] = draw as u32;
         }
-        let draw = rng.random_range(0..occupancy.outside.len());
-        let customer = occupancy.outside.swap_remove(draw);
-        if let Some(&moved) = occupancy.outside.get(draw) {
-            occupancy.slot[moved as usize] = draw as u32;
-        }
-        occupancy.slot[customer as usize] = INSIDE;
+        slot[customer as usize] = INSIDE;
         self.inside.inc();
-        Some(self.ids[customer as usize].clone())
+        Some(CustomerId::parse(self.id(customer)))
     }
 
-    fn release(&self, customer: &CustomerId) {
-        let Some(&position) = self.index.get(customer) else {
+    fn release(&self, store: StoreIndex, customer: &CustomerId) {
+        let Some(number) = self.number_of(customer) else {
             tracing::debug!("customer_list: release of {customer}, who is not listed");
             return;
         };
         let mut occupancy = self.occupancy.lock().expect("occupancy lock");
-        if occupancy.slot[position as usize] != INSIDE {
+        let Occupancy { outside, slot } = &mut *occupancy;
+        if slot[number as usize] != INSIDE {
             tracing::debug!("customer_list: release of {customer}, who is not inside");
             return;
         }
-        occupancy.slot[position as usize] = occupancy.outside.len() as u32;
-        occupancy.outside.push(position);
+        let Some(outside) = outside.get_mut(store as usize) else {
+            tracing::debug!("customer_list: release of {customer} to an unknown store");
+            return;
+        };
+        slot[number as usize] = outside.len() as u32;
+        outside.push(number);
         self.inside.dec();
     }
 
     fn size(&self) -> usize {
-        self.ids.len()
+        self.ends.len()
     }
 }
 

@@ -25,7 +25,7 @@ fn error(text: &str) -> String {
 }
 
 #[test]
-fn reads_the_original_format_and_keeps_the_attributes() {
+fn reads_the_original_format_and_keeps_only_the_ids() {
     let list = parse(ORIGINAL).unwrap();
     assert_eq!(
         list.ids(),
@@ -39,23 +39,80 @@ fn reads_the_original_format_and_keeps_the_attributes() {
     // "007" stays text, so it is published back as "007", not "7".
     assert!(matches!(list.ids()[2], CustomerId::Text(_)));
     assert_eq!(list.size(), 4);
-    assert_eq!(list.columns().len(), 7);
-    let attributes = list.attributes(&CustomerId::parse("007")).unwrap();
-    assert_eq!(attributes[0], ("name", "Harris, Jeffrey"));
-    assert_eq!(attributes[6], ("gender", "M"));
-    assert!(list.attributes(&CustomerId::Number(3)).is_none());
+    // The ids are all that is held: 1 + 1 + 3 + 4 bytes.
+    assert_eq!(list.ids.len(), 9);
 }
 
 #[test]
 fn customer_id_may_be_any_column_and_a_bom_is_ignored() {
     let list = parse("\u{feff}name,customer_id\nAnn,5\nBob,6\n").unwrap();
     assert_eq!(list.ids(), &[CustomerId::Number(5), CustomerId::Number(6)]);
-    assert_eq!(
-        list.attributes(&CustomerId::Number(6)).unwrap(),
-        vec![("name", "Bob")]
-    );
     let only_ids = parse("customer_id\r\n10\r\n11\r\n").unwrap();
     assert_eq!(only_ids.size(), 2);
+}
+
+fn fleet(stores: &[&str], shard: &str) -> Fleet {
+    Fleet::new(
+        stores.iter().map(|s| s.to_string()).collect(),
+        shard.parse().unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_store_column_places_customers_and_shards_keep_only_theirs() {
+    let text = "customer_id,name,store\n1,Ann,north\n2,Bob,south\n3,Cid,north\n";
+    let both = fleet(&["north", "south"], "0/1");
+    let list = CustomerList::from_reader_for(text.as_bytes(), "c.csv", &both).unwrap();
+    assert_eq!((list.outside_of(0), list.outside_of(1)), (2, 1));
+    let mut rng = Pcg64::seed_from_u64(3);
+    assert_eq!(list.admit(1, &mut rng), Some(CustomerId::Number(2)));
+    assert_eq!(list.admit(1, &mut rng), None, "store south has only Bob");
+    let second = fleet(&["north", "south"], "1/2");
+    let list = CustomerList::from_reader_for(text.as_bytes(), "c.csv", &second).unwrap();
+    assert_eq!(
+        list.ids(),
+        &[CustomerId::Number(2)],
+        "shard 1/2 runs south only"
+    );
+    let why =
+        match CustomerList::from_reader_for(text.as_bytes(), "c.csv", &fleet(&["north"], "0/1")) {
+            Err(PluginError::Config(why)) => why,
+            other => panic!("{other:?}"),
+        };
+    assert!(
+        why.contains("line 3") && why.contains("\"south\" is not a store"),
+        "{why}"
+    );
+}
+
+#[test]
+fn without_a_store_column_the_id_picks_the_home_store_the_same_way_in_every_shard() {
+    let text: String = std::iter::once("customer_id\n".to_string())
+        .chain((0..1000).map(|id| format!("{id}\n")))
+        .collect();
+    let whole =
+        CustomerList::from_reader_for(text.as_bytes(), "c.csv", &fleet(&["a", "b", "c"], "0/1"))
+            .unwrap();
+    let mut union = Vec::new();
+    for shard in 0..3 {
+        let part = CustomerList::from_reader_for(
+            text.as_bytes(),
+            "c.csv",
+            &fleet(&["a", "b", "c"], &format!("{shard}/3")),
+        )
+        .unwrap();
+        assert_eq!(part.outside_of(shard), whole.outside_of(shard));
+        assert!(
+            part.outside_of(shard) > 250,
+            "hashing spreads the customers"
+        );
+        union.extend(part.ids());
+    }
+    union.sort();
+    let mut all = whole.ids();
+    all.sort();
+    assert_eq!(union, all);
 }
 
 #[test]
@@ -132,24 +189,24 @@ fn admits_only_customers_who_are_outside_until_all_are_inside() {
     let mut rng = Pcg64::seed_from_u64(1);
     let mut inside = HashSet::new();
     for _ in 0..4 {
-        let id = list.admit(&mut rng).expect("someone is outside");
+        let id = list.admit(0, &mut rng).expect("someone is outside");
         assert!(inside.insert(id.clone()), "{id} admitted twice");
         assert!(list.is_inside(&id));
     }
-    assert_eq!(list.admit(&mut rng), None);
-    assert_eq!(list.admit(&mut rng), None);
+    assert_eq!(list.admit(0, &mut rng), None);
+    assert_eq!(list.admit(0, &mut rng), None);
     assert_eq!(list.waiting_arrivals(), 2);
     assert_eq!(list.inside.get(), 4);
     // Releasing one makes exactly that one available again.
-    list.release(&CustomerId::Number(2));
+    list.release(0, &CustomerId::Number(2));
     assert!(!list.is_inside(&CustomerId::Number(2)));
-    assert_eq!(list.admit(&mut rng), Some(CustomerId::Number(2)));
+    assert_eq!(list.admit(0, &mut rng), Some(CustomerId::Number(2)));
     // Releasing someone twice, or someone unknown, changes nothing.
-    list.release(&CustomerId::Number(1));
-    list.release(&CustomerId::Number(1));
-    list.release(&CustomerId::Number(99));
-    assert_eq!(list.admit(&mut rng), Some(CustomerId::Number(1)));
-    assert_eq!(list.admit(&mut rng), None);
+    list.release(0, &CustomerId::Number(1));
+    list.release(0, &CustomerId::Number(1));
+    list.release(0, &CustomerId::Number(99));
+    assert_eq!(list.admit(0, &mut rng), Some(CustomerId::Number(1)));
+    assert_eq!(list.admit(0, &mut rng), None);
 }
 
 #[test]
@@ -162,20 +219,20 @@ fn draws_are_uniform_among_customers_outside() {
     // Keep customers 0 and 1 inside for good: only 2..10 may be drawn.
     let mut held = Vec::new();
     while held.len() < 10 {
-        held.push(list.admit(&mut rng).unwrap());
+        held.push(list.admit(0, &mut rng).unwrap());
     }
     for id in &held {
         if !matches!(id, CustomerId::Number(0 | 1)) {
-            list.release(id);
+            list.release(0, id);
         }
     }
     let mut counts = [0u32; 10];
     let draws = 80_000;
     for _ in 0..draws {
-        let id = list.admit(&mut rng).unwrap();
+        let id = list.admit(0, &mut rng).unwrap();
         let CustomerId::Number(n) = id else { panic!() };
         counts[n as usize] += 1;
-        list.release(&id);
+        list.release(0, &id);
     }
     assert_eq!(counts[0] + counts[1], 0, "{counts:?}");
     let expected = f64::from(draws) / 8.0;
@@ -248,16 +305,16 @@ fn a_huge_header_is_quoted_by_excerpt() {
 
 #[test]
 fn a_file_over_the_limit_is_refused() {
-    let mut text = String::from("customer_id,pad\n");
-    let pad = "x".repeat(1_000);
-    let mut id = 0;
-    while text.len() as u64 <= MAX_FILE_BYTES {
-        text.push_str(&format!("{id},{pad}\n"));
-        id += 1;
-    }
-    let why = error(&text);
-    assert!(
-        why.contains("larger than") && why.contains("32 MiB"),
-        "{why}"
-    );
+    use std::io::Read;
+    let text = "customer_id\n1\n2\n3\n";
+    let mut within = String::new();
+    Limited::new(text.as_bytes(), text.len() as u64)
+        .read_to_string(&mut within)
+        .expect("a file of exactly the limit is read");
+    assert_eq!(within, text);
+    let why = Limited::new(text.as_bytes(), 10)
+        .read_to_string(&mut String::new())
+        .expect_err("one byte over the limit is refused")
+        .to_string();
+    assert!(why.contains("larger than 10 bytes"), "{why}");
 }

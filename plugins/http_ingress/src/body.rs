@@ -195,6 +195,7 @@ pub fn produce(body: &[u8], kind: ProduceKind) -> Result<Event, BodyError> {
         due_ms,
         customer: produce.id.0,
         kind,
+        store: 0,
     })
 }
 
@@ -250,6 +251,7 @@ pub fn scenario(
             due_ms,
             customer: customer.clone(),
             kind,
+            store: 0,
         });
     }
     if !ascending {

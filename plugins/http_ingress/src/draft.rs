@@ -144,6 +144,7 @@ pub fn draft(
                 due_ms: clock_us.div_euclid(1000),
                 customer: customer.clone(),
                 kind,
+                store: 0,
             });
             steps.push(TimedStep {
                 kind: name,

@@ -107,6 +107,7 @@ mod tests {
             due_ms,
             customer: CustomerId::Number(id),
             kind: EventKind::Enter,
+            store: 0,
         }
     }
 

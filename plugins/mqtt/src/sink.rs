@@ -374,10 +374,10 @@ impl MqttSink {
             {
                 let mut payload = Vec::with_capacity(64);
                 event.write_payload(&mut payload);
-                let topic = self.topics.for_kind(&event.kind);
+                let topic = self.topics.for_event(event);
                 if !connection
                     .client
-                    .publish(topic, self.qos, self.retain, payload)
+                    .publish(&topic, self.qos, self.retain, payload)
                     .await
                 {
                     connection.gate.unacquire(acquired - sent);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::{
     Admission, ArrivalProcess, ArrivalRules, Crowd, CustomerId, DistanceField, Event, EventKind,
-    FocusTracker, Gate, Generate, QueueMetrics, Roster, StoreLayout, arriving_customer,
+    FocusTracker, Gate, Generate, QueueMetrics, Roster, StoreIndex, StoreLayout, arriving_customer,
     derive_seed, push_report,
 };
 use rand_distr::{Distribution, Exp, StandardNormal};
@@ -76,6 +76,10 @@ pub struct Generator {
     /// The shoppers inside and the agenda of their next events.
     crowd: Crowd<Shopper>,
     roster: Option<Arc<dyn Roster>>,
+    /// Which store of the fleet this is (whose listed customers it draws).
+    store_index: StoreIndex,
+    /// Added to arrival serials for generated ids, so they are unique across the fleet.
+    id_base: u64,
 }
 
 impl Generator {
@@ -110,7 +114,17 @@ impl Generator {
             doors_close_ms,
             crowd: Crowd::with_capacity(expected),
             roster,
+            store_index: 0,
+            id_base: 0,
         }
+    }
+
+    /// Makes this the generator of store `index` of a fleet, whose generated ids are
+    /// `id_base + serial` ([`customersim_plugin_api::Fleet::id_base`]).
+    pub fn in_store(mut self, index: StoreIndex, id_base: u64) -> Generator {
+        self.store_index = index;
+        self.id_base = id_base;
+        self
     }
 
     /// Also emits a focus event right after the move that is a shopper's 3rd report in a row
@@ -165,7 +179,10 @@ impl Generator {
         let serial = self.gate.arrivals + 1;
         let roster = self.roster.as_ref();
         let prefix = &self.params.id_prefix;
-        let Some(id) = arriving_customer(roster, &mut self.arrival_rng, serial, prefix) else {
+        let number = self.id_base + serial;
+        let store = self.store_index;
+        let Some(id) = arriving_customer(roster, store, &mut self.arrival_rng, number, prefix)
+        else {
             self.gate.waiting += 1;
             return;
         };
@@ -229,7 +246,7 @@ impl Generator {
         let id = self.crowd.get(slot).id.clone();
         self.crowd.leave(slot);
         if let Some(roster) = &self.roster {
-            roster.release(&id);
+            roster.release(self.store_index, &id);
             if self.gate.waiting > 0 {
                 // The longest-waiting arrival comes in now, unless the doors closed or the store
                 // closed for the night meanwhile: then nobody waits any more.
@@ -459,7 +476,11 @@ mod tests {
     }
 
     impl Roster for TestRoster {
-        fn admit(&self, rng: &mut dyn customersim_plugin_api::rand::RngCore) -> Option<CustomerId> {
+        fn admit(
+            &self,
+            _store: StoreIndex,
+            rng: &mut dyn customersim_plugin_api::rand::RngCore,
+        ) -> Option<CustomerId> {
             let mut outside = self.outside.lock().unwrap();
             if outside.is_empty() {
                 return None;
@@ -467,7 +488,7 @@ mod tests {
             let draw = rng.random_range(0..outside.len());
             Some(CustomerId::Number(outside.swap_remove(draw)))
         }
-        fn release(&self, customer: &CustomerId) {
+        fn release(&self, _store: StoreIndex, customer: &CustomerId) {
             let CustomerId::Number(n) = customer else {
                 panic!("not listed")
             };

@@ -187,20 +187,29 @@ impl Source for RandomWalk {
         true
     }
 
+    /// One generator per store this process runs, each with the store's own seed and ids.
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), PluginError> {
-        let mut generator = Generator::new(
-            self.params,
-            self.store,
-            cx.seed,
-            cx.clock.origin_ms(),
-            cx.doors_close_ms,
-            cx.roster.clone(),
-        )
-        .with_focus_events(self.focus_events);
-        if let Some(metrics) = self.queue_metrics {
-            generator.report_queue_to(metrics);
-        }
-        run_ahead(Self::NAME, generator, cx).await
+        let fleet = &cx.fleet;
+        let stores = fleet
+            .local_stores()
+            .map(|store| {
+                let mut generator = Generator::new(
+                    self.params.clone(),
+                    self.store.clone(),
+                    fleet.store_seed(cx.seed, store),
+                    cx.clock.origin_ms(),
+                    cx.doors_close_ms,
+                    cx.roster.clone(),
+                )
+                .in_store(store, fleet.id_base(store))
+                .with_focus_events(self.focus_events);
+                if let Some(metrics) = &self.queue_metrics {
+                    generator.report_queue_to(metrics.clone());
+                }
+                (store, generator)
+            })
+            .collect();
+        run_ahead(Self::NAME, stores, cx).await
     }
 }
 

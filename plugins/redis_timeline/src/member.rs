@@ -1,6 +1,8 @@
 //! How an event is stored in Redis: one sorted-set member (a string), scored by its due time.
 //!
-//! `<seq:12 hex><instance:16 hex><due ms>|<kind>|<id>`: kind is `E`, `X`, `M<x>,<y>` or
+//! `<seq:12 hex><instance:16 hex><due ms>|[S<store>|]<kind>|<id>`: the store segment only for an
+//! event of a fleet's store other than the first (position > 0), so a one-store member is what
+//! it was before fleets; kind is `E`, `X`, `M<x>,<y>` or
 //! `F<x>,<y>,<length>:<department>` (the length in bytes, so the name needs no escaping); id is
 //! `n<digits>` for a numeric id or `t<text>` for a text id (so `"007"` and `"7"` stay apart), and
 //! comes last so it needs no escaping. The instance's random id and its sequence number make every
@@ -25,6 +27,9 @@ pub(super) fn encode(out: &mut Vec<u8>, seq: u64, instance: &str, event: &Event)
         seq & 0xFFFF_FFFF_FFFF,
         event.due_ms
     );
+    if event.store != 0 {
+        let _ = write!(out, "S{}|", event.store);
+    }
     match event.kind {
         EventKind::Enter => out.push(b'E'),
         EventKind::Exit => out.push(b'X'),
@@ -54,6 +59,13 @@ pub(super) fn decode(member: &[u8]) -> Result<Event, String> {
     let text = std::str::from_utf8(rest).map_err(|_| bad())?;
     let (due, rest) = text.split_once('|').ok_or_else(bad)?;
     let due_ms = due.parse::<i64>().map_err(|_| bad())?;
+    let (store, rest) = match rest.strip_prefix('S') {
+        Some(stored) => {
+            let (store, rest) = stored.split_once('|').ok_or_else(bad)?;
+            (store.parse::<u32>().map_err(|_| bad())?, rest)
+        }
+        None => (0, rest),
+    };
     if let Some(focus) = rest.strip_prefix('F') {
         // F<x>,<y>,<length>:<department>|<id>: the name may hold any character.
         let (x, focus) = focus.split_once(',').ok_or_else(bad)?;
@@ -70,6 +82,7 @@ pub(super) fn decode(member: &[u8]) -> Result<Event, String> {
                 x: x.parse().map_err(|_| bad())?,
                 y: y.parse().map_err(|_| bad())?,
             },
+            store,
         });
     }
     let (kind, id) = rest.split_once('|').ok_or_else(bad)?;
@@ -89,6 +102,7 @@ pub(super) fn decode(member: &[u8]) -> Result<Event, String> {
         due_ms,
         customer: decode_id(id).ok_or_else(bad)?,
         kind,
+        store,
     })
 }
 
@@ -119,16 +133,36 @@ mod tests {
             due_ms: 1_767_603_600_123,
             customer: CustomerId::Number(997),
             kind: EventKind::Enter,
+            store: 0,
         });
         round_trip(Event {
             due_ms: -5,
             customer: CustomerId::parse("007"),
             kind: EventKind::Move { x: -2, y: 30 },
+            store: 0,
+        });
+        // A fleet's store other than the first keeps its position.
+        round_trip(Event {
+            due_ms: 9,
+            customer: CustomerId::Number(49_000_000_001),
+            kind: EventKind::Move { x: 1, y: 2 },
+            store: 48,
+        });
+        round_trip(Event {
+            due_ms: 9,
+            customer: CustomerId::parse("S|1"),
+            kind: EventKind::Focus {
+                dep: intern("Men"),
+                x: 1,
+                y: 2,
+            },
+            store: 3,
         });
         round_trip(Event {
             due_ms: 0,
             customer: CustomerId::parse("a|b|\n ü"),
             kind: EventKind::Exit,
+            store: 0,
         });
         round_trip(Event {
             due_ms: 7,
@@ -138,6 +172,7 @@ mod tests {
                 x: 450,
                 y: -460,
             },
+            store: 0,
         });
         assert!(decode(b"00000000002a8000000000000abc12|F1,2,9:Women|n1").is_err());
         assert!(decode(b"short").is_err());
@@ -152,6 +187,7 @@ mod tests {
             due_ms: 1,
             customer,
             kind: EventKind::Enter,
+            store: 0,
         };
         encode(&mut a, 0, "8000000000000000", &event(CustomerId::Number(7)));
         encode(

@@ -12,7 +12,7 @@ use customersim_plugin_api::rand::seq::SliceRandom;
 use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::{
     Admission, ArrivalProcess, ArrivalRules, Crowd, CustomerId, Event, EventKind, FocusTracker,
-    Gate, Generate, QueueMetrics, Roster, arriving_customer, derive_seed, push_report,
+    Gate, Generate, QueueMetrics, Roster, StoreIndex, arriving_customer, derive_seed, push_report,
 };
 use rand_distr::{Distribution, LogNormal, Poisson};
 use rand_pcg::{Pcg32, Pcg64};
@@ -231,6 +231,10 @@ pub struct Generator {
     mean_trip_ms: f64,
     /// Whether to emit ground-truth focus events (`topics.focus` is set).
     focus_events: bool,
+    /// Which store of the fleet this is (whose listed customers it draws).
+    store_index: StoreIndex,
+    /// Added to arrival serials for generated ids, so they are unique across the fleet.
+    id_base: u64,
 }
 
 impl Generator {
@@ -242,6 +246,21 @@ impl Generator {
         origin_ms: i64,
         doors_close_ms: Option<i64>,
         roster: Option<Arc<dyn Roster>>,
+    ) -> Generator {
+        Generator::with_mean_trip(params, store, seed, origin_ms, doors_close_ms, roster, None)
+    }
+
+    /// [`Generator::new`], given the mean trip length another generator of the same params and
+    /// store estimated ([`Generator::mean_trip_ms`]; the estimate does not depend on the seed),
+    /// so a fleet of stores plans the estimate's trips once.
+    pub fn with_mean_trip(
+        params: TripParams,
+        store: Arc<Store>,
+        seed: u64,
+        origin_ms: i64,
+        doors_close_ms: Option<i64>,
+        roster: Option<Arc<dyn Roster>>,
+        mean_trip_ms: Option<f64>,
     ) -> Generator {
         let list_count = (params.mean_list > 1.0)
             .then(|| Poisson::new(params.mean_list - 1.0).expect("positive mean"));
@@ -263,8 +282,10 @@ impl Generator {
             roster,
             mean_trip_ms: 0.0,
             focus_events: false,
+            store_index: 0,
+            id_base: 0,
         };
-        generator.mean_trip_ms = generator.estimate_mean_trip_ms();
+        generator.mean_trip_ms = mean_trip_ms.unwrap_or_else(|| generator.estimate_mean_trip_ms());
         let rate_per_ms = generator.params.average_in_store / generator.mean_trip_ms;
         let rules = &generator.params.arrivals;
         generator.process = rules.process(rate_per_ms, origin_ms, &mut generator.arrival_rng);
@@ -272,6 +293,14 @@ impl Generator {
         let expected = (generator.params.average_in_store * 1.02 + 64.0) as usize;
         generator.crowd = Crowd::with_capacity(expected);
         generator
+    }
+
+    /// Makes this the generator of store `index` of a fleet, whose generated ids are
+    /// `id_base + serial` ([`customersim_plugin_api::Fleet::id_base`]).
+    pub fn in_store(mut self, index: StoreIndex, id_base: u64) -> Generator {
+        self.store_index = index;
+        self.id_base = id_base;
+        self
     }
 
     /// Mean planned trip length (walking, browsing, paying; no waiting in line) over trips
@@ -423,7 +452,10 @@ impl Generator {
         let serial = self.gate.arrivals + 1;
         let roster = self.roster.as_ref();
         let prefix = &self.params.id_prefix;
-        let Some(id) = arriving_customer(roster, &mut self.arrival_rng, serial, prefix) else {
+        let number = self.id_base + serial;
+        let store = self.store_index;
+        let Some(id) = arriving_customer(roster, store, &mut self.arrival_rng, number, prefix)
+        else {
             // Every listed customer is inside: the place at the entrance is given back and the
             // arrival (with anyone the entrance lets in instead) waits for one to leave.
             self.gate.waiting += 1;
@@ -506,7 +538,7 @@ impl Generator {
         let id = self.crowd.get_mut(slot).id.clone();
         self.crowd.leave(slot);
         if let Some(roster) = &self.roster {
-            roster.release(&id);
+            roster.release(self.store_index, &id);
         }
         if let Some(enter_ms) = self.gate.entrance.leave(at_ms) {
             // The first one waiting outside comes in.

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use customersim_plugin_api::{
     ArrivalsConfig, BuildContext, PluginConfig, PluginError, QueueMetrics, Source, SourceConfig,
-    SourceContext, async_trait, duration, run_ahead, source_config,
+    SourceContext, StoreIndex, async_trait, duration, run_ahead, source_config,
 };
 
 pub use floor::{Fields, Floor};
@@ -274,20 +274,30 @@ impl Source for ShoppingTrip {
         true
     }
 
+    /// One generator per store this process runs, each with the store's own seed and ids.
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), PluginError> {
-        let mut generator = Generator::new(
-            self.params,
-            self.store,
-            cx.seed,
-            cx.clock.origin_ms(),
-            cx.doors_close_ms,
-            cx.roster.clone(),
-        )
-        .with_focus_events(self.focus_events);
-        if let Some(metrics) = self.queue_metrics {
-            generator = generator.with_queue_metrics(metrics);
+        let fleet = &cx.fleet;
+        let mut stores: Vec<(StoreIndex, Generator)> = Vec::new();
+        for store in fleet.local_stores() {
+            let mut generator = Generator::with_mean_trip(
+                self.params.clone(),
+                self.store.clone(),
+                fleet.store_seed(cx.seed, store),
+                cx.clock.origin_ms(),
+                cx.doors_close_ms,
+                cx.roster.clone(),
+                stores.first().map(|(_, first)| first.mean_trip_ms()),
+            )
+            .in_store(store, fleet.id_base(store))
+            .with_focus_events(self.focus_events);
+            if let Some(metrics) = &self.queue_metrics {
+                generator = generator.with_queue_metrics(metrics.clone());
+            }
+            if stores.is_empty() {
+                generator.warn_about_overload();
+            }
+            stores.push((store, generator));
         }
-        generator.warn_about_overload();
-        run_ahead(ShoppingTripConfig::NAME, generator, cx).await
+        run_ahead(ShoppingTripConfig::NAME, stores, cx).await
     }
 }

@@ -62,7 +62,7 @@ impl StdoutSink {
 /// Appends one stdout line for `event`.
 pub fn write_line(out: &mut Vec<u8>, topics: &Topics, event: &Event) {
     out.extend_from_slice(b"{\"topic\": ");
-    json::write_str(out, topics.for_kind(&event.kind));
+    json::write_str(out, &topics.for_event(event));
     out.extend_from_slice(b", \"payload\": ");
     event.write_payload(out);
     out.extend_from_slice(b"}\n");
@@ -130,6 +130,7 @@ mod tests {
             due_ms: 192_326_400_000,
             customer: CustomerId::parse("997"),
             kind: EventKind::Move { x: 2, y: 3 },
+            store: 0,
         };
         write_line(&mut out, &Topics::default(), &event);
         assert_eq!(
