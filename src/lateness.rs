@@ -272,6 +272,7 @@ mod tests {
             due_ms,
             customer: 1.into(),
             kind: crate::plugin_api::EventKind::Enter,
+            store: 0,
         };
         recorder.accepted(&[event(11_000), event(12_000)]);
         let summary = histogram.summary();

@@ -14,8 +14,8 @@ use crate::plugin_api::clock::unix_now_us;
 use crate::plugin_api::host::{self, ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{
     BuildContext, ClockOrigin, Fleet, KeptClock, MetricsRegistry, OpenedTimeline, Plugin,
-    PluginError, QueueMetrics, Role, Roster, SharedClock, Sink, SinkContext, Source,
-    SourceContext, TimelineBackend, TimelineContext, Watermark, derive_seed,
+    PluginError, QueueMetrics, Role, Roster, SharedClock, Sink, SinkContext, Source, SourceContext,
+    TimelineBackend, TimelineContext, Watermark, derive_seed,
 };
 use crate::progress::RunProgress;
 use crate::registry;

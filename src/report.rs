@@ -522,6 +522,7 @@ mod tests {
             due_ms,
             customer: id.into(),
             kind,
+            store: 0,
         }
     }
 

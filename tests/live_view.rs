@@ -5,6 +5,10 @@
 //! Chromium and chromedriver are Debian's `chromium` and `chromium-driver` (`.ci/run` installs
 //! them). Screenshots go to `target/test-artifacts/live_view_*.png`.
 
+// A browser test holds its turn (a std lock) across awaits on purpose: each test has a runtime of
+// its own, so the lock only keeps the other browser tests' threads waiting, never a task of its own.
+#![allow(clippy::await_holding_lock)]
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::Command;

@@ -359,6 +359,8 @@ fn check_nesting(text: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
 /// What is wrong with the fleet: the shard (blamed on what set it) or a key of the file.
 enum FleetError {
     Shard(String),

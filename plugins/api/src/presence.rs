@@ -138,6 +138,7 @@ mod tests {
             due_ms: 1_000,
             customer: CustomerId::parse(id),
             kind,
+            store: 0,
         }
     }
 

@@ -155,6 +155,7 @@ mod tests {
             due_ms,
             customer: CustomerId::Number(id),
             kind,
+            store: 0,
         }
     }
 

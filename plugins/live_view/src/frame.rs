@@ -415,6 +415,7 @@ mod tests {
             moves: "customer/move".into(),
             exit: "door".into(),
             focus: None,
+            per_store: Default::default(),
         };
         let clock = ClockDriver::virtual_at(0).clock();
         let (view, _frames) = View::new(StoreLayout::default(), &topics, clock);
@@ -433,11 +434,13 @@ mod tests {
                     due_ms: 1_000,
                     customer: CustomerId::Number(7),
                     kind: EventKind::Move { x: 5, y: 45 },
+                    store: 0,
                 },
                 Event {
                     due_ms: 1_000,
                     customer: CustomerId::parse("x"),
                     kind: EventKind::Enter,
+                    store: 0,
                 },
             ],
             1_000,

@@ -167,6 +167,7 @@ mod tests {
                 due_ms: 192_326_400_000 + n,
                 customer: CustomerId::parse(&format!("shopper-{n}")),
                 kind: EventKind::Move { x: 2, y: 3 },
+                store: 0,
             })
             .collect();
         let mut expected = Vec::new();
