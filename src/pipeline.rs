@@ -141,6 +141,7 @@ impl Pipeline {
             .get_or_insert_with(|| {
                 Observation::new(
                     self.resolved.layout.clone(),
+                    &self.resolved.fleet,
                     config.topics.clone(),
                     self.queue_metrics.clone(),
                 )

@@ -11,8 +11,9 @@
 //! run_report` measures what it costs a `--speed max` run). Publish lateness comes from
 //! the sinks' histograms ([`crate::lateness`]).
 //!
-//! Counts about shoppers are kept per store in a [`StoreTally`]. A run is one store today; a
-//! fleet of stores keeps one tally per store id and reports each under its id with the same keys.
+//! Counts about shoppers are kept per store in a [`StoreTally`] (the event's store): with a fleet
+//! of stores the report's top-level figures are the whole process's (sums; the peak of everyone
+//! inside at once) and `stores` gives each store's own, under its id.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -24,7 +25,7 @@ use serde::Serialize;
 
 use crate::lateness::{LatenessHistogram, LatenessSummary};
 use crate::plugin_api::{
-    CustomerId, Event, EventKind, QueueMetrics, StoreLayout, Topics, ZoneKind,
+    CustomerId, Event, EventKind, Fleet, QueueMetrics, StoreLayout, Topics, ZoneKind,
 };
 use crate::scheduler::{RunReport, format_ms};
 
@@ -55,12 +56,22 @@ struct Tally {
     start_ms: Option<i64>,
     /// Due time of the last event seen.
     last_ms: Option<i64>,
-    store: StoreTally,
+    /// The layout every store of the run has.
+    layout: StoreLayout,
+    /// Store ids, with a fleet of stores (empty: one store, reported without `stores`).
+    store_ids: Vec<String>,
+    /// One per store, by the events' store index (grown as stores appear).
+    stores: Vec<StoreTally>,
+    /// Shoppers inside all stores, and its peak.
+    inside_total: u64,
+    peak_inside_total: u64,
 }
 
 /// The shoppers of one store: who is inside, visits, zones.
+#[derive(Default)]
 struct StoreTally {
-    layout: StoreLayout,
+    /// Events of this store.
+    events: u64,
     /// Keyed with a fast hash: one lookup per published event (ids are not attacker-chosen
     /// keys here; a scenario's ids come from an authenticated API at worst).
     inside: FxHashMap<CustomerId, Visit>,
@@ -102,31 +113,29 @@ struct ZoneTally {
 }
 
 impl Observation {
-    /// An empty report for a store with `layout`, publishing on `topics`; `entrance_queue` are
-    /// the metrics of the queue outside a store with a capacity, if any.
+    /// An empty report for the stores of `fleet`, each with `layout`, publishing on `topics`;
+    /// `entrance_queue` are the metrics of the queue outside a store with a capacity, if any.
     pub fn new(
         layout: StoreLayout,
+        fleet: &Fleet,
         topics: Topics,
         entrance_queue: Option<QueueMetrics>,
     ) -> Observation {
-        let zones = vec![ZoneTally::default(); layout.zones().len()];
+        let store_ids = if fleet.is_configured() {
+            fleet.ids().iter().map(|id| id.to_string()).collect()
+        } else {
+            Vec::new()
+        };
         Observation(Arc::new(Shared {
             tally: Mutex::new(Tally {
                 by_kind: [0; 4],
                 start_ms: None,
                 last_ms: None,
-                store: StoreTally {
-                    layout,
-                    inside: FxHashMap::default(),
-                    peak_inside: 0,
-                    inside_ms: 0,
-                    integrated_to_ms: None,
-                    visits: 0,
-                    completed_visits: 0,
-                    completed_visit_ms: 0,
-                    zones,
-                    focus: BTreeMap::new(),
-                },
+                layout,
+                store_ids,
+                stores: Vec::new(),
+                inside_total: 0,
+                peak_inside_total: 0,
             }),
             lateness: Mutex::new(Vec::new()),
             topics,
@@ -139,7 +148,6 @@ impl Observation {
     pub fn observer(&self, start_ms: i64) -> Observer {
         let mut tally = self.0.tally.lock().unwrap_or_else(PoisonError::into_inner);
         tally.start_ms = Some(start_ms);
-        tally.store.integrated_to_ms = Some(start_ms);
         Observer(self.0.clone())
     }
 
@@ -184,13 +192,34 @@ impl Observation {
             }
         }
         let events: u64 = tally.by_kind.iter().sum();
-        let store = &tally.store;
         let start_ms = tally.start_ms.unwrap_or(0);
         let end_ms = tally.last_ms.unwrap_or(start_ms).max(start_ms);
         let span_ms = end_ms - start_ms;
+        // The whole run's shopper figures: every store's, added up.
+        let mut store = StoreTally {
+            zones: vec![ZoneTally::default(); tally.layout.zones().len()],
+            ..StoreTally::default()
+        };
+        for one in &tally.stores {
+            store.add(one, end_ms);
+        }
+        store.peak_inside = tally.peak_inside_total;
+        let stores = tally
+            .store_ids
+            .iter()
+            .enumerate()
+            .map(|(index, id)| {
+                let report = tally
+                    .stores
+                    .get(index)
+                    .map(|one| one.report(end_ms, span_ms))
+                    .unwrap_or_default();
+                (id.clone(), report)
+            })
+            .collect();
         let mut departments = BTreeMap::new();
         let mut checkouts = BTreeMap::new();
-        for (zone, counts) in store.layout.zones().iter().zip(&store.zones) {
+        for (zone, counts) in tally.layout.zones().iter().zip(&store.zones) {
             let mean_s = |total_ms: i64| {
                 if counts.stays == 0 {
                     0.0
@@ -237,18 +266,11 @@ impl Observation {
             simulated_seconds: span_ms as f64 / 1000.0,
             visits: store.visits,
             visits_completed: store.completed_visits,
-            inside_at_end: store.inside.len() as u64,
-            mean_inside: if span_ms > 0 {
-                store.inside_ms as f64 / span_ms as f64
-            } else {
-                store.inside.len() as f64
-            },
+            inside_at_end: tally.inside_total,
+            mean_inside: store.mean_inside(span_ms, tally.inside_total),
             peak_inside: store.peak_inside,
-            mean_visit_seconds: if store.completed_visits == 0 {
-                0.0
-            } else {
-                store.completed_visit_ms as f64 / store.completed_visits as f64 / 1000.0
-            },
+            mean_visit_seconds: store.mean_visit_seconds(),
+            stores,
             departments,
             checkouts,
             entrance_queue: shared.entrance_queue.as_ref().map(|queue| {
@@ -290,7 +312,22 @@ impl Observer {
                 EventKind::Focus { .. } => 3,
             };
             tally.by_kind[kind] += 1;
-            tally.store.observe(event);
+            let index = event.store as usize;
+            if tally.stores.len() <= index {
+                let zones = tally.layout.zones().len();
+                let start_ms = tally.start_ms;
+                tally.stores.resize_with(index + 1, || StoreTally {
+                    zones: vec![ZoneTally::default(); zones],
+                    integrated_to_ms: start_ms,
+                    ..StoreTally::default()
+                });
+            }
+            let store = &mut tally.stores[index];
+            let before = store.inside.len() as u64;
+            store.observe(event, &tally.layout);
+            let after = store.inside.len() as u64;
+            tally.inside_total = tally.inside_total + after - before;
+            tally.peak_inside_total = tally.peak_inside_total.max(tally.inside_total);
         }
         if let Some(last) = events.last() {
             tally.last_ms = Some(tally.last_ms.map_or(last.due_ms, |ms| ms.max(last.due_ms)));
@@ -299,7 +336,8 @@ impl Observer {
 }
 
 impl StoreTally {
-    fn observe(&mut self, event: &Event) {
+    fn observe(&mut self, event: &Event, layout: &StoreLayout) {
+        self.events += 1;
         // The time-weighted count of shoppers inside, up to this event.
         let at = event.due_ms;
         let from = *self.integrated_to_ms.get_or_insert(at);
@@ -323,7 +361,7 @@ impl StoreTally {
             }
             EventKind::Move { x, y } => {
                 let zone = match (u32::try_from(x), u32::try_from(y)) {
-                    (Ok(x), Ok(y)) => self.layout.zone_at_point(x, y),
+                    (Ok(x), Ok(y)) => layout.zone_at_point(x, y),
                     _ => None,
                 };
                 // A move of someone not seen entering (published before the report started, or
@@ -352,6 +390,66 @@ impl StoreTally {
                 }
             }
             EventKind::Focus { dep, .. } => *self.focus.entry(dep).or_insert(0) += 1,
+        }
+    }
+
+    /// Adds `other`'s counts (another store's) to these, its time-weighted count taken up to
+    /// `end_ms`.
+    fn add(&mut self, other: &StoreTally, end_ms: i64) {
+        self.events += other.events;
+        self.inside_ms += other.inside_ms_to(end_ms);
+        self.visits += other.visits;
+        self.completed_visits += other.completed_visits;
+        self.completed_visit_ms += other.completed_visit_ms;
+        for (sum, zone) in self.zones.iter_mut().zip(&other.zones) {
+            sum.visits += zone.visits;
+            sum.reports += zone.reports;
+            sum.dwell_ms += zone.dwell_ms;
+            sum.longest_ms = sum.longest_ms.max(zone.longest_ms);
+            sum.stays += zone.stays;
+        }
+        for (dep, count) in &other.focus {
+            *self.focus.entry(dep).or_insert(0) += count;
+        }
+    }
+
+    /// Σ inside × ms up to `end_ms` (the store's last event may be earlier than the run's).
+    fn inside_ms_to(&self, end_ms: i64) -> u128 {
+        let from = self.integrated_to_ms.unwrap_or(end_ms);
+        self.inside_ms + self.inside.len() as u128 * (end_ms - from).max(0) as u128
+    }
+
+    fn mean_inside(&self, span_ms: i64, inside_now: u64) -> f64 {
+        if span_ms > 0 {
+            self.inside_ms as f64 / span_ms as f64
+        } else {
+            inside_now as f64
+        }
+    }
+
+    fn mean_visit_seconds(&self) -> f64 {
+        if self.completed_visits == 0 {
+            0.0
+        } else {
+            self.completed_visit_ms as f64 / self.completed_visits as f64 / 1000.0
+        }
+    }
+
+    /// This store's figures for the report's `stores`.
+    fn report(&self, end_ms: i64, span_ms: i64) -> StoreReport {
+        let inside_now = self.inside.len() as u64;
+        StoreReport {
+            events: self.events,
+            visits: self.visits,
+            visits_completed: self.completed_visits,
+            inside_at_end: inside_now,
+            mean_inside: if span_ms > 0 {
+                self.inside_ms_to(end_ms) as f64 / span_ms as f64
+            } else {
+                inside_now as f64
+            },
+            peak_inside: self.peak_inside,
+            mean_visit_seconds: self.mean_visit_seconds(),
         }
     }
 
@@ -386,6 +484,9 @@ pub struct RunSummary {
     pub mean_inside: f64,
     pub peak_inside: u64,
     pub mean_visit_seconds: f64,
+    /// With a fleet of stores: each store's own figures, by store id (left out otherwise).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub stores: BTreeMap<String, StoreReport>,
     pub departments: BTreeMap<String, DepartmentReport>,
     pub checkouts: BTreeMap<String, CheckoutReport>,
     /// `null` unless a source has a `capacity`.
@@ -394,6 +495,18 @@ pub struct RunSummary {
     pub publish_lateness_seconds: LatenessReport,
     pub events_skipped: u64,
     pub events_left_on_timeline: u64,
+}
+
+/// One store of a fleet.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StoreReport {
+    pub events: u64,
+    pub visits: u64,
+    pub visits_completed: u64,
+    pub inside_at_end: u64,
+    pub mean_inside: f64,
+    pub peak_inside: u64,
+    pub mean_visit_seconds: f64,
 }
 
 /// One department of the layout.
@@ -465,6 +578,19 @@ impl RunSummary {
             "  inside             mean {:.1}, peak {}, at end {}",
             self.mean_inside, self.peak_inside, self.inside_at_end
         );
+        if !self.stores.is_empty() {
+            let busiest = self
+                .stores
+                .iter()
+                .max_by_key(|(_, store)| store.visits)
+                .map(|(id, store)| format!("{id} ({} visits)", store.visits))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  stores             {} (busiest {busiest}; each in the JSON's `stores`)",
+                self.stores.len()
+            );
+        }
         let lateness = &self.publish_lateness_seconds;
         let _ = writeln!(
             out,
@@ -537,7 +663,8 @@ mod tests {
 
     #[test]
     fn counts_visits_zones_and_the_time_weighted_mean_inside() {
-        let observation = Observation::new(two_departments(), Topics::default(), None);
+        let observation =
+            Observation::new(two_departments(), &Fleet::single(), Topics::default(), None);
         let observer = observation.observer(0);
         let move_to = |x, y| EventKind::Move { x, y };
         observer.observe(&[
@@ -584,7 +711,8 @@ mod tests {
 
     #[test]
     fn the_table_names_the_topics_and_zones() {
-        let observation = Observation::new(two_departments(), Topics::default(), None);
+        let observation =
+            Observation::new(two_departments(), &Fleet::single(), Topics::default(), None);
         observation
             .observer(0)
             .observe(&[event(0, 1, EventKind::Enter)]);
@@ -592,5 +720,49 @@ mod tests {
         assert!(table.contains("customer/enter"), "{table}");
         assert!(table.contains("Till"), "{table}");
         assert!(table.contains("publish lateness"), "{table}");
+    }
+
+    #[test]
+    fn a_fleet_is_reported_per_store_and_in_total() {
+        let fleet = Fleet::new(vec!["north".into(), "south".into()], Default::default())
+            .expect("two stores");
+        let observation = Observation::new(two_departments(), &fleet, Topics::default(), None);
+        let at = |due_ms, id, kind, store| Event {
+            store,
+            ..event(due_ms, id, kind)
+        };
+        observation.observer(0).observe(&[
+            at(0, 1, EventKind::Enter, 0),
+            at(0, 2, EventKind::Enter, 1),
+            at(1_000, 3, EventKind::Enter, 1),
+            at(4_000, 2, EventKind::Exit, 1),
+            at(10_000, 1, EventKind::Exit, 0),
+        ]);
+        let summary = observation.summary(&RunReport::default());
+        assert_eq!((summary.visits, summary.visits_completed), (3, 2));
+        // Everyone inside at once: 1, 2 and 3 between 1 s and 4 s.
+        assert_eq!(summary.peak_inside, 3);
+        assert_eq!(summary.inside_at_end, 1);
+        let north = &summary.stores["north"];
+        let south = &summary.stores["south"];
+        assert_eq!((north.events, north.visits, north.peak_inside), (2, 1, 1));
+        assert_eq!((south.events, south.visits, south.peak_inside), (3, 2, 2));
+        assert_eq!(south.inside_at_end, 1);
+        // north: one shopper for all 10 s; south: 2 × 3 s + 1 × 1 s + 1 × 6 s = 13 shopper-s.
+        assert_eq!(north.mean_inside, 1.0);
+        assert_eq!(south.mean_inside, 1.3);
+        assert_eq!(summary.mean_inside, 2.3);
+        assert!(summary.to_json().contains("\"stores\""));
+        let one_store =
+            Observation::new(two_departments(), &Fleet::single(), Topics::default(), None);
+        one_store
+            .observer(0)
+            .observe(&[event(0, 1, EventKind::Enter)]);
+        assert!(
+            !one_store
+                .summary(&RunReport::default())
+                .to_json()
+                .contains("\"stores\"")
+        );
     }
 }

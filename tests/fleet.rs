@@ -272,3 +272,97 @@ fn shopping_trip_stores_split_over_shards_too() {
     }
     assert_eq!(whole, union_of_shards(config.path(), 2), "2 shards");
 }
+
+/// `/state` (http_ingress) and the run report say which store: every shopper listed is in one of
+/// the fleet's stores, and the report's `stores` add up to its totals.
+#[test]
+fn state_and_the_run_report_say_which_store() {
+    use customersim_testkit::http::HttpClient;
+    use customersim_testkit::net::free_port;
+    use customersim_testkit::run::{Process, StdoutMode};
+    use std::time::{Duration, Instant};
+
+    let port = free_port();
+    let config = temp_file(
+        "fleet-state.yaml",
+        &format!(
+            "simulation: {{seed: 5, speed: 600}}\n\
+             fleet: {{stores: [north, south, west]}}\n\
+             topics:\n  enter: store/{{store}}/customer/enter\n  move: store/{{store}}/customer/move\n  exit: store/{{store}}/customer/exit\n\
+             sources:\n  - type: random_walk\n    average_in_store: 4\n    mean_dwell: 1m\n\
+             \x20 - type: http_ingress\n\
+             sinks:\n  - type: stdout\n"
+        ),
+    );
+    let report = temp_file("fleet-report.json", "");
+    let mut process = Process::start(
+        customersim()
+            .env("HTTP_LISTEN", format!("127.0.0.1:{port}"))
+            .args(["run", "--config"])
+            .arg(config.path())
+            .arg("--report")
+            .arg(report.path()),
+        StdoutMode::Collect,
+    );
+    let http = HttpClient::local(port);
+    let started = Instant::now();
+    while http.try_get("/health").is_err() {
+        if !process.is_running() || started.elapsed() > Duration::from_secs(30) {
+            process.terminate();
+            panic!("no HTTP API: {}", process.finish().stderr);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stores_seen: HashSet<String> = loop {
+        let state: Vec<serde_json::Value> =
+            serde_json::from_str(&http.get("/state").body).expect("/state is JSON");
+        for shopper in &state {
+            let store = shopper["store"]
+                .as_str()
+                .expect("each shopper names a store");
+            assert!(["north", "south", "west"].contains(&store), "{shopper}");
+        }
+        let seen: HashSet<String> = state
+            .iter()
+            .map(|shopper| shopper["store"].as_str().unwrap().to_string())
+            .collect();
+        if seen.len() == 3 || Instant::now() > deadline {
+            break seen;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        stores_seen.len(),
+        3,
+        "shoppers of every store: {stores_seen:?}"
+    );
+    process.terminate();
+    let finished = process.finish();
+    let lines = parse_lines(&finished.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.path()).unwrap())
+            .expect("the report is JSON");
+    let stores = report["stores"]
+        .as_object()
+        .expect("a fleet's report has `stores`");
+    assert_eq!(stores.len(), 3);
+    for (id, store) in stores {
+        let published = lines
+            .iter()
+            .filter(|line| line.topic.starts_with(&format!("store/{id}/")))
+            .count() as u64;
+        assert_eq!(store["events"].as_u64(), Some(published), "store {id}");
+    }
+    let sum = |key: &str| -> u64 { stores.values().map(|s| s[key].as_u64().unwrap()).sum() };
+    assert_eq!(report["visits"].as_u64(), Some(sum("visits")));
+    assert_eq!(report["events"].as_u64(), Some(lines.len() as u64));
+    assert!(
+        report["peak_inside"].as_u64().unwrap()
+            >= stores
+                .values()
+                .map(|s| s["peak_inside"].as_u64().unwrap())
+                .max()
+                .unwrap()
+    );
+}

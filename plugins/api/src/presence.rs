@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 
 use crate::event::{CustomerId, Event, EventKind};
+use crate::fleet::StoreIndex;
 
 /// Where a shopper who is inside stands, and since when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -15,6 +16,8 @@ pub struct Position {
     pub y: i64,
     /// Simulated milliseconds since the epoch of the shopper's last event.
     pub since_ms: i64,
+    /// The store of a fleet the shopper is in (0 without a fleet).
+    pub store: StoreIndex,
 }
 
 /// Most shoppers the table lists at once. Ids that never exit (a client posting
@@ -109,6 +112,7 @@ impl PresenceRecorder {
                 x,
                 y,
                 since_ms: event.due_ms,
+                store: event.store,
             };
             if let Some(known) = by_id.get_mut(&event.customer) {
                 *known = at;

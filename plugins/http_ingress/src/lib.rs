@@ -82,8 +82,8 @@ use std::time::Duration;
 use customersim_plugin_api::prometheus_client::metrics::counter::Counter;
 use customersim_plugin_api::prometheus_client::metrics::family::Family;
 use customersim_plugin_api::{
-    BuildContext, EnvKind, EnvOverride, MetricsRegistry, PluginConfig, PluginError, Presence,
-    Secret, Source, SourceConfig, SourceContext, async_trait, duration, source_config,
+    BuildContext, EnvKind, EnvOverride, Fleet, MetricsRegistry, PluginConfig, PluginError,
+    Presence, Secret, Source, SourceConfig, SourceContext, async_trait, duration, source_config,
 };
 use tokio::net::TcpListener;
 
@@ -250,6 +250,7 @@ impl SourceConfig for HttpIngressConfig {
                 .filter(|token| !token.is_empty())
                 .map(|token| token.expose().to_string()),
             presence: cx.presence(),
+            fleet: cx.fleet.is_configured().then(|| cx.fleet.clone()),
             metrics: cx.metrics.clone(),
             requests,
             doors: {
@@ -271,6 +272,8 @@ struct HttpIngress {
     limits: parse::Limits,
     token: Option<String>,
     presence: Presence,
+    /// The stores of a fleet, so `/state` says which store each shopper is in.
+    fleet: Option<Fleet>,
     metrics: MetricsRegistry,
     requests: Family<server::Labels, Counter>,
     /// Where ENTER and EXIT steps of drafts without a location happen.
@@ -300,6 +303,7 @@ impl Source for HttpIngress {
             schedule: cx.schedule.clone(),
             publisher: cx.publisher.clone(),
             presence: self.presence,
+            fleet: self.fleet,
             metrics: self.metrics,
             requests: self.requests,
             token: self.token,

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use customersim_plugin_api::prometheus_client::metrics::counter::Counter;
 use customersim_plugin_api::prometheus_client::metrics::family::Family;
-use customersim_plugin_api::{Clock, MetricsRegistry, Presence, Publisher, Schedule};
+use customersim_plugin_api::{Clock, Fleet, MetricsRegistry, Presence, Publisher, Schedule};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -38,6 +38,8 @@ pub struct AppState {
     pub schedule: Schedule,
     pub publisher: Publisher,
     pub presence: Presence,
+    /// The stores of a fleet (`None`: one store), for `/state`.
+    pub fleet: Option<Fleet>,
     pub metrics: MetricsRegistry,
     pub requests: Family<Labels, Counter>,
     pub token: Option<String>,
@@ -445,6 +447,9 @@ struct Inside {
     y: i64,
     /// When their last event happened (RFC 3339, UTC).
     since: String,
+    /// The store they are in, with a fleet of stores (left out otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<String>,
 }
 
 async fn current_state(State(state): Shared) -> Response {
@@ -457,6 +462,10 @@ async fn current_state(State(state): Shared) -> Response {
             x: at.x,
             y: at.y,
             since: format_ms(at.since_ms),
+            store: state
+                .fleet
+                .as_ref()
+                .map(|fleet| fleet.id(at.store).to_string()),
         })
         .collect();
     (
