@@ -285,14 +285,12 @@ fn state_and_the_run_report_say_which_store() {
     let port = free_port();
     let config = temp_file(
         "fleet-state.yaml",
-        &format!(
-            "simulation: {{seed: 5, speed: 600}}\n\
-             fleet: {{stores: [north, south, west]}}\n\
-             topics:\n  enter: store/{{store}}/customer/enter\n  move: store/{{store}}/customer/move\n  exit: store/{{store}}/customer/exit\n\
+        "simulation: {seed: 5, speed: 600}\n\
+             fleet: {stores: [north, south, west]}\n\
+             topics:\n  enter: store/{store}/customer/enter\n  move: store/{store}/customer/move\n  exit: store/{store}/customer/exit\n\
              sources:\n  - type: random_walk\n    average_in_store: 4\n    mean_dwell: 1m\n\
              \x20 - type: http_ingress\n\
-             sinks:\n  - type: stdout\n"
-        ),
+             sinks:\n  - type: stdout\n",
     );
     let report = temp_file("fleet-report.json", "");
     let mut process = Process::start(
