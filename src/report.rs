@@ -354,7 +354,7 @@ impl StoreTally {
                 };
                 // Entering again while inside (an HTTP scenario may) starts a new visit.
                 if let Some(previous) = self.inside.insert(event.customer.clone(), visit) {
-                    self.leave_zone(&previous, at);
+                    Self::finish_stay(&mut self.zones, &previous, at);
                 }
                 self.visits += 1;
                 self.peak_inside = self.peak_inside.max(self.inside.len() as u64);
@@ -384,7 +384,7 @@ impl StoreTally {
             }
             EventKind::Exit => {
                 if let Some(visit) = self.inside.remove(&event.customer) {
-                    self.leave_zone(&visit, at);
+                    Self::finish_stay(&mut self.zones, &visit, at);
                     self.completed_visits += 1;
                     self.completed_visit_ms += at - visit.entered_ms;
                 }
@@ -420,11 +420,7 @@ impl StoreTally {
     }
 
     fn mean_inside(&self, span_ms: i64, inside_now: u64) -> f64 {
-        if span_ms > 0 {
-            self.inside_ms as f64 / span_ms as f64
-        } else {
-            inside_now as f64
-        }
+        time_weighted_mean(self.inside_ms, span_ms, inside_now)
     }
 
     fn mean_visit_seconds(&self) -> f64 {
@@ -443,18 +439,10 @@ impl StoreTally {
             visits: self.visits,
             visits_completed: self.completed_visits,
             inside_at_end: inside_now,
-            mean_inside: if span_ms > 0 {
-                self.inside_ms_to(end_ms) as f64 / span_ms as f64
-            } else {
-                inside_now as f64
-            },
+            mean_inside: time_weighted_mean(self.inside_ms_to(end_ms), span_ms, inside_now),
             peak_inside: self.peak_inside,
             mean_visit_seconds: self.mean_visit_seconds(),
         }
-    }
-
-    fn leave_zone(&mut self, visit: &Visit, at: i64) {
-        Self::finish_stay(&mut self.zones, visit, at);
     }
 
     fn finish_stay(zones: &mut [ZoneTally], visit: &Visit, at: i64) {
@@ -465,6 +453,16 @@ impl StoreTally {
             counts.dwell_ms += stay;
             counts.longest_ms = counts.longest_ms.max(stay);
         }
+    }
+}
+
+/// Shoppers inside on average over `span_ms` from their Σ inside × ms; with no span (one
+/// instant), those inside now.
+fn time_weighted_mean(inside_ms: u128, span_ms: i64, inside_now: u64) -> f64 {
+    if span_ms > 0 {
+        inside_ms as f64 / span_ms as f64
+    } else {
+        inside_now as f64
     }
 }
 
