@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use customersim_testkit::amqp::{Counter, LOCAL_AMQP_URL as URL, TestQueue, connect};
 use customersim_testkit::rabbitmq::ExclusiveUse;
-use customersim_testkit::run::{clean_command, run_ok};
+use customersim_testkit::run::{children_cpu, clean_command, run_ok};
 use customersim_testkit::stdout_sink::parse_lines;
 use customersim_testkit::temp::temp_dir;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -65,15 +65,6 @@ struct Measure {
     rate: f64,
     /// CPU seconds (user + system) the publisher process used.
     cpu: f64,
-}
-
-/// CPU seconds used by the waited-for child processes so far.
-fn children_cpu() -> f64 {
-    // SAFETY: getrusage fills the zeroed struct this function owns.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// (routing key, payload) of every event, from the stdout sink of the same simulation.

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use customersim_testkit::mosquitto::Broker;
 use customersim_testkit::mqtt::{Subscriber, SubscriberOptions};
 use customersim_testkit::net::free_port;
-use customersim_testkit::run::{clean_command, run_ok};
+use customersim_testkit::run::{children_cpu, clean_command, run_ok};
 use customersim_testkit::stdout_sink::parse_lines;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 
@@ -74,14 +74,6 @@ struct Measure {
     rate: f64,
     /// CPU seconds (user + system) the publisher process used.
     cpu: f64,
-}
-
-/// CPU seconds used by the waited-for child processes so far.
-fn children_cpu() -> f64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// Runs a publisher process while a subscriber counts `count` messages on `filter`.

@@ -59,6 +59,16 @@ pub fn spawn_piped(command: &mut Command) -> Child {
         .expect("the binary starts")
 }
 
+/// CPU seconds (user + system) used by the waited-for child processes so far: benchmarks
+/// report a publisher's CPU next to its rate.
+pub fn children_cpu() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct this function owns.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 /// Sends SIGTERM to a child (what Kubernetes and `docker stop` send).
 pub fn terminate(child: &Child) {
     let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
