@@ -13,7 +13,10 @@ WORKDIR /app
 COPY --from=build /src/target/release/customersim /usr/local/bin/customersim
 COPY configs/ /app/configs/
 USER 10001
-# the original service's HTTP port (http_ingress)
+# the original service's HTTP port (http_ingress). The binary listens on loopback unless told
+# otherwise; in a container the API must be reachable from outside it, so it is set here
+# (add -e HTTP_TOKEN=... when the network is not trusted).
+ENV HTTP_LISTEN=0.0.0.0:8000
 EXPOSE 8000
 ENTRYPOINT ["customersim"]
 CMD ["run", "--config", "/app/configs/default.yaml"]

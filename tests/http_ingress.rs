@@ -695,7 +695,8 @@ fn the_default_pipeline_serves_the_api_and_stops_on_sigterm() {
         .unwrap();
     let shown = String::from_utf8_lossy(&output.stdout);
     assert!(shown.contains("type: http_ingress"), "{shown}");
-    assert!(shown.contains("listen: 0.0.0.0:8000"), "{shown}");
+    // Loopback unless told otherwise: a first run opens nothing to the network.
+    assert!(shown.contains("listen: 127.0.0.1:8000"), "{shown}");
 
     let port = free_port();
     let process = Process::start(

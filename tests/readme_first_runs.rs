@@ -134,3 +134,53 @@ fn readme_commands_are_parsed_as_a_shell_would() {
     assert_eq!(command.args, ["run", "--duration", "1m"]);
     assert_eq!(command.head, Some(3));
 }
+
+/// The Quick start's first command, as the README writes it: the first `cargo run` line.
+fn first_command() -> ReadmeCommand {
+    parse(&quick_start_commands()[0])
+}
+
+#[test]
+fn the_first_command_needs_no_free_port() {
+    // Port 8000 (the built-in pipeline's HTTP API) is taken, by this test or by someone else:
+    // either way the first command must still run to its end and print events.
+    let _held = std::net::TcpListener::bind("127.0.0.1:8000");
+    let first = first_command();
+    let output = clean_command(env!("CARGO_BIN_EXE_customersim"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("HTTP_LISTEN")
+        .args(&first.args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_text(&output));
+    let events = output.stdout.split(|&byte| byte == b'\n').count();
+    assert!(events > 100, "{events} lines");
+    assert!(
+        !stderr_text(&output).contains("listening on"),
+        "the first command opens no port: {}",
+        stderr_text(&output)
+    );
+}
+
+#[test]
+fn the_built_in_http_api_listens_on_loopback_unless_told_otherwise() {
+    let output = clean_command(env!("CARGO_BIN_EXE_customersim"))
+        .env_remove("HTTP_LISTEN")
+        .env("MQTT_HOST", "broker.example")
+        .arg("validate")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_text(&output));
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(shown.contains("listen: 127.0.0.1:8000"), "{shown}");
+
+    // The container image is where the API must be reachable from outside: it says so itself.
+    let dockerfile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile
+            .lines()
+            .any(|line| line.trim() == "ENV HTTP_LISTEN=0.0.0.0:8000"),
+        "{dockerfile}"
+    );
+}

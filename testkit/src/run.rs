@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 /// A command for the binary at `path` without any variable customersim reads
 /// ([`customersim::env::known_variables`]), so a developer's shell never changes a test.
 /// PATH and HOME are kept; stdin is empty; `HTTP_LISTEN` is an ephemeral port, since the built-in
-/// pipeline serves HTTP on 0.0.0.0:8000 and tests running at once would collide there (a test
+/// pipeline serves HTTP on 127.0.0.1:8000 and tests running at once would collide there (a test
 /// sets it again, or removes it, to check that default).
 pub fn clean_command(path: impl AsRef<OsStr>) -> Command {
     let mut command = Command::new(path);

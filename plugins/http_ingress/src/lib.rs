@@ -3,7 +3,7 @@
 //! ```yaml
 //! sources:
 //!   - type: http_ingress
-//!     listen: 0.0.0.0:8000   # HTTP_LISTEN
+//!     listen: 127.0.0.1:8000 # HTTP_LISTEN; 0.0.0.0:8000 serves other hosts (set a token)
 //!     token: null            # HTTP_TOKEN: when set, every route but /health needs
 //!                            # "Authorization: Bearer <token>" (scheme in any case)
 //!     max_connections: 512   # served at once; more wait in the listen queue
@@ -100,7 +100,9 @@ const GRACE: Duration = Duration::from_secs(5);
 #[source_config]
 #[derive(Clone, Debug)]
 pub struct HttpIngressConfig {
-    /// Address to listen on, `IP:PORT`. The original service listened on `0.0.0.0:8000`.
+    /// Address to listen on, `IP:PORT`. Loopback by default, so a first run opens nothing to the
+    /// network; the original service listened on `0.0.0.0:8000`, which a deployment sets
+    /// explicitly (the container image does, through `HTTP_LISTEN`), with a `token`.
     #[serde(default = "default_listen")]
     pub listen: String,
     /// When set (and not empty), every route but `/health` requires the header
@@ -127,7 +129,7 @@ pub struct HttpIngressConfig {
 }
 
 fn default_listen() -> String {
-    "0.0.0.0:8000".into()
+    "127.0.0.1:8000".into()
 }
 
 fn default_max_connections() -> usize {
@@ -184,7 +186,7 @@ impl PluginConfig for HttpIngressConfig {
             var: "HTTP_LISTEN",
             key: "listen",
             kind: EnvKind::Text,
-            help: "address of the HTTP API, IP:PORT (default 0.0.0.0:8000)",
+            help: "address of the HTTP API, IP:PORT (default 127.0.0.1:8000; 0.0.0.0:8000 serves other hosts)",
         },
         EnvOverride {
             var: "HTTP_TOKEN",
@@ -285,7 +287,10 @@ impl Source for HttpIngress {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), PluginError> {
         let listener = TcpListener::bind(self.address).await.map_err(|error| {
             PluginError::caused_by(
-                format!("http_ingress: cannot listen on {}", self.address),
+                format!(
+                    "http_ingress: cannot listen on {} (set another `listen` or HTTP_LISTEN)",
+                    self.address
+                ),
                 error,
             )
         })?;
