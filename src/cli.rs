@@ -133,7 +133,8 @@ fn fail(error: &dyn std::fmt::Display, code: u8) -> ExitCode {
         message.truncate(cut);
         message.push_str(&format!("… ({left_out} more bytes)"));
     }
-    tracing::error!("{message}");
+    // Once on stderr (the `error:` line); the log file, when there is one, gets it too.
+    tracing::error!(target: crate::logging::FILE_ONLY, "{message}");
     eprintln!("error: {message}");
     ExitCode::from(code)
 }
@@ -165,6 +166,12 @@ fn validate(path: Option<PathBuf>, env: &Environment) -> ExitCode {
     text.push_str("# resolved layout:\n");
     for line in resolved.layout.to_string().lines() {
         text.push_str(&format!("#   {line}\n"));
+    }
+    if resolved.seed_drawn {
+        text.push_str(
+            "# seed: none set, so each run draws one at random and logs it; set simulation.seed, \
+             --seed or SIMULATION_SEED to replay a run\n",
+        );
     }
     text.push_str(&shared_clock_note(&resolved));
     print!("{text}");

@@ -23,6 +23,10 @@ pub fn parse_level(text: &str) -> Option<LevelFilter> {
     }
 }
 
+/// The target of log records that go to LOG_FILENAME only: what the command line also prints on
+/// stderr itself (its final `error:` line), so a terminal shows it once.
+pub const FILE_ONLY: &str = "customersim::file_only";
+
 /// Installs the global subscriber; the error names the variable at fault.
 pub fn init(env: &Environment) -> Result<(), String> {
     let level = match env.get("LOG_LEVEL") {
@@ -34,7 +38,10 @@ pub fn init(env: &Environment) -> Result<(), String> {
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(crate::progress::log_writer)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false);
+        .with_target(false)
+        .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+            metadata.target() != FILE_ONLY
+        }));
     let file = match env.get("LOG_FILENAME") {
         Some(path) => {
             let file = OpenOptions::new()

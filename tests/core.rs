@@ -528,3 +528,41 @@ fn a_reader_closing_stdout_stops_the_run_cleanly() {
     );
     assert!(stderr.contains("the reader closed stdout"), "{stderr}");
 }
+
+#[test]
+fn validate_says_a_seed_is_drawn_per_run_and_shows_none() {
+    let config = pipeline("", "");
+    let output = run_ok(customersim().args(["validate", "--config"]).arg(&config));
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(shown.contains("seed: null"), "{shown}");
+    assert!(shown.contains("each run draws one at random"), "{shown}");
+
+    let seeded = run_ok(
+        customersim()
+            .args(["validate", "--config"])
+            .arg(&config)
+            .env("SIMULATION_SEED", "77"),
+    );
+    let shown = String::from_utf8_lossy(&seeded.stdout);
+    assert!(shown.contains("seed: 77"), "{shown}");
+    assert!(!shown.contains("draws one at random"), "{shown}");
+}
+
+#[test]
+fn an_error_is_printed_once_and_also_logged_to_the_log_file() {
+    let log = temp_file("errors-once.log", "");
+    let (_, stderr) = run_failing(
+        customersim()
+            .args(["validate", "--config", "/nonexistent/pipeline.yaml"])
+            .env("LOG_FILENAME", log.path()),
+        2,
+    );
+    assert_eq!(
+        stderr.matches("/nonexistent/pipeline.yaml").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    let logged = std::fs::read_to_string(log.path()).unwrap();
+    assert!(logged.contains("/nonexistent/pipeline.yaml"), "{logged}");
+}

@@ -259,7 +259,11 @@ pub fn resolve_text(
         Some(seed) => (seed, false),
         None => (crate::plugin_api::rand::random::<u64>() >> 11, true),
     };
-    shown.simulation.seed = Some(seed);
+    // A drawn seed stays `null` in what `validate` shows: each run draws its own (and logs it), so
+    // a number here would be one that no run uses.
+    if !seed_drawn {
+        shown.simulation.seed = Some(seed);
+    }
     let shown = serde_yaml::to_value(&shown).map_err(|error| ConfigError(error.to_string()))?;
     Ok(ResolvedPipeline {
         config,
