@@ -1,7 +1,10 @@
-//! Every command of the README's *Quick start* (its first runs included) works as written on a
-//! fresh clone with no broker: the commands are read from the README itself, so the README and
-//! this test cannot drift apart. `cargo run --release --` stands for the binary under test; a
-//! command must end on its own (a `--duration`, or `| head`).
+//! Every command of the README works as written: the commands are read from the README itself, so
+//! the README and this test cannot drift apart. The *Quick start* runs on a fresh clone with no
+//! broker; elsewhere, every fenced shell command that runs customersim and needs no broker (it
+//! prints, validates or lists) runs too, and a bare `customersim` only appears after the README has
+//! shown `cargo install --path .`. `cargo run --release --` and `customersim` stand for the binary
+//! under test; a run must end on its own (a `--duration`, or `| head`) or is stopped with SIGTERM
+//! once it has started, and must then exit 0.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -12,33 +15,84 @@ use customersim_testkit::run::{clean_command, stderr_text, terminate};
 /// What the README writes before the binary's arguments.
 const CARGO_RUN: &str = "cargo run --release --";
 
-/// The `cargo run` commands of the README's *Quick start* section, comments removed.
-fn quick_start_commands() -> Vec<String> {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let section = readme
-        .split("\n## Quick start")
-        .nth(1)
-        .expect("a Quick start section")
-        .split("\n## ")
-        .next()
-        .unwrap();
-    let mut commands = Vec::new();
-    let mut in_code = false;
-    for line in section.lines() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-            continue;
-        }
-        let command = line.split(" # ").next().unwrap().trim();
-        if in_code && command.contains(CARGO_RUN) {
-            commands.push(command.to_string());
-        }
-    }
-    commands
+/// The command that puts `customersim` on the PATH; bare `customersim` commands come after it.
+const INSTALL: &str = "cargo install --path .";
+
+/// One line of a fenced shell block of the README, comment removed, with its line number and the
+/// `## ` section it is in.
+struct ShellLine {
+    number: usize,
+    section: String,
+    text: String,
 }
 
-/// One README command: `VAR=value … cargo run --release -- ARGS [| head -n N]`.
+fn readme() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+}
+
+/// Every line of the README's fenced `sh` blocks, comments removed.
+fn shell_lines() -> Vec<ShellLine> {
+    let mut lines = Vec::new();
+    let mut section = String::new();
+    let mut in_shell = false;
+    let mut in_other = false;
+    for (index, line) in readme().lines().enumerate() {
+        let trimmed = line.trim_start();
+        if let Some(fence) = trimmed.strip_prefix("```") {
+            if in_shell || in_other {
+                (in_shell, in_other) = (false, false);
+            } else if matches!(fence.trim(), "sh" | "bash" | "shell") {
+                in_shell = true;
+            } else {
+                in_other = true;
+            }
+            continue;
+        }
+        if !in_shell && !in_other {
+            if let Some(title) = line.strip_prefix("## ") {
+                section = title.trim().to_string();
+            }
+        }
+        if !in_shell {
+            continue;
+        }
+        let text = match line.split_once(" # ") {
+            Some((command, _comment)) => command,
+            None => line,
+        }
+        .trim();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        lines.push(ShellLine {
+            number: index + 1,
+            section: section.clone(),
+            text: text.to_string(),
+        });
+    }
+    lines
+}
+
+/// Whether a shell line runs customersim: through cargo, or bare once installed.
+fn runs_customersim(text: &str) -> bool {
+    text.contains(CARGO_RUN)
+        || text
+            .split_whitespace()
+            .find(|word| !word.contains('='))
+            .is_some_and(|program| program == "customersim")
+}
+
+/// The `cargo run` commands of the README's *Quick start* section, comments removed.
+fn quick_start_commands() -> Vec<String> {
+    shell_lines()
+        .into_iter()
+        .filter(|line| line.section == "Quick start" && line.text.contains(CARGO_RUN))
+        .map(|line| line.text)
+        .collect()
+}
+
+/// One README command: `VAR=value … cargo run --release -- ARGS [| head -n N] [> /dev/null]`
+/// (or `customersim ARGS …`).
 struct ReadmeCommand {
     env: Vec<(String, String)>,
     args: Vec<String>,
@@ -63,7 +117,11 @@ fn parse(command: &str) -> ReadmeCommand {
         }
         None => (command, None),
     };
-    let (before, after) = command.split_once(CARGO_RUN).unwrap();
+    let command = command.split(" > ").next().unwrap();
+    let (before, after) = command
+        .split_once(CARGO_RUN)
+        .or_else(|| command.split_once("customersim "))
+        .expect("a customersim command");
     let env = before
         .split_whitespace()
         .map(|pair| {
@@ -73,6 +131,85 @@ fn parse(command: &str) -> ReadmeCommand {
         .collect();
     let args = after.split_whitespace().map(str::to_string).collect();
     ReadmeCommand { env, args, head }
+}
+
+/// Whether a README command talks to a broker (a run publishing to MQTT or AMQP): those are
+/// not run here. Listing, validating (which connects nothing) and printing runs are.
+fn needs_broker(command: &ReadmeCommand) -> bool {
+    if command.args.first().map(String::as_str) != Some("run") {
+        return false;
+    }
+    let mocked = command
+        .env
+        .iter()
+        .any(|(name, value)| name == "TESTING_MOCK_MQTT" && value == "true");
+    let sinks: Vec<&str> = command
+        .args
+        .windows(2)
+        .filter(|pair| pair[0] == "--sink")
+        .map(|pair| pair[1].as_str())
+        .collect();
+    let printing = !sinks.is_empty()
+        && sinks
+            .iter()
+            .all(|sink| matches!(*sink, "stdout" | "live_view"));
+    !(mocked || printing)
+}
+
+/// Runs one README command as written, as on a fresh clone: from the repository, none of the
+/// developer's settings (the servers get free ports, as tests running at once would collide).
+/// A run that does not end on its own is stopped with SIGTERM once it has logged that it
+/// started; every command must exit 0.
+fn run_as_written(text: &str, readme: &ReadmeCommand) {
+    let mut command = clean_command(env!("CARGO_BIN_EXE_customersim"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("LIVE_VIEW_LISTEN", "127.0.0.1:0")
+        .args(&readme.args)
+        .envs(readme.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let runs = readme.args.first().map(String::as_str) == Some("run");
+    let ends = !runs || readme.args.iter().any(|arg| arg == "--duration");
+    match readme.head {
+        None if ends => {
+            let output = command.output().unwrap();
+            assert!(
+                output.status.success(),
+                "{text}: {:?}\n{}",
+                output.status,
+                stderr_text(&output)
+            );
+            assert!(!output.stdout.is_empty(), "{text}: prints something");
+        }
+        None => {
+            let mut child = command
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // Signals are handled from the moment the run logs that it starts.
+            let stderr = BufReader::new(child.stderr.take().unwrap());
+            let started = stderr
+                .lines()
+                .map_while(Result::ok)
+                .any(|line| line.contains("starting at"));
+            assert!(started, "{text}: logs that it started");
+            terminate(&child);
+            let status = child.wait().unwrap();
+            assert!(status.success(), "{text}: {status:?} after SIGTERM");
+        }
+        Some(lines) => {
+            let mut child = command
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let stdout = BufReader::new(child.stdout.take().unwrap());
+            let read = stdout.lines().take(lines).count();
+            assert_eq!(read, lines, "{text}");
+            terminate(&child);
+            child.wait().unwrap();
+        }
+    }
 }
 
 #[test]
@@ -87,39 +224,53 @@ fn every_quick_start_command_works_as_written_without_a_broker() {
         let runs = readme.args.first().map(String::as_str) == Some("run");
         assert!(
             !runs || readme.head.is_some() || readme.args.iter().any(|arg| arg == "--duration"),
-            "a README run must end on its own (--duration or | head): {text}"
+            "a Quick start run must end on its own (--duration or | head): {text}"
         );
-        // As on a fresh clone: from the repository, none of the developer's settings (the
-        // HTTP API gets a free port, as tests running at once would collide on 8000).
-        let mut command = clean_command(env!("CARGO_BIN_EXE_customersim"));
-        command
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(&readme.args)
-            .envs(readme.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        match readme.head {
-            None => {
-                let output = command.output().unwrap();
-                assert!(
-                    output.status.success(),
-                    "{text}: {:?}\n{}",
-                    output.status,
-                    stderr_text(&output)
-                );
-                assert!(!output.stdout.is_empty(), "{text}: prints something");
-            }
-            Some(lines) => {
-                let mut child = command
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap();
-                let stdout = BufReader::new(child.stdout.take().unwrap());
-                let read = stdout.lines().take(lines).count();
-                assert_eq!(read, lines, "{text}");
-                terminate(&child);
-                child.wait().unwrap();
-            }
+        assert!(
+            !needs_broker(&readme),
+            "the Quick start needs no broker: {text}"
+        );
+        run_as_written(&text, &readme);
+    }
+}
+
+#[test]
+fn every_readme_command_without_a_broker_works_as_written() {
+    let commands: Vec<ShellLine> = shell_lines()
+        .into_iter()
+        .filter(|line| line.section != "Quick start" && runs_customersim(&line.text))
+        .collect();
+    assert!(commands.len() >= 3, "README commands were found");
+    let mut ran = 0;
+    for line in &commands {
+        let readme = parse(&line.text);
+        if needs_broker(&readme) {
+            continue;
         }
+        run_as_written(
+            &format!("README.md:{}: {}", line.number, line.text),
+            &readme,
+        );
+        ran += 1;
+    }
+    assert!(ran >= 2, "{ran} README commands ran");
+}
+
+#[test]
+fn a_bare_customersim_comes_only_after_the_readme_installs_it() {
+    let lines = shell_lines();
+    let installed = lines
+        .iter()
+        .find(|line| line.text == INSTALL)
+        .map(|line| line.number)
+        .expect("the README shows `cargo install --path .`");
+    for line in lines.iter().filter(|line| runs_customersim(&line.text)) {
+        assert!(
+            line.text.contains(CARGO_RUN) || line.number > installed,
+            "README.md:{}: `{}` runs a bare customersim before line {installed} installs it",
+            line.number,
+            line.text
+        );
     }
 }
 
