@@ -335,3 +335,40 @@ fn the_built_in_http_api_listens_on_loopback_unless_told_otherwise() {
         "{dockerfile}"
     );
 }
+
+#[test]
+fn the_readme_lists_every_cargo_feature_of_the_built_in_plugins() {
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let default = manifest
+        .lines()
+        .find_map(|line| line.strip_prefix("default = ["))
+        .expect("a default feature list");
+    let features: Vec<&str> = default
+        .trim_end_matches(']')
+        .split(',')
+        .map(|feature| feature.trim().trim_matches('"'))
+        .filter(|feature| !feature.is_empty())
+        .collect();
+    let text = readme();
+    let sentence = text
+        .split("Every built-in plugin is a cargo feature of `customersim`")
+        .nth(1)
+        .expect("the README's feature list")
+        .split('.')
+        .next()
+        .unwrap()
+        .to_string();
+    let listed: Vec<&str> = sentence.split('`').skip(1).step_by(2).collect();
+    let mut expected = features.clone();
+    expected.sort_unstable();
+    let mut seen = listed.clone();
+    seen.sort_unstable();
+    assert_eq!(
+        seen, expected,
+        "README lists {listed:?}; Cargo.toml has {features:?}"
+    );
+    for (_, feature) in customersim::registry::BUILT_IN_FEATURES {
+        assert!(features.contains(feature), "{feature} is a default feature");
+    }
+}

@@ -154,3 +154,22 @@ fn a_route_outside_the_store_is_refused_naming_the_step() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("route[1]"));
 }
+
+#[test]
+fn a_built_in_left_out_of_this_build_is_named_with_its_cargo_feature() {
+    let mut file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    file.write_all(b"sources: [{type: shopping_trip}]\nsinks: [{type: stdout}]\n")
+        .unwrap();
+    let output = binary()
+        .args(["validate", "--config"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cargo feature \"shopping-trip\""),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("use my_plugins as _"), "{stderr}");
+}
