@@ -61,6 +61,12 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// The pipeline's AsyncAPI 3.0 document (YAML): servers from the sinks, channels from the
+    /// topics, payload schemas and examples of the event contract.
+    Asyncapi {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
     /// List the registered sources and sinks.
     Plugins,
 }
@@ -90,6 +96,7 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Validate { config } => validate(config.config, &env),
+        Command::Asyncapi { config } => asyncapi(config.config, &env),
         Command::Run {
             config,
             seed,
@@ -175,6 +182,20 @@ fn validate(path: Option<PathBuf>, env: &Environment) -> ExitCode {
     }
     text.push_str(&shared_clock_note(&resolved));
     print!("{text}");
+    ExitCode::SUCCESS
+}
+
+/// `customersim asyncapi`: the checked pipeline's AsyncAPI document on stdout.
+fn asyncapi(path: Option<PathBuf>, env: &Environment) -> ExitCode {
+    let resolved = match config::load(path.as_deref(), env, &Flags::default()) {
+        Ok(resolved) => resolved,
+        Err(error) => return fail(&error, 2),
+    };
+    let brokers = match Pipeline::check(&resolved).and_then(|()| Pipeline::brokers(&resolved)) {
+        Ok(brokers) => brokers,
+        Err(error) => return plugin_failure(error),
+    };
+    print!("{}", crate::asyncapi::document(&resolved, &brokers));
     ExitCode::SUCCESS
 }
 

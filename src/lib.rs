@@ -19,7 +19,8 @@
 //! register, the determinism model, the timeline backends and the test layout.
 //!
 //! # Layout
-//! - [`cli`]: the `customersim` command line (`run`, `validate`, `plugins`) and its exit codes;
+//! - [`cli`]: the `customersim` command line (`run`, `validate`, `asyncapi`, `plugins`) and its
+//!   exit codes;
 //!   [`cli::main`] is also the entry point of out-of-tree binaries that add their own plugins.
 //! - [`config`]: loading the pipeline file, `${VAR}` interpolation, environment and flag
 //!   overrides (flag > env > YAML > default), and checks.
@@ -41,6 +42,8 @@
 //!   [`progress`]: the progress bar of a `--speed max` run on a terminal.
 //! - [`shutdown`]: SIGINT/SIGTERM handling.
 //! - [`logging`]: LOG_LEVEL / LOG_FILENAME.
+//! - [`asyncapi`]: the AsyncAPI 3.0 document of a pipeline (`customersim asyncapi`), made from
+//!   the resolved config and the brokers the sinks describe.
 #![deny(unused_crate_dependencies)]
 
 // Link the built-in plugins (inventory drops the registrations of a crate nothing names), each
@@ -66,6 +69,7 @@ use customersim_timeline_memory as _;
 #[cfg(feature = "redis-timeline")]
 use customersim_timeline_redis as _;
 
+pub mod asyncapi;
 pub mod cli;
 pub mod config;
 pub mod contract;

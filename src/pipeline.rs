@@ -13,9 +13,9 @@ use crate::metrics::CoreMetrics;
 use crate::plugin_api::clock::unix_now_us;
 use crate::plugin_api::host::{self, ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{
-    BuildContext, ClockOrigin, Fleet, KeptClock, MetricsRegistry, OpenedTimeline, Plugin,
-    PluginError, QueueMetrics, Role, Roster, SharedClock, Sink, SinkContext, Source, SourceContext,
-    TimelineBackend, TimelineContext, Watermark, derive_seed,
+    BrokerEndpoint, BuildContext, ClockOrigin, Fleet, KeptClock, MetricsRegistry, OpenedTimeline,
+    Plugin, PluginError, QueueMetrics, Role, Roster, SharedClock, Sink, SinkContext, Source,
+    SourceContext, TimelineBackend, TimelineContext, Watermark, derive_seed,
 };
 use crate::progress::RunProgress;
 use crate::registry;
@@ -64,6 +64,28 @@ impl Pipeline {
             .map_err(PluginError::Config)?
             .check(timeline.backend_settings(), &cx)
             .map_err(|error| error.within(format!("{origin}: timeline.{}", timeline.backend)))
+    }
+
+    /// The brokers the sinks publish to, each with its sink's place (`sinks[0] (type: mqtt)`),
+    /// for the pipeline's AsyncAPI document. Call after [`Pipeline::check`].
+    pub fn brokers(
+        resolved: &ResolvedPipeline,
+    ) -> Result<Vec<(String, BrokerEndpoint)>, PluginError> {
+        let places = resolved.config.sinks.iter().enumerate();
+        let lists = each::<dyn Sink, _>(
+            &resolved.config.sinks,
+            &resolved.origin,
+            |plugin, settings| Ok(plugin.brokers(settings)),
+        )?;
+        Ok(places
+            .zip(lists)
+            .flat_map(|((index, spec), brokers)| {
+                let place = format!("sinks[{index}] (type: {})", spec.kind);
+                brokers
+                    .into_iter()
+                    .map(move |broker| (place.clone(), broker))
+            })
+            .collect())
     }
 
     /// The clock a run of this pipeline would adopt from its timeline backend now, read without

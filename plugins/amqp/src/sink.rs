@@ -7,9 +7,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use customersim_plugin_api::{
-    BuildContext, EnvOverride, Event, PluginConfig, PluginError, ShutdownSignal, Sink, SinkConfig,
-    SinkContext, async_trait,
+    BrokerEndpoint, BuildContext, EnvOverride, Event, PluginConfig, PluginError, ShutdownSignal,
+    Sink, SinkConfig, SinkContext, async_trait,
 };
+use lapin::uri::AMQPScheme;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -22,6 +23,34 @@ impl PluginConfig for AmqpConfig {
     const NAME: &'static str = "amqp";
     const DESCRIPTION: &'static str = "publishes events to an AMQP exchange (RabbitMQ; default amq.topic, routing key = topic with / → .) with publisher confirms";
     const ENV: &'static [EnvOverride] = config::ENV;
+
+    fn brokers(&self) -> Vec<BrokerEndpoint> {
+        let Ok((uri, _)) = crate::broker::parse_url(self.url.expose()) else {
+            return Vec::new(); // the check says why
+        };
+        let host = &uri.authority.host;
+        let host = if host.contains(':') {
+            format!("[{host}]:{}", uri.authority.port)
+        } else {
+            format!("{host}:{}", uri.authority.port)
+        };
+        vec![BrokerEndpoint {
+            protocol: if uri.scheme == AMQPScheme::AMQPS {
+                "amqps"
+            } else {
+                "amqp"
+            },
+            protocol_version: Some("0.9.1".into()),
+            host,
+            pathname: (uri.vhost != "/").then(|| format!("/{}", uri.vhost)),
+            description: format!(
+                "the amqp sink publishes to the {} exchange {:?}; the routing key is the topic \
+                 with / replaced by .",
+                self.exchange_type, self.exchange
+            ),
+            address: crate::routing::routing_key,
+        }]
+    }
 }
 
 impl SinkConfig for AmqpConfig {

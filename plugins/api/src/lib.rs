@@ -122,13 +122,14 @@ pub use clock::{Clock, ClockOrigin};
 pub use customersim_plugin_macros::{sink_config, source_config, timeline_config};
 pub use env::{EnvKind, EnvOverride};
 pub use error::{PluginError, excerpt};
-pub use event::{CustomerId, Event, EventKind, Topics, intern};
+pub use event::{CustomerId, Event, EventKind, STORE_PLACEHOLDER, Topics, intern};
 pub use fleet::{Fleet, Shard, StoreIndex};
 pub use focus::FocusTracker;
 pub use layout::{DistanceField, LayoutError, LayoutSpec, StoreLayout, Zone, ZoneKind};
 pub use metrics::MetricsRegistry;
 pub use plugin::{
-    Plugin, PluginConfig, Role, SinkPlugin, SourcePlugin, TimelinePlugin, registered,
+    BrokerEndpoint, Plugin, PluginConfig, Role, SinkPlugin, SourcePlugin, TimelinePlugin,
+    registered,
 };
 pub use presence::{Position, Presence};
 pub use publisher::Publisher;

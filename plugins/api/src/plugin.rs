@@ -28,6 +28,30 @@ pub trait PluginConfig: DeserializeOwned + Serialize + 'static {
     /// A boolean environment variable that, set to true, makes this the pipeline's only sink
     /// (the original service's `TESTING_MOCK_MQTT=true` selects printing instead of publishing).
     const SELECTED_BY: Option<&'static str> = None;
+
+    /// The message brokers this plugin publishes to, for the pipeline's AsyncAPI document
+    /// (`customersim asyncapi`): a sink that publishes to a broker describes it, without its
+    /// credentials. Default: none (stdout, a web page, a source).
+    fn brokers(&self) -> Vec<BrokerEndpoint> {
+        Vec::new()
+    }
+}
+
+/// A message broker a sink publishes to, as an event-API description (AsyncAPI) names it.
+#[derive(Clone, Debug)]
+pub struct BrokerEndpoint {
+    /// The AsyncAPI protocol name: `mqtt`, `secure-mqtt`, `amqp`, `amqps`.
+    pub protocol: &'static str,
+    /// The protocol's version (`3.1.1`, `5`, `0.9.1`), when the sink chooses one.
+    pub protocol_version: Option<String>,
+    /// `host:port`. Never credentials.
+    pub host: String,
+    /// The path of the broker's URL (AMQP: the virtual host), if any.
+    pub pathname: Option<String>,
+    /// One line on how the sink publishes there (QoS, exchange), for readers of the document.
+    pub description: String,
+    /// The address a topic has on this broker (AMQP: the routing key, `/` replaced by `.`).
+    pub address: fn(&str) -> String,
 }
 
 /// The three roles a plugin can have, as the type the registration builds.
@@ -76,6 +100,7 @@ pub struct Plugin<R: ?Sized + 'static> {
     /// A boolean environment variable that, when true, makes this the only sink.
     pub selected_by: Option<&'static str>,
     resolve: fn(serde_yaml::Value) -> Result<serde_yaml::Value, String>,
+    brokers: fn(serde_yaml::Value) -> Vec<BrokerEndpoint>,
     check: fn(serde_yaml::Value, &BuildContext) -> Result<(), PluginError>,
     build: fn(serde_yaml::Value, &mut BuildContext) -> Result<Box<R>, PluginError>,
 }
@@ -96,6 +121,12 @@ impl<R: ?Sized + 'static> Plugin<R> {
     /// default filled in, for `validate`.
     pub fn resolve(&self, raw: serde_yaml::Value) -> Result<serde_yaml::Value, String> {
         (self.resolve)(raw)
+    }
+
+    /// The brokers a resolved config section publishes to ([`PluginConfig::brokers`]); none for a
+    /// section that does not parse (its check says why).
+    pub fn brokers(&self, raw: serde_yaml::Value) -> Vec<BrokerEndpoint> {
+        (self.brokers)(raw)
     }
 
     /// Checks a config section without side effects: nothing is connected, bound or spawned.
@@ -160,6 +191,11 @@ impl<R: ?Sized + 'static> Plugin<R> {
             origin,
             selected_by: C::SELECTED_BY,
             resolve: resolve_config::<C>,
+            brokers: |raw| {
+                parse_config::<C>(raw)
+                    .map(|config| config.brokers())
+                    .unwrap_or_default()
+            },
             check,
             build,
         }

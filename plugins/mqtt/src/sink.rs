@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use customersim_plugin_api::{
-    BuildContext, CustomerId, EnvOverride, Event, PluginConfig, PluginError, ShutdownSignal, Sink,
-    SinkConfig, SinkContext, Topics, async_trait,
+    BrokerEndpoint, BuildContext, CustomerId, EnvOverride, Event, PluginConfig, PluginError,
+    ShutdownSignal, Sink, SinkConfig, SinkContext, Topics, async_trait,
 };
 use rumqttc::TlsConfiguration;
 use rumqttc::Transport;
@@ -24,6 +24,28 @@ impl PluginConfig for MqttConfig {
     const NAME: &'static str = "mqtt";
     const DESCRIPTION: &'static str = "publishes to an MQTT broker (v3.1.1/v5, QoS 0-2, TLS, reconnects without loss at QoS >= 1)";
     const ENV: &'static [EnvOverride] = config::ENV;
+
+    fn brokers(&self) -> Vec<BrokerEndpoint> {
+        let tls = non_empty_path(&self.broker_cert_file).is_some();
+        vec![BrokerEndpoint {
+            protocol: if tls { "secure-mqtt" } else { "mqtt" },
+            protocol_version: Some(
+                match self.protocol_version {
+                    ProtocolVersion::V311 => "3.1.1",
+                    ProtocolVersion::V5 => "5",
+                }
+                .to_string(),
+            ),
+            host: format!("{}:{}", self.host, self.port),
+            pathname: None,
+            description: format!(
+                "the mqtt sink publishes at QoS {}{}",
+                self.qos,
+                if self.retain { ", retained" } else { "" }
+            ),
+            address: str::to_string,
+        }]
+    }
 }
 
 impl MqttConfig {
