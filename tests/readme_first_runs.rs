@@ -48,10 +48,11 @@ fn shell_lines() -> Vec<ShellLine> {
             }
             continue;
         }
-        if !in_shell && !in_other {
-            if let Some(title) = line.strip_prefix("## ") {
-                section = title.trim().to_string();
-            }
+        if let Some(title) = line.strip_prefix("## ")
+            && !in_shell
+            && !in_other
+        {
+            section = title.trim().to_string();
         }
         if !in_shell {
             continue;
