@@ -48,10 +48,10 @@ impl Run {
     fn wait_until_healthy(&self, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Ok(answer) = try_request("127.0.0.1", port, "GET", "/health", "") {
-                if answer.starts_with("HTTP/1.1 200") {
-                    return;
-                }
+            if try_request("127.0.0.1", port, "GET", "/health", "")
+                .is_ok_and(|answer| answer.starts_with("HTTP/1.1 200"))
+            {
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
