@@ -818,7 +818,11 @@ print(json.dumps([(t - start) // timedelta(microseconds=1) for t in times]))
 fn idle_sockets_beyond_the_descriptor_limit_cannot_starve_the_api() {
     let _turn = TIMING.alone();
     let server = Server::start_with_descriptor_limit(
-        &config_with("    header_timeout: 1s\n    max_connections: 200\n"),
+        // One peer may hold them all here: this is about the cap (tests/http_connections.rs has
+        // the per-peer share).
+        &config_with(
+            "    header_timeout: 1s\n    max_connections: 200\n    max_connections_per_peer: 200\n",
+        ),
         1024,
     );
     // More idle sockets than the process has descriptors; they never send a byte.
@@ -1024,5 +1028,229 @@ fn state_lists_only_who_is_inside() {
     assert_eq!(
         state,
         serde_json::json!([{"id": "visitor-7", "x": 3, "y": 4, "since": "1970-01-01T00:00:06.000Z"}])
+    );
+}
+
+/// The server process's own accounting of its memory: (VmRSS, VmHWM) in kB.
+fn memory_kb(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Sends `request` on a fresh connection and reads the whole answer (the server closes).
+fn raw(port: u16, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .expect("an answer, not a timeout");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn state_answers_nobody_reads_stay_within_the_memory_budget() {
+    use std::io::Write;
+    let _turn = TIMING.alone();
+    let mut server = Server::start(
+        &config_with("    state_memory_bytes: 33554432\n    body_timeout: 1h\n"),
+        &[],
+        &[],
+    );
+    // 40,000 shoppers inside with long ids: one /state answer is about 13 MB.
+    let port = server.port;
+    let fillers: Vec<_> = (0..4)
+        .map(|thread| {
+            std::thread::spawn(move || {
+                let http = HttpClient::local(port);
+                for n in 0..10_000 {
+                    let id = format!("{thread}-{n:05}-{}", "s".repeat(240));
+                    let answer =
+                        http.post("/produce_entry", &format!(r#"{{"id": "{id}", "ts": 5}}"#));
+                    assert_eq!(answer.status, 200, "{}", answer.body);
+                }
+            })
+        })
+        .collect();
+    for filler in fillers {
+        filler.join().unwrap();
+    }
+    for _ in 0..40_000 {
+        server.next_line(Duration::from_secs(30));
+    }
+    let pid = server.process.child().id();
+    let (_, before) = memory_kb(pid);
+    // 30 clients ask for /state and never read a byte of it.
+    let stalled: Vec<TcpStream> = (0..30)
+        .map(|_| {
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            stream
+                .write_all(b"GET /state HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
+    // Wait until the server has answered (or refused) all of them: its request counter says so.
+    let patient =
+        HttpClient::with_timeout(format!("http://127.0.0.1:{port}"), Duration::from_secs(120));
+    let state_requests = || -> u64 {
+        patient
+            .get("/metrics")
+            .body
+            .lines()
+            .filter(|line| {
+                line.contains("http_requests_total{") && line.contains("route=\"/state\"")
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while state_requests() < 30 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the /state requests were not answered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let answer = raw(
+        port,
+        b"GET /state HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 200")
+            || (answer.starts_with("HTTP/1.1 503")
+                && answer.to_ascii_lowercase().contains("retry-after: 1")
+                && answer.contains("state_memory_bytes")),
+        "{}",
+        &answer[..answer.len().min(300)]
+    );
+    // Without the budget, 30 answers of 13 MB (less the few MB the kernel's buffers take of
+    // each) stay in the process; within it, at most 32 MiB of them.
+    let (rss, peak) = memory_kb(pid);
+    assert!(
+        peak < before + 150_000,
+        "peak {peak} kB (rss {rss} kB) after the stalled /state clients, {before} kB before"
+    );
+    // Once the clients are gone, their share is given back and /state answers again.
+    drop(stalled);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = raw(
+            port,
+            b"GET /state HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        if answer.starts_with("HTTP/1.1 200") {
+            let (_, body) = answer.split_once("\r\n\r\n").unwrap();
+            let inside: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(inside.as_array().unwrap().len(), 40_000);
+            break;
+        }
+        assert!(
+            answer.starts_with("HTTP/1.1 503"),
+            "{}",
+            &answer[..answer.len().min(300)]
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the budget was not given back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn events_held_for_later_are_bounded_in_number_and_in_how_far_ahead() {
+    let _turn = TIMING.shared();
+    let server = Server::start(
+        &config_with("    max_pending_events: 10\n    max_ahead: 1h\n"),
+        &[],
+        &[],
+    );
+    let now = wall_ms();
+    let later = |offset_ms: i64| (now + offset_ms).to_string();
+    // A step dated more than max_ahead after the clock: 422 naming the step and the setting.
+    let far = scenario(
+        "far",
+        &[
+            step("MOVE", 1, 1, &later(60_000)),
+            step("MOVE", 2, 1, &later(2 * 3_600_000)),
+        ],
+    );
+    let answer = server.post("/scenario", &far);
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    let detail = serde_json::from_str::<serde_json::Value>(&answer.body).unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.starts_with("path[1].timestamp: ") && detail.contains("max_ahead"),
+        "{detail}"
+    );
+    // Ten events for later fit; one more request of them is refused whole with 429.
+    let six: Vec<String> = (0..6)
+        .map(|n| step("MOVE", n, 1, &later(1_800_000 + n)))
+        .collect();
+    assert_eq!(server.post("/scenario", &scenario("a", &six)).status, 200);
+    let four: Vec<String> = (0..4)
+        .map(|n| step("MOVE", n, 1, &later(1_800_000 + n)))
+        .collect();
+    assert_eq!(server.post("/scenario", &scenario("b", &four)).status, 200);
+    let answer = server.post("/scenario", &scenario("c", &four[..1]));
+    assert_eq!(answer.status, 429, "{}", answer.body);
+    assert!(
+        answer.body.contains("max_pending_events"),
+        "{}",
+        answer.body
+    );
+    // Drafts are held too.
+    let answer = server.post(
+        "/scenario_draft",
+        r#"{"customer": {"customer_id": "d"}, "path": [{"type": "ENTER"}]}"#,
+    );
+    assert_eq!(answer.status, 429, "{}", answer.body);
+    // Nothing of the refused requests was published.
+    server.no_line_for(Duration::from_millis(300));
+}
+
+#[test]
+fn a_body_announced_over_the_limit_is_refused_before_it_is_sent() {
+    let _turn = TIMING.shared();
+    // With a body timeout of an hour, a server that waited for the body would not answer.
+    let server = Server::start(&config_with("    body_timeout: 1h\n"), &[], &[]);
+    for path in ["/produce_entry", "/scenario", "/scenario_draft"] {
+        let answer = raw(
+            server.port,
+            format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000000\r\n\r\n")
+                .as_bytes(),
+        );
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert!(
+            answer.contains("larger than the limit of 1 MiB"),
+            "{answer}"
+        );
+    }
+    server.no_line_for(Duration::from_millis(300));
+}
+
+#[test]
+fn a_negative_zero_id_is_the_id_0_as_python_reads_it() {
+    let _turn = TIMING.shared();
+    let server = Server::start(&config(1.0), &[], &[]);
+    let answer = server.post("/produce_entry", r#"{"id": -0, "ts": 5}"#);
+    assert_eq!((answer.status, answer.body.as_str()), (200, "True"));
+    assert_eq!(
+        server.next_line(Duration::from_secs(5)).payload,
+        r#"{"id": "0", "ts": 5}"#
     );
 }

@@ -7,9 +7,13 @@
 //!     token: null            # HTTP_TOKEN: when set, every route but /health needs
 //!                            # "Authorization: Bearer <token>" (scheme in any case)
 //!     max_connections: 512   # served at once; more wait in the listen queue
+//!     max_connections_per_peer: 128  # from one IP address (default: a quarter of max_connections)
 //!     header_timeout: 10s    # to send a request's headers; idle keep-alive connections close after it
 //!     body_timeout: 30s      # to send a request's body (408 after); also for a stalled answer
 //!     max_events: 10000      # events one /scenario or /scenario_draft request may schedule
+//!     max_pending_events: 100000  # HTTP_MAX_PENDING_EVENTS: scheduled, not yet due (429 beyond)
+//!     max_ahead: 1d          # how far past the simulated clock a step may be dated (422 beyond)
+//!     state_memory_bytes: 268435456  # /state answers held at once, all clients (503 beyond)
 //! ```
 //!
 //! Endpoints (the original's curl commands work verbatim; bodies are JSON whatever the
@@ -34,15 +38,23 @@
 //! 400 for malformed JSON, 422 for a missing, mistyped or unacceptable field (unknown step type,
 //! timestamp without a zone or outside years 1 to 9999, duplicate steps, empty path with
 //! `recalculate_time`, a customer id over 256 bytes or a numeric id that is not a whole number
-//! within 64 bits, more events than `max_events`), 413 for a body over 1 MiB, 408 for a body not
-//! received within `body_timeout`, 401 for a missing or wrong token. Nothing of a refused request
+//! within 64 bits, more events than `max_events`, a step dated more than `max_ahead` after the
+//! simulated clock), 413 for a body over 1 MiB (at once when its `Content-Length` says so, before
+//! reading it), 408 for a body not received within `body_timeout`, 401 for a missing or wrong
+//! token, 429 when the request's future events would take the source over `max_pending_events`,
+//! 503 with `Retry-After` when `/state` answers already hold `state_memory_bytes`. Nothing of a refused request
 //! is scheduled or published, and publishing goes on. Error messages quote at most a short
 //! excerpt of a refused value.
 //!
 //! One request's cost is bounded: at most 1 MiB of body, `max_events` events, each with an id of
-//! at most 256 bytes. The server's is too: at most `max_connections` connections (below the
-//! descriptor limit, so a flood of idle sockets cannot starve `/health` of descriptors), each
-//! closed when its headers or body are late or when it idles longer than `header_timeout`.
+//! at most 256 bytes, dated at most `max_ahead` ahead. The server's is too: at most
+//! `max_pending_events` events scheduled and not yet due, `state_memory_bytes` of `/state`
+//! answers, and `max_connections` connections (checked against the descriptor limit at start,
+//! with descriptors left for the sinks), at most `max_connections_per_peer` of them from one IP
+//! address (so one client's idle sockets cannot starve `/health` for others), each closed when
+//! its headers or body are late, when it idles longer than `header_timeout`, or when its answer
+//! goes unread for `body_timeout` (the accept loop is `customersim-http-serve`'s, shared with
+//! `live_view`).
 //!
 //! The source stops accepting when the run shuts down or when the doors close
 //! (`simulation.duration`); it does not pace the clock.
@@ -50,19 +62,20 @@
 //! # Layout
 //! - this file: the config, its environment variables, and the running source (bind, serve,
 //!   graceful stop).
-//! - `server`: the accept loop (connection cap, timeouts), the axum router, the handlers,
-//!   authentication and request metrics.
-//! - `stall`: the connection wrapper that closes a connection whose client stops reading.
+//! - `server`: the axum router, the handlers, authentication and request metrics.
+//! - `backlog`: the bound on events scheduled and not yet due, and on how far ahead they may be.
+//! - `state`: `/state` answers built within a memory budget shared by all clients.
 //! - [`parse`]: the body parsers the server uses, public for the fuzz targets (`fuzz/`).
 //! - `body`: `/produce_*` and `/scenario` bodies into events, with the checks and error messages.
 //! - `draft`: `/scenario_draft` bodies timed by walking distance.
 //! - `values`: the leaf values of bodies (ids, integers, instants, step types) and their
 //!   lenient parsing rules.
 
+mod backlog;
 mod body;
 mod draft;
 mod server;
-mod stall;
+mod state;
 mod values;
 
 /// The request-body parsers and checks, exactly as the server calls them: public so the fuzz
@@ -79,6 +92,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use customersim_http_serve::ConnectionLimits;
+use customersim_http_serve::descriptors::{self, Reservation};
 use customersim_plugin_api::prometheus_client::metrics::counter::Counter;
 use customersim_plugin_api::prometheus_client::metrics::family::Family;
 use customersim_plugin_api::{
@@ -114,6 +129,11 @@ pub struct HttpIngressConfig {
     /// and the timeline share: idle sockets beyond it then cost no descriptor.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Most connections served at once from one IP address (default: a quarter of
+    /// `max_connections`); a further one is closed at once, so one client cannot take every
+    /// slot and keep `/health` or other clients waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_peer: Option<usize>,
     /// How long a client may take to send a request's headers, and how long a keep-alive
     /// connection may stay idle before the next request: the connection is closed after it.
     #[serde(default = "default_header_timeout", with = "duration::required")]
@@ -126,6 +146,20 @@ pub struct HttpIngressConfig {
     /// scenario's steps; the moves a draft expands to), so one request's output is bounded.
     #[serde(default = "default_max_events")]
     pub max_events: usize,
+    /// Most events this source holds scheduled and not yet due, all requests together: a
+    /// request whose future events would go beyond it gets 429 and schedules nothing. Events
+    /// leave the count when the simulated clock reaches them.
+    #[serde(default = "default_max_pending_events")]
+    pub max_pending_events: usize,
+    /// How far after the simulated clock a `/scenario` or `/scenario_draft` event may be dated
+    /// (422 beyond), so no event waits in memory for longer than a run can last.
+    #[serde(default = "default_max_ahead", with = "duration::required")]
+    pub max_ahead: Duration,
+    /// Bytes of `/state` answers held at once, all clients together (an answer stays held until
+    /// its client has read it or `body_timeout` passed); beyond it `/state` answers 503 with
+    /// `Retry-After`.
+    #[serde(default = "default_state_memory_bytes")]
+    pub state_memory_bytes: usize,
 }
 
 fn default_listen() -> String {
@@ -148,9 +182,20 @@ pub(crate) fn default_max_events() -> usize {
     10_000
 }
 
-/// Longest `header_timeout` or `body_timeout` accepted (the timers add it to the current
-/// instant, which must not overflow).
-const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+fn default_max_pending_events() -> usize {
+    100_000
+}
+
+fn default_max_ahead() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+fn default_state_memory_bytes() -> usize {
+    256 << 20
+}
+
+/// Longest `max_ahead` accepted: about a thousand years, the longest a run may last.
+const MAX_AHEAD: Duration = Duration::from_secs(1000 * 366 * 24 * 3600);
 
 impl Default for HttpIngressConfig {
     fn default() -> Self {
@@ -158,9 +203,13 @@ impl Default for HttpIngressConfig {
             listen: default_listen(),
             token: None,
             max_connections: default_max_connections(),
+            max_connections_per_peer: None,
             header_timeout: default_header_timeout(),
             body_timeout: default_body_timeout(),
             max_events: default_max_events(),
+            max_pending_events: default_max_pending_events(),
+            max_ahead: default_max_ahead(),
+            state_memory_bytes: default_state_memory_bytes(),
         }
     }
 }
@@ -194,28 +243,51 @@ impl PluginConfig for HttpIngressConfig {
             kind: EnvKind::Text,
             help: "bearer token required by every HTTP route but /health (default unset: no authentication)",
         },
+        EnvOverride {
+            var: "HTTP_MAX_PENDING_EVENTS",
+            key: "max_pending_events",
+            kind: EnvKind::Integer,
+            help: "most /scenario events scheduled and not yet due (default 100000; 429 beyond)",
+        },
     ];
 }
 
 impl HttpIngressConfig {
+    /// What bounds the connections (`body_timeout` bounds a stalled answer too).
+    fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections,
+            max_per_peer: self
+                .max_connections_per_peer
+                .unwrap_or_else(|| customersim_http_serve::default_per_peer(self.max_connections)),
+            header_timeout: self.header_timeout,
+            write_stall: self.body_timeout,
+        }
+    }
+
     /// The limits, checked.
     fn check_limits(&self) -> Result<(), PluginError> {
         let refuse = |why: String| Err(PluginError::Config(why));
-        if self.max_connections == 0 {
-            return refuse("max_connections: must be at least 1".into());
-        }
-        if self.max_events == 0 {
-            return refuse("max_events: must be at least 1".into());
-        }
+        // First, so a bad one is named as the key the user wrote (it is also the write stall).
+        customersim_http_serve::check_timeout("body_timeout", self.body_timeout)
+            .map_err(PluginError::Config)?;
+        self.connection_limits()
+            .check()
+            .map_err(PluginError::Config)?;
         for (key, value) in [
-            ("header_timeout", self.header_timeout),
-            ("body_timeout", self.body_timeout),
+            ("max_events", self.max_events),
+            ("max_pending_events", self.max_pending_events),
+            ("state_memory_bytes", self.state_memory_bytes),
         ] {
-            if value.is_zero() || value > MAX_TIMEOUT {
-                return refuse(format!(
-                    "{key}: {value:?} is outside 1ms to 24h (the time a client may take)"
-                ));
+            if value == 0 {
+                return refuse(format!("{key}: must be at least 1"));
             }
+        }
+        if self.max_ahead.is_zero() || self.max_ahead > MAX_AHEAD {
+            return refuse(format!(
+                "max_ahead: {:?} is outside 1ms to 1000 years",
+                self.max_ahead
+            ));
         }
         Ok(())
     }
@@ -230,6 +302,9 @@ impl SourceConfig for HttpIngressConfig {
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let address = self.address()?;
         self.check_limits()?;
+        let descriptors =
+            descriptors::reserve("http_ingress.max_connections", self.max_connections)
+                .map_err(PluginError::Config)?;
         let requests = Family::<server::Labels, Counter>::default();
         cx.metrics.register(
             "http_requests",
@@ -238,15 +313,17 @@ impl SourceConfig for HttpIngressConfig {
         );
         Ok(Box::new(HttpIngress {
             address,
-            connections: server::ConnectionLimits {
-                max_connections: self.max_connections,
-                header_timeout: self.header_timeout,
-                write_stall: self.body_timeout,
-            },
+            connections: self.connection_limits(),
+            descriptors,
             body_timeout: self.body_timeout,
             limits: parse::Limits {
                 max_events: self.max_events,
             },
+            backlog: backlog::Bounds {
+                max_pending: self.max_pending_events,
+                max_ahead: self.max_ahead,
+            },
+            state_memory_bytes: self.state_memory_bytes,
             token: self
                 .token
                 .filter(|token| !token.is_empty())
@@ -269,9 +346,13 @@ impl SourceConfig for HttpIngressConfig {
 /// The running source.
 struct HttpIngress {
     address: SocketAddr,
-    connections: server::ConnectionLimits,
+    connections: ConnectionLimits,
+    /// This server's share of the process's descriptors, held while it runs.
+    descriptors: Reservation,
     body_timeout: Duration,
     limits: parse::Limits,
+    backlog: backlog::Bounds,
+    state_memory_bytes: usize,
     token: Option<String>,
     presence: Presence,
     /// The stores of a fleet, so `/state` says which store each shopper is in.
@@ -315,12 +396,21 @@ impl Source for HttpIngress {
             doors: self.doors,
             body_timeout: self.body_timeout,
             limits: self.limits,
+            backlog: backlog::Backlog::new(self.backlog),
+            state_budget: state::Budget::new(self.state_memory_bytes),
         });
+        let _descriptors = self.descriptors;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let stopped = async move {
             let _ = stopped.await;
         };
-        let server = server::serve(listener, state, self.connections, stopped);
+        let server = customersim_http_serve::serve(
+            "http_ingress",
+            listener,
+            server::router(state),
+            self.connections,
+            stopped,
+        );
         tokio::pin!(server);
         let doors_close = async {
             match cx.doors_close_ms {
@@ -383,7 +473,14 @@ mod tests {
         assert!(HttpIngressConfig::default().check_limits().is_ok());
         for (yaml, key) in [
             ("max_connections: 0", "max_connections:"),
+            (
+                "max_connections: 4\nmax_connections_per_peer: 5",
+                "max_connections_per_peer:",
+            ),
             ("max_events: 0", "max_events:"),
+            ("max_pending_events: 0", "max_pending_events:"),
+            ("state_memory_bytes: 0", "state_memory_bytes:"),
+            ("max_ahead: 0s", "max_ahead:"),
             ("header_timeout: 0s", "header_timeout:"),
             ("body_timeout: 400d", "body_timeout:"),
         ] {

@@ -1,7 +1,6 @@
-//! The accept loop (connection cap, header and idle timeouts) and the axum router: handlers,
-//! bearer-token check, body deadline and request counting.
+//! The axum router: handlers, bearer-token check, body size and deadline, request counting.
+//! The accept loop around it (connection caps, timeouts) is `customersim-http-serve`'s.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,17 +15,13 @@ use axum::routing::{get, post};
 use customersim_plugin_api::prometheus_client::metrics::counter::Counter;
 use customersim_plugin_api::prometheus_client::metrics::family::Family;
 use customersim_plugin_api::{Clock, Fleet, MetricsRegistry, Presence, Publisher, Schedule};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::MAX_BODY_BYTES;
+use crate::backlog::{Backlog, Refusal};
 use crate::body::{self, BodyError, Limits, ProduceKind};
 use crate::draft::{self, TimedStep};
-use crate::stall::WriteDeadline;
+use crate::state;
 use crate::values::{excerpt, format_ms};
 
 /// Labels of `http_requests_total`: the route (or `other`) and the status code.
@@ -48,21 +43,13 @@ pub struct AppState {
     pub body_timeout: Duration,
     /// What one request may ask for.
     pub limits: Limits,
+    /// Events scheduled and not yet due, all requests together.
+    pub backlog: Backlog,
+    /// Memory of `/state` answers, all clients together.
+    pub state_budget: state::Budget,
 }
 
 type Shared = State<Arc<AppState>>;
-
-/// What bounds the connections: how many at once, and how long one may wait for headers.
-#[derive(Clone, Copy, Debug)]
-pub struct ConnectionLimits {
-    /// Connections served at once; the rest wait in the kernel's listen queue.
-    pub max_connections: usize,
-    /// Time to send a request's headers, and to start the next request on a kept-alive
-    /// connection; the connection is closed after it.
-    pub header_timeout: Duration,
-    /// How long an answer may wait for a client that reads none of it; closed after it.
-    pub write_stall: Duration,
-}
 
 /// The routes the source answers (others are counted as `other`).
 const ROUTES: &[&str] = &[
@@ -75,78 +62,6 @@ const ROUTES: &[&str] = &[
     "/health",
     "/metrics",
 ];
-
-/// Serves `state`'s API on `listener` until `stopped` resolves, then finishes in-flight requests.
-///
-/// A connection is accepted only while fewer than `limits.max_connections` are open, so sockets
-/// beyond the cap wait in the listen queue instead of taking descriptors the process needs (for
-/// its own next connection, its sinks, its timeline). Each open connection is closed when its
-/// request headers take longer than `limits.header_timeout`, which also bounds how long an idle
-/// keep-alive connection holds its place; bodies have their own deadline ([`Body`]), and
-/// answers nobody reads theirs (`limits.write_stall`, [`WriteDeadline`]).
-pub async fn serve(
-    listener: TcpListener,
-    state: Arc<AppState>,
-    limits: ConnectionLimits,
-    stopped: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = router(state);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
-    let connections = GracefulShutdown::new();
-    let mut warned_about_accept = false;
-    tokio::pin!(stopped);
-    loop {
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-            () = &mut stopped => break,
-        };
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) if is_connection_error(&error) => continue,
-                Err(error) => {
-                    if !warned_about_accept {
-                        warned_about_accept = true;
-                        tracing::warn!(
-                            "http_ingress: cannot accept connections: {error} (with too many open files, raise the descriptor limit or lower max_connections); retrying"
-                        );
-                    }
-                    // Out of descriptors or memory: give closing connections a moment.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut stopped => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let connection = http.serve_connection(
-            TokioIo::new(WriteDeadline::new(stream, limits.write_stall)),
-            TowerToHyperService::new(app.clone()),
-        );
-        let connection = connections.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!("http_ingress: connection closed: {error}");
-            }
-            drop(slot);
-        });
-    }
-    drop(listener);
-    connections.shutdown().await;
-    Ok(())
-}
-
-/// Errors of one incoming connection (it was reset before being accepted), not of the listener.
-fn is_connection_error(error: &std::io::Error) -> bool {
-    use std::io::ErrorKind;
-    matches!(
-        error.kind(),
-        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
-    )
-}
 
 /// The API.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -218,10 +133,7 @@ impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> ApiError {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                status,
-                format!("body: larger than the limit of 1 MiB ({MAX_BODY_BYTES} bytes)"),
-            )
+            too_large()
         } else {
             ApiError::new(status, format!("body: {}", rejection.body_text()))
         }
@@ -230,12 +142,36 @@ impl From<BytesRejection> for ApiError {
 
 /// A request body, read whole within the size limit (413 beyond it) and within the source's
 /// `body_timeout` (408 after it), so a client sending slowly cannot hold a connection forever.
+/// A body whose `Content-Length` announces more than the limit is refused before any of it is
+/// read (a client waiting for `100 Continue` learns at once, and sends nothing).
 struct Body(Bytes);
+
+/// The 413 of a body over [`MAX_BODY_BYTES`].
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("body: larger than the limit of 1 MiB ({MAX_BODY_BYTES} bytes)"),
+    )
+}
+
+/// Whether `request` announces a body over [`MAX_BODY_BYTES`] (an unparsable length is left to
+/// hyper, which refuses it).
+fn announced_too_large(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .is_some_and(|length| length > MAX_BODY_BYTES as u64)
+}
 
 impl FromRequest<Arc<AppState>> for Body {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Body, ApiError> {
+        if announced_too_large(&request) {
+            return Err(too_large());
+        }
         match tokio::time::timeout(state.body_timeout, Bytes::from_request(request, state)).await {
             Ok(read) => Ok(Body(read?)),
             Err(_) => Err(ApiError::new(
@@ -385,26 +321,45 @@ async fn scenario(
             )
         })?,
     };
-    let now = recalculate.then(|| state.clock.now_ms());
-    let events = body::scenario(&body, now, &state.limits)?;
-    schedule(&state, events).await?;
+    let now = state.clock.now_ms();
+    let events = body::scenario(&body, recalculate.then_some(now), &state.limits)?;
+    schedule(&state, events, now, |index| {
+        format!("path[{index}].timestamp")
+    })
+    .await?;
     Ok(accepted())
 }
 
+/// Puts `events` on the timeline, within the backlog's bounds at simulated time `now_ms`:
+/// all of them or, refused, none. `field` names an event's field in a refusal.
 async fn schedule(
     state: &AppState,
     events: Vec<customersim_plugin_api::Event>,
+    now_ms: i64,
+    field: impl Fn(usize) -> String,
 ) -> Result<(), ApiError> {
     if events.is_empty() {
         return Ok(());
     }
-    state.schedule.schedule(events).await.map_err(|error| {
+    let admission =
+        state
+            .backlog
+            .admit(&events, now_ms, field)
+            .map_err(|refusal| match refusal {
+                Refusal::TooFarAhead { message, .. } => {
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+                }
+                Refusal::TooMany(why) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, why),
+            })?;
+    if let Err(error) = state.schedule.schedule(events).await {
+        state.backlog.cancel(admission);
         tracing::warn!("http_ingress: could not schedule a scenario: {error}");
-        ApiError::new(
+        return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("timeline: {error}"),
-        )
-    })
+        ));
+    }
+    Ok(())
 }
 
 /// The answer of `/scenario_draft`: the expanded scenario.
@@ -420,7 +375,8 @@ struct ExpandedCustomer<'a> {
 }
 
 async fn scenario_draft(State(state): Shared, Body(body): Body) -> Result<Response, ApiError> {
-    let expanded = draft::draft(&body, state.clock.now_ms(), state.doors, &state.limits)?;
+    let now = state.clock.now_ms();
+    let expanded = draft::draft(&body, now, state.doors, &state.limits)?;
     let answer = serde_json::to_vec(&ExpandedScenario {
         customer: ExpandedCustomer {
             customer_id: &expanded.customer,
@@ -428,7 +384,11 @@ async fn scenario_draft(State(state): Shared, Body(body): Body) -> Result<Respon
         path: &expanded.steps,
     })
     .unwrap_or_default();
-    schedule(&state, expanded.events).await?;
+    // A draft's events are its steps expanded (a FOCUS step is six), so name the path.
+    schedule(&state, expanded.events, now, |index| {
+        format!("path: its expanded event {index}")
+    })
+    .await?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -468,14 +428,38 @@ async fn current_state(State(state): Shared) -> Response {
                 .map(|fleet| fleet.id(at.store).to_string()),
         })
         .collect();
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        serde_json::to_vec(&inside).unwrap_or_default(),
-    )
-        .into_response()
+    let answer = serde_json::to_vec(&inside).unwrap_or_default();
+    drop(inside);
+    match state.state_budget.hold(answer) {
+        Ok(answer) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            answer,
+        )
+            .into_response(),
+        Err(state::Refused::Busy { total_bytes }) => {
+            let mut response = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "/state: other answers not yet read hold the budget of {total_bytes} bytes (state_memory_bytes); retry shortly"
+                ),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+        Err(state::Refused::TooLarge { bytes, total_bytes }) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "/state: the answer of {bytes} bytes is larger than the whole budget of {total_bytes} bytes (state_memory_bytes)"
+            ),
+        )
+        .into_response(),
+    }
 }
 
 async fn health() -> Response {
@@ -530,6 +514,23 @@ mod tests {
         assert!(constant_time_eq(b"secret", b"secret"));
         assert!(!constant_time_eq(b"secret", b"secreT"));
         assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
+
+    #[test]
+    fn a_body_announced_over_the_limit_is_seen_before_reading() {
+        let with_length = |length: &str| {
+            Request::builder()
+                .header(header::CONTENT_LENGTH, length)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        assert!(!announced_too_large(&with_length("1048576")));
+        assert!(announced_too_large(&with_length("1048577")));
+        assert!(announced_too_large(&with_length("18446744073709551615")));
+        assert!(!announced_too_large(&with_length("nonsense")));
+        assert!(!announced_too_large(
+            &Request::builder().body(axum::body::Body::empty()).unwrap()
+        ));
     }
 
     #[test]

@@ -75,6 +75,11 @@ impl Visitor<'_> for IdVisitor {
         Ok(Id(CustomerId::parse(&number.to_string())))
     }
     fn visit_f64<E: de::Error>(self, number: f64) -> Result<Id, E> {
+        // serde_json reads the integer `-0` as the float -0.0, where Python's json reads int 0
+        // (published as "0" by the original). `-0.0` arrives the same way and is taken alike.
+        if number == 0.0 && number.is_sign_negative() {
+            return Ok(Id(CustomerId::Number(0)));
+        }
         // serde_json hands over as f64 every number that is not a 64-bit integer: its digits
         // may already be lost (18446744073709551616 and ...617 are the same f64).
         Err(E::custom(format!(
@@ -376,6 +381,9 @@ mod tests {
             CustomerId::Number(u64::MAX)
         );
         assert_eq!(read("-5").unwrap(), CustomerId::parse("-5"));
+        // Python's json reads -0 as int 0: the id "0".
+        assert_eq!(read("-0").unwrap(), CustomerId::Number(0));
+        assert_eq!(read("-0").unwrap().to_string(), "0");
         assert_eq!(read("\"007\"").unwrap(), CustomerId::parse("007"));
         // Above u64::MAX: a JSON parser keeps only an approximation, so two ids would collide.
         for lossy in ["18446744073709551616", "18446744073709551617", "1e3", "3.5"] {

@@ -6,6 +6,10 @@
 //!   - type: live_view
 //!     listen: 127.0.0.1:8080 # LIVE_VIEW_LISTEN
 //!     token: null            # LIVE_VIEW_TOKEN: when set, the page and its data need it
+//!     max_connections: 128   # served at once (pages, /state, assets); more wait in the listen queue
+//!     max_connections_per_peer: 32  # from one IP address (default: a quarter of max_connections)
+//!     header_timeout: 10s    # to send a request's headers; idle keep-alive connections close after it
+//!     write_timeout: 30s     # an answer or page stream not read for this long is closed
 //! ```
 //!
 //! `http://127.0.0.1:8080/` draws the pipeline's store layout (zones with their names, entrance,
@@ -33,6 +37,15 @@
 //! `?token=<token>` in the URL (open the page as `/?token=…`; its script passes the token on);
 //! `/health` and the page's script and styles (no data of the run) are open.
 //!
+//! # Connections
+//! The accept loop is `customersim-http-serve`'s, shared with `http_ingress`: at most
+//! `max_connections` connections (further clients wait in the kernel's listen queue), at most
+//! `max_connections_per_peer` from one IP address (a further one is closed at once), each
+//! closed when its headers take longer than `header_timeout` (also the longest a kept-alive
+//! connection may idle) or when its client reads nothing of an answer for `write_timeout`. The
+//! cap is reserved from the process's descriptor limit at build, beside `http_ingress`'s and
+//! descriptors kept for the sinks' own connections: a config whose caps do not fit is refused.
+//!
 //! # Layout
 //! - this file: the config, its environment variables, and the sink (bind, serve, apply batches).
 //! - `floor`: who is where (the model the sink updates).
@@ -47,9 +60,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use customersim_http_serve::ConnectionLimits;
+use customersim_http_serve::descriptors::{self, Reservation};
 use customersim_plugin_api::{
     BuildContext, EnvKind, EnvOverride, Event, PluginConfig, PluginError, Secret, Sink, SinkConfig,
-    SinkContext, StoreLayout, Topics, async_trait, sink_config,
+    SinkContext, StoreLayout, Topics, async_trait, duration, sink_config,
 };
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -72,10 +87,39 @@ pub struct LiveViewConfig {
     /// <token>` or `?token=<token>` in the URL; requests without it get 401. Never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<Secret>,
+    /// Most connections served at once (each open page holds one for its stream); further
+    /// clients wait in the listen queue until one closes. Reserved from the process's
+    /// descriptor limit at start, beside the other HTTP servers' and the sinks' own.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Most connections served at once from one IP address (default: a quarter of
+    /// `max_connections`); a further one is closed at once, so one client cannot take them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_peer: Option<usize>,
+    /// How long a client may take to send a request's headers, and how long a keep-alive
+    /// connection may stay idle before the next request: the connection is closed after it.
+    #[serde(default = "default_header_timeout", with = "duration::required")]
+    pub header_timeout: Duration,
+    /// How long an answer (a page's stream too) may wait for a client that reads none of it:
+    /// the connection is closed after it.
+    #[serde(default = "default_write_timeout", with = "duration::required")]
+    pub write_timeout: Duration,
 }
 
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
+}
+
+fn default_max_connections() -> usize {
+    128
+}
+
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_write_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 impl Default for LiveViewConfig {
@@ -83,6 +127,10 @@ impl Default for LiveViewConfig {
         LiveViewConfig {
             listen: default_listen(),
             token: None,
+            max_connections: default_max_connections(),
+            max_connections_per_peer: None,
+            header_timeout: default_header_timeout(),
+            write_timeout: default_write_timeout(),
         }
     }
 }
@@ -96,6 +144,24 @@ impl LiveViewConfig {
                 self.listen
             ))
         })
+    }
+}
+
+impl LiveViewConfig {
+    /// What bounds the connections, checked.
+    pub fn connection_limits(&self) -> Result<ConnectionLimits, PluginError> {
+        let limits = ConnectionLimits {
+            max_connections: self.max_connections,
+            max_per_peer: self
+                .max_connections_per_peer
+                .unwrap_or_else(|| customersim_http_serve::default_per_peer(self.max_connections)),
+            header_timeout: self.header_timeout,
+            write_stall: self.write_timeout,
+        };
+        limits
+            .check()
+            .map_err(|why| PluginError::Config(why.replace("write_stall", "write_timeout")))?;
+        Ok(limits)
     }
 }
 
@@ -121,12 +187,18 @@ impl PluginConfig for LiveViewConfig {
 
 impl SinkConfig for LiveViewConfig {
     fn check(&self, _cx: &BuildContext) -> Result<(), PluginError> {
-        self.address().map(|_| ())
+        self.address()?;
+        self.connection_limits().map(|_| ())
     }
 
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Sink>, PluginError> {
+        let connections = self.connection_limits()?;
+        let descriptors = descriptors::reserve("live_view.max_connections", self.max_connections)
+            .map_err(PluginError::Config)?;
         Ok(Box::new(LiveView {
             address: self.address()?,
+            connections,
+            _descriptors: descriptors,
             token: self
                 .token
                 .filter(|token| !token.is_empty())
@@ -141,6 +213,9 @@ impl SinkConfig for LiveViewConfig {
 /// The sink: configured at build, serving from start to close.
 struct LiveView {
     address: SocketAddr,
+    connections: ConnectionLimits,
+    /// This server's share of the process's descriptors, held until the sink is dropped.
+    _descriptors: Reservation,
     token: Option<String>,
     layout: StoreLayout,
     topics: Topics,
@@ -180,7 +255,7 @@ impl Sink for LiveView {
             view: view.clone(),
             token: self.token.clone(),
         });
-        let server = tokio::spawn(server::serve(listener, state, async {
+        let server = tokio::spawn(server::serve(listener, state, self.connections, async {
             let _ = stopped.await;
         }));
         self.running = Some(Running {
@@ -228,6 +303,30 @@ mod tests {
         assert!(config.token.is_none());
         let error = serde_yaml::from_str::<LiveViewConfig>("port: 80").unwrap_err();
         assert!(error.to_string().contains("port"), "{error}");
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_and_are_checked() {
+        let config: LiveViewConfig = serde_yaml::from_str("{}").unwrap();
+        let limits = config.connection_limits().unwrap();
+        assert_eq!((limits.max_connections, limits.max_per_peer), (128, 32));
+        assert_eq!(limits.header_timeout, Duration::from_secs(10));
+        assert_eq!(limits.write_stall, Duration::from_secs(30));
+        for (yaml, key) in [
+            ("max_connections: 0", "max_connections:"),
+            (
+                "max_connections: 4\nmax_connections_per_peer: 5",
+                "max_connections_per_peer:",
+            ),
+            ("header_timeout: 0s", "header_timeout:"),
+            ("write_timeout: 2d", "write_timeout:"),
+        ] {
+            let config: LiveViewConfig = serde_yaml::from_str(yaml).unwrap();
+            match config.connection_limits() {
+                Err(PluginError::Config(why)) => assert!(why.starts_with(key), "{why}"),
+                other => panic!("{yaml}: {other:?}"),
+            }
+        }
     }
 
     #[test]

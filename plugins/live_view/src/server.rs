@@ -13,6 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use customersim_http_serve::ConnectionLimits;
 use futures_util::stream::{self, Stream};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -36,15 +37,16 @@ pub struct AppState {
 
 type Shared = State<Arc<AppState>>;
 
-/// Serves the view on `listener` until `stopped` resolves.
+/// Serves the view on `listener` within `limits` (the accept loop `http_ingress` uses too:
+/// connection cap, per-peer share, header and idle timeouts, write stall) until `stopped`
+/// resolves.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
+    limits: ConnectionLimits,
     stopped: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(stopped)
-        .await
+    customersim_http_serve::serve("live_view", listener, router(state), limits, stopped).await
 }
 
 /// The routes.
