@@ -455,7 +455,7 @@ mod tests {
         }
         assert_eq!(
             HttpIngressConfig::default().address().unwrap(),
-            "0.0.0.0:8000".parse().unwrap()
+            "127.0.0.1:8000".parse().unwrap()
         );
     }
 
