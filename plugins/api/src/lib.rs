@@ -133,7 +133,7 @@ pub use plugin::{
 pub use presence::{Position, Presence};
 pub use publisher::Publisher;
 pub use roster::Roster;
-pub use secret::{CredentialUrl, Secret};
+pub use secret::{CredentialUrl, Secret, UrlError};
 pub use shutdown::{EndRun, ShutdownSignal};
 pub use sink::{Sink, SinkConfig, SinkContext};
 pub use source::{Source, SourceConfig, SourceContext};
@@ -144,9 +144,11 @@ pub use timeline::{
 pub use watermark::Watermark;
 
 /// Types that appear in this API's signatures and must be the very version this crate uses:
-/// `prometheus_client` (metrics plugins register) and `rand` (the RNG a [`Roster`] draws with).
+/// `prometheus_client` (metrics plugins register), `rand` (the RNG a [`Roster`] draws with) and
+/// `url` (what [`CredentialUrl::parse`] returns).
 pub use prometheus_client;
 pub use rand;
+pub use url;
 
 /// What the registration attributes expand to; not for direct use.
 #[doc(hidden)]
