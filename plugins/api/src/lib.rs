@@ -122,7 +122,7 @@ pub use clock::{Clock, ClockOrigin};
 pub use customersim_plugin_macros::{sink_config, source_config, timeline_config};
 pub use env::{EnvKind, EnvOverride};
 pub use error::{PluginError, excerpt};
-pub use event::{CustomerId, Event, EventKind, Topics, intern};
+pub use event::{CustomerId, Event, EventKind, MAX_ID_BYTES, Topics, intern};
 pub use fleet::{Fleet, Shard, StoreIndex};
 pub use focus::FocusTracker;
 pub use layout::{DistanceField, LayoutError, LayoutSpec, StoreLayout, Zone, ZoneKind};
