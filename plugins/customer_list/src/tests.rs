@@ -338,10 +338,15 @@ fn a_line_over_the_limit_is_refused_naming_it() {
         }
     };
     assert!(why.contains("line 3 is longer than 10 bytes"), "{why}");
-    let why = error(&format!("customer_id\n1\n{}\n", "7".repeat(2 << 20)));
+    let why = error(&format!(
+        "customer_id\n1\n{}\n",
+        "7".repeat(MAX_LINE_BYTES as usize + 1)
+    ));
     assert!(
-        why.contains("customers.csv") && why.contains("line 3 is longer than 1048576 bytes"),
-        "{why}"
+        why.contains("customers.csv")
+            && why.contains(&format!("line 3 is longer than {MAX_LINE_BYTES} bytes")),
+        "{}",
+        &why[..why.len().min(500)]
     );
 }
 
