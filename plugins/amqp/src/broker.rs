@@ -49,7 +49,7 @@ pub struct ConnectError {
 impl Broker {
     /// Parses the URL and reads the TLS files (errors name the key and its variable).
     pub fn from_config(config: &AmqpConfig, cx: &BuildContext) -> Result<Broker, PluginError> {
-        let (uri, shown) = parse_url(&config.url)?;
+        let (uri, shown) = parse_url(config.url.expose())?;
         let tls_wanted = uri.scheme == AMQPScheme::AMQPS;
         let files = [
             ("ca_file", "AMQP_CA_FILE", &config.ca_file),
@@ -295,7 +295,8 @@ fn system_roots() -> Result<Vec<CertificateDer<'static>>, PluginError> {
 /// Parses the AMQP URL (the `url` crate, as lapin does) and checks it: `amqp://` or `amqps://`,
 /// a host after `//` (lapin would otherwise connect to localhost, taking what follows as the
 /// vhost). Errors and the returned display text never hold the password.
-pub fn parse_url(url: &CredentialUrl) -> Result<(AMQPUri, String), PluginError> {
+pub fn parse_url(url: &str) -> Result<(AMQPUri, String), PluginError> {
+    let url = CredentialUrl::new(url);
     let invalid = |why: &dyn std::fmt::Display| {
         PluginError::Config(format!(
             "url (AMQP_URL): invalid AMQP URL (not shown, it may hold a password): {why}; expected amqp://user:pass@host:5672/vhost or amqps://…"
@@ -328,7 +329,7 @@ mod tests {
     use super::*;
 
     fn parse(url: &str) -> Result<(AMQPUri, String), PluginError> {
-        parse_url(&CredentialUrl::new(url))
+        parse_url(url)
     }
 
     #[test]

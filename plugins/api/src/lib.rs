@@ -122,7 +122,7 @@ pub use clock::{Clock, ClockOrigin};
 pub use customersim_plugin_macros::{sink_config, source_config, timeline_config};
 pub use env::{EnvKind, EnvOverride};
 pub use error::{PluginError, excerpt};
-pub use event::{CustomerId, Event, EventKind, MAX_ID_BYTES, Topics, intern};
+pub use event::{CustomerId, Event, EventKind, Topics, intern};
 pub use fleet::{Fleet, Shard, StoreIndex};
 pub use focus::FocusTracker;
 pub use layout::{DistanceField, LayoutError, LayoutSpec, StoreLayout, Zone, ZoneKind};
@@ -133,7 +133,7 @@ pub use plugin::{
 pub use presence::{Position, Presence};
 pub use publisher::Publisher;
 pub use roster::Roster;
-pub use secret::{CredentialUrl, Secret, UrlError};
+pub use secret::{CredentialUrl, Secret};
 pub use shutdown::{EndRun, ShutdownSignal};
 pub use sink::{Sink, SinkConfig, SinkContext};
 pub use source::{Source, SourceConfig, SourceContext};

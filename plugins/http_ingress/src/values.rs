@@ -21,7 +21,7 @@ pub(crate) const MIN_MS: i64 = -62_135_596_800_000;
 pub(crate) const MAX_MS: i64 = 253_402_300_799_999;
 
 /// Longest customer id accepted, in bytes (UTF-8): the plugin API's, shared with customer lists.
-pub use customersim_plugin_api::MAX_ID_BYTES;
+pub use customersim_plugin_api::event::MAX_ID_BYTES;
 
 /// Longest excerpt of a refused value quoted in an error message, in characters, so a huge
 /// value does not come back whole in the answer or the log.
