@@ -57,12 +57,13 @@ use std::sync::{Arc, Mutex};
 
 use hashbrown::HashTable;
 
+use customersim_plugin_api::event::MAX_ID_BYTES;
 use customersim_plugin_api::prometheus_client::metrics::counter::Counter;
 use customersim_plugin_api::prometheus_client::metrics::gauge::Gauge;
 use customersim_plugin_api::rand::{Rng, RngCore};
 use customersim_plugin_api::{
-    BuildContext, CustomerId, EnvKind, EnvOverride, Fleet, MAX_ID_BYTES, PluginConfig, PluginError,
-    Roster, Source, SourceConfig, SourceContext, StoreIndex, async_trait, source_config,
+    BuildContext, CustomerId, EnvKind, EnvOverride, Fleet, PluginConfig, PluginError, Roster,
+    Source, SourceConfig, SourceContext, StoreIndex, async_trait, source_config,
 };
 
 /// The largest customer list accepted (4 GiB, about 100 million customers with the original's
