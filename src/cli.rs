@@ -17,6 +17,7 @@ use crate::plugin_api::host::Shutdown;
 use crate::plugin_api::{KeptClock, PluginError, Shard};
 use crate::registry;
 use crate::report::RunSummary;
+use crate::report_file::ReportFile;
 use crate::scheduler::format_ms;
 
 /// Simulates shoppers in a retail store and publishes their enter/move/exit events.
@@ -250,7 +251,10 @@ fn run(
         Err(error) => return fail(&error, 2),
     };
     // Checked before anything runs: a report that cannot be written would be lost at the end.
-    let report = match report.map(ReportFile::create).transpose() {
+    let report = match report
+        .map(|report| ReportFile::create(report, path.as_deref()))
+        .transpose()
+    {
         Ok(report) => report,
         Err(error) => return fail(&error, 2),
     };
@@ -271,7 +275,9 @@ fn run(
         crate::shutdown::trigger_on_signals(shutdown.clone());
         match pipeline.run(shutdown).await {
             Ok(run) => match (report, observation) {
-                (Some(report), Some(observation)) => report.write(&observation.summary(&run)),
+                (Some(report), Some(observation)) => {
+                    write_report(report, &observation.summary(&run))
+                }
                 _ => ExitCode::SUCCESS,
             },
             Err(error) => plugin_failure(error),
@@ -279,36 +285,15 @@ fn run(
     })
 }
 
-/// The `--report` file, opened (created or truncated) before the run starts.
-struct ReportFile {
-    path: PathBuf,
-    file: std::fs::File,
-}
-
-impl ReportFile {
-    fn create(path: PathBuf) -> Result<ReportFile, String> {
-        match std::fs::File::create(&path) {
-            Ok(file) => Ok(ReportFile { path, file }),
-            Err(error) => Err(format!(
-                "--report {}: cannot write the report there: {error}",
-                path.display()
-            )),
+/// Writes the report and prints its table on stderr.
+fn write_report(report: ReportFile, summary: &RunSummary) -> ExitCode {
+    eprint!("{}", summary.table());
+    let path = report.path().display().to_string();
+    match report.write(&summary.to_json()) {
+        Ok(()) => {
+            tracing::info!("run report written to {path}");
+            ExitCode::SUCCESS
         }
-    }
-
-    /// Writes the report and prints its table on stderr.
-    fn write(mut self, summary: &RunSummary) -> ExitCode {
-        use std::io::Write;
-        eprint!("{}", summary.table());
-        match self.file.write_all(summary.to_json().as_bytes()) {
-            Ok(()) => {
-                tracing::info!("run report written to {}", self.path.display());
-                ExitCode::SUCCESS
-            }
-            Err(error) => fail(
-                &format!("--report {}: cannot write: {error}", self.path.display()),
-                1,
-            ),
-        }
+        Err(error) => fail(&error, 1),
     }
 }

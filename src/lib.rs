@@ -39,6 +39,7 @@
 //! - [`fanout`]: each sink's bounded queue and task, so a slow sink slows only itself.
 //! - [`metrics`]: the core's Prometheus metrics; [`lateness`]: the publish-lateness histogram.
 //! - [`report`]: the run report (`run --report FILE`), counted from the published events;
+//!   [`report_file`]: where it is written (a temporary file renamed onto FILE);
 //!   [`progress`]: the progress bar of a `--speed max` run on a terminal.
 //! - [`shutdown`]: SIGINT/SIGTERM handling.
 //! - [`logging`]: LOG_LEVEL / LOG_FILENAME.
@@ -82,6 +83,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod registry;
 pub mod report;
+pub mod report_file;
 pub mod scheduler;
 pub mod shutdown;
 pub mod wake;

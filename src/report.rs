@@ -14,9 +14,15 @@
 //! Counts about shoppers are kept per store in a [`StoreTally`] (the event's store): with a fleet
 //! of stores the report's top-level figures are the whole process's (sums; the peak of everyone
 //! inside at once) and `stores` gives each store's own, under its id.
+//!
+//! Timing visits and zone stays takes a small record per shopper inside (a 64-bit key and 24
+//! bytes), for at most [`MAX_TIMED_SHOPPERS`] shoppers inside at once: shoppers who enter beyond
+//! that (HTTP scenarios can bring in any number who never leave) are counted but not timed
+//! (`visits_untimed`), so the report's memory stays bounded whatever the stream.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -28,6 +34,12 @@ use crate::plugin_api::{
     CustomerId, Event, EventKind, Fleet, QueueMetrics, StoreLayout, Topics, ZoneKind,
 };
 use crate::scheduler::{RunReport, format_ms};
+
+/// Most shoppers inside at once whose visits and zone stays the report times (one record of 32
+/// bytes each, about 9 MB at most with the hash tables' spare room). Shoppers entering beyond it
+/// count in `visits`, `visits_completed` and the figures of who is inside, but not in the visit
+/// and dwell times nor the zones' visits; the report gives their number as `visits_untimed`.
+pub const MAX_TIMED_SHOPPERS: usize = 200_000;
 
 /// Asked for with `Pipeline::observe`: collects the report while the pipeline runs and makes
 /// the summary after it. Clones share the same counts.
@@ -65,6 +77,11 @@ struct Tally {
     /// Shoppers inside all stores, and its peak.
     inside_total: u64,
     peak_inside_total: u64,
+    /// Shoppers timed now, in every store (at most [`MAX_TIMED_SHOPPERS`]).
+    timed: usize,
+    /// Turns a text id into its 64-bit key (randomly seeded, so nobody can choose ids that
+    /// collide).
+    hasher: RandomState,
 }
 
 /// The shoppers of one store: who is inside, visits, zones.
@@ -72,9 +89,16 @@ struct Tally {
 struct StoreTally {
     /// Events of this store.
     events: u64,
-    /// Keyed with a fast hash: one lookup per published event (ids are not attacker-chosen
-    /// keys here; a scenario's ids come from an authenticated API at worst).
-    inside: FxHashMap<CustomerId, Visit>,
+    /// The timed shoppers inside, by [`Tally::key`]: a number id is its own key, a text id a
+    /// 64-bit hash of it (two ids inside at once share a key with odds of about n²/2⁶⁵, which
+    /// would merge their timings). Keyed with a fast hash: one lookup per published event (ids
+    /// are not attacker-chosen keys here; a scenario's ids come from an authenticated API at
+    /// worst).
+    inside: FxHashMap<u64, Visit>,
+    /// Shoppers inside who are not timed (they entered while [`MAX_TIMED_SHOPPERS`] were).
+    untimed_inside: u64,
+    /// Visits not timed.
+    untimed_visits: u64,
     peak_inside: u64,
     /// Σ shoppers inside × simulated ms, for the time-weighted mean.
     inside_ms: u128,
@@ -82,6 +106,8 @@ struct StoreTally {
     integrated_to_ms: Option<i64>,
     visits: u64,
     completed_visits: u64,
+    /// The completed visits that were timed, and their total time.
+    timed_visits_completed: u64,
     completed_visit_ms: i64,
     /// One per zone of the layout (obstacles stay empty).
     zones: Vec<ZoneTally>,
@@ -89,12 +115,12 @@ struct StoreTally {
     focus: BTreeMap<&'static str, u64>,
 }
 
-/// A shopper inside: since when, and the zone of the last reported position.
+/// A timed shopper inside: since when, and the zone of the last reported position (24 bytes).
 #[derive(Clone, Copy)]
 struct Visit {
     entered_ms: i64,
-    zone: Option<usize>,
     zone_since_ms: i64,
+    zone: Option<u32>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -136,6 +162,8 @@ impl Observation {
                 stores: Vec::new(),
                 inside_total: 0,
                 peak_inside_total: 0,
+                timed: 0,
+                hasher: RandomState::new(),
             }),
             lateness: Mutex::new(Vec::new()),
             topics,
@@ -266,6 +294,7 @@ impl Observation {
             simulated_seconds: span_ms as f64 / 1000.0,
             visits: store.visits,
             visits_completed: store.completed_visits,
+            visits_untimed: store.untimed_visits,
             inside_at_end: tally.inside_total,
             mean_inside: store.mean_inside(span_ms, tally.inside_total),
             peak_inside: store.peak_inside,
@@ -322,10 +351,13 @@ impl Observer {
                     ..StoreTally::default()
                 });
             }
+            let key = tally.key(&event.customer);
+            let may_time = tally.timed < MAX_TIMED_SHOPPERS;
             let store = &mut tally.stores[index];
-            let before = store.inside.len() as u64;
-            store.observe(event, &tally.layout);
-            let after = store.inside.len() as u64;
+            let (before, timed_before) = (store.inside_now(), store.inside.len());
+            store.observe(event, key, may_time, &tally.layout);
+            let after = store.inside_now();
+            tally.timed = tally.timed + store.inside.len() - timed_before;
             tally.inside_total = tally.inside_total + after - before;
             tally.peak_inside_total = tally.peak_inside_total.max(tally.inside_total);
         }
@@ -335,58 +367,88 @@ impl Observer {
     }
 }
 
+impl Tally {
+    /// The key a shopper is timed under (see [`StoreTally::inside`]).
+    fn key(&self, customer: &CustomerId) -> u64 {
+        match customer {
+            CustomerId::Number(number) => *number,
+            CustomerId::Text(text) => self.hasher.hash_one(&**text),
+        }
+    }
+}
+
 impl StoreTally {
-    fn observe(&mut self, event: &Event, layout: &StoreLayout) {
+    /// Shoppers inside now, timed or not.
+    fn inside_now(&self) -> u64 {
+        self.inside.len() as u64 + self.untimed_inside
+    }
+
+    /// Counts one event of this store; `key` is its shopper's, `may_time` whether one more
+    /// shopper may be timed.
+    fn observe(&mut self, event: &Event, key: u64, may_time: bool, layout: &StoreLayout) {
         self.events += 1;
         // The time-weighted count of shoppers inside, up to this event.
         let at = event.due_ms;
         let from = *self.integrated_to_ms.get_or_insert(at);
         if at > from {
-            self.inside_ms += self.inside.len() as u128 * (at - from) as u128;
+            self.inside_ms += self.inside_now() as u128 * (at - from) as u128;
             self.integrated_to_ms = Some(at);
         }
         match event.kind {
             EventKind::Enter => {
                 let visit = Visit {
                     entered_ms: at,
-                    zone: None,
                     zone_since_ms: at,
+                    zone: None,
                 };
-                // Entering again while inside (an HTTP scenario may) starts a new visit.
-                if let Some(previous) = self.inside.insert(event.customer.clone(), visit) {
-                    Self::finish_stay(&mut self.zones, &previous, at);
+                if let Some(previous) = self.inside.get_mut(&key) {
+                    // Entering again while inside (an HTTP scenario may) starts a new visit.
+                    let left = std::mem::replace(previous, visit);
+                    Self::finish_stay(&mut self.zones, &left, at);
+                } else if may_time {
+                    self.inside.insert(key, visit);
+                } else {
+                    self.untimed_inside += 1;
+                    self.untimed_visits += 1;
                 }
                 self.visits += 1;
-                self.peak_inside = self.peak_inside.max(self.inside.len() as u64);
+                self.peak_inside = self.peak_inside.max(self.inside_now());
             }
             EventKind::Move { x, y } => {
                 let zone = match (u32::try_from(x), u32::try_from(y)) {
                     (Ok(x), Ok(y)) => layout.zone_at_point(x, y),
                     _ => None,
                 };
-                // A move of someone not seen entering (published before the report started, or
-                // an HTTP move without an enter) counts as an event only.
-                let Some(visit) = self.inside.get_mut(&event.customer) else {
+                // A move of someone not timed (not seen entering: published before the report
+                // started, or an HTTP move without an enter; or untimed) counts as an event only.
+                let Some(visit) = self.inside.get_mut(&key) else {
                     return;
                 };
+                let zone = zone.map(|zone| zone as u32);
                 if visit.zone != zone {
                     let left = *visit;
                     visit.zone = zone;
                     visit.zone_since_ms = at;
                     Self::finish_stay(&mut self.zones, &left, at);
                     if let Some(zone) = zone {
-                        self.zones[zone].visits += 1;
+                        self.zones[zone as usize].visits += 1;
                     }
                 }
                 if let Some(zone) = zone {
-                    self.zones[zone].reports += 1;
+                    self.zones[zone as usize].reports += 1;
                 }
             }
             EventKind::Exit => {
-                if let Some(visit) = self.inside.remove(&event.customer) {
+                if let Some(visit) = self.inside.remove(&key) {
                     Self::finish_stay(&mut self.zones, &visit, at);
                     self.completed_visits += 1;
+                    self.timed_visits_completed += 1;
                     self.completed_visit_ms += at - visit.entered_ms;
+                } else if self.untimed_inside > 0 {
+                    // Someone not timed: while there are untimed shoppers inside, an exit of
+                    // someone not timed is taken as one of theirs.
+                    self.untimed_inside -= 1;
+                    self.completed_visits += 1;
                 }
             }
             EventKind::Focus { dep, .. } => *self.focus.entry(dep).or_insert(0) += 1,
@@ -399,7 +461,9 @@ impl StoreTally {
         self.events += other.events;
         self.inside_ms += other.inside_ms_to(end_ms);
         self.visits += other.visits;
+        self.untimed_visits += other.untimed_visits;
         self.completed_visits += other.completed_visits;
+        self.timed_visits_completed += other.timed_visits_completed;
         self.completed_visit_ms += other.completed_visit_ms;
         for (sum, zone) in self.zones.iter_mut().zip(&other.zones) {
             sum.visits += zone.visits;
@@ -416,7 +480,7 @@ impl StoreTally {
     /// Σ inside × ms up to `end_ms` (the store's last event may be earlier than the run's).
     fn inside_ms_to(&self, end_ms: i64) -> u128 {
         let from = self.integrated_to_ms.unwrap_or(end_ms);
-        self.inside_ms + self.inside.len() as u128 * (end_ms - from).max(0) as u128
+        self.inside_ms + self.inside_now() as u128 * (end_ms - from).max(0) as u128
     }
 
     fn mean_inside(&self, span_ms: i64, inside_now: u64) -> f64 {
@@ -424,16 +488,16 @@ impl StoreTally {
     }
 
     fn mean_visit_seconds(&self) -> f64 {
-        if self.completed_visits == 0 {
+        if self.timed_visits_completed == 0 {
             0.0
         } else {
-            self.completed_visit_ms as f64 / self.completed_visits as f64 / 1000.0
+            self.completed_visit_ms as f64 / self.timed_visits_completed as f64 / 1000.0
         }
     }
 
     /// This store's figures for the report's `stores`.
     fn report(&self, end_ms: i64, span_ms: i64) -> StoreReport {
-        let inside_now = self.inside.len() as u64;
+        let inside_now = self.inside_now();
         StoreReport {
             events: self.events,
             visits: self.visits,
@@ -448,7 +512,7 @@ impl StoreTally {
     fn finish_stay(zones: &mut [ZoneTally], visit: &Visit, at: i64) {
         if let Some(zone) = visit.zone {
             let stay = at - visit.zone_since_ms;
-            let counts = &mut zones[zone];
+            let counts = &mut zones[zone as usize];
             counts.stays += 1;
             counts.dwell_ms += stay;
             counts.longest_ms = counts.longest_ms.max(stay);
@@ -478,6 +542,8 @@ pub struct RunSummary {
     pub simulated_seconds: f64,
     pub visits: u64,
     pub visits_completed: u64,
+    /// Visits of shoppers who entered while [`MAX_TIMED_SHOPPERS`] were timed: counted, not timed.
+    pub visits_untimed: u64,
     pub inside_at_end: u64,
     pub mean_inside: f64,
     pub peak_inside: u64,
@@ -571,6 +637,13 @@ impl RunSummary {
             "  visits             {} ({} completed, mean {:.1} s)",
             self.visits, self.visits_completed, self.mean_visit_seconds
         );
+        if self.visits_untimed > 0 {
+            let _ = writeln!(
+                out,
+                "  untimed visits     {} (entered while {MAX_TIMED_SHOPPERS} shoppers were timed: counted, not timed)",
+                self.visits_untimed
+            );
+        }
         let _ = writeln!(
             out,
             "  inside             mean {:.1}, peak {}, at end {}",
@@ -762,5 +835,41 @@ mod tests {
                 .to_json()
                 .contains("\"stores\"")
         );
+    }
+
+    #[test]
+    fn shoppers_beyond_the_cap_are_counted_but_not_timed() {
+        let observation =
+            Observation::new(two_departments(), &Fleet::single(), Topics::default(), None);
+        let observer = observation.observer(0);
+        let total = MAX_TIMED_SHOPPERS as u64 + 10;
+        let enters: Vec<Event> = (0..total)
+            .map(|id| Event {
+                customer: CustomerId::Text(format!("shopper-{id}").into()),
+                ..event(0, 0, EventKind::Enter)
+            })
+            .collect();
+        observer.observe(&enters);
+        let tally = observation.0.tally.lock().unwrap();
+        assert_eq!(tally.timed, MAX_TIMED_SHOPPERS);
+        assert_eq!(tally.stores[0].inside.len(), MAX_TIMED_SHOPPERS);
+        drop(tally);
+        let exits: Vec<Event> = enters
+            .iter()
+            .map(|enter| Event {
+                due_ms: 2_000,
+                kind: EventKind::Exit,
+                ..enter.clone()
+            })
+            .collect();
+        observer.observe(&exits);
+        let summary = observation.summary(&RunReport::default());
+        assert_eq!((summary.visits, summary.visits_untimed), (total, 10));
+        assert_eq!(summary.visits_completed, total);
+        assert_eq!((summary.peak_inside, summary.inside_at_end), (total, 0));
+        assert_eq!(summary.mean_visit_seconds, 2.0);
+        assert_eq!(summary.mean_inside, total as f64);
+        assert!(summary.table().contains("untimed visits"));
+        assert_eq!(observation.0.tally.lock().unwrap().timed, 0);
     }
 }

@@ -470,3 +470,41 @@ fn focus_events_go_out_with_the_focus_topics_routing_key() {
         assert_eq!(got, want, "message {index} differs");
     }
 }
+
+/// Issue 20, finding 8: a malformed AMQP_URL (no `//`, no host, a bad port, another scheme, a
+/// password with an unencoded `/`) is refused by `validate` and `run` with exit 2 naming
+/// AMQP_URL, and the password is in neither stream. (`amqp:/user:PASS@host/` used to pass
+/// `validate`, which printed it, and `run` connected to localhost with the password as vhost.)
+#[test]
+fn malformed_urls_are_refused_without_showing_the_password() {
+    const PASSWORD: &str = "S3cretPassw0rd";
+    for url in [
+        format!("amqp:/guest:{PASSWORD}@127.0.0.1/vhost"),
+        format!("amqp:guest:{PASSWORD}@127.0.0.1"),
+        format!("amqp:///{PASSWORD}@127.0.0.1"),
+        format!("amqp://guest:12/{PASSWORD}@127.0.0.1:5672/%2f"),
+        format!("amqp://guest:{PASSWORD}@127.0.0.1:99999/%2f"),
+        format!("http://guest:{PASSWORD}@127.0.0.1/"),
+        format!("guest:{PASSWORD}@127.0.0.1"),
+    ] {
+        for args in [
+            &["validate"][..],
+            &["run", "--speed", "max", "--duration", "1h"][..],
+        ] {
+            let output = customersim()
+                .args(args)
+                .env("SINKS", "amqp")
+                .env("AMQP_URL", &url)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{url} {args:?}: {stderr}");
+            assert!(stderr.contains("AMQP_URL"), "{url} {args:?}: {stderr}");
+            assert!(
+                !stdout.contains(PASSWORD) && !stderr.contains(PASSWORD),
+                "{url} {args:?}: password shown:\n{stdout}\n{stderr}"
+            );
+        }
+    }
+}

@@ -317,3 +317,76 @@ fn a_missing_list_is_refused_naming_the_file() {
         2,
     );
 }
+
+/// Issue 20, finding 15: an id longer than 256 bytes (the limit of `http_ingress` too) is refused
+/// naming the file, line and column (one 50 MB id used to make gigabytes of output), and a list
+/// over 4 GiB is refused from its size before anything is read (it used to be read up to 4 GiB).
+#[test]
+fn long_ids_and_oversized_lists_are_refused_up_front() {
+    let longest = "9".repeat(256);
+    let config = pipeline_with_list(&format!("name,customer_id\nAnn,{longest}\n"), 5.0);
+    run_ok(customersim().args(["validate", "--config"]).arg(&config));
+    let stderr = refused(&format!("name,customer_id\nAnn,1\nBob,{longest}7\nCid,3\n"));
+    assert!(
+        stderr.contains("line 3")
+            && stderr.contains("column 2 (customer_id)")
+            && stderr.contains("257 bytes")
+            && !stderr.contains(&longest),
+        "{stderr}"
+    );
+
+    // A sparse file of 5 GiB: its size refuses it, so nothing of it is read.
+    let huge = config.dir().join("huge.csv");
+    let file = std::fs::File::create(&huge).unwrap();
+    file.set_len(5 << 30).unwrap();
+    drop(file);
+    let (_, stderr) = run_failing(
+        customersim()
+            .args(["validate", "--config"])
+            .arg(&config)
+            .env("CUSTOMERS_LIST_FILE", &huge),
+        2,
+    );
+    assert!(
+        stderr.contains("huge.csv") && stderr.contains("the file is 5368709120 bytes"),
+        "{stderr}"
+    );
+}
+
+/// Issue 20, finding 16: `CUSTOMERS_LIST_FILE=/proc/self/environ` used to quote the process's
+/// environment, MQTT_PASSWORD included, in the error. The kernel's pseudo-files, devices and
+/// directories are refused before reading (exit 2), and nothing of them is shown.
+#[test]
+fn kernel_pseudo_files_and_devices_are_refused_without_showing_them() {
+    const SECRET: &str = "some-secret-4711";
+    for list in ["/proc/self/environ", "/dev/zero", "/"] {
+        for args in [
+            &["validate"][..],
+            &["run", "--speed", "max", "--duration", "10m"][..],
+        ] {
+            // The secret first in the environment, so the start of the file holds it.
+            let output = Command::new(env!("CARGO_BIN_EXE_customersim"))
+                .env_clear()
+                .env("MQTT_PASSWORD", SECRET)
+                .env("MQTT_HOST", "127.0.0.1")
+                .env("CUSTOMERS_LIST_FILE", list)
+                .env("HTTP_LISTEN", "127.0.0.1:0")
+                .current_dir(REPOSITORY)
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{list} {args:?}: {stderr}");
+            assert!(
+                stderr.contains(list) && stderr.contains("CUSTOMERS_LIST_FILE"),
+                "{list} {args:?}: {stderr}"
+            );
+            assert!(
+                !stdout.contains(SECRET) && !stderr.contains(SECRET),
+                "{list} {args:?}: secret shown:\n{stdout}\n{stderr}"
+            );
+        }
+    }
+}

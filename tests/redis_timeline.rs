@@ -494,3 +494,41 @@ fn rediss_to_a_tls_redis_with_its_ca_and_a_client_certificate() {
         "{stderr}"
     );
 }
+
+/// Issue 20, finding 8: a malformed REDIS_URL (no `//`, no host, a bad port, another scheme, a
+/// password with an unencoded `/`) is refused by `validate` and `run` with exit 2 naming
+/// REDIS_URL, and the password is in neither stream.
+#[test]
+fn malformed_urls_are_refused_without_showing_the_password() {
+    const PASSWORD: &str = "S3cretPassw0rd";
+    for url in [
+        format!("redis:/:{PASSWORD}@127.0.0.1/0"),
+        format!("redis::{PASSWORD}@127.0.0.1"),
+        format!("redis:///{PASSWORD}@127.0.0.1"),
+        format!("redis://:12/{PASSWORD}@127.0.0.1:6379/0"),
+        format!("redis://:{PASSWORD}@127.0.0.1:99999/0"),
+        format!("http://:{PASSWORD}@127.0.0.1/"),
+        format!(":{PASSWORD}@127.0.0.1"),
+    ] {
+        for args in [
+            &["validate"][..],
+            &["run", "--speed", "max", "--duration", "1h"][..],
+        ] {
+            let output = customersim()
+                .args(args)
+                .env("SINKS", "stdout")
+                .env("TIMELINE_BACKEND", "redis")
+                .env("REDIS_URL", &url)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{url} {args:?}: {stderr}");
+            assert!(stderr.contains("REDIS_URL"), "{url} {args:?}: {stderr}");
+            assert!(
+                !stdout.contains(PASSWORD) && !stderr.contains(PASSWORD),
+                "{url} {args:?}: password shown:\n{stdout}\n{stderr}"
+            );
+        }
+    }
+}

@@ -4,14 +4,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use customersim_plugin_api::secret::mask_url_password;
 use customersim_plugin_api::tls::{
     self,
     rustls::RootCertStore,
     rustls::pki_types::pem::PemObject,
     rustls::pki_types::{CertificateDer, PrivateKeyDer},
 };
-use customersim_plugin_api::{BuildContext, PluginError};
+use customersim_plugin_api::{BuildContext, CredentialUrl, PluginError};
 use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
 use lapin::tcp::{AMQPUriTcpExt, RustlsConnector, TLSConfig};
 use lapin::uri::{AMQPScheme, AMQPUri};
@@ -293,34 +292,35 @@ fn system_roots() -> Result<Vec<CertificateDer<'static>>, PluginError> {
     Ok(found.certs)
 }
 
-/// Parses an AMQP URL. Errors and the returned display text never hold the password.
+/// Parses the AMQP URL (the `url` crate, as lapin does) and checks it: `amqp://` or `amqps://`,
+/// a host after `//` (lapin would otherwise connect to localhost, taking what follows as the
+/// vhost). Errors and the returned display text never hold the password.
 pub fn parse_url(url: &str) -> Result<(AMQPUri, String), PluginError> {
-    let shown = mask_url_password(url);
-    let parsed = url::Url::parse(url).map_err(|error| {
-        PluginError::Config(format!("url (AMQP_URL): invalid URL {shown}: {error}"))
-    })?;
-    if !matches!(parsed.scheme(), "amqp" | "amqps") {
-        return Err(PluginError::Config(format!(
-            "url (AMQP_URL): {shown}: the scheme must be amqp:// or amqps://"
-        )));
-    }
+    let url = CredentialUrl::new(url);
+    let invalid = |why: &dyn std::fmt::Display| {
+        PluginError::Config(format!(
+            "url (AMQP_URL): invalid AMQP URL (not shown, it may hold a password): {why}; expected amqp://user:pass@host:5672/vhost or amqps://…"
+        ))
+    };
+    let parsed = url.parse(&["amqp", "amqps"]).map_err(|why| invalid(&why))?;
+    let shown = url.masked();
     let password = parsed.password().unwrap_or_default().to_string();
-    let mut uri: AMQPUri = url.parse().map_err(|error: String| {
-        let error = if password.is_empty() {
-            error
+    let mut uri: AMQPUri = parsed.as_str().parse().map_err(|error: String| {
+        // lapin's own messages may quote the URL: keep them only without it.
+        let error = if password.is_empty() || !error.contains(&password) {
+            error.replace(parsed.as_str(), &shown)
         } else {
-            error.replace(url, &shown).replace(&password, "******")
+            "its parameters".to_string()
         };
         PluginError::Config(format!("url (AMQP_URL): invalid AMQP URL {shown}: {error}"))
     })?;
     // amq-protocol-uri only keeps domain names; keep IP addresses too (127.0.0.1 stays 127.0.0.1
     // instead of becoming "localhost", which may resolve to ::1 first).
-    if let Some(host) = parsed.host_str() {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if !host.is_empty() {
-            uri.authority.host = host.to_string();
-        }
-    }
+    let host = parsed.host_str().expect("checked: the URL has a host");
+    uri.authority.host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     Ok((uri, shown))
 }
 
@@ -328,18 +328,25 @@ pub fn parse_url(url: &str) -> Result<(AMQPUri, String), PluginError> {
 mod tests {
     use super::*;
 
+    fn parse(url: &str) -> Result<(AMQPUri, String), PluginError> {
+        parse_url(url)
+    }
+
     #[test]
     fn parses_urls_and_keeps_ip_hosts() {
-        let (uri, shown) = parse_url("amqp://guest:s3cret@127.0.0.1:5673/%2f").unwrap();
+        let (uri, shown) = parse("amqp://guest:s3cret@127.0.0.1:5673/%2f").unwrap();
         assert_eq!(uri.authority.host, "127.0.0.1");
         assert_eq!(uri.authority.port, 5673);
         assert_eq!(uri.vhost, "/");
         assert_eq!(uri.authority.userinfo.password, "s3cret");
         assert_eq!(shown, "amqp://guest:******@127.0.0.1:5673/%2f");
-        let (uri, _) = parse_url("amqps://u:p@broker.example/prod").unwrap();
+        let (uri, _) = parse("amqps://u:p@broker.example/prod").unwrap();
         assert_eq!(uri.scheme, AMQPScheme::AMQPS);
         assert_eq!(uri.authority.port, 5671);
         assert_eq!(uri.vhost, "prod");
+        let (uri, _) = parse("amqp://u:p%2Fq@[::1]:5672/v").unwrap();
+        assert_eq!(uri.authority.host, "::1");
+        assert_eq!(uri.authority.userinfo.password, "p/q");
     }
 
     #[test]
@@ -348,8 +355,13 @@ mod tests {
             "http://guest:s3cret@host/",
             "amqp://guest:s3cret@host:99999/",
             "amqp://guest:s3cret@host/?heartbeat=soon",
+            "amqp:/guest:s3cret@host/vhost",
+            "amqp:guest:s3cret@host",
+            "amqp:///s3cret",
+            "amqp://guest:12/s3cret@host/",
+            "guest:s3cret@host",
         ] {
-            let error = parse_url(url).unwrap_err().to_string();
+            let error = parse(url).unwrap_err().to_string();
             assert!(error.contains("url (AMQP_URL)"), "{error}");
             assert!(!error.contains("s3cret"), "{error}");
         }

@@ -12,6 +12,12 @@ use serde::{Deserialize, Serialize};
 use crate::fleet::{Fleet, StoreIndex};
 use crate::json;
 
+/// Longest customer id accepted from outside (HTTP bodies, customer lists), in bytes (UTF-8).
+/// Every event of a shopper repeats the id in its payload, so the id's length multiplies the
+/// output: a 256 KB id in a 1 MiB scenario, or a 50 MB id in a customer list, made gigabytes of
+/// output from a few events. Real ids (digits, UUIDs, loyalty numbers) are far shorter.
+pub const MAX_ID_BYTES: usize = 256;
+
 /// Who a shopper is. Generated and most listed ids are decimal numbers; keeping those as integers
 /// makes a simulated shopper small (a million of them fit in memory) and comparisons cheap.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -145,9 +145,11 @@ pub use timeline::{
 pub use watermark::Watermark;
 
 /// Types that appear in this API's signatures and must be the very version this crate uses:
-/// `prometheus_client` (metrics plugins register) and `rand` (the RNG a [`Roster`] draws with).
+/// `prometheus_client` (metrics plugins register), `rand` (the RNG a [`Roster`] draws with) and
+/// `url` (what [`CredentialUrl::parse`] returns).
 pub use prometheus_client;
 pub use rand;
+pub use url;
 
 /// What the registration attributes expand to; not for direct use.
 #[doc(hidden)]

@@ -72,11 +72,16 @@ fn is_nothing(text: &str) -> bool {
 
 /// A URL whose password part is secret (`amqp://user:pass@host/`): shown as
 /// `amqp://user:******@host/`, so the host stays visible in logs and `validate`.
+///
+/// The text is kept as given (a config error must be able to say it is malformed) and read with
+/// the `url` crate, the parser the AMQP and Redis clients use themselves, so what is masked and
+/// checked is what they will connect with. A text that is not a URL with a host is shown as
+/// [`MASK`] whole: nobody can tell where its password is.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct CredentialUrl(String);
 
 impl CredentialUrl {
-    /// Wraps a URL.
+    /// Wraps a URL (unchecked: [`CredentialUrl::parse`] checks it).
     pub fn new(url: impl Into<String>) -> CredentialUrl {
         CredentialUrl(url.into())
     }
@@ -86,9 +91,68 @@ impl CredentialUrl {
     }
     /// The URL with its password masked, for messages.
     pub fn masked(&self) -> String {
-        mask_url_password(&self.0)
+        match self.parse_any() {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    url.set_password(Some(MASK)).expect("a URL with a host");
+                } else if !url.username().is_empty() && url.scheme().starts_with("redis") {
+                    // Redis clients before ACLs took `redis://secret@host` as the password.
+                    url.set_username(MASK).expect("a URL with a host");
+                }
+                url.into()
+            }
+            Err(_) => MASK.to_string(),
+        }
+    }
+
+    /// The URL parsed and checked: a well-formed URL with one of `schemes` (`amqp:`…), a host
+    /// after `//`, and no `@` after the host (what a password with an unencoded `/`, `?` or `#`
+    /// leaves there, and which would otherwise connect to the wrong host). The error says
+    /// what is wrong without quoting the value (it may hold the password).
+    pub fn parse(&self, schemes: &[&str]) -> Result<url::Url, UrlError> {
+        let url = self.parse_any()?;
+        if !schemes.contains(&url.scheme()) {
+            return Err(UrlError(format!(
+                "the scheme must be {}",
+                schemes
+                    .iter()
+                    .map(|scheme| format!("{scheme}://"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )));
+        }
+        Ok(url)
+    }
+
+    /// The URL parsed, with a host and nothing that looks like a misplaced password.
+    fn parse_any(&self) -> Result<url::Url, UrlError> {
+        let url = url::Url::parse(&self.0)
+            .map_err(|error| UrlError(format!("not a valid URL ({error})")))?;
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(UrlError(
+                "no host (a URL needs `//host` after its scheme)".into(),
+            ));
+        }
+        if url[url::Position::AfterHost..].contains('@') {
+            return Err(UrlError(
+                "an `@` after the host: percent-encode `/`, `?`, `#` and `@` in the user name and password (%2F, %3F, %23, %40)".into(),
+            ));
+        }
+        Ok(url)
     }
 }
+
+/// Why a [`CredentialUrl`] is refused; never quotes the URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UrlError(String);
+
+impl fmt::Display for UrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UrlError {}
 
 impl fmt::Debug for CredentialUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -156,31 +220,6 @@ impl Visitor<'_> for ScalarText {
     }
 }
 
-/// `amqp://user:pass@host/` → `amqp://user:******@host/`; other text unchanged.
-///
-/// The password ends at the *last* `@` of the URL, not at the first `/`, `?` or `#`: a password
-/// with those characters left unencoded is still masked whole (a URL with an `@` in its path
-/// may have more masked than needed, never less).
-pub fn mask_url_password(text: &str) -> String {
-    let Some(scheme_end) = text.find("://") else {
-        return text.to_string();
-    };
-    let rest = &text[scheme_end + 3..];
-    let Some(at) = rest.rfind('@') else {
-        return text.to_string();
-    };
-    let userinfo = &rest[..at];
-    match userinfo.split_once(':') {
-        Some((user, _password)) => {
-            format!("{}{user}:{MASK}{}", &text[..scheme_end + 3], &rest[at..])
-        }
-        None if !userinfo.is_empty() && text.starts_with("redis") => {
-            format!("{}{MASK}{}", &text[..scheme_end + 3], &rest[at..])
-        }
-        None => text.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,45 +231,106 @@ mod tests {
         assert_eq!(format!("{secret} {secret:?}"), "****** ******");
         assert_eq!(serde_yaml::to_string(&secret).unwrap().trim(), "'******'");
         let url: CredentialUrl = serde_yaml::from_str("amqp://u:hunter2@h/").unwrap();
+        assert_eq!(url.expose(), "amqp://u:hunter2@h/");
         assert_eq!(url.to_string(), "amqp://u:******@h/");
         let error = serde_yaml::from_str::<Secret>("[hunter2]").unwrap_err();
         assert!(!error.to_string().contains("hunter2"), "{error}");
     }
 
+    fn masked(url: &str) -> String {
+        CredentialUrl::new(url).masked()
+    }
+
     #[test]
     fn masks_the_password_of_urls_only() {
         assert_eq!(
-            mask_url_password("amqp://guest:s3cret@host:5672/%2f"),
+            masked("amqp://guest:s3cret@host:5672/%2f"),
             "amqp://guest:******@host:5672/%2f"
         );
         assert_eq!(
-            mask_url_password("redis://:pw@127.0.0.1/0"),
+            masked("redis://:pw@127.0.0.1/0"),
             "redis://:******@127.0.0.1/0"
         );
         assert_eq!(
-            mask_url_password("redis://pw@127.0.0.1/0"),
+            masked("redis://pw@127.0.0.1/0"),
             "redis://******@127.0.0.1/0"
         );
-        assert_eq!(
-            mask_url_password("amqp://guest@host/"),
-            "amqp://guest@host/"
-        );
-        assert_eq!(mask_url_password("mqtt://host:1883"), "mqtt://host:1883");
+        assert_eq!(masked("amqp://guest@host/"), "amqp://guest@host/");
+        assert_eq!(masked("mqtt://host:1883"), "mqtt://host:1883");
     }
 
     #[test]
     fn passwords_with_unencoded_delimiters_are_masked_whole() {
-        for password in ["pa/ss", "pa#ss", "pa?ss", "p@ss", "/#?@:", "a/b?c#d@e"] {
+        for password in [
+            "pa/ss",
+            "pa#ss",
+            "pa?ss",
+            "p@ss",
+            "/#?@:",
+            "a/b?c#d@e",
+            "12/ss",
+            "99?x",
+            "1#y",
+        ] {
             for url in [
                 format!("amqp://guest:{password}@host:5672/%2f"),
                 format!("redis://:{password}@127.0.0.1:6379/0"),
                 format!("rediss://user:{password}@h/0?x=1"),
             ] {
-                let masked = mask_url_password(&url);
+                let masked = masked(&url);
                 assert!(!masked.contains(password), "{url} -> {masked}");
                 assert!(masked.contains(MASK), "{url} -> {masked}");
+                let error = CredentialUrl::new(&url)
+                    .parse(&["amqp", "redis", "rediss"])
+                    .map(|url| url.to_string());
+                if password != "p@ss" {
+                    assert!(error.is_err(), "{url} -> {error:?}");
+                }
+                assert!(
+                    !format!("{error:?}").contains(password),
+                    "{url} -> {error:?}"
+                );
             }
         }
+    }
+
+    #[test]
+    fn urls_without_a_host_are_refused_and_masked_whole() {
+        for url in [
+            "amqp:/user:PASS@host/vhost",
+            "amqp:user:PASS@host",
+            "amqp:///PASS@x",
+            "user:PASS@host",
+            "PASS",
+            "",
+            "amqp://user:PASS@[::1/",
+        ] {
+            let credential = CredentialUrl::new(url);
+            assert_eq!(credential.masked(), MASK, "{url}");
+            assert_eq!(format!("{credential} {credential:?}"), "****** ******");
+            let error = credential
+                .parse(&["amqp", "amqps"])
+                .unwrap_err()
+                .to_string();
+            assert!(!error.contains("PASS"), "{url}: {error}");
+        }
+        let error = CredentialUrl::new("amqp:/user:PASS@host/")
+            .parse(&["amqp"])
+            .unwrap_err();
+        assert!(error.to_string().contains("no host"), "{error}");
+    }
+
+    #[test]
+    fn parse_checks_the_scheme() {
+        let url = CredentialUrl::new("AMQPS://u:PASS@Broker.example:5671/prod");
+        let parsed = url.parse(&["amqp", "amqps"]).unwrap();
+        assert_eq!(parsed.scheme(), "amqps");
+        assert_eq!(parsed.password(), Some("PASS"));
+        let error = CredentialUrl::new("http://u:PASS@host/")
+            .parse(&["amqp", "amqps"])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(error, "the scheme must be amqp:// or amqps://");
     }
 
     #[test]

@@ -18,8 +18,23 @@
 //! nothing in the pipeline reads them. The whole file is checked when the pipeline is built: a missing
 //! or unreadable file, no `customer_id` column, no rows, an empty or duplicate id or a malformed row
 //! is a config error (exit code 2) naming the file and the line. A field that runs over a line
-//! break is refused as malformed: it is what a stray `"` makes of every row after it. Files are
-//! at most [`MAX_FILE_BYTES`] (4 GiB); errors quote short excerpts of what they refuse.
+//! break is refused as malformed: it is what a stray `"` makes of every row after it.
+//!
+//! # Bounds
+//! - Files are at most [`MAX_FILE_BYTES`] (4 GiB): a regular file's size is checked before
+//!   reading, a named pipe's while reading.
+//! - Lines are at most [`MAX_LINE_BYTES`] (16 MiB), so one endless line is refused after 16 MiB
+//!   instead of being held whole.
+//! - Ids are at most [`MAX_ID_BYTES`] (256 bytes, the limit of `http_ingress` too): every event
+//!   repeats the id, so one 50 MB id made gigabytes of output. The error names the line and the
+//!   column.
+//!
+//! # What may be read
+//! A regular file, or a named pipe (`mkfifo`, a shell's `<(zcat customers.csv.gz)`): a pipe is
+//! read once, by `run` (`validate` reads it too, so give `validate` a file). Directories,
+//! devices, sockets and the kernel's pseudo-files (`/proc`, `/sys`: `/proc/self/environ` holds
+//! the process's secrets) are refused before reading. Errors quote at most
+//! [`EXCERPT_CHARS`] characters of what they refuse, and nothing of a pipe's contents.
 //!
 //! # How it composes with `random_walk`
 //! This source publishes nothing itself. At build time it offers its [`CustomerList`] as the
@@ -35,11 +50,14 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
+use std::io::Read;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use hashbrown::HashTable;
 
+use customersim_plugin_api::event::MAX_ID_BYTES;
 use customersim_plugin_api::prometheus_client::metrics::counter::Counter;
 use customersim_plugin_api::prometheus_client::metrics::gauge::Gauge;
 use customersim_plugin_api::rand::{Rng, RngCore};
@@ -53,41 +71,96 @@ use customersim_plugin_api::{
 /// stores' customers.
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
+/// The longest line accepted (16 MiB): the CSV reader holds a whole line, so this bounds its
+/// memory whatever the file (the original's rows are under 100 bytes; a header of 200,000
+/// columns still fits, and is refused for what it lacks).
+pub const MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Most characters of the file an error quotes (a value, a column name).
+pub const EXCERPT_CHARS: usize = 24;
+
 /// Most header columns an error lists by name.
 const COLUMNS_SHOWN: usize = 10;
 
-/// A reader that fails once more than `limit` bytes ([`MAX_FILE_BYTES`] for a list) were read
-/// from it, so an oversized list is refused after reading at most that much.
-struct Limited<R> {
+/// The file systems of the kernel's pseudo-files, whose contents are no customer list and may be
+/// secret (`/proc/self/environ`): procfs and sysfs.
+const PSEUDO_FILE_SYSTEMS: [u64; 2] = [0x9fa0, 0x6265_6572];
+
+/// A reader that fails once more than `max_bytes` bytes were read from it, or a line grows
+/// longer than `max_line` bytes, so an oversized list (a pipe has no size to check up front)
+/// or an endless line is refused after reading at most that much.
+struct Bounded<R> {
     inner: R,
-    left: u64,
-    limit: u64,
+    max_bytes: u64,
+    max_line: u64,
+    read: u64,
+    /// The line being read (from 1) and its bytes so far.
+    line: u64,
+    line_bytes: u64,
 }
 
-impl<R> Limited<R> {
-    fn new(inner: R, limit: u64) -> Limited<R> {
-        Limited {
+impl<R> Bounded<R> {
+    fn new(inner: R, max_bytes: u64, max_line: u64) -> Bounded<R> {
+        Bounded {
             inner,
-            left: limit,
-            limit,
+            max_bytes,
+            max_line,
+            read: 0,
+            line: 1,
+            line_bytes: 0,
         }
     }
 }
 
-impl<R: std::io::Read> std::io::Read for Limited<R> {
+impl<R: Read> Read for Bounded<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.max_bytes - self.read;
         let want = buf
             .len()
-            .min(usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX));
+            .min(usize::try_from(left.saturating_add(1)).unwrap_or(usize::MAX));
         let read = self.inner.read(&mut buf[..want])?;
-        if read as u64 > self.left {
+        if read as u64 > left {
             return Err(std::io::Error::other(format!(
                 "the file is larger than {} bytes, the most accepted",
-                self.limit
+                self.max_bytes
             )));
         }
-        self.left -= read as u64;
+        self.read += read as u64;
+        let mut rest = &buf[..read];
+        while let Some(newline) = memchr::memchr(b'\n', rest) {
+            self.check_line(newline as u64)?;
+            self.line += 1;
+            self.line_bytes = 0;
+            rest = &rest[newline + 1..];
+        }
+        self.check_line(rest.len() as u64)?;
         Ok(read)
+    }
+}
+
+impl<R> Bounded<R> {
+    /// Adds `bytes` to the current line, refusing it once it is too long.
+    fn check_line(&mut self, bytes: u64) -> std::io::Result<()> {
+        self.line_bytes += bytes;
+        if self.line_bytes > self.max_line {
+            return Err(std::io::Error::other(format!(
+                "line {} is longer than {} bytes, the most accepted",
+                self.line, self.max_line
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A value of the file as an error quotes it: cut to [`EXCERPT_CHARS`] characters, or only its
+/// length when the file's contents are not to be shown (`show` false: a pipe).
+fn quote(text: &str, show: bool) -> String {
+    if !show {
+        return format!("({} bytes, not shown)", text.len());
+    }
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
     }
 }
 
@@ -219,21 +292,52 @@ impl CustomerList {
     }
 
     /// Reads and checks the CSV at `path`, keeping the customers of the stores `fleet` runs here.
+    /// A regular file or a named pipe only (see the crate documentation); a regular file's size
+    /// is checked before reading.
     pub fn load_for(path: &Path, fleet: &Fleet) -> Result<CustomerList, PluginError> {
-        let file = std::fs::File::open(path).map_err(|error| {
+        let refuse = |why: String| {
             PluginError::Config(format!(
-                "customer list {}: cannot read the file: {error} (set `path` or CUSTOMERS_LIST_FILE)",
+                "customer list {}: {why} (set `path` or CUSTOMERS_LIST_FILE)",
                 path.display()
             ))
-        })?;
-        CustomerList::from_reader_for(file, &path.display().to_string(), fleet)
+        };
+        let cannot_read = |error: std::io::Error| refuse(format!("cannot read the file: {error}"));
+        let readable = |metadata: &std::fs::Metadata| {
+            let kind = metadata.file_type();
+            if kind.is_dir() {
+                return Err(refuse("is a directory, not a CSV file".into()));
+            }
+            if !(kind.is_file() || kind.is_fifo()) {
+                return Err(refuse(
+                    "not a regular file or named pipe (a device or socket): give a CSV file".into(),
+                ));
+            }
+            Ok(())
+        };
+        // Checked before opening (opening a device can do things), and again on what was
+        // opened. Opening a named pipe waits for its writer, as reading it would.
+        readable(&std::fs::metadata(path).map_err(cannot_read)?)?;
+        let file = std::fs::File::open(path).map_err(cannot_read)?;
+        let metadata = file.metadata().map_err(cannot_read)?;
+        readable(&metadata)?;
+        let kind = metadata.file_type();
+        let file_system = rustix::fs::fstatfs(&file).map(|info| info.f_type as u64);
+        if file_system.is_ok_and(|kind| PSEUDO_FILE_SYSTEMS.contains(&kind)) {
+            return Err(refuse(
+                "a pseudo-file of the kernel (/proc, /sys), not a CSV file".into(),
+            ));
+        }
+        if kind.is_file() && metadata.len() > MAX_FILE_BYTES {
+            return Err(refuse(format!(
+                "the file is {} bytes, larger than {MAX_FILE_BYTES} (4 GiB), the most accepted",
+                metadata.len()
+            )));
+        }
+        CustomerList::parse(file, &path.display().to_string(), fleet, kind.is_file())
     }
 
     /// Parses a CSV from `reader` for a pipeline of one store; `origin` names it in errors.
-    pub fn from_reader(
-        reader: impl std::io::Read,
-        origin: &str,
-    ) -> Result<CustomerList, PluginError> {
+    pub fn from_reader(reader: impl Read, origin: &str) -> Result<CustomerList, PluginError> {
         CustomerList::from_reader_for(reader, origin, &Fleet::single())
     }
 
@@ -241,9 +345,19 @@ impl CustomerList {
     /// customer's home store: its `store` column when the list has one and the pipeline a
     /// fleet, otherwise [`Fleet::home_store`] of its id); `origin` names it in errors.
     pub fn from_reader_for(
-        reader: impl std::io::Read,
+        reader: impl Read,
         origin: &str,
         fleet: &Fleet,
+    ) -> Result<CustomerList, PluginError> {
+        CustomerList::parse(reader, origin, fleet, true)
+    }
+
+    /// [`CustomerList::from_reader_for`], quoting values of the file in errors only when `show`.
+    fn parse(
+        reader: impl Read,
+        origin: &str,
+        fleet: &Fleet,
+        show: bool,
     ) -> Result<CustomerList, PluginError> {
         let bad = |line: Option<u64>, why: String| {
             PluginError::Config(match line {
@@ -259,10 +373,7 @@ impl CustomerList {
                 } => format!("malformed row: {len} fields where the header has {expected_len}"),
                 csv::ErrorKind::Utf8 { .. } => "malformed row: not valid UTF-8".to_string(),
                 csv::ErrorKind::Io(error) => format!("cannot read the file: {error}"),
-                _ => format!(
-                    "malformed CSV: {}",
-                    customersim_plugin_api::excerpt(&error.to_string())
-                ),
+                _ => format!("malformed CSV: {}", quote(&error.to_string(), show)),
             };
             bad(line, why)
         };
@@ -270,7 +381,7 @@ impl CustomerList {
             .has_headers(true)
             .flexible(false)
             .buffer_capacity(1 << 16)
-            .from_reader(Limited::new(reader, MAX_FILE_BYTES));
+            .from_reader(Bounded::new(reader, MAX_FILE_BYTES, MAX_LINE_BYTES));
         let header = csv.headers().map_err(csv_error)?.clone();
         if header.is_empty() || (header.len() == 1 && header[0].trim().is_empty()) {
             return Err(bad(
@@ -291,7 +402,7 @@ impl CustomerList {
                     header
                         .iter()
                         .take(COLUMNS_SHOWN)
-                        .map(customersim_plugin_api::excerpt)
+                        .map(|column| quote(column, show))
                         .collect::<Vec<_>>()
                         .join(", "),
                     match header.len().saturating_sub(COLUMNS_SHOWN) {
@@ -348,6 +459,16 @@ impl CustomerList {
             if text.is_empty() {
                 return Err(bad(line, "empty customer_id".into()));
             }
+            if text.len() > MAX_ID_BYTES {
+                return Err(bad(
+                    line,
+                    format!(
+                        "column {} (customer_id): an id of {} bytes, longer than the {MAX_ID_BYTES} bytes accepted",
+                        id_column + 1,
+                        text.len()
+                    ),
+                ));
+            }
             let home = match store_column {
                 Some(column) => {
                     let store = field(column);
@@ -356,7 +477,7 @@ impl CustomerList {
                             line,
                             format!(
                                 "store {} is not a store of the fleet (fleet.stores)",
-                                customersim_plugin_api::excerpt(store)
+                                quote(store, show)
                             ),
                         )
                     })?
@@ -381,7 +502,7 @@ impl CustomerList {
                     line,
                     format!(
                         "duplicate customer_id {} (first at line {first})",
-                        customersim_plugin_api::excerpt(text)
+                        quote(text, show)
                     ),
                 ));
             }

@@ -20,10 +20,8 @@ const MS_WATERSHED: f64 = 2e10;
 pub(crate) const MIN_MS: i64 = -62_135_596_800_000;
 pub(crate) const MAX_MS: i64 = 253_402_300_799_999;
 
-/// Longest customer id accepted, in bytes (UTF-8). Every event of a request repeats its id in
-/// the payload, so the id's length multiplies a request's output: a 256 KB id in a 1 MiB
-/// scenario made gigabytes of output. Real ids (digits, UUIDs, loyalty numbers) are far shorter.
-pub const MAX_ID_BYTES: usize = 256;
+/// Longest customer id accepted, in bytes (UTF-8): the plugin API's, shared with customer lists.
+pub use customersim_plugin_api::event::MAX_ID_BYTES;
 
 /// Longest excerpt of a refused value quoted in an error message, in characters, so a huge
 /// value does not come back whole in the answer or the log.

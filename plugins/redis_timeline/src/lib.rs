@@ -161,13 +161,6 @@ impl PluginConfig for RedisConfig {
 
 impl TimelineConfig for RedisConfig {
     fn check(&self) -> Result<(), PluginError> {
-        let shown = self.url.masked();
-        let url = self.url.expose();
-        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-            return Err(PluginError::config(format!(
-                "url {shown:?}: expected redis://host:port/db or rediss://… (REDIS_URL)"
-            )));
-        }
         self.client()?;
         if self.key.is_empty() || self.key.contains(['{', '}']) {
             return Err(PluginError::config(
@@ -188,11 +181,18 @@ impl TimelineConfig for RedisConfig {
 }
 
 impl RedisConfig {
-    /// The client for `url` and the TLS files (read and checked here, so a missing file or a
-    /// certificate that does not match its key is a configuration error naming the setting).
+    /// The client for `url` and the TLS files (read and checked here, so a malformed URL, a
+    /// missing file or a certificate that does not match its key is a configuration error naming
+    /// the setting). The URL must be `redis://` or `rediss://` with a host
+    /// ([`CredentialUrl::parse`]): `redis:/x` would otherwise connect somewhere else.
     pub fn client(&self) -> Result<redis::Client, PluginError> {
+        let parsed = self.url.parse(&["redis", "rediss"]).map_err(|why| {
+            PluginError::config(format!(
+                "url (REDIS_URL): invalid Redis URL (not shown, it may hold a password): {why}; expected redis://[user:password@]host:port/db or rediss://…"
+            ))
+        })?;
         let shown = self.url.masked();
-        let url = self.url.expose();
+        let url = parsed.as_str();
         let files = [
             ("ca_file", "REDIS_CA_FILE", &self.ca_file),
             (
@@ -212,7 +212,7 @@ impl RedisConfig {
                 PluginError::config(format!("url {shown:?}: {error} (REDIS_URL)"))
             });
         };
-        if !url.starts_with("rediss://") {
+        if parsed.scheme() != "rediss" {
             return Err(PluginError::config(format!(
                 "{key} ({var}) is set but url {shown:?} (REDIS_URL) is not rediss://: TLS files need a rediss:// URL"
             )));
