@@ -232,7 +232,7 @@ impl Pipeline {
         let clock = driver.clock();
         let sinks = Sinks::start(sinks, &sink_cx, &core_metrics, &config.topics, &clock).await?;
         if let Some(observation) = &observation {
-            observation.measure_lateness(sinks.lateness());
+            observation.measure_lateness(sinks.lateness(), clock.is_virtual());
         }
 
         let running = spawn_sources(

@@ -15,7 +15,7 @@
 //! of stores the report's top-level figures are the whole process's (sums; the peak of everyone
 //! inside at once) and `stores` gives each store's own, under its id.
 //!
-//! Timing visits and zone stays takes a small record per shopper inside (a 64-bit key and 24
+//! Timing visits and zone stays takes a small record per shopper inside (a 64-bit key and 40
 //! bytes), for at most [`MAX_TIMED_SHOPPERS`] shoppers inside at once: shoppers who enter beyond
 //! that (HTTP scenarios can bring in any number who never leave) are counted but not timed
 //! (`visits_untimed`), so the report's memory stays bounded whatever the stream.
@@ -35,8 +35,8 @@ use crate::plugin_api::{
 };
 use crate::scheduler::{RunReport, format_ms};
 
-/// Most shoppers inside at once whose visits and zone stays the report times (one record of 32
-/// bytes each, about 9 MB at most with the hash tables' spare room). Shoppers entering beyond it
+/// Most shoppers inside at once whose visits and zone stays the report times (one record of 48
+/// bytes each, about 12 MB at most with the hash tables' spare room). Shoppers entering beyond it
 /// count in `visits`, `visits_completed` and the figures of who is inside, but not in the visit
 /// and dwell times nor the zones' visits; the report gives their number as `visits_untimed`.
 pub const MAX_TIMED_SHOPPERS: usize = 200_000;
@@ -48,7 +48,9 @@ pub struct Observation(Arc<Shared>);
 
 struct Shared {
     tally: Mutex<Tally>,
-    lateness: Mutex<Vec<LatenessHistogram>>,
+    /// The sinks' lateness histograms; `None` on a virtual clock (`--speed max`), where how far
+    /// the clock ran ahead of a sink is no delay anyone waited, so the report leaves it out.
+    lateness: Mutex<Option<Vec<LatenessHistogram>>>,
     topics: Topics,
     /// The arrivals' queue outside a full store (sources with a `capacity`): shoppers who queue
     /// publish nothing until they enter, so this comes from the generator's metrics.
@@ -115,13 +117,31 @@ struct StoreTally {
     focus: BTreeMap<&'static str, u64>,
 }
 
-/// A timed shopper inside: since when, and the zone of the last reported position (24 bytes).
+/// A timed shopper inside: since when, the zone of the last reported position, and a finished
+/// checkout stay not yet known to be a payment (40 bytes).
 #[derive(Clone, Copy)]
 struct Visit {
     entered_ms: i64,
     zone_since_ms: i64,
     zone: Option<u32>,
+    /// The last checkout stay: paying if the shopper leaves the store before reaching another
+    /// department or checkout, passing through otherwise.
+    checkout: Option<CheckoutStay>,
 }
+
+/// A finished stay in a checkout zone, waiting for what the shopper does next.
+#[derive(Clone, Copy)]
+struct CheckoutStay {
+    zone: u32,
+    /// The stay in ms (capped at u32::MAX, 49 days).
+    stay_ms: u32,
+}
+
+/// A department stay at least this long is browsing; a shorter one is passing through (walking
+/// across it on the way elsewhere). 20 s: more than two of a browsing shopper's position reports
+/// (shopping_trip reports every 8 s while browsing), several times the few seconds a walk takes
+/// to cross a department.
+pub const BROWSING_MIN_SECONDS: i64 = 20;
 
 #[derive(Clone, Copy, Default)]
 struct ZoneTally {
@@ -129,13 +149,17 @@ struct ZoneTally {
     visits: u64,
     /// Position reports inside the zone.
     reports: u64,
-    /// Simulated ms shoppers spent in it, from the first report inside to the first outside
-    /// (finished stays only).
-    dwell_ms: i64,
-    /// The longest finished stay.
-    longest_ms: i64,
-    /// Finished stays.
-    stays: u64,
+    /// Departments: finished stays of at least [`BROWSING_MIN_SECONDS`], and their total.
+    browsing_stays: u64,
+    browsing_ms: i64,
+    /// Finished stays that were passing through: shorter department stays; checkout stays
+    /// followed by another department or checkout.
+    passing_stays: u64,
+    /// Checkouts: stays of shoppers who then left the store (they paid), their total time (the
+    /// line plus paying) and the longest.
+    paying_stays: u64,
+    paying_ms: i64,
+    paying_longest_ms: i64,
 }
 
 impl Observation {
@@ -165,7 +189,7 @@ impl Observation {
                 timed: 0,
                 hasher: RandomState::new(),
             }),
-            lateness: Mutex::new(Vec::new()),
+            lateness: Mutex::new(Some(Vec::new())),
             topics,
             entrance_queue,
             started: Instant::now(),
@@ -179,13 +203,14 @@ impl Observation {
         Observer(self.0.clone())
     }
 
-    /// The sinks' lateness histograms, once they are started.
-    pub fn measure_lateness(&self, histograms: Vec<LatenessHistogram>) {
+    /// The sinks' lateness histograms, once they are started; `virtual_clock`: the run's clock is
+    /// virtual (`--speed max`), and lateness is not reported.
+    pub fn measure_lateness(&self, histograms: Vec<LatenessHistogram>, virtual_clock: bool) {
         *self
             .0
             .lateness
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = histograms;
+            .unwrap_or_else(PoisonError::into_inner) = (!virtual_clock).then_some(histograms);
     }
 
     /// The report of the run so far; `run` is the scheduler's own count of the run.
@@ -193,15 +218,23 @@ impl Observation {
         let shared = &self.0;
         let wall_seconds = shared.started.elapsed().as_secs_f64();
         let tally = shared.tally.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut lateness = LatenessSummary::default();
-        for histogram in shared
+        let lateness = shared
             .lateness
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            lateness.merge(&histogram.summary());
-        }
+            .as_ref()
+            .map(|histograms| {
+                let mut lateness = LatenessSummary::default();
+                for histogram in histograms {
+                    lateness.merge(&histogram.summary());
+                }
+                LatenessReport {
+                    events: lateness.count(),
+                    p50: lateness.quantile_seconds(0.5),
+                    p99: lateness.quantile_seconds(0.99),
+                    max: lateness.max_seconds(),
+                }
+            });
         let topics = &shared.topics;
         let kinds = [
             topics.enter.as_str(),
@@ -247,22 +280,27 @@ impl Observation {
             .collect();
         let mut departments = BTreeMap::new();
         let mut checkouts = BTreeMap::new();
+        let mean_s = |total_ms: i64, stays: u64| {
+            if stays == 0 {
+                0.0
+            } else {
+                total_ms as f64 / stays as f64 / 1000.0
+            }
+        };
         for (zone, counts) in tally.layout.zones().iter().zip(&store.zones) {
-            let mean_s = |total_ms: i64| {
-                if counts.stays == 0 {
-                    0.0
-                } else {
-                    total_ms as f64 / counts.stays as f64 / 1000.0
-                }
-            };
             match zone.kind {
                 ZoneKind::Department => {
                     departments.insert(
                         zone.name.clone(),
                         DepartmentReport {
                             visits: counts.visits,
+                            browsing: counts.browsing_stays,
+                            mean_browsing_seconds: mean_s(
+                                counts.browsing_ms,
+                                counts.browsing_stays,
+                            ),
+                            passing_through: counts.passing_stays,
                             reports: counts.reports,
-                            mean_dwell_seconds: mean_s(counts.dwell_ms),
                             focus: store.focus.get(zone.name.as_str()).copied().unwrap_or(0),
                         },
                     );
@@ -272,8 +310,10 @@ impl Observation {
                         zone.name.clone(),
                         CheckoutReport {
                             visits: counts.visits,
-                            mean_wait_seconds: mean_s(counts.dwell_ms),
-                            longest_wait_seconds: counts.longest_ms as f64 / 1000.0,
+                            paid: counts.paying_stays,
+                            mean_wait_seconds: mean_s(counts.paying_ms, counts.paying_stays),
+                            longest_wait_seconds: counts.paying_longest_ms as f64 / 1000.0,
+                            passing_through: counts.passing_stays,
                         },
                     );
                 }
@@ -316,12 +356,7 @@ impl Observation {
                 }
             }),
             focus: tally.by_kind[3],
-            publish_lateness_seconds: LatenessReport {
-                events: lateness.count(),
-                p50: lateness.quantile_seconds(0.5),
-                p99: lateness.quantile_seconds(0.99),
-                max: lateness.max_seconds(),
-            },
+            publish_lateness_seconds: lateness,
             events_skipped: run.skipped,
             events_left_on_timeline: run.left_on_timeline,
         }
@@ -400,11 +435,14 @@ impl StoreTally {
                     entered_ms: at,
                     zone_since_ms: at,
                     zone: None,
+                    checkout: None,
                 };
                 if let Some(previous) = self.inside.get_mut(&key) {
-                    // Entering again while inside (an HTTP scenario may) starts a new visit.
-                    let left = std::mem::replace(previous, visit);
-                    Self::finish_stay(&mut self.zones, &left, at);
+                    // Entering again while inside (an HTTP scenario may) starts a new visit; the
+                    // old one did not leave the store, so a checkout stay in it paid nothing.
+                    let mut left = std::mem::replace(previous, visit);
+                    Self::leave_zone(&mut self.zones, layout, &mut left, at);
+                    Self::passed_checkout(&mut self.zones, &mut left);
                 } else if may_time {
                     self.inside.insert(key, visit);
                 } else {
@@ -426,12 +464,19 @@ impl StoreTally {
                 };
                 let zone = zone.map(|zone| zone as u32);
                 if visit.zone != zone {
-                    let left = *visit;
+                    Self::leave_zone(&mut self.zones, layout, visit, at);
                     visit.zone = zone;
                     visit.zone_since_ms = at;
-                    Self::finish_stay(&mut self.zones, &left, at);
                     if let Some(zone) = zone {
                         self.zones[zone as usize].visits += 1;
+                        if matches!(
+                            layout.zones()[zone as usize].kind,
+                            ZoneKind::Department | ZoneKind::Checkout
+                        ) {
+                            // On to another department or checkout: a checkout before was
+                            // passed, not paid at.
+                            Self::passed_checkout(&mut self.zones, visit);
+                        }
                     }
                 }
                 if let Some(zone) = zone {
@@ -439,8 +484,16 @@ impl StoreTally {
                 }
             }
             EventKind::Exit => {
-                if let Some(visit) = self.inside.remove(&key) {
-                    Self::finish_stay(&mut self.zones, &visit, at);
+                if let Some(mut visit) = self.inside.remove(&key) {
+                    Self::leave_zone(&mut self.zones, layout, &mut visit, at);
+                    if let Some(paid) = visit.checkout {
+                        // Out of the store after the checkout: that stay was the line and paying.
+                        let counts = &mut self.zones[paid.zone as usize];
+                        let stay = i64::from(paid.stay_ms);
+                        counts.paying_stays += 1;
+                        counts.paying_ms += stay;
+                        counts.paying_longest_ms = counts.paying_longest_ms.max(stay);
+                    }
                     self.completed_visits += 1;
                     self.timed_visits_completed += 1;
                     self.completed_visit_ms += at - visit.entered_ms;
@@ -468,9 +521,12 @@ impl StoreTally {
         for (sum, zone) in self.zones.iter_mut().zip(&other.zones) {
             sum.visits += zone.visits;
             sum.reports += zone.reports;
-            sum.dwell_ms += zone.dwell_ms;
-            sum.longest_ms = sum.longest_ms.max(zone.longest_ms);
-            sum.stays += zone.stays;
+            sum.browsing_stays += zone.browsing_stays;
+            sum.browsing_ms += zone.browsing_ms;
+            sum.passing_stays += zone.passing_stays;
+            sum.paying_stays += zone.paying_stays;
+            sum.paying_ms += zone.paying_ms;
+            sum.paying_longest_ms = sum.paying_longest_ms.max(zone.paying_longest_ms);
         }
         for (dep, count) in &other.focus {
             *self.focus.entry(dep).or_insert(0) += count;
@@ -509,13 +565,38 @@ impl StoreTally {
         }
     }
 
-    fn finish_stay(zones: &mut [ZoneTally], visit: &Visit, at: i64) {
-        if let Some(zone) = visit.zone {
-            let stay = at - visit.zone_since_ms;
-            let counts = &mut zones[zone as usize];
-            counts.stays += 1;
-            counts.dwell_ms += stay;
-            counts.longest_ms = counts.longest_ms.max(stay);
+    /// Ends `visit`'s stay in its current zone at `at`: a department stay is browsing or passing
+    /// through by its length; a checkout stay waits in the visit for what comes next.
+    fn leave_zone(zones: &mut [ZoneTally], layout: &StoreLayout, visit: &mut Visit, at: i64) {
+        let Some(zone) = visit.zone else {
+            return;
+        };
+        let stay = at - visit.zone_since_ms;
+        match layout.zones()[zone as usize].kind {
+            ZoneKind::Department => {
+                let counts = &mut zones[zone as usize];
+                if stay >= BROWSING_MIN_SECONDS * 1000 {
+                    counts.browsing_stays += 1;
+                    counts.browsing_ms += stay;
+                } else {
+                    counts.passing_stays += 1;
+                }
+            }
+            ZoneKind::Checkout => {
+                Self::passed_checkout(zones, visit);
+                visit.checkout = Some(CheckoutStay {
+                    zone,
+                    stay_ms: u32::try_from(stay.max(0)).unwrap_or(u32::MAX),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// The visit's pending checkout stay (if any) was passing through.
+    fn passed_checkout(zones: &mut [ZoneTally], visit: &mut Visit) {
+        if let Some(passed) = visit.checkout.take() {
+            zones[passed.zone as usize].passing_stays += 1;
         }
     }
 }
@@ -556,7 +637,8 @@ pub struct RunSummary {
     /// `null` unless a source has a `capacity`.
     pub entrance_queue: Option<EntranceQueueReport>,
     pub focus: u64,
-    pub publish_lateness_seconds: LatenessReport,
+    /// `null` on a virtual clock (`--speed max`): events leave as fast as the sinks take them.
+    pub publish_lateness_seconds: Option<LatenessReport>,
     pub events_skipped: u64,
     pub events_left_on_timeline: u64,
 }
@@ -573,22 +655,31 @@ pub struct StoreReport {
     pub mean_visit_seconds: f64,
 }
 
-/// One department of the layout.
+/// One department of the layout: its stays split into browsing (at least
+/// [`BROWSING_MIN_SECONDS`]) and passing through, so shoppers crossing it on their way elsewhere
+/// do not shorten the dwell of those who shop there.
 #[derive(Clone, Debug, Serialize)]
 pub struct DepartmentReport {
+    /// Times a shopper's reports went into it from outside (browsing or passing through).
     pub visits: u64,
+    /// Finished stays of at least [`BROWSING_MIN_SECONDS`], and their mean length.
+    pub browsing: u64,
+    pub mean_browsing_seconds: f64,
+    /// Finished stays shorter than that.
+    pub passing_through: u64,
     pub reports: u64,
-    pub mean_dwell_seconds: f64,
     pub focus: u64,
 }
 
-/// One checkout zone: the time from a shopper's first report in it to the first outside it is
-/// the wait in its line plus paying.
+/// One checkout zone: the waits (line plus paying) of the shoppers who paid there, i.e. left the
+/// store after it without reaching another department or checkout; the others passed through.
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckoutReport {
     pub visits: u64,
+    pub paid: u64,
     pub mean_wait_seconds: f64,
     pub longest_wait_seconds: f64,
+    pub passing_through: u64,
 }
 
 /// The queue outside a store at capacity, as generated (the source's queue metrics).
@@ -662,14 +753,23 @@ impl RunSummary {
                 self.stores.len()
             );
         }
-        let lateness = &self.publish_lateness_seconds;
-        let _ = writeln!(
-            out,
-            "  publish lateness   p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-            lateness.p50 * 1e3,
-            lateness.p99 * 1e3,
-            lateness.max * 1e3
-        );
+        match &self.publish_lateness_seconds {
+            Some(lateness) => {
+                let _ = writeln!(
+                    out,
+                    "  publish lateness   p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                    lateness.p50 * 1e3,
+                    lateness.p99 * 1e3,
+                    lateness.max * 1e3
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  publish lateness   not measured: the clock is virtual (--speed max), events leave as fast as the sinks take them"
+                );
+            }
+        }
         if let Some(queue) = &self.entrance_queue {
             let _ = writeln!(
                 out,
@@ -680,28 +780,34 @@ impl RunSummary {
         if !self.departments.is_empty() {
             let _ = writeln!(
                 out,
-                "  {:<24} {:>8} {:>10} {:>8}",
-                "department", "visits", "dwell s", "focus"
+                "  {:<24} {:>8} {:>10} {:>8} {:>8}",
+                "department", "browsing", "browse s", "passing", "focus"
             );
             for (name, department) in &self.departments {
                 let _ = writeln!(
                     out,
-                    "  {name:<24} {:>8} {:>10.1} {:>8}",
-                    department.visits, department.mean_dwell_seconds, department.focus
+                    "  {name:<24} {:>8} {:>10.1} {:>8} {:>8}",
+                    department.browsing,
+                    department.mean_browsing_seconds,
+                    department.passing_through,
+                    department.focus
                 );
             }
         }
         if !self.checkouts.is_empty() {
             let _ = writeln!(
                 out,
-                "  {:<24} {:>8} {:>10} {:>8}",
-                "checkout", "visits", "wait s", "longest"
+                "  {:<24} {:>8} {:>10} {:>8} {:>8}",
+                "checkout", "paid", "wait s", "longest", "passing"
             );
             for (name, checkout) in &self.checkouts {
                 let _ = writeln!(
                     out,
-                    "  {name:<24} {:>8} {:>10.1} {:>8.1}",
-                    checkout.visits, checkout.mean_wait_seconds, checkout.longest_wait_seconds
+                    "  {name:<24} {:>8} {:>10.1} {:>8.1} {:>8}",
+                    checkout.paid,
+                    checkout.mean_wait_seconds,
+                    checkout.longest_wait_seconds,
+                    checkout.passing_through
                 );
             }
         }
@@ -773,11 +879,64 @@ mod tests {
         assert_eq!(summary.mean_visit_seconds, 10.0);
         let a = &summary.departments["A"];
         assert_eq!((a.visits, a.reports, a.focus), (1, 2, 1));
-        assert_eq!(a.mean_dwell_seconds, 4.0);
+        // 4 s in A is walking through it; 3 s at the till, then out of the store: paid.
+        assert_eq!((a.browsing, a.passing_through), (0, 1));
         let till = &summary.checkouts["Till"];
-        assert_eq!(till.visits, 1);
+        assert_eq!((till.visits, till.paid, till.passing_through), (1, 1, 0));
         assert_eq!(till.mean_wait_seconds, 3.0);
         assert_eq!(summary.simulated_seconds, 10.0);
+    }
+
+    #[test]
+    fn browsing_is_told_from_passing_through_and_payers_from_passers_by() {
+        let observation =
+            Observation::new(two_departments(), &Fleet::single(), Topics::default(), None);
+        let observer = observation.observer(0);
+        let move_to = |x, y| EventKind::Move { x, y };
+        observer.observe(&[
+            // 1: through the till (2 s) into A, browses 30 s, leaves A, out: passed the till.
+            event(0, 1, EventKind::Enter),
+            event(1_000, 1, move_to(55, 55)),
+            event(3_000, 1, move_to(15, 15)),
+            event(33_000, 1, move_to(40, 40)),
+            event(34_000, 1, EventKind::Exit),
+            // 2: browses A 25 s, pays at the till (60 s), out.
+            event(40_000, 2, EventKind::Enter),
+            event(41_000, 2, move_to(20, 20)),
+            event(66_000, 2, move_to(52, 52)),
+            event(126_000, 2, move_to(80, 80)),
+            event(127_000, 2, EventKind::Exit),
+        ]);
+        let summary = observation.summary(&RunReport::default());
+        let a = &summary.departments["A"];
+        assert_eq!((a.visits, a.browsing, a.passing_through), (2, 2, 0));
+        assert_eq!(a.mean_browsing_seconds, 27.5);
+        let till = &summary.checkouts["Till"];
+        assert_eq!((till.visits, till.paid, till.passing_through), (2, 1, 1));
+        assert_eq!(till.mean_wait_seconds, 60.0);
+        assert_eq!(till.longest_wait_seconds, 60.0);
+    }
+
+    #[test]
+    fn lateness_is_left_out_on_a_virtual_clock() {
+        let observation =
+            Observation::new(two_departments(), &Fleet::single(), Topics::default(), None);
+        observation.measure_lateness(Vec::new(), true);
+        let summary = observation.summary(&RunReport::default());
+        assert!(summary.publish_lateness_seconds.is_none());
+        assert!(
+            summary
+                .to_json()
+                .contains("\"publish_lateness_seconds\": null")
+        );
+        assert!(
+            summary.table().contains("not measured"),
+            "{}",
+            summary.table()
+        );
+        observation.measure_lateness(Vec::new(), false);
+        let summary = observation.summary(&RunReport::default());
+        assert_eq!(summary.publish_lateness_seconds.unwrap().events, 0);
     }
 
     #[test]
