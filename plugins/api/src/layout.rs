@@ -772,8 +772,8 @@ fn first_overlap(zones: &[Zone]) -> Option<(usize, usize)> {
         .filter(|&index| zones[index].is_walkable())
         .collect();
     order.sort_by_key(|&index| (zones[index].area[0], index));
-    // y1 -> (y2, zone) of the zones the sweep line crosses.
-    let mut present: BTreeMap<u32, (u32, usize)> = BTreeMap::new();
+    // y1 -> zone, of the zones the sweep line crosses.
+    let mut present: BTreeMap<u32, usize> = BTreeMap::new();
     // (x2, zone): when each present zone leaves.
     let mut leaving: BinaryHeap<Reverse<(u32, usize)>> = BinaryHeap::new();
     for index in order {
@@ -785,12 +785,12 @@ fn first_overlap(zones: &[Zone]) -> Option<(usize, usize)> {
             leaving.pop();
             present.remove(&zones[gone].area[1]);
         }
-        if let Some((_, &(bottom, other))) = present.range(..=y2).next_back()
-            && bottom >= y1
+        if let Some((_, &other)) = present.range(..=y2).next_back()
+            && zones[other].overlaps(&zones[index])
         {
             return Some((index.max(other), index.min(other)));
         }
-        present.insert(y1, (y2, index));
+        present.insert(y1, index);
         leaving.push(Reverse((x2, index)));
     }
     None
