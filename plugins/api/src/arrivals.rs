@@ -286,8 +286,8 @@ fn check_multipliers(
         Some(hour) => bad(
             "hourly_profile",
             format!(
-                "these weights cannot be normalised into arrival rates: hour {hour} (weight {}) \
-                 would get {} times the mean rate; use weights of ordinary size, e.g. 0 to 100",
+                "these weights cannot be normalised into arrival rates: hour {hour} (weight {:?}) \
+                 would get {:?} times the mean rate; use weights of ordinary size, e.g. 0 to 100",
                 weights[hour], multipliers[hour]
             ),
         ),

@@ -245,6 +245,12 @@ impl SourceConfig for ShoppingTripConfig {
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let params = self.params()?;
         let floor = Floor::new(&cx.store)?;
+        // Before the signal handlers are installed: SIGTERM/SIGINT end the process meanwhile.
+        tracing::info!(
+            "shopping_trip: building path tables for {} targets over {} cells",
+            floor.departments.len() + floor.checkouts.len() + 1,
+            floor.cell_count()
+        );
         let started = Instant::now();
         let store = Store::new(floor, params.walking_speed)?;
         tracing::info!(
