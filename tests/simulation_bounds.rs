@@ -277,6 +277,7 @@ fn the_queue_outside_a_tiny_store_stays_bounded() {
         "sources:\n  - type: random_walk\n    average_in_store: 1000000\n    capacity: 1\n\
          sinks:\n  - type: stdout\n",
     );
+    #[allow(clippy::zombie_processes)] // reaped by wait4 below, which also reports the peak RSS
     let mut child = customersim()
         .args([
             "run",
