@@ -327,8 +327,11 @@ impl<G: Generate> Stores<G> {
                     event.store = *store;
                 }
             }
-            if out.len() >= max {
+            if out.len() >= max || self.marks[at] < horizon_ms {
+                // The work budget ran out in this store: the next call resumes here, so one call
+                // stays bounded however many stores there are.
                 self.cursor = at;
+                break;
             }
         }
         self.marks.iter().copied().min().unwrap_or(i64::MAX)
