@@ -76,11 +76,14 @@ pub trait Generate: Send {
         gate.capacity.map(|_| gate.entrance.stats())
     }
 
-    /// Appends the events due before `horizon_ms` (at most `max` of them, give or take the
-    /// events one act makes) to `out`, in time order, and returns the watermark: every event due
-    /// before it has been generated.
+    /// Appends the events due before `horizon_ms` to `out`, in time order, and returns the
+    /// watermark: every event due before it has been generated. One call does a bounded amount
+    /// of work, at most `max` steps (an arrival, or an event and what it makes), so a caller
+    /// regains control often however many arrivals queue outside without making an event; it
+    /// then gets a watermark below `horizon_ms`. Idle time costs nothing: when nothing is due
+    /// before the horizon the watermark is the next event's time, however far beyond it.
     fn generate(&mut self, horizon_ms: i64, out: &mut Vec<Event>, max: usize) -> i64 {
-        let mut produced = 0;
+        let mut work = 0;
         loop {
             let next = match (self.next_arrival_ms(), self.crowd().next_due_ms()) {
                 (None, None) => return i64::MAX,
@@ -88,14 +91,15 @@ pub trait Generate: Send {
                 (None, Some(s)) => s,
                 (Some(a), Some(s)) => a.min(s),
             };
-            if next >= horizon_ms || produced >= max {
-                return next.min(horizon_ms);
+            if next >= horizon_ms || work >= max {
+                return next;
             }
             if self.next_arrival_ms() == Some(next) {
                 self.arrive(next);
+                work += 1;
             } else {
                 let (due, slot) = self.crowd_mut().pop_due().expect("an event is due");
-                produced += self.act(slot, due, out);
+                work += self.act(slot, due, out);
             }
         }
     }
@@ -323,8 +327,11 @@ impl<G: Generate> Stores<G> {
                     event.store = *store;
                 }
             }
-            if out.len() >= max {
+            if out.len() >= max || self.marks[at] < horizon_ms {
+                // The work budget ran out in this store: the next call resumes here, so one call
+                // stays bounded however many stores there are.
                 self.cursor = at;
+                break;
             }
         }
         self.marks.iter().copied().min().unwrap_or(i64::MAX)
@@ -367,7 +374,8 @@ pub async fn run_ahead<G: Generate>(
         let horizon = cx.clock.now_ms().max(previous_watermark) + lookahead_ms;
         let mut chunk = Vec::with_capacity(CHUNK_EVENTS);
         let watermark = generator.generate(horizon, &mut chunk, CHUNK_EVENTS);
-        let chunk_was_full = chunk.len() >= CHUNK_EVENTS;
+        // Stopped by the work budget before the horizon: go on at once.
+        let chunk_was_full = chunk.len() >= CHUNK_EVENTS || watermark < horizon;
         if !chunk.is_empty()
             && !cx
                 .schedule
@@ -444,5 +452,8 @@ pub async fn run_ahead<G: Generate>(
             () = cx.clock.sleep_until(wake_at) => {}
             () = cx.shutdown.wait() => {}
         }
+        // Generating is synchronous: give the runtime's other tasks (the signal handler, the
+        // scheduler) their turn between chunks even when the clock is already past `wake_at`.
+        tokio::task::yield_now().await;
     }
 }

@@ -17,9 +17,12 @@
 //!   in a first-come-first-served queue and enters a millisecond after someone leaves; waits are
 //!   counted ([`QueueMetrics`], [`QueueStats`]). Whoever still waits when the store closes (or the
 //!   doors close at the end of the run) goes home.
+//! - `max_queue:` the most arrivals waiting outside at once (default [`default_max_queue`]); one
+//!   who finds the queue this long is turned back at once and counted, so a store far too small
+//!   for its crowd holds a bounded queue, not one that grows for as long as the doors are open.
 //!
 //! # How a source uses it
-//! 1. Copy the four fields of [`ArrivalsConfig`] into the source's own config (serde's `flatten`
+//! 1. Copy the five fields of [`ArrivalsConfig`] into the source's own config (serde's `flatten`
 //!    does not work with `deny_unknown_fields`, which every plugin config uses to report unknown
 //!    keys) and call [`ArrivalsConfig::check`] on them at build time: it returns the checked
 //!    [`ArrivalRules`] or an error naming the key. Register [`QueueMetrics`] at build time too when
@@ -54,7 +57,7 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// The arrival keys a simulated source takes, unchecked, as written in the pipeline file.
 ///
-/// A source copies these four fields (same names, same serde attributes) into its own config and
+/// A source copies these five fields (same names, same serde attributes) into its own config and
 /// builds this struct from them to call [`ArrivalsConfig::check`]; see the module docs for why they
 /// are not flattened in.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -77,6 +80,10 @@ pub struct ArrivalsConfig {
     /// queue outside. Leave out for no limit.
     #[serde(default)]
     pub capacity: Option<u64>,
+    /// The most arrivals waiting outside a full store at once (with `capacity`); one more is
+    /// turned back at once and counted, so the queue's memory stays bounded.
+    #[serde(default = "default_max_queue")]
+    pub max_queue: u64,
 }
 
 impl Default for ArrivalsConfig {
@@ -86,9 +93,25 @@ impl Default for ArrivalsConfig {
             hourly_profile: None,
             timezone: default_timezone(),
             capacity: None,
+            max_queue: default_max_queue(),
         }
     }
 }
+
+/// 10,000 waiting: a crowd around the block of any store; their bookkeeping takes well under a
+/// megabyte.
+pub fn default_max_queue() -> u64 {
+    10_000
+}
+
+/// The largest `max_queue` accepted: ten million waiting take about 240 MB.
+pub const MAX_MAX_QUEUE: u64 = 10_000_000;
+
+/// Arrivals are drawn at most this far after the previous one: a store whose next shopper would
+/// come later (at rates far below any a run can show) gets none any more. It is the longest
+/// `simulation.duration`, so no run that ends ever misses an arrival, and it bounds the work of
+/// one draw (about 365,000 local days to skip) however slow the rate.
+pub const MAX_ARRIVAL_GAP_MS: i64 = 1_000 * 31_557_600_000;
 
 /// Hours are read in UTC unless a source says otherwise, as the timestamps of the events are.
 pub fn default_timezone() -> String {
@@ -124,6 +147,15 @@ impl ArrivalsConfig {
             Some(0) => return bad("capacity", "must be at least 1; leave it out for no limit"),
             Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
         };
+        if self.max_queue > MAX_MAX_QUEUE {
+            return bad(
+                "max_queue",
+                format!(
+                    "{} is more than {MAX_MAX_QUEUE} arrivals waiting outside",
+                    self.max_queue
+                ),
+            );
+        }
         let weights = match &self.hourly_profile {
             None => None,
             Some(weights) => Some(check_profile(weights)?),
@@ -142,13 +174,21 @@ impl ArrivalsConfig {
                 );
             }
             let mean = weighted / open_total;
+            let multipliers = weights.map(|weight| weight / mean);
+            check_multipliers(&weights, &multipliers, |hour| open(hour) > 0.0)?;
+            let day_weight = (0..24).map(|hour| multipliers[hour] * open(hour)).sum();
             Some(DailyShape {
                 timezone,
                 hours,
-                multipliers: weights.map(|weight| weight / mean),
+                multipliers,
+                day_weight,
             })
         };
-        Ok(ArrivalRules { shape, capacity })
+        Ok(ArrivalRules {
+            shape,
+            capacity,
+            max_queue: usize::try_from(self.max_queue).unwrap_or(usize::MAX),
+        })
     }
 }
 
@@ -227,6 +267,33 @@ fn check_profile(weights: &[f64]) -> Result<[f64; 24], PluginError> {
     Ok(weights)
 }
 
+/// Refuses weights whose normalisation leaves the range of numbers: a weight so large that the
+/// sum overflows (`1e308`) makes every rate 0, one so small that the mean underflows (`5e-324`)
+/// makes them infinite or undefined, and the arrival process would never find its next arrival.
+/// The rate of an hour is its weight over the mean weight, so where it is finite it is at most
+/// 1,440 times the mean (all arrivals in one open minute of a day).
+fn check_multipliers(
+    weights: &[f64; 24],
+    multipliers: &[f64; 24],
+    open: impl Fn(usize) -> bool,
+) -> Result<(), PluginError> {
+    let broken = (0..24).find(|&hour| {
+        let multiplier = multipliers[hour];
+        !multiplier.is_finite() || (open(hour) && weights[hour] > 0.0 && multiplier <= 0.0)
+    });
+    match broken {
+        None => Ok(()),
+        Some(hour) => bad(
+            "hourly_profile",
+            format!(
+                "these weights cannot be normalised into arrival rates: hour {hour} (weight {:?}) \
+                 would get {:?} times the mean rate; use weights of ordinary size, e.g. 0 to 100",
+                weights[hour], multipliers[hour]
+            ),
+        ),
+    }
+}
+
 /// Whether the store is open at `ms_of_day` local time.
 fn is_open(hours: Option<(i64, i64)>, ms_of_day: i64) -> bool {
     match hours {
@@ -249,11 +316,23 @@ fn open_ms_in_hour(hours: Option<(i64, i64)>, hour: usize) -> i64 {
 
 /// Checked arrival settings of one source: the time-of-day shape and the capacity. The default is
 /// what a source without the arrival keys gets: the same rate all day and no limit.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ArrivalRules {
     shape: Option<DailyShape>,
     /// The most shoppers inside at once; `None` for no limit.
     pub capacity: Option<usize>,
+    /// The most arrivals waiting outside at once (`max_queue`).
+    pub max_queue: usize,
+}
+
+impl Default for ArrivalRules {
+    fn default() -> Self {
+        ArrivalRules {
+            shape: None,
+            capacity: None,
+            max_queue: default_max_queue() as usize,
+        }
+    }
 }
 
 impl ArrivalRules {
@@ -274,9 +353,9 @@ impl ArrivalRules {
         ArrivalProcess::new(rate_per_ms, self.shape.clone(), origin_ms, rng)
     }
 
-    /// An empty entrance with this capacity.
+    /// An empty entrance with this capacity and queue limit.
     pub fn entrance(&self) -> Entrance {
-        Entrance::new(self.capacity)
+        Entrance::new(self.capacity).with_max_queue(self.max_queue)
     }
 }
 
@@ -288,6 +367,9 @@ struct DailyShape {
     hours: Option<(i64, i64)>,
     /// Rate multiplier of each local hour: its weight over the mean weight of the open time.
     multipliers: [f64; 24],
+    /// The multipliers integrated over a whole local day without a clock change (ms): a day's
+    /// arrivals are `rate_per_ms × day_weight`, so a draw can skip whole days at once.
+    day_weight: f64,
 }
 
 /// A stretch of time over which the rate is constant.
@@ -305,6 +387,15 @@ impl DailyShape {
             let offset = self.timezone.offset_from_utc_datetime(&utc.naive_utc());
             i64::from(offset.fix().local_minus_utc()) * 1000
         })
+    }
+
+    /// When the local day starting at `at_ms` ends, if `at_ms` is a local midnight and the zone's
+    /// offset stays the same through that day (a whole day of [`DailyShape::day_weight`]).
+    fn whole_day_from(&self, at_ms: i64) -> Option<i64> {
+        let offset = self.offset_ms(at_ms);
+        let end_ms = at_ms.checked_add(DAY_MS)?;
+        ((at_ms + offset).rem_euclid(DAY_MS) == 0 && self.offset_ms(end_ms - 1) == offset)
+            .then_some(end_ms)
     }
 
     /// The stretch of constant rate that `at_ms` is in: it ends at the next local hour, opening or
@@ -416,7 +507,24 @@ impl ArrivalProcess {
             Some(Times::Shaped { rate_per_ms, shape }) => {
                 let mut needed: f64 = Exp1.sample(rng);
                 let mut t = self.clock_ms;
+                // Stretch by stretch for two days (as the draws always were, so seeded runs stay
+                // byte-identical), then a whole day at a time where one comes, so a draw over
+                // years of closed or nearly idle days stays cheap; nobody comes after the gap.
+                let skip_from = t + (2 * DAY_MS) as f64;
+                let give_up = t + MAX_ARRIVAL_GAP_MS as f64;
+                let day = rate_per_ms * shape.day_weight;
                 loop {
+                    if t >= give_up {
+                        break None;
+                    }
+                    if t >= skip_from
+                        && needed > day
+                        && let Some(end_ms) = shape.whole_day_from(t as i64)
+                    {
+                        needed -= day;
+                        t = end_ms as f64;
+                        continue;
+                    }
                     let segment = shape.segment(t.floor() as i64);
                     let rate = rate_per_ms * segment.multiplier;
                     let span = segment.end_ms as f64 - t;
@@ -468,6 +576,8 @@ pub enum Admission {
     Enter,
     /// The store is full: the shopper waits outside; [`Entrance::leave`] says when they come in.
     Queued,
+    /// The store is full and so is the queue outside (`max_queue`): the shopper goes home.
+    TurnedBack,
 }
 
 /// One shopper waiting outside.
@@ -483,6 +593,8 @@ struct Waiting {
 #[derive(Debug)]
 pub struct Entrance {
     capacity: Option<usize>,
+    /// The most waiting outside at once; arrivals beyond are turned back.
+    max_queue: usize,
     /// Places taken: shoppers inside, or let in and about to enter.
     inside: usize,
     queue: VecDeque<Waiting>,
@@ -491,15 +603,23 @@ pub struct Entrance {
 }
 
 impl Entrance {
-    /// An empty store holding at most `capacity` shoppers (`None`: no limit).
+    /// An empty store holding at most `capacity` shoppers (`None`: no limit), with a queue of
+    /// at most [`default_max_queue`] outside.
     pub fn new(capacity: Option<usize>) -> Entrance {
         Entrance {
             capacity,
+            max_queue: default_max_queue() as usize,
             inside: 0,
             queue: VecDeque::new(),
             stats: QueueStats::default(),
             metrics: None,
         }
+    }
+
+    /// Lets at most `max_queue` wait outside; arrivals beyond are turned back at once.
+    pub fn with_max_queue(mut self, max_queue: usize) -> Entrance {
+        self.max_queue = max_queue;
+        self
     }
 
     /// Reports the queue to these metrics from now on.
@@ -515,6 +635,13 @@ impl Entrance {
         if self.capacity.is_none_or(|capacity| self.inside < capacity) {
             self.inside += 1;
             return Admission::Enter;
+        }
+        if self.queue.len() >= self.max_queue {
+            self.stats.refused += 1;
+            if let Some(metrics) = &self.metrics {
+                metrics.arrivals_turned_away.inc();
+            }
+            return Admission::TurnedBack;
         }
         self.queue.push_back(Waiting {
             arrived_ms: at_ms,
@@ -606,6 +733,8 @@ pub struct QueueStats {
     pub entered_after_waiting: u64,
     /// Of those, how many went home because the store closed first.
     pub turned_away: u64,
+    /// Arrivals turned back at once because the queue outside was full (`max_queue`).
+    pub refused: u64,
     /// Sum of the waits of those who came in, milliseconds.
     pub total_wait_ms: i64,
     /// The longest wait of one who came in, milliseconds.
@@ -626,7 +755,15 @@ impl fmt::Display for QueueStats {
             self.queued,
             self.longest_wait_ms as f64 / 1000.0,
             self.turned_away
-        )
+        )?;
+        if self.refused > 0 {
+            write!(
+                f,
+                "; {} turned back by a full queue (max_queue)",
+                self.refused
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -641,7 +778,8 @@ pub struct QueueMetrics {
     pub queue_wait_seconds: Histogram,
     /// Arrivals that found the store full.
     pub arrivals_queued: Counter,
-    /// Queued arrivals that went home because the store closed first.
+    /// Arrivals that went home without coming in: queued ones because the store closed first,
+    /// and those turned back by a full queue (`max_queue`).
     pub arrivals_turned_away: Counter,
     /// Queued arrivals that came in (not registered: the histogram's count, readable for the
     /// run report).
@@ -682,7 +820,7 @@ impl QueueMetrics {
         );
         registry.register(
             "arrivals_turned_away",
-            "Queued arrivals that went home because the store closed before a place freed up",
+            "Arrivals that went home without coming in: the store closed before a place freed up, or the queue outside was full (max_queue)",
             metrics.arrivals_turned_away.clone(),
         );
         metrics

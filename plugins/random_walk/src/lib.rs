@@ -71,6 +71,10 @@ pub struct RandomWalkConfig {
     /// and enters when someone leaves. Leave out for no limit.
     #[serde(default)]
     pub capacity: Option<u64>,
+    /// Most arrivals waiting outside a full store at once (with `capacity`); one more is turned
+    /// back at once and counted, so the queue's memory stays bounded.
+    #[serde(default = "customersim_plugin_api::arrivals::default_max_queue")]
+    pub max_queue: u64,
 }
 
 fn default_average_in_store() -> f64 {
@@ -102,6 +106,7 @@ impl Default for RandomWalkConfig {
             hourly_profile: None,
             timezone: default_timezone(),
             capacity: None,
+            max_queue: customersim_plugin_api::arrivals::default_max_queue(),
         }
     }
 }
@@ -128,6 +133,7 @@ impl RandomWalkConfig {
             hourly_profile: self.hourly_profile.clone(),
             timezone: self.timezone.clone(),
             capacity: self.capacity,
+            max_queue: self.max_queue,
         }
         .check()?;
         Ok(WalkParams {

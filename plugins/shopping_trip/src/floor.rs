@@ -32,6 +32,12 @@ pub const DIAGONAL: u32 = 14;
 /// The most queue places drawn below a checkout; later shoppers wait on the last one.
 const MAX_QUEUE_PLACES: usize = 24;
 
+/// The most entries the path tables may hold: cells of the walking grid times targets (each
+/// department, each checkout, the exit), four bytes each, so at most 256 MiB. The largest grid
+/// (4096 × 4096 cells) fits one department, two checkouts and the exit; a 1024 × 1024 grid fits
+/// 64 targets. `validate` refuses layouts beyond it, naming the numbers.
+pub const MAX_PATH_TABLE_ENTRIES: u64 = 1 << 26;
+
 /// An area of the store shoppers walk to: a department they browse or a checkout they pay at.
 #[derive(Clone, Debug)]
 pub struct Area {
@@ -116,6 +122,24 @@ impl Floor {
                 "store.zones: shopping_trip needs at least one zone of kind department with a weight above 0"
                     .into(),
             );
+        }
+        let checkouts = layout
+            .zones()
+            .iter()
+            .filter(|zone| zone.kind == ZoneKind::Checkout)
+            .count();
+        let targets = floor.departments.len() + checkouts + 1;
+        let entries = floor.cell_count() as u64 * targets as u64;
+        if entries > MAX_PATH_TABLE_ENTRIES {
+            return bad(format!(
+                "store: shopping_trip keeps a path table over the {} cells of the walking grid \
+                 for each of its {targets} targets ({} departments, {checkouts} checkouts and \
+                 the exit): {entries} entries, more than its limit of {MAX_PATH_TABLE_ENTRIES} \
+                 ({} MiB); raise store.cell or use fewer departments and checkouts",
+                floor.cell_count(),
+                floor.departments.len(),
+                MAX_PATH_TABLE_ENTRIES * 4 / (1 << 20)
+            ));
         }
         for row in 0..floor.rows {
             for col in 0..floor.cols {
@@ -270,35 +294,13 @@ pub struct Fields {
 
 impl Fields {
     /// Builds a field for each target (a set of cells) with Dijkstra run from the target outwards
-    /// (steps cost the same both ways, so that is the distance *to* the target).
+    /// (steps cost the same both ways, so that is the distance *to* the target). [`Floor::new`]
+    /// keeps `cells × targets` within [`MAX_PATH_TABLE_ENTRIES`].
     pub fn build(floor: &Floor, targets: &[&[Cell]]) -> Fields {
         let cells = floor.cell_count();
         let mut dist = vec![UNREACHABLE; cells * targets.len()];
-        // Node `cells` is a virtual start joined to every target cell at no cost.
-        let start = cells as u32;
-        for (field, target) in targets.iter().enumerate() {
-            let reached = pathfinding::directed::dijkstra::dijkstra_all(&start, |&node| {
-                let next: Vec<(u32, u32)> = if node == start {
-                    target
-                        .iter()
-                        .map(|&cell| (floor.index(cell) as u32, 0))
-                        .collect()
-                } else {
-                    let cell = (
-                        (node as usize % usize::from(floor.cols)) as u16,
-                        (node as usize / usize::from(floor.cols)) as u16,
-                    );
-                    floor
-                        .steps(cell)
-                        .map(|(to, cost)| (floor.index(to) as u32, cost))
-                        .collect()
-                };
-                next
-            });
-            let base = field * cells;
-            for (node, (_, cost)) in reached {
-                dist[base + node as usize] = cost;
-            }
+        for (field, target) in dist.chunks_mut(cells.max(1)).zip(targets) {
+            distances_to(floor, target, field);
         }
         Fields { cells, dist }
     }
@@ -323,6 +325,54 @@ impl Fields {
     /// Bytes the fields take (reported with the start-up time).
     pub fn bytes(&self) -> usize {
         self.dist.len() * std::mem::size_of::<u32>()
+    }
+}
+
+/// Fills `dist` (one entry per cell, all [`UNREACHABLE`]) with the walking distance from every
+/// cell to the nearest cell of `target`: Dijkstra with a bucket queue (Dial's algorithm), as the
+/// steps cost only [`STRAIGHT`] or [`DIAGONAL`]: linear in the cells, and nothing allocated per
+/// cell beyond `dist` itself. Distances are unique, so any correct Dijkstra gives these.
+fn distances_to(floor: &Floor, target: &[Cell], dist: &mut [u32]) {
+    /// Tentative distances of the cells queued lie within `DIAGONAL` of the one being settled.
+    const RING: usize = DIAGONAL as usize + 1;
+    let mut buckets: [Vec<u32>; RING] = Default::default();
+    let mut queued = 0usize;
+    for &cell in target {
+        let index = floor.index(cell);
+        if dist[index] != 0 {
+            dist[index] = 0;
+            buckets[0].push(index as u32);
+            queued += 1;
+        }
+    }
+    let cols = usize::from(floor.cols);
+    let mut current: u32 = 0;
+    while queued > 0 {
+        let slot = current as usize % RING;
+        let bucket = std::mem::take(&mut buckets[slot]);
+        queued -= bucket.len();
+        for &node in &bucket {
+            if dist[node as usize] != current {
+                continue; // settled earlier at a shorter distance
+            }
+            let cell = ((node as usize % cols) as u16, (node as usize / cols) as u16);
+            for (to, cost) in floor.steps(cell) {
+                let index = floor.index(to);
+                let through = current + cost;
+                if through < dist[index] {
+                    dist[index] = through;
+                    buckets[through as usize % RING].push(index as u32);
+                    queued += 1;
+                }
+            }
+        }
+        // Reuse the bucket's memory.
+        let mut bucket = bucket;
+        bucket.clear();
+        if buckets[slot].is_empty() {
+            buckets[slot] = bucket;
+        }
+        current += 1;
     }
 }
 
@@ -378,6 +428,94 @@ mod tests {
         assert_eq!(floor.department_of(at), Some(0));
         // Diagonally down to the gap at row 5, straight through it (no corner cutting), up again.
         assert_eq!(steps, 12);
+    }
+
+    #[test]
+    fn the_bucket_queue_finds_the_distances_of_a_general_dijkstra() {
+        let mut state = 3u64;
+        let mut next = move |below: u32| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32 % below
+        };
+        for _ in 0..30 {
+            let mut zones = vec![zone("Target", ZoneKind::Department, [80, 40, 99, 59])];
+            for n in 0..next(12) {
+                let (x, y) = (10 + next(60), next(50));
+                let area = [x, y, x + next(15), y + next(10)];
+                zones.push(zone(&format!("Shelf {n}"), ZoneKind::Obstacle, area));
+            }
+            let Ok(layout) = StoreLayout::new(LayoutSpec {
+                width: 100,
+                height: 60,
+                cell: 10,
+                entrance: (5, 5),
+                exit: (5, 55),
+                zones,
+            }) else {
+                continue;
+            };
+            let floor = Floor::new(&layout).unwrap();
+            let target = &floor.departments[0].cells;
+            let fields = Fields::build(&floor, &[target]);
+            let start = floor.cell_count() as u32;
+            let reached = pathfinding::directed::dijkstra::dijkstra_all(&start, |&node| {
+                let next: Vec<(u32, u32)> = if node == start {
+                    target.iter().map(|&c| (floor.index(c) as u32, 0)).collect()
+                } else {
+                    let cols = u32::from(floor.cols);
+                    let cell = ((node % cols) as u16, (node / cols) as u16);
+                    floor
+                        .steps(cell)
+                        .map(|(to, cost)| (floor.index(to) as u32, cost))
+                        .collect()
+                };
+                next
+            });
+            for row in 0..floor.rows {
+                for col in 0..floor.cols {
+                    let index = floor.index((col, row)) as u32;
+                    let expected = reached.get(&index).map_or(UNREACHABLE, |&(_, cost)| cost);
+                    assert_eq!(fields.distance(&floor, 0, (col, row)), expected);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn path_tables_beyond_the_limit_are_refused_naming_the_numbers() {
+        // 1024 x 1024 cells: 64 targets fit, 65 do not.
+        let layout = |departments: u32| {
+            let mut zones: Vec<Zone> = (0..departments)
+                .map(|n| {
+                    zone(
+                        &format!("D{n}"),
+                        ZoneKind::Department,
+                        [n * 10, 100, n * 10 + 5, 110],
+                    )
+                })
+                .collect();
+            zones.push(zone("T1", ZoneKind::Checkout, [900, 100, 910, 110]));
+            zones.push(zone("T2", ZoneKind::Checkout, [950, 100, 960, 110]));
+            StoreLayout::new(LayoutSpec {
+                width: 1024,
+                height: 1024,
+                cell: 1,
+                entrance: (0, 0),
+                exit: (0, 0),
+                zones,
+            })
+            .unwrap()
+        };
+        assert!(Floor::new(&layout(61)).is_ok());
+        let error = Floor::new(&layout(62)).unwrap_err().to_string();
+        assert!(
+            error.contains("store: shopping_trip keeps a path table")
+                && error.contains("65 targets (62 departments, 2 checkouts and the exit)")
+                && error.contains("68157440 entries, more than its limit of 67108864 (256 MiB)"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -322,7 +322,7 @@ impl Generator {
         let per_minute = |per_ms: f64| per_ms * 60_000.0;
         let paying = self.params.average_in_store / self.mean_trip_ms * self.params.checkout_share;
         let capacity = checkouts / self.params.mean_service_ms;
-        if paying > 0.0 && paying >= capacity {
+        if checkouts > 0.0 && paying > 0.0 && paying >= capacity {
             tracing::warn!(
                 "shopping_trip: {:.1} shoppers a minute come to pay but {} checkouts serve at most {:.1}: lines will grow; lower average_in_store or mean_service",
                 per_minute(paying),

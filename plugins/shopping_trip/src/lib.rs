@@ -90,6 +90,10 @@ pub struct ShoppingTripConfig {
     /// out for no limit.
     #[serde(default)]
     pub capacity: Option<u64>,
+    /// The most arrivals waiting outside a full store at once (with `capacity`); one more is
+    /// turned back at once and counted, so the queue's memory stays bounded.
+    #[serde(default = "customersim_plugin_api::arrivals::default_max_queue")]
+    pub max_queue: u64,
 }
 
 /// 6: the original service's CUSTOMERS_AVERAGE_IN_STORE default, as `random_walk`.
@@ -164,6 +168,7 @@ impl Default for ShoppingTripConfig {
             hourly_profile: None,
             timezone: customersim_plugin_api::arrivals::default_timezone(),
             capacity: None,
+            max_queue: customersim_plugin_api::arrivals::default_max_queue(),
         }
     }
 }
@@ -205,6 +210,7 @@ impl ShoppingTripConfig {
             hourly_profile: self.hourly_profile.clone(),
             timezone: self.timezone.clone(),
             capacity: self.capacity,
+            max_queue: self.max_queue,
         }
         .check()?;
         Ok(TripParams {
@@ -239,6 +245,12 @@ impl SourceConfig for ShoppingTripConfig {
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let params = self.params()?;
         let floor = Floor::new(&cx.store)?;
+        // Before the signal handlers are installed: SIGTERM/SIGINT end the process meanwhile.
+        tracing::info!(
+            "shopping_trip: building path tables for {} targets over {} cells",
+            floor.departments.len() + floor.checkouts.len() + 1,
+            floor.cell_count()
+        );
         let started = Instant::now();
         let store = Store::new(floor, params.walking_speed)?;
         tracing::info!(

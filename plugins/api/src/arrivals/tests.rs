@@ -18,6 +18,7 @@ fn config(
         hourly_profile: profile,
         timezone: timezone.to_string(),
         capacity,
+        max_queue: default_max_queue(),
     }
 }
 
@@ -318,6 +319,7 @@ fn the_entrance_lets_in_first_come_first_served_when_someone_leaves() {
             turned_away: 2,
             total_wait_ms: (101 - 20) + (151 - 30),
             longest_wait_ms: 121,
+            refused: 0,
         }
     );
     assert_eq!(
@@ -366,4 +368,88 @@ fn the_config_fragment_reads_the_documented_yaml() {
     let defaults: ArrivalsConfig = serde_yaml::from_str("{}").unwrap();
     assert_eq!(defaults.timezone, "UTC");
     assert!(!defaults.check().unwrap().is_shaped());
+}
+
+#[test]
+fn profiles_whose_rates_cannot_be_normalised_are_refused() {
+    // Both used to pass and then hang the run: the sum overflows (every rate 0) or the mean
+    // underflows (rates infinite or undefined).
+    let mut huge = vec![0.0; 24];
+    huge[0] = 1e308;
+    let mut tiny = vec![0.0; 24];
+    tiny[0] = 5e-324;
+    for profile in [huge, tiny, vec![1e308; 24]] {
+        let error = error_of(config(None, Some(profile.clone()), "UTC", None));
+        assert!(
+            error.starts_with("hourly_profile: these weights cannot be normalised"),
+            "{profile:?}: {error}"
+        );
+    }
+    // Large but normalisable weights are fine, and so are the ones of the examples.
+    let mut large = vec![1e300; 24];
+    large[3] = 0.0;
+    assert!(config(None, Some(large), "UTC", None).check().is_ok());
+}
+
+#[test]
+fn a_draw_over_years_of_nearly_idle_days_is_cheap_and_gives_up_after_the_longest_run() {
+    // Open one hour a day at a rate that brings someone about once in 3,000 years: the draw
+    // skips whole days and stops at the gap no run can outlast.
+    let rules = config(Some(["08:00", "09:00"]), None, "Europe/Berlin", None)
+        .check()
+        .unwrap();
+    let per_ms = 1.0 / (3_000.0 * 365.25 * DAY_MS as f64 / 24.0);
+    let mut rng = Pcg64::seed_from_u64(5);
+    let mut nobody = 0;
+    for _ in 0..20 {
+        let process = rules.process(per_ms, MARCH_2024_MS, &mut rng);
+        match process.next_ms() {
+            None => nobody += 1,
+            Some(at) => assert!(at - MARCH_2024_MS < MAX_ARRIVAL_GAP_MS),
+        }
+    }
+    assert!(
+        nobody > 0 && nobody < 20,
+        "{nobody} of 20 draws found nobody"
+    );
+    // Days skipped whole keep the rate: at about 2 a day, 400 days bring about 800.
+    let times = arrivals(&rules, 2.0, MARCH_2024_MS, 400);
+    assert!((650..950).contains(&times.len()), "{}", times.len());
+    for at in times {
+        let local = DateTime::from_timestamp_millis(at)
+            .unwrap()
+            .with_timezone(&"Europe/Berlin".parse::<Tz>().unwrap());
+        assert_eq!(local.hour(), 8, "{local}");
+    }
+}
+
+#[test]
+fn a_full_queue_turns_arrivals_back_and_counts_them() {
+    let metrics = QueueMetrics::register(&MetricsRegistry::default());
+    let mut entrance = Entrance::new(Some(1))
+        .with_max_queue(2)
+        .with_metrics(metrics.clone());
+    assert_eq!(entrance.arrive(0, None), Admission::Enter);
+    assert_eq!(entrance.arrive(1, None), Admission::Queued);
+    assert_eq!(entrance.arrive(2, None), Admission::Queued);
+    for at in 3..100_000 {
+        assert_eq!(entrance.arrive(at, None), Admission::TurnedBack);
+    }
+    assert_eq!(entrance.waiting(), 2);
+    assert_eq!(entrance.stats().refused, 100_000 - 3);
+    assert_eq!(metrics.arrivals_turned_away.get(), 100_000 - 3);
+    assert!(
+        entrance
+            .stats()
+            .to_string()
+            .ends_with("0 went home at closing; 99997 turned back by a full queue (max_queue)")
+    );
+    // Someone leaves: the first in line comes in and there is room in the queue again.
+    assert_eq!(entrance.leave(100_000), Some(100_001));
+    assert_eq!(entrance.arrive(100_002, None), Admission::Queued);
+    let too_long = ArrivalsConfig {
+        max_queue: MAX_MAX_QUEUE + 1,
+        ..ArrivalsConfig::default()
+    };
+    assert!(error_of(too_long).starts_with("max_queue: "));
 }
