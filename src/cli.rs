@@ -68,6 +68,9 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// The JSON Schema of the pipeline file (every registered plugin's section included), for
+    /// editors and independent validators.
+    Schema,
     /// List the registered sources and sinks.
     Plugins,
 }
@@ -98,6 +101,10 @@ pub fn main() -> ExitCode {
         }
         Command::Validate { config } => validate(config.config, &env),
         Command::Asyncapi { config } => asyncapi(config.config, &env),
+        Command::Schema => {
+            print!("{}", config::schema::pipeline_schema_json());
+            ExitCode::SUCCESS
+        }
         Command::Run {
             config,
             seed,

@@ -9,6 +9,7 @@
 
 mod interpolate;
 pub mod overrides;
+pub mod schema;
 mod types;
 
 use std::path::{Path, PathBuf};

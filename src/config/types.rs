@@ -41,7 +41,7 @@ pub struct PipelineConfig {
 }
 
 /// `fleet:`
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FleetConfig {
     /// How many stores (their ids are `1` to `N`), or the list of their ids.
@@ -108,7 +108,7 @@ impl<'de> Deserialize<'de> for StoreList {
 }
 
 /// `simulation:`
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimulationConfig {
     /// Seed of every random choice; absent = drawn at random and logged.
@@ -271,7 +271,7 @@ impl<'de> Deserialize<'de> for Start {
 
 /// `store:` the floor plan (see [`crate::plugin_api::layout`]). The original service's
 /// `width`/`height`/`door` grid is the special case `cell: 1`, no zones, entrance = exit = door.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// Extent of the coordinate space along x: positions have `x` in `0..width` (cells of the
@@ -357,7 +357,7 @@ impl StoreConfig {
 /// Besides its own keys, the section holds one settings map per timeline backend, under the
 /// backend's name (`redis: {url: …}`); only the chosen backend's is used, every one present is
 /// checked.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct TimelineConfig {
     /// The timeline backend (`customersim plugins` lists them).
     #[serde(default = "default_backend")]
@@ -375,6 +375,7 @@ pub struct TimelineConfig {
     pub consume_batch_size: Option<usize>,
     /// Settings of the backends, by backend name.
     #[serde(flatten)]
+    #[schemars(skip)]
     pub backends: serde_yaml::Mapping,
 }
 

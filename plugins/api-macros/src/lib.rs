@@ -3,7 +3,9 @@
 //!
 //! Each attribute goes on a plugin's config type and does the three things a plugin must never
 //! forget: derive serde's `Deserialize` and `Serialize` (through the API crate's serde, so the
-//! plugin needs no serde dependency of its own), refuse unknown keys (`deny_unknown_fields`: a
+//! plugin needs no serde dependency of its own) and schemars' `JsonSchema` (the pipeline file's
+//! JSON Schema and reference pages come from it: field doc comments become descriptions), refuse
+//! unknown keys (`deny_unknown_fields`: a
 //! mistyped key is an error instead of a setting that silently does nothing), and register the type
 //! with the core (an `inventory` submission naming the crate it came from).
 
@@ -53,12 +55,14 @@ fn register(
     quote! {
         #[derive(
             ::customersim_plugin_api::__private::serde::Deserialize,
-            ::customersim_plugin_api::__private::serde::Serialize
+            ::customersim_plugin_api::__private::serde::Serialize,
+            ::customersim_plugin_api::__private::schemars::JsonSchema
         )]
         #[serde(
             deny_unknown_fields,
             crate = "::customersim_plugin_api::__private::serde"
         )]
+        #[schemars(crate = "::customersim_plugin_api::__private::schemars")]
         #input
 
         ::customersim_plugin_api::__private::inventory::submit! {

@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serializer};
 
-/// Serde `with` module for a required [`Duration`].
-pub mod required {
-    use super::*;
+/// Serde `with` path for a required [`Duration`] written as `30s`, `1m 30s` or a number of
+/// seconds (`#[serde(with = "duration::required")]`). A type rather than a module, so that
+/// schemars, which reads the same attribute, describes the field as such a text.
+#[allow(non_camel_case_types)]
+pub struct required;
 
+impl required {
     pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&humantime::format_duration(*value).to_string())
     }
@@ -22,16 +25,31 @@ pub mod required {
     }
 }
 
-/// Serde `with` module for an optional [`Duration`] (`null` or absent means none).
-pub mod optional {
-    use super::*;
+impl schemars::JsonSchema for required {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
 
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": ["string", "number"],
+            "description": "A duration: `250ms`, `30s`, `1m 30s`, `8h`, `2d`; a bare number is seconds (0 to 1,000 years).",
+            "examples": ["30s", "10m", "8h"]
+        })
+    }
+}
+
+/// Serde `with` path for an optional [`Duration`] (`null` or absent means none).
+#[allow(non_camel_case_types)]
+pub struct optional;
+
+impl optional {
     pub fn serialize<S: Serializer>(
         value: &Option<Duration>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         match value {
-            Some(value) => super::required::serialize(value, serializer),
+            Some(value) => required::serialize(value, serializer),
             None => serializer.serialize_none(),
         }
     }
@@ -43,6 +61,20 @@ pub mod optional {
             Some(text) => parse(&text).map(Some).map_err(serde::de::Error::custom),
             None => Ok(None),
         }
+    }
+}
+
+impl schemars::JsonSchema for optional {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "OptionalDuration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": ["string", "number", "null"],
+            "description": "A duration: `250ms`, `30s`, `1m 30s`, `8h`, `2d`; a bare number is seconds (0 to 1,000 years); null for none.",
+            "examples": ["8h", null]
+        })
     }
 }
 

@@ -172,7 +172,7 @@ impl Event {
 }
 
 /// The topic each kind of event is published on (the pipeline file's `topics:` section).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, crate = "serde")]
 pub struct Topics {
     /// Topic of enter events.

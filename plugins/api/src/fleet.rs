@@ -192,6 +192,22 @@ pub struct Shard {
     pub count: u32,
 }
 
+/// `shard:` is written `INDEX/COUNT`.
+impl schemars::JsonSchema for Shard {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Shard".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^\\s*[0-9]+\\s*/\\s*[0-9]+\\s*$",
+            "description": "The part of the fleet this process runs, `INDEX/COUNT` (env SHARD): the stores whose position modulo COUNT is INDEX. `0/1` is the whole fleet.",
+            "examples": ["0/4"]
+        })
+    }
+}
+
 impl Default for Shard {
     fn default() -> Self {
         Shard { index: 0, count: 1 }

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 /// What a zone is to a shopper.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(crate = "serde", rename_all = "lowercase")]
 pub enum ZoneKind {
     /// Walkable; browsed by shoppers; its name is the `dep` of focus events.
@@ -61,7 +61,7 @@ impl fmt::Display for ZoneKind {
 }
 
 /// A named rectangle of the store (`store.zones[i]` of the pipeline file).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(crate = "serde", deny_unknown_fields)]
 pub struct Zone {
     /// Unique within the layout; a department's name is what consumers see as `dep`, so the demo

@@ -134,6 +134,9 @@ pub use plugin::{
 pub use presence::{Position, Presence};
 pub use publisher::Publisher;
 pub use roster::Roster;
+/// schemars, as the registration attributes use it: a config field of a type of your own derives
+/// `JsonSchema` through it (`#[schemars(crate = "customersim_plugin_api::schemars")]`).
+pub use schemars;
 pub use secret::{CredentialUrl, Secret};
 pub use shutdown::{EndRun, ShutdownSignal};
 pub use sink::{Sink, SinkConfig, SinkContext};
@@ -155,6 +158,7 @@ pub use url;
 #[doc(hidden)]
 pub mod __private {
     pub use inventory;
+    pub use schemars;
     pub use serde;
 }
 

@@ -18,7 +18,7 @@ use crate::source::{Source, SourceConfig};
 use crate::timeline::{TimelineBackend, TimelineConfig};
 
 /// What every plugin config type declares about itself.
-pub trait PluginConfig: DeserializeOwned + Serialize + 'static {
+pub trait PluginConfig: DeserializeOwned + Serialize + schemars::JsonSchema + 'static {
     /// The `type:` name in the pipeline file (`timeline.backend:` for timeline backends).
     const NAME: &'static str;
     /// One line for `customersim plugins`.
@@ -101,6 +101,7 @@ pub struct Plugin<R: ?Sized + 'static> {
     pub selected_by: Option<&'static str>,
     resolve: fn(serde_yaml::Value) -> Result<serde_yaml::Value, String>,
     brokers: fn(serde_yaml::Value) -> Vec<BrokerEndpoint>,
+    schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
     check: fn(serde_yaml::Value, &BuildContext) -> Result<(), PluginError>,
     build: fn(serde_yaml::Value, &mut BuildContext) -> Result<Box<R>, PluginError>,
 }
@@ -121,6 +122,12 @@ impl<R: ?Sized + 'static> Plugin<R> {
     /// default filled in, for `validate`.
     pub fn resolve(&self, raw: serde_yaml::Value) -> Result<serde_yaml::Value, String> {
         (self.resolve)(raw)
+    }
+
+    /// The JSON Schema of this plugin's config section (without its `type`), from the config
+    /// type: its fields, their doc comments and defaults.
+    pub fn schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        (self.schema)(generator)
     }
 
     /// The brokers a resolved config section publishes to ([`PluginConfig::brokers`]); none for a
@@ -196,6 +203,7 @@ impl<R: ?Sized + 'static> Plugin<R> {
                     .map(|config| config.brokers())
                     .unwrap_or_default()
             },
+            schema: |generator| C::json_schema(generator),
             check,
             build,
         }

@@ -220,6 +220,35 @@ impl Visitor<'_> for ScalarText {
     }
 }
 
+/// A secret is a text in the pipeline file; the schema says it is one and never shows a value.
+impl schemars::JsonSchema for Secret {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "minLength": 1,
+            "description": "A secret (never logged, masked by `validate`); usually `${VARIABLE}` from the environment."
+        })
+    }
+}
+
+/// A URL that may hold a password.
+impl schemars::JsonSchema for CredentialUrl {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CredentialUrl".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A URL such as `scheme://user:password@host:port/path`; its password is never logged and masked by `validate`."
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,18 @@ use customersim_plugin_api::{
 use serde::{Deserialize, Serialize};
 
 /// The MQTT protocol version, spelled as the original service's `MQTT_PROTOCOL_VERSION`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Deserialize,
+    Serialize,
+    customersim_plugin_api::schemars::JsonSchema,
+)]
+#[schemars(crate = "customersim_plugin_api::schemars")]
 pub enum ProtocolVersion {
     /// MQTT 3.1.1.
     #[default]
