@@ -38,7 +38,10 @@ fuzz_target!(|data: &[u8]| {
             "{uri}: the token changed the route: {open:?} -> {guarded:?}"
         );
         if guarded == Decision::Unauthorized {
-            assert!(Route::of(uri.path()).is_none_or(|route| !route.open()), "{uri}");
+            assert!(
+                Route::of(uri.path()).is_none_or(|route| !route.open()),
+                "{uri}"
+            );
         }
     }
     match open {
