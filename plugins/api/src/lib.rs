@@ -75,6 +75,8 @@
 //! - [`layout`]: the store's floor plan ([`StoreLayout`]): coordinate space, zones (departments,
 //!   checkouts, obstacles), the walking grid shoppers step on and walking distances.
 //! - [`roster`], [`presence`], [`publisher`], [`metrics`]: the list of customers, who is inside, publishing at once, the Prometheus registry.
+//! - [`auth`]: bearer tokens of the plugins that serve HTTP, and the warning for a server open
+//!   to the network without one.
 //! - [`secret`]: the types that mark secrets in configs; [`duration`]: human durations (`30s`);
 //!   [`backoff`]: waiting between tries to reach a peer that is down.
 //! - [`host`]: the other halves of the handles above (moving the clock, firing shutdown), for the
@@ -85,6 +87,7 @@
 
 pub mod ahead;
 pub mod arrivals;
+pub mod auth;
 pub mod backoff;
 pub mod build;
 pub mod clock;

@@ -384,6 +384,7 @@ impl Source for HttpIngress {
                 ""
             }
         );
+        customersim_plugin_api::auth::warn_if_exposed("http_ingress", local, self.token.is_some());
         let state = Arc::new(server::AppState {
             clock: cx.clock.clone(),
             schedule: cx.schedule.clone(),

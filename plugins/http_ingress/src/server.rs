@@ -12,6 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use customersim_plugin_api::auth::{bearer_token, constant_time_eq};
 use customersim_plugin_api::prometheus_client::metrics::counter::Counter;
 use customersim_plugin_api::prometheus_client::metrics::family::Family;
 use customersim_plugin_api::{Clock, Fleet, MetricsRegistry, Presence, Publisher, Schedule};
@@ -239,21 +240,6 @@ fn authorized(request: &Request, token: &str) -> bool {
         .and_then(|value| value.to_str().ok())
         .and_then(bearer_token)
         .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes()))
-}
-
-/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive
-/// (RFC 9110 §11.1), so `BEARER` and `bearer` are the same.
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// Compares without returning early, so timing does not tell how much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn produce_entry(State(state): Shared, Body(body): Body) -> Result<Response, ApiError> {
@@ -498,23 +484,6 @@ async fn not_found(request: Request) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_bearer_scheme_is_case_insensitive() {
-        assert_eq!(bearer_token("Bearer s3cret"), Some("s3cret"));
-        assert_eq!(bearer_token("BEARER s3cret"), Some("s3cret"));
-        assert_eq!(bearer_token("bEaReR  s3cret "), Some("s3cret"));
-        assert_eq!(bearer_token("Basic s3cret"), None);
-        assert_eq!(bearer_token("Bearers3cret"), None);
-        assert_eq!(bearer_token("s3cret"), None);
-    }
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-    }
 
     #[test]
     fn a_body_announced_over_the_limit_is_seen_before_reading() {

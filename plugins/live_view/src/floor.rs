@@ -133,16 +133,21 @@ impl Floor {
         self.positions.iter().map(|&at| (at != EMPTY).then_some(at))
     }
 
-    /// Everyone inside and where, ordered by id (for `/state`).
-    pub fn shoppers(&self) -> Vec<(CustomerId, (i64, i64))> {
-        let mut all: Vec<_> = self
+    /// The first `limit` shoppers inside by id, and where (for `/state`). Selects them without
+    /// cloning or sorting everyone, so a store of 150,000 costs one pass over references.
+    pub fn first_shoppers(&self, limit: usize) -> Vec<(CustomerId, (i64, i64))> {
+        let mut all: Vec<(&CustomerId, (i64, i64))> = self
             .holders
             .iter()
             .zip(&self.positions)
-            .filter_map(|(holder, &at)| holder.clone().map(|id| (id, at)))
+            .filter_map(|(holder, &at)| holder.as_ref().map(|id| (id, at)))
             .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+        if all.len() > limit {
+            all.select_nth_unstable_by(limit, |a, b| a.0.cmp(b.0));
+            all.truncate(limit);
+        }
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        all.into_iter().map(|(id, at)| (id.clone(), at)).collect()
     }
 }
 
@@ -181,13 +186,21 @@ mod tests {
         floor.apply(&[event(4, 9, EventKind::Enter)], 10);
         assert_eq!(floor.positions().next(), Some(Some((5, 0))));
         assert_eq!(
-            floor.shoppers(),
+            floor.first_shoppers(10),
             [
                 (CustomerId::Number(2), (5, 0)),
                 (CustomerId::Number(3), (7, 8)),
                 (CustomerId::Number(9), (5, 0))
             ]
         );
+        assert_eq!(
+            floor.first_shoppers(2),
+            [
+                (CustomerId::Number(2), (5, 0)),
+                (CustomerId::Number(3), (7, 8))
+            ]
+        );
+        assert!(floor.first_shoppers(0).is_empty());
         assert_eq!(floor.counts(), [3, 2, 1, 0]);
     }
 

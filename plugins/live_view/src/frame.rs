@@ -7,11 +7,15 @@
 //! frame's JSON: 4 bytes per shopper before base64, about 53 KB per frame for 10,000 shoppers.
 //! Coordinates are clamped to the store (at most 65,535 units wide, so they fit below `0xFFFF`,
 //! which marks a free slot).
+//!
+//! Frames and hellos are built once, already encoded as Server-Sent Events, and shared by every
+//! page (a [`Bytes`] is a reference-counted view): a page costs no copy of what it is sent.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::body::Bytes;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use customersim_plugin_api::{Clock, StoreLayout, Topics};
@@ -48,9 +52,20 @@ pub struct View {
     /// The run's clock.
     pub clock: Clock,
     /// One point a second, oldest first.
-    history: Mutex<VecDeque<Sample>>,
-    /// The latest frame; each page's stream waits on its own clone.
-    pub frames: watch::Receiver<Arc<str>>,
+    history: Mutex<History>,
+    /// The hello built last and the history point it was built after, shared by the pages
+    /// that connect until the next point.
+    hello: Mutex<Option<(u64, Bytes)>>,
+    /// The latest frame (a whole `frame` event); each page's stream waits on its own clone.
+    pub frames: watch::Receiver<Bytes>,
+}
+
+/// The time series of the last ten minutes.
+#[derive(Default)]
+struct History {
+    samples: VecDeque<Sample>,
+    /// Points added since the start: tells a cached hello whether it is still current.
+    added: u64,
 }
 
 /// One point of the time series.
@@ -74,7 +89,7 @@ impl View {
         layout: StoreLayout,
         topics: &Topics,
         clock: Clock,
-    ) -> (Arc<View>, watch::Sender<Arc<str>>) {
+    ) -> (Arc<View>, watch::Sender<Bytes>) {
         let mut names: Vec<String> = Vec::new();
         let mut topic_of_kind = [0; 4];
         let focus = topics.focus.as_deref();
@@ -99,14 +114,15 @@ impl View {
                 }
             };
         }
-        let (sender, frames) = watch::channel(Arc::from(""));
+        let (sender, frames) = watch::channel(Bytes::new());
         let view = View {
             floor: Mutex::new(Floor::new(layout.entrance())),
             layout,
             topics: names,
             topic_of_kind,
             clock,
-            history: Mutex::new(VecDeque::new()),
+            history: Mutex::new(History::default()),
+            hello: Mutex::new(None),
             frames,
         };
         (Arc::new(view), sender)
@@ -125,16 +141,20 @@ impl View {
         out
     }
 
-    /// The first message a page gets: everything that does not change, and the history.
-    pub fn hello(&self) -> String {
+    /// The first event a page gets (`hello`): everything that does not change, and the history.
+    /// Built at most once per history point and shared by the pages that connect meanwhile.
+    pub fn hello(&self) -> Bytes {
+        let mut cached = self.hello.lock().unwrap_or_else(PoisonError::into_inner);
+        let (added, history) = {
+            let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((built_after, hello)) = &*cached
+                && *built_after == history.added
+            {
+                return hello.clone();
+            }
+            (history.added, history.samples.iter().cloned().collect())
+        };
         let layout = &self.layout;
-        let history = self
-            .history
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .cloned()
-            .collect();
         let hello = Hello {
             layout: LayoutJson {
                 width: layout.width(),
@@ -158,15 +178,25 @@ impl View {
             frame_ms: FRAME_INTERVAL.as_millis() as u64,
             history,
         };
-        serde_json::to_string(&hello).expect("the hello serializes")
+        let hello = sse_event(
+            "hello",
+            &serde_json::to_vec(&hello).expect("the hello serializes"),
+        );
+        *cached = Some((added, hello.clone()));
+        hello
     }
 
-    /// `GET /state`: the clock, how many are inside and where each one stands.
-    pub fn state(&self) -> String {
-        let shoppers = self.floor().shoppers();
+    /// `GET /state`: the clock, how many are inside and where the first `limit` of them by id
+    /// stand; `truncated` says whether some were left out.
+    pub fn state(&self, limit: usize) -> Vec<u8> {
+        let (inside, shoppers) = {
+            let floor = self.floor();
+            (floor.inside(), floor.first_shoppers(limit))
+        };
         let state = State {
             clock_ms: self.clock.now_ms(),
-            inside: shoppers.len(),
+            inside,
+            truncated: shoppers.len() < inside,
             shoppers: shoppers
                 .into_iter()
                 .map(|(id, (x, y))| Shopper {
@@ -176,8 +206,21 @@ impl View {
                 })
                 .collect(),
         };
-        serde_json::to_string(&state).expect("the state serializes")
+        serde_json::to_vec(&state).expect("the state serializes")
     }
+}
+
+/// One Server-Sent Event whose data is one line of JSON (serde_json escapes every line break
+/// inside strings, so the data needs no splitting).
+fn sse_event(name: &str, json: &[u8]) -> Bytes {
+    debug_assert!(!json.contains(&b'\n'));
+    let mut out = Vec::with_capacity(json.len() + name.len() + 16);
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    out.extend_from_slice(json);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
 }
 
 #[derive(Serialize)]
@@ -212,7 +255,10 @@ struct ZoneJson<'a> {
 #[derive(Serialize)]
 struct State {
     clock_ms: i64,
+    /// Shoppers inside, all of them.
     inside: usize,
+    /// Whether `shoppers` lists fewer than `inside` (the first by id are listed).
+    truncated: bool,
     shoppers: Vec<Shopper>,
 }
 
@@ -260,7 +306,7 @@ fn push_position(out: &mut Vec<u8>, at: Option<(i64, i64)>, layout: &StoreLayout
 /// The frame task: every [`FRAME_INTERVAL`], a frame for the pages (only while one is
 /// connected) and, every second, a history point. Ends when `frames`' receivers are all gone
 /// or when aborted; dropping `frames` ends the pages' streams.
-pub async fn run_frames(view: Arc<View>, frames: watch::Sender<Arc<str>>) {
+pub async fn run_frames(view: Arc<View>, frames: watch::Sender<Bytes>) {
     let mut ticks = tokio::time::interval(FRAME_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut window: VecDeque<(Instant, KindCounts, i64)> = VecDeque::new();
@@ -302,10 +348,11 @@ pub async fn run_frames(view: Arc<View>, frames: watch::Sender<Arc<str>>) {
         if now >= next_sample {
             next_sample = now + HISTORY_STEP;
             let mut history = view.history.lock().unwrap_or_else(PoisonError::into_inner);
-            if history.len() == HISTORY_POINTS {
-                history.pop_front();
+            if history.samples.len() == HISTORY_POINTS {
+                history.samples.pop_front();
             }
-            history.push_back(Sample {
+            history.added += 1;
+            history.samples.push_back(Sample {
                 wall_ms: wall_ms(),
                 clock_ms,
                 inside,
@@ -335,8 +382,8 @@ pub async fn run_frames(view: Arc<View>, frames: watch::Sender<Arc<str>>) {
             zones,
             pos: &encoded,
         };
-        let text = serde_json::to_string(&frame).expect("the frame serializes");
-        if frames.send(Arc::from(text)).is_err() {
+        let json = serde_json::to_vec(&frame).expect("the frame serializes");
+        if frames.send(sse_event("frame", &json)).is_err() {
             return;
         }
     }
@@ -382,6 +429,32 @@ mod tests {
             Zone::new("Women", ZoneKind::Department, [0, 40, 49, 79]),
         ];
         StoreLayout::new(spec).unwrap()
+    }
+
+    /// The JSON of a Server-Sent Event named `name`.
+    fn data_of(event: &[u8], name: &str) -> serde_json::Value {
+        let text = std::str::from_utf8(event).unwrap();
+        let rest = text
+            .strip_prefix(&format!("event: {name}\ndata: "))
+            .unwrap_or_else(|| panic!("not a {name} event: {text:.100}"));
+        let json = rest
+            .strip_suffix("\n\n")
+            .expect("an event ends with a blank line");
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_hello_is_shared_until_the_next_history_point() {
+        let clock = ClockDriver::virtual_at(0).clock();
+        let (view, _frames) = View::new(demo_layout(), &Topics::default(), clock);
+        let first = view.hello();
+        assert_eq!(first.as_ptr(), view.hello().as_ptr(), "one hello, shared");
+        view.history.lock().unwrap().added += 1;
+        assert_ne!(
+            first.as_ptr(),
+            view.hello().as_ptr(),
+            "rebuilt after a new point"
+        );
     }
 
     #[test]
@@ -447,20 +520,25 @@ mod tests {
         );
         let task = tokio::spawn(run_frames(view.clone(), sender));
         page.changed().await.unwrap();
-        let frame: serde_json::Value = serde_json::from_str(&page.borrow_and_update()).unwrap();
+        let frame = data_of(&page.borrow_and_update(), "frame");
         assert_eq!(frame["inside"], 2);
         assert_eq!(frame["totals"], serde_json::json!([1, 1, 0]));
         assert_eq!(frame["zones"], serde_json::json!([0, 1]));
         let raw = STANDARD.decode(frame["pos"].as_str().unwrap()).unwrap();
         let (ex, ey) = view.layout.entrance();
         assert_eq!(raw, [5, 0, 45, 0, ex as u8, 0, ey as u8, 0]);
-        let state: serde_json::Value = serde_json::from_str(&view.state()).unwrap();
+        let state: serde_json::Value = serde_json::from_slice(&view.state(10)).unwrap();
         assert_eq!(state["inside"], 2);
+        assert_eq!(state["truncated"], false);
         assert_eq!(
             state["shoppers"][0],
             serde_json::json!({"id": "7", "x": 5, "y": 45})
         );
-        let hello: serde_json::Value = serde_json::from_str(&view.hello()).unwrap();
+        let state: serde_json::Value = serde_json::from_slice(&view.state(1)).unwrap();
+        assert_eq!(state["inside"], 2);
+        assert_eq!(state["truncated"], true);
+        assert_eq!(state["shoppers"].as_array().unwrap().len(), 1);
+        let hello = data_of(&view.hello(), "hello");
         assert_eq!(hello["layout"]["zones"][1]["name"], "Women");
         assert_eq!(hello["speed"], serde_json::Value::Null);
         task.abort();

@@ -10,6 +10,9 @@
 //!     max_connections_per_peer: 32  # from one IP address (default: a quarter of max_connections)
 //!     header_timeout: 10s    # to send a request's headers; idle keep-alive connections close after it
 //!     write_timeout: 30s     # an answer or page stream not read for this long is closed
+//!     max_pages: 32          # event streams open at once; one more gets 503
+//!     max_bytes_per_second: 8000000  # sent to all pages together
+//!     state_limit: 1000      # shoppers one /state answer lists
 //! ```
 //!
 //! `http://127.0.0.1:8080/` draws the pipeline's store layout (zones with their names, entrance,
@@ -25,15 +28,22 @@
 //! open), and each page's stream sends the newest frame it has not seen, so a page that reads
 //! slowly or not at all skips frames and holds nothing else up.
 //!
+//! # Bounded, whoever connects
+//! Frames are built once and shared by every page; a page holds at most one event being
+//! written, at most `max_pages` pages are open, and all of them together are sent at most
+//! `max_bytes_per_second` (module `pages`). A `/state` answer lists at most `state_limit`
+//! shoppers, and all answers being sent share a memory budget (module `state`).
+//!
 //! # Routes
 //! - `GET /`: the page (`/app.js`, `/style.css` its assets).
 //! - `GET /events`: Server-Sent Events: `hello` (layout, topics, speed, the last ten minutes of
 //!   history), then `frame`s (module `frame` documents them).
-//! - `GET /state`: `{"clock_ms": …, "inside": 2, "shoppers": [{"id": "7", "x": 5, "y": 45}, …]}`,
-//!   the view's model, ordered by id.
+//! - `GET /state`: `{"clock_ms": …, "inside": 2, "truncated": false, "shoppers": [{"id": "7",
+//!   "x": 5, "y": 45}, …]}`, the view's model, ordered by id: the first `state_limit` shoppers.
 //! - `GET /health`: `OK`.
 //!
-//! With a `token`, `/`, `/events` and `/state` need `Authorization: Bearer <token>` or
+//! With a `token`, `/`, `/events` and `/state` need `Authorization: Bearer <token>` (the scheme
+//! in any case, as `http_ingress` reads it) or
 //! `?token=<token>` in the URL (open the page as `/?token=…`; its script passes the token on);
 //! `/health` and the page's script and styles (no data of the run) are open.
 //!
@@ -50,11 +60,19 @@
 //! - this file: the config, its environment variables, and the sink (bind, serve, apply batches).
 //! - `floor`: who is where (the model the sink updates).
 //! - `frame`: the hello, frames, history and `/state` built from the model.
-//! - `server`: the axum routes, the event stream and the token check.
+//! - `pages`: the pages' event streams, their cap and shared bandwidth.
+//! - `state`: `/state` answers within their memory budget.
+//! - `server`: how a request is decided ([`decide`]: route, token) and answered.
 
 mod floor;
 mod frame;
+mod pages;
 mod server;
+mod state;
+
+pub use crate::pages::PAGE_BYTES_PER_S;
+pub use crate::server::{Decision, Route, decide};
+pub use crate::state::STATE_BUDGET_BYTES;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -104,6 +122,18 @@ pub struct LiveViewConfig {
     /// the connection is closed after it.
     #[serde(default = "default_write_timeout", with = "duration::required")]
     pub write_timeout: Duration,
+    /// Most pages (event streams, `/events`) open at once; one more gets 503 until a page
+    /// closes. Each open page holds a connection and at most one frame being written.
+    #[serde(default = "default_max_pages")]
+    pub max_pages: usize,
+    /// Bytes a second sent to all pages together: with many pages open each gets frames less
+    /// often, so pages never cost the run more than this. A page alone gets at most 1.5 MB/s.
+    #[serde(default = "default_max_bytes_per_second")]
+    pub max_bytes_per_second: u64,
+    /// Most shoppers one `GET /state` answer lists (the first by id); the answer says
+    /// `"truncated": true` when more are inside.
+    #[serde(default = "default_state_limit")]
+    pub state_limit: usize,
 }
 
 fn default_listen() -> String {
@@ -122,6 +152,27 @@ fn default_write_timeout() -> Duration {
     Duration::from_secs(30)
 }
 
+fn default_max_pages() -> usize {
+    32
+}
+
+fn default_max_bytes_per_second() -> u64 {
+    8_000_000
+}
+
+fn default_state_limit() -> usize {
+    1_000
+}
+
+/// Highest `max_pages`: each page holds a connection and a descriptor.
+const MAX_PAGES: usize = 10_000;
+
+/// Highest `state_limit`: an answer must fit the memory budget of all answers.
+const MAX_STATE_LIMIT: usize = 100_000;
+
+/// Lowest `max_bytes_per_second`: a frame of an empty store must go out now and then.
+const MIN_BYTES_PER_SECOND: u64 = 10_000;
+
 impl Default for LiveViewConfig {
     fn default() -> Self {
         LiveViewConfig {
@@ -131,6 +182,9 @@ impl Default for LiveViewConfig {
             max_connections_per_peer: None,
             header_timeout: default_header_timeout(),
             write_timeout: default_write_timeout(),
+            max_pages: default_max_pages(),
+            max_bytes_per_second: default_max_bytes_per_second(),
+            state_limit: default_state_limit(),
         }
     }
 }
@@ -144,6 +198,29 @@ impl LiveViewConfig {
                 self.listen
             ))
         })
+    }
+
+    /// The bounds, checked.
+    fn check_limits(&self) -> Result<(), PluginError> {
+        if !(1..=MAX_PAGES).contains(&self.max_pages) {
+            return Err(PluginError::Config(format!(
+                "max_pages: {} is out of range: 1 to {MAX_PAGES}",
+                self.max_pages
+            )));
+        }
+        if self.max_bytes_per_second < MIN_BYTES_PER_SECOND {
+            return Err(PluginError::Config(format!(
+                "max_bytes_per_second: {} is below the lowest, {MIN_BYTES_PER_SECOND}",
+                self.max_bytes_per_second
+            )));
+        }
+        if !(1..=MAX_STATE_LIMIT).contains(&self.state_limit) {
+            return Err(PluginError::Config(format!(
+                "state_limit: {} is out of range: 1 to {MAX_STATE_LIMIT}",
+                self.state_limit
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -188,10 +265,12 @@ impl PluginConfig for LiveViewConfig {
 impl SinkConfig for LiveViewConfig {
     fn check(&self, _cx: &BuildContext) -> Result<(), PluginError> {
         self.address()?;
+        self.check_limits()?;
         self.connection_limits().map(|_| ())
     }
 
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Sink>, PluginError> {
+        self.check_limits()?;
         let connections = self.connection_limits()?;
         let descriptors = descriptors::reserve("live_view.max_connections", self.max_connections)
             .map_err(PluginError::Config)?;
@@ -199,6 +278,9 @@ impl SinkConfig for LiveViewConfig {
             address: self.address()?,
             connections,
             _descriptors: descriptors,
+            max_pages: self.max_pages,
+            max_bytes_per_second: self.max_bytes_per_second,
+            state_limit: self.state_limit,
             token: self
                 .token
                 .filter(|token| !token.is_empty())
@@ -216,6 +298,9 @@ struct LiveView {
     connections: ConnectionLimits,
     /// This server's share of the process's descriptors, held until the sink is dropped.
     _descriptors: Reservation,
+    max_pages: usize,
+    max_bytes_per_second: u64,
+    state_limit: usize,
     token: Option<String>,
     layout: StoreLayout,
     topics: Topics,
@@ -248,12 +333,15 @@ impl Sink for LiveView {
                 ""
             }
         );
+        customersim_plugin_api::auth::warn_if_exposed("live_view", local, self.token.is_some());
         let (view, sender) = View::new(self.layout.clone(), &self.topics, cx.clock.clone());
         let frames = tokio::spawn(frame::run_frames(view.clone(), sender));
         let (stop_server, stopped) = oneshot::channel();
         let state = Arc::new(server::AppState {
             view: view.clone(),
             token: self.token.clone(),
+            pages: pages::Pages::new(self.max_pages, self.max_bytes_per_second),
+            answers: state::StateAnswers::new(self.state_limit),
         });
         let server = tokio::spawn(server::serve(listener, state, self.connections, async {
             let _ = stopped.await;
@@ -301,6 +389,10 @@ mod tests {
         let config: LiveViewConfig = serde_yaml::from_str("{}").unwrap();
         assert_eq!(config.address().unwrap().to_string(), "127.0.0.1:8080");
         assert!(config.token.is_none());
+        assert_eq!(config.max_pages, 32);
+        assert_eq!(config.max_bytes_per_second, 8_000_000);
+        assert_eq!(config.state_limit, 1_000);
+        config.check_limits().unwrap();
         let error = serde_yaml::from_str::<LiveViewConfig>("port: 80").unwrap_err();
         assert!(error.to_string().contains("port"), "{error}");
     }
@@ -337,6 +429,21 @@ mod tests {
             error.contains("listen") && error.contains("localhost"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn bounds_out_of_range_name_their_key() {
+        for (yaml, key) in [
+            ("max_pages: 0", "max_pages"),
+            ("max_pages: 10001", "max_pages"),
+            ("max_bytes_per_second: 10", "max_bytes_per_second"),
+            ("state_limit: 0", "state_limit"),
+            ("state_limit: 100001", "state_limit"),
+        ] {
+            let config: LiveViewConfig = serde_yaml::from_str(yaml).unwrap();
+            let error = config.check_limits().unwrap_err().to_string();
+            assert!(error.contains(key), "{yaml}: {error}");
+        }
     }
 
     #[test]
