@@ -24,12 +24,20 @@
     marks: [], // [x0, y0, x1, y1, ...] of the shoppers drawn last
     frames: 0,
     pending: false,
-    peak: 0,
+    groups: [], // [x, y, shoppers] of each position drawn last
     lastLag: null,
-    series: [], // {t, inside, rates[]}
+    series: [], // {wall, clock, inside, rates[]}
     lastPointAt: 0,
     zoneColor: [],
   };
+
+  // Charts run on the wall clock at real time (the last 10 minutes) and on the simulated clock
+  // when the run is faster (the whole run, thinned to MAX_POINTS), so a fast run fills them.
+  const MAX_POINTS = 1200;
+  function simulatedAxis() {
+    const speed = state.hello && state.hello.speed;
+    return speed === null || speed > 1;
+  }
 
   // --- the plan -------------------------------------------------------------------------------
 
@@ -109,6 +117,22 @@
 
     const kinds = { department: 0, checkout: 0, obstacle: 0 };
     for (const zone of layout.zones) kinds[zone.kind]++;
+    // The legend names what this layout has, nothing else.
+    const legend = $("map-legend");
+    legend.replaceChildren();
+    const entries = [["shopper", "shopper"]];
+    if (kinds.department) entries.push(["department", "department"]);
+    if (kinds.checkout) entries.push(["checkout", "checkout"]);
+    if (kinds.obstacle) entries.push(["obstacle", "wall / fixture"]);
+    if (oneDoor) entries.push(["door", "door"]);
+    else entries.push(["entrance", "entrance"], ["exit", "exit"]);
+    for (const [kind, name] of entries) {
+      const item = document.createElement("span");
+      item.dataset.kind = kind;
+      item.innerHTML = `<i class="swatch ${kind}"></i>`;
+      item.appendChild(document.createTextNode(name));
+      legend.appendChild(item);
+    }
     $("map-foot").textContent = layout.zones.length
       ? `${W} × ${H} store units, ${cols} × ${rows} walking grid (cell ${cell}) · ` +
         `${kinds.department} departments, ${kinds.checkout} checkouts, ${kinds.obstacle} walls and fixtures`
@@ -147,29 +171,50 @@
     if (!layout) return;
     const marks = state.marks;
     const count = marks.length / 2;
+    // Shoppers on one position are one mark with their number on it, so none is hidden.
+    const byPosition = new Map();
+    for (let i = 0; i < marks.length; i += 2) {
+      const key = marks[i] * 65536 + marks[i + 1];
+      byPosition.set(key, (byPosition.get(key) || 0) + 1);
+    }
+    state.groups = [];
+    for (const [key, n] of byPosition) state.groups.push([Math.floor(key / 65536), key % 65536, n]);
     const k = canvas.width / layout.width;
     const dpr = window.devicePixelRatio || 1;
     const radius = Math.max(2.5 * dpr, Math.min(layout.cell * k * 0.38, 9 * dpr));
     ctx.fillStyle = `rgb(${MARK_COLOR.join(",")})`;
     if (count > 3000) {
       const side = Math.max(2 * dpr, Math.min(radius, 3 * dpr));
-      for (let i = 0; i < marks.length; i += 2) {
-        const [cx, cy] = toCanvas(marks[i], marks[i + 1]);
-        ctx.fillRect(cx - side / 2, cy - side / 2, side, side);
+      for (const [x, y, n] of state.groups) {
+        const [cx, cy] = toCanvas(x, y);
+        const s = n > 1 ? side * 1.6 : side;
+        ctx.fillRect(cx - s / 2, cy - s / 2, s, s);
       }
     } else {
+      const shared = Math.max(radius * 1.35, 7 * dpr);
       ctx.beginPath();
-      for (let i = 0; i < marks.length; i += 2) {
-        const [cx, cy] = toCanvas(marks[i], marks[i + 1]);
-        ctx.moveTo(cx + radius, cy);
-        ctx.arc(cx, cy, radius, 0, 2 * Math.PI);
+      for (const [x, y, n] of state.groups) {
+        const [cx, cy] = toCanvas(x, y);
+        const r = n > 1 ? shared : radius;
+        ctx.moveTo(cx + r, cy);
+        ctx.arc(cx, cy, r, 0, 2 * Math.PI);
       }
       ctx.fill();
       ctx.lineWidth = Math.max(1, dpr);
       ctx.strokeStyle = "rgba(255,255,255,0.9)";
       ctx.stroke();
+      ctx.fillStyle = "#fff";
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      ctx.font = `700 ${Math.round(shared * 1.1)}px system-ui, sans-serif`;
+      for (const [x, y, n] of state.groups) {
+        if (n < 2) continue;
+        const [cx, cy] = toCanvas(x, y);
+        ctx.fillText(n > 99 ? "99+" : String(n), cx, cy + 0.5 * dpr);
+      }
     }
     canvas.dataset.marks = String(count);
+    canvas.dataset.positions = String(state.groups.length);
   }
 
   // --- figures ----------------------------------------------------------------------------------
@@ -201,35 +246,48 @@
     $("lag-sub").textContent = speed === 1 ? "behind the clock" : `${duration(lag)} on the simulated clock`;
   }
 
+  // One list per kind: checkouts in their own card at the top of the side column (visible
+  // without scrolling), departments below. A bar is drawn from the very number beside it, as a
+  // share of the largest in its list.
   function showZones(counts) {
     const layout = state.hello.layout;
-    const box = $("zones");
-    const shown = layout.zones.map((zone, index) => ({ zone, index })).filter(({ zone }) => zone.kind !== "obstacle");
-    if (!box.dataset.built) {
-      box.dataset.built = "1";
-      box.replaceChildren();
-      if (!shown.length) {
-        const empty = document.createElement("div");
-        empty.className = "empty";
-        empty.textContent = "This layout has no departments (the plain grid).";
-        box.appendChild(empty);
+    const lists = [
+      { box: $("checkouts"), kind: "checkout" },
+      { box: $("zones"), kind: "department" },
+    ];
+    for (const { box, kind } of lists) {
+      const shown = layout.zones.map((zone, index) => ({ zone, index })).filter(({ zone }) => zone.kind === kind);
+      if (!box.dataset.built) {
+        box.dataset.built = "1";
+        box.replaceChildren();
+        if (kind === "checkout") $("checkouts-card").hidden = !shown.length;
+        if (!shown.length && kind === "department") {
+          const empty = document.createElement("div");
+          empty.className = "empty";
+          empty.textContent = "This layout has no departments (the plain grid).";
+          box.appendChild(empty);
+        }
+        for (const { zone, index } of shown) {
+          const row = document.createElement("div");
+          row.className = "zone-row";
+          row.innerHTML = '<span class="name"></span><span class="bar"><i></i></span><span class="count">0</span>';
+          row.querySelector(".name").textContent = zone.name;
+          row.querySelector(".name").title = `${zone.name} (${zone.kind})`;
+          row.querySelector(".bar i").style.background = state.zoneColor[index];
+          row.dataset.zone = String(index);
+          row.dataset.kind = kind;
+          box.appendChild(row);
+        }
       }
-      for (const { zone, index } of shown) {
-        const row = document.createElement("div");
-        row.className = "zone-row";
-        row.innerHTML = '<span class="name"></span><span class="bar"><i></i></span><span class="count">0</span>';
-        row.querySelector(".name").textContent = zone.name;
-        row.querySelector(".name").title = `${zone.name} (${zone.kind})`;
-        row.querySelector(".bar i").style.background = state.zoneColor[index];
-        row.dataset.zone = String(index);
-        box.appendChild(row);
+      const values = shown.map(({ index }) => counts[index] || 0);
+      const max = Math.max(1, ...values);
+      for (const row of box.querySelectorAll(".zone-row")) {
+        const n = counts[Number(row.dataset.zone)] || 0;
+        row.dataset.count = String(n);
+        row.dataset.share = String(n / max);
+        row.querySelector(".count").textContent = fmt.format(n);
+        row.querySelector(".bar i").style.width = `${(100 * n) / max}%`;
       }
-    }
-    const max = Math.max(1, ...shown.map(({ index }) => counts[index] || 0));
-    for (const row of box.querySelectorAll(".zone-row")) {
-      const n = counts[Number(row.dataset.zone)] || 0;
-      row.querySelector(".count").textContent = fmt.format(n);
-      row.querySelector(".bar i").style.width = `${(100 * n) / max}%`;
     }
   }
 
@@ -259,7 +317,8 @@
     ctx.clearRect(0, 0, cssW, cssH);
     const left = 44, right = 8, top = 8, bottom = 20;
     const w = cssW - left - right, h = cssH - top - bottom;
-    const now = Date.now(), from = now - HISTORY_MS;
+    const [from, to] = chartSpan();
+    const span = Math.max(1, to - from);
     let max = 0;
     for (const line of lines) for (const p of line.points) if (p[0] >= from) max = Math.max(max, p[1]);
     max = niceMax(max);
@@ -275,12 +334,25 @@
       ctx.fillText(compact((max * i) / 4), left - 6, y);
     }
     ctx.textBaseline = "top";
-    for (let m = 0; m <= 10; m += 2) {
-      const x = left + w - (w * m) / 10;
-      ctx.textAlign = m === 0 ? "right" : "center";
-      ctx.fillText(m === 0 ? "now" : `−${m} min`, m === 0 ? left + w : x, top + h + 5);
+    if (simulatedAxis()) {
+      // Simulated clock times (UTC) under the axis.
+      for (let i = 0; i <= 4; i++) {
+        const t = from + (span * i) / 4;
+        const d = new Date(t);
+        const text = span < 10 * 60 * 1000
+          ? `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`
+          : `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+        ctx.textAlign = i === 0 ? "left" : i === 4 ? "right" : "center";
+        ctx.fillText(text, left + (w * i) / 4, top + h + 5);
+      }
+    } else {
+      for (let m = 0; m <= 10; m += 2) {
+        const x = left + w - (w * m) / 10;
+        ctx.textAlign = m === 0 ? "right" : "center";
+        ctx.fillText(m === 0 ? "now" : `−${m} min`, m === 0 ? left + w : x, top + h + 5);
+      }
     }
-    const px = (t) => left + ((t - from) / HISTORY_MS) * w;
+    const px = (t) => left + ((t - from) / span) * w;
     const py = (v) => top + h - (v / max) * h;
     lines.forEach((line, index) => {
       const points = line.points.filter((p) => p[0] >= from);
@@ -303,20 +375,53 @@
     });
   }
 
+  // The time the charts show: [from, to] on the clock of their axis.
+  function chartSpan() {
+    if (!simulatedAxis()) {
+      const now = Date.now();
+      return [now - HISTORY_MS, now];
+    }
+    const to = state.frame ? state.frame.clock_ms
+      : state.series.length ? state.series[state.series.length - 1].clock : Date.now();
+    const first = state.series.length ? state.series[0].clock : to;
+    return [Math.min(first, to - 60 * 1000), to];
+  }
+
+  // A point's time on the charts' axis.
+  function pointTime(p) { return simulatedAxis() ? p.clock : p.wall; }
+
   function drawCharts() {
     const hello = state.hello;
     if (!hello) return;
-    drawChart($("chart-inside"), [{ color: "#e8590c", points: state.series.map((p) => [p.t, p.inside]) }], true);
+    drawChart($("chart-inside"), [{ color: "#e8590c", points: state.series.map((p) => [pointTime(p), p.inside]) }], true);
     drawChart($("chart-rates"), hello.topics.map((topic, i) => ({
       color: TOPIC_COLORS[i % TOPIC_COLORS.length],
-      points: state.series.map((p) => [p.t, p.rates[i] || 0]),
+      points: state.series.map((p) => [pointTime(p), p.rates[i] || 0]),
     })), false);
   }
 
-  function addPoint(t, inside, rates) {
-    state.series.push({ t, inside, rates });
-    const from = Date.now() - HISTORY_MS;
-    while (state.series.length && state.series[0].t < from) state.series.shift();
+  function addPoint(wall, clock, inside, rates) {
+    state.series.push({ wall, clock, inside, rates });
+    if (simulatedAxis()) {
+      // The whole run, thinned: every other older point goes when there are too many.
+      if (state.series.length > MAX_POINTS) {
+        const keep = state.series.length - 100;
+        state.series = state.series.filter((p, i) => i >= keep || i % 2 === 0);
+      }
+    } else {
+      const from = Date.now() - HISTORY_MS;
+      while (state.series.length && state.series[0].wall < from) state.series.shift();
+    }
+  }
+
+  // The most shoppers inside over what the charts show (and now), and what that span is.
+  function peakText(now) {
+    const [from] = chartSpan();
+    let peak = now;
+    for (const p of state.series) if (pointTime(p) >= from) peak = Math.max(peak, p.inside);
+    if (!simulatedAxis()) return `peak ${fmt.format(peak)} in the last 10 min`;
+    const d = new Date(from);
+    return `peak ${fmt.format(peak)} since ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())} (simulated)`;
   }
 
   // --- the stream -------------------------------------------------------------------------------
@@ -337,11 +442,12 @@
   function onHello(hello) {
     state.hello = hello;
     state.series = [];
-    for (const p of hello.history) {
-      addPoint(p.wall_ms, p.inside, p.rates);
-      state.peak = Math.max(state.peak, p.inside);
+    for (const p of hello.history) addPoint(p.wall_ms, p.clock_ms, p.inside, p.rates);
+    for (const hint of document.querySelectorAll(".chart-span")) {
+      hint.textContent = simulatedAxis() ? "simulated time, whole run" : "last 10 min";
     }
     $("zones").dataset.built = "";
+    $("checkouts").dataset.built = "";
     drawPlan(hello.layout);
     $("speed").textContent = hello.speed === null ? "max" : `× ${fmt1.format(hello.speed)}`;
     const legend = $("topic-legend");
@@ -361,11 +467,11 @@
     state.frame = frame;
     state.frames++;
     state.marks = decodePositions(frame.pos);
-    state.peak = Math.max(state.peak, frame.inside);
     const now = Date.now();
-    if (now - state.lastPointAt >= 1000) {
+    // A point a second at real time; at every frame on a faster clock (a fast run is short).
+    if (simulatedAxis() || now - state.lastPointAt >= 1000) {
       state.lastPointAt = now;
-      addPoint(now, frame.inside, frame.rates);
+      addPoint(now, frame.clock_ms, frame.inside, frame.rates);
     }
     schedule();
   }
@@ -378,7 +484,7 @@
     showClock(frame.clock_ms);
     $("sim-rate").textContent = `${fmt1.format(frame.sim_rate)} simulated s per second`;
     $("inside").textContent = fmt.format(frame.inside);
-    $("peak").textContent = `peak ${fmt.format(state.peak)} since the page opened`;
+    $("peak").textContent = peakText(frame.inside);
     const rate = frame.rates.reduce((a, b) => a + b, 0);
     $("rate").textContent = compact(rate);
     $("total").textContent = `${fmt.format(frame.totals.reduce((a, b) => a + b, 0))} events so far`;
@@ -424,6 +530,9 @@
       return out;
     },
     toCanvas: (x, y) => toCanvas(x, y).map(Math.round),
+    groups: () => state.groups.map((g) => g.slice()),
+    chartAxis: () => (simulatedAxis() ? "simulated" : "wall"),
+    chartSpan: () => chartSpan(),
   };
 
   connect();
