@@ -7,6 +7,8 @@
 //! `deny_unknown_fields` (an unknown key is an error, never silently dropped) and registers the
 //! type, so neither can be forgotten. The core finds every registration and never names a plugin.
 
+use std::net::SocketAddr;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -28,6 +30,13 @@ pub trait PluginConfig: DeserializeOwned + Serialize + 'static {
     /// A boolean environment variable that, set to true, makes this the pipeline's only sink
     /// (the original service's `TESTING_MOCK_MQTT=true` selects printing instead of publishing).
     const SELECTED_BY: Option<&'static str> = None;
+
+    /// The socket addresses this plugin will listen on (an HTTP server's `listen`), so the core
+    /// refuses a pipeline whose plugins would bind one port twice before anything runs. Only the
+    /// addresses that parse: a bad one is the plugin's check's to report. Default: none.
+    fn listens(&self) -> Vec<SocketAddr> {
+        Vec::new()
+    }
 }
 
 /// The three roles a plugin can have, as the type the registration builds.
@@ -76,6 +85,7 @@ pub struct Plugin<R: ?Sized + 'static> {
     /// A boolean environment variable that, when true, makes this the only sink.
     pub selected_by: Option<&'static str>,
     resolve: fn(serde_yaml::Value) -> Result<serde_yaml::Value, String>,
+    listens: fn(serde_yaml::Value) -> Vec<SocketAddr>,
     check: fn(serde_yaml::Value, &BuildContext) -> Result<(), PluginError>,
     build: fn(serde_yaml::Value, &mut BuildContext) -> Result<Box<R>, PluginError>,
 }
@@ -96,6 +106,12 @@ impl<R: ?Sized + 'static> Plugin<R> {
     /// default filled in, for `validate`.
     pub fn resolve(&self, raw: serde_yaml::Value) -> Result<serde_yaml::Value, String> {
         (self.resolve)(raw)
+    }
+
+    /// The addresses a config section will listen on ([`PluginConfig::listens`]); none for a
+    /// section that does not parse (its check says why).
+    pub fn listens(&self, raw: serde_yaml::Value) -> Vec<SocketAddr> {
+        (self.listens)(raw)
     }
 
     /// Checks a config section without side effects: nothing is connected, bound or spawned.
@@ -160,6 +176,11 @@ impl<R: ?Sized + 'static> Plugin<R> {
             origin,
             selected_by: C::SELECTED_BY,
             resolve: resolve_config::<C>,
+            listens: |raw| {
+                parse_config::<C>(raw)
+                    .map(|config| config.listens())
+                    .unwrap_or_default()
+            },
             check,
             build,
         }

@@ -193,6 +193,10 @@ impl PluginConfig for HttpIngressConfig {
             help: "bearer token required by every HTTP route but /health (default unset: no authentication)",
         },
     ];
+
+    fn listens(&self) -> Vec<SocketAddr> {
+        self.address().into_iter().collect()
+    }
 }
 
 impl HttpIngressConfig {
