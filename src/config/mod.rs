@@ -4,8 +4,9 @@
 //! Loading goes: file text (or the built-in default) → `${VAR}` interpolation → parse into
 //! [`PipelineConfig`] (unknown keys rejected with file and line) → the core's environment table
 //! ([`overrides::CORE_ENV`]) → each plugin type's own environment table → command-line flags →
-//! checks → each plugin section resolved by its type (unknown keys rejected, defaults filled).
-//! Precedence is therefore flag > environment > YAML > default.
+//! checks → each plugin section resolved by its type (unknown keys rejected, defaults filled) →
+//! no two plugins listening on one port. An unset `${VAR}` without a default is refused once the
+//! sink selection shows whether its value is used. Precedence is therefore flag > environment > YAML > default.
 
 mod interpolate;
 mod listeners;
