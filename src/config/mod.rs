@@ -190,7 +190,9 @@ pub fn resolve_text(
             .as_ref()
             .is_none_or(|kept| position.is_some_and(|position| kept.contains(&position)))
     }) {
-        return Err(in_file(unset.to_string()));
+        return Err(in_file(format!(
+            "{unset}; or run other sinks (--sink, SINKS)"
+        )));
     }
     overrides::apply_flags(&mut config, flags);
     check(&config).map_err(|(key, why)| match core_variable_for(key, env) {

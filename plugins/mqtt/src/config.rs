@@ -196,7 +196,7 @@ impl Default for MqttConfig {
     }
 }
 
-/// `None` for an absent or empty value (`${MQTT_USERNAME}` with the variable unset).
+/// `None` for an absent or empty value (`${MQTT_USERNAME:-}` with the variable unset).
 pub(crate) fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().filter(|text| !text.is_empty())
 }
