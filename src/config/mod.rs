@@ -6,7 +6,8 @@
 //! ([`overrides::CORE_ENV`]) → each plugin type's own environment table → command-line flags →
 //! checks → each plugin section resolved by its type (unknown keys rejected, defaults filled) →
 //! no two plugins listening on one port. An unset `${VAR}` without a default is refused once the
-//! sink selection shows whether its value is used. Precedence is therefore flag > environment > YAML > default.
+//! sink selection shows whether its value is used. Precedence is therefore flag > environment >
+//! YAML > default.
 
 mod interpolate;
 mod listeners;
