@@ -150,13 +150,14 @@ fn a_secret_that_resolves_to_nothing_is_an_error_not_no_authentication() {
             ],
         );
     }
-    let unset = refused(
+    // Unset is refused before the token's own check: the variable is named.
+    refused(
         customersim()
             .args(["validate", "--config"])
-            .arg(config.path()),
-        &["token"],
+            .arg(config.path())
+            .env_remove("TOKEN"),
+        &["sources[0].token", "TOKEN is not set"],
     );
-    assert!(unset.contains("must not be empty"), "{unset}");
     // A token that is not UTF-8 is not "no token".
     for variable in ["HTTP_TOKEN", "TOKEN"] {
         refused(
@@ -470,4 +471,326 @@ fn the_default_pipeline_keeps_up_at_speed_60_unless_throttled() {
         ("CONSUME_BATCH_SIZE", "10"),
         ("CONSUME_FREQUENCY", "1")
     ]));
+}
+
+/// Runs `command` to its end with stdout to /dev/null: its exit code, its stderr and the
+/// highest resident memory the child's own accounting showed (`VmHWM` of `/proc/PID/status`,
+/// read until it exits; `wait4`'s `ru_maxrss` would also count the test process it was spawned
+/// from). A peak in the last moments before exit may be missed, never overstated.
+fn peak_rss(command: &mut Command) -> (Option<i32>, String, u64) {
+    use std::io::Read;
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut pipe = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut stderr = String::new();
+        pipe.read_to_string(&mut stderr).map(|_| stderr)
+    });
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let status = loop {
+        let hwm = std::fs::read_to_string(&status_file)
+            .ok()
+            .and_then(|status| {
+                let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            });
+        peak = peak.max(hwm.unwrap_or(0) * 1024);
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let stderr = reader.join().unwrap().unwrap();
+    (status.code(), stderr, peak)
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// Finding 7: a store id or topic a sink's protocol cannot publish to is refused by `validate`
+/// and `run` (exit 2, naming the store and the topic key) instead of ending or hanging the run.
+#[test]
+fn store_ids_and_topics_a_protocol_cannot_carry_are_refused_naming_the_store() {
+    let per_store = "topics: {enter: \"s/{store}/enter\", move: \"s/{store}/move\", exit: \"s/{store}/exit\"}\n";
+    // Nothing listens there: refused before connecting.
+    let mqtt = format!(
+        "[{{type: mqtt, host: 127.0.0.1, port: {}}}]",
+        customersim_testkit::net::free_port()
+    );
+    let long = "x".repeat(70_000);
+    for (id, why) in [
+        ("\"a#\"", "wildcard '#'"),
+        ("\"a+\"", "wildcard '+'"),
+        ("\"a\\0b\"", "control character"),
+        (long.as_str(), "longer than the 65535 bytes"),
+    ] {
+        let config = pipeline(
+            "[{type: random_walk}]",
+            &mqtt,
+            &format!("fleet: {{stores: [north, {id}]}}\n{per_store}"),
+        );
+        for command in ["validate", "run"] {
+            refused(
+                customersim()
+                    .args([command, "--config"])
+                    .arg(config.path())
+                    .args(if command == "run" {
+                        &["--speed", "max"][..]
+                    } else {
+                        &[]
+                    }),
+                &["sinks[0] (type: mqtt)", "topics.enter", "(store \"", why],
+            );
+        }
+    }
+    // `/` adds a topic level, for every sink.
+    let slash = pipeline(
+        "[{type: random_walk}]",
+        "[{type: stdout}]",
+        &format!("fleet: {{stores: [north, a/b]}}\n{per_store}"),
+    );
+    refused(
+        customersim()
+            .args(["validate", "--config"])
+            .arg(slash.path()),
+        &["fleet.stores", "\"a/b\"", "add a level"],
+    );
+    // Static topics pass the same check.
+    for (topic, why) in [("\"a\\0b\"", "control character"), (long.as_str(), "65535")] {
+        let config = pipeline(
+            "[{type: random_walk}]",
+            &mqtt,
+            &format!("topics: {{exit: {topic}}}\n"),
+        );
+        refused(
+            customersim()
+                .args(["validate", "--config"])
+                .arg(config.path()),
+            &["topics.exit", why],
+        );
+    }
+    // AMQP routing keys: at most 255 bytes.
+    let amqp = pipeline(
+        "[{type: random_walk}]",
+        "[{type: amqp}]",
+        &format!(
+            "fleet: {{stores: [north, {}]}}\n{per_store}",
+            "y".repeat(300)
+        ),
+    );
+    refused(
+        customersim()
+            .args(["validate", "--config"])
+            .arg(amqp.path()),
+        &[
+            "sinks[0] (type: amqp)",
+            "topics.enter",
+            "(store \"yyy",
+            "255 bytes",
+        ],
+    );
+}
+
+/// Finding 10: `fleet.stores` beyond the maximum is refused (exit 2, naming the key) before a
+/// store is made, and a run at the maximum stays small.
+#[test]
+fn a_fleet_beyond_the_maximum_is_refused_and_one_at_it_runs_small() {
+    let max = customersim::plugin_api::MAX_STORES;
+    let per_store = "topics: {enter: \"store/{store}/enter\", move: \"store/{store}/move\", exit: \"store/{store}/exit\"}\n";
+    for stores in ["100000000".to_string(), (max + 1).to_string()] {
+        let config = pipeline(
+            "[{type: random_walk}]",
+            "[{type: stdout}]",
+            &format!("fleet: {{stores: {stores}}}\n{per_store}"),
+        );
+        let (code, stderr, peak) = peak_rss(
+            customersim()
+                .args(["validate", "--config"])
+                .arg(config.path()),
+        );
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(
+            stderr.contains("fleet.stores") && stderr.contains(&max.to_string()),
+            "{stderr}"
+        );
+        assert!(peak < 64 * MIB, "validate peaked at {} MiB", peak / MIB);
+    }
+    let ids: Vec<String> = (0..=max).map(|n| format!("s{n}")).collect();
+    let listed = pipeline(
+        "[{type: random_walk}]",
+        "[{type: stdout}]",
+        &format!("fleet: {{stores: [{}]}}\n{per_store}", ids.join(", ")),
+    );
+    refused(
+        customersim()
+            .args(["run", "--speed", "max", "--config"])
+            .arg(listed.path()),
+        &["fleet.stores", &format!("{} stores", max + 1)],
+    );
+    // At the maximum, a short run stays far from the gigabytes a million stores took.
+    let at_max = pipeline(
+        "[{type: random_walk}]",
+        "[{type: stdout}]",
+        &format!("fleet: {{stores: {max}}}\n{per_store}"),
+    );
+    let (code, stderr, peak) = peak_rss(
+        customersim()
+            .args([
+                "run",
+                "--seed",
+                "1",
+                "--speed",
+                "max",
+                "--duration",
+                "1m",
+                "--config",
+            ])
+            .arg(at_max.path()),
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        peak < 256 * MIB,
+        "a run of {max} stores peaked at {} MiB",
+        peak / MIB
+    );
+}
+
+/// Finding 11: what `${VAR}` adds to a pipeline is bounded; beyond it, exit 2 naming the key
+/// and the variable, with memory that never sees the expansion.
+#[test]
+fn variable_expansion_is_bounded() {
+    let big = "v".repeat(64 * 1024 - 1);
+    let refs = vec!["${BIG}"; 2_000].join(", ");
+    let config = pipeline(
+        "[{type: random_walk}]",
+        "[{type: stdout}]",
+        &format!("store:\n  zones: [{refs}]\n"),
+    );
+    let (code, stderr, peak) = peak_rss(
+        customersim()
+            .args(["validate", "--config"])
+            .arg(config.path())
+            .env("BIG", &big),
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("store.zones[") && stderr.contains("${BIG}") && stderr.contains("4 MiB"),
+        "{stderr}"
+    );
+    assert!(peak < 64 * MIB, "validate peaked at {} MiB", peak / MIB);
+}
+
+/// Finding 17: keys keep their `${…}`; an unset variable without a default is an error naming
+/// it and its key, except in the settings of a sink the run does not use.
+#[test]
+fn keys_are_left_alone_and_unset_variables_are_refused() {
+    let key = pipeline(
+        "[{type: random_walk}]",
+        "[{type: stdout}]",
+        "store: {\"${K}\": 7}\n",
+    );
+    refused(
+        customersim()
+            .args(["validate", "--config"])
+            .arg(key.path())
+            .env("K", "width"),
+        &["${K}"],
+    );
+    let unset = pipeline(
+        "[{type: random_walk}]",
+        "[{type: stdout}]",
+        "topics: {move: \"x${T}\"}\n",
+    );
+    for command in ["validate", "run"] {
+        refused(
+            customersim()
+                .args([command, "--config"])
+                .arg(unset.path())
+                .env_remove("T"),
+            &["topics.move", "environment variable T is not set", "line 1"],
+        );
+    }
+    for default in ["${T:-d}", "${T:d}"] {
+        let config = pipeline(
+            "[{type: random_walk}]",
+            "[{type: stdout}]",
+            &format!("topics: {{move: \"x{default}\"}}\n"),
+        );
+        let output = run_ok(
+            customersim()
+                .args(["validate", "--config"])
+                .arg(config.path())
+                .env_remove("T"),
+        );
+        assert!(String::from_utf8_lossy(&output.stdout).contains("move: xd"));
+    }
+    // The built-in pipeline's `${MQTT_HOST}` is needed only when its mqtt sink is used.
+    refused(
+        customersim().arg("validate"),
+        &["sinks[0].host", "MQTT_HOST is not set"],
+    );
+    run_ok(customersim().arg("validate").env("SINKS", "stdout"));
+    run_ok(
+        customersim()
+            .arg("validate")
+            .env("TESTING_MOCK_MQTT", "true"),
+    );
+    run_ok(
+        customersim()
+            .current_dir(repository())
+            .args([
+                "run",
+                "--sink",
+                "stdout",
+                "--speed",
+                "max",
+                "--duration",
+                "1m",
+            ])
+            .stdout(Stdio::null()),
+    );
+}
+
+/// Finding 20: two servers on one port are refused by `validate` and `run` (exit 2, naming both
+/// plugins and the address) rather than failing the run.
+#[test]
+fn two_listeners_on_one_port_are_refused_naming_both() {
+    let port = customersim_testkit::net::free_port();
+    let ingress_and_view = pipeline(
+        &format!("[{{type: random_walk}}, {{type: http_ingress, listen: \"127.0.0.1:{port}\"}}]"),
+        &format!("[{{type: live_view, listen: \"127.0.0.1:{port}\"}}]"),
+        "",
+    );
+    let two_ingresses = pipeline(
+        &format!(
+            "[{{type: http_ingress, listen: \"0.0.0.0:{port}\"}}, {{type: http_ingress, listen: \"127.0.0.1:{port}\"}}]"
+        ),
+        "[{type: stdout}]",
+        "",
+    );
+    for (config, first, second) in [
+        (
+            &ingress_and_view,
+            "sources[1] (type: http_ingress)",
+            "sinks[0] (type: live_view)",
+        ),
+        (
+            &two_ingresses,
+            "sources[0] (type: http_ingress)",
+            "sources[1] (type: http_ingress)",
+        ),
+    ] {
+        for command in ["validate", "run"] {
+            refused(
+                customersim()
+                    .args([command, "--config"])
+                    .arg(config.path())
+                    .env_remove("HTTP_LISTEN"),
+                &[first, second, &format!(":{port}"), "one port"],
+            );
+        }
+    }
 }

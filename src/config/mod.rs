@@ -4,10 +4,13 @@
 //! Loading goes: file text (or the built-in default) → `${VAR}` interpolation → parse into
 //! [`PipelineConfig`] (unknown keys rejected with file and line) → the core's environment table
 //! ([`overrides::CORE_ENV`]) → each plugin type's own environment table → command-line flags →
-//! checks → each plugin section resolved by its type (unknown keys rejected, defaults filled).
-//! Precedence is therefore flag > environment > YAML > default.
+//! checks → each plugin section resolved by its type (unknown keys rejected, defaults filled) →
+//! no two plugins listening on one port. An unset `${VAR}` without a default is refused once the
+//! sink selection shows whether its value is used. Precedence is therefore flag > environment >
+//! YAML > default.
 
 mod interpolate;
+mod listeners;
 pub mod overrides;
 pub mod schema;
 mod types;
@@ -167,14 +170,32 @@ pub fn resolve_text(
         )),
         Err(error) => return Err(in_file(error_excerpt(&error.to_string()))),
     };
-    interpolate(&mut tree, env, &placeholders).map_err(in_file)?;
+    let unset = interpolate(&mut tree, env, &placeholders).map_err(in_file)?;
+    // An unset variable in a sink's settings matters only if the sink is used (`--sink stdout`
+    // runs the built-in pipeline without MQTT_HOST); anywhere else it is an error now.
+    let (in_sinks, elsewhere): (Vec<_>, Vec<_>) = unset
+        .into_iter()
+        .partition(|unset| sink_position(&unset.key).is_some());
+    if let Some(unset) = elsewhere.first() {
+        return Err(in_file(unset.to_string()));
+    }
     // The file on its own first, so its mistakes are reported with their lines.
     typed::<PipelineConfig>(tree.clone()).map_err(|why| in_file(with_line(&why, text)))?;
     let serde_yaml::Value::Mapping(tree) = tree else {
         unreachable!("a pipeline that parsed is a mapping");
     };
     let mut config = with_core_env(tree, env)?;
-    overrides::apply_sink_selection(&mut config, env, &flags.sinks)?;
+    let kept_sinks = overrides::apply_sink_selection(&mut config, env, &flags.sinks)?;
+    if let Some(unset) = in_sinks.iter().find(|unset| {
+        let position = sink_position(&unset.key);
+        kept_sinks
+            .as_ref()
+            .is_none_or(|kept| position.is_some_and(|position| kept.contains(&position)))
+    }) {
+        return Err(in_file(format!(
+            "{unset}; or run other sinks (--sink, SINKS)"
+        )));
+    }
     overrides::apply_flags(&mut config, flags);
     check(&config).map_err(|(key, why)| match core_variable_for(key, env) {
         Some((var, value)) => ConfigError(format!(
@@ -196,20 +217,37 @@ pub fn resolve_text(
         ))
     };
     let mut shown = config.clone();
+    // Who listens where (`sources[0] (type: …)`, address), to refuse two servers on one port.
+    let mut listening = Vec::new();
     for (index, spec) in config.sources.iter_mut().enumerate() {
         let place = format!("sources[{index}]");
         let plugin =
             registry::lookup::<dyn Source>(&spec.kind).map_err(|why| at(place.clone(), why))?;
+        let place = format!("{place} (type: {})", spec.kind);
         shown.sources[index].settings = resolve_section(plugin, &mut spec.settings, env)
-            .map_err(|why| at(format!("{place} (type: {})", spec.kind), why))?;
+            .map_err(|why| at(place.clone(), why))?;
+        let addresses = plugin.listens(serde_yaml::Value::Mapping(spec.settings.clone()));
+        listening.extend(
+            addresses
+                .into_iter()
+                .map(|address| (place.clone(), address)),
+        );
     }
     for (index, spec) in config.sinks.iter_mut().enumerate() {
         let place = format!("sinks[{index}]");
         let plugin =
             registry::lookup::<dyn Sink>(&spec.kind).map_err(|why| at(place.clone(), why))?;
+        let place = format!("{place} (type: {})", spec.kind);
         shown.sinks[index].settings = resolve_section(plugin, &mut spec.settings, env)
-            .map_err(|why| at(format!("{place} (type: {})", spec.kind), why))?;
+            .map_err(|why| at(place.clone(), why))?;
+        let addresses = plugin.listens(serde_yaml::Value::Mapping(spec.settings.clone()));
+        listening.extend(
+            addresses
+                .into_iter()
+                .map(|address| (place.clone(), address)),
+        );
     }
+    listeners::check(&listening).map_err(|why| ConfigError(format!("{origin}: {why}")))?;
     let timeline = &mut config.timeline;
     registry::lookup::<dyn TimelineBackend>(&timeline.backend)
         .map_err(|why| at("timeline.backend".into(), why))?;
@@ -276,6 +314,11 @@ pub fn resolve_text(
         layout,
         fleet,
     })
+}
+
+/// The position in the file's `sinks:` of the sink a key (`sinks[1].host`) is under.
+fn sink_position(key: &str) -> Option<usize> {
+    key.strip_prefix("sinks[")?.split_once(']')?.0.parse().ok()
 }
 
 /// Deserializes `T` from a parsed tree; the error names the path of the key it is about

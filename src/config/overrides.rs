@@ -113,11 +113,13 @@ pub const CORE_ENV: &[EnvOverride] = &[
 
 /// `--sink` (repeatable) > `SINKS` (comma-separated) > a sink's own selecting variable
 /// (`TESTING_MOCK_MQTT=true` selects the stdout sink): each replaces the sink list. A named type keeps its settings from the file when it is there.
+/// Returns the positions in the file's list of the sinks kept (`None`: the file's list stands),
+/// so the settings of sinks replaced are never used, nor their variables needed.
 pub fn apply_sink_selection(
     config: &mut PipelineConfig,
     env: &Environment,
     flag_sinks: &[String],
-) -> Result<(), ConfigError> {
+) -> Result<Option<Vec<usize>>, ConfigError> {
     let names: Vec<String> = if !flag_sinks.is_empty() {
         flag_sinks
             .iter()
@@ -141,20 +143,22 @@ pub fn apply_sink_selection(
     } else if let Some(names) = selected_by_variable(env)? {
         names
     } else {
-        return Ok(());
+        return Ok(None);
     };
     let mut chosen = Vec::new();
+    let mut kept = Vec::new();
     for name in names {
-        let spec = config
-            .sinks
-            .iter()
-            .find(|spec| spec.kind == name)
-            .cloned()
-            .unwrap_or_else(|| PluginSpec::of(&name));
+        let spec = match config.sinks.iter().position(|spec| spec.kind == name) {
+            Some(position) => {
+                kept.push(position);
+                config.sinks[position].clone()
+            }
+            None => PluginSpec::of(&name),
+        };
         chosen.push(spec);
     }
     config.sinks = chosen;
-    Ok(())
+    Ok(Some(kept))
 }
 
 /// The sinks whose selecting variable (`PluginConfig::SELECTED_BY`) is set to true.

@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use super::*;
+use crate::plugin_api::MAX_STORES;
 
 fn resolve(
     text: &str,
@@ -244,4 +245,74 @@ fn the_built_in_default_resolves_paths_in_configs_when_there_is_one() {
     std::fs::create_dir_all(root.join("configs")).unwrap();
     assert_eq!(default_config_dir(&root), root.join("configs"));
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn unset_variables_are_refused_unless_their_sink_is_replaced() {
+    let text =
+        "store: {width: \"${W}\"}\nsources: [{type: random_walk}]\nsinks: [{type: stdout}]\n";
+    let error = resolve(text, &[], &Flags::default()).unwrap_err().0;
+    assert!(
+        error.contains("test.yaml: line 1: store.width") && error.contains("W is not set"),
+        "{error}"
+    );
+    let text = "sources: [{type: random_walk}]\nsinks:\n  - {type: mqtt, host: \"${BROKER}\"}\n  - {type: stdout}\n";
+    let error = resolve(text, &[], &Flags::default()).unwrap_err().0;
+    assert!(
+        error.contains("line 3: sinks[0].host") && error.contains("BROKER is not set"),
+        "{error}"
+    );
+    // The mqtt sink replaced: its settings are never used, nor its variables needed.
+    let stdout = Flags {
+        sinks: vec!["stdout".into()],
+        ..Flags::default()
+    };
+    assert!(resolve(text, &[], &stdout).is_ok());
+    assert!(resolve(text, &[("SINKS", "stdout")], &Flags::default()).is_ok());
+    // Kept by the selection: still needed.
+    let mqtt = Flags {
+        sinks: vec!["mqtt".into()],
+        ..Flags::default()
+    };
+    assert!(resolve(text, &[], &mqtt).unwrap_err().0.contains("BROKER"));
+}
+
+#[test]
+fn fleets_are_bounded_and_store_ids_add_no_topic_level() {
+    let with = |fleet: &str| format!("fleet: {{stores: {fleet}}}\n{MINIMAL}");
+    let error = resolve(&with("1000000"), &[], &Flags::default())
+        .unwrap_err()
+        .0;
+    assert!(
+        error.contains("fleet.stores") && error.contains(&MAX_STORES.to_string()),
+        "{error}"
+    );
+    assert!(resolve(&with(&MAX_STORES.to_string()), &[], &Flags::default()).is_ok());
+    let error = resolve(&with("[a, b/c]"), &[], &Flags::default())
+        .unwrap_err()
+        .0;
+    assert!(
+        error.contains("fleet.stores") && error.contains("\"b/c\""),
+        "{error}"
+    );
+}
+
+#[test]
+fn two_listeners_on_one_port_are_refused_naming_both() {
+    let text = "sources:\n  - {type: random_walk}\n  - {type: http_ingress, listen: \"0.0.0.0:18000\"}\nsinks:\n  - {type: live_view, listen: \"127.0.0.1:18000\"}\n";
+    let error = resolve(text, &[], &Flags::default()).unwrap_err().0;
+    assert!(
+        error.contains("sources[1] (type: http_ingress) listens on 0.0.0.0:18000")
+            && error.contains("sinks[0] (type: live_view) on 127.0.0.1:18000"),
+        "{error}"
+    );
+    // HTTP_LISTEN moves one of them: no clash.
+    assert!(
+        resolve(
+            text,
+            &[("HTTP_LISTEN", "127.0.0.1:18001")],
+            &Flags::default()
+        )
+        .is_ok()
+    );
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::plugin_api::{LayoutSpec, Shard, Topics, Zone, duration};
+use crate::plugin_api::{LayoutSpec, MAX_STORES, Shard, Topics, Zone, duration};
 
 /// The whole pipeline file.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -85,17 +85,23 @@ impl<'de> Deserialize<'de> for StoreList {
             serde_yaml::Value::Number(number) => Some(number.to_string()),
             _ => None,
         };
+        // Refused before a store is made: every store costs memory in every process.
+        let too_many = |count: String| {
+            serde::de::Error::custom(format!(
+                "stores: {count} stores, more than the {MAX_STORES} a fleet may have"
+            ))
+        };
         match &value {
-            serde_yaml::Value::Number(number) => number
-                .as_u64()
-                .and_then(|count| u32::try_from(count).ok())
-                .filter(|count| *count >= 1)
-                .map(StoreList::Count)
-                .ok_or_else(|| {
-                    serde::de::Error::custom(format!(
-                        "stores: {number} is not a number of stores (at least 1)"
-                    ))
-                }),
+            serde_yaml::Value::Number(number) => match number.as_u64() {
+                Some(count) if count > MAX_STORES as u64 => Err(too_many(count.to_string())),
+                Some(count @ 1..) => Ok(StoreList::Count(count as u32)),
+                _ => Err(serde::de::Error::custom(format!(
+                    "stores: {number} is not a number of stores (at least 1)"
+                ))),
+            },
+            serde_yaml::Value::Sequence(items) if items.len() > MAX_STORES => {
+                Err(too_many(items.len().to_string()))
+            }
             serde_yaml::Value::Sequence(items) => items
                 .iter()
                 .map(scalar)

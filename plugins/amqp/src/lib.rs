@@ -65,5 +65,5 @@ mod sink;
 pub mod worker;
 
 pub use config::AmqpConfig;
-pub use routing::{RoutingKeys, kind_index, routing_key};
+pub use routing::{MAX_ROUTING_KEY_BYTES, RoutingKeys, check_routing_key, kind_index, routing_key};
 pub use sink::AmqpSink;

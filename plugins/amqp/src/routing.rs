@@ -2,7 +2,31 @@
 //! pipeline's topics by replacing `/` with `.` (`customer/move` → `customer.move`), the mapping
 //! of RabbitMQ's own MQTT plugin, so MQTT and AMQP consumers of one broker see the same stream.
 
-use customersim_plugin_api::{Event, EventKind, PluginError, Topics};
+use customersim_plugin_api::{Event, EventKind, Fleet, PluginError, ResolvedTopic, Topics};
+
+/// The longest routing key AMQP 0-9-1 carries (a short string: one length byte).
+pub const MAX_ROUTING_KEY_BYTES: usize = 255;
+
+/// Why `topic` cannot be an AMQP routing key, if it cannot: its key (`/` → `.`) is longer than
+/// [`MAX_ROUTING_KEY_BYTES`], or a store id with a `.` would add a level to it (as a `/` would
+/// to an MQTT topic, which the fleet refuses for every sink).
+pub fn check_routing_key(topic: &ResolvedTopic) -> Result<(), String> {
+    // `/` → `.` keeps the length.
+    if topic.name.len() > MAX_ROUTING_KEY_BYTES {
+        return Err(format!(
+            "{} bytes, longer than the {MAX_ROUTING_KEY_BYTES} bytes an AMQP routing key may have",
+            topic.name.len()
+        ));
+    }
+    if let Some(store) = topic.store
+        && store.contains('.')
+    {
+        return Err(
+            "the store id holds a `.`, which would add a level to the AMQP routing key".into(),
+        );
+    }
+    Ok(())
+}
 
 /// The routing key of each kind of event: its topic with `/` replaced by `.`; with `{store}` in
 /// the topics, one set per store of the fleet.
@@ -13,18 +37,15 @@ pub struct RoutingKeys {
 }
 
 impl RoutingKeys {
-    /// The routing keys of the pipeline's topics.
-    pub fn new(topics: &Topics) -> Result<RoutingKeys, PluginError> {
+    /// The routing keys of the pipeline's topics for `fleet`'s stores, each checked
+    /// ([`check_routing_key`]).
+    pub fn new(topics: &Topics, fleet: &Fleet) -> Result<RoutingKeys, PluginError> {
+        topics.check_each(fleet, check_routing_key)?;
         let keys: Vec<String> = topics
             .all_stores()
             .iter()
             .flat_map(|store| store.iter().map(|topic| routing_key(topic)))
             .collect();
-        if let Some(long) = keys.iter().find(|key| key.len() > 255) {
-            return Err(PluginError::Config(format!(
-                "topic {long:?} is longer than the 255 bytes an AMQP routing key may have"
-            )));
-        }
         Ok(RoutingKeys { keys })
     }
 
@@ -58,7 +79,8 @@ mod tests {
 
     #[test]
     fn routing_keys_follow_the_mqtt_plugin_mapping() {
-        let keys = RoutingKeys::new(&Topics::default()).unwrap();
+        let keys =
+            RoutingKeys::new(&Topics::default(), &customersim_plugin_api::Fleet::single()).unwrap();
         assert_eq!(
             keys.keys,
             [
@@ -77,7 +99,7 @@ mod tests {
             ..Topics::default()
         }
         .for_fleet(&fleet);
-        let keys = RoutingKeys::new(&per_store).unwrap();
+        let keys = RoutingKeys::new(&per_store, &fleet).unwrap();
         let event = Event {
             due_ms: 0,
             customer: 1.into(),
@@ -89,7 +111,41 @@ mod tests {
             focus: Some("store/7/focus".into()),
             ..Topics::default()
         };
-        assert_eq!(RoutingKeys::new(&focus).unwrap().keys[3], "store.7.focus");
+        assert_eq!(
+            RoutingKeys::new(&focus, &customersim_plugin_api::Fleet::single())
+                .unwrap()
+                .keys[3],
+            "store.7.focus"
+        );
         assert_eq!(routing_key("a/b/c"), "a.b.c");
+    }
+
+    #[test]
+    fn long_keys_and_dotted_store_ids_are_refused_naming_the_store() {
+        let fleet = customersim_plugin_api::Fleet::new(
+            vec!["ok".into(), "x".repeat(300)],
+            Default::default(),
+        )
+        .unwrap();
+        let topics = Topics {
+            enter: "s/{store}/enter".into(),
+            ..Topics::default()
+        }
+        .for_fleet(&fleet);
+        let why = RoutingKeys::new(&topics, &fleet).unwrap_err().to_string();
+        assert!(
+            why.contains("topics.enter") && why.contains("(store \"xxx") && why.contains("255"),
+            "{why}"
+        );
+        let fleet =
+            customersim_plugin_api::Fleet::new(vec!["a.b".into()], Default::default()).unwrap();
+        let topics = topics.for_fleet(&fleet);
+        let why = RoutingKeys::new(&topics, &fleet).unwrap_err().to_string();
+        assert!(why.contains("\"a.b\"") && why.contains('.'), "{why}");
+        let long_static = Topics {
+            exit: "e".repeat(256),
+            ..Topics::default()
+        };
+        assert!(RoutingKeys::new(&long_static, &customersim_plugin_api::Fleet::single()).is_err());
     }
 }

@@ -71,14 +71,14 @@ impl SinkConfig for AmqpConfig {
             ));
         }
         Broker::from_config(self, cx)?;
-        RoutingKeys::new(&cx.topics)?;
+        RoutingKeys::new(&cx.topics, &cx.fleet)?;
         Ok(())
     }
 
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Sink>, PluginError> {
         self.check(cx)?;
         let broker = Broker::from_config(&self, cx)?;
-        let routing_keys = RoutingKeys::new(&cx.topics)?;
+        let routing_keys = RoutingKeys::new(&cx.topics, &cx.fleet)?;
         Ok(Box::new(AmqpSink {
             settings: Arc::new(worker::Settings {
                 exchange: self.exchange.clone(),

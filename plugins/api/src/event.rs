@@ -310,6 +310,67 @@ impl Topics {
     }
 }
 
+/// The key under `topics:` of each kind, in [`Topics::patterns`] order.
+pub const TOPIC_KEYS: [&str; 4] = ["enter", "move", "exit", "focus"];
+
+/// One topic name a sink may publish to, as [`Topics::check_each`] hands it to a protocol's rule.
+#[derive(Clone, Copy, Debug)]
+pub struct ResolvedTopic<'a> {
+    /// The key under `topics:` that wrote it (`enter`, `move`, `exit`, `focus`).
+    pub key: &'static str,
+    /// The store whose id `{store}` became; `None` for a topic as written.
+    pub store: Option<&'a str>,
+    /// The topic name, `{store}` replaced.
+    pub name: &'a str,
+}
+
+impl Topics {
+    /// Checks every topic name events may be published on against a sink's protocol `rule`
+    /// (which says what is wrong): each topic as written and, for a topic with `{store}`, each
+    /// store's. The core resolves the names once ([`Topics::for_fleet`]); each sink knows what
+    /// its protocol accepts, so a name it cannot publish to is refused before the run, never
+    /// found by a broker that drops the connection. The error names the key, the store and the
+    /// topic (cut short).
+    pub fn check_each(
+        &self,
+        fleet: &Fleet,
+        rule: impl Fn(&ResolvedTopic) -> Result<(), String>,
+    ) -> Result<(), crate::PluginError> {
+        let patterns = self.patterns();
+        for (kind, pattern) in patterns.iter().enumerate() {
+            let key = TOPIC_KEYS[kind];
+            let refuse = |topic: &ResolvedTopic, why: String| {
+                let store = topic
+                    .store
+                    .map(|id| format!(" (store {})", crate::excerpt(id)))
+                    .unwrap_or_default();
+                crate::PluginError::Config(format!(
+                    "topics.{key}: {}{store}: {why}",
+                    crate::excerpt(topic.name)
+                ))
+            };
+            if self.per_store.0.is_empty() || !pattern.contains(STORE_PLACEHOLDER) {
+                let topic = ResolvedTopic {
+                    key,
+                    store: None,
+                    name: pattern,
+                };
+                rule(&topic).map_err(|why| refuse(&topic, why))?;
+                continue;
+            }
+            for (index, topics) in self.per_store.0.iter().enumerate() {
+                let topic = ResolvedTopic {
+                    key,
+                    store: fleet.ids().get(index).map(|id| &**id),
+                    name: &topics[kind],
+                };
+                rule(&topic).map_err(|why| refuse(&topic, why))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// 0, 1, 2, 3 for enter, move, exit, focus: the order of [`Topics::patterns`].
 pub fn kind_index(kind: &EventKind) -> usize {
     match kind {
@@ -400,5 +461,57 @@ mod tests {
         let mut e = event(EventKind::Enter);
         e.due_ms = -1;
         assert_eq!(e.ts(), -1);
+    }
+
+    #[test]
+    fn check_each_names_key_store_and_topic() {
+        let fleet = Fleet::new(vec!["a".into(), "b#".into()], Default::default()).unwrap();
+        let topics = Topics {
+            moves: "s/{store}/move".into(),
+            ..Topics::default()
+        }
+        .for_fleet(&fleet);
+        let no_hash = |topic: &ResolvedTopic| match topic.name.contains('#') {
+            true => Err("holds #".to_string()),
+            false => Ok(()),
+        };
+        let error = topics.check_each(&fleet, no_hash).unwrap_err().to_string();
+        assert!(
+            error.contains("topics.move")
+                && error.contains("\"s/b#/move\"")
+                && error.contains("(store \"b#\")"),
+            "{error}"
+        );
+        let seen = std::cell::RefCell::new(Vec::new());
+        topics
+            .check_each(&fleet, |topic| {
+                seen.borrow_mut().push((
+                    topic.key,
+                    topic.store.map(String::from),
+                    topic.name.to_string(),
+                ));
+                Ok(())
+            })
+            .unwrap();
+        let seen = seen.into_inner();
+        assert_eq!(
+            seen.len(),
+            5,
+            "static topics once, {{store}} topics per store: {seen:?}"
+        );
+        assert!(seen.contains(&("exit", None, "customer/exit".into())));
+        assert!(seen.contains(&("move", Some("a".into()), "s/a/move".into())));
+        // A static topic is checked too.
+        let error = Topics::default()
+            .check_each(&Fleet::single(), |topic| match topic.key {
+                "focus" => Err("no".into()),
+                _ => Ok(()),
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("topics.focus: \"customer/focus\": no"),
+            "{error}"
+        );
     }
 }

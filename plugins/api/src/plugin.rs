@@ -7,6 +7,8 @@
 //! `deny_unknown_fields` (an unknown key is an error, never silently dropped) and registers the
 //! type, so neither can be forgotten. The core finds every registration and never names a plugin.
 
+use std::net::SocketAddr;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -33,6 +35,13 @@ pub trait PluginConfig: DeserializeOwned + Serialize + schemars::JsonSchema + 's
     /// (`customersim asyncapi`): a sink that publishes to a broker describes it, without its
     /// credentials. Default: none (stdout, a web page, a source).
     fn brokers(&self) -> Vec<BrokerEndpoint> {
+        Vec::new()
+    }
+
+    /// The socket addresses this plugin will listen on (an HTTP server's `listen`), so the core
+    /// refuses a pipeline whose plugins would bind one port twice before anything runs. Only the
+    /// addresses that parse: a bad one is the plugin's check's to report. Default: none.
+    fn listens(&self) -> Vec<SocketAddr> {
         Vec::new()
     }
 }
@@ -102,6 +111,7 @@ pub struct Plugin<R: ?Sized + 'static> {
     resolve: fn(serde_yaml::Value) -> Result<serde_yaml::Value, String>,
     brokers: fn(serde_yaml::Value) -> Vec<BrokerEndpoint>,
     schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
+    listens: fn(serde_yaml::Value) -> Vec<SocketAddr>,
     check: fn(serde_yaml::Value, &BuildContext) -> Result<(), PluginError>,
     build: fn(serde_yaml::Value, &mut BuildContext) -> Result<Box<R>, PluginError>,
 }
@@ -134,6 +144,12 @@ impl<R: ?Sized + 'static> Plugin<R> {
     /// section that does not parse (its check says why).
     pub fn brokers(&self, raw: serde_yaml::Value) -> Vec<BrokerEndpoint> {
         (self.brokers)(raw)
+    }
+
+    /// The addresses a config section will listen on ([`PluginConfig::listens`]); none for a
+    /// section that does not parse (its check says why).
+    pub fn listens(&self, raw: serde_yaml::Value) -> Vec<SocketAddr> {
+        (self.listens)(raw)
     }
 
     /// Checks a config section without side effects: nothing is connected, bound or spawned.
@@ -204,6 +220,11 @@ impl<R: ?Sized + 'static> Plugin<R> {
                     .unwrap_or_default()
             },
             schema: |generator| C::json_schema(generator),
+            listens: |raw| {
+                parse_config::<C>(raw)
+                    .map(|config| config.listens())
+                    .unwrap_or_default()
+            },
             check,
             build,
         }

@@ -250,6 +250,10 @@ impl PluginConfig for HttpIngressConfig {
             help: "most /scenario events scheduled and not yet due (default 100000; 429 beyond)",
         },
     ];
+
+    fn listens(&self) -> Vec<SocketAddr> {
+        self.address().into_iter().collect()
+    }
 }
 
 impl HttpIngressConfig {

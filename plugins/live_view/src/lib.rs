@@ -260,6 +260,10 @@ impl PluginConfig for LiveViewConfig {
             help: "token the live view page requires (default unset: no authentication)",
         },
     ];
+
+    fn listens(&self) -> Vec<SocketAddr> {
+        self.address().into_iter().collect()
+    }
 }
 
 impl SinkConfig for LiveViewConfig {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use customersim_plugin_api::{
-    EnvKind, EnvOverride, PluginError, Secret, Topics, duration, rand, sink_config,
+    EnvKind, EnvOverride, Fleet, PluginError, Secret, Topics, duration, rand, sink_config,
 };
 use serde::{Deserialize, Serialize};
 
@@ -207,7 +207,7 @@ impl Default for MqttConfig {
     }
 }
 
-/// `None` for an absent or empty value (`${MQTT_USERNAME}` with the variable unset).
+/// `None` for an absent or empty value (`${MQTT_USERNAME:-}` with the variable unset).
 pub(crate) fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().filter(|text| !text.is_empty())
 }
@@ -216,18 +216,9 @@ pub(crate) fn non_empty_path(value: &Option<PathBuf>) -> Option<&PathBuf> {
     value.as_ref().filter(|path| !path.as_os_str().is_empty())
 }
 
-fn check_topic(key: &str, topic: &str) -> Result<(), PluginError> {
-    if topic.is_empty() || topic.contains(['+', '#', '\0']) {
-        return Err(PluginError::Config(format!(
-            "topics.{key}: {topic:?} cannot be published to (empty, or holds a wildcard + or #)"
-        )));
-    }
-    Ok(())
-}
-
 impl MqttConfig {
     /// Checks the values that serde cannot.
-    pub(crate) fn check_values(&self, topics: &Topics) -> Result<(), PluginError> {
+    pub(crate) fn check_values(&self, topics: &Topics, fleet: &Fleet) -> Result<(), PluginError> {
         let bad = |key: &str, why: String| Err(PluginError::Config(format!("{key}: {why}")));
         if self.host.trim().is_empty() {
             return bad(
@@ -290,13 +281,7 @@ impl MqttConfig {
                 "is set but username (MQTT_USERNAME) is not".into(),
             );
         }
-        check_topic("enter", &topics.enter)?;
-        check_topic("move", &topics.moves)?;
-        check_topic("exit", &topics.exit)?;
-        if let Some(focus) = &topics.focus {
-            check_topic("focus", focus)?;
-        }
-        Ok(())
+        topics.check_each(fleet, crate::topic::check_topic_name)
     }
 
     /// The client id with the random suffix when asked for.
@@ -402,7 +387,7 @@ mod tests {
     }
 
     fn config_error(config: MqttConfig) -> String {
-        match config.check_values(&Topics::default()) {
+        match config.check_values(&Topics::default(), &Fleet::single()) {
             Err(PluginError::Config(why)) => why,
             other => panic!("expected a config error, got {:?}", other.map(|_| ())),
         }
@@ -417,7 +402,11 @@ mod tests {
         assert_eq!(config.protocol_version, ProtocolVersion::V311);
         assert!(config.client_id_suffix);
         assert_eq!(config.connections, 1);
-        assert!(config.check_values(&Topics::default()).is_ok());
+        assert!(
+            config
+                .check_values(&Topics::default(), &Fleet::single())
+                .is_ok()
+        );
     }
 
     #[test]
@@ -450,7 +439,22 @@ mod tests {
             ..Topics::default()
         };
         let config = parse("host: h").unwrap();
-        assert!(config.check_values(&topics).is_err());
+        assert!(config.check_values(&topics, &Fleet::single()).is_err());
+        // Each store's topic is checked, naming the store.
+        let fleet = Fleet::new(vec!["ok".into(), "a+b".into()], Default::default()).unwrap();
+        let topics = Topics {
+            moves: "store/{store}/move".into(),
+            ..Topics::default()
+        }
+        .for_fleet(&fleet);
+        let why = config
+            .check_values(&topics, &fleet)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            why.contains("topics.move") && why.contains("\"a+b\""),
+            "{why}"
+        );
     }
 
     #[test]

@@ -52,6 +52,7 @@
 //!   [`MqttSink`] (its connections, which customer takes which, back-pressure, start, close);
 //! - `gate.rs`: the bounded buffer (undelivered events against a window);
 //! - `link.rs`: the connection task (rumqttc's event loop, reconnects, error classification);
+//! - `topic.rs`: what MQTT accepts as a topic name, checked on every resolved topic;
 //! - `tls.rs`: the rustls client config from the PEM files, with the `ring` provider.
 //!
 //! [`Event::write_payload`]: customersim_plugin_api::Event::write_payload
@@ -64,6 +65,8 @@ mod gate;
 mod link;
 mod sink;
 mod tls;
+mod topic;
 
 pub use config::{MqttConfig, ProtocolVersion};
 pub use sink::MqttSink;
+pub use topic::{MAX_TOPIC_BYTES, check_topic_name};

@@ -20,6 +20,16 @@ use crate::gate::{Blocked, Gate};
 use crate::link::{self, LinkSettings, LinkState, Wire};
 use crate::tls;
 
+/// Largest packet the v3.1.1 client sends: a publish to the longest topic MQTT allows
+/// ([`crate::MAX_TOPIC_BYTES`]) with room for its payload. rumqttc's default (10 KiB) would
+/// refuse a topic the check accepted and drop the connection, again at every reconnect. (v5
+/// sends whatever the broker's CONNACK allows.)
+const MAX_OUTGOING_PACKET_BYTES: usize = 1024 * 1024;
+
+/// Largest packet the v3.1.1 client takes in: rumqttc's default, as before (the sink subscribes
+/// to nothing, so only acknowledgements come in).
+const MAX_INCOMING_PACKET_BYTES: usize = 10 * 1024;
+
 impl PluginConfig for MqttConfig {
     const NAME: &'static str = "mqtt";
     const DESCRIPTION: &'static str = "publishes to an MQTT broker (v3.1.1/v5, QoS 0-2, TLS, reconnects without loss at QoS >= 1)";
@@ -61,12 +71,12 @@ impl MqttConfig {
 
 impl SinkConfig for MqttConfig {
     fn check(&self, cx: &BuildContext) -> Result<(), PluginError> {
-        self.check_values(&cx.topics)?;
+        self.check_values(&cx.topics, &cx.fleet)?;
         self.tls(cx).map(|_| ())
     }
 
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Sink>, PluginError> {
-        self.check_values(&cx.topics)?;
+        self.check_values(&cx.topics, &cx.fleet)?;
         let tls = self.tls(cx)?;
         let base_id = self.effective_client_id();
         let count = self.connections;
@@ -129,6 +139,7 @@ impl MqttConfig {
                     .set_keep_alive(self.keep_alive)
                     .set_clean_session(true)
                     .set_inflight(inflight(window))
+                    .set_max_packet_size(MAX_INCOMING_PACKET_BYTES, MAX_OUTGOING_PACKET_BYTES)
                     .set_transport(transport);
                 if let Some((user, password)) = credentials {
                     options.set_credentials(user, password);
