@@ -264,15 +264,18 @@ async fn the_demo_store_page_shows_its_zones_and_every_shopper_inside() {
             .await,
     )
     .unwrap();
-    let in_panel: Vec<String> = serde_json::from_value(
+    let mut in_panel: Vec<String> = serde_json::from_value(
         browser
-            .script("return [...document.querySelectorAll('#zones .name')].map(t => t.textContent)")
+            .script("return [...document.querySelectorAll('#zones .name, #checkouts .name')].map(t => t.textContent)")
             .await,
     )
     .unwrap();
     let names = demo_zone_names();
     assert_eq!(on_plan, names);
-    assert_eq!(in_panel, names);
+    let mut sorted = names.clone();
+    sorted.sort();
+    in_panel.sort();
+    assert_eq!(in_panel, sorted);
     for name in ["Women", "Checkout 3", "Entrance", "Exit"] {
         let shown = browser
             .client
@@ -524,4 +527,200 @@ fn a_stuck_or_slow_page_does_not_change_what_is_published() {
         finished.stdout.len(),
         alone.stdout.len()
     );
+}
+
+/// Every bar of the side panel, read in one go: (list, count shown, bar length as a share of its
+/// track).
+const BARS: &str = "return [...document.querySelectorAll('.zone-row')].map(row => [
+    row.dataset.kind,
+    Number(row.querySelector('.count').textContent.replace(/,/g, '')),
+    row.querySelector('.bar i').getBoundingClientRect().width
+        / row.querySelector('.bar').getBoundingClientRect().width])";
+
+/// Each bar is as long as its number makes it: the number over the largest of its list.
+fn assert_bars_follow_their_numbers(bars: &Value) {
+    let bars: Vec<(String, f64, f64)> = serde_json::from_value(bars.clone()).unwrap();
+    assert!(!bars.is_empty());
+    for kind in ["department", "checkout"] {
+        let list: Vec<&(String, f64, f64)> = bars.iter().filter(|bar| bar.0 == kind).collect();
+        assert!(!list.is_empty(), "{kind}: {bars:?}");
+        let max = list.iter().map(|bar| bar.1).fold(1.0, f64::max);
+        for (_, count, share) in list {
+            assert!(
+                (share - count / max).abs() < 0.02,
+                "{kind}: a bar of {share:.3} beside {count} (largest {max}): {bars:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_says_what_its_numbers_say_at_speed_60_and_max() {
+    let _turn = BROWSERS.alone();
+    let demo = repo_file("configs/retail-demo.yaml");
+    for speed in ["60", "max"] {
+        let run = Run::start(
+            &[
+                "--config",
+                demo.to_str().unwrap(),
+                "--speed",
+                speed,
+                "--duration",
+                "1000d",
+            ],
+            &[("SINKS", "live_view")],
+            None,
+        );
+        run.wait_state(&[], |state| state["inside"].as_u64() >= Some(4));
+        let browser = Browser::open().await;
+        // A laptop's screen: the checkouts must be in view without scrolling.
+        browser.client.set_window_size(1366, 768).await.unwrap();
+        browser.client.goto(&run.url("/")).await.unwrap();
+        browser
+            .wait_until("return window.liveView && liveView.frames() > 20")
+            .await;
+
+        // Bars from the very numbers beside them, in the same frame.
+        let bars = browser.script(BARS).await;
+        assert_bars_follow_their_numbers(&bars);
+
+        // Faster than real time: the charts run on the simulated clock and cover the run.
+        assert_eq!(
+            browser.script("return liveView.chartAxis()").await,
+            json!("simulated")
+        );
+        let span: Vec<f64> =
+            serde_json::from_value(browser.script("return liveView.chartSpan()").await).unwrap();
+        assert!(span[1] - span[0] >= 60_000.0, "{span:?}");
+        let peak = browser
+            .script("return document.getElementById('peak').textContent")
+            .await;
+        let peak = peak.as_str().unwrap();
+        assert!(
+            peak.starts_with("peak ") && peak.ends_with("(simulated)"),
+            "{peak}"
+        );
+        let hint = browser
+            .script("return document.querySelector('.chart-span').textContent")
+            .await;
+        assert_eq!(hint, json!("simulated time, whole run"));
+
+        // The legend names what this layout has.
+        let legend = browser
+            .script("return [...document.querySelectorAll('#map-legend [data-kind]')].map(e => e.dataset.kind)")
+            .await;
+        assert_eq!(
+            legend,
+            json!([
+                "shopper",
+                "department",
+                "checkout",
+                "obstacle",
+                "entrance",
+                "exit"
+            ])
+        );
+
+        // The checkouts are in view.
+        let fits = browser
+            .script(
+                "const rows = document.querySelectorAll('#checkouts .zone-row');
+                 return rows.length === 3
+                   && rows[2].getBoundingClientRect().bottom <= window.innerHeight",
+            )
+            .await;
+        assert_eq!(
+            fits,
+            json!(true),
+            "the three checkouts are visible without scrolling"
+        );
+
+        browser
+            .screenshot(&format!("live_view_speed_{speed}.png"))
+            .await;
+        browser.assert_no_console_errors().await;
+        browser.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shoppers_on_one_position_are_counted_on_one_mark_and_real_time_charts_run_on_the_wall_clock()
+ {
+    let _turn = BROWSERS.alone();
+    // The plain grid: the legend has no zone kinds, only the door.
+    let yaml = "sources:\n  - type: http_ingress\nsinks:\n  - type: live_view\n";
+    let http_port = free_port();
+    let listen = format!("127.0.0.1:{http_port}");
+    let run = Run::start(
+        &[],
+        &[("HTTP_LISTEN", listen.as_str())],
+        Some(temp_file("together-view.yaml", yaml)),
+    );
+    let ingress = HttpClient::local(http_port);
+    ingress.wait_until_healthy(Duration::from_secs(20));
+    for (id, (x, y)) in [("a", (2, 3)), ("b", (2, 3)), ("c", (4, 5))] {
+        let scenario = json!({
+            "customer": {"customer_id": id},
+            "path": [
+                {"type": "ENTER", "location": {"x": 0, "y": 0}, "timestamp": 0},
+                {"type": "MOVE", "location": {"x": x, "y": y}, "timestamp": 1},
+            ]
+        });
+        let answer = ingress.post("/scenario?recalculate_time=true", &scenario.to_string());
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    run.wait_state(&[], |state| {
+        state["shoppers"].as_array().is_some_and(|shoppers| {
+            shoppers.len() == 3 && shoppers.iter().all(|shopper| shopper["x"] != 0)
+        })
+    });
+    let browser = Browser::open().await;
+    browser.client.goto(&run.url("/")).await.unwrap();
+    browser
+        .wait_until("return window.liveView && liveView.marks().length === 3")
+        .await;
+    let mut groups: Vec<(i64, i64, i64)> =
+        serde_json::from_value(browser.script("return liveView.groups()").await).unwrap();
+    groups.sort();
+    assert_eq!(groups, [(2, 3, 2), (4, 5, 1)]);
+    assert_eq!(browser.marks_drawn().await, 3, "three shoppers");
+    let positions = browser
+        .script("return document.getElementById('marks').dataset.positions")
+        .await;
+    assert_eq!(positions, json!("2"));
+    // The mark of two shows its number: white text on the mark's colour at its centre area.
+    let white = browser
+        .script(
+            "const [x, y] = liveView.toCanvas(2, 3);
+             const d = document.getElementById('marks').getContext('2d').getImageData(x - 8, y - 8, 16, 16).data;
+             let white = 0;
+             for (let i = 0; i < d.length; i += 4) if (d[i] > 240 && d[i + 1] > 240 && d[i + 2] > 240 && d[i + 3] > 200) white++;
+             return white;",
+        )
+        .await;
+    assert!(
+        white.as_i64().unwrap() > 3,
+        "the count is written on the mark: {white}"
+    );
+
+    // Real time (speed 1): the charts run on the wall clock, the peak over their ten minutes.
+    assert_eq!(
+        browser.script("return liveView.chartAxis()").await,
+        json!("wall")
+    );
+    let peak = browser
+        .script("return document.getElementById('peak').textContent")
+        .await;
+    assert_eq!(peak, json!("peak 3 in the last 10 min"));
+    let legend = browser
+        .script("return [...document.querySelectorAll('#map-legend [data-kind]')].map(e => e.dataset.kind)")
+        .await;
+    assert_eq!(legend, json!(["shopper", "door"]));
+    let checkouts_hidden = browser
+        .script("return document.getElementById('checkouts-card').hidden")
+        .await;
+    assert_eq!(checkouts_hidden, json!(true), "no checkouts, no card");
+    browser.screenshot("live_view_together.png").await;
+    browser.assert_no_console_errors().await;
+    browser.close().await;
 }

@@ -336,10 +336,12 @@
     ctx.textBaseline = "top";
     if (simulatedAxis()) {
       // Simulated clock times (UTC) under the axis.
-      for (let i = 0; i <= 4; i++) {
+      // Seconds only on a short span, and then three labels, so they never run into each other.
+      const seconds = span < 5 * 60 * 1000;
+      for (let i = 0; i <= 4; i += seconds ? 2 : 1) {
         const t = from + (span * i) / 4;
         const d = new Date(t);
-        const text = span < 10 * 60 * 1000
+        const text = seconds
           ? `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`
           : `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
         ctx.textAlign = i === 0 ? "left" : i === 4 ? "right" : "center";
