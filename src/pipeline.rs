@@ -13,9 +13,9 @@ use crate::metrics::CoreMetrics;
 use crate::plugin_api::clock::unix_now_us;
 use crate::plugin_api::host::{self, ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{
-    BrokerEndpoint, BuildContext, ClockOrigin, Fleet, KeptClock, MetricsRegistry, OpenedTimeline,
-    Plugin, PluginError, QueueMetrics, Role, Roster, SharedClock, Sink, SinkContext, Source,
-    SourceContext, TimelineBackend, TimelineContext, Watermark, derive_seed,
+    ArrivalRules, BrokerEndpoint, BuildContext, ClockOrigin, Fleet, KeptClock, MetricsRegistry,
+    OpenedTimeline, Plugin, PluginError, QueueMetrics, Role, Roster, SharedClock, Sink,
+    SinkContext, Source, SourceContext, TimelineBackend, TimelineContext, Watermark, derive_seed,
 };
 use crate::progress::RunProgress;
 use crate::registry;
@@ -35,6 +35,8 @@ pub struct Pipeline {
     observation: Option<Observation>,
     /// The entrance queue's metrics, when a source has a capacity (for the run report).
     queue_metrics: Option<QueueMetrics>,
+    /// The opening hours a source keeps, for the report's occupancy while open.
+    opening_hours: Option<ArrivalRules>,
 }
 
 /// The running sources, as the scheduler sees them.
@@ -142,6 +144,7 @@ impl Pipeline {
         let presence = host::presence_recorder(&cx);
         let roster = cx.roster();
         let queue_metrics = cx.queue_metrics_in_use();
+        let opening_hours = cx.opening_hours();
         Ok(Pipeline {
             resolved,
             timeline,
@@ -152,6 +155,7 @@ impl Pipeline {
             metrics,
             observation: None,
             queue_metrics,
+            opening_hours,
         })
     }
 
@@ -161,12 +165,14 @@ impl Pipeline {
         let config = &self.resolved.config;
         self.observation
             .get_or_insert_with(|| {
-                Observation::new(
+                let observation = Observation::new(
                     self.resolved.layout.clone(),
                     &self.resolved.fleet,
                     config.topics.clone(),
                     self.queue_metrics.clone(),
-                )
+                );
+                observation.measure_while_open(self.opening_hours.clone());
+                observation
             })
             .clone()
     }
@@ -183,6 +189,7 @@ impl Pipeline {
             metrics,
             observation,
             queue_metrics: _,
+            opening_hours: _,
         } = self;
         let config = &resolved.config;
         let start_ms = config.simulation.start.resolve_ms();

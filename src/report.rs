@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use crate::lateness::{LatenessHistogram, LatenessSummary};
 use crate::plugin_api::{
-    CustomerId, Event, EventKind, Fleet, QueueMetrics, StoreLayout, Topics, ZoneKind,
+    ArrivalRules, CustomerId, Event, EventKind, Fleet, QueueMetrics, StoreLayout, Topics, ZoneKind,
 };
 use crate::scheduler::{RunReport, format_ms};
 
@@ -84,6 +84,21 @@ struct Tally {
     /// Turns a text id into its 64-bit key (randomly seeded, so nobody can choose ids that
     /// collide).
     hasher: RandomState,
+    /// The opening hours of the run's sources, if they keep any: [`Tally::open`] integrates who
+    /// is inside over the open time only.
+    opening: Option<ArrivalRules>,
+    open: OpenTime,
+}
+
+/// Shoppers inside (all stores) integrated over the time the store is open.
+#[derive(Default)]
+struct OpenTime {
+    /// Σ shoppers inside × open ms, and the open ms, up to `to_ms`.
+    inside_ms: u128,
+    open_ms: i64,
+    to_ms: Option<i64>,
+    /// The stretch the last step ended in: open or not, from when and until when.
+    stretch: Option<(bool, i64, i64)>,
 }
 
 /// The shoppers of one store: who is inside, visits, zones.
@@ -188,12 +203,21 @@ impl Observation {
                 peak_inside_total: 0,
                 timed: 0,
                 hasher: RandomState::new(),
+                opening: None,
+                open: OpenTime::default(),
             }),
             lateness: Mutex::new(Some(Vec::new())),
             topics,
             entrance_queue,
             started: Instant::now(),
         }))
+    }
+
+    /// The opening hours a source keeps (see `BuildContext::announce_opening_hours`): the report
+    /// then gives the mean inside while open too.
+    pub fn measure_while_open(&self, rules: Option<ArrivalRules>) {
+        let mut tally = self.0.tally.lock().unwrap_or_else(PoisonError::into_inner);
+        tally.opening = rules;
     }
 
     /// The scheduler's handle; `start_ms` is the simulated start of the run.
@@ -217,7 +241,7 @@ impl Observation {
     pub fn summary(&self, run: &RunReport) -> RunSummary {
         let shared = &self.0;
         let wall_seconds = shared.started.elapsed().as_secs_f64();
-        let tally = shared.tally.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tally = shared.tally.lock().unwrap_or_else(PoisonError::into_inner);
         let lateness = shared
             .lateness
             .lock()
@@ -256,6 +280,14 @@ impl Observation {
         let start_ms = tally.start_ms.unwrap_or(0);
         let end_ms = tally.last_ms.unwrap_or(start_ms).max(start_ms);
         let span_ms = end_ms - start_ms;
+        tally.integrate_open(end_ms);
+        let mean_inside_open = tally.opening.as_ref().map(|_| {
+            if tally.open.open_ms > 0 {
+                tally.open.inside_ms as f64 / tally.open.open_ms as f64
+            } else {
+                0.0
+            }
+        });
         // The whole run's shopper figures: every store's, added up.
         let mut store = StoreTally {
             zones: vec![ZoneTally::default(); tally.layout.zones().len()],
@@ -337,6 +369,7 @@ impl Observation {
             visits_untimed: store.untimed_visits,
             inside_at_end: tally.inside_total,
             mean_inside: store.mean_inside(span_ms, tally.inside_total),
+            mean_inside_open,
             peak_inside: store.peak_inside,
             mean_visit_seconds: store.mean_visit_seconds(),
             stores,
@@ -376,6 +409,7 @@ impl Observer {
                 EventKind::Focus { .. } => 3,
             };
             tally.by_kind[kind] += 1;
+            tally.integrate_open(event.due_ms);
             let index = event.store as usize;
             if tally.stores.len() <= index {
                 let zones = tally.layout.zones().len();
@@ -403,6 +437,34 @@ impl Observer {
 }
 
 impl Tally {
+    /// Adds who is inside now over the open time up to `at_ms` (nothing without opening hours).
+    /// Stretches are an hour at most, so this costs a few steps per simulated hour.
+    fn integrate_open(&mut self, at_ms: i64) {
+        let Some(rules) = &self.opening else {
+            return;
+        };
+        let open = &mut self.open;
+        let mut from = *open.to_ms.get_or_insert(self.start_ms.unwrap_or(at_ms));
+        while from < at_ms {
+            let (is_open, _, until) = match open.stretch {
+                Some(stretch @ (_, start, until)) if (start..until).contains(&from) => stretch,
+                _ => {
+                    let (is_open, until) = rules.open_stretch(from);
+                    let stretch = (is_open, from, until.max(from + 1));
+                    open.stretch = Some(stretch);
+                    stretch
+                }
+            };
+            let to = until.min(at_ms);
+            if is_open {
+                open.open_ms += to - from;
+                open.inside_ms += self.inside_total as u128 * (to - from) as u128;
+            }
+            from = to;
+        }
+        open.to_ms = Some(from.max(open.to_ms.unwrap_or(from)));
+    }
+
     /// The key a shopper is timed under (see [`StoreTally::inside`]).
     fn key(&self, customer: &CustomerId) -> u64 {
         match customer {
@@ -627,6 +689,9 @@ pub struct RunSummary {
     pub visits_untimed: u64,
     pub inside_at_end: u64,
     pub mean_inside: f64,
+    /// Shoppers inside on average while the store was open (the sources' opening hours), all
+    /// stores together; `null` when no source keeps opening hours (then it is `mean_inside`).
+    pub mean_inside_open: Option<f64>,
     pub peak_inside: u64,
     pub mean_visit_seconds: f64,
     /// With a fleet of stores: each store's own figures, by store id (left out otherwise).
@@ -735,9 +800,13 @@ impl RunSummary {
                 self.visits_untimed
             );
         }
+        let while_open = self
+            .mean_inside_open
+            .map(|mean| format!(" ({mean:.1} while open)"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  inside             mean {:.1}, peak {}, at end {}",
+            "  inside             mean {:.1}{while_open}, peak {}, at end {}",
             self.mean_inside, self.peak_inside, self.inside_at_end
         );
         if !self.stores.is_empty() {

@@ -684,3 +684,98 @@ fn the_reports_memory_is_bounded_with_many_shoppers_inside() {
         "the report took {extra_mib:.1} MiB more ({with_kib} KiB against {without_kib} KiB)"
     );
 }
+
+/// Seconds of `[from, to)` (epoch seconds) within the daily opening hours `[open_h, close_h)` UTC.
+fn open_seconds(from: i64, to: i64, open_h: i64, close_h: i64) -> i64 {
+    let mut total = 0;
+    let mut day = from.div_euclid(86_400) * 86_400;
+    while day < to {
+        let (open, close) = (day + open_h * 3600, day + close_h * 3600);
+        total += (to.min(close) - from.max(open)).max(0);
+        day += 86_400;
+    }
+    total
+}
+
+#[test]
+fn occupancy_is_averaged_over_the_open_hours_too() {
+    let dir = temp_dir("report-open");
+    let report_path = dir.path().join("report.json");
+    let config = temp_file(
+        "open-hours.yaml",
+        "sources:\n  - type: random_walk\n    average_in_store: 10\n    opening_hours: [\"08:00\", \"21:00\"]\n\
+         sinks: [{type: stdout}]\n",
+    );
+    let output = run_ok(
+        customersim()
+            .args(["run", "--speed", "max", "--duration", "48h", "--seed", "4"])
+            .args(["--start", "2026-03-02T00:00:00Z", "--config"])
+            .arg(config.path())
+            .arg("--report")
+            .arg(&report_path),
+    );
+    let report = read_report(&report_path);
+    let lines = parse_lines(&output.stdout);
+
+    // From the stream: shoppers inside between consecutive events, over all time and over the
+    // open hours only (08:00 to 21:00 UTC), from the start to the last event.
+    let start = 1_772_409_600; // 2026-03-02T00:00:00Z
+    let (mut inside, mut at) = (0i64, start);
+    let (mut all, mut open, mut open_total) = (0i64, 0i64, 0i64);
+    for line in &lines {
+        let payload: Value = serde_json::from_str(&line.payload).unwrap();
+        let ts = payload["ts"].as_i64().unwrap();
+        all += inside * (ts - at);
+        let open_part = open_seconds(at, ts, 8, 21);
+        open += inside * open_part;
+        open_total += open_part;
+        at = ts;
+        match line.topic.as_str() {
+            "customer/enter" => inside += 1,
+            "customer/exit" => inside -= 1,
+            _ => {}
+        }
+    }
+    let mean_all = all as f64 / (at - start) as f64;
+    let mean_open = open as f64 / open_total as f64;
+    let reported_all = report["mean_inside"].as_f64().unwrap();
+    let reported_open = report["mean_inside_open"].as_f64().unwrap();
+    // The stream's timestamps are whole seconds; the report integrates milliseconds.
+    assert!(
+        (reported_all - mean_all).abs() <= 0.02 * mean_all,
+        "{reported_all} vs {mean_all}"
+    );
+    assert!(
+        (reported_open - mean_open).abs() <= 0.02 * mean_open,
+        "{reported_open} vs {mean_open}"
+    );
+    // Closed hours no longer pull the mean down: open 13 hours of 24, the target holds while open.
+    assert!(
+        reported_open > 1.5 * reported_all,
+        "{reported_open} vs {reported_all}"
+    );
+    assert!(
+        (7.0..13.0).contains(&reported_open),
+        "target 10 while open: {reported_open}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("while open"), "{stderr}");
+
+    // Without opening hours there is no separate figure.
+    let plain = dir.path().join("plain.json");
+    run_ok(
+        customersim()
+            .args([
+                "run",
+                "--sink",
+                "stdout",
+                "--speed",
+                "max",
+                "--duration",
+                "1h",
+                "--report",
+            ])
+            .arg(&plain),
+    );
+    assert!(read_report(&plain)["mean_inside_open"].is_null());
+}

@@ -341,6 +341,26 @@ impl ArrivalRules {
         self.shape.is_some()
     }
 
+    /// Whether these rules have opening hours (the store closes some of the day).
+    pub fn has_opening_hours(&self) -> bool {
+        self.shape
+            .as_ref()
+            .is_some_and(|shape| shape.hours.is_some())
+    }
+
+    /// The stretch of time `at_ms` is in, as far as opening hours go: whether the store is open
+    /// then, and until when (exclusive) that holds at least. `(true, i64::MAX)` without opening
+    /// hours. For figures "while open" (the run report's occupancy).
+    pub fn open_stretch(&self, at_ms: i64) -> (bool, i64) {
+        match &self.shape {
+            Some(shape) if shape.hours.is_some() => {
+                let segment = shape.segment(at_ms);
+                (segment.open, segment.end_ms)
+            }
+            _ => (true, i64::MAX),
+        }
+    }
+
     /// The arrival process at `rate_per_ms` shoppers per millisecond (the mean over the open time),
     /// starting at `origin_ms`. It draws from `rng` only: the first arrival at once, then one draw
     /// per [`ArrivalProcess::advance`].

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::arrivals::QueueMetrics;
+use crate::arrivals::{ArrivalRules, QueueMetrics};
 use crate::error::PluginError;
 use crate::event::Topics;
 use crate::fleet::Fleet;
@@ -30,6 +30,7 @@ pub struct BuildContext {
     roster: Option<Arc<dyn Roster>>,
     pub(crate) presence: Option<PresenceRecorder>,
     queue_metrics: Option<QueueMetrics>,
+    opening_hours: Option<ArrivalRules>,
 }
 
 impl BuildContext {
@@ -51,6 +52,7 @@ impl BuildContext {
             roster: None,
             presence: None,
             queue_metrics: None,
+            opening_hours: None,
         }
     }
 
@@ -86,6 +88,19 @@ impl BuildContext {
         self.queue_metrics
             .get_or_insert_with(|| QueueMetrics::register(metrics))
             .clone()
+    }
+
+    /// Tells the pipeline a source keeps opening hours (the first one told is kept), so figures
+    /// "while open" (the run report's `mean_inside_open`) leave the closed hours out.
+    pub fn announce_opening_hours(&mut self, rules: &ArrivalRules) {
+        if rules.has_opening_hours() && self.opening_hours.is_none() {
+            self.opening_hours = Some(rules.clone());
+        }
+    }
+
+    /// The opening hours a source announced, if any.
+    pub fn opening_hours(&self) -> Option<ArrivalRules> {
+        self.opening_hours.clone()
     }
 
     /// The entrance queue's metrics, if a source asked for them.

@@ -168,6 +168,7 @@ impl SourceConfig for RandomWalkConfig {
         let store = cx.store.clone();
         let params = self.params()?;
         let queue_metrics = params.arrivals.capacity.map(|_| cx.queue_metrics());
+        cx.announce_opening_hours(&params.arrivals);
         Ok(Box::new(RandomWalk {
             params,
             store,

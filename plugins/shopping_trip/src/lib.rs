@@ -261,6 +261,7 @@ impl SourceConfig for ShoppingTripConfig {
             store.fields.bytes() / 1024
         );
         let queue_metrics = params.arrivals.capacity.map(|_| cx.queue_metrics());
+        cx.announce_opening_hours(&params.arrivals);
         Ok(Box::new(ShoppingTrip {
             params,
             store: Arc::new(store),
