@@ -1,4 +1,4 @@
-//! The command line: `customersim run | validate | plugins` (the README's *Command line* section
+//! The command line: `customersim run | validate | plugins` (the book's *Configuration* chapter, *Command line*
 //! documents the flags).
 //!
 //! Exit codes: 0 done (also after SIGINT/SIGTERM), 1 a failure while running (a broker refused the

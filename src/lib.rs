@@ -15,8 +15,9 @@
 //! uses. Plugins, built in or out of tree, depend only on [`customersim_plugin_api`] (re-exported
 //! as [`plugin_api`]).
 //!
-//! `docs/architecture.md` is the maintainer's map: the data flow, the crates, how plugins
-//! register, the determinism model, the timeline backends and the test layout.
+//! The book's *Architecture* chapter (`docs/book/src/architecture.md`) is the maintainer's map:
+//! the data flow, the crates, how plugins register, the determinism model, the timeline backends
+//! and the test layout.
 //!
 //! # Layout
 //! - [`cli`]: the `customersim` command line (`run`, `validate`, `asyncapi`, `plugins`) and its
@@ -27,7 +28,7 @@
 //! - [`env`](mod@env): the process environment as an injectable value (tests build one from
 //!   pairs). The variables themselves are tables of one kind
 //!   ([`plugin_api::EnvOverride`]): the core's in [`config::overrides::CORE_ENV`], each plugin's
-//!   in its config type's `ENV`; the README's *Environment variables* table lists them all.
+//!   in its config type's `ENV`; the book's *Configuration* chapter lists them all.
 //! - [`registry`]: finding registered plugins by role and name; `customersim plugins`' list.
 //! - [`contract`]: the rules every registered plugin must meet, checked by the test suite (and by
 //!   out-of-tree plugin crates in theirs).
@@ -43,6 +44,8 @@
 //!   [`progress`]: the progress bar of a `--speed max` run on a terminal.
 //! - [`shutdown`]: SIGINT/SIGTERM handling.
 //! - [`logging`]: LOG_LEVEL / LOG_FILENAME.
+//! - [`reference`]: the book's reference pages (configuration keys, environment variables,
+//!   command line), rendered from the config types, the override tables and the CLI.
 //! - [`asyncapi`]: the AsyncAPI 3.0 document of a pipeline (`customersim asyncapi`), made from
 //!   the resolved config and the brokers the sinks describe.
 #![deny(unused_crate_dependencies)]
@@ -81,6 +84,7 @@ pub mod logging;
 pub mod metrics;
 pub mod pipeline;
 pub mod progress;
+pub mod reference;
 pub mod registry;
 pub mod report;
 pub mod report_file;

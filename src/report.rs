@@ -1,6 +1,6 @@
 //! The run report (`customersim run --report FILE`): a JSON summary of what a run published,
 //! written when the run ends (also after SIGINT/SIGTERM and after the reader of stdout went
-//! away), and the same as a short table on stderr. The README's *Run report* section documents
+//! away), and the same as a short table on stderr. The book's *Run report* section (Configuration chapter) documents
 //! every key.
 //!
 //! Everything in it is computed from the events that were handed to the sinks, by an observer the
@@ -673,7 +673,7 @@ fn time_weighted_mean(inside_ms: u128, span_ms: i64, inside_now: u64) -> f64 {
     }
 }
 
-/// The run report, as written to `--report FILE` (the README's *Run report* documents each key).
+/// The run report, as written to `--report FILE` (the book's *Run report* section documents each key).
 #[derive(Clone, Debug, Serialize)]
 pub struct RunSummary {
     pub wall_seconds: f64,

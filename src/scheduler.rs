@@ -24,7 +24,7 @@ use crate::wake::PreciseTimer;
 const VIRTUAL_CHUNK: usize = 8192;
 
 /// How the timeline is consumed: CONSUME_FREQUENCY, CONSUME_BATCH_SIZE and CONSUME_FROM (the
-/// README's *Timeline and scheduler* section).
+/// book's *Timeline and scheduler* section, Concepts chapter).
 #[derive(Clone, Debug)]
 pub struct ConsumeSettings {
     /// Wall seconds between polls; 0 = wake when the next event is due.

@@ -1,75 +1,108 @@
-//! Every command of the README works as written: the commands are read from the README itself, so
-//! the README and this test cannot drift apart. The *Quick start* runs on a fresh clone with no
-//! broker; elsewhere, every fenced shell command that runs customersim and needs no broker (it
-//! prints, validates or lists) runs too, and a bare `customersim` only appears after the README has
-//! shown `cargo install --path .`. `cargo run --release --` and `customersim` stand for the binary
-//! under test; a run must end on its own (a `--duration`, or `| head`) or is stopped with SIGTERM
-//! once it has started, and must then exit 0.
+//! Every command of the README and of the book (`docs/book/src`) works as written: the commands
+//! are read from the documents themselves, so they and this test cannot drift apart. The README's
+//! *Quick start* runs on a fresh clone with no broker; elsewhere, every fenced shell command that
+//! runs customersim and needs no broker (it prints, validates or lists) runs too, and a bare
+//! `customersim` only appears after the reader was shown `cargo install --path .` (the README,
+//! then the book's chapters in the order of its summary). `cargo run --release --` and
+//! `customersim` stand for the binary under test; a run must end on its own (a `--duration`, or
+//! `| head`) or is stopped with SIGTERM once it has started, and must then exit 0.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use customersim_testkit::run::{clean_command, stderr_text, terminate};
 
-/// What the README writes before the binary's arguments.
+/// What the documents write before the binary's arguments.
 const CARGO_RUN: &str = "cargo run --release --";
 
 /// The command that puts `customersim` on the PATH; bare `customersim` commands come after it.
 const INSTALL: &str = "cargo install --path .";
 
-/// One line of a fenced shell block of the README, comment removed, with its line number and the
-/// `## ` section it is in.
+/// One line of a fenced shell block, comment removed: its document, its line number there, the
+/// `## ` section it is in, and its place in reading order.
 struct ShellLine {
+    document: String,
     number: usize,
+    order: usize,
     section: String,
     text: String,
 }
 
-fn readme() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+fn repository(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// Every line of the README's fenced `sh` blocks, comments removed.
+fn readme() -> String {
+    std::fs::read_to_string(repository("README.md")).unwrap()
+}
+
+/// The README, then the book's chapters in the order of `SUMMARY.md`: (path, text).
+fn documents() -> Vec<(String, String)> {
+    let summary = std::fs::read_to_string(repository("docs/book/src/SUMMARY.md")).unwrap();
+    let mut documents = vec![("README.md".to_string(), readme())];
+    for link in summary.split("](").skip(1) {
+        let target = link.split(')').next().unwrap();
+        if target.is_empty() {
+            continue;
+        }
+        let path = format!("docs/book/src/{target}");
+        if documents.iter().any(|(seen, _)| *seen == path) {
+            continue;
+        }
+        let text = std::fs::read_to_string(repository(&path))
+            .unwrap_or_else(|error| panic!("{path}: {error}"));
+        documents.push((path, text));
+    }
+    assert!(documents.len() >= 8, "the book's chapters were found");
+    documents
+}
+
+/// Every line of the documents' fenced `sh` blocks, comments removed, in reading order.
 fn shell_lines() -> Vec<ShellLine> {
     let mut lines = Vec::new();
-    let mut section = String::new();
-    let mut in_shell = false;
-    let mut in_other = false;
-    for (index, line) in readme().lines().enumerate() {
-        let trimmed = line.trim_start();
-        if let Some(fence) = trimmed.strip_prefix("```") {
-            if in_shell || in_other {
-                (in_shell, in_other) = (false, false);
-            } else if matches!(fence.trim(), "sh" | "bash" | "shell") {
-                in_shell = true;
-            } else {
-                in_other = true;
+    for (document, text) in documents() {
+        let mut section = String::new();
+        let mut in_shell = false;
+        let mut in_other = false;
+        for (index, line) in text.lines().enumerate() {
+            let trimmed = line.trim_start();
+            if let Some(fence) = trimmed.strip_prefix("```") {
+                if in_shell || in_other {
+                    (in_shell, in_other) = (false, false);
+                } else if matches!(fence.trim(), "sh" | "bash" | "shell") {
+                    in_shell = true;
+                } else {
+                    in_other = true;
+                }
+                continue;
             }
-            continue;
+            if let Some(title) = line.strip_prefix("## ")
+                && !in_shell
+                && !in_other
+            {
+                section = title.trim().to_string();
+            }
+            if !in_shell {
+                continue;
+            }
+            let text = match line.split_once(" # ") {
+                Some((command, _comment)) => command,
+                None => line,
+            }
+            .trim();
+            if text.is_empty() || text.starts_with('#') {
+                continue;
+            }
+            let order = lines.len();
+            lines.push(ShellLine {
+                document: document.clone(),
+                number: index + 1,
+                order,
+                section: section.clone(),
+                text: text.to_string(),
+            });
         }
-        if let Some(title) = line.strip_prefix("## ")
-            && !in_shell
-            && !in_other
-        {
-            section = title.trim().to_string();
-        }
-        if !in_shell {
-            continue;
-        }
-        let text = match line.split_once(" # ") {
-            Some((command, _comment)) => command,
-            None => line,
-        }
-        .trim();
-        if text.is_empty() || text.starts_with('#') {
-            continue;
-        }
-        lines.push(ShellLine {
-            number: index + 1,
-            section: section.clone(),
-            text: text.to_string(),
-        });
     }
     lines
 }
@@ -87,7 +120,11 @@ fn runs_customersim(text: &str) -> bool {
 fn quick_start_commands() -> Vec<String> {
     shell_lines()
         .into_iter()
-        .filter(|line| line.section == "Quick start" && line.text.contains(CARGO_RUN))
+        .filter(|line| {
+            line.document == "README.md"
+                && line.section == "Quick start"
+                && line.text.contains(CARGO_RUN)
+        })
         .map(|line| line.text)
         .collect()
 }
@@ -236,10 +273,13 @@ fn every_quick_start_command_works_as_written_without_a_broker() {
 }
 
 #[test]
-fn every_readme_command_without_a_broker_works_as_written() {
+fn every_command_of_the_readme_and_the_book_without_a_broker_works_as_written() {
     let commands: Vec<ShellLine> = shell_lines()
         .into_iter()
-        .filter(|line| line.section != "Quick start" && runs_customersim(&line.text))
+        .filter(|line| {
+            !(line.document == "README.md" && line.section == "Quick start")
+                && runs_customersim(&line.text)
+        })
         .collect();
     assert!(commands.len() >= 3, "README commands were found");
     let mut ran = 0;
@@ -249,7 +289,7 @@ fn every_readme_command_without_a_broker_works_as_written() {
             continue;
         }
         run_as_written(
-            &format!("README.md:{}: {}", line.number, line.text),
+            &format!("{}:{}: {}", line.document, line.number, line.text),
             &readme,
         );
         ran += 1;
@@ -263,12 +303,33 @@ fn a_bare_customersim_comes_only_after_the_readme_installs_it() {
     let installed = lines
         .iter()
         .find(|line| line.text == INSTALL)
-        .map(|line| line.number)
         .expect("the README shows `cargo install --path .`");
+    assert_eq!(installed.document, "README.md");
     for line in lines.iter().filter(|line| runs_customersim(&line.text)) {
         assert!(
-            line.text.contains(CARGO_RUN) || line.number > installed,
-            "README.md:{}: `{}` runs a bare customersim before line {installed} installs it",
+            line.text.contains(CARGO_RUN) || line.order > installed.order,
+            "{}:{}: `{}` runs a bare customersim before {}:{} installs it",
+            line.document,
+            line.number,
+            line.text,
+            installed.document,
+            installed.number
+        );
+    }
+    // The book read on its own shows the install before its first bare customersim too.
+    let book: Vec<&ShellLine> = lines
+        .iter()
+        .filter(|line| line.document != "README.md")
+        .collect();
+    let book_install = book
+        .iter()
+        .find(|line| line.text == INSTALL)
+        .expect("the book shows `cargo install --path .`");
+    for line in book.iter().filter(|line| runs_customersim(&line.text)) {
+        assert!(
+            line.text.contains(CARGO_RUN) || line.order > book_install.order,
+            "{}:{}: `{}` runs a bare customersim before the book installs it",
+            line.document,
             line.number,
             line.text
         );
@@ -351,7 +412,7 @@ fn the_readme_lists_every_cargo_feature_of_the_built_in_plugins() {
         .map(|feature| feature.trim().trim_matches('"'))
         .filter(|feature| !feature.is_empty())
         .collect();
-    let text = readme();
+    let text: String = documents().into_iter().map(|(_, text)| text).collect();
     let sentence = text
         .split("Every built-in plugin is a cargo feature of `customersim`")
         .nth(1)

@@ -19,7 +19,7 @@ pub enum EnvKind {
 
 /// An environment variable that overrides one key of a config (precedence: flag > env > YAML >
 /// default). The core applies the table of each plugin type to each of its instances, and lists
-/// every table in `customersim plugins` and the README.
+/// every table in `customersim plugins` and the book.
 #[derive(Clone, Copy, Debug)]
 pub struct EnvOverride {
     /// The variable, e.g. `CUSTOMERS_AVERAGE_IN_STORE`.
@@ -28,6 +28,6 @@ pub struct EnvOverride {
     pub key: &'static str,
     /// How the value is checked and typed.
     pub kind: EnvKind,
-    /// One line for the README and `customersim plugins`.
+    /// One line for the book and `customersim plugins`.
     pub help: &'static str,
 }

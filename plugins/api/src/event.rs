@@ -1,6 +1,6 @@
 //! The event model and the payload bytes of the original service's contract: JSON written as
 //! Python's `json.dumps` wrote it (`", "` between members, `": "` after keys), keys in the order
-//! `id`, `ts`, `x`, `y`, which existing consumers depend on byte for byte (the README's *Events*
+//! `id`, `ts`, `x`, `y`, which existing consumers depend on byte for byte (the book's *Events*
 //! section).
 
 use std::collections::HashSet;

@@ -1,5 +1,5 @@
 //! The `random_walk` source: simulated shoppers walking the store's walking grid at random (the
-//! README's *The shopper model* section describes it for users).
+//! book's *The shopper model* section, Concepts chapter, describes it for users).
 //!
 //! Arrivals are a Poisson process whose rate keeps the mean number of shoppers inside at
 //! `average_in_store` (Little's law: rate = target / mean visit length). Each shopper draws a visit

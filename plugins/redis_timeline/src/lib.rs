@@ -1,5 +1,5 @@
 //! The `redis` timeline backend: one timeline shared by any number of instances, kept across
-//! restarts (the README's *Several instances: the Redis timeline* says how to run it).
+//! restarts (the book's *Several instances: the Redis timeline* says how to run it).
 //!
 //! ```yaml
 //! timeline:
