@@ -677,7 +677,10 @@ async fn shoppers_on_one_position_are_counted_on_one_mark_and_real_time_charts_r
     let browser = Browser::open().await;
     browser.client.goto(&run.url("/")).await.unwrap();
     browser
-        .wait_until("return window.liveView && liveView.marks().length === 3")
+        .wait_until(
+            "return window.liveView && liveView.marks().length === 3
+               && document.getElementById('marks').dataset.positions === '2'",
+        )
         .await;
     let mut groups: Vec<(i64, i64, i64)> =
         serde_json::from_value(browser.script("return liveView.groups()").await).unwrap();

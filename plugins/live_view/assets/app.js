@@ -169,16 +169,7 @@
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     const layout = state.hello && state.hello.layout;
     if (!layout) return;
-    const marks = state.marks;
-    const count = marks.length / 2;
-    // Shoppers on one position are one mark with their number on it, so none is hidden.
-    const byPosition = new Map();
-    for (let i = 0; i < marks.length; i += 2) {
-      const key = marks[i] * 65536 + marks[i + 1];
-      byPosition.set(key, (byPosition.get(key) || 0) + 1);
-    }
-    state.groups = [];
-    for (const [key, n] of byPosition) state.groups.push([Math.floor(key / 65536), key % 65536, n]);
+    const count = state.marks.length / 2;
     const k = canvas.width / layout.width;
     const dpr = window.devicePixelRatio || 1;
     const radius = Math.max(2.5 * dpr, Math.min(layout.cell * k * 0.38, 9 * dpr));
@@ -465,10 +456,24 @@
     drawCharts();
   }
 
+  // Shoppers on one position are one mark with their number on it, so none is hidden: the
+  // positions taken, with how many shoppers stand on each.
+  function groupPositions(marks) {
+    const byPosition = new Map();
+    for (let i = 0; i < marks.length; i += 2) {
+      const key = marks[i] * 65536 + marks[i + 1];
+      byPosition.set(key, (byPosition.get(key) || 0) + 1);
+    }
+    const groups = [];
+    for (const [key, n] of byPosition) groups.push([Math.floor(key / 65536), key % 65536, n]);
+    return groups;
+  }
+
   function onFrame(frame) {
     state.frame = frame;
     state.frames++;
     state.marks = decodePositions(frame.pos);
+    state.groups = groupPositions(state.marks);
     const now = Date.now();
     // A point a second at real time; at every frame on a faster clock (a fast run is short).
     if (simulatedAxis() || now - state.lastPointAt >= 1000) {
