@@ -320,12 +320,12 @@ fn message(kind: &Kind, resolved: &ResolvedPipeline) -> Message {
             let departments: Vec<&str> = layout
                 .zones()
                 .iter()
-                .filter(|zone| zone.kind.as_str() == "department")
+                .filter(|zone| zone.kind.as_str() == "department" && zone.focus)
                 .map(|zone| zone.name.as_str())
                 .collect();
             let mut dep = json!({
                 "type": "string",
-                "description": "The department (a zone of kind `department` of the layout).",
+                "description": "The department (a zone of kind `department` of the layout that focus may name).",
             });
             if !departments.is_empty() {
                 dep["enum"] = json!(departments);

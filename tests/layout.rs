@@ -224,7 +224,8 @@ fn read_plan(path: &Path) -> Plan {
             .collect();
         let area = [area[0], area[1], area[2], area[3]];
         match zone["kind"].as_str().unwrap() {
-            "department" => plan
+            // The departments the demo's decision service knows: not the rooms (`focus: false`).
+            "department" if zone["focus"].as_bool() != Some(false) => plan
                 .departments
                 .push((zone["name"].as_str().unwrap().to_string(), area)),
             "obstacle" => plan.obstacles.push(area),
@@ -461,6 +462,12 @@ fn a_day_in_the_demo_store_keeps_the_walking_rules_and_the_focus_rule() {
             "{name} is visited: {departments:?}"
         );
     }
+    for name in &departments {
+        assert!(
+            ["Women", "Boys", "Girls", "Men", "Sport"].contains(name),
+            "a focus names {name}, which the demo's consumers do not know"
+        );
+    }
 }
 
 #[test]
@@ -540,4 +547,35 @@ fn the_original_grid_walks_as_before_layouts() {
         })
         .collect();
     assert_eq!(customer_1.join(";"), ORIGINAL_GRID_CUSTOMER_1);
+}
+
+#[test]
+fn focus_on_without_a_department_it_may_name_is_warned_about() {
+    let (_config, config) = temp_file(
+        "focus-nowhere.yaml",
+        "topics: {focus: customer/focus}\n\
+         store:\n  width: 100\n  height: 50\n  zones:\n    \
+         - {name: Restrooms, kind: department, area: [0, 0, 9, 9], focus: false}\n\
+         sources: [{type: random_walk}]\nsinks: [{type: stdout}]\n",
+    );
+    let output = run_ok(command().args(["validate", "--config"]).arg(&config));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("topics.focus") && stderr.contains("no focus event will be published"),
+        "{stderr}"
+    );
+    // With a department it may name, no warning.
+    let (_named, named) = temp_file(
+        "focus-women.yaml",
+        "topics: {focus: customer/focus}\n\
+         store:\n  width: 100\n  height: 50\n  zones:\n    \
+         - {name: Women, kind: department, area: [0, 0, 9, 9]}\n\
+         sources: [{type: random_walk}]\nsinks: [{type: stdout}]\n",
+    );
+    let output = run_ok(command().args(["validate", "--config"]).arg(&named));
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("no focus event"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

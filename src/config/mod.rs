@@ -206,6 +206,14 @@ pub fn resolve_text(
     })?;
     let layout =
         store_layout(&config.store, text).map_err(|why| ConfigError(format!("{origin}: {why}")))?;
+    if let Some(topic) = &config.topics.focus
+        && !layout.has_focus_departments()
+    {
+        tracing::warn!(
+            "{origin}: topics.focus is {topic:?} but no department of store.zones may be named by \
+             a focus (there is none, or each has `focus: false`): no focus event will be published"
+        );
+    }
     let fleet = fleet_of(&config, env, flags).map_err(|why| match why {
         FleetError::Shard(why) => ConfigError(why),
         FleetError::Key(why) => ConfigError(format!("{origin}: {why}")),

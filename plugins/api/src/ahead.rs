@@ -266,7 +266,7 @@ pub fn push_report(
                 .ok()
                 .zip(u32::try_from(y).ok())
                 .and_then(|(x, y)| layout.cell_of(x, y))
-                .and_then(|(col, row)| layout.department_at_cell(col, row));
+                .and_then(|(col, row)| layout.focus_department_at_cell(col, row));
             tracker.observe(department).then(|| EventKind::Focus {
                 dep: intern(&layout.zones()[department.expect("a focus is in one")].name),
                 x,

@@ -50,10 +50,13 @@ impl FocusTracker {
     }
 
     /// Feeds a published position (store coordinates): the department whose rectangle contains it
-    /// ([`StoreLayout::department_at`], the consumers' rule) when this report is the focus.
+    /// ([`StoreLayout::department_at`], the consumers' rule; one with `focus: false` counts as
+    /// none) when this report is the focus.
     pub fn report(&mut self, layout: &StoreLayout, x: i64, y: i64) -> Option<usize> {
         let department = match (u32::try_from(x), u32::try_from(y)) {
-            (Ok(x), Ok(y)) => layout.department_at(x, y),
+            (Ok(x), Ok(y)) => layout
+                .department_at(x, y)
+                .filter(|&zone| layout.zones()[zone].focus),
             _ => None,
         };
         self.observe(department).then_some(department).flatten()
@@ -121,5 +124,25 @@ mod tests {
             assert_eq!(tracker.report(&layout, 5, 55), None);
         }
         assert_eq!(tracker.report(&layout, -1, 15), None);
+    }
+
+    #[test]
+    fn a_department_consumers_do_not_know_is_never_named_and_breaks_a_run() {
+        use crate::layout::{LayoutSpec, Zone, ZoneKind};
+        let mut spec = LayoutSpec::grid(100, 10, (0, 0));
+        let mut room = Zone::new("Restrooms", ZoneKind::Department, [0, 0, 9, 9]);
+        room.focus = false;
+        spec.zones = vec![
+            room,
+            Zone::new("Women", ZoneKind::Department, [10, 0, 29, 9]),
+        ];
+        let layout = StoreLayout::new(spec).unwrap();
+        let mut tracker = FocusTracker::new();
+        let named: Vec<Option<usize>> = [(1, 1), (2, 1), (3, 1), (4, 1), (11, 1), (12, 1), (13, 1)]
+            .into_iter()
+            .map(|(x, y)| tracker.report(&layout, x, y))
+            .collect();
+        assert_eq!(named, [None, None, None, None, None, None, Some(1)]);
+        assert!(layout.has_focus_departments());
     }
 }

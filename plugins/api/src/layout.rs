@@ -76,11 +76,22 @@ pub struct Zone {
     /// for obstacles.
     #[serde(default = "default_weight")]
     pub weight: f64,
+    /// Departments only: whether consumers know it as a department, so a focus event may name it
+    /// (`topics.focus`). `false` for a room shoppers browse that the consumers have no department
+    /// for (the original recommendation service fails on a focus naming one): reports in it count
+    /// as reports outside every department.
+    #[serde(default = "default_focus")]
+    pub focus: bool,
 }
 
 /// Every zone is as likely as the others unless the layout says otherwise.
 fn default_weight() -> f64 {
     1.0
+}
+
+/// A department is one the consumers know unless the layout says otherwise.
+fn default_focus() -> bool {
+    true
 }
 
 impl Zone {
@@ -91,6 +102,7 @@ impl Zone {
             kind,
             area,
             weight: default_weight(),
+            focus: default_focus(),
         }
     }
 
@@ -392,6 +404,20 @@ impl StoreLayout {
     pub fn department_at_cell(&self, col: u32, row: u32) -> Option<usize> {
         self.zone_at_cell(col, row)
             .filter(|&zone| self.zones[zone].kind == ZoneKind::Department)
+    }
+
+    /// [`Self::department_at_cell`] when focus may name it (`focus: true`): where the focus rule
+    /// counts reports.
+    pub fn focus_department_at_cell(&self, col: u32, row: u32) -> Option<usize> {
+        self.department_at_cell(col, row)
+            .filter(|&zone| self.zones[zone].focus)
+    }
+
+    /// Whether some department may be named by a focus event.
+    pub fn has_focus_departments(&self) -> bool {
+        self.zones
+            .iter()
+            .any(|zone| zone.kind == ZoneKind::Department && zone.focus)
     }
 
     /// The department (index into [`Self::zones`]) whose rectangle contains the point `(x, y)`:

@@ -387,6 +387,7 @@ mod tests {
             kind,
             area,
             weight: 1.0,
+            focus: true,
         }
     }
 

@@ -1101,6 +1101,7 @@ mod line_tests {
             kind,
             area,
             weight: 1.0,
+            focus: true,
         };
         let layout = StoreLayout::new(LayoutSpec {
             width: 200,
