@@ -55,6 +55,8 @@
 //!   original service's contract; [`json`] writes strings exactly as Python's `json.dumps` does.
 //! - [`source`], [`sink`]: the traits of the two plugin roles, their config traits and what each
 //!   gets while running ([`SourceContext`], [`SinkContext`]); [`sink`] documents the lifecycle.
+//! - [`subscribe`]: reading back from a broker ([`Subscriber`]): replies of the system under test
+//!   and the delivery check, on a sink's connection settings.
 //! - [`build`]: [`BuildContext`], what every plugin is checked and built with.
 //! - [`timeline`]: the [`Timeline`] contract that backends implement, the schedule-only
 //!   [`Schedule`] handle sources get, and [`TimelineConfig`] for backend plugins; [`watermark`]:
@@ -109,6 +111,7 @@ pub mod secret;
 pub mod shutdown;
 pub mod sink;
 pub mod source;
+pub mod subscribe;
 pub mod timeline;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -144,6 +147,7 @@ pub use secret::{CredentialUrl, Secret};
 pub use shutdown::{EndRun, ShutdownSignal};
 pub use sink::{Sink, SinkConfig, SinkContext};
 pub use source::{Source, SourceConfig, SourceContext};
+pub use subscribe::{Heard, Message, Subscriber};
 pub use timeline::{
     Claim, KeptClock, OpenedTimeline, Schedule, SharedClock, Timeline, TimelineBackend,
     TimelineConfig, TimelineContext, TimelineError,

@@ -17,6 +17,7 @@ use crate::env::EnvOverride;
 use crate::error::PluginError;
 use crate::sink::{Sink, SinkConfig};
 use crate::source::{Source, SourceConfig};
+use crate::subscribe::Subscriber;
 use crate::timeline::{TimelineBackend, TimelineConfig};
 
 /// What every plugin config type declares about itself.
@@ -114,7 +115,12 @@ pub struct Plugin<R: ?Sized + 'static> {
     listens: fn(serde_yaml::Value) -> Vec<SocketAddr>,
     check: fn(serde_yaml::Value, &BuildContext) -> Result<(), PluginError>,
     build: fn(serde_yaml::Value, &mut BuildContext) -> Result<Box<R>, PluginError>,
+    subscriber: SubscriberFactory,
 }
+
+/// How a registration makes a subscriber from a config section (sinks only).
+type SubscriberFactory =
+    fn(serde_yaml::Value, &BuildContext) -> Option<Result<Box<dyn Subscriber>, PluginError>>;
 
 /// A registered source type.
 pub type SourcePlugin = Plugin<dyn Source>;
@@ -157,6 +163,16 @@ impl<R: ?Sized + 'static> Plugin<R> {
         (self.check)(raw, cx)
     }
 
+    /// A subscription to the broker a sink's config section publishes to
+    /// ([`SinkConfig::subscriber`]); `None` for a plugin that cannot read anything back.
+    pub fn subscriber(
+        &self,
+        raw: serde_yaml::Value,
+        cx: &BuildContext,
+    ) -> Option<Result<Box<dyn Subscriber>, PluginError>> {
+        (self.subscriber)(raw, cx)
+    }
+
     /// Builds the plugin from its config section.
     pub fn build(
         &self,
@@ -181,11 +197,17 @@ impl SourcePlugin {
 impl SinkPlugin {
     /// The registration of sink config type `C` (made by `#[sink_config]`).
     pub const fn of<C: SinkConfig>(origin: &'static str) -> SinkPlugin {
-        Plugin::registration::<C>(
-            origin,
-            |raw, cx| parse_config::<C>(raw)?.check(cx),
-            |raw, cx| parse_config::<C>(raw)?.build(cx),
-        )
+        Plugin {
+            subscriber: |raw, cx| match parse_config::<C>(raw) {
+                Ok(config) => config.subscriber(cx),
+                Err(error) => Some(Err(error)),
+            },
+            ..Plugin::registration::<C>(
+                origin,
+                |raw, cx| parse_config::<C>(raw)?.check(cx),
+                |raw, cx| parse_config::<C>(raw)?.build(cx),
+            )
+        }
     }
 }
 
@@ -227,6 +249,7 @@ impl<R: ?Sized + 'static> Plugin<R> {
             },
             check,
             build,
+            subscriber: |_, _| None,
         }
     }
 }

@@ -32,6 +32,7 @@ use crate::event::{Event, Topics};
 use crate::metrics::MetricsRegistry;
 use crate::plugin::PluginConfig;
 use crate::shutdown::{EndRun, ShutdownSignal};
+use crate::subscribe::Subscriber;
 
 /// The typed config of a sink type; register it with `#[sink_config]`.
 pub trait SinkConfig: PluginConfig {
@@ -43,6 +44,14 @@ pub trait SinkConfig: PluginConfig {
 
     /// Turns the config into a sink; may read files, must not connect anywhere.
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Sink>, PluginError>;
+
+    /// A subscription to the broker this sink publishes to, on the same connection settings, for
+    /// the run's expectations and delivery check ([`crate::subscribe`]). Built like the sink
+    /// (files read, nothing connected). Default: `None`, the sink cannot read anything back
+    /// (stdout, a web page).
+    fn subscriber(&self, _cx: &BuildContext) -> Option<Result<Box<dyn Subscriber>, PluginError>> {
+        None
+    }
 }
 
 /// Somewhere events are delivered. See the module documentation for the lifecycle.
