@@ -278,16 +278,24 @@ fn run(
             Err(error) => return plugin_failure(error),
         };
         let observation = report.as_ref().map(|_| pipeline.observe());
+        let verdict = pipeline.verdict();
         let shutdown = Shutdown::new();
         crate::shutdown::trigger_on_signals(shutdown.clone());
-        match pipeline.run(shutdown).await {
-            Ok(run) => match (report, observation) {
-                (Some(report), Some(observation)) => {
-                    write_report(report, &observation.summary(&run))
-                }
-                _ => ExitCode::SUCCESS,
-            },
-            Err(error) => plugin_failure(error),
+        let run = match pipeline.run(shutdown).await {
+            Ok(run) => run,
+            Err(error) => return plugin_failure(error),
+        };
+        let verdict = verdict.map(|live| live.snapshot());
+        if let Some(verdict) = &verdict {
+            eprint!("{}", verdict.table());
+        }
+        match (report, observation) {
+            (Some(report), Some(observation)) => {
+                let mut summary = observation.summary(&run);
+                summary.verdict = verdict;
+                write_report(report, &summary)
+            }
+            _ => ExitCode::SUCCESS,
         }
     })
 }

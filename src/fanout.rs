@@ -2,7 +2,8 @@
 //! only itself until its queue is full. Then the scheduler waits for it (back-pressure, nothing
 //! lost), or, for a sink that declares itself lossy (a live view), the batch is dropped for that
 //! sink alone and counted. Each sink's task also records how late the events it accepted were
-//! ([`crate::lateness`]). A run ends when every sink has flushed and closed; `close` runs even
+//! ([`crate::lateness`]) and, for the sink whose broker the verdict reads back, hands each batch
+//! it published to the verdict task ([`crate::verdict`]). A run ends when every sink has flushed and closed; `close` runs even
 //! after a failed publish.
 
 use std::sync::Arc;
@@ -12,8 +13,10 @@ use tokio::task::JoinHandle;
 
 use crate::lateness::{LatenessHistogram, LatenessRecorder};
 use crate::metrics::{CoreMetrics, SinkCounters};
+use crate::plugin_api::clock::unix_now_us;
 use crate::plugin_api::host::ImmediateBatch;
 use crate::plugin_api::{Clock, Event, PluginError, Sink, SinkContext, Topics};
+use crate::verdict::Published;
 
 /// Batches a sink's queue holds before the scheduler waits for it (or drops, for a lossy sink).
 const QUEUE_BATCHES: usize = 16;
@@ -70,12 +73,13 @@ impl Sinks {
         metrics: &CoreMetrics,
         topics: &Topics,
         clock: &Clock,
+        mut verdict: Option<(usize, mpsc::Sender<Published>)>,
     ) -> Result<Sinks, PluginError> {
         let mut started = Sinks {
             feeds: Vec::new(),
             tasks: Vec::new(),
         };
-        for (name, mut sink) in sinks {
+        for (index, (name, mut sink)) in sinks.into_iter().enumerate() {
             if let Err(error) = sink.start(cx).await {
                 let _ = sink.close().await;
                 let _ = started.finish().await;
@@ -90,7 +94,10 @@ impl Sinks {
                 counters: counters.clone(),
             });
             let lateness = LatenessRecorder::new(clock.clone(), counters.lateness.clone());
-            let task = tokio::spawn(feed(sink, receiver, counters, lateness));
+            let published = verdict
+                .take_if(|(sink, _)| *sink == index)
+                .map(|(_, published)| published);
+            let task = tokio::spawn(feed(sink, receiver, counters, lateness, published));
             started.tasks.push((name, task));
         }
         Ok(started)
@@ -194,6 +201,7 @@ async fn feed(
     mut queue: mpsc::Receiver<Delivery>,
     counters: SinkCounters,
     lateness: LatenessRecorder,
+    verdict: Option<mpsc::Sender<Published>>,
 ) -> Result<(), PluginError> {
     let mut outcome = Ok(());
     while let Some(Delivery { events, done }) = queue.recv().await {
@@ -202,6 +210,10 @@ async fn feed(
             Ok(()) => {
                 lateness.accepted(&events);
                 counters.count(&events);
+                if let Some(verdict) = &verdict {
+                    // Waits while the verdict task is behind: what it judges is never dropped.
+                    let _ = verdict.send((events.clone(), unix_now_us())).await;
+                }
             }
             Err(_) => {
                 counters.errors.inc();

@@ -42,6 +42,8 @@
 //! - [`report`]: the run report (`run --report FILE`), counted from the published events;
 //!   [`report_file`]: where it is written (a temporary file renamed onto FILE);
 //!   [`progress`]: the progress bar of a `--speed max` run on a terminal.
+//! - [`verdict`]: whether the system under test answered (`expect:`) and what the broker
+//!   delivered (`delivery_check:`), read back through a sink's subscriber.
 //! - [`shutdown`]: SIGINT/SIGTERM handling.
 //! - [`logging`]: LOG_LEVEL / LOG_FILENAME.
 //! - [`reference`]: the book's reference pages (configuration keys, environment variables,
@@ -90,6 +92,7 @@ pub mod report;
 pub mod report_file;
 pub mod scheduler;
 pub mod shutdown;
+pub mod verdict;
 pub mod wake;
 
 pub use customersim_plugin_api as plugin_api;

@@ -21,6 +21,7 @@ use crate::progress::RunProgress;
 use crate::registry;
 use crate::report::Observation;
 use crate::scheduler::{ConsumeSettings, RunReport, Scheduler, SourceOutcome, format_ms};
+use crate::verdict::{LiveVerdict, VerdictPlan};
 
 /// A pipeline whose plugins are built (configs checked, files read) but not started.
 pub struct Pipeline {
@@ -37,6 +38,8 @@ pub struct Pipeline {
     queue_metrics: Option<QueueMetrics>,
     /// The opening hours a source keeps, for the report's occupancy while open.
     opening_hours: Option<ArrivalRules>,
+    /// Expectations and the delivery check, when the pipeline has them.
+    verdict: Option<VerdictPlan>,
 }
 
 /// The running sources, as the scheduler sees them.
@@ -65,7 +68,8 @@ impl Pipeline {
         registry::lookup::<dyn TimelineBackend>(&timeline.backend)
             .map_err(PluginError::Config)?
             .check(timeline.backend_settings(), &cx)
-            .map_err(|error| error.within(format!("{origin}: timeline.{}", timeline.backend)))
+            .map_err(|error| error.within(format!("{origin}: timeline.{}", timeline.backend)))?;
+        VerdictPlan::build(resolved, &cx).map(|_| ())
     }
 
     /// The brokers the sinks publish to, each with its sink's place (`sinks[0] (type: mqtt)`),
@@ -141,6 +145,7 @@ impl Pipeline {
             .map_err(|error| {
                 error.within(format!("{origin}: timeline.{}", config.timeline.backend))
             })?;
+        let verdict = VerdictPlan::build(&resolved, &cx)?;
         let presence = host::presence_recorder(&cx);
         let roster = cx.roster();
         let queue_metrics = cx.queue_metrics_in_use();
@@ -156,7 +161,14 @@ impl Pipeline {
             observation: None,
             queue_metrics,
             opening_hours,
+            verdict,
         })
+    }
+
+    /// The verdict's figures (expectations, delivery check), when the pipeline has them: as they
+    /// stand during the run, final once [`Pipeline::run`] returned.
+    pub fn verdict(&self) -> Option<LiveVerdict> {
+        self.verdict.as_ref().map(VerdictPlan::live)
     }
 
     /// Counts the run report from the events this pipeline will publish; read it with
@@ -190,6 +202,7 @@ impl Pipeline {
             observation,
             queue_metrics: _,
             opening_hours: _,
+            verdict,
         } = self;
         let config = &resolved.config;
         let start_ms = config.simulation.start.resolve_ms();
@@ -237,7 +250,24 @@ impl Pipeline {
             clock: driver.clock(),
         };
         let clock = driver.clock();
-        let sinks = Sinks::start(sinks, &sink_cx, &core_metrics, &config.topics, &clock).await?;
+        // Subscribed before anything is published, so no reply can be missed.
+        let (verdict_feed, verdict) = match verdict {
+            Some(plan) => {
+                let sink = plan.sink;
+                let (published, running) = plan.start().await?;
+                (Some((sink, published)), Some(running))
+            }
+            None => (None, None),
+        };
+        let sinks = Sinks::start(
+            sinks,
+            &sink_cx,
+            &core_metrics,
+            &config.topics,
+            &clock,
+            verdict_feed,
+        )
+        .await?;
         if let Some(observation) = &observation {
             observation.measure_lateness(sinks.lateness(), clock.is_virtual());
         }
@@ -300,8 +330,15 @@ impl Pipeline {
         if let Some(progress) = progress {
             progress.finish();
         }
+        // Stopped by a signal (or a sink's request) rather than by the end of the simulation:
+        // the verdict does not wait for the last replies then.
+        let interrupted = shutdown.is_triggered();
         shutdown.trigger();
-        stop(outcome, &opened).await
+        let stopped = stop(outcome, &opened).await;
+        if let Some(verdict) = verdict {
+            verdict.finish(interrupted).await?;
+        }
+        stopped
     }
 
     /// The resolved config the pipeline was built from.

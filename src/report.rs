@@ -392,6 +392,7 @@ impl Observation {
             publish_lateness_seconds: lateness,
             events_skipped: run.skipped,
             events_left_on_timeline: run.left_on_timeline,
+            verdict: None,
         }
     }
 }
@@ -706,6 +707,9 @@ pub struct RunSummary {
     pub publish_lateness_seconds: Option<LatenessReport>,
     pub events_skipped: u64,
     pub events_left_on_timeline: u64,
+    /// The expectations' and the delivery check's figures, when the pipeline has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::verdict::VerdictReport>,
 }
 
 /// One store of a fleet.

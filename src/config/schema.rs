@@ -11,6 +11,8 @@
 
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+
+use crate::verdict::rules::{DeliveryCheckConfig, ExpectConfig};
 use serde_json::{Map, Value, json};
 
 use super::types::{
@@ -40,6 +42,8 @@ pub fn pipeline_schema() -> Value {
         "timeline": timeline(&mut generator),
         "sources": plugin_list::<dyn Source>(&mut generator, "What generates shoppers and their events (one entry per source, chosen by `type`)."),
         "sinks": plugin_list::<dyn Sink>(&mut generator, "Where events go (one entry per sink, chosen by `type`)."),
+        "expect": described(generator.subschema_for::<Vec<ExpectConfig>>(), "Replies the system under test must send: one rule per entry."),
+        "delivery_check": described(generator.subschema_for::<DeliveryCheckConfig>(), "Read back the events a sink published, to report what the broker delivered."),
     });
     let definitions: Map<String, Value> = generator.take_definitions(true);
     json!({

@@ -38,6 +38,12 @@ pub struct PipelineConfig {
     /// Plugins that deliver events.
     #[serde(default)]
     pub sinks: Vec<PluginSpec>,
+    /// Replies the system under test must send, one rule per entry (see [`crate::verdict`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect: Vec<crate::verdict::rules::ExpectConfig>,
+    /// Read back the events a sink published, to report what the broker delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_check: Option<crate::verdict::rules::DeliveryCheckConfig>,
 }
 
 /// `fleet:`

@@ -53,6 +53,8 @@
 //! - `gate.rs`: the bounded buffer (undelivered events against a window);
 //! - `link.rs`: the connection task (rumqttc's event loop, reconnects, error classification);
 //! - `topic.rs`: what MQTT accepts as a topic name, checked on every resolved topic;
+//! - `subscriber.rs`: reading back from the same broker (replies of the system under test, the
+//!   delivery check), on the sink's connection settings;
 //! - `tls.rs`: the rustls client config from the PEM files, with the `ring` provider.
 //!
 //! [`Event::write_payload`]: customersim_plugin_api::Event::write_payload
@@ -64,9 +66,11 @@ mod config;
 mod gate;
 mod link;
 mod sink;
+mod subscriber;
 mod tls;
 mod topic;
 
 pub use config::{MqttConfig, ProtocolVersion};
 pub use sink::MqttSink;
+pub use subscriber::MAX_MESSAGE_BYTES;
 pub use topic::{MAX_TOPIC_BYTES, check_topic_name};

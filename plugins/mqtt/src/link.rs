@@ -99,7 +99,7 @@ enum Step {
 }
 
 /// Why the connection broke.
-enum Failure {
+pub(crate) enum Failure {
     /// Retrying will not help: fail the sink with this message.
     Permanent(String),
     /// Retry later; the message says why it broke.
@@ -329,7 +329,7 @@ fn wire_resend_count(wire: &Wire) -> usize {
     }
 }
 
-fn classify_v4(error: &rumqttc::ConnectionError) -> Failure {
+pub(crate) fn classify_v4(error: &rumqttc::ConnectionError) -> Failure {
     use rumqttc::ConnectionError as E;
     match error {
         E::ConnectionRefused(code) => match code {
@@ -354,7 +354,7 @@ fn classify_v4(error: &rumqttc::ConnectionError) -> Failure {
     }
 }
 
-fn classify_v5(error: &rumqttc::v5::ConnectionError) -> Failure {
+pub(crate) fn classify_v5(error: &rumqttc::v5::ConnectionError) -> Failure {
     use rumqttc::v5::ConnectionError as E;
     match error {
         E::ConnectionRefused(code) => match code {

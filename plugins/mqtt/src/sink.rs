@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use customersim_plugin_api::{
     BrokerEndpoint, BuildContext, CustomerId, EnvOverride, Event, PluginConfig, PluginError,
-    ShutdownSignal, Sink, SinkConfig, SinkContext, Topics, async_trait,
+    ShutdownSignal, Sink, SinkConfig, SinkContext, Subscriber, Topics, async_trait,
 };
 use rumqttc::TlsConfiguration;
 use rumqttc::Transport;
@@ -58,17 +58,6 @@ impl PluginConfig for MqttConfig {
     }
 }
 
-impl MqttConfig {
-    /// The TLS settings from the certificate files (read here; nothing connects).
-    fn tls(&self, cx: &BuildContext) -> Result<Option<Arc<rustls::ClientConfig>>, PluginError> {
-        tls::client_config(&tls::TlsFiles {
-            ca: non_empty_path(&self.broker_cert_file).map(|p| cx.resolve_path(p)),
-            client_cert: non_empty_path(&self.client_cert_file).map(|p| cx.resolve_path(p)),
-            client_key: non_empty_path(&self.client_key_file).map(|p| cx.resolve_path(p)),
-        })
-    }
-}
-
 impl SinkConfig for MqttConfig {
     fn check(&self, cx: &BuildContext) -> Result<(), PluginError> {
         self.check_values(&cx.topics, &cx.fleet)?;
@@ -105,6 +94,10 @@ impl SinkConfig for MqttConfig {
             close_timeout: self.close_timeout,
         }))
     }
+
+    fn subscriber(&self, cx: &BuildContext) -> Option<Result<Box<dyn Subscriber>, PluginError>> {
+        Some(self.make_subscriber(cx))
+    }
 }
 
 impl MqttConfig {
@@ -116,37 +109,13 @@ impl MqttConfig {
         label: String,
         tls: Option<Arc<rustls::ClientConfig>>,
     ) -> (Connection, (Wire, LinkSettings)) {
-        let transport = match tls {
-            Some(config) => Transport::Tls(TlsConfiguration::Rustls(config)),
-            None => Transport::Tcp,
-        };
         let host = self.host.trim().to_string();
         let window = self.buffer_size;
-        let credentials = non_empty(&self.username).map(|user| {
-            (
-                user.to_string(),
-                self.password
-                    .as_ref()
-                    .map(|p| p.expose().to_string())
-                    .unwrap_or_default(),
-            )
-        });
-        let connect_timeout = self.connect_timeout.as_secs().max(1);
-        let (client, wire) = match self.protocol_version {
-            ProtocolVersion::V311 => {
-                let mut options = rumqttc::MqttOptions::new(&client_id, &host, self.port);
-                options
-                    .set_keep_alive(self.keep_alive)
-                    .set_clean_session(true)
-                    .set_inflight(inflight(window))
-                    .set_max_packet_size(MAX_INCOMING_PACKET_BYTES, MAX_OUTGOING_PACKET_BYTES)
-                    .set_transport(transport);
-                if let Some((user, password)) = credentials {
-                    options.set_credentials(user, password);
-                }
+        let (client, wire) = match self.options(&client_id, tls, MAX_INCOMING_PACKET_BYTES) {
+            Options::V4(options) => {
                 let (client, mut events) = rumqttc::AsyncClient::new(options, window);
                 let mut network = events.network_options();
-                network.set_connection_timeout(connect_timeout);
+                network.set_connection_timeout(self.connect_timeout.as_secs().max(1));
                 events.set_network_options(network);
                 (
                     Client::V4(client),
@@ -156,18 +125,8 @@ impl MqttConfig {
                     },
                 )
             }
-            ProtocolVersion::V5 => {
-                let mut options = rumqttc::v5::MqttOptions::new(&client_id, &host, self.port);
-                options
-                    .set_keep_alive(self.keep_alive)
-                    .set_clean_start(true)
-                    .set_outgoing_inflight_upper_limit(inflight(window))
-                    .set_connection_timeout(connect_timeout)
-                    .set_transport(transport);
-                if let Some((user, password)) = credentials {
-                    options.set_credentials(user, password);
-                }
-                let (client, events) = rumqttc::v5::AsyncClient::new(options, window);
+            Options::V5(options) => {
+                let (client, events) = rumqttc::v5::AsyncClient::new(*options, window);
                 (
                     Client::V5(client),
                     Wire::V5 {
@@ -198,6 +157,82 @@ impl MqttConfig {
         };
         (connection, (wire, settings))
     }
+}
+
+impl MqttConfig {
+    /// rumqttc's options for one connection of this config (address, protocol version, keep
+    /// alive, clean session, credentials, TLS), shared by the sink's connections and the
+    /// subscriber so that both reach the broker the same way. `max_incoming` bounds the packets
+    /// taken in.
+    pub(crate) fn options(
+        &self,
+        client_id: &str,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        max_incoming: usize,
+    ) -> Options {
+        let transport = match tls {
+            Some(config) => Transport::Tls(TlsConfiguration::Rustls(config)),
+            None => Transport::Tcp,
+        };
+        let host = self.host.trim();
+        let credentials = non_empty(&self.username).map(|user| {
+            (
+                user.to_string(),
+                self.password
+                    .as_ref()
+                    .map(|p| p.expose().to_string())
+                    .unwrap_or_default(),
+            )
+        });
+        let inflight = inflight(self.buffer_size);
+        match self.protocol_version {
+            ProtocolVersion::V311 => {
+                let mut options = rumqttc::MqttOptions::new(client_id, host, self.port);
+                options
+                    .set_keep_alive(self.keep_alive)
+                    .set_clean_session(true)
+                    .set_inflight(inflight)
+                    .set_max_packet_size(max_incoming, MAX_OUTGOING_PACKET_BYTES)
+                    .set_transport(transport);
+                if let Some((user, password)) = credentials {
+                    options.set_credentials(user, password);
+                }
+                Options::V4(options)
+            }
+            ProtocolVersion::V5 => {
+                let mut options = rumqttc::v5::MqttOptions::new(client_id, host, self.port);
+                options
+                    .set_keep_alive(self.keep_alive)
+                    .set_clean_start(true)
+                    .set_outgoing_inflight_upper_limit(inflight)
+                    .set_max_packet_size(Some(max_incoming as u32))
+                    .set_connection_timeout(self.connect_timeout.as_secs().max(1))
+                    .set_transport(transport);
+                if let Some((user, password)) = credentials {
+                    options.set_credentials(user, password);
+                }
+                Options::V5(Box::new(options))
+            }
+        }
+    }
+
+    /// The TLS settings from the certificate files (read here; nothing connects).
+    pub(crate) fn tls(
+        &self,
+        cx: &BuildContext,
+    ) -> Result<Option<Arc<rustls::ClientConfig>>, PluginError> {
+        tls::client_config(&tls::TlsFiles {
+            ca: non_empty_path(&self.broker_cert_file).map(|p| cx.resolve_path(p)),
+            client_cert: non_empty_path(&self.client_cert_file).map(|p| cx.resolve_path(p)),
+            client_key: non_empty_path(&self.client_key_file).map(|p| cx.resolve_path(p)),
+        })
+    }
+}
+
+/// rumqttc's options of either protocol version.
+pub(crate) enum Options {
+    V4(rumqttc::MqttOptions),
+    V5(Box<rumqttc::v5::MqttOptions>),
 }
 
 /// rumqttc's in-flight limit for a window (QoS ≥ 1 windows are at most 65535, checked).

@@ -1,0 +1,328 @@
+//! Matching replies to the events that expect them, one [`Correlator`] per rule.
+//!
+//! An event the rule selects opens an expectation keyed by its field (`id`), stamped with the
+//! wall time its sink published it. A reply whose field carries that key answers the oldest open
+//! expectation of the key: in time when it came within `within` of the publish, late when within
+//! `within + grace`. An expectation still open `within + grace` after its publish is decided as
+//! missing and dropped, so memory holds only the events of the last window, however long the run.
+//!
+//! Replies can overtake the news of the publish they answer (the reply comes through the broker
+//! and the subscriber's channel, the publish time through the sink's task): a reply that answers
+//! nothing yet waits in a short *limbo* (as long as the rule's grace, at least a second) for an
+//! event of its key before it counts as unexpected. The limbo is bounded too.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::Serialize;
+
+use super::rules::Rule;
+use crate::lateness::LatenessHistogram;
+
+/// The most unmatched replies waiting in the limbo of one rule; beyond it, a reply that answers
+/// nothing counts as unexpected at once (a flood of foreign replies costs bounded memory).
+pub const MAX_LIMBO: usize = 100_000;
+
+/// The most open expectations of one rule; events beyond it are not tracked (counted as
+/// `untracked`), so a system under test that never answers costs bounded memory.
+pub const MAX_OPEN: usize = 2_000_000;
+
+/// What one rule counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Events that expected a reply (published by this process).
+    pub expected: u64,
+    /// Answered within `within`.
+    pub answered: u64,
+    /// Answered after `within`, within `within + grace`.
+    pub late: u64,
+    /// Not answered within `within + grace`.
+    pub missing: u64,
+    /// Replies that answer no event of this process (nor, with a fleet shard, another shard's).
+    pub unexpected: u64,
+    /// Replies that are not JSON, lack the field, or fail the rule's schema.
+    pub invalid: u64,
+    /// Replies to a customer of a store another shard runs: not judged here.
+    pub foreign: u64,
+    /// Events not tracked because [`MAX_OPEN`] were open.
+    pub untracked: u64,
+    /// Expectations still open when the run was stopped before their window ended.
+    pub pending: u64,
+}
+
+impl Counts {
+    /// Replies that answered something, in time or late.
+    pub fn replied(&self) -> u64 {
+        self.answered + self.late
+    }
+}
+
+/// The state of one rule.
+pub struct Correlator {
+    pub rule: Rule,
+    within_us: i64,
+    decide_after_us: i64,
+    limbo_us: i64,
+    /// Open expectations: publish times of each key's events, oldest first.
+    open: HashMap<String, VecDeque<i64>>,
+    /// Every open expectation in publish order, to decide them when their time is up.
+    deadlines: VecDeque<(i64, String)>,
+    open_count: usize,
+    /// Replies that answered nothing yet: key → receipt times.
+    limbo: HashMap<String, VecDeque<i64>>,
+    limbo_order: VecDeque<(i64, String)>,
+    limbo_count: usize,
+    pub counts: Counts,
+    pub latency: LatenessHistogram,
+}
+
+/// What became of one reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Matched {
+    /// It answered an event (in time or late).
+    Answered,
+    /// It answered nothing yet (waits in the limbo, or counted unexpected when that is full).
+    Nothing,
+}
+
+impl Correlator {
+    pub fn new(rule: Rule) -> Correlator {
+        let within_us = micros(rule.within);
+        let decide_after_us = within_us.saturating_add(micros(rule.grace));
+        let limbo_us = micros(rule.grace).max(1_000_000);
+        Correlator {
+            rule,
+            within_us,
+            decide_after_us,
+            limbo_us,
+            open: HashMap::new(),
+            deadlines: VecDeque::new(),
+            open_count: 0,
+            limbo: HashMap::new(),
+            limbo_order: VecDeque::new(),
+            limbo_count: 0,
+            counts: Counts::default(),
+            latency: LatenessHistogram::default(),
+        }
+    }
+
+    /// An event of `key` that expects a reply was published at `published_us`.
+    pub fn expect(&mut self, key: String, published_us: i64) {
+        self.counts.expected += 1;
+        if let Some(received) = self.limbo.get_mut(&key)
+            && let Some(received_us) = received.pop_front()
+        {
+            if received.is_empty() {
+                self.limbo.remove(&key);
+            }
+            self.limbo_count -= 1;
+            // The reply overtook the news of the publish: it came at most a moment after it.
+            self.answer(published_us, received_us.max(published_us));
+            return;
+        }
+        if self.open_count >= MAX_OPEN {
+            self.counts.untracked += 1;
+            return;
+        }
+        self.open_count += 1;
+        self.open
+            .entry(key.clone())
+            .or_default()
+            .push_back(published_us);
+        self.deadlines
+            .push_back((published_us.saturating_add(self.decide_after_us), key));
+    }
+
+    /// A valid reply carrying `key` arrived at `received_us`.
+    pub fn reply(&mut self, key: &str, received_us: i64) -> Matched {
+        self.decide_until(received_us);
+        if let Some(published) = self.open.get_mut(key)
+            && let Some(published_us) = published.pop_front()
+        {
+            if published.is_empty() {
+                self.open.remove(key);
+            }
+            self.open_count -= 1;
+            self.answer(published_us, received_us);
+            return Matched::Answered;
+        }
+        Matched::Nothing
+    }
+
+    /// Puts a reply that answered nothing in the limbo (or counts it unexpected when full).
+    pub fn wait_in_limbo(&mut self, key: String, received_us: i64) {
+        if self.limbo_count >= MAX_LIMBO {
+            self.counts.unexpected += 1;
+            return;
+        }
+        self.limbo_count += 1;
+        self.limbo
+            .entry(key.clone())
+            .or_default()
+            .push_back(received_us);
+        self.limbo_order
+            .push_back((received_us.saturating_add(self.limbo_us), key));
+    }
+
+    fn answer(&mut self, published_us: i64, received_us: i64) {
+        let latency_us = received_us.saturating_sub(published_us).max(0);
+        if latency_us <= self.within_us {
+            self.counts.answered += 1;
+        } else {
+            self.counts.late += 1;
+        }
+        self.latency.record(std::iter::once(latency_us as u64));
+    }
+
+    /// Decides every expectation whose time is up at `now_us` (missing), and counts replies that
+    /// waited in the limbo long enough as unexpected.
+    pub fn decide_until(&mut self, now_us: i64) {
+        while let Some((deadline, _)) = self.deadlines.front()
+            && *deadline < now_us
+        {
+            let (deadline, key) = self.deadlines.pop_front().expect("front exists");
+            // Keys' queues and the deadline queue are both in publish order, so this key's
+            // oldest open expectation is the one whose deadline this is, unless a reply took it
+            // (then the oldest left is due later, or at the same time: the same count either way).
+            if let Some(published) = self.open.get_mut(&key)
+                && let Some(published_us) = published.front()
+                && published_us.saturating_add(self.decide_after_us) <= deadline
+            {
+                published.pop_front();
+                if published.is_empty() {
+                    self.open.remove(&key);
+                }
+                self.open_count -= 1;
+                self.counts.missing += 1;
+            }
+        }
+        while let Some((until, _)) = self.limbo_order.front()
+            && *until < now_us
+        {
+            let (_, key) = self.limbo_order.pop_front().expect("front exists");
+            if let Some(received) = self.limbo.get_mut(&key)
+                && received.pop_front().is_some()
+            {
+                if received.is_empty() {
+                    self.limbo.remove(&key);
+                }
+                self.limbo_count -= 1;
+                self.counts.unexpected += 1;
+            }
+        }
+    }
+
+    /// The run ended before the last windows did: what is still open is pending, what waits in
+    /// the limbo is unexpected.
+    pub fn settle_interrupted(&mut self) {
+        self.counts.pending += self.open_count as u64;
+        self.counts.unexpected += self.limbo_count as u64;
+        self.clear();
+    }
+
+    /// Every window is over: what is still open is missing, what waits in the limbo unexpected.
+    pub fn settle(&mut self) {
+        self.counts.missing += self.open_count as u64;
+        self.counts.unexpected += self.limbo_count as u64;
+        self.clear();
+    }
+
+    fn clear(&mut self) {
+        self.open.clear();
+        self.deadlines.clear();
+        self.open_count = 0;
+        self.limbo.clear();
+        self.limbo_order.clear();
+        self.limbo_count = 0;
+    }
+
+    /// When the last open expectation is decided (wall µs), if any is open.
+    pub fn last_deadline_us(&self) -> Option<i64> {
+        self.deadlines.back().map(|(deadline, _)| *deadline)
+    }
+}
+
+fn micros(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::rules::{ExpectConfig, check_rules};
+
+    fn correlator() -> Correlator {
+        let entries: Vec<ExpectConfig> = serde_yaml::from_str(
+            "- {on: focus, reply_topic: r, reply_field: customer.id, within: 2s, grace: 1s}",
+        )
+        .unwrap();
+        Correlator::new(check_rules(&entries).unwrap().remove(0))
+    }
+
+    const S: i64 = 1_000_000;
+
+    #[test]
+    fn replies_in_time_late_and_never_are_told_apart() {
+        let mut c = correlator();
+        c.expect("1".into(), 0);
+        c.expect("2".into(), 0);
+        c.expect("3".into(), 0);
+        assert_eq!(c.reply("1", S), Matched::Answered);
+        assert_eq!(c.reply("2", 2 * S + 500_000), Matched::Answered);
+        c.decide_until(3 * S + 1);
+        assert_eq!(c.reply("3", 3 * S + 2), Matched::Nothing);
+        let counts = &c.counts;
+        assert_eq!(
+            (
+                counts.expected,
+                counts.answered,
+                counts.late,
+                counts.missing
+            ),
+            (3, 1, 1, 1)
+        );
+        assert_eq!(c.latency.summary().count(), 2);
+    }
+
+    #[test]
+    fn a_key_answered_twice_answers_its_events_oldest_first_and_the_rest_is_unexpected() {
+        let mut c = correlator();
+        c.expect("7".into(), 0);
+        c.expect("7".into(), S);
+        assert_eq!(c.reply("7", S + 100), Matched::Answered);
+        assert_eq!(c.reply("7", S + 200), Matched::Answered);
+        assert_eq!(c.reply("7", S + 300), Matched::Nothing);
+        c.wait_in_limbo("7".into(), S + 300);
+        c.decide_until(10 * S);
+        assert_eq!(
+            (c.counts.answered, c.counts.unexpected, c.counts.missing),
+            (2, 1, 0)
+        );
+    }
+
+    #[test]
+    fn a_reply_that_overtakes_the_news_of_its_publish_still_answers_it() {
+        let mut c = correlator();
+        assert_eq!(c.reply("9", 5 * S), Matched::Nothing);
+        c.wait_in_limbo("9".into(), 5 * S);
+        c.expect("9".into(), 5 * S + 10);
+        c.settle();
+        assert_eq!(
+            (c.counts.answered, c.counts.unexpected, c.counts.missing),
+            (1, 0, 0)
+        );
+    }
+
+    #[test]
+    fn memory_is_bounded_and_an_interrupted_run_reports_pending() {
+        let mut c = correlator();
+        for n in 0..10 {
+            c.expect(n.to_string(), n * S);
+        }
+        c.decide_until(5 * S);
+        assert_eq!(c.counts.missing, 2);
+        assert_eq!(c.open_count, 8);
+        c.settle_interrupted();
+        assert_eq!(c.counts.pending, 8);
+        assert!(c.open.is_empty() && c.deadlines.is_empty());
+    }
+}
