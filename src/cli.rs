@@ -178,6 +178,14 @@ fn validate(path: Option<PathBuf>, env: &Environment) -> ExitCode {
         "# scheduler: {}\n",
         resolved.config.timeline.pacing()
     ));
+    match Pipeline::verdict_lines(&resolved) {
+        Ok(lines) => {
+            for line in lines {
+                text.push_str(&format!("# {line}\n"));
+            }
+        }
+        Err(error) => return plugin_failure(error),
+    }
     text.push_str("# resolved layout:\n");
     for line in resolved.layout.to_string().lines() {
         text.push_str(&format!("#   {line}\n"));

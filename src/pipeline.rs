@@ -72,6 +72,15 @@ impl Pipeline {
         VerdictPlan::build(resolved, &cx).map(|_| ())
     }
 
+    /// What the pipeline's expectations and delivery check will check, one line each, for
+    /// `validate`; empty without them. Call after [`Pipeline::check`].
+    pub fn verdict_lines(resolved: &ResolvedPipeline) -> Result<Vec<String>, PluginError> {
+        let cx = build_context(resolved, MetricsRegistry::default());
+        Ok(VerdictPlan::build(resolved, &cx)?
+            .map(|plan| plan.describe(&resolved.config.sinks[plan.sink].kind))
+            .unwrap_or_default())
+    }
+
     /// The brokers the sinks publish to, each with its sink's place (`sinks[0] (type: mqtt)`),
     /// for the pipeline's AsyncAPI document. Call after [`Pipeline::check`].
     pub fn brokers(

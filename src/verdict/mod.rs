@@ -218,6 +218,57 @@ impl VerdictPlan {
         }))
     }
 
+    /// What the verdict will check, resolved (defaults filled in, `{store}` expanded), as
+    /// `validate` prints it: one line per rule and one for the delivery check.
+    pub fn describe(&self, sink_kind: &str) -> Vec<String> {
+        let reader = format!("read back through sinks[{}] (type: {sink_kind})", self.sink);
+        let mut lines: Vec<String> = self
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(index, rule)| {
+                let filter: String = rule
+                    .filter
+                    .iter()
+                    .map(|(member, allowed)| {
+                        format!(" with {} in [{}]", member.name(), allowed.join(", "))
+                    })
+                    .collect();
+                let topics: Vec<&str> = self
+                    .routes
+                    .iter()
+                    .zip(&self.topics)
+                    .filter(|(route, _)| route.rules.contains(&index))
+                    .map(|(_, topic)| topic.as_str())
+                    .collect();
+                format!(
+                    "expect {:?}: every {} event{filter} expects a reply on {} whose {} equals the event's {}, within {:?} (late until {:?}){}; {reader}",
+                    rule.name,
+                    rule.on.as_str(),
+                    topics.join(", "),
+                    rule.reply_field,
+                    rule.event_field.name(),
+                    rule.within,
+                    rule.within + rule.grace,
+                    if rule.schema.is_some() {
+                        ", valid against its schema"
+                    } else {
+                        ""
+                    },
+                )
+            })
+            .collect();
+        if let Some(check) = &self.delivery {
+            lines.push(format!(
+                "delivery check: every event published on {} topic(s) must come back within {:?} (at most {} tracked at once); {reader}",
+                self.published_topics.len(),
+                check.within,
+                check.max_tracked
+            ));
+        }
+        lines
+    }
+
     /// The figures as they stand during the run (for a live view).
     pub fn live(&self) -> LiveVerdict {
         self.live.clone()

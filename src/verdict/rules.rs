@@ -173,6 +173,17 @@ impl Member {
         })
     }
 
+    /// The member's name in the payload.
+    pub fn name(self) -> &'static str {
+        match self {
+            Member::Id => "id",
+            Member::Ts => "ts",
+            Member::Dep => "dep",
+            Member::X => "x",
+            Member::Y => "y",
+        }
+    }
+
     /// The member's value in `event`, as text; `None` when the event has no such member.
     pub fn text(self, event: &Event) -> Option<String> {
         let position = match event.kind {
