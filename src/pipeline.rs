@@ -75,10 +75,15 @@ impl Pipeline {
     /// What the pipeline's expectations and delivery check will check, one line each, for
     /// `validate`; empty without them. Call after [`Pipeline::check`].
     pub fn verdict_lines(resolved: &ResolvedPipeline) -> Result<Vec<String>, PluginError> {
-        let cx = build_context(resolved, MetricsRegistry::default());
-        Ok(VerdictPlan::build(resolved, &cx)?
+        Ok(Pipeline::verdict_plan(resolved)?
             .map(|plan| plan.describe(&resolved.config.sinks[plan.sink].kind))
             .unwrap_or_default())
+    }
+
+    /// The verdict of a pipeline on its own, built as a run builds it (for benchmarks and tests
+    /// that drive it with batches of their own); `None` without `expect:` or `delivery_check:`.
+    pub fn verdict_plan(resolved: &ResolvedPipeline) -> Result<Option<VerdictPlan>, PluginError> {
+        VerdictPlan::build(resolved, &build_context(resolved, MetricsRegistry::default()))
     }
 
     /// The brokers the sinks publish to, each with its sink's place (`sinks[0] (type: mqtt)`),
@@ -344,6 +349,9 @@ impl Pipeline {
         let interrupted = shutdown.is_triggered();
         shutdown.trigger();
         let stopped = stop(outcome, &opened).await;
+        if let Some(observation) = &observation {
+            observation.publishing_ended();
+        }
         if let Some(verdict) = verdict {
             verdict.finish(interrupted).await?;
         }

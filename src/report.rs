@@ -56,6 +56,9 @@ struct Shared {
     /// publish nothing until they enter, so this comes from the generator's metrics.
     entrance_queue: Option<QueueMetrics>,
     started: Instant,
+    /// When the sinks finished, so that what comes after (the verdict waiting for the last
+    /// replies) does not count in the run's wall time and events per second.
+    ended: std::sync::OnceLock<std::time::Duration>,
 }
 
 /// What the scheduler calls with every batch it hands to the sinks.
@@ -210,6 +213,7 @@ impl Observation {
             topics,
             entrance_queue,
             started: Instant::now(),
+            ended: std::sync::OnceLock::new(),
         }))
     }
 
@@ -237,10 +241,20 @@ impl Observation {
             .unwrap_or_else(PoisonError::into_inner) = (!virtual_clock).then_some(histograms);
     }
 
+    /// The sinks finished: the run's wall time ends here.
+    pub fn publishing_ended(&self) {
+        let _ = self.0.ended.set(self.0.started.elapsed());
+    }
+
     /// The report of the run so far; `run` is the scheduler's own count of the run.
     pub fn summary(&self, run: &RunReport) -> RunSummary {
         let shared = &self.0;
-        let wall_seconds = shared.started.elapsed().as_secs_f64();
+        let wall_seconds = shared
+            .ended
+            .get()
+            .copied()
+            .unwrap_or_else(|| shared.started.elapsed())
+            .as_secs_f64();
         let mut tally = shared.tally.lock().unwrap_or_else(PoisonError::into_inner);
         let lateness = shared
             .lateness
