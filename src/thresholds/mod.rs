@@ -42,9 +42,9 @@ use crate::plugin_api::{duration, excerpt};
 /// failure while running) and 2 (bad configuration).
 pub const THRESHOLDS_BREACHED: u8 = 99;
 
-/// `thresholds:`: per metric, a list of thresholds, each an expression (`"p(99) < 2s"`) or
-/// `{threshold, abort_on_fail, delay_abort_eval}`. A threshold on a metric this pipeline does not
-/// measure is refused.
+/// Pass/fail criteria on what the run measured, per metric: a list of expressions
+/// (`"p(99) < 2s"`) or `{threshold, abort_on_fail, delay_abort_eval}` objects; the run exits 99
+/// when one is breached. A threshold on a metric this pipeline does not measure is refused.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ThresholdsConfig {
