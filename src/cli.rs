@@ -2,7 +2,9 @@
 //! documents the flags).
 //!
 //! Exit codes: 0 done (also after SIGINT/SIGTERM), 1 a failure while running (a broker refused the
-//! credentials, a sink died), 2 bad configuration, environment variable, file or flag.
+//! credentials, a sink died), 2 bad configuration, environment variable, file or flag, 99
+//! ([`crate::thresholds::THRESHOLDS_BREACHED`]) the run ended but breached a threshold (at its end,
+//! or stopped early by one with `abort_on_fail`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -15,7 +15,8 @@
 //! **Why a histogram of its own.** Runs publish millions of events a second; observing a
 //! `prometheus_client` histogram per event takes a lock each time. This one counts a whole batch
 //! into a local array and adds it to shared atomic buckets once per batch, so it costs a binary
-//! search over a few bounds per event. It also keeps the exact maximum for the run report.
+//! search over a few bounds per event. It also keeps the exact minimum and maximum, for the run
+//! report and the thresholds (`min`, `max`, and the bounds every quantile stays within).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,7 +65,7 @@ const BUCKETS: usize = BOUNDS_US.len() + 1;
 #[derive(Clone, Debug, Default)]
 pub struct LatenessHistogram(Arc<Counts>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counts {
     /// Events per bucket (not cumulative); the last is above every bound.
     buckets: [AtomicU64; BUCKETS],
@@ -72,25 +73,52 @@ struct Counts {
     sum_us: AtomicU64,
     /// The latest event, microseconds.
     max_us: AtomicU64,
+    /// The earliest event, microseconds; `u64::MAX` before the first.
+    min_us: AtomicU64,
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts {
+            buckets: Default::default(),
+            sum_us: AtomicU64::new(0),
+            max_us: AtomicU64::new(0),
+            min_us: AtomicU64::new(u64::MAX),
+        }
+    }
 }
 
 /// A snapshot of one or more histograms, for the run report.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LatenessSummary {
     buckets: [u64; BUCKETS],
     sum_us: u64,
     max_us: u64,
+    /// `u64::MAX` with no events.
+    min_us: u64,
+}
+
+impl Default for LatenessSummary {
+    fn default() -> Self {
+        LatenessSummary {
+            buckets: [0; BUCKETS],
+            sum_us: 0,
+            max_us: 0,
+            min_us: u64::MAX,
+        }
+    }
 }
 
 impl LatenessHistogram {
     /// Adds a batch of lateness values (microseconds).
     pub fn record(&self, lateness_us: impl Iterator<Item = u64>) {
         let mut local = [0u64; BUCKETS];
-        let (mut sum, mut max) = (0u64, 0u64);
+        let (mut sum, mut max, mut min) = (0u64, 0u64, u64::MAX);
         for value in lateness_us {
             local[BOUNDS_US.partition_point(|bound| *bound < value)] += 1;
             sum += value;
             max = max.max(value);
+            min = min.min(value);
         }
         let counts = &self.0;
         for (bucket, count) in counts.buckets.iter().zip(local) {
@@ -100,6 +128,7 @@ impl LatenessHistogram {
         }
         counts.sum_us.fetch_add(sum, Ordering::Relaxed);
         counts.max_us.fetch_max(max, Ordering::Relaxed);
+        counts.min_us.fetch_min(min, Ordering::Relaxed);
     }
 
     /// The counts so far.
@@ -109,6 +138,7 @@ impl LatenessHistogram {
             buckets: std::array::from_fn(|i| counts.buckets[i].load(Ordering::Relaxed)),
             sum_us: counts.sum_us.load(Ordering::Relaxed),
             max_us: counts.max_us.load(Ordering::Relaxed),
+            min_us: counts.min_us.load(Ordering::Relaxed),
         }
     }
 }
@@ -121,6 +151,7 @@ impl LatenessSummary {
         }
         self.sum_us += other.sum_us;
         self.max_us = self.max_us.max(other.max_us);
+        self.min_us = self.min_us.min(other.min_us);
     }
 
     /// Events counted.
@@ -133,8 +164,25 @@ impl LatenessSummary {
         self.max_us as f64 / 1e6
     }
 
+    /// The earliest event, seconds; 0 with no events.
+    pub fn min_seconds(&self) -> f64 {
+        if self.min_us == u64::MAX {
+            return 0.0;
+        }
+        self.min_us as f64 / 1e6
+    }
+
+    /// The mean, seconds; 0 with no events.
+    pub fn mean_seconds(&self) -> f64 {
+        match self.count() {
+            0 => 0.0,
+            count => self.sum_us as f64 / 1e6 / count as f64,
+        }
+    }
+
     /// The `q` quantile (0 < q ≤ 1) in seconds, interpolated linearly inside its bucket (as
-    /// Prometheus' `histogram_quantile` does) and never above the maximum; 0 with no events.
+    /// Prometheus' `histogram_quantile` does) and kept within the minimum and the maximum; 0 with
+    /// no events.
     pub fn quantile_seconds(&self, q: f64) -> f64 {
         let total = self.count();
         if total == 0 {
@@ -148,7 +196,9 @@ impl LatenessSummary {
                 let upper = BOUNDS_US.get(index).copied().unwrap_or(self.max_us);
                 let within = (rank - below as f64) / *count as f64;
                 let us = lower as f64 + within * (upper.saturating_sub(lower)) as f64;
-                return us.min(self.max_us as f64) / 1e6;
+                // Not `clamp`: a snapshot taken while a batch is recorded may see its bucket
+                // counts before its minimum (the counters are separate atomics).
+                return us.max(self.min_us as f64).min(self.max_us as f64) / 1e6;
             }
             below += count;
         }
@@ -238,6 +288,18 @@ mod tests {
         let p99 = summary.quantile_seconds(0.99);
         assert!((0.025..=0.040).contains(&p99), "{p99}");
         assert_eq!(summary.max_seconds(), 0.04);
+        assert_eq!(summary.min_seconds(), 0.0002);
+        assert!((summary.mean_seconds() - 0.000996).abs() < 1e-9);
+    }
+
+    #[test]
+    fn quantiles_stay_above_the_minimum() {
+        let histogram = LatenessHistogram::default();
+        // Every event at 0.2 ms: interpolating inside the 0.1–0.25 ms bucket would give less.
+        histogram.record(std::iter::repeat_n(200, 10));
+        let summary = histogram.summary();
+        assert_eq!(summary.quantile_seconds(0.1), 0.0002);
+        assert_eq!(summary.quantile_seconds(1.0), 0.0002);
     }
 
     #[test]
@@ -250,16 +312,16 @@ mod tests {
         assert_eq!(summary.count(), 3);
         assert_eq!(summary.max_seconds(), 900.0);
         assert_eq!(summary.quantile_seconds(1.0), 900.0);
+        assert_eq!(summary.min_seconds(), 0.001);
     }
 
     #[test]
     fn an_empty_histogram_reads_zero() {
-        assert_eq!(
-            LatenessHistogram::default()
-                .summary()
-                .quantile_seconds(0.99),
-            0.0
-        );
+        let summary = LatenessHistogram::default().summary();
+        assert_eq!(summary, LatenessSummary::default());
+        assert_eq!(summary.quantile_seconds(0.99), 0.0);
+        assert_eq!(summary.min_seconds(), 0.0);
+        assert_eq!(summary.mean_seconds(), 0.0);
     }
 
     #[test]

@@ -41,6 +41,8 @@
 //! - [`metrics`]: the core's Prometheus metrics; [`lateness`]: the publish-lateness histogram.
 //! - [`report`]: the run report (`run --report FILE`), counted from the published events;
 //!   [`report_file`]: where it is written (a temporary file renamed onto FILE);
+//!   [`thresholds`]: pass/fail criteria on what the run measured (`thresholds:`), their ✓/✗
+//!   table, JUnit XML (`run --junit FILE`), `abort_on_fail` and the exit code when breached;
 //!   [`progress`]: the progress bar of a `--speed max` run on a terminal.
 //! - [`verdict`]: whether the system under test answered (`expect:`) and what the broker
 //!   delivered (`delivery_check:`), read back through a sink's subscriber.
@@ -92,6 +94,7 @@ pub mod report;
 pub mod report_file;
 pub mod scheduler;
 pub mod shutdown;
+pub mod thresholds;
 pub mod verdict;
 pub mod wake;
 

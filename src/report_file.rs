@@ -1,6 +1,6 @@
-//! Where `run --report FILE` puts the report: a temporary file beside FILE, created before the run
-//! and renamed onto FILE once the report is written, so FILE is only ever replaced whole by a
-//! finished report.
+//! Where `run --report FILE` puts the report (and `run --junit FILE` the thresholds' JUnit XML): a
+//! temporary file beside FILE, created before the run and renamed onto FILE once the report is
+//! written, so FILE is only ever replaced whole by a finished report.
 //!
 //! What that guards against (issue 20, finding 13): a run that fails leaves an existing FILE as it
 //! was (the temporary file goes away); a symlink at FILE is replaced, not followed; a FIFO, a
@@ -16,8 +16,11 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
-/// The `--report` file, checked and with its temporary file open, from before the run starts.
+/// The `--report` (or `--junit`) file, checked and with its temporary file open, from before the
+/// run starts.
 pub struct ReportFile {
+    /// The flag that named the file, for errors.
+    flag: &'static str,
     path: PathBuf,
     temporary: NamedTempFile,
 }
@@ -33,7 +36,16 @@ impl ReportFile {
     /// Checks `path` (see the module documentation) and creates the temporary file beside it;
     /// `config` is the pipeline file, if any. The error names `--report` and the path.
     pub fn create(path: PathBuf, config: Option<&Path>) -> Result<ReportFile, String> {
-        let refuse = |why: String| format!("--report {}: {why}", path.display());
+        ReportFile::create_for("--report", path, config)
+    }
+
+    /// As [`ReportFile::create`], for the file of another flag (`--junit`), which errors name.
+    pub fn create_for(
+        flag: &'static str,
+        path: PathBuf,
+        config: Option<&Path>,
+    ) -> Result<ReportFile, String> {
+        let refuse = |why: String| format!("{flag} {}: {why}", path.display());
         check(&path, config).map_err(refuse)?;
         let name = path
             .file_name()
@@ -49,26 +61,33 @@ impl ReportFile {
             .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(dir)
             .map_err(|error| refuse(format!("cannot write the report there: {error}")))?;
-        Ok(ReportFile { path, temporary })
+        Ok(ReportFile {
+            flag,
+            path,
+            temporary,
+        })
     }
 
-    /// The path given to `--report`.
+    /// The path given to the flag.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Writes `text` to the temporary file and renames it onto the report's path.
     pub fn write(mut self, text: &str) -> Result<(), String> {
+        let flag = self.flag;
         let fail =
-            |error: io::Error| format!("--report {}: cannot write: {error}", self.path.display());
+            |error: io::Error| format!("{flag} {}: cannot write: {error}", self.path.display());
         let file = self.temporary.as_file_mut();
         file.write_all(text.as_bytes()).map_err(fail)?;
         file.sync_all().map_err(fail)?;
-        let ReportFile { path, temporary } = self;
+        let ReportFile {
+            path, temporary, ..
+        } = self;
         temporary
             .persist(&path)
             .map(drop)
-            .map_err(|error| format!("--report {}: cannot write: {}", path.display(), error.error))
+            .map_err(|error| format!("{flag} {}: cannot write: {}", path.display(), error.error))
     }
 }
 
@@ -187,6 +206,10 @@ mod tests {
         );
         let error = ReportFile::create("/dev/null".into(), None).err().unwrap();
         assert!(error.contains("not a regular file"), "{error}");
+        let error = ReportFile::create_for("--junit", "/dev/null".into(), None)
+            .err()
+            .unwrap();
+        assert!(error.starts_with("--junit /dev/null: "), "{error}");
         let config = dir.path().join("pipeline.yaml");
         std::fs::write(&config, "sinks: []").unwrap();
         let error = ReportFile::create(config.clone(), Some(&config))
