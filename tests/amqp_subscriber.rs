@@ -2,7 +2,8 @@
 //! against the real RabbitMQ on 127.0.0.1:5672: made through the registry from the sink's
 //! settings as a pipeline gives them, it hears every message published to the routing keys of its
 //! topics, in order and with the right topic, nothing else, keeps up through a full channel, and
-//! reports a connection the broker closed (Lost, then Restored once it is subscribed again).
+//! reports a connection the broker closed (Lost, then Restored once it is subscribed again), a
+//! broker unreachable at start the same way, and uses the sink's TLS files and exchange settings.
 //!
 //! Each test has the shared broker to itself ([`ExclusiveUse`]): another test binary stopping
 //! RabbitMQ meanwhile would show up here as a loss.
@@ -256,6 +257,7 @@ fn rabbitmqctl(args: &[&str]) -> String {
 fn close_connection(pid: &str) {
     let status = Command::new("rabbitmqctl")
         .args(["close_connection", pid, "closed by the test"])
+        .stdout(std::process::Stdio::null())
         .status()
         .expect("rabbitmqctl runs");
     assert!(status.success(), "rabbitmqctl close_connection {pid}");
@@ -311,6 +313,8 @@ async fn a_connection_closed_by_the_broker_is_reported_and_restored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_credentials_and_a_missing_exchange_fail_start_clearly() {
+    // Not while another test stops the broker: unreachable would be a gap, not a failure.
+    let _broker = ExclusiveUse::acquire();
     let shutdown = Shutdown::new();
     let (sender, _heard) = mpsc::channel(4);
     let error = subscriber("url: amqp://guest:wrong-s3cret@127.0.0.1:5672/%2f")
@@ -340,4 +344,141 @@ async fn refused_credentials_and_a_missing_exchange_fail_start_clearly() {
         .expect("the default exchange cannot be subscribed to")
         .to_string();
     assert!(error.starts_with("exchange:"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_declare_the_subscriber_declares_the_exchange_as_the_sink_would() {
+    let _broker = ExclusiveUse::acquire();
+    let exchange = unique_topic("replies").replace('/', "-");
+    let topic = unique_topic("prediction");
+    let shutdown = Shutdown::new();
+    let (sender, mut heard) = mpsc::channel(8);
+    // Before the sink: the subscriber may start first.
+    subscriber(&format!(
+        "exchange: {exchange}\nexchange_type: direct\ndeclare: true"
+    ))
+    .expect("valid settings")
+    .start(vec![topic.clone()], sender, shutdown.signal())
+    .await
+    .expect("the subscriber declares the exchange and starts");
+    let (connection, channel) = connect().await;
+    channel
+        .basic_publish(
+            exchange.as_str().into(),
+            topic.replace('/', ".").as_str().into(),
+            BasicPublishOptions::default(),
+            b"direct",
+            BasicProperties::default(),
+        )
+        .await
+        .expect("the exchange exists")
+        .await
+        .expect("published");
+    let message = next_message(&mut heard, Duration::from_secs(10)).await;
+    assert_eq!((message.topic, message.payload), (0, b"direct".to_vec()));
+    shutdown.trigger();
+    channel
+        .exchange_delete(
+            exchange.as_str().into(),
+            lapin::options::ExchangeDeleteOptions::default(),
+        )
+        .await
+        .expect("delete the test's exchange");
+    connection.close(200, "OK".into()).await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_unreachable_at_start_is_a_gap_until_it_answers() {
+    let _broker = ExclusiveUse::acquire();
+    let port = customersim_testkit::net::free_port();
+    let topic = unique_topic("prediction");
+    let shutdown = Shutdown::new();
+    let (sender, mut heard) = mpsc::channel(8);
+    subscriber(&format!("url: amqp://guest:guest@127.0.0.1:{port}/%2f"))
+        .expect("valid settings")
+        .start(vec![topic.clone()], sender, shutdown.signal())
+        .await
+        .expect("an unreachable broker does not fail the start");
+    match next(&mut heard, Duration::from_secs(5)).await {
+        Heard::Lost { why, .. } => assert!(why.contains(&port.to_string()), "{why}"),
+        other => panic!("expected the gap from the start, heard {other:?}"),
+    }
+    // The broker answers on that port from now on (a forwarder to the shared RabbitMQ).
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("listen on the free port");
+    let forwarder = tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:5672").await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    match next(&mut heard, Duration::from_secs(15)).await {
+        Heard::Restored { .. } => {}
+        other => panic!("expected the restoration, heard {other:?}"),
+    }
+    let (connection, channel) = connect().await;
+    publish(&channel, &topic, "heard").await;
+    let message = next_message(&mut heard, Duration::from_secs(10)).await;
+    assert_eq!(message.payload, b"heard");
+    shutdown.trigger();
+    forwarder.abort();
+    connection.close(200, "OK".into()).await.ok();
+}
+
+#[test]
+fn over_tls_with_a_client_certificate() {
+    let _broker = ExclusiveUse::acquire();
+    let dir = customersim_testkit::temp::temp_dir("amqp-subscriber-tls");
+    let pki = customersim_testkit::pki::TestPki::generate(dir.path(), "");
+    let front = customersim_testkit::rabbitmq::TlsFront::start(&pki);
+    let settings = format!(
+        "url: amqps://guest:guest@127.0.0.1:{}/%2f\nca_file: {}\nclient_cert_file: {}\nclient_key_file: {}",
+        front.port,
+        pki.ca.display(),
+        pki.client_cert.display(),
+        pki.client_key.display()
+    );
+    customersim_testkit::amqp::block_on(async {
+        let topic = unique_topic("prediction");
+        let shutdown = Shutdown::new();
+        let (sender, mut heard) = mpsc::channel(8);
+        subscriber(&settings)
+            .expect("valid settings")
+            .start(vec![topic.clone()], sender, shutdown.signal())
+            .await
+            .expect("the subscriber connects over TLS");
+        let (connection, channel) = connect().await;
+        publish(&channel, &topic, "over TLS").await;
+        let message = next_message(&mut heard, Duration::from_secs(10)).await;
+        assert_eq!(message.payload, b"over TLS");
+        shutdown.trigger();
+        connection.close(200, "OK".into()).await.ok();
+    });
+    // Without the client certificate the endpoint refuses the handshake: a permanent error.
+    let without_identity = format!(
+        "url: amqps://guest:guest@127.0.0.1:{}/%2f\nca_file: {}",
+        front.port,
+        pki.ca.display()
+    );
+    let error = customersim_testkit::amqp::block_on(async {
+        let (sender, _heard) = mpsc::channel(8);
+        subscriber(&without_identity)
+            .expect("valid settings")
+            .start(
+                vec![unique_topic("prediction")],
+                sender,
+                Shutdown::new().signal(),
+            )
+            .await
+            .expect_err("no client certificate")
+            .to_string()
+    });
+    assert!(error.contains("TLS"), "{error}");
 }
