@@ -20,6 +20,9 @@
 //! - [`amqp`]: queues bound to an exchange on RabbitMQ, drained or counted.
 //! - [`rabbitmq`]: the shared RabbitMQ to one test at a time (across processes), stopped for a
 //!   while, and a TLS endpoint in front of it.
+//! - [`responder`]: a stand-in for the system under test of expectations, answering requests on
+//!   Mosquitto or RabbitMQ after a delay, with skipped, late, invalid and unmatched replies, and
+//!   a record of exactly what it did.
 //! - [`redis`]: key namespaces of their own on Redis, and private Redis servers.
 //! - [`timeline`]: the conformance suite every
 //!   [`Timeline`](customersim::plugin_api::Timeline) backend must pass.
@@ -32,6 +35,7 @@ pub mod net;
 pub mod pki;
 pub mod rabbitmq;
 pub mod redis;
+pub mod responder;
 pub mod run;
 pub mod stdout_sink;
 pub mod temp;

@@ -143,9 +143,15 @@ impl Broker {
         format!("{}:{}", self.uri.authority.host, self.uri.authority.port)
     }
 
-    /// One connection attempt.
+    /// One connection attempt, named `customersim` on the broker.
     pub async fn connect(&self) -> Result<Connection, ConnectError> {
-        let properties = ConnectionProperties::default().with_connection_name("customersim".into());
+        self.connect_named("customersim").await
+    }
+
+    /// One connection attempt; `name` is the connection name the broker shows (RabbitMQ's
+    /// management UI, `rabbitmqctl list_connections client_properties`).
+    pub async fn connect_named(&self, name: &str) -> Result<Connection, ConnectError> {
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
         let runtime = lapin::runtime::default_runtime().map_err(|error| ConnectError {
             permanent: true,
             message: format!("amqp: no async runtime: {error}"),

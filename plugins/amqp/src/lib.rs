@@ -43,7 +43,17 @@
 //! not accept fail [`Sink::start`] with one message ([`PluginError::Fatal`], exit code 1). A
 //! broker that is merely unreachable at start is retried in the background like a restart.
 //! The password of the URL never appears in logs or errors.
-//!//! # Layout
+//!
+//! # Reading back
+//!
+//! For the run's expectations (the replies of the system under test) and its delivery check, the
+//! sink's config also makes a subscriber ([`AmqpSubscriber`]) on the same URL, TLS files and
+//! exchange: one server-named, exclusive, auto-delete queue bound with the routing key of each
+//! topic asked for, consumed with a prefetch of [`PREFETCH`] and acknowledgements once a message
+//! was handed on (so memory stays bounded), reconnected with the sink's backoff after a loss,
+//! which it reports. Its connection is named `customersim subscriber: <topics>` on the broker.
+//!
+//! # Layout
 //! - this file: the crate doc, the module map and the re-exports.
 //! - `config`: the typed config ([`AmqpConfig`]), its defaults and environment variables.
 //! - `sink`: the factory (`build`, which checks what serde cannot) and the [`Sink`] front end
@@ -51,6 +61,9 @@
 //! - `routing`: topics into routing keys ([`RoutingKeys`]).
 //! - [`broker`]: connecting (URL, TLS files, errors classified as permanent or transient).
 //! - [`worker`]: the background publisher (window of unconfirmed publishes, retries, reconnects).
+//! - `exchange`: the exchange declared or checked, the same way for the sink and the subscriber.
+//! - `subscriber`: reading back from the exchange ([`AmqpSubscriber`]) for the run's
+//!   expectations and delivery check.
 //!
 //! [`Event::write_payload`]: customersim_plugin_api::Event::write_payload
 //! [`Sink`]: customersim_plugin_api::Sink
@@ -60,10 +73,13 @@
 
 pub mod broker;
 mod config;
+mod exchange;
 mod routing;
 mod sink;
+mod subscriber;
 pub mod worker;
 
 pub use config::AmqpConfig;
 pub use routing::{MAX_ROUTING_KEY_BYTES, RoutingKeys, check_routing_key, kind_index, routing_key};
 pub use sink::AmqpSink;
+pub use subscriber::{ACK_BATCH, AmqpSubscriber, PREFETCH};

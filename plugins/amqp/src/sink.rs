@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use customersim_plugin_api::{
     BrokerEndpoint, BuildContext, EnvOverride, Event, PluginConfig, PluginError, ShutdownSignal,
-    Sink, SinkConfig, SinkContext, async_trait,
+    Sink, SinkConfig, SinkContext, Subscriber, async_trait,
 };
 use lapin::uri::AMQPScheme;
 use tokio::sync::mpsc;
@@ -73,6 +73,10 @@ impl SinkConfig for AmqpConfig {
         Broker::from_config(self, cx)?;
         RoutingKeys::new(&cx.topics, &cx.fleet)?;
         Ok(())
+    }
+
+    fn subscriber(&self, cx: &BuildContext) -> Option<Result<Box<dyn Subscriber>, PluginError>> {
+        Some(self.make_subscriber(cx))
     }
 
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Sink>, PluginError> {

@@ -11,20 +11,21 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use customersim_plugin_api::{Backoff, PluginError};
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
-use lapin::types::{FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ErrorKind, ExchangeKind};
+use lapin::types::ShortString;
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ErrorKind};
 use tokio::sync::mpsc::{self, error::TryRecvError};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::RoutingKeys;
 use crate::broker::Broker;
+use crate::exchange::{Exchange, SetupError};
 
 /// First wait before a reconnection attempt; doubled after each failure up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(3);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(3);
 /// Consecutive refusals of the credentials or vhost after which a reconnecting sink gives up.
 const PERMANENT_REFUSALS: u32 = 5;
 
@@ -102,12 +103,6 @@ struct Link {
     connection: Connection,
     /// Shared with the publishes in flight (cloning an `Arc` is cheaper than a `Channel`).
     channel: Arc<Channel>,
-}
-
-/// Why setting up a channel failed.
-struct SetupError {
-    permanent: bool,
-    message: String,
 }
 
 /// The publisher task's state.
@@ -424,64 +419,23 @@ async fn open_channel(
     settings: &Settings,
     connection: Connection,
 ) -> Result<Link, SetupError> {
-    let transient = |error: lapin::Error| SetupError {
-        permanent: false,
-        message: format!("amqp: {}: {error}", broker.address()),
-    };
-    let channel = connection.create_channel().await.map_err(transient)?;
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|error| SetupError::transient(broker, error))?;
     if settings.confirms {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
-            .map_err(transient)?;
+            .map_err(|error| SetupError::transient(broker, error))?;
     }
-    if !settings.exchange.is_empty() {
-        let kind = match settings.exchange_type.as_str() {
-            "topic" => ExchangeKind::Topic,
-            "direct" => ExchangeKind::Direct,
-            "fanout" => ExchangeKind::Fanout,
-            "headers" => ExchangeKind::Headers,
-            other => ExchangeKind::Custom(other.to_string()),
-        };
-        let options = ExchangeDeclareOptions {
-            passive: !settings.declare,
-            durable: true,
-            ..ExchangeDeclareOptions::default()
-        };
-        let declared = channel
-            .exchange_declare(
-                settings.exchange.as_str().into(),
-                kind,
-                options,
-                FieldTable::default(),
-            )
-            .await;
-        if let Err(error) = declared {
-            if let ErrorKind::ProtocolError(amqp) = error.kind()
-                && matches!(amqp.kind(), AMQPErrorKind::Soft(_))
-            {
-                let hint = if settings.declare {
-                    format!(
-                        "cannot declare exchange {:?} of type {:?} on vhost {:?}",
-                        settings.exchange,
-                        settings.exchange_type,
-                        broker.vhost()
-                    )
-                } else {
-                    format!(
-                        "exchange {:?} does not exist on vhost {:?} (set declare: true to create it)",
-                        settings.exchange,
-                        broker.vhost()
-                    )
-                };
-                return Err(SetupError {
-                    permanent: true,
-                    message: format!("amqp: {hint}: {}", amqp.get_message().as_str()),
-                });
-            }
-            return Err(transient(error));
-        }
+    Exchange {
+        name: &settings.exchange,
+        kind: &settings.exchange_type,
+        declare: settings.declare,
     }
+    .declare_on(broker, &channel)
+    .await?;
     Ok(Link {
         connection,
         channel: Arc::new(channel),
