@@ -192,10 +192,7 @@ fn demo_events_per_second(port: u16, round: usize, expect: bool) -> f64 {
     let prefix = format!("bench-demo/{round}/{}/{expect}", std::process::id());
     let responder = expect.then(|| {
         Responder::start(
-            ResponderBroker::Mqtt {
-                host: "127.0.0.1".into(),
-                port,
-            },
+            ResponderBroker::Mqtt { port },
             ResponderOptions::new(
                 &format!("{prefix}/customer/focus"),
                 &format!("{prefix}/customer/prediction"),
