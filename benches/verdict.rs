@@ -240,7 +240,16 @@ fn demo_events_per_second(port: u16, round: usize, expect: bool) -> f64 {
             clean_command(env!("CARGO_BIN_EXE_customersim"))
                 .args(["run", "--config"])
                 .arg(&counted)
-                .args(["--speed", "max", "--seed", "7", "--duration", duration, "--sink", "stdout"]),
+                .args([
+                    "--speed",
+                    "max",
+                    "--seed",
+                    "7",
+                    "--duration",
+                    duration,
+                    "--sink",
+                    "stdout",
+                ]),
         );
         output.stdout.iter().filter(|byte| **byte == b'\n').count() as f64
     };
@@ -263,5 +272,9 @@ fn figure_ratio(values: &[f64]) -> String {
 fn spread(values: &[f64]) -> (f64, f64, f64) {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    (sorted[sorted.len() / 2], sorted[0], sorted[sorted.len() - 1])
+    (
+        sorted[sorted.len() / 2],
+        sorted[0],
+        sorted[sorted.len() - 1],
+    )
 }

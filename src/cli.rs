@@ -55,6 +55,10 @@ enum Command {
         /// print it as a table on stderr.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// Write the thresholds' outcomes to FILE as JUnit XML when the run ends (one testcase
+        /// per threshold, a failure for each one breached), for CI systems to read.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
         /// The part of the fleet to run: `INDEX/COUNT`, INDEX from 0 (e.g. `2/4`).
         #[arg(long)]
         shard: Option<Shard>,
@@ -115,6 +119,7 @@ pub fn main() -> ExitCode {
             duration,
             sinks,
             report,
+            junit,
             shard,
         } => {
             let flags = Flags {
@@ -125,7 +130,7 @@ pub fn main() -> ExitCode {
                 sinks,
                 shard,
             };
-            run(config.config, &env, &flags, report)
+            run(config.config, &env, &flags, report, junit)
         }
     }
 }
@@ -187,6 +192,16 @@ fn validate(path: Option<PathBuf>, env: &Environment) -> ExitCode {
             }
         }
         Err(error) => return plugin_failure(error),
+    }
+    if let Some(thresholds) = &resolved.config.thresholds {
+        match crate::thresholds::check(thresholds, &config::measured_metrics(&resolved.config)) {
+            Ok(thresholds) => {
+                for threshold in thresholds {
+                    text.push_str(&format!("# threshold {threshold}\n"));
+                }
+            }
+            Err(error) => return fail(&error, 2),
+        }
     }
     text.push_str("# resolved layout:\n");
     for line in resolved.layout.to_string().lines() {
@@ -262,6 +277,7 @@ fn run(
     env: &Environment,
     flags: &Flags,
     report: Option<PathBuf>,
+    junit: Option<PathBuf>,
 ) -> ExitCode {
     let resolved = match config::load(path.as_deref(), env, flags) {
         Ok(resolved) => resolved,
@@ -273,6 +289,23 @@ fn run(
         .transpose()
     {
         Ok(report) => report,
+        Err(error) => return fail(&error, 2),
+    };
+    if let (Some(report), Some(junit)) = (&report, &junit)
+        && (report.path() == junit
+            || std::fs::canonicalize(report.path()).ok() == std::fs::canonicalize(junit).ok()
+                && junit.exists())
+    {
+        return fail(
+            &format!("--junit {}: the same file as --report", junit.display()),
+            2,
+        );
+    }
+    let junit = match junit
+        .map(|junit| ReportFile::create_for("--junit", junit, path.as_deref()))
+        .transpose()
+    {
+        Ok(junit) => junit,
         Err(error) => return fail(&error, 2),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -288,25 +321,56 @@ fn run(
             Err(error) => return plugin_failure(error),
         };
         let observation = report.as_ref().map(|_| pipeline.observe());
-        let verdict = pipeline.verdict();
+        let checks = pipeline.checks();
+        let started = std::time::Instant::now();
         let shutdown = Shutdown::new();
         crate::shutdown::trigger_on_signals(shutdown.clone());
         let run = match pipeline.run(shutdown).await {
             Ok(run) => run,
             Err(error) => return plugin_failure(error),
         };
-        let verdict = verdict.map(|live| live.snapshot());
+        let verdict = checks.verdict();
         if let Some(verdict) = &verdict {
             eprint!("{}", verdict.table());
         }
-        match (report, observation) {
-            (Some(report), Some(observation)) => {
-                let mut summary = observation.summary(&run);
-                summary.verdict = verdict;
-                write_report(report, &summary)
-            }
-            _ => ExitCode::SUCCESS,
+        let outcomes = checks.outcomes();
+        if !outcomes.is_empty() {
+            eprint!("{}", crate::thresholds::table(&outcomes));
         }
+        let mut code = ExitCode::SUCCESS;
+        if let Some(junit) = junit {
+            let path = junit.path().display().to_string();
+            match crate::thresholds::write_junit(junit, &outcomes, started.elapsed()) {
+                Ok(()) => tracing::info!("thresholds written as JUnit XML to {path}"),
+                Err(error) => code = fail(&error, 1),
+            }
+        }
+        if let (Some(report), Some(observation)) = (report, observation) {
+            let mut summary = observation.summary(&run);
+            summary.verdict = verdict;
+            summary.thresholds = (!outcomes.is_empty()).then(|| outcomes.clone());
+            let written = write_report(report, &summary);
+            if written != ExitCode::SUCCESS {
+                code = written;
+            }
+        }
+        if code == ExitCode::SUCCESS && !crate::thresholds::all_passed(&outcomes) {
+            let breached = outcomes.iter().filter(|outcome| !outcome.passed).count();
+            eprintln!(
+                "{breached} of {} thresholds breached{}: exit code {}",
+                outcomes.len(),
+                checks
+                    .aborted_by()
+                    .map(|outcome| format!(
+                        " (the run was stopped by {} {})",
+                        outcome.metric, outcome.threshold
+                    ))
+                    .unwrap_or_default(),
+                crate::thresholds::THRESHOLDS_BREACHED
+            );
+            code = ExitCode::from(crate::thresholds::THRESHOLDS_BREACHED);
+        }
+        code
     })
 }
 

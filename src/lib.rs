@@ -44,6 +44,8 @@
 //!   [`thresholds`]: pass/fail criteria on what the run measured (`thresholds:`), their ✓/✗
 //!   table, JUnit XML (`run --junit FILE`), `abort_on_fail` and the exit code when breached;
 //!   [`progress`]: the progress bar of a `--speed max` run on a terminal.
+//! - [`checks`]: what a run measured for its [`thresholds`] (pass/fail limits, their table,
+//!   JUnit file and exit code 99), live and at the end.
 //! - [`verdict`]: whether the system under test answered (`expect:`) and what the broker
 //!   delivered (`delivery_check:`), read back through a sink's subscriber.
 //! - [`shutdown`]: SIGINT/SIGTERM handling.
@@ -78,6 +80,7 @@ use customersim_timeline_memory as _;
 use customersim_timeline_redis as _;
 
 pub mod asyncapi;
+pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod contract;

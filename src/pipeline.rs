@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc};
 
+use crate::checks::RunChecks;
 use crate::config::{PluginSpec, ResolvedPipeline, Speed, Start};
 use crate::fanout::Sinks;
 use crate::metrics::CoreMetrics;
@@ -40,6 +41,8 @@ pub struct Pipeline {
     opening_hours: Option<ArrivalRules>,
     /// Expectations and the delivery check, when the pipeline has them.
     verdict: Option<VerdictPlan>,
+    /// What the run measures for its thresholds and shows while it runs.
+    checks: RunChecks,
 }
 
 /// The running sources, as the scheduler sees them.
@@ -83,7 +86,10 @@ impl Pipeline {
     /// The verdict of a pipeline on its own, built as a run builds it (for benchmarks and tests
     /// that drive it with batches of their own); `None` without `expect:` or `delivery_check:`.
     pub fn verdict_plan(resolved: &ResolvedPipeline) -> Result<Option<VerdictPlan>, PluginError> {
-        VerdictPlan::build(resolved, &build_context(resolved, MetricsRegistry::default()))
+        VerdictPlan::build(
+            resolved,
+            &build_context(resolved, MetricsRegistry::default()),
+        )
     }
 
     /// The brokers the sinks publish to, each with its sink's place (`sinks[0] (type: mqtt)`),
@@ -160,6 +166,14 @@ impl Pipeline {
                 error.within(format!("{origin}: timeline.{}", config.timeline.backend))
             })?;
         let verdict = VerdictPlan::build(&resolved, &cx)?;
+        let thresholds = match &config.thresholds {
+            Some(thresholds) => {
+                crate::thresholds::check(thresholds, &crate::config::measured_metrics(config))
+                    .map_err(|why| PluginError::config(format!("{origin}: {why}")))?
+            }
+            None => Vec::new(),
+        };
+        let checks = RunChecks::new(thresholds, verdict.as_ref().map(VerdictPlan::live));
         let presence = host::presence_recorder(&cx);
         let roster = cx.roster();
         let queue_metrics = cx.queue_metrics_in_use();
@@ -176,7 +190,14 @@ impl Pipeline {
             queue_metrics,
             opening_hours,
             verdict,
+            checks,
         })
+    }
+
+    /// What the run measures for its thresholds (evaluate them once [`Pipeline::run`] returned)
+    /// and the verdict's figures.
+    pub fn checks(&self) -> RunChecks {
+        self.checks.clone()
     }
 
     /// The verdict's figures (expectations, delivery check), when the pipeline has them: as they
@@ -217,6 +238,7 @@ impl Pipeline {
             queue_metrics: _,
             opening_hours: _,
             verdict,
+            checks,
         } = self;
         let config = &resolved.config;
         let start_ms = config.simulation.start.resolve_ms();
@@ -262,6 +284,7 @@ impl Pipeline {
             topics: config.topics.clone().for_fleet(&resolved.fleet),
             metrics: metrics.clone(),
             clock: driver.clock(),
+            checks: (!checks.is_empty()).then(|| checks.live()),
         };
         let clock = driver.clock();
         // Subscribed before anything is published, so no reply can be missed.
@@ -285,6 +308,18 @@ impl Pipeline {
         if let Some(observation) = &observation {
             observation.measure_lateness(sinks.lateness(), clock.is_virtual());
         }
+        checks.sinks_started(
+            if clock.is_virtual() {
+                Vec::new()
+            } else {
+                sinks.lateness()
+            },
+            core_metrics.handed_over.clone(),
+        );
+        let abort_watch = {
+            let shutdown = shutdown.clone();
+            checks.watch_for_abort(move || shutdown.trigger())
+        };
 
         let running = spawn_sources(
             sources,
@@ -351,6 +386,10 @@ impl Pipeline {
         let stopped = stop(outcome, &opened).await;
         if let Some(observation) = &observation {
             observation.publishing_ended();
+        }
+        checks.sinks_finished();
+        if let Some(watch) = abort_watch {
+            watch.abort();
         }
         if let Some(verdict) = verdict {
             verdict.finish(interrupted).await?;

@@ -407,6 +407,7 @@ impl Observation {
             events_skipped: run.skipped,
             events_left_on_timeline: run.left_on_timeline,
             verdict: None,
+            thresholds: None,
         }
     }
 }
@@ -724,6 +725,9 @@ pub struct RunSummary {
     /// The expectations' and the delivery check's figures, when the pipeline has them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verdict: Option<crate::verdict::VerdictReport>,
+    /// Each threshold's outcome, when the pipeline has thresholds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Vec<crate::thresholds::Outcome>>,
 }
 
 /// One store of a fleet.

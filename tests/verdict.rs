@@ -84,10 +84,7 @@ fn the_demo_check_config_is_the_demo_store_plus_its_verdict() {
 fn expectations_without_a_sink_that_reads_back_or_with_bad_keys_exit_2_naming_them() {
     let rule = "expect: [{on: focus, reply_topic: r/p, reply_field: customer.id, within: 2s}]\n";
     let config = demo_config(&unique_prefix("errors"), "{type: stdout}", rule);
-    let (_, stderr) = run_failing(
-        customersim().args(["validate", "--config"]).arg(&config),
-        2,
-    );
+    let (_, stderr) = run_failing(customersim().args(["validate", "--config"]).arg(&config), 2);
     assert!(
         stderr.contains("expect: no sink in the pipeline can read back from its broker"),
         "{stderr}"
@@ -120,10 +117,7 @@ fn expectations_without_a_sink_that_reads_back_or_with_bad_keys_exit_2_naming_th
             "{type: mqtt, host: 127.0.0.1}",
             extra,
         );
-        let (_, stderr) = run_failing(
-            customersim().args(["validate", "--config"]).arg(&config),
-            2,
-        );
+        let (_, stderr) = run_failing(customersim().args(["validate", "--config"]).arg(&config), 2);
         assert!(stderr.contains(expected), "{extra}: {stderr}");
         assert_eq!(
             stderr.lines().filter(|line| line.contains("error")).count(),

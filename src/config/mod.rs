@@ -204,6 +204,10 @@ pub fn resolve_text(
         )),
         None => ConfigError(format!("{origin}: {key} {why}")),
     })?;
+    if let Some(thresholds) = &config.thresholds {
+        crate::thresholds::check(thresholds, &measured_metrics(&config))
+            .map_err(|why| ConfigError(format!("{origin}: {why}")))?;
+    }
     let layout =
         store_layout(&config.store, text).map_err(|why| ConfigError(format!("{origin}: {why}")))?;
     if let Some(topic) = &config.topics.focus
@@ -629,6 +633,33 @@ pub const MAX_CONSUME_FREQUENCY: f64 = 3600.0;
 
 /// The largest CONSUME_BATCH_SIZE accepted (a claim's buffer is sized by it).
 pub const MAX_CONSUME_BATCH_SIZE: usize = 1_000_000;
+
+/// The metrics a run of `config` measures, which thresholds may name: replies with
+/// expectations, delivery with the delivery check, publish lateness on a scaled clock, and
+/// always events per second.
+pub fn measured_metrics(config: &PipelineConfig) -> Vec<&'static str> {
+    use crate::thresholds::Metric;
+    let mut metrics = vec![Metric::EventsPerSecond.name()];
+    if config.simulation.speed != Speed::Max {
+        metrics.push(Metric::PublishLateness.name());
+    }
+    if !config.expect.is_empty() {
+        metrics.extend(
+            [
+                Metric::ReplyLatency,
+                Metric::RepliesMissing,
+                Metric::RepliesLate,
+                Metric::RepliesUnexpected,
+                Metric::RepliesInvalid,
+            ]
+            .map(Metric::name),
+        );
+    }
+    if config.delivery_check.is_some() {
+        metrics.push(Metric::DeliveryLost.name());
+    }
+    metrics
+}
 
 /// Checks the core's values; an error names the key and says what is wrong with it.
 fn check(config: &PipelineConfig) -> Result<(), (&'static str, String)> {

@@ -43,6 +43,7 @@ pub fn pipeline_schema() -> Value {
         "sources": plugin_list::<dyn Source>(&mut generator, "What generates shoppers and their events (one entry per source, chosen by `type`)."),
         "sinks": plugin_list::<dyn Sink>(&mut generator, "Where events go (one entry per sink, chosen by `type`)."),
         "expect": described(generator.subschema_for::<Vec<ExpectConfig>>(), "Replies the system under test must send: one rule per entry."),
+        "thresholds": described(generator.subschema_for::<crate::thresholds::ThresholdsConfig>(), "Pass/fail limits on what the run measured: a table, a JUnit file, exit code 99 when one is breached."),
         "delivery_check": described(generator.subschema_for::<DeliveryCheckConfig>(), "Read back the events a sink published, to report what the broker delivered."),
     });
     let definitions: Map<String, Value> = generator.take_definitions(true);

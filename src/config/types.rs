@@ -44,6 +44,9 @@ pub struct PipelineConfig {
     /// Read back the events a sink published, to report what the broker delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_check: Option<crate::verdict::rules::DeliveryCheckConfig>,
+    /// Pass/fail limits on what the run measured (see [`crate::thresholds`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<crate::thresholds::ThresholdsConfig>,
 }
 
 /// `fleet:`

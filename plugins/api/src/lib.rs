@@ -145,7 +145,7 @@ pub use roster::Roster;
 pub use schemars;
 pub use secret::{CredentialUrl, Secret};
 pub use shutdown::{EndRun, ShutdownSignal};
-pub use sink::{Sink, SinkConfig, SinkContext};
+pub use sink::{LiveChecks, Sink, SinkConfig, SinkContext};
 pub use source::{Source, SourceConfig, SourceContext};
 pub use subscribe::{Heard, Message, Subscriber};
 pub use timeline::{

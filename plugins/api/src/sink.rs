@@ -98,4 +98,34 @@ pub struct SinkContext {
     /// The run's simulated clock, read-only: a sink that shows or measures the run (a live view)
     /// compares events' due times with it to tell how far publishing lags behind.
     pub clock: Clock,
+    /// The run's checks as they stand (expectations, the delivery check, thresholds), for a sink
+    /// that shows the run; `None` when the pipeline has none.
+    pub checks: Option<LiveChecks>,
+}
+
+/// The run's checks as they stand, as a JSON object the core makes on each call:
+/// `{"expectations": [{"name", "expected", "answered", "late", "missing", "unexpected",
+/// "invalid", "latency_seconds": {"p50", "p95", "p99", "max"}, …}], "delivery": {…} | null,
+/// "subscription_gaps": n, "thresholds": [{"metric", "threshold", "measured", "unit", "passed"}]}`
+/// (the run report's `verdict` and `thresholds` keys). Text, so that a sink showing it needs no
+/// type of the core's.
+#[derive(Clone)]
+pub struct LiveChecks(std::sync::Arc<dyn Fn() -> String + Send + Sync>);
+
+impl LiveChecks {
+    /// Checks read through `read`.
+    pub fn new(read: impl Fn() -> String + Send + Sync + 'static) -> LiveChecks {
+        LiveChecks(std::sync::Arc::new(read))
+    }
+
+    /// The checks now, as JSON.
+    pub fn json(&self) -> String {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for LiveChecks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveChecks")
+    }
 }
