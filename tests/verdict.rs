@@ -2,14 +2,14 @@
 //! counted against what a responder on Mosquitto or RabbitMQ really did, the delivery check, a
 //! broker that drops the subscription mid-run, and the config errors that name their key.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use customersim_testkit::mosquitto::Broker;
 use customersim_testkit::responder::{Responder, ResponderBroker, ResponderOptions, Tally};
 use customersim_testkit::run::{clean_command, run_failing, run_ok, stderr_text};
-use customersim_testkit::temp::temp_file;
+use customersim_testkit::temp::{TempFile, temp_dir, temp_file};
 use serde_json::Value;
 
 fn customersim() -> Command {
@@ -22,10 +22,10 @@ fn manifest_dir() -> &'static Path {
 
 /// The demo store's pipeline with its topics under `prefix` (so tests running at once never see
 /// each other's traffic), the customer list found from anywhere, and `extra` appended.
-fn demo_config(prefix: &str, sink: &str, extra: &str) -> PathBuf {
+fn demo_config(prefix: &str, sink: &str, extra: &str) -> TempFile {
     let text = std::fs::read_to_string(manifest_dir().join("configs/retail-demo.yaml")).unwrap();
     let (pipeline, _) = text.split_once("sinks:").unwrap();
-    let text = format!("{pipeline}sinks:\n  - {sink}\n{extra}")
+    let pipeline = pipeline
         .replace("customer/", &format!("{prefix}/customer/"))
         .replace(
             "path: retail-demo-customers.csv",
@@ -36,9 +36,10 @@ fn demo_config(prefix: &str, sink: &str, extra: &str) -> PathBuf {
                     .display()
             ),
         );
-    let path = temp_file("verdict", "yaml");
-    std::fs::write(&path, text).unwrap();
-    path
+    temp_file(
+        "verdict.yaml",
+        &format!("{pipeline}sinks:\n  - {sink}\n{extra}"),
+    )
 }
 
 fn unique_prefix(label: &str) -> String {
@@ -125,4 +126,216 @@ fn expectations_without_a_sink_that_reads_back_or_with_bad_keys_exit_2_naming_th
             "one error: {stderr}"
         );
     }
+}
+
+/// A responder that skips, delays, spoils and invents replies in known proportions.
+fn demanding_responder(broker: ResponderBroker, prefix: &str) -> Responder {
+    let mut options = ResponderOptions::new(
+        &format!("{prefix}/customer/focus"),
+        &format!("{prefix}/customer/prediction"),
+    );
+    options.delay = Duration::from_millis(30);
+    options.skip_every = 5;
+    options.late_every = 7;
+    options.late_delay = Duration::from_millis(2_500);
+    options.invalid_every = 4;
+    options.unmatched_every = 6;
+    Responder::start(broker, options)
+}
+
+/// The rule of these tests: in time within 1 s, late until 5 s.
+fn rule(prefix: &str, thresholds: &str) -> String {
+    format!(
+        "expect:\n  - name: coupons\n    on: focus\n    reply_topic: {prefix}/customer/prediction\n    reply_field: customer.id\n    within: 1s\n    grace: 4s\nthresholds:\n{thresholds}"
+    )
+}
+
+/// The verdict's counts equal what the responder did, exactly; latencies lie within its delays.
+fn assert_counts_match(report: &Value, tally: &Tally) {
+    let rule = &report["verdict"]["expectations"][0];
+    let count = |key: &str| {
+        rule[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} in {rule}"))
+    };
+    assert!(
+        tally.expected() > 20,
+        "too few focus events to judge: {tally:?}"
+    );
+    assert_eq!(count("expected"), tally.expected(), "{rule}\n{tally:?}");
+    assert_eq!(count("answered"), tally.answered, "{rule}\n{tally:?}");
+    assert_eq!(count("late"), tally.late, "{rule}\n{tally:?}");
+    assert_eq!(count("missing"), tally.skipped, "{rule}\n{tally:?}");
+    assert_eq!(count("invalid"), tally.invalid, "{rule}\n{tally:?}");
+    assert_eq!(count("unexpected"), tally.unmatched, "{rule}\n{tally:?}");
+    assert_eq!(count("pending"), 0);
+    let latency = &rule["latency_seconds"];
+    let p50 = latency["p50"].as_f64().unwrap();
+    let max = latency["max"].as_f64().unwrap();
+    // Every answer waited at least 30 ms; the late ones 2.5 s, and none took the 5 s window.
+    assert!(p50 >= 0.03 && p50 < 1.0, "{latency}");
+    assert!((2.5..5.0).contains(&max), "{latency}");
+}
+
+#[test]
+fn mqtt_replies_are_counted_as_the_responder_sent_them_and_a_breached_threshold_exits_99() {
+    let prefix = unique_prefix("mqtt");
+    let responder = demanding_responder(ResponderBroker::local_mqtt(), &prefix);
+    let thresholds = "  replies_missing: [\"rate < 0.5\"]\n  replies_invalid: [\"count == 0\"]\n  reply_latency: [\"p(50) < 1s\"]\n";
+    let config = demo_config(
+        &prefix,
+        "{type: mqtt, host: 127.0.0.1, qos: 1}",
+        &rule(&prefix, thresholds),
+    );
+    let dir = temp_dir("verdict-mqtt");
+    let (report, junit) = (dir.path().join("report.json"), dir.path().join("junit.xml"));
+    let (_, stderr) = run_failing(
+        customersim()
+            .args(["run", "--config"])
+            .arg(&config)
+            .args([
+                "--speed",
+                "max",
+                "--seed",
+                "42",
+                "--duration",
+                "4h",
+                "--report",
+            ])
+            .arg(&report)
+            .arg("--junit")
+            .arg(&junit),
+        99,
+    );
+    let tally = responder.wait_idle(Duration::from_secs(1), Duration::from_secs(30));
+    let report = read_report(&report);
+    assert_counts_match(&report, &tally);
+    assert!(stderr.contains("verdict\n  coupons (focus"), "{stderr}");
+    assert!(stderr.contains("1 of 3 thresholds breached"), "{stderr}");
+
+    // The JUnit file, read by a real XML parser, names the breached threshold and its value.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|node| node.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), 3, "{xml}");
+    let failed: Vec<_> = cases
+        .iter()
+        .filter(|case| case.children().any(|child| child.has_tag_name("failure")))
+        .collect();
+    assert_eq!(failed.len(), 1, "{xml}");
+    assert_eq!(
+        failed[0].attribute("classname"),
+        Some("thresholds.replies_invalid")
+    );
+    let message = failed[0]
+        .children()
+        .find(|child| child.has_tag_name("failure"))
+        .and_then(|failure| failure.attribute("message"))
+        .unwrap();
+    assert!(message.contains(&tally.invalid.to_string()), "{message}");
+    // The report has the same outcomes.
+    let outcomes = report["thresholds"].as_array().unwrap();
+    assert_eq!(outcomes.len(), 3);
+    assert_eq!(
+        outcomes.iter().filter(|o| o["passed"] == false).count(),
+        1,
+        "{outcomes:?}"
+    );
+}
+
+#[test]
+fn amqp_replies_are_counted_as_the_responder_sent_them_and_passing_thresholds_exit_0() {
+    let prefix = unique_prefix("amqp");
+    let responder = demanding_responder(ResponderBroker::local_amqp(), &prefix);
+    let thresholds = "  replies_missing: [\"rate < 0.5\"]\n  replies_late: [\"rate < 0.5\"]\n";
+    let config = demo_config(
+        &prefix,
+        "{type: amqp, url: \"amqp://guest:guest@127.0.0.1:5672/%2f\"}",
+        &rule(&prefix, thresholds),
+    );
+    let dir = temp_dir("verdict-amqp");
+    let (report, junit) = (dir.path().join("report.json"), dir.path().join("junit.xml"));
+    run_ok(
+        customersim()
+            .args(["run", "--config"])
+            .arg(&config)
+            .args([
+                "--speed",
+                "max",
+                "--seed",
+                "43",
+                "--duration",
+                "4h",
+                "--report",
+            ])
+            .arg(&report)
+            .arg("--junit")
+            .arg(&junit),
+    );
+    let tally = responder.wait_idle(Duration::from_secs(1), Duration::from_secs(30));
+    assert_counts_match(&read_report(&report), &tally);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    assert_eq!(
+        doc.descendants()
+            .filter(|node| node.has_tag_name("failure"))
+            .count(),
+        0,
+        "{xml}"
+    );
+}
+
+#[test]
+fn a_broker_that_drops_the_subscription_is_reconnected_and_the_gap_is_reported() {
+    let mut broker = Broker::start("verdict-gap", "allow_anonymous true", "");
+    let prefix = unique_prefix("gap");
+    let config = demo_config(
+        &prefix,
+        &format!(
+            "{{type: mqtt, host: 127.0.0.1, port: {}, qos: 1, reconnect_delay_max: 1s}}",
+            broker.port
+        ),
+        "delivery_check: {within: 10s}\n",
+    );
+    let dir = temp_dir("verdict-gap");
+    let report = dir.path().join("report.json");
+    let child = customersim()
+        .args(["run", "--config"])
+        .arg(&config)
+        .args([
+            "--speed",
+            "60",
+            "--seed",
+            "44",
+            "--duration",
+            "12m",
+            "--report",
+        ])
+        .arg(&report)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    broker.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    broker.restart();
+    let output = child.wait_with_output().unwrap();
+    let stderr = stderr_text(&output);
+    assert!(output.status.success(), "{stderr}");
+    let verdict = &read_report(&report)["verdict"];
+    assert!(
+        verdict["subscription_gaps"].as_u64().unwrap() >= 1,
+        "{verdict}"
+    );
+    let gap = &verdict["gaps"][0];
+    let seconds = gap["seconds"].as_f64().expect("the gap ended");
+    assert!((1.5..30.0).contains(&seconds), "{gap}");
+    assert!(stderr.contains("reading back was interrupted"), "{stderr}");
+    // Everything published before and after the gap came back.
+    let delivery = &verdict["delivery"];
+    assert!(delivery["received"].as_u64().unwrap() > 0, "{delivery}");
 }
