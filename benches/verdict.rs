@@ -85,7 +85,7 @@ async fn correlate(port: u16, round: usize) -> f64 {
     let text = format!(
         "sources: [{{type: random_walk}}]\n\
          sinks: [{{type: mqtt, host: 127.0.0.1, port: {port}}}]\n\
-         expect: [{{on: focus, reply_topic: {topic}, reply_field: customer.id, within: 10m}}]\n"
+         expect: [{{event: focus, reply_topic: {topic}, reply_field: customer.id, within: 10m}}]\n"
     );
     let resolved = resolve_text(
         &text,
@@ -218,7 +218,7 @@ fn demo_events_per_second(port: u16, round: usize, expect: bool) -> f64 {
     std::fs::write(&counted, &config).unwrap();
     if expect {
         config.push_str(&format!(
-            "expect: [{{on: focus, reply_topic: {prefix}/customer/prediction, reply_field: customer.id, within: 2s}}]\n"
+            "expect: [{{event: focus, reply_topic: {prefix}/customer/prediction, reply_field: customer.id, within: 2s}}]\n"
         ));
     }
     let file = temp_file("verdict-bench", "yaml");

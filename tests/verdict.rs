@@ -83,7 +83,7 @@ fn the_demo_check_config_is_the_demo_store_plus_its_verdict() {
 
 #[test]
 fn expectations_without_a_sink_that_reads_back_or_with_bad_keys_exit_2_naming_them() {
-    let rule = "expect: [{on: focus, reply_topic: r/p, reply_field: customer.id, within: 2s}]\n";
+    let rule = "expect: [{event: focus, reply_topic: r/p, reply_field: customer.id, within: 2s}]\n";
     let config = demo_config(&unique_prefix("errors"), "{type: stdout}", rule);
     let (_, stderr) = run_failing(customersim().args(["validate", "--config"]).arg(&config), 2);
     assert!(
@@ -92,19 +92,19 @@ fn expectations_without_a_sink_that_reads_back_or_with_bad_keys_exit_2_naming_th
     );
     let cases = [
         (
-            "expect: [{on: focus, reply_topic: r/p, reply_field: customer.id, within: 0s}]\n",
+            "expect: [{event: focus, reply_topic: r/p, reply_field: customer.id, within: 0s}]\n",
             "expect[0].within: must be longer than 0",
         ),
         (
-            "expect: [{on: exit, reply_topic: r/p, reply_field: customer.id, event_field: dep, within: 1s}]\n",
+            "expect: [{event: exit, reply_topic: r/p, reply_field: customer.id, event_field: dep, within: 1s}]\n",
             "expect[0].event_field: \"dep\" is not a member of exit events",
         ),
         (
-            "expect: [{on: focus, reply_topic: r/p, reply_field: customer.id, within: 1s, sink: 3}]\n",
+            "expect: [{event: focus, reply_topic: r/p, reply_field: customer.id, within: 1s, sink: 3}]\n",
             "expect[0].sink: there is no sinks[3]",
         ),
         (
-            "expect: [{on: focus, reply_topic: r/p, reply_field: customer.id, within: 1s, schema: missing.json}]\n",
+            "expect: [{event: focus, reply_topic: r/p, reply_field: customer.id, within: 1s, schema: missing.json}]\n",
             "expect[0].schema: cannot read",
         ),
         (
@@ -146,7 +146,7 @@ fn demanding_responder(broker: ResponderBroker, prefix: &str) -> Responder {
 /// The rule of these tests: in time within 1 s, late until 5 s.
 fn rule(prefix: &str, thresholds: &str) -> String {
     format!(
-        "expect:\n  - name: coupons\n    on: focus\n    reply_topic: {prefix}/customer/prediction\n    reply_field: customer.id\n    within: 1s\n    grace: 4s\nthresholds:\n{thresholds}"
+        "expect:\n  - name: coupons\n    event: focus\n    reply_topic: {prefix}/customer/prediction\n    reply_field: customer.id\n    within: 1s\n    grace: 4s\nthresholds:\n{thresholds}"
     )
 }
 
@@ -173,7 +173,7 @@ fn assert_counts_match(report: &Value, tally: &Tally) {
     let p50 = latency["p50"].as_f64().unwrap();
     let max = latency["max"].as_f64().unwrap();
     // Every answer waited at least 30 ms; the late ones 2.5 s, and none took the 5 s window.
-    assert!(p50 >= 0.03 && p50 < 1.0, "{latency}");
+    assert!((0.03..1.0).contains(&p50), "{latency}");
     assert!((2.5..5.0).contains(&max), "{latency}");
 }
 

@@ -252,7 +252,7 @@ mod tests {
 
     fn correlator() -> Correlator {
         let entries: Vec<ExpectConfig> = serde_yaml::from_str(
-            "- {on: focus, reply_topic: r, reply_field: customer.id, within: 2s, grace: 1s}",
+            "- {event: focus, reply_topic: r, reply_field: customer.id, within: 2s, grace: 1s}",
         )
         .unwrap();
         Correlator::new(check_rules(&entries).unwrap().remove(0))

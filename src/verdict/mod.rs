@@ -640,7 +640,7 @@ impl State {
                 .iter()
                 .map(|correlator| ExpectationReport {
                     name: correlator.rule.name.clone(),
-                    on: correlator.rule.on.as_str(),
+                    event: correlator.rule.on.as_str(),
                     reply_topic: correlator.rule.reply_topic.clone(),
                     within_seconds: correlator.rule.within.as_secs_f64(),
                     counts: correlator.counts.clone(),
@@ -675,7 +675,7 @@ pub struct VerdictReport {
 #[derive(Clone, Debug, Serialize)]
 pub struct ExpectationReport {
     pub name: String,
-    pub on: &'static str,
+    pub event: &'static str,
     pub reply_topic: String,
     pub within_seconds: f64,
     #[serde(flatten)]
@@ -733,7 +733,7 @@ impl VerdictReport {
                 .iter()
                 .map(|rule| ExpectationReport {
                     name: rule.name.clone(),
-                    on: rule.on.as_str(),
+                    event: rule.on.as_str(),
                     reply_topic: rule.reply_topic.clone(),
                     within_seconds: rule.within.as_secs_f64(),
                     counts: Counts::default(),
@@ -760,7 +760,7 @@ impl VerdictReport {
             let _ = writeln!(
                 out,
                 "  {} ({} → {}, within {}s)",
-                rule.name, rule.on, rule.reply_topic, rule.within_seconds
+                rule.name, rule.event, rule.reply_topic, rule.within_seconds
             );
             let _ = writeln!(
                 out,

@@ -20,8 +20,9 @@ pub struct ExpectConfig {
     /// default `expect[i]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Which events expect a reply: `enter`, `move`, `exit` or `focus`.
-    pub on: EventName,
+    /// Which events expect a reply: `enter`, `move`, `exit` or `focus`. (Not `on:`, which YAML
+    /// 1.1 tools read as `true`.)
+    pub event: EventName,
     /// Only events whose payload field has one of the listed values (`dep: [Women, Boys]`);
     /// fields are the payload's members (`id`, `ts`, `dep`, `x`, `y`).
     #[serde(default, rename = "where", skip_serializing_if = "BTreeMap::is_empty")]
@@ -301,14 +302,14 @@ pub fn check_rules(entries: &[ExpectConfig]) -> Result<Vec<Rule>, (String, Strin
             }
             let member = |key: &str, text: &str| {
                 Member::parse(text)
-                    .filter(|_| entry.on.members().contains(&text))
+                    .filter(|_| entry.event.members().contains(&text))
                     .ok_or_else(|| {
                         (
                             place(key),
                             format!(
                                 "{text:?} is not a member of {} events (they have {})",
-                                entry.on.as_str(),
-                                entry.on.members().join(", ")
+                                entry.event.as_str(),
+                                entry.event.members().join(", ")
                             ),
                         )
                     })
@@ -355,7 +356,7 @@ pub fn check_rules(entries: &[ExpectConfig]) -> Result<Vec<Rule>, (String, Strin
             }
             Ok(Rule {
                 name,
-                on: entry.on,
+                on: entry.event,
                 filter,
                 reply_topic: entry.reply_topic.clone(),
                 reply_field,
@@ -399,7 +400,7 @@ mod tests {
     #[test]
     fn a_rule_selects_by_kind_and_filter_and_keys_by_the_event_field() {
         let rules = rule(
-            "- {on: focus, where: {dep: [Boys, Women]}, reply_topic: customer/prediction, reply_field: customer.id, within: 2s}",
+            "- {event: focus, where: {dep: [Boys, Women]}, reply_topic: customer/prediction, reply_field: customer.id, within: 2s}",
         )
         .unwrap();
         let rule = &rules[0];
@@ -422,32 +423,32 @@ mod tests {
     fn bad_rules_name_their_key() {
         let cases = [
             (
-                "- {on: enter, reply_topic: r, reply_field: a, event_field: dep, within: 1s}",
+                "- {event: enter, reply_topic: r, reply_field: a, event_field: dep, within: 1s}",
                 "expect[0].event_field",
                 "\"dep\" is not a member of enter events (they have id, ts)",
             ),
             (
-                "- {on: focus, where: {shelf: [a]}, reply_topic: r, reply_field: a, within: 1s}",
+                "- {event: focus, where: {shelf: [a]}, reply_topic: r, reply_field: a, within: 1s}",
                 "expect[0].where.shelf",
                 "not a member of focus events",
             ),
             (
-                "- {on: focus, reply_topic: r, reply_field: a..b, within: 1s}",
+                "- {event: focus, reply_topic: r, reply_field: a..b, within: 1s}",
                 "expect[0].reply_field",
                 "is not a field path",
             ),
             (
-                "- {on: focus, reply_topic: r, reply_field: a, within: 0s}",
+                "- {event: focus, reply_topic: r, reply_field: a, within: 0s}",
                 "expect[0].within",
                 "must be longer than 0",
             ),
             (
-                "- {on: focus, reply_topic: r, reply_field: a, within: 2h}",
+                "- {event: focus, reply_topic: r, reply_field: a, within: 2h}",
                 "expect[0].within",
                 "at most 3600s",
             ),
             (
-                "- {name: a, on: focus, reply_topic: r, reply_field: a, within: 1s}\n- {name: a, on: move, reply_topic: r, reply_field: a, within: 1s}",
+                "- {name: a, event: focus, reply_topic: r, reply_field: a, within: 1s}\n- {name: a, event: move, reply_topic: r, reply_field: a, within: 1s}",
                 "expect[1].name",
                 "name of an earlier rule",
             ),

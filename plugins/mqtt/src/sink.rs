@@ -113,7 +113,7 @@ impl MqttConfig {
         let window = self.buffer_size;
         let (client, wire) = match self.options(&client_id, tls, MAX_INCOMING_PACKET_BYTES) {
             Options::V4(options) => {
-                let (client, mut events) = rumqttc::AsyncClient::new(options, window);
+                let (client, mut events) = rumqttc::AsyncClient::new(*options, window);
                 let mut network = events.network_options();
                 network.set_connection_timeout(self.connect_timeout.as_secs().max(1));
                 events.set_network_options(network);
@@ -197,7 +197,7 @@ impl MqttConfig {
                 if let Some((user, password)) = credentials {
                     options.set_credentials(user, password);
                 }
-                Options::V4(options)
+                Options::V4(Box::new(options))
             }
             ProtocolVersion::V5 => {
                 let mut options = rumqttc::v5::MqttOptions::new(client_id, host, self.port);
@@ -231,7 +231,7 @@ impl MqttConfig {
 
 /// rumqttc's options of either protocol version.
 pub(crate) enum Options {
-    V4(rumqttc::MqttOptions),
+    V4(Box<rumqttc::MqttOptions>),
     V5(Box<rumqttc::v5::MqttOptions>),
 }
 

@@ -86,7 +86,7 @@ enum Link {
 fn open(options: Options) -> (Requests, Link) {
     match options {
         Options::V4(options) => {
-            let (client, events) = rumqttc::AsyncClient::new(options, REQUESTS);
+            let (client, events) = rumqttc::AsyncClient::new(*options, REQUESTS);
             (Requests::V4(client), Link::V4(Box::new(events)))
         }
         Options::V5(options) => {
