@@ -146,7 +146,12 @@ fn demanding_responder(broker: ResponderBroker, prefix: &str) -> Responder {
 /// The rule of these tests: in time within 1 s, late until 5 s.
 fn rule(prefix: &str, thresholds: &str) -> String {
     format!(
-        "expect:\n  - name: coupons\n    event: focus\n    reply_topic: {prefix}/customer/prediction\n    reply_field: customer.id\n    within: 1s\n    grace: 4s\nthresholds:\n{thresholds}"
+        "expect:\n  - name: coupons\n    event: focus\n    reply_topic: {prefix}/customer/prediction\n    reply_field: customer.id\n    within: 1s\n    grace: 4s\n{}",
+        if thresholds.is_empty() {
+            String::new()
+        } else {
+            format!("thresholds:\n{thresholds}")
+        }
     )
 }
 
@@ -338,4 +343,67 @@ fn a_broker_that_drops_the_subscription_is_reconnected_and_the_gap_is_reported()
     // Everything published before and after the gap came back.
     let delivery = &verdict["delivery"];
     assert!(delivery["received"].as_u64().unwrap() > 0, "{delivery}");
+}
+
+#[test]
+fn shards_judge_what_they_published_and_their_counts_add_up_to_what_the_responder_did() {
+    let prefix = unique_prefix("shards");
+    let responder = demanding_responder(ResponderBroker::local_mqtt(), &prefix);
+    let config = demo_config(
+        &prefix,
+        "{type: mqtt, host: 127.0.0.1, qos: 1}",
+        &format!("fleet: {{stores: 2}}\n{}", rule(&prefix, "")),
+    );
+    let dir = temp_dir("verdict-shards");
+    let shards: Vec<_> = (0..2)
+        .map(|index| {
+            let report = dir.path().join(format!("report-{index}.json"));
+            let child = customersim()
+                .args(["run", "--config"])
+                .arg(&config)
+                .args(["--speed", "max", "--seed", "45", "--duration", "4h"])
+                .args(["--shard", &format!("{index}/2"), "--report"])
+                .arg(&report)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (child, report)
+        })
+        .collect();
+    let reports: Vec<Value> = shards
+        .into_iter()
+        .map(|(child, report)| {
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success(), "{}", stderr_text(&output));
+            read_report(&report)
+        })
+        .collect();
+    let tally = responder.wait_idle(Duration::from_secs(1), Duration::from_secs(30));
+    let sum = |key: &str| -> u64 {
+        reports
+            .iter()
+            .map(|report| {
+                report["verdict"]["expectations"][0][key]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{key}"))
+            })
+            .sum()
+    };
+    for report in &reports {
+        assert!(
+            report["verdict"]["expectations"][0]["expected"]
+                .as_u64()
+                .unwrap()
+                > 0,
+            "each shard published focus events"
+        );
+    }
+    assert!(tally.expected() > 20, "{tally:?}");
+    assert_eq!(sum("expected"), tally.expected(), "{tally:?}");
+    assert_eq!(sum("answered"), tally.answered, "{tally:?}");
+    assert_eq!(sum("late"), tally.late, "{tally:?}");
+    assert_eq!(sum("missing"), tally.skipped, "{tally:?}");
+    assert_eq!(sum("invalid"), tally.invalid, "{tally:?}");
+    assert_eq!(sum("unexpected"), tally.unmatched, "{tally:?}");
 }

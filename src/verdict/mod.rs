@@ -585,7 +585,7 @@ impl State {
     fn reply(&mut self, rules: &[usize], payload: &[u8], received_us: i64) {
         let first = rules[0];
         let Ok(json) = serde_json::from_slice::<serde_json::Value>(payload) else {
-            self.correlators[first].counts.invalid += 1;
+            self.invalid(first);
             return;
         };
         let mut waiting: Option<(usize, String)> = None;
@@ -607,7 +607,7 @@ impl State {
             }
         }
         match waiting {
-            None => self.correlators[first].counts.invalid += 1,
+            None => self.invalid(first),
             Some((index, key)) if self.foreign(index, &key) => {
                 self.correlators[index].counts.foreign += 1;
             }
@@ -615,22 +615,44 @@ impl State {
         }
     }
 
-    /// Whether a reply keyed by a customer id answers a shopper of a store another shard runs
-    /// (generated ids carry their store: `(store + 1) × 10⁹ + serial`).
+    /// Counts a reply that names no event (not JSON, no such field, failing the schema). With
+    /// shards that all read one reply topic, only the first shard counts it (the others call it
+    /// foreign), so the shards' counts add up.
+    fn invalid(&mut self, rule: usize) {
+        let shared_topic = !self.correlators[rule]
+            .rule
+            .reply_topic
+            .contains(crate::plugin_api::STORE_PLACEHOLDER);
+        let counts = &mut self.correlators[rule].counts;
+        if shared_topic && self.fleet.shard().index != 0 {
+            counts.foreign += 1;
+        } else {
+            counts.invalid += 1;
+        }
+    }
+
+    /// Whether a reply keyed by a customer id belongs to a shopper of a store another shard
+    /// runs: generated ids carry their store (`(store + 1) × 10⁹ + serial`), and any other id
+    /// has the home store a customer list gives it without a `store` column (a stable hash of
+    /// the id). Every shard reads a reply topic without `{store}`, so each counts a reply that
+    /// answers nothing as unexpected only when it owns the id: the shards' counts add up.
     fn foreign(&self, rule: usize, key: &str) -> bool {
         let rule = &self.correlators[rule].rule;
-        if rule.event_field != rules::Member::Id || !self.fleet.is_configured() {
+        if rule.event_field != rules::Member::Id
+            || rule
+                .reply_topic
+                .contains(crate::plugin_api::STORE_PLACEHOLDER)
+            || !self.fleet.is_configured()
+        {
             return false;
         }
-        match key.parse::<u64>() {
-            Ok(id) if id >= ID_BLOCK => {
-                let store = id / ID_BLOCK - 1;
-                u32::try_from(store).is_ok_and(|store| {
-                    (store as usize) < self.fleet.len() && !self.fleet.runs(store)
-                })
-            }
-            _ => false,
+        let store = match key.parse::<u64>() {
+            Ok(id) if id >= ID_BLOCK => u32::try_from(id / ID_BLOCK - 1).ok(),
+            _ => None,
         }
+        .filter(|store| (*store as usize) < self.fleet.len())
+        .or_else(|| self.fleet.home_store(key, None));
+        store.is_some_and(|store| !self.fleet.runs(store))
     }
 
     fn report(&self) -> VerdictReport {
