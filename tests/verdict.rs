@@ -407,3 +407,72 @@ fn shards_judge_what_they_published_and_their_counts_add_up_to_what_the_responde
     assert_eq!(sum("invalid"), tally.invalid, "{tally:?}");
     assert_eq!(sum("unexpected"), tally.unmatched, "{tally:?}");
 }
+
+#[test]
+fn the_delivery_check_reads_back_every_event_at_each_mqtt_qos_and_over_amqp() {
+    // A broker of its own that queues without limit for a slow reader (the shared one drops
+    // beyond 1,000 queued messages, which a debug build's burst at --speed max exceeds: what
+    // the check is for, but not what this test asks).
+    let broker = Broker::start("verdict-delivery", "allow_anonymous true", "");
+    let port = broker.port;
+    let sinks = [
+        format!("{{type: mqtt, host: 127.0.0.1, port: {port}, qos: 0}}"),
+        format!("{{type: mqtt, host: 127.0.0.1, port: {port}, qos: 1}}"),
+        format!("{{type: mqtt, host: 127.0.0.1, port: {port}, qos: 2}}"),
+        "{type: amqp, url: \"amqp://guest:guest@127.0.0.1:5672/%2f\"}".to_string(),
+    ];
+    for sink in sinks {
+        let prefix = unique_prefix("delivery");
+        let config = demo_config(
+            &prefix,
+            &sink,
+            "delivery_check: {within: 5s}\nthresholds: {delivery_lost: [\"count == 0\"]}\n",
+        );
+        let dir = temp_dir("verdict-delivery");
+        let report = dir.path().join("report.json");
+        let output = run_ok(
+            customersim()
+                .args(["run", "--config"])
+                .arg(&config)
+                .args([
+                    "--speed",
+                    "max",
+                    "--seed",
+                    "46",
+                    "--duration",
+                    "1h",
+                    "--report",
+                ])
+                .arg(&report),
+        );
+        let report = read_report(&report);
+        let delivery = &report["verdict"]["delivery"];
+        let published = delivery["published"].as_u64().unwrap();
+        assert_eq!(
+            published,
+            report["events"].as_u64().unwrap(),
+            "{sink}: {delivery}"
+        );
+        assert_eq!(
+            delivery["received"].as_u64().unwrap(),
+            published,
+            "{sink}: {delivery}"
+        );
+        for key in ["lost", "duplicates", "foreign", "untracked", "pending"] {
+            assert_eq!(
+                delivery[key].as_u64(),
+                Some(0),
+                "{sink}: {key} in {delivery}"
+            );
+        }
+        let max = delivery["latency_seconds"]["max"].as_f64().unwrap();
+        assert!(max > 0.0 && max < 5.0, "{sink}: {delivery}");
+        let stderr = stderr_text(&output);
+        assert!(
+            stderr.contains(&format!(
+                "delivery: received {published} of {published} published"
+            )),
+            "{sink}: {stderr}"
+        );
+    }
+}
