@@ -437,6 +437,7 @@ impl State {
         let mut tick = tokio::time::interval(DECIDE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut publishing = true;
+        let mut reading = true;
         let mut last_deadline: Option<i64> = None;
         loop {
             tokio::select! {
@@ -453,9 +454,10 @@ impl State {
                         }
                     }
                 },
-                message = heard.recv() => match message {
+                message = heard.recv(), if reading => match message {
                     Some(message) => self.heard(message),
-                    None => break,
+                    // The subscription ended for good: what is open can only be missed now.
+                    None => reading = false,
                 },
                 _ = tick.tick() => {
                     let now = unix_now_us();
@@ -553,9 +555,8 @@ impl State {
                         message.received_us,
                     );
                 }
-                let rules = route.rules.clone();
-                if !rules.is_empty() {
-                    self.reply(&rules, &message.payload, message.received_us);
+                if !route.rules.is_empty() {
+                    self.reply(message.topic, &message.payload, message.received_us);
                 }
             }
             Heard::Lost { at_us, why } => {
@@ -581,8 +582,14 @@ impl State {
         }
     }
 
-    /// One reply on a topic `rules` read: the first rule it answers takes it.
-    fn reply(&mut self, rules: &[usize], payload: &[u8], received_us: i64) {
+    /// One reply on a topic (by index) that rules read: the first rule it answers takes it.
+    fn reply(&mut self, topic: usize, payload: &[u8], received_us: i64) {
+        let rules = std::mem::take(&mut self.routes[topic].rules);
+        self.match_reply(&rules, payload, received_us);
+        self.routes[topic].rules = rules;
+    }
+
+    fn match_reply(&mut self, rules: &[usize], payload: &[u8], received_us: i64) {
         let first = rules[0];
         let Ok(json) = serde_json::from_slice::<serde_json::Value>(payload) else {
             self.invalid(first);
