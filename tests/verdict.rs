@@ -476,3 +476,47 @@ fn the_delivery_check_reads_back_every_event_at_each_mqtt_qos_and_over_amqp() {
         );
     }
 }
+
+#[test]
+fn a_breached_abort_on_fail_threshold_stops_the_run_early_and_exits_99() {
+    let prefix = unique_prefix("abort");
+    // Nobody answers: the first focus event goes missing 5 s after it was published.
+    let config = demo_config(
+        &prefix,
+        "{type: mqtt, host: 127.0.0.1}",
+        &rule(
+            &prefix,
+            "  replies_missing: [{threshold: \"count == 0\", abort_on_fail: true}]\n",
+        ),
+    );
+    let started = std::time::Instant::now();
+    let (_, stderr) = run_failing(
+        customersim().args(["run", "--config"]).arg(&config).args([
+            "--speed",
+            "60",
+            "--seed",
+            "47",
+            "--duration",
+            "3h",
+        ]),
+        99,
+    );
+    // Three simulated hours at speed 60 would take three minutes.
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("threshold replies_missing count == 0 breached"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("stopping the run (abort_on_fail)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the run was stopped by replies_missing"),
+        "{stderr}"
+    );
+}
