@@ -111,12 +111,19 @@ async fn correlate(port: u16, round: usize) -> f64 {
         })
         .collect();
     published.send((events, unix_now_us())).await.unwrap();
+    // Every event known to the verdict before the first reply: otherwise replies would wait in
+    // the limbo (which is bounded) instead of answering.
+    while live.snapshot().expectations[0].counts.expected < REPLIES {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let started = publish_replies(port, &topic).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let answered = live.snapshot().expectations[0].counts.answered;
-        if answered >= REPLIES {
+        let counts = live.snapshot().expectations[0].counts.clone();
+        if counts.answered >= REPLIES {
             break;
         }
+        assert!(Instant::now() < deadline, "replies stopped coming: {counts:?}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let seconds = started.elapsed().as_secs_f64();

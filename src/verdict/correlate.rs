@@ -11,7 +11,9 @@
 //! nothing yet waits in a short *limbo* (as long as the rule's grace, at least a second) for an
 //! event of its key before it counts as unexpected. The limbo is bounded too.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::Serialize;
 
@@ -94,10 +96,10 @@ impl Correlator {
             within_us,
             decide_after_us,
             limbo_us,
-            open: HashMap::new(),
+            open: HashMap::default(),
             deadlines: VecDeque::new(),
             open_count: 0,
-            limbo: HashMap::new(),
+            limbo: HashMap::default(),
             limbo_order: VecDeque::new(),
             limbo_count: 0,
             counts: Counts::default(),

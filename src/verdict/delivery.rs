@@ -7,7 +7,9 @@
 //! when none of its kind waits is a duplicate if one like it came back within the last window,
 //! otherwise foreign (published by someone else on our topics, or retained from an earlier run).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::hash::{Hash, Hasher};
 
 use serde::Serialize;
@@ -72,12 +74,12 @@ impl DeliveryCheck {
         DeliveryCheck {
             within_us: i64::try_from(within.as_micros()).unwrap_or(i64::MAX),
             max_tracked,
-            waiting: HashMap::new(),
+            waiting: HashMap::default(),
             deadlines: VecDeque::new(),
             waiting_count: 0,
-            seen: HashMap::new(),
+            seen: HashMap::default(),
             seen_order: VecDeque::new(),
-            limbo: HashMap::new(),
+            limbo: HashMap::default(),
             limbo_order: VecDeque::new(),
             limbo_count: 0,
             counts: DeliveryCounts::default(),

@@ -591,22 +591,36 @@ impl State {
 
     fn match_reply(&mut self, rules: &[usize], payload: &[u8], received_us: i64) {
         let first = rules[0];
-        let Ok(json) = serde_json::from_slice::<serde_json::Value>(payload) else {
-            self.invalid(first);
-            return;
+        // The whole document only when a rule checks it against a schema.
+        let document = if rules.iter().any(|index| self.schemas[*index].is_some()) {
+            match serde_json::from_slice::<serde_json::Value>(payload) {
+                Ok(document) => Some(document),
+                Err(_) => {
+                    self.invalid(first);
+                    return;
+                }
+            }
+        } else {
+            None
         };
         let mut waiting: Option<(usize, String)> = None;
         for &index in rules {
-            if let Some(schema) = &self.schemas[index]
-                && !schema.is_valid(&json)
-            {
-                continue;
-            }
-            let correlator = &mut self.correlators[index];
-            let Some(key) = correlator.rule.reply_field.text(&json) else {
+            let field = &self.correlators[index].rule.reply_field;
+            let key = match (&document, &self.schemas[index]) {
+                (Some(document), Some(schema)) if !schema.is_valid(document) => continue,
+                (Some(document), _) => field.text(document),
+                (None, _) => match field.read(payload) {
+                    Ok(key) => key,
+                    Err(_) => {
+                        self.invalid(first);
+                        return;
+                    }
+                },
+            };
+            let Some(key) = key else {
                 continue;
             };
-            match correlator.reply(&key, received_us) {
+            match self.correlators[index].reply(&key, received_us) {
                 Matched::Answered => return,
                 Matched::Nothing => {
                     waiting.get_or_insert((index, key));

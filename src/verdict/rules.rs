@@ -239,6 +239,107 @@ impl FieldPath {
     }
 }
 
+impl FieldPath {
+    /// The field's value as text, read straight from a reply's bytes: serde_json walks the
+    /// document and skips every member off the path without building it, so a reply costs no
+    /// allocation beyond the key. `Err` when the bytes are not JSON.
+    pub fn read(&self, payload: &[u8]) -> Result<Option<String>, serde_json::Error> {
+        use serde::de::DeserializeSeed;
+        let mut reader = serde_json::Deserializer::from_slice(payload);
+        let found = Walk(&self.0).deserialize(&mut reader)?;
+        reader.end()?;
+        Ok(found)
+    }
+}
+
+/// Follows the rest of a [`FieldPath`] through a JSON value.
+struct Walk<'p>(&'p [String]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Walk<'_> {
+    type Value = Option<String>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Walk<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match self.0.split_first() {
+                Some((step, rest)) if found.is_none() && key == step.as_str() => {
+                    found = map.next_value_seed(Walk(rest))?;
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let wanted = self
+            .0
+            .split_first()
+            .and_then(|(step, rest)| step.parse::<usize>().ok().map(|index| (index, rest)));
+        let mut found = None;
+        let mut index = 0;
+        loop {
+            let item = match wanted {
+                Some((position, rest)) if position == index => seq.next_element_seed(Walk(rest))?,
+                _ => seq.next_element::<serde::de::IgnoredAny>()?.map(|_| None),
+            };
+            match item {
+                Some(value) => {
+                    if value.is_some() {
+                        found = value;
+                    }
+                }
+                None => return Ok(found),
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then(|| text.to_string()))
+    }
+
+    fn visit_u64<E>(self, number: u64) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then(|| number.to_string()))
+    }
+
+    fn visit_i64<E>(self, number: i64) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then(|| number.to_string()))
+    }
+
+    fn visit_f64<E>(self, number: f64) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then(|| {
+            serde_json::Number::from_f64(number)
+                .map_or_else(|| number.to_string(), |n| n.to_string())
+        }))
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then(|| value.to_string()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
 impl std::fmt::Display for FieldPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0.join("."))
@@ -417,6 +518,31 @@ mod tests {
         assert_eq!(rule.reply_field.text(&numeric).as_deref(), Some("7"));
         let none: serde_json::Value = serde_json::from_str(r#"{"customer": 7}"#).unwrap();
         assert_eq!(rule.reply_field.text(&none), None);
+        // Read from the bytes, the same answers, and an error for what is not JSON.
+        let read = |text: &str| rule.reply_field.read(text.as_bytes());
+        assert_eq!(
+            read(r#"{"a": [1, {"b": 2}], "customer": {"x": null, "id": "7"}}"#)
+                .unwrap()
+                .as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            read(r#"{"customer": {"id": 7.5}}"#).unwrap().as_deref(),
+            Some("7.5")
+        );
+        assert_eq!(read(r#"{"customer": 7}"#).unwrap(), None);
+        assert_eq!(read(r#"{"customer": {"id": {"deep": 1}}}"#).unwrap(), None);
+        assert!(read(r#"{"customer": {"id": "7"}"#).is_err());
+        assert!(read(r#"{"customer": {"id": "7"}} trailing"#).is_err());
+        assert!(read("not json").is_err());
+        let indexed = FieldPath::parse("items.1.id").unwrap();
+        assert_eq!(
+            indexed
+                .read(br#"{"items": [{"id": 1}, {"id": 2}]}"#)
+                .unwrap()
+                .as_deref(),
+            Some("2")
+        );
     }
 
     #[test]
