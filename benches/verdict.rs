@@ -10,6 +10,7 @@
 //!    beforehand). The rate is replies / (first reply sent → the verdict counted the last one
 //!    answered). **Baseline, same round**: a bare rumqttc subscriber that only counts the same
 //!    replies from the same publisher (what the broker and one connection deliver at all).
+//!    The verdict publishes its figures every 100 ms, so the time is at most that much long.
 //! 2. **A demo-store run with the expectation on vs off** (`--speed max`, the `mqtt` sink to this
 //!    broker, the testkit's responder answering each focus): events per second of the release
 //!    binary, taken as the difference of a 2 h and an 8 h run so the start, the filling store
@@ -32,7 +33,7 @@ use customersim_testkit::temp::temp_file;
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
 
 const ROUNDS: usize = 5;
-const REPLIES: u64 = 300_000;
+const REPLIES: u64 = 1_000_000;
 
 fn main() {
     let broker = Broker::start_for_benchmark("verdict-bench");
