@@ -124,7 +124,10 @@ async fn correlate(port: u16, round: usize) -> f64 {
         if counts.answered >= REPLIES {
             break;
         }
-        assert!(Instant::now() < deadline, "replies stopped coming: {counts:?}");
+        assert!(
+            Instant::now() < deadline,
+            "replies stopped coming: {counts:?}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let seconds = started.elapsed().as_secs_f64();

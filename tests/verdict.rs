@@ -520,3 +520,87 @@ fn a_breached_abort_on_fail_threshold_stops_the_run_early_and_exits_99() {
         "{stderr}"
     );
 }
+
+#[test]
+fn replies_that_fail_the_rules_schema_are_invalid_and_answer_nothing() {
+    let prefix = unique_prefix("schema");
+    let responder = Responder::start(
+        ResponderBroker::local_mqtt(),
+        ResponderOptions::new(
+            &format!("{prefix}/customer/focus"),
+            &format!("{prefix}/customer/prediction"),
+        ),
+    );
+    let dir = temp_dir("verdict-schema");
+    // The responder sends `ts` as a number; this schema wants text.
+    let schema = dir.path().join("prediction.schema.json");
+    std::fs::write(
+        &schema,
+        r#"{"type": "object", "required": ["customer", "ts"], "properties": {"ts": {"type": "string"}}}"#,
+    )
+    .unwrap();
+    let config = demo_config(
+        &prefix,
+        "{type: mqtt, host: 127.0.0.1}",
+        &format!(
+            "expect: [{{event: focus, reply_topic: {prefix}/customer/prediction, reply_field: customer.id, within: 1s, schema: {}}}]\n",
+            schema.display()
+        ),
+    );
+    let report = dir.path().join("report.json");
+    run_ok(
+        customersim()
+            .args(["run", "--config"])
+            .arg(&config)
+            .args([
+                "--speed",
+                "max",
+                "--seed",
+                "48",
+                "--duration",
+                "2h",
+                "--report",
+            ])
+            .arg(&report),
+    );
+    let tally = responder.wait_idle(Duration::from_secs(1), Duration::from_secs(30));
+    let rule = &read_report(&report)["verdict"]["expectations"][0];
+    assert!(tally.answered > 5, "{tally:?}");
+    assert_eq!(rule["invalid"].as_u64(), Some(tally.answered), "{rule}");
+    assert_eq!(rule["answered"].as_u64(), Some(0), "{rule}");
+    assert_eq!(rule["missing"].as_u64(), Some(tally.expected()), "{rule}");
+}
+
+#[test]
+fn a_threshold_on_a_metric_the_pipeline_cannot_measure_exits_2_naming_it() {
+    let prefix = unique_prefix("unmeasured");
+    let cases = [
+        (
+            "thresholds: {reply_latency: [\"p(99) < 2s\"]}\n",
+            "thresholds.reply_latency",
+        ),
+        (
+            "thresholds: {delivery_lost: [\"count == 0\"]}\n",
+            "thresholds.delivery_lost",
+        ),
+    ];
+    for (extra, key) in cases {
+        let config = demo_config(&prefix, "{type: stdout}", extra);
+        let (_, stderr) = run_failing(customersim().args(["run", "--config"]).arg(&config), 2);
+        assert!(stderr.contains(key), "{stderr}");
+    }
+    // publish_lateness is not measured on a virtual clock.
+    let config = demo_config(
+        &prefix,
+        "{type: stdout}",
+        "thresholds: {publish_lateness: [\"p(99) < 2ms\"]}\n",
+    );
+    let (_, stderr) = run_failing(
+        customersim()
+            .args(["validate", "--config"])
+            .arg(&config)
+            .env("SIMULATION_SPEED", "max"),
+        2,
+    );
+    assert!(stderr.contains("thresholds.publish_lateness"), "{stderr}");
+}
