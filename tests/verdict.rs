@@ -604,3 +604,55 @@ fn a_threshold_on_a_metric_the_pipeline_cannot_measure_exits_2_naming_it() {
     );
     assert!(stderr.contains("thresholds.publish_lateness"), "{stderr}");
 }
+
+#[test]
+fn the_mqtt_sink_reads_back_over_mutual_tls_with_its_own_certificates() {
+    let (broker, pki) = Broker::start_tls("verdict-mtls", "allow_anonymous true", true);
+    let prefix = unique_prefix("mtls");
+    let config = demo_config(
+        &prefix,
+        &format!(
+            "{{type: mqtt, host: localhost, port: {}, qos: 1, broker_cert_file: {}}}",
+            broker.port,
+            pki.ca.display()
+        ),
+        "delivery_check: {within: 5s}\n",
+    );
+    let dir = temp_dir("verdict-mtls");
+    let report = dir.path().join("report.json");
+    run_ok(
+        customersim()
+            .args(["run", "--config"])
+            .arg(&config)
+            .args([
+                "--speed",
+                "max",
+                "--seed",
+                "49",
+                "--duration",
+                "1h",
+                "--report",
+            ])
+            .arg(&report)
+            .env("MQTT_CLIENT_CERT_FILE", &pki.client_cert)
+            .env("MQTT_CLIENT_KEY_FILE", &pki.client_key),
+    );
+    let delivery = &read_report(&report)["verdict"]["delivery"];
+    let published = delivery["published"].as_u64().unwrap();
+    assert!(published > 100, "{delivery}");
+    assert_eq!(delivery["received"].as_u64(), Some(published), "{delivery}");
+
+    // Without the client certificate the subscription fails as the sink would: exit 1, why.
+    let (_, stderr) = run_failing(
+        customersim().args(["run", "--config"]).arg(&config).args([
+            "--speed",
+            "max",
+            "--seed",
+            "49",
+            "--duration",
+            "1h",
+        ]),
+        1,
+    );
+    assert!(stderr.contains("reading back for the verdict"), "{stderr}");
+}
