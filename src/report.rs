@@ -31,7 +31,8 @@ use serde::Serialize;
 
 use crate::lateness::{LatenessHistogram, LatenessSummary};
 use crate::plugin_api::{
-    ArrivalRules, CustomerId, Event, EventKind, Fleet, QueueMetrics, StoreLayout, Topics, ZoneKind,
+    ArrivalRules, CustomerId, Event, EventKind, Fleet, LoadPlan, QueueMetrics, StageWindow,
+    StoreLayout, Topics, ZoneKind,
 };
 use crate::scheduler::{RunReport, format_ms};
 
@@ -88,6 +89,31 @@ struct Tally {
     /// is inside over the open time only.
     opening: Option<ArrivalRules>,
     open: OpenTime,
+    /// The load stages, when the pipeline has any: events counted per stage once ramped.
+    load: Option<LoadTally>,
+}
+
+/// Published events per load stage, counted over each stage's time once ramped.
+struct LoadTally {
+    /// The run's simulated start (the stages' time line starts there).
+    origin_ms: i64,
+    windows: Vec<StageWindow>,
+    /// Events due within each stage's window once ramped.
+    counts: Vec<u64>,
+}
+
+impl LoadTally {
+    fn count(&mut self, due_ms: i64) {
+        let offset = due_ms - self.origin_ms;
+        let stage = self
+            .windows
+            .partition_point(|window| window.end_ms <= offset);
+        if let Some(window) = self.windows.get(stage)
+            && offset >= window.ramped_ms()
+        {
+            self.counts[stage] += 1;
+        }
+    }
 }
 
 /// Shoppers inside (all stores) integrated over the time the store is open.
@@ -205,6 +231,7 @@ impl Observation {
                 hasher: RandomState::new(),
                 opening: None,
                 open: OpenTime::default(),
+                load: None,
             }),
             lateness: Mutex::new(Some(Vec::new())),
             topics,
@@ -218,6 +245,18 @@ impl Observation {
     pub fn measure_while_open(&self, rules: Option<ArrivalRules>) {
         let mut tally = self.0.tally.lock().unwrap_or_else(PoisonError::into_inner);
         tally.opening = rules;
+    }
+
+    /// The pipeline's load stages, on a time line starting at `origin_ms` (the clock's origin):
+    /// the report then gives each stage's target and its published events per second.
+    pub fn measure_load(&self, plan: LoadPlan, origin_ms: i64) {
+        let mut tally = self.0.tally.lock().unwrap_or_else(PoisonError::into_inner);
+        let windows = plan.windows();
+        tally.load = Some(LoadTally {
+            origin_ms,
+            counts: vec![0; windows.len()],
+            windows,
+        });
     }
 
     /// The scheduler's handle; `start_ms` is the simulated start of the run.
@@ -389,6 +428,11 @@ impl Observation {
                 }
             }),
             focus: tally.by_kind[3],
+            load_stages: tally
+                .load
+                .as_ref()
+                .map(|load| load.report(end_ms))
+                .unwrap_or_default(),
             publish_lateness_seconds: lateness,
             events_skipped: run.skipped,
             events_left_on_timeline: run.left_on_timeline,
@@ -410,6 +454,9 @@ impl Observer {
             };
             tally.by_kind[kind] += 1;
             tally.integrate_open(event.due_ms);
+            if let Some(load) = &mut tally.load {
+                load.count(event.due_ms);
+            }
             let index = event.store as usize;
             if tally.stores.len() <= index {
                 let zones = tally.layout.zones().len();
@@ -433,6 +480,29 @@ impl Observer {
         if let Some(last) = events.last() {
             tally.last_ms = Some(tally.last_ms.map_or(last.due_ms, |ms| ms.max(last.due_ms)));
         }
+    }
+}
+
+impl LoadTally {
+    /// Each stage's figures; a stage the run did not reach the end of its ramp of (it ended
+    /// before, at `end_ms`) has no measured rate. A stage the run ended within is measured up to
+    /// its end.
+    fn report(&self, end_ms: i64) -> Vec<LoadStageReport> {
+        let run_end = end_ms - self.origin_ms;
+        self.windows
+            .iter()
+            .zip(&self.counts)
+            .map(|(window, count)| {
+                let measured_ms = window.end_ms.min(run_end) - window.ramped_ms();
+                LoadStageReport {
+                    start: format_ms(self.origin_ms + window.start_ms),
+                    duration: (window.end_ms - window.start_ms) as f64 / 1000.0,
+                    target_events_per_second: window.target,
+                    events_per_second: (measured_ms > 0)
+                        .then(|| *count as f64 / (measured_ms as f64 / 1000.0)),
+                }
+            })
+            .collect()
     }
 }
 
@@ -702,6 +772,9 @@ pub struct RunSummary {
     /// `null` unless a source has a `capacity`.
     pub entrance_queue: Option<EntranceQueueReport>,
     pub focus: u64,
+    /// With `load:` stages: each stage's target and what was published (left out otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub load_stages: Vec<LoadStageReport>,
     /// `null` on a virtual clock (`--speed max`): events leave as fast as the sinks take them.
     pub publish_lateness_seconds: Option<LatenessReport>,
     pub events_skipped: u64,
@@ -754,6 +827,19 @@ pub struct EntranceQueueReport {
     pub entered_after_waiting: u64,
     pub mean_wait_seconds: f64,
     pub turned_away: u64,
+}
+
+/// One load stage: its target and the published events per simulated second over the stage
+/// once ramped (from the end of its ramp to its end).
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadStageReport {
+    /// When the stage started (simulated time).
+    pub start: String,
+    /// How long it lasts, ramp included (seconds).
+    pub duration: f64,
+    pub target_events_per_second: f64,
+    /// `null` when the run ended before the stage's ramp did.
+    pub events_per_second: Option<f64>,
 }
 
 /// Publish lateness over every sink ([`crate::lateness`]).
@@ -838,6 +924,24 @@ impl RunSummary {
                     "  publish lateness   not measured: the clock is virtual (--speed max), events leave as fast as the sinks take them"
                 );
             }
+        }
+        for (index, stage) in self.load_stages.iter().enumerate() {
+            let published = match stage.events_per_second {
+                Some(actual) if stage.target_events_per_second > 0.0 => format!(
+                    "{actual:.0}/s ({:+.1}%)",
+                    (actual / stage.target_events_per_second - 1.0) * 100.0
+                ),
+                Some(actual) => format!("{actual:.0}/s"),
+                None => "not reached".into(),
+            };
+            let _ = writeln!(
+                out,
+                "  load stage {:<7} {} for {:.0} s: target {:.0}/s, published {published} once ramped",
+                index + 1,
+                stage.start,
+                stage.duration,
+                stage.target_events_per_second
+            );
         }
         if let Some(queue) = &self.entrance_queue {
             let _ = writeln!(
