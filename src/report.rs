@@ -1204,4 +1204,63 @@ mod tests {
         assert!(summary.table().contains("untimed visits"));
         assert_eq!(observation.0.tally.lock().unwrap().timed, 0);
     }
+
+    #[test]
+    fn load_stages_are_measured_once_ramped_and_unreached_ones_are_null() {
+        use crate::plugin_api::LoadStage;
+        let observation =
+            Observation::new(two_departments(), &Fleet::single(), Topics::default(), None);
+        // Two 10 s stages with 4 s ramps, on a time line starting at 1,000 ms; a third never
+        // reached.
+        let stage = |events_per_second| LoadStage {
+            duration_ms: 10_000,
+            events_per_second,
+        };
+        observation.measure_load(
+            LoadPlan::new(vec![stage(2.0), stage(5.0), stage(1.0)], 4_000),
+            1_000,
+        );
+        let observer = observation.observer(1_000);
+        // In the first stage's ramp (not counted), then 12 events in its 6 s once ramped; the
+        // second stage: 2 in its ramp, then the run ends 3 s into its measured part with 15.
+        let mut events: Vec<Event> = (0..3)
+            .map(|n| event(1_000 + n * 1_000, n as u64, EventKind::Enter))
+            .collect();
+        events.extend((0..12).map(|n| event(5_000 + n * 500, 100, EventKind::Move { x: 1, y: 1 })));
+        events
+            .extend((0..2).map(|n| event(11_000 + n * 1_000, 100, EventKind::Move { x: 1, y: 1 })));
+        events
+            .extend((0..15).map(|n| event(15_000 + n * 200, 100, EventKind::Move { x: 1, y: 1 })));
+        observer.observe(&events);
+        let summary = observation.summary(&RunReport::default());
+        let stages = &summary.load_stages;
+        assert_eq!(stages.len(), 3);
+        assert_eq!(stages[0].target_events_per_second, 2.0);
+        assert_eq!(stages[0].events_per_second, Some(2.0));
+        assert_eq!(stages[1].start, format_ms(11_000));
+        assert_eq!(stages[1].duration, 10.0);
+        // 15 events from 15,000 ms to the last event at 17,800 ms.
+        assert!((stages[1].events_per_second.unwrap() - 15.0 / 2.8).abs() < 1e-9);
+        assert_eq!(stages[2].events_per_second, None);
+        let json = summary.to_json();
+        assert!(json.contains("\"load_stages\""), "{json}");
+        assert!(
+            summary.table().contains("load stage 3"),
+            "{}",
+            summary.table()
+        );
+        assert!(
+            summary.table().contains("not reached"),
+            "{}",
+            summary.table()
+        );
+        // Without stages the key is left out.
+        let plain = Observation::new(two_departments(), &Fleet::single(), Topics::default(), None);
+        assert!(
+            !plain
+                .summary(&RunReport::default())
+                .to_json()
+                .contains("load_stages")
+        );
+    }
 }

@@ -14,7 +14,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde_json::{Map, Value, json};
 
 use super::types::{
-    ConsumeFrom, FleetConfig, SimulationConfig, Speed, Start, StoreConfig, StoreList,
+    ConsumeFrom, FleetConfig, LoadConfig, SimulationConfig, Speed, Start, StoreConfig, StoreList,
     TimelineConfig,
 };
 use crate::plugin_api::{Plugin, Role, Shard, Sink, Source, TimelineBackend, Topics, registered};
@@ -40,6 +40,7 @@ pub fn pipeline_schema() -> Value {
         "timeline": timeline(&mut generator),
         "sources": plugin_list::<dyn Source>(&mut generator, "What generates shoppers and their events (one entry per source, chosen by `type`)."),
         "sinks": plugin_list::<dyn Sink>(&mut generator, "Where events go (one entry per sink, chosen by `type`)."),
+        "load": described(generator.subschema_for::<LoadConfig>(), "Target events per second over time, met by the simulated shopper sources; absent: their own `average_in_store`."),
     });
     let definitions: Map<String, Value> = generator.take_definitions(true);
     json!({

@@ -53,6 +53,7 @@ pub struct PipelineConfig {
 pub struct LoadConfig {
     /// The stages, in order: `{duration: 2m, events_per_second: 5000}`. Each holds its target
     /// once ramped; the run ends after the last one unless `simulation.duration` is set.
+    #[schemars(length(min = 1))]
     pub stages: Vec<LoadStageConfig>,
     /// How long the target takes to move linearly from one stage's to the next (and from 0 to
     /// the first stage's), counted in the stage it moves to.
@@ -69,6 +70,7 @@ pub struct LoadStageConfig {
     pub duration: Duration,
     /// Published events per simulated second the stage holds once ramped (all sources and
     /// stores together).
+    #[schemars(range(min = 0.0, max = MAX_EVENTS_PER_SECOND))]
     pub events_per_second: f64,
 }
 

@@ -504,34 +504,57 @@ impl LoadShare {
         self.plan.scaled(1.0 / parts)
     }
 
-    /// Logs, once per source, what following the plan takes: shoppers inside per stage and store,
-    /// and a warning when the ramp is shorter than the walks in and out.
-    pub fn announce(&self, name: &str, rate: &ShopperRate, fleet: &Fleet) {
+    /// Logs, once per source, what following the plan takes: shoppers inside per stage and
+    /// store; and warns when the ramp is shorter than the walks in and out, or when a store's
+    /// `capacity` or the list of customers (`listed`, all stores together) is smaller than the
+    /// crowd a stage needs (those stages stay below their targets).
+    pub fn announce(
+        &self,
+        name: &str,
+        rate: &ShopperRate,
+        fleet: &Fleet,
+        capacity: Option<usize>,
+        listed: Option<usize>,
+    ) {
         let store = self.per_store(fleet);
+        let crowd = |stage: &LoadStage| rate.inside_for(stage.events_per_second);
         let crowds: Vec<String> = store
             .stages()
             .iter()
-            .map(|stage| format!("{:.0}", rate.inside_for(stage.events_per_second)))
+            .map(|stage| format!("{:.0}", crowd(stage)))
             .collect();
+        let per_store = fleet.len() > 1 || self.sources() > 1;
         tracing::info!(
             "{name}: one shopper inside makes {:.4} events/s (mean visit {:.1} s); load stages need {} shoppers inside{}",
             rate.events_per_second,
             rate.mean_visit_ms / 1000.0,
             crowds.join(", "),
-            if fleet.len() > 1 || self.sources() > 1 {
-                " per store"
-            } else {
-                ""
-            }
+            if per_store { " per store" } else { "" }
         );
+        let walks_ms = rate.walk_in_ms.max(rate.walk_out_ms);
         let shortfall = rate.ramp_shortfall_ms(self.plan.ramp_ms);
         if shortfall > 0 {
             tracing::warn!(
-                "{name}: load.ramp ({} ms) is shorter than the {} ms shoppers take to walk in or out: each stage starts off its target for up to {} ms more; set load.ramp to at least {} ms",
-                self.plan.ramp_ms,
-                rate.walk_in_ms.max(rate.walk_out_ms),
-                shortfall,
-                rate.walk_in_ms.max(rate.walk_out_ms)
+                "{name}: load.ramp ({}) is shorter than the {} shoppers take to walk in or out: \
+                 each stage starts off its target for up to {} more; set load.ramp to at least {}",
+                crate::duration::format(std::time::Duration::from_millis(self.plan.ramp_ms as u64)),
+                crate::duration::format(std::time::Duration::from_millis(walks_ms as u64)),
+                crate::duration::format(std::time::Duration::from_millis(shortfall as u64)),
+                crate::duration::format(std::time::Duration::from_millis(walks_ms as u64)),
+            );
+        }
+        let peak = store.stages().iter().map(crowd).fold(0.0, f64::max);
+        if let Some(capacity) = capacity.filter(|&capacity| (capacity as f64) < peak) {
+            tracing::warn!(
+                "{name}: capacity {capacity} is smaller than the {peak:.0} shoppers inside the busiest load stage needs{}: it stays below its target",
+                if per_store { " per store" } else { "" }
+            );
+        }
+        let stores = fleet.local_stores().count() as f64;
+        if let Some(listed) = listed.filter(|&listed| (listed as f64) < peak * stores) {
+            tracing::warn!(
+                "{name}: the list of customers has {listed}, fewer than the {:.0} shoppers inside the busiest load stage needs: it stays below its target",
+                peak * stores
             );
         }
     }

@@ -13,6 +13,17 @@
 //! the other simulated sources. Without these keys a seeded run is byte-identical to one of a
 //! version that did not have them.
 //!
+//! With the pipeline's `load:` stages ([`customersim_plugin_api::load`]) the crowd follows a target
+//! of events per second instead of `average_in_store`: at build the source measures what one of its
+//! shoppers makes by running this model for a few thousand visits with a fixed seed (every event
+//! counted, walks home included), and each store's crowd is planned by Little's law and steered
+//! along the plan. Shoppers let in to grow it join part way through a visit: the visit length is
+//! drawn as a crowd's are (length-biased), split at a random point, and the shopper walks straight
+//! (a cell per `walk_step`) to where the part gone would have taken it, so the crowd walks home
+//! from as far, and leaves as often, as one that was always there. Shoppers sent home to shrink it
+//! walk home at once, as at closing time. The longest such walks in and out of the store are how
+//! early in a ramp the crowd moves, so their extra events end with the ramp.
+//!
 //! Generation is a pure function of the seed, the config and the simulated clock: every shopper
 //! has its own random stream (derived from the seed and its arrival number) and events come out of
 //! a per-shopper agenda in time order. Nothing depends on who publishes or how fast, so a seeded run
@@ -250,7 +261,14 @@ impl Source for RandomWalk {
         let origin_ms = cx.clock.origin_ms();
         // Every store has the same share of the stages, so one plan serves them all.
         let plan = self.load.as_ref().map(|(share, rate)| {
-            share.announce(Self::NAME, rate, fleet);
+            let listed = cx.roster.as_ref().map(|roster| roster.size());
+            share.announce(
+                Self::NAME,
+                rate,
+                fleet,
+                self.params.arrivals.capacity,
+                listed,
+            );
             Arc::new(PopulationPlan::new(
                 &share.per_store(fleet),
                 rate,

@@ -368,18 +368,24 @@ impl Generator {
     }
 
     /// Warns when the checkouts cannot serve the shoppers who arrive to pay: their lines would
-    /// then grow for as long as the doors are open.
-    pub fn warn_about_overload(&self) {
+    /// then grow for as long as the doors are open. `inside`: the crowd to check, the
+    /// `average_in_store` or, following load stages, the largest crowd they ask for.
+    pub fn warn_about_overload(&self, inside: f64) {
         let checkouts = self.store.floor.checkouts.len() as f64;
         let per_minute = |per_ms: f64| per_ms * 60_000.0;
-        let paying = self.params.average_in_store / self.mean_trip_ms * self.params.checkout_share;
+        let paying = inside / self.mean_trip_ms * self.params.checkout_share;
         let capacity = checkouts / self.params.mean_service_ms;
         if checkouts > 0.0 && paying > 0.0 && paying >= capacity {
             tracing::warn!(
-                "shopping_trip: {:.1} shoppers a minute come to pay but {} checkouts serve at most {:.1}: lines will grow; lower average_in_store or mean_service",
+                "shopping_trip: {:.1} shoppers a minute come to pay but {} checkouts serve at most {:.1}: lines will grow; lower {} or mean_service",
                 per_minute(paying),
                 checkouts,
-                per_minute(capacity)
+                per_minute(capacity),
+                if self.gate.load.is_some() {
+                    "the load stages' events_per_second, checkout_share"
+                } else {
+                    "average_in_store"
+                }
             );
         }
     }

@@ -17,6 +17,16 @@
 //!   arrivals (Little's law on the mean trip length, estimated at start-up by planning trips with
 //!   a fixed seed), trip plans, browsing, checkout lines.
 //!
+//! With the pipeline's `load:` stages ([`customersim_plugin_api::load`]) the crowd follows a target
+//! of events per second instead of `average_in_store`: at build the source measures what one of its
+//! shoppers makes by running this model for a few thousand trips with a fixed seed and a small crowd
+//! (every event counted: walks, browse reports, focus events, waits in line), and each store's
+//! crowd is planned by Little's law and steered along the plan. Shoppers let in to grow it join part
+//! way through a trip: a trip (long ones more likely) started at a department picked by browsing
+//! time with what is left of that stay, walked to from the entrance. Shoppers sent home drop the
+//! rest of their list and walk out. The longest walk from the entrance to a department and from
+//! anywhere to the exit are how early in a ramp the crowd moves.
+//!
 //! Generation is a pure function of the seed, the config and the simulated clock: every shopper
 //! has its own random stream (derived from the seed and its arrival number) and events come out of
 //! a time-ordered agenda, so a seeded run is byte-identical at any speed.
@@ -346,7 +356,14 @@ impl Source for ShoppingTrip {
         let origin_ms = cx.clock.origin_ms();
         // Every store has the same share of the stages, so one plan serves them all.
         let plan = self.load.as_ref().map(|(share, rate)| {
-            share.announce(ShoppingTripConfig::NAME, rate, fleet);
+            let listed = cx.roster.as_ref().map(|roster| roster.size());
+            share.announce(
+                ShoppingTripConfig::NAME,
+                rate,
+                fleet,
+                self.params.arrivals.capacity,
+                listed,
+            );
             Arc::new(PopulationPlan::new(
                 &share.per_store(fleet),
                 rate,
@@ -373,7 +390,10 @@ impl Source for ShoppingTrip {
                 generator = generator.with_queue_metrics(metrics.clone());
             }
             if stores.is_empty() {
-                generator.warn_about_overload();
+                let inside = plan
+                    .as_ref()
+                    .map_or(self.params.average_in_store, |plan| plan.peak());
+                generator.warn_about_overload(inside);
             }
             stores.push((store, generator));
         }
