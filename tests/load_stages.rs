@@ -466,6 +466,17 @@ fn bad_stages_and_stages_nobody_follows_are_refused() {
             assert!(stderr.contains(name), "{load}: {name} not named: {stderr}");
         }
     }
+    // A crowd beyond what one store may hold is refused before anything is published.
+    let huge = temp_file(
+        "huge.yaml",
+        "simulation: {speed: max}\nsources:\n  - type: random_walk\nsinks:\n  - type: stdout\nload:\n  stages: [{duration: 1m, events_per_second: 100}, {duration: 1m, events_per_second: 1000000}]\n",
+    );
+    let (output, stderr) = run_failing(customersim().arg("run").arg("--config").arg(&huge), 2);
+    assert!(
+        stderr.contains("load.stages[1].events_per_second") && stderr.contains("fleet"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
     let nobody = temp_file(
         "nobody.yaml",
         "sources:\n  - type: http_ingress\n    listen: 127.0.0.1:0\nsinks:\n  - type: stdout\nload:\n  stages: [{duration: 1m, events_per_second: 10}]\n",

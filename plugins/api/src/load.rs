@@ -32,6 +32,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg32;
 
+use crate::arrivals::MAX_AVERAGE_IN_STORE;
+use crate::error::PluginError;
 use crate::fleet::Fleet;
 
 /// How often the follower compares the crowd with the plan: once per simulated second, finer
@@ -502,6 +504,39 @@ impl LoadShare {
     pub fn per_store(&self, fleet: &Fleet) -> LoadPlan {
         let parts = self.sources() as f64 * fleet.len().max(1) as f64;
         self.plan.scaled(1.0 / parts)
+    }
+
+    /// One store's crowd plan for a source whose shoppers make `rate`, for a run starting at
+    /// `origin_ms` (the same for every store: share them). Logs what it takes first
+    /// ([`LoadShare::announce`]); refuses (exit 2) a stage that needs more shoppers inside one
+    /// store than a store may hold ([`MAX_AVERAGE_IN_STORE`]): such crowds would only exhaust
+    /// memory, and a fleet spreads them.
+    pub fn population(
+        &self,
+        name: &str,
+        rate: &ShopperRate,
+        fleet: &Fleet,
+        origin_ms: i64,
+        capacity: Option<usize>,
+        listed: Option<usize>,
+    ) -> Result<Arc<PopulationPlan>, PluginError> {
+        self.announce(name, rate, fleet, capacity, listed);
+        let store = self.per_store(fleet);
+        if let Some((index, stage)) = store
+            .stages()
+            .iter()
+            .enumerate()
+            .find(|(_, stage)| rate.inside_for(stage.events_per_second) > MAX_AVERAGE_IN_STORE)
+        {
+            return Err(PluginError::config(format!(
+                "load.stages[{index}].events_per_second: {} events/s need {:.0} shoppers inside \
+                 one store, more than the {MAX_AVERAGE_IN_STORE} a store may hold: lower it or \
+                 spread it over a fleet of stores",
+                self.plan.stages()[index].events_per_second,
+                rate.inside_for(stage.events_per_second)
+            )));
+        }
+        Ok(Arc::new(PopulationPlan::new(&store, rate, origin_ms)))
     }
 
     /// Logs, once per source, what following the plan takes: shoppers inside per stage and

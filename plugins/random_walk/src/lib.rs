@@ -34,12 +34,10 @@ mod generator;
 use std::time::Duration;
 
 use customersim_plugin_api::arrivals::default_timezone;
-use std::sync::Arc;
-
 use customersim_plugin_api::{
     ArrivalsConfig, BuildContext, EnvKind, EnvOverride, LoadShare, PluginConfig, PluginError,
-    PopulationPlan, QueueMetrics, ShopperRate, Source, SourceConfig, SourceContext, async_trait,
-    duration, measure_shoppers, run_ahead, source_config,
+    QueueMetrics, ShopperRate, Source, SourceConfig, SourceContext, async_trait, duration,
+    measure_shoppers, run_ahead, source_config,
 };
 
 pub use generator::{Generator, WalkParams};
@@ -260,21 +258,14 @@ impl Source for RandomWalk {
         let fleet = &cx.fleet;
         let origin_ms = cx.clock.origin_ms();
         // Every store has the same share of the stages, so one plan serves them all.
-        let plan = self.load.as_ref().map(|(share, rate)| {
-            let listed = cx.roster.as_ref().map(|roster| roster.size());
-            share.announce(
-                Self::NAME,
-                rate,
-                fleet,
-                self.params.arrivals.capacity,
-                listed,
-            );
-            Arc::new(PopulationPlan::new(
-                &share.per_store(fleet),
-                rate,
-                origin_ms,
-            ))
-        });
+        let listed = cx.roster.as_ref().map(|roster| roster.size());
+        let capacity = self.params.arrivals.capacity;
+        let plan = match &self.load {
+            Some((share, rate)) => {
+                Some(share.population(Self::NAME, rate, fleet, origin_ms, capacity, listed)?)
+            }
+            None => None,
+        };
         let stores = fleet
             .local_stores()
             .map(|store| {

@@ -38,9 +38,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use customersim_plugin_api::{
-    ArrivalsConfig, BuildContext, LoadShare, PluginConfig, PluginError, PopulationPlan,
-    QueueMetrics, ShopperRate, Source, SourceConfig, SourceContext, StoreIndex, async_trait,
-    duration, measure_shoppers, run_ahead, source_config,
+    ArrivalsConfig, BuildContext, LoadShare, PluginConfig, PluginError, QueueMetrics, ShopperRate,
+    Source, SourceConfig, SourceContext, StoreIndex, async_trait, duration, measure_shoppers,
+    run_ahead, source_config,
 };
 
 pub use floor::{Fields, Floor};
@@ -355,21 +355,19 @@ impl Source for ShoppingTrip {
         let fleet = &cx.fleet;
         let origin_ms = cx.clock.origin_ms();
         // Every store has the same share of the stages, so one plan serves them all.
-        let plan = self.load.as_ref().map(|(share, rate)| {
-            let listed = cx.roster.as_ref().map(|roster| roster.size());
-            share.announce(
+        let listed = cx.roster.as_ref().map(|roster| roster.size());
+        let capacity = self.params.arrivals.capacity;
+        let plan = match &self.load {
+            Some((share, rate)) => Some(share.population(
                 ShoppingTripConfig::NAME,
                 rate,
                 fleet,
-                self.params.arrivals.capacity,
-                listed,
-            );
-            Arc::new(PopulationPlan::new(
-                &share.per_store(fleet),
-                rate,
                 origin_ms,
-            ))
-        });
+                capacity,
+                listed,
+            )?),
+            None => None,
+        };
         let mut stores: Vec<(StoreIndex, Generator)> = Vec::new();
         for store in fleet.local_stores() {
             let mut generator = Generator::with_mean_trip(
