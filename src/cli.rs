@@ -207,6 +207,9 @@ fn validate(path: Option<PathBuf>, env: &Environment) -> ExitCode {
     for line in resolved.layout.to_string().lines() {
         text.push_str(&format!("#   {line}\n"));
     }
+    if let Some(load) = &resolved.config.load {
+        text.push_str(&load_note(load, resolved.config.simulation.duration));
+    }
     if resolved.seed_drawn {
         text.push_str(
             "# seed: none set, so each run draws one at random and logs it; set simulation.seed, \
@@ -216,6 +219,52 @@ fn validate(path: Option<PathBuf>, env: &Environment) -> ExitCode {
     text.push_str(&shared_clock_note(&resolved));
     print!("{text}");
     ExitCode::SUCCESS
+}
+
+/// `validate`'s note on the load stages (as YAML comments): each stage's time line and target,
+/// and what follows the last one.
+fn load_note(load: &config::LoadConfig, duration: Option<std::time::Duration>) -> String {
+    let plan = load.plan();
+    let at = |ms: i64| {
+        crate::plugin_api::duration::format(std::time::Duration::from_millis(ms.max(0) as u64))
+    };
+    let mut note = String::from(
+        "# load stages (published events per simulated second, all sources and stores together; \
+         the simulated shopper sources follow them instead of their average_in_store):\n",
+    );
+    for (index, window) in plan.windows().iter().enumerate() {
+        let ramp = if window.ramp_ms > 0 && window.from != window.target {
+            format!(
+                "{:.0}/s to {:.0}/s over {}, then ",
+                window.from,
+                window.target,
+                at(window.ramp_ms)
+            )
+        } else {
+            String::new()
+        };
+        note.push_str(&format!(
+            "#   stage {}: {} to {}: {ramp}{:.0}/s\n",
+            index + 1,
+            at(window.start_ms),
+            at(window.end_ms),
+            window.target
+        ));
+    }
+    let total_ms = plan.total_ms();
+    match duration.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)) {
+        Some(ms) if ms > total_ms => note.push_str(&format!(
+            "#   then {:.0}/s until the doors close at {} (simulation.duration)\n",
+            plan.stages().last().map_or(0.0, |s| s.events_per_second),
+            at(ms)
+        )),
+        Some(ms) if ms < total_ms => note.push_str(&format!(
+            "#   the doors close at {} (simulation.duration), before the stages end\n",
+            at(ms)
+        )),
+        _ => note.push_str("#   then the doors close: the run ends with the last stage\n"),
+    }
+    note
 }
 
 /// `customersim asyncapi`: the checked pipeline's AsyncAPI document on stdout.

@@ -64,6 +64,7 @@ impl Pipeline {
         each::<dyn Source, _>(&config.sources, origin, |plugin, settings| {
             plugin.check(settings, &cx)
         })?;
+        check_load_followed(&cx, origin)?;
         each::<dyn Sink, _>(&config.sinks, origin, |plugin, settings| {
             plugin.check(settings, &cx)
         })?;
@@ -145,6 +146,7 @@ impl Pipeline {
         let sources = each::<dyn Source, _>(&config.sources, origin, |plugin, settings| {
             plugin.build(settings, &mut cx)
         })?;
+        check_load_followed(&cx, origin)?;
         let sources = sources
             .into_iter()
             .enumerate()
@@ -264,6 +266,9 @@ impl Pipeline {
         };
         let driver = start_clock(&resolved, own_clock, wall_origin, opened.clock.as_ref());
         let origin_ms = driver.clock().origin_ms();
+        if let (Some(observation), Some(load)) = (&observation, &config.load) {
+            observation.measure_load(load.plan(), origin_ms);
+        }
         let doors_close_ms = config
             .simulation
             .duration
@@ -441,7 +446,22 @@ fn build_context(resolved: &ResolvedPipeline, metrics: MetricsRegistry) -> Build
         metrics,
     );
     cx.fleet = resolved.fleet.clone();
+    if let Some(load) = &config.load {
+        cx.set_load(load.plan());
+    }
     cx
+}
+
+/// Load stages are met by sources that generate shoppers; a pipeline whose sources all come
+/// from elsewhere (HTTP, another instance's timeline) could not meet them.
+fn check_load_followed(cx: &BuildContext, origin: &str) -> Result<(), PluginError> {
+    if cx.load().is_some() && cx.load_followers() == 0 {
+        return Err(PluginError::config(format!(
+            "{origin}: load: no source of this pipeline follows load stages: they are met by \
+             sources that simulate shoppers (`customersim plugins` lists the sources)"
+        )));
+    }
+    Ok(())
 }
 
 /// Phase 2 (after the timeline, which may keep a clock shared by every instance): the clock,

@@ -31,7 +31,8 @@ use serde::Serialize;
 
 use crate::lateness::{LatenessHistogram, LatenessSummary};
 use crate::plugin_api::{
-    ArrivalRules, CustomerId, Event, EventKind, Fleet, QueueMetrics, StoreLayout, Topics, ZoneKind,
+    ArrivalRules, CustomerId, Event, EventKind, Fleet, LoadPlan, QueueMetrics, StageWindow,
+    StoreLayout, Topics, ZoneKind,
 };
 use crate::scheduler::{RunReport, format_ms};
 
@@ -91,6 +92,31 @@ struct Tally {
     /// is inside over the open time only.
     opening: Option<ArrivalRules>,
     open: OpenTime,
+    /// The load stages, when the pipeline has any: events counted per stage once ramped.
+    load: Option<LoadTally>,
+}
+
+/// Published events per load stage, counted over each stage's time once ramped.
+struct LoadTally {
+    /// The run's simulated start (the stages' time line starts there).
+    origin_ms: i64,
+    windows: Vec<StageWindow>,
+    /// Events due within each stage's window once ramped.
+    counts: Vec<u64>,
+}
+
+impl LoadTally {
+    fn count(&mut self, due_ms: i64) {
+        let offset = due_ms - self.origin_ms;
+        let stage = self
+            .windows
+            .partition_point(|window| window.end_ms <= offset);
+        if let Some(window) = self.windows.get(stage)
+            && offset >= window.ramped_ms()
+        {
+            self.counts[stage] += 1;
+        }
+    }
 }
 
 /// Shoppers inside (all stores) integrated over the time the store is open.
@@ -208,6 +234,7 @@ impl Observation {
                 hasher: RandomState::new(),
                 opening: None,
                 open: OpenTime::default(),
+                load: None,
             }),
             lateness: Mutex::new(Some(Vec::new())),
             topics,
@@ -222,6 +249,18 @@ impl Observation {
     pub fn measure_while_open(&self, rules: Option<ArrivalRules>) {
         let mut tally = self.0.tally.lock().unwrap_or_else(PoisonError::into_inner);
         tally.opening = rules;
+    }
+
+    /// The pipeline's load stages, on a time line starting at `origin_ms` (the clock's origin):
+    /// the report then gives each stage's target and its published events per second.
+    pub fn measure_load(&self, plan: LoadPlan, origin_ms: i64) {
+        let mut tally = self.0.tally.lock().unwrap_or_else(PoisonError::into_inner);
+        let windows = plan.windows();
+        tally.load = Some(LoadTally {
+            origin_ms,
+            counts: vec![0; windows.len()],
+            windows,
+        });
     }
 
     /// The scheduler's handle; `start_ms` is the simulated start of the run.
@@ -403,6 +442,11 @@ impl Observation {
                 }
             }),
             focus: tally.by_kind[3],
+            load_stages: tally
+                .load
+                .as_ref()
+                .map(|load| load.report(end_ms))
+                .unwrap_or_default(),
             publish_lateness_seconds: lateness,
             events_skipped: run.skipped,
             events_left_on_timeline: run.left_on_timeline,
@@ -426,6 +470,9 @@ impl Observer {
             };
             tally.by_kind[kind] += 1;
             tally.integrate_open(event.due_ms);
+            if let Some(load) = &mut tally.load {
+                load.count(event.due_ms);
+            }
             let index = event.store as usize;
             if tally.stores.len() <= index {
                 let zones = tally.layout.zones().len();
@@ -449,6 +496,29 @@ impl Observer {
         if let Some(last) = events.last() {
             tally.last_ms = Some(tally.last_ms.map_or(last.due_ms, |ms| ms.max(last.due_ms)));
         }
+    }
+}
+
+impl LoadTally {
+    /// Each stage's figures; a stage the run did not reach the end of its ramp of (it ended
+    /// before, at `end_ms`) has no measured rate. A stage the run ended within is measured up to
+    /// its end.
+    fn report(&self, end_ms: i64) -> Vec<LoadStageReport> {
+        let run_end = end_ms - self.origin_ms;
+        self.windows
+            .iter()
+            .zip(&self.counts)
+            .map(|(window, count)| {
+                let measured_ms = window.end_ms.min(run_end) - window.ramped_ms();
+                LoadStageReport {
+                    start: format_ms(self.origin_ms + window.start_ms),
+                    duration: (window.end_ms - window.start_ms) as f64 / 1000.0,
+                    target_events_per_second: window.target,
+                    events_per_second: (measured_ms > 0)
+                        .then(|| *count as f64 / (measured_ms as f64 / 1000.0)),
+                }
+            })
+            .collect()
     }
 }
 
@@ -718,6 +788,9 @@ pub struct RunSummary {
     /// `null` unless a source has a `capacity`.
     pub entrance_queue: Option<EntranceQueueReport>,
     pub focus: u64,
+    /// With `load:` stages: each stage's target and what was published (left out otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub load_stages: Vec<LoadStageReport>,
     /// `null` on a virtual clock (`--speed max`): events leave as fast as the sinks take them.
     pub publish_lateness_seconds: Option<LatenessReport>,
     pub events_skipped: u64,
@@ -776,6 +849,19 @@ pub struct EntranceQueueReport {
     pub entered_after_waiting: u64,
     pub mean_wait_seconds: f64,
     pub turned_away: u64,
+}
+
+/// One load stage: its target and the published events per simulated second over the stage
+/// once ramped (from the end of its ramp to its end).
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadStageReport {
+    /// When the stage started (simulated time).
+    pub start: String,
+    /// How long it lasts, ramp included (seconds).
+    pub duration: f64,
+    pub target_events_per_second: f64,
+    /// `null` when the run ended before the stage's ramp did.
+    pub events_per_second: Option<f64>,
 }
 
 /// Publish lateness over every sink ([`crate::lateness`]).
@@ -860,6 +946,24 @@ impl RunSummary {
                     "  publish lateness   not measured: the clock is virtual (--speed max), events leave as fast as the sinks take them"
                 );
             }
+        }
+        for (index, stage) in self.load_stages.iter().enumerate() {
+            let published = match stage.events_per_second {
+                Some(actual) if stage.target_events_per_second > 0.0 => format!(
+                    "{actual:.0}/s ({:+.1}%)",
+                    (actual / stage.target_events_per_second - 1.0) * 100.0
+                ),
+                Some(actual) => format!("{actual:.0}/s"),
+                None => "not reached".into(),
+            };
+            let _ = writeln!(
+                out,
+                "  load stage {:<7} {} for {:.0} s: target {:.0}/s, published {published} once ramped",
+                index + 1,
+                stage.start,
+                stage.duration,
+                stage.target_events_per_second
+            );
         }
         if let Some(queue) = &self.entrance_queue {
             let _ = writeln!(
@@ -1121,5 +1225,64 @@ mod tests {
         assert_eq!(summary.mean_inside, total as f64);
         assert!(summary.table().contains("untimed visits"));
         assert_eq!(observation.0.tally.lock().unwrap().timed, 0);
+    }
+
+    #[test]
+    fn load_stages_are_measured_once_ramped_and_unreached_ones_are_null() {
+        use crate::plugin_api::LoadStage;
+        let observation =
+            Observation::new(two_departments(), &Fleet::single(), Topics::default(), None);
+        // Two 10 s stages with 4 s ramps, on a time line starting at 1,000 ms; a third never
+        // reached.
+        let stage = |events_per_second| LoadStage {
+            duration_ms: 10_000,
+            events_per_second,
+        };
+        observation.measure_load(
+            LoadPlan::new(vec![stage(2.0), stage(5.0), stage(1.0)], 4_000),
+            1_000,
+        );
+        let observer = observation.observer(1_000);
+        // In the first stage's ramp (not counted), then 12 events in its 6 s once ramped; the
+        // second stage: 2 in its ramp, then the run ends 3 s into its measured part with 15.
+        let mut events: Vec<Event> = (0..3)
+            .map(|n| event(1_000 + n * 1_000, n as u64, EventKind::Enter))
+            .collect();
+        events.extend((0..12).map(|n| event(5_000 + n * 500, 100, EventKind::Move { x: 1, y: 1 })));
+        events
+            .extend((0..2).map(|n| event(11_000 + n * 1_000, 100, EventKind::Move { x: 1, y: 1 })));
+        events
+            .extend((0..15).map(|n| event(15_000 + n * 200, 100, EventKind::Move { x: 1, y: 1 })));
+        observer.observe(&events);
+        let summary = observation.summary(&RunReport::default());
+        let stages = &summary.load_stages;
+        assert_eq!(stages.len(), 3);
+        assert_eq!(stages[0].target_events_per_second, 2.0);
+        assert_eq!(stages[0].events_per_second, Some(2.0));
+        assert_eq!(stages[1].start, format_ms(11_000));
+        assert_eq!(stages[1].duration, 10.0);
+        // 15 events from 15,000 ms to the last event at 17,800 ms.
+        assert!((stages[1].events_per_second.unwrap() - 15.0 / 2.8).abs() < 1e-9);
+        assert_eq!(stages[2].events_per_second, None);
+        let json = summary.to_json();
+        assert!(json.contains("\"load_stages\""), "{json}");
+        assert!(
+            summary.table().contains("load stage 3"),
+            "{}",
+            summary.table()
+        );
+        assert!(
+            summary.table().contains("not reached"),
+            "{}",
+            summary.table()
+        );
+        // Without stages the key is left out.
+        let plain = Observation::new(two_departments(), &Fleet::single(), Topics::default(), None);
+        assert!(
+            !plain
+                .summary(&RunReport::default())
+                .to_json()
+                .contains("load_stages")
+        );
     }
 }

@@ -197,6 +197,14 @@ pub fn resolve_text(
         )));
     }
     overrides::apply_flags(&mut config, flags);
+    if let Some(load) = &config.load {
+        load.check()
+            .map_err(|(key, why)| ConfigError(format!("{origin}: {key} {why}")))?;
+        // Without a duration of its own the run lasts as long as its stages.
+        if config.simulation.duration.is_none() {
+            config.simulation.duration = Some(load.total());
+        }
+    }
     check(&config).map_err(|(key, why)| match core_variable_for(key, env) {
         Some((var, value)) => ConfigError(format!(
             "environment variable {var}: invalid value {}: {key} {why}",

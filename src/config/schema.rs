@@ -16,7 +16,7 @@ use crate::verdict::rules::{DeliveryCheckConfig, ExpectConfig};
 use serde_json::{Map, Value, json};
 
 use super::types::{
-    ConsumeFrom, FleetConfig, SimulationConfig, Speed, Start, StoreConfig, StoreList,
+    ConsumeFrom, FleetConfig, LoadConfig, SimulationConfig, Speed, Start, StoreConfig, StoreList,
     TimelineConfig,
 };
 use crate::plugin_api::{Plugin, Role, Shard, Sink, Source, TimelineBackend, Topics, registered};
@@ -45,6 +45,7 @@ pub fn pipeline_schema() -> Value {
         "expect": described(generator.subschema_for::<Vec<ExpectConfig>>(), "Replies the system under test must send: one rule per entry."),
         "thresholds": described(generator.subschema_for::<crate::thresholds::ThresholdsConfig>(), "Pass/fail limits on what the run measured: a table, a JUnit file, exit code 99 when one is breached."),
         "delivery_check": described(generator.subschema_for::<DeliveryCheckConfig>(), "Read back the events a sink published, to report what the broker delivered."),
+        "load": described(generator.subschema_for::<LoadConfig>(), "Target events per second over time, met by the simulated shopper sources; absent: their own `average_in_store`."),
     });
     let definitions: Map<String, Value> = generator.take_definitions(true);
     json!({

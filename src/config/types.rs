@@ -8,7 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::plugin_api::{LayoutSpec, MAX_STORES, Shard, Topics, Zone, duration};
+use crate::plugin_api::{
+    LayoutSpec, LoadPlan, LoadStage, MAX_STORES, Shard, Topics, Zone, duration,
+};
 
 /// The whole pipeline file.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -47,6 +49,118 @@ pub struct PipelineConfig {
     /// Pass/fail limits on what the run measured (see [`crate::thresholds`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thresholds: Option<crate::thresholds::ThresholdsConfig>,
+    /// Target events per second over time, met by the simulated shopper sources; absent: their
+    /// own `average_in_store`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadConfig>,
+}
+
+/// `load:` stages of target published events per second, in order from the start of the run
+/// (the book's *Load stages* section).
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadConfig {
+    /// The stages, in order: `{duration: 2m, events_per_second: 5000}`. Each holds its target
+    /// once ramped; the run ends after the last one unless `simulation.duration` is set.
+    #[schemars(length(min = 1))]
+    pub stages: Vec<LoadStageConfig>,
+    /// How long the target takes to move linearly from one stage's to the next (and from 0 to
+    /// the first stage's), counted in the stage it moves to.
+    #[serde(default = "default_ramp", with = "duration::required")]
+    pub ramp: Duration,
+}
+
+/// One entry of `load.stages`.
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadStageConfig {
+    /// How long the stage lasts, its ramp included.
+    #[serde(with = "duration::required")]
+    pub duration: Duration,
+    /// Published events per simulated second the stage holds once ramped (all sources and
+    /// stores together).
+    #[schemars(range(min = 0.0, max = MAX_EVENTS_PER_SECOND))]
+    pub events_per_second: f64,
+}
+
+/// 30 s: long enough for a shopper sent home to walk out of the default store, and for a walk in
+/// from the entrance of the demo store, so a stage is on target from its ramp's end; short
+/// enough to leave most of a 2-minute stage at its target.
+pub fn default_ramp() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// The most events per second a stage may ask for: far beyond what one process publishes, and
+/// small enough that the crowd it needs stays a number.
+pub const MAX_EVENTS_PER_SECOND: f64 = 100_000_000.0;
+
+/// The most stages `load:` may have.
+pub const MAX_LOAD_STAGES: usize = 1_000;
+
+impl LoadConfig {
+    /// Checks the stages; an error names the key (`load.stages[1].events_per_second`).
+    pub fn check(&self) -> Result<(), (String, String)> {
+        if self.stages.is_empty() {
+            return Err((
+                "load.stages".into(),
+                "is empty: give at least one stage, e.g. [{duration: 2m, events_per_second: 1000}]"
+                    .into(),
+            ));
+        }
+        if self.stages.len() > MAX_LOAD_STAGES {
+            return Err((
+                "load.stages".into(),
+                format!(
+                    "has {} stages, more than the {MAX_LOAD_STAGES} accepted",
+                    self.stages.len()
+                ),
+            ));
+        }
+        for (index, stage) in self.stages.iter().enumerate() {
+            if stage.duration < Duration::from_secs(1) {
+                return Err((
+                    format!("load.stages[{index}].duration"),
+                    "must be at least 1s".into(),
+                ));
+            }
+            let target = stage.events_per_second;
+            if !(0.0..=MAX_EVENTS_PER_SECOND).contains(&target) {
+                return Err((
+                    format!("load.stages[{index}].events_per_second"),
+                    format!("must be a number from 0 to {MAX_EVENTS_PER_SECOND}"),
+                ));
+            }
+        }
+        if self.total() > crate::plugin_api::duration::MAX {
+            return Err((
+                "load.stages".into(),
+                "last longer than the longest simulated time a run may have".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// How long all stages take together.
+    pub fn total(&self) -> Duration {
+        self.stages.iter().fold(Duration::ZERO, |total, stage| {
+            total.saturating_add(stage.duration)
+        })
+    }
+
+    /// The checked stages as the plugin API hands them to sources.
+    pub fn plan(&self) -> LoadPlan {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        LoadPlan::new(
+            self.stages
+                .iter()
+                .map(|stage| LoadStage {
+                    duration_ms: ms(stage.duration),
+                    events_per_second: stage.events_per_second,
+                })
+                .collect(),
+            ms(self.ramp),
+        )
+    }
 }
 
 /// `fleet:`

@@ -18,6 +18,7 @@ use crate::event::{CustomerId, Event, EventKind, intern};
 use crate::fleet::{StoreIndex, generated_id};
 use crate::focus::FocusTracker;
 use crate::layout::StoreLayout;
+use crate::load::{LoadAction, LoadFollower};
 use crate::roster::Roster;
 use crate::source::SourceContext;
 
@@ -36,8 +37,20 @@ pub trait Generate: Send {
     fn crowd_mut(&mut self) -> &mut Crowd<Self::Shopper>;
     /// The arrival side: next arrival, entrance, waiting arrivals, visits.
     fn gate(&self) -> &Gate;
+    /// The arrival side, to change.
+    fn gate_mut(&mut self) -> &mut Gate;
     /// Handles the arrival due at `at_ms` (letting the shopper in or not; drawing the next one).
     fn arrive(&mut self, at_ms: i64);
+    /// Lets one more shopper in at `at_ms`, beyond the arrival process, if there is room (and a
+    /// listed customer outside): the [`LoadFollower`] fills a crowd that the load stages grow.
+    fn admit_extra(&mut self, at_ms: i64);
+    /// Sends the shopper in `slot` home from `at_ms` on: it gives up the rest of its visit and
+    /// walks out at its model's pace, its next event rescheduled ([`Crowd::reschedule`]). A
+    /// shopper already on its way out (or in a checkout line) changes nothing and counts as sent
+    /// (`true`): skipping such shoppers would leave the crowd with more of them than a crowd
+    /// has, and the follower would soon miss them. Returns `false` (changing nothing) for a
+    /// shopper that cannot be sent home now (one just entering).
+    fn send_home(&mut self, slot: u32, at_ms: i64) -> bool;
     /// Appends the event due at `due_ms` of the shopper in `slot` (and any event it makes, such
     /// as a focus) to `out` and plans the shopper's next one; returns how many it appended.
     fn act(&mut self, slot: u32, due_ms: i64, out: &mut Vec<Event>) -> usize;
@@ -50,6 +63,10 @@ pub trait Generate: Send {
     fn is_finished(&self) -> bool {
         let gate = self.gate();
         gate.next_arrival_ms.is_none()
+            && gate
+                .load
+                .as_ref()
+                .is_none_or(|load| load.next_ms().is_none())
             && self.crowd().is_idle()
             && gate.waiting == 0
             && gate.entrance.waiting() == 0
@@ -85,21 +102,51 @@ pub trait Generate: Send {
     fn generate(&mut self, horizon_ms: i64, out: &mut Vec<Event>, max: usize) -> i64 {
         let mut work = 0;
         loop {
-            let next = match (self.next_arrival_ms(), self.crowd().next_due_ms()) {
-                (None, None) => return i64::MAX,
-                (Some(a), None) => a,
-                (None, Some(s)) => s,
-                (Some(a), Some(s)) => a.min(s),
+            self.crowd_mut().drop_stale();
+            let arrival = self.next_arrival_ms();
+            let control = self.gate().load.as_ref().and_then(LoadFollower::next_ms);
+            let due = self.crowd().next_due_ms();
+            let Some(next) = [arrival, control, due].into_iter().flatten().min() else {
+                return i64::MAX;
             };
             if next >= horizon_ms || work >= max {
                 return next;
             }
-            if self.next_arrival_ms() == Some(next) {
+            if arrival == Some(next) {
                 self.arrive(next);
+                work += 1;
+            } else if control == Some(next) {
+                self.control(next);
                 work += 1;
             } else {
                 let (due, slot) = self.crowd_mut().pop_due().expect("an event is due");
                 work += self.act(slot, due, out);
+            }
+        }
+    }
+
+    /// Does what the [`LoadFollower`] asks at `at_ms`: one more shopper in, or a random one of
+    /// those staying inside sent home (a few draws at most; nobody when few can be sent).
+    fn control(&mut self, at_ms: i64) {
+        let staying = self.crowd().staying();
+        let Some(load) = self.gate_mut().load.as_mut() else {
+            return;
+        };
+        match load.fire(at_ms, staying) {
+            None => {}
+            Some(LoadAction::Admit) => self.admit_extra(at_ms),
+            Some(LoadAction::SendHome) => {
+                for _ in 0..64 {
+                    let slots = self.crowd().slot_count();
+                    let Some(load) = self.gate_mut().load.as_mut() else {
+                        return;
+                    };
+                    let slot = load.pick(slots) as u32;
+                    if self.crowd().is_staying(slot) && self.send_home(slot, at_ms) {
+                        self.crowd_mut().mark_leaving(slot);
+                        return;
+                    }
+                }
             }
         }
     }
@@ -119,6 +166,8 @@ pub struct Gate {
     pub arrivals: u64,
     /// The store's capacity, so queue stats are reported only where there can be a queue.
     capacity: Option<usize>,
+    /// Steers the crowd along the pipeline's load stages, when it has any.
+    pub load: Option<LoadFollower>,
 }
 
 impl Gate {
@@ -130,6 +179,7 @@ impl Gate {
             waiting: 0,
             arrivals: 0,
             capacity: rules.capacity,
+            load: None,
         }
     }
 
@@ -146,11 +196,24 @@ impl Gate {
 pub struct Crowd<T> {
     slots: Vec<T>,
     free: Vec<u32>,
-    /// (due, slot) of each shopper's next event; slots are assigned deterministically, so ties
-    /// break the same way in every run.
-    agenda: BinaryHeap<Reverse<(i64, u32)>>,
+    /// (due, slot, stamp) of each shopper's next event; slots are assigned deterministically, so
+    /// ties break the same way in every run. An entry whose stamp is no longer its slot's was
+    /// replaced by [`Crowd::reschedule`] and is skipped.
+    agenda: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    /// Per slot: the stamp of its valid agenda entry, and whether it is taken and sent home.
+    marks: Vec<SlotMark>,
     inside: usize,
+    /// Shoppers inside who were sent home ([`Crowd::mark_leaving`]) and are walking out.
+    leaving: usize,
     peak_inside: usize,
+}
+
+/// What a [`Crowd`] keeps about a slot besides its shopper.
+#[derive(Clone, Copy, Debug, Default)]
+struct SlotMark {
+    stamp: u32,
+    taken: bool,
+    leaving: bool,
 }
 
 impl<T> Crowd<T> {
@@ -160,7 +223,9 @@ impl<T> Crowd<T> {
             slots: Vec::with_capacity(expected),
             free: Vec::new(),
             agenda: BinaryHeap::with_capacity(expected),
+            marks: Vec::with_capacity(expected),
             inside: 0,
+            leaving: 0,
             peak_inside: 0,
         }
     }
@@ -174,12 +239,16 @@ impl<T> Crowd<T> {
             }
             None => {
                 self.slots.push(shopper);
+                self.marks.push(SlotMark::default());
                 (self.slots.len() - 1) as u32
             }
         };
+        let mark = &mut self.marks[slot as usize];
+        mark.taken = true;
+        mark.leaving = false;
         self.inside += 1;
         self.peak_inside = self.peak_inside.max(self.inside);
-        self.agenda.push(Reverse((due_ms, slot)));
+        self.agenda.push(Reverse((due_ms, slot, mark.stamp)));
         slot
     }
 
@@ -193,35 +262,89 @@ impl<T> Crowd<T> {
         &mut self.slots[slot as usize]
     }
 
-    /// When the next event of anyone inside is due.
+    /// When the next event of anyone inside is due (call [`Crowd::drop_stale`] first for the
+    /// exact time; otherwise it may be earlier).
     pub fn next_due_ms(&self) -> Option<i64> {
-        self.agenda.peek().map(|Reverse((due, _))| *due)
+        self.agenda.peek().map(|Reverse((due, _, _))| *due)
     }
 
     /// Takes the next due (time, slot) off the agenda.
     pub fn pop_due(&mut self) -> Option<(i64, u32)> {
-        self.agenda.pop().map(|Reverse(next)| next)
+        self.drop_stale();
+        self.agenda.pop().map(|Reverse((due, slot, _))| (due, slot))
+    }
+
+    /// Drops replaced entries from the top of the agenda, so [`Crowd::next_due_ms`] is exact.
+    pub fn drop_stale(&mut self) {
+        while let Some(Reverse((_, slot, stamp))) = self.agenda.peek() {
+            if self.marks[*slot as usize].stamp == *stamp {
+                return;
+            }
+            self.agenda.pop();
+        }
     }
 
     /// Puts the next event of the shopper in `slot` on the agenda.
     pub fn schedule(&mut self, slot: u32, due_ms: i64) {
-        self.agenda.push(Reverse((due_ms, slot)));
+        let stamp = self.marks[slot as usize].stamp;
+        self.agenda.push(Reverse((due_ms, slot, stamp)));
+    }
+
+    /// Replaces the planned next event of the shopper in `slot` by one due at `due_ms` (the
+    /// old entry stays in the agenda, marked stale, and is skipped when it comes up).
+    pub fn reschedule(&mut self, slot: u32, due_ms: i64) {
+        let mark = &mut self.marks[slot as usize];
+        mark.stamp = mark.stamp.wrapping_add(1);
+        let stamp = mark.stamp;
+        self.agenda.push(Reverse((due_ms, slot, stamp)));
     }
 
     /// The shopper in `slot` left; the slot is reused by a later arrival.
     pub fn leave(&mut self, slot: u32) {
+        let mark = &mut self.marks[slot as usize];
+        if mark.leaving {
+            self.leaving -= 1;
+        }
+        mark.taken = false;
+        mark.leaving = false;
         self.free.push(slot);
         self.inside -= 1;
     }
 
+    /// Counts the shopper in `slot` as sent home: it no longer counts as staying.
+    pub fn mark_leaving(&mut self, slot: u32) {
+        let mark = &mut self.marks[slot as usize];
+        if mark.taken && !mark.leaving {
+            mark.leaving = true;
+            self.leaving += 1;
+        }
+    }
+
+    /// Whether `slot` holds a shopper who was not sent home.
+    pub fn is_staying(&self, slot: u32) -> bool {
+        self.marks
+            .get(slot as usize)
+            .is_some_and(|mark| mark.taken && !mark.leaving)
+    }
+
+    /// How many slots there are (taken or free): slot numbers are below it.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Whether no event is planned (nobody is inside).
     pub fn is_idle(&self) -> bool {
-        self.agenda.is_empty()
+        self.inside == 0
     }
 
     /// How many shoppers are inside now.
     pub fn inside(&self) -> usize {
         self.inside
+    }
+
+    /// How many shoppers inside were not sent home.
+    pub fn staying(&self) -> usize {
+        self.inside - self.leaving
     }
 
     /// The most shoppers inside at once so far.

@@ -39,6 +39,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Offset, TimeZone};
 use chrono_tz::Tz;
@@ -50,6 +51,7 @@ use rand_distr::{Distribution, Exp, Exp1};
 use serde::{Deserialize, Serialize};
 
 use crate::error::PluginError;
+use crate::load::PopulationPlan;
 use crate::metrics::MetricsRegistry;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -160,6 +162,7 @@ impl ArrivalsConfig {
             None => None,
             Some(weights) => Some(check_profile(weights)?),
         };
+        let profiled = weights.is_some();
         let shape = if hours.is_none() && weights.is_none() {
             None
         } else {
@@ -182,6 +185,7 @@ impl ArrivalsConfig {
                 hours,
                 multipliers,
                 day_weight,
+                profiled,
             })
         };
         Ok(ArrivalRules {
@@ -341,6 +345,22 @@ impl ArrivalRules {
         self.shape.is_some()
     }
 
+    /// The keys that make arrivals follow the time of day, as the pipeline file names them
+    /// (`opening_hours`, `hourly_profile`); empty when they do not.
+    pub fn time_of_day_keys(&self) -> Vec<&'static str> {
+        let Some(shape) = &self.shape else {
+            return Vec::new();
+        };
+        let mut keys = Vec::new();
+        if shape.hours.is_some() {
+            keys.push("opening_hours");
+        }
+        if shape.profiled {
+            keys.push("hourly_profile");
+        }
+        keys
+    }
+
     /// Whether these rules have opening hours (the store closes some of the day).
     pub fn has_opening_hours(&self) -> bool {
         self.shape
@@ -390,6 +410,8 @@ struct DailyShape {
     /// The multipliers integrated over a whole local day without a clock change (ms): a day's
     /// arrivals are `rate_per_ms × day_weight`, so a draw can skip whole days at once.
     day_weight: f64,
+    /// Whether an `hourly_profile` was given.
+    profiled: bool,
 }
 
 /// A stretch of time over which the rate is constant.
@@ -472,6 +494,9 @@ enum Times {
         rate_per_ms: f64,
         shape: Box<DailyShape>,
     },
+    /// The rate that keeps a planned crowd inside (load stages): `inside / mean visit`, piecewise
+    /// linear; each arrival inverts its cumulative rate at a unit exponential draw.
+    Planned(Arc<PopulationPlan>),
 }
 
 /// The times at which shoppers arrive: a Poisson process, homogeneous or shaped by the time of day.
@@ -511,6 +536,22 @@ impl ArrivalProcess {
         process
     }
 
+    /// The arrivals that keep `plan`'s crowd inside (load stages: Little's law on its mean
+    /// visit), starting at `origin_ms`; the first arrival is drawn from `rng` at once.
+    pub fn planned<R: Rng + ?Sized>(
+        plan: Arc<PopulationPlan>,
+        origin_ms: i64,
+        rng: &mut R,
+    ) -> ArrivalProcess {
+        let mut process = ArrivalProcess {
+            times: Some(Times::Planned(plan)),
+            clock_ms: origin_ms as f64,
+            next_ms: None,
+        };
+        process.advance(rng);
+        process
+    }
+
     /// When the next shopper arrives, in milliseconds since the epoch; `None` if nobody ever does.
     pub fn next_ms(&self) -> Option<i64> {
         self.next_ms
@@ -523,6 +564,15 @@ impl ArrivalProcess {
             Some(Times::Steady(gap)) => {
                 self.clock_ms += gap.sample(rng);
                 Some(self.clock_ms.floor() as i64)
+            }
+            Some(Times::Planned(plan)) => {
+                let needed: f64 = Exp1.sample(rng);
+                let give_up = self.clock_ms + MAX_ARRIVAL_GAP_MS as f64;
+                plan.arrival_after(self.clock_ms, needed, give_up)
+                    .map(|at| {
+                        self.clock_ms = at;
+                        at.floor() as i64
+                    })
             }
             Some(Times::Shaped { rate_per_ms, shape }) => {
                 let mut needed: f64 = Exp1.sample(rng);
@@ -673,6 +723,20 @@ impl Entrance {
         }
         self.report_length();
         Admission::Queued
+    }
+
+    /// Takes a place for a shopper let in beyond the arrival process (the load stages' follower):
+    /// `true` when there is room; nobody queues for such a place.
+    pub fn try_enter(&mut self) -> bool {
+        let room = self.capacity.is_none_or(|capacity| self.inside < capacity);
+        self.inside += usize::from(room);
+        room
+    }
+
+    /// Gives back a place taken with [`Entrance::try_enter`] by a shopper who did not come in
+    /// after all (no listed customer was outside).
+    pub fn give_back(&mut self) {
+        self.inside = self.inside.saturating_sub(1);
     }
 
     /// A shopper left at `at_ms`. Returns when the first one still waiting comes in (a

@@ -2,12 +2,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::arrivals::{ArrivalRules, QueueMetrics};
 use crate::error::PluginError;
 use crate::event::Topics;
 use crate::fleet::Fleet;
 use crate::layout::StoreLayout;
+use crate::load::{LoadPlan, LoadShare};
 use crate::metrics::MetricsRegistry;
 use crate::presence::{Presence, PresenceRecorder};
 use crate::roster::Roster;
@@ -31,6 +33,10 @@ pub struct BuildContext {
     pub(crate) presence: Option<PresenceRecorder>,
     queue_metrics: Option<QueueMetrics>,
     opening_hours: Option<ArrivalRules>,
+    /// The pipeline's load stages (`load:`), if it has any.
+    load: Option<LoadPlan>,
+    /// How many sources said they follow them.
+    load_followers: Arc<AtomicUsize>,
 }
 
 impl BuildContext {
@@ -53,7 +59,47 @@ impl BuildContext {
             presence: None,
             queue_metrics: None,
             opening_hours: None,
+            load: None,
+            load_followers: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Hands the pipeline's load stages to the sources built with this context.
+    pub fn set_load(&mut self, plan: LoadPlan) {
+        self.load = Some(plan);
+    }
+
+    /// The pipeline's load stages, if it has any.
+    pub fn load(&self) -> Option<&LoadPlan> {
+        self.load.as_ref()
+    }
+
+    /// For a source that generates simulated shoppers with these arrival rules: its share of the
+    /// pipeline's load stages (`None` without stages), counting it among the sources that follow
+    /// them so the target is split over all of them. Refuses (an error naming the keys) arrival
+    /// rules that follow the time of day: the stages set the rate over time themselves, and one
+    /// rate cannot follow both. Call it from both `check` and `build`.
+    pub fn follow_load(&self, arrivals: &ArrivalRules) -> Result<Option<LoadShare>, PluginError> {
+        let Some(plan) = &self.load else {
+            return Ok(None);
+        };
+        let keys = arrivals.time_of_day_keys();
+        if !keys.is_empty() {
+            return Err(PluginError::config(format!(
+                "{} (time of day) cannot be combined with the pipeline's `load:` stages, which set \
+                 the rate over time themselves: leave out one or the other",
+                keys.join(" and ")
+            )));
+        }
+        Ok(Some(LoadShare::new(
+            plan.clone(),
+            self.load_followers.clone(),
+        )))
+    }
+
+    /// How many sources follow the load stages ([`BuildContext::follow_load`]) so far.
+    pub fn load_followers(&self) -> usize {
+        self.load_followers.load(Ordering::SeqCst)
     }
 
     /// Resolves a path from a plugin's config against the config file's folder.

@@ -16,7 +16,7 @@ pub struct required;
 
 impl required {
     pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&humantime::format_duration(*value).to_string())
+        serializer.serialize_str(&format(*value))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
@@ -37,6 +37,11 @@ impl schemars::JsonSchema for required {
             "examples": ["30s", "10m", "8h"]
         })
     }
+}
+
+/// A duration as configs write it (`2m 30s`), for messages that quote one.
+pub fn format(value: Duration) -> String {
+    humantime::format_duration(value).to_string()
 }
 
 /// Serde `with` path for an optional [`Duration`] (`null` or absent means none).

@@ -71,6 +71,9 @@
 //! - [`arrivals`]: when simulated shoppers come in ([`ArrivalProcess`]): Poisson arrivals shaped
 //!   by opening hours and an hourly profile, and the [`Entrance`] that queues arrivals beyond a
 //!   capacity; [`ArrivalsConfig`] is the config fragment the simulated sources share.
+//! - [`load`]: load stages ([`LoadPlan`]), target events per second over time, and how the
+//!   shopper sources meet them: Little's law on what one shopper makes ([`ShopperRate`]), the
+//!   crowd planned per store ([`PopulationPlan`]) and steered along it ([`LoadFollower`]).
 //! - [`focus`]: ground truth of the consumers' focus rule ([`FocusTracker`]).
 //! - [`fleet`]: a chain of stores ([`Fleet`]) and the shard of it a process runs ([`Shard`]):
 //!   per-store seeds, generated ids unique across the fleet, home stores of listed customers.
@@ -102,6 +105,7 @@ pub mod focus;
 pub mod host;
 pub mod json;
 pub mod layout;
+pub mod load;
 pub mod metrics;
 pub mod plugin;
 pub mod presence;
@@ -132,6 +136,10 @@ pub use event::{CustomerId, Event, EventKind, ResolvedTopic, STORE_PLACEHOLDER, 
 pub use fleet::{Fleet, MAX_STORES, Shard, StoreIndex};
 pub use focus::FocusTracker;
 pub use layout::{DistanceField, LayoutError, LayoutSpec, StoreLayout, Zone, ZoneKind};
+pub use load::{
+    LoadFollower, LoadPlan, LoadShare, LoadStage, PopulationPlan, ShopperRate, StageWindow,
+    measure_shoppers,
+};
 pub use metrics::MetricsRegistry;
 pub use plugin::{
     BrokerEndpoint, Plugin, PluginConfig, Role, SinkPlugin, SourcePlugin, TimelinePlugin,

@@ -494,7 +494,9 @@
     $("peak").textContent = peakText(frame.inside);
     const rate = frame.rates.reduce((a, b) => a + b, 0);
     $("rate").textContent = compact(rate);
-    $("total").textContent = `${fmt.format(frame.totals.reduce((a, b) => a + b, 0))} events so far`;
+    $("total").textContent = frame.target == null
+      ? `${fmt.format(frame.totals.reduce((a, b) => a + b, 0))} events so far`
+      : `target ${compact(frame.target)} per simulated second (load stages)`;
     showLag(frame.lag_ms);
     showZones(frame.zones);
     if (state.frames % 10 === 1) drawCharts();

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::body::Bytes;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use customersim_plugin_api::{Clock, StoreLayout, Topics};
+use customersim_plugin_api::{Clock, LoadPlan, StoreLayout, Topics};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -51,6 +51,9 @@ pub struct View {
     topic_of_kind: [usize; 4],
     /// The run's clock.
     pub clock: Clock,
+    /// The load stages, as this process's share of them (its stores), when the pipeline has
+    /// any: frames carry the target of the moment.
+    load: Option<LoadPlan>,
     /// One point a second, oldest first.
     history: Mutex<History>,
     /// The hello built last and the history point it was built after, shared by the pages
@@ -89,6 +92,7 @@ impl View {
         layout: StoreLayout,
         topics: &Topics,
         clock: Clock,
+        load: Option<LoadPlan>,
     ) -> (Arc<View>, watch::Sender<Bytes>) {
         let mut names: Vec<String> = Vec::new();
         let mut topic_of_kind = [0; 4];
@@ -121,6 +125,7 @@ impl View {
             topics: names,
             topic_of_kind,
             clock,
+            load,
             history: Mutex::new(History::default()),
             hello: Mutex::new(None),
             frames,
@@ -283,6 +288,9 @@ struct Frame<'a> {
     totals: Vec<u64>,
     /// Events per wall second over the last second, by topic.
     rates: Vec<f64>,
+    /// The events per simulated second the load stages ask for now (this process's stores);
+    /// `null` without `load:`. At speed 1 it compares with the sum of `rates`.
+    target: Option<f64>,
     /// Shoppers in each zone (index of the layout's zones; obstacles stay 0).
     zones: Vec<u32>,
     /// Base64 of the positions array (module docs).
@@ -379,6 +387,10 @@ pub async fn run_frames(view: Arc<View>, frames: watch::Sender<Bytes>) {
                 .map(|total| total as u64)
                 .collect(),
             rates,
+            target: view
+                .load
+                .as_ref()
+                .map(|plan| plan.target_at(clock_ms - view.clock.origin_ms())),
             zones,
             pos: &encoded,
         };
@@ -446,7 +458,7 @@ mod tests {
     #[test]
     fn the_hello_is_shared_until_the_next_history_point() {
         let clock = ClockDriver::virtual_at(0).clock();
-        let (view, _frames) = View::new(demo_layout(), &Topics::default(), clock);
+        let (view, _frames) = View::new(demo_layout(), &Topics::default(), clock, None);
         let first = view.hello();
         assert_eq!(first.as_ptr(), view.hello().as_ptr(), "one hello, shared");
         view.history.lock().unwrap().added += 1;
@@ -491,7 +503,7 @@ mod tests {
             per_store: Default::default(),
         };
         let clock = ClockDriver::virtual_at(0).clock();
-        let (view, _frames) = View::new(StoreLayout::default(), &topics, clock);
+        let (view, _frames) = View::new(StoreLayout::default(), &topics, clock, None);
         assert_eq!(view.topics, ["door", "customer/move"]);
         assert_eq!(view.per_topic([1.0, 2.0, 3.0, 4.0]), [4.0, 6.0]);
     }
@@ -499,7 +511,7 @@ mod tests {
     #[tokio::test]
     async fn a_frame_carries_every_position_and_the_counts() {
         let clock = ClockDriver::virtual_at(1_000).clock();
-        let (view, sender) = View::new(demo_layout(), &Topics::default(), clock);
+        let (view, sender) = View::new(demo_layout(), &Topics::default(), clock, None);
         let mut page = view.frames.clone();
         view.floor().apply(
             &[
@@ -522,6 +534,7 @@ mod tests {
         page.changed().await.unwrap();
         let frame = data_of(&page.borrow_and_update(), "frame");
         assert_eq!(frame["inside"], 2);
+        assert_eq!(frame["target"], serde_json::Value::Null, "no load stages");
         assert_eq!(frame["totals"], serde_json::json!([1, 1, 0]));
         assert_eq!(frame["zones"], serde_json::json!([0, 1]));
         let raw = STANDARD.decode(frame["pos"].as_str().unwrap()).unwrap();
@@ -541,6 +554,33 @@ mod tests {
         let hello = data_of(&view.hello(), "hello");
         assert_eq!(hello["layout"]["zones"][1]["name"], "Women");
         assert_eq!(hello["speed"], serde_json::Value::Null);
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_frame_carries_the_target_of_the_load_stages_at_its_clock() {
+        use customersim_plugin_api::LoadStage;
+        let driver = ClockDriver::virtual_at(1_000);
+        // 0 → 400 events/s over the first 20 s, held for 40 s: 100/s at 5 s.
+        let plan = LoadPlan::new(
+            vec![LoadStage {
+                duration_ms: 60_000,
+                events_per_second: 400.0,
+            }],
+            20_000,
+        );
+        let (view, sender) = View::new(
+            StoreLayout::default(),
+            &Topics::default(),
+            driver.clock(),
+            Some(plan),
+        );
+        let mut page = view.frames.clone();
+        driver.advance_to(6_000);
+        let task = tokio::spawn(run_frames(view.clone(), sender));
+        page.changed().await.unwrap();
+        let frame = data_of(&page.borrow_and_update(), "frame");
+        assert_eq!(frame["target"], 100.0);
         task.abort();
     }
 }

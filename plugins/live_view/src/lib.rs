@@ -81,8 +81,8 @@ use std::time::Duration;
 use customersim_http_serve::ConnectionLimits;
 use customersim_http_serve::descriptors::{self, Reservation};
 use customersim_plugin_api::{
-    BuildContext, EnvKind, EnvOverride, Event, PluginConfig, PluginError, Secret, Sink, SinkConfig,
-    SinkContext, StoreLayout, Topics, async_trait, duration, sink_config,
+    BuildContext, EnvKind, EnvOverride, Event, LoadPlan, PluginConfig, PluginError, Secret, Sink,
+    SinkConfig, SinkContext, StoreLayout, Topics, async_trait, duration, sink_config,
 };
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -291,6 +291,11 @@ impl SinkConfig for LiveViewConfig {
                 .map(|token| token.expose().to_string()),
             layout: cx.store.clone(),
             topics: cx.topics.clone(),
+            load: cx.load().map(|plan| {
+                // This process publishes for its own stores only (a shard of the fleet).
+                let fleet = &cx.fleet;
+                plan.scaled(fleet.local_stores().count() as f64 / fleet.len().max(1) as f64)
+            }),
             running: None,
         }))
     }
@@ -308,6 +313,8 @@ struct LiveView {
     token: Option<String>,
     layout: StoreLayout,
     topics: Topics,
+    /// The load stages (this process's share), when the pipeline has any.
+    load: Option<LoadPlan>,
     running: Option<Running>,
 }
 
@@ -338,7 +345,12 @@ impl Sink for LiveView {
             }
         );
         customersim_plugin_api::auth::warn_if_exposed("live_view", local, self.token.is_some());
-        let (view, sender) = View::new(self.layout.clone(), &self.topics, cx.clock.clone());
+        let (view, sender) = View::new(
+            self.layout.clone(),
+            &self.topics,
+            cx.clock.clone(),
+            self.load.clone(),
+        );
         let frames = tokio::spawn(frame::run_frames(view.clone(), sender));
         let (stop_server, stopped) = oneshot::channel();
         let state = Arc::new(server::AppState {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::{
     Admission, ArrivalProcess, ArrivalRules, Crowd, CustomerId, DistanceField, Event, EventKind,
-    FocusTracker, Gate, Generate, QueueMetrics, Roster, StoreIndex, StoreLayout, arriving_customer,
-    derive_seed, push_report,
+    FocusTracker, Gate, Generate, LoadFollower, PopulationPlan, QueueMetrics, Roster, StoreIndex,
+    StoreLayout, arriving_customer, derive_seed, push_report,
 };
 use rand_distr::{Distribution, Exp, StandardNormal};
 use rand_pcg::{Pcg32, Pcg64};
@@ -26,6 +26,19 @@ pub struct WalkParams {
 
 /// Shortest time between two events of one shopper.
 const MIN_STEP_MS: i64 = 500;
+
+/// How a shopper's visit length is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Visit {
+    /// A new visit: `min_visit` plus an exponential part.
+    Fresh,
+    /// One joining a crowd that load stages grow at once, as a shopper found inside at a random
+    /// moment: a visit length drawn as a crowd's are (long visits are more often found going
+    /// on), split at a random point into the part gone (the shopper walks in to where that
+    /// part would have taken it) and the part left. So shoppers let in together leave at the
+    /// pace of a crowd that was always there and walk home from as far as such a crowd does.
+    Joining,
+}
 
 /// What a shopper does next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +66,9 @@ pub struct Shopper {
     next: Next,
     /// Walking to the door: the visit is up or the doors closed.
     homing: bool,
+    /// A shopper joining a crowd that load stages grow at once walks straight to where its
+    /// visit so far would have taken it, then strolls on.
+    walking_in_to: Option<(u16, u16)>,
     /// Counts the shopper's reports in a row inside one department (ground-truth focus).
     focus: FocusTracker,
 }
@@ -149,6 +165,54 @@ impl Generator {
         self.doors_close_ms.is_some_and(|close| at_ms >= close)
     }
 
+    /// Follows load stages: arrivals keep `plan`'s crowd inside (replacing the steady rate of
+    /// `average_in_store`, with the same random stream) and a follower seeded from this
+    /// generator's seed steers the crowd along it ([`customersim_plugin_api::load`]).
+    pub fn following(mut self, plan: Arc<PopulationPlan>, origin_ms: i64) -> Generator {
+        self.arrival_rng = Pcg64::seed_from_u64(derive_seed(self.seed, u64::MAX));
+        self.arrival_times =
+            ArrivalProcess::planned(plan.clone(), origin_ms, &mut self.arrival_rng);
+        self.gate.next_arrival_ms = self.arrival_times.next_ms();
+        let expected = (plan.peak() * 1.02 + 64.0).min(1e7) as usize;
+        self.crowd = Crowd::with_capacity(expected);
+        self.gate.load = Some(LoadFollower::new(
+            plan,
+            origin_ms,
+            self.doors_close_ms,
+            derive_seed(self.seed, u64::MAX - 1),
+        ));
+        self
+    }
+
+    /// The longest walk in (ms) of a shopper joining a crowd: to the walkable cell farthest from
+    /// the entrance (in king's moves), at `walk_step` a cell.
+    pub fn longest_walk_in_ms(&self) -> i64 {
+        let (door_x, door_y) = self.store.entrance_cell();
+        let mut farthest = 0;
+        for row in 0..self.store.rows() {
+            for col in 0..self.store.cols() {
+                if self.store.walkable(col, row) {
+                    farthest = farthest.max(col.abs_diff(door_x).max(row.abs_diff(door_y)));
+                }
+            }
+        }
+        i64::from(farthest) * self.params.walk_step_ms
+    }
+
+    /// The longest walk home (ms) of a shopper sent home: from the farthest walkable cell, at
+    /// `walk_step` a cell, out of the door.
+    pub fn longest_walk_home_ms(&self) -> i64 {
+        let mut farthest = 0;
+        for row in 0..self.store.rows() {
+            for col in 0..self.store.cols() {
+                if let Some(steps) = self.home.steps(col, row) {
+                    farthest = farthest.max(steps);
+                }
+            }
+        }
+        (i64::from(farthest) + 1) * self.params.walk_step_ms
+    }
+
     fn arrive(&mut self, at_ms: i64) {
         if self.doors_closed_at(at_ms) {
             self.gate.next_arrival_ms = None;
@@ -176,6 +240,14 @@ impl Generator {
 
     /// Lets one shopper in at `at_ms`, or counts a waiting arrival when the roster is all inside.
     fn admit(&mut self, at_ms: i64) {
+        if !self.admit_as(at_ms, Visit::Fresh) {
+            self.gate.waiting += 1;
+        }
+    }
+
+    /// Lets one shopper in at `at_ms` with a visit drawn as `visit`; `false` when the roster has
+    /// nobody outside.
+    fn admit_as(&mut self, at_ms: i64, visit: Visit) -> bool {
         let serial = self.gate.arrivals + 1;
         let roster = self.roster.as_ref();
         let prefix = &self.params.id_prefix;
@@ -183,20 +255,45 @@ impl Generator {
         let store = self.store_index;
         let Some(id) = arriving_customer(roster, store, &mut self.arrival_rng, number, prefix)
         else {
-            self.gate.waiting += 1;
-            return;
+            return false;
         };
         self.gate.arrivals += 1;
         let arrival = self.gate.arrivals;
         let mut rng = Pcg32::seed_from_u64(derive_seed(self.seed, arrival));
         let p = &self.params;
-        let extra: f64 = Exp::new(1.0 / (p.mean_visit_ms - p.min_visit_ms))
-            .expect("positive")
-            .sample(&mut rng);
-        let visit_ms = (p.min_visit_ms + extra) as i64;
+        let exponential = Exp::new(1.0 / (p.mean_visit_ms - p.min_visit_ms)).expect("positive");
+        let (gone_ms, mut visit_ms) = match visit {
+            Visit::Fresh => (0.0, (p.min_visit_ms + exponential.sample(&mut rng)) as i64),
+            Visit::Joining => {
+                // A visit found going on is length-biased: min_visit plus an exponential part
+                // with probability min_visit / mean_visit, plus two of them otherwise.
+                let mut length = p.min_visit_ms + exponential.sample(&mut rng);
+                if !rng.random_bool(p.min_visit_ms / p.mean_visit_ms) {
+                    length += exponential.sample(&mut rng);
+                }
+                let gone = length * rng.random::<f64>();
+                (gone, ((length - gone) as i64).max(2 * p.walk_step_ms))
+            }
+        };
         let dwell_ms = (p.mean_dwell_ms * rng.random_range(0.5..1.5)) as f32;
         let spread = rng.random_range(0.2..0.8) as f32;
         let (door_x, door_y) = self.store.entrance_cell();
+        let door = (door_x as u16, door_y as u16);
+        let mut walking_in_to = None;
+        if gone_ms > 0.0 {
+            // Where the visit so far would have taken the shopper: as many strolling steps from
+            // the door (at most a thousand: far beyond where a walk forgets its start).
+            let steps = (gone_ms / f64::from(dwell_ms)).round().min(1000.0) as usize;
+            let mut at = door;
+            for _ in 0..steps {
+                if let Some(next) = random_neighbour(&mut rng, &self.store, at.0, at.1) {
+                    at = next;
+                }
+            }
+            let distance = i64::from(at.0.abs_diff(door.0).max(at.1.abs_diff(door.1)));
+            visit_ms += distance * p.walk_step_ms;
+            walking_in_to = (at != door).then_some(at);
+        }
         let shopper = Shopper {
             id,
             rng,
@@ -207,9 +304,46 @@ impl Generator {
             y: door_y as u16,
             next: Next::Enter,
             homing: false,
+            walking_in_to,
             focus: FocusTracker::new(),
         };
         self.crowd.enter(shopper, at_ms);
+        true
+    }
+
+    /// One more shopper in at `at_ms` for the load stages, joining a crowd mid-visit.
+    fn admit_extra(&mut self, at_ms: i64) {
+        if self.doors_closed_at(at_ms) || !self.gate.entrance.try_enter() {
+            return;
+        }
+        if !self.admit_as(at_ms, Visit::Joining) {
+            self.gate.entrance.give_back();
+        }
+    }
+
+    /// Sends the shopper in `slot` home at once: it walks out at `walk_step` a cell, as at
+    /// closing time. Not one entering (`false`); one already walking home just counts.
+    fn send_home(&mut self, slot: u32, at_ms: i64) -> bool {
+        let walk_step = self.params.walk_step_ms;
+        let home = &self.home;
+        let shopper = self.crowd.get_mut(slot);
+        if shopper.next == Next::Enter {
+            return false;
+        }
+        if shopper.homing {
+            // On its way out already: it counts as sent, so those sent are a fair sample of
+            // the crowd and those staying hold as many on their way out as any crowd does.
+            return true;
+        }
+        let steps = home
+            .steps(shopper.x.into(), shopper.y.into())
+            .unwrap_or_default();
+        shopper.homing = true;
+        shopper.walking_in_to = None;
+        shopper.visit_end_ms = at_ms + (i64::from(steps) + 1) * walk_step;
+        let due = self.plan(slot, at_ms);
+        self.crowd.reschedule(slot, due);
+        true
     }
 
     /// Emits the shopper's due event (and the focus it makes, if any) and plans the next one;
@@ -273,6 +407,21 @@ impl Generator {
         // Every cell a shopper reaches is connected to the exit (checked with the layout).
         let distance_home =
             |x: u16, y: u16| i64::from(home.steps(x.into(), y.into()).unwrap_or_default());
+        if let Some(target) = shopper.walking_in_to
+            && !shopper.homing
+            && !doors_closed
+        {
+            match step_toward(store, (shopper.x, shopper.y), target) {
+                Some(cell) => {
+                    if cell == target {
+                        shopper.walking_in_to = None;
+                    }
+                    shopper.next = Next::Move(cell.0, cell.1);
+                    return at_ms + walk_step;
+                }
+                None => shopper.walking_in_to = None,
+            }
+        }
         if !shopper.homing {
             if doors_closed {
                 shopper.homing = true;
@@ -323,13 +472,40 @@ impl Generate for Generator {
         &self.gate
     }
 
+    fn gate_mut(&mut self) -> &mut Gate {
+        &mut self.gate
+    }
+
     fn arrive(&mut self, at_ms: i64) {
         Generator::arrive(self, at_ms);
+    }
+
+    fn admit_extra(&mut self, at_ms: i64) {
+        Generator::admit_extra(self, at_ms);
+    }
+
+    fn send_home(&mut self, slot: u32, at_ms: i64) -> bool {
+        Generator::send_home(self, slot, at_ms)
     }
 
     fn act(&mut self, slot: u32, due_ms: i64, out: &mut Vec<Event>) -> usize {
         Generator::act(self, slot, due_ms, out)
     }
+}
+
+/// The walkable neighbour of `at` closest to `target` (fewest king's moves, then fewest
+/// straight ones; the layout's order breaks ties), if it is closer than `at`: a walk straight to
+/// `target` that stops where an obstacle is in the way.
+fn step_toward(store: &StoreLayout, at: (u16, u16), target: (u16, u16)) -> Option<(u16, u16)> {
+    let distance = |(x, y): (u16, u16)| {
+        let (dx, dy) = (x.abs_diff(target.0), y.abs_diff(target.1));
+        (dx.max(dy), dx + dy)
+    };
+    store
+        .neighbours(at.0.into(), at.1.into())
+        .map(|(x, y)| (x as u16, y as u16))
+        .min_by_key(|&cell| distance(cell))
+        .filter(|&cell| distance(cell).0 < distance(at).0)
 }
 
 /// A uniformly chosen cell among the (up to 8) walkable neighbours of cell (x, y), listed in the

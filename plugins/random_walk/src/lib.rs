@@ -13,6 +13,17 @@
 //! the other simulated sources. Without these keys a seeded run is byte-identical to one of a
 //! version that did not have them.
 //!
+//! With the pipeline's `load:` stages ([`customersim_plugin_api::load`]) the crowd follows a target
+//! of events per second instead of `average_in_store`: at build the source measures what one of its
+//! shoppers makes by running this model for a few thousand visits with a fixed seed (every event
+//! counted, walks home included), and each store's crowd is planned by Little's law and steered
+//! along the plan. Shoppers let in to grow it join part way through a visit: the visit length is
+//! drawn as a crowd's are (length-biased), split at a random point, and the shopper walks straight
+//! (a cell per `walk_step`) to where the part gone would have taken it, so the crowd walks home
+//! from as far, and leaves as often, as one that was always there. Shoppers sent home to shrink it
+//! walk home at once, as at closing time. The longest such walks in and out of the store are how
+//! early in a ramp the crowd moves, so their extra events end with the ramp.
+//!
 //! Generation is a pure function of the seed, the config and the simulated clock: every shopper
 //! has its own random stream (derived from the seed and its arrival number) and events come out of
 //! a per-shopper agenda in time order. Nothing depends on who publishes or how fast, so a seeded run
@@ -24,8 +35,9 @@ use std::time::Duration;
 
 use customersim_plugin_api::arrivals::default_timezone;
 use customersim_plugin_api::{
-    ArrivalsConfig, BuildContext, EnvKind, EnvOverride, PluginConfig, PluginError, QueueMetrics,
-    Source, SourceConfig, SourceContext, async_trait, duration, run_ahead, source_config,
+    ArrivalsConfig, BuildContext, EnvKind, EnvOverride, LoadShare, PluginConfig, PluginError,
+    QueueMetrics, ShopperRate, Source, SourceConfig, SourceContext, async_trait, duration,
+    measure_shoppers, run_ahead, source_config,
 };
 
 pub use generator::{Generator, WalkParams};
@@ -160,22 +172,67 @@ impl PluginConfig for RandomWalkConfig {
 }
 
 impl SourceConfig for RandomWalkConfig {
-    fn check(&self, _cx: &BuildContext) -> Result<(), PluginError> {
-        self.params().map(|_| ())
+    fn check(&self, cx: &BuildContext) -> Result<(), PluginError> {
+        let params = self.params()?;
+        cx.follow_load(&params.arrivals).map(drop)
     }
 
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let store = cx.store.clone();
         let params = self.params()?;
+        let focus_events = cx.topics.focus.is_some();
+        let load = match cx.follow_load(&params.arrivals)? {
+            Some(share) => {
+                let rate = shopper_rate(&params, &store, focus_events)?;
+                Some((share, rate))
+            }
+            None => None,
+        };
         let queue_metrics = params.arrivals.capacity.map(|_| cx.queue_metrics());
         cx.announce_opening_hours(&params.arrivals);
         Ok(Box::new(RandomWalk {
             params,
             store,
-            focus_events: cx.topics.focus.is_some(),
+            focus_events,
             queue_metrics,
+            load,
         }))
     }
+}
+
+/// Visits measured to find what one shopper makes (about 1% off at most; a few hundred
+/// milliseconds of generating).
+const MEASURED_VISITS: usize = 4_000;
+
+/// Shoppers inside while measuring: any crowd gives the same figures (shoppers of this model do
+/// not meet), so a small one that many visits pass through quickly.
+const MEASURING_CROWD: f64 = 64.0;
+
+/// What one shopper of these settings makes on average, measured by running the model (with a
+/// fixed seed, so the figures are the config's, not the run's), and how long a shopper sent home
+/// walks: the figures the load stages are met with.
+fn shopper_rate(
+    params: &WalkParams,
+    store: &customersim_plugin_api::StoreLayout,
+    focus_events: bool,
+) -> Result<ShopperRate, PluginError> {
+    let mut steady = params.clone();
+    steady.average_in_store = MEASURING_CROWD;
+    let mut generator = Generator::new(steady, store.clone(), 0x10AD, 0, None, None)
+        .with_focus_events(focus_events);
+    let walk_in_ms = generator.longest_walk_in_ms();
+    let walk_out_ms = generator.longest_walk_home_ms();
+    let measured = measure_shoppers(&mut generator, MEASURED_VISITS).ok_or_else(|| {
+        PluginError::config(
+            "load: no visit of this model ever ends, so it cannot follow load stages",
+        )
+    })?;
+    Ok(ShopperRate {
+        events_per_second: measured.events_per_second,
+        mean_visit_ms: measured.mean_visit_ms,
+        walk_in_ms,
+        walk_out_ms,
+    })
 }
 
 /// The running source: the generator, run ahead of the clock.
@@ -186,6 +243,8 @@ struct RandomWalk {
     focus_events: bool,
     /// The entrance queue's metrics, registered when `capacity` is set.
     queue_metrics: Option<QueueMetrics>,
+    /// The pipeline's load stages and what one shopper makes, when it has stages.
+    load: Option<(LoadShare, ShopperRate)>,
 }
 
 #[async_trait]
@@ -197,6 +256,16 @@ impl Source for RandomWalk {
     /// One generator per store this process runs, each with the store's own seed and ids.
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), PluginError> {
         let fleet = &cx.fleet;
+        let origin_ms = cx.clock.origin_ms();
+        // Every store has the same share of the stages, so one plan serves them all.
+        let listed = cx.roster.as_ref().map(|roster| roster.size());
+        let capacity = self.params.arrivals.capacity;
+        let plan = match &self.load {
+            Some((share, rate)) => {
+                Some(share.population(Self::NAME, rate, fleet, origin_ms, capacity, listed)?)
+            }
+            None => None,
+        };
         let stores = fleet
             .local_stores()
             .map(|store| {
@@ -210,6 +279,9 @@ impl Source for RandomWalk {
                 )
                 .in_store(store, fleet.id_base(store))
                 .with_focus_events(self.focus_events);
+                if let Some(plan) = &plan {
+                    generator = generator.following(plan.clone(), origin_ms);
+                }
                 if let Some(metrics) = &self.queue_metrics {
                     generator.report_queue_to(metrics.clone());
                 }

@@ -12,7 +12,8 @@ use customersim_plugin_api::rand::seq::SliceRandom;
 use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::{
     Admission, ArrivalProcess, ArrivalRules, Crowd, CustomerId, Event, EventKind, FocusTracker,
-    Gate, Generate, QueueMetrics, Roster, StoreIndex, arriving_customer, derive_seed, push_report,
+    Gate, Generate, LoadFollower, PopulationPlan, QueueMetrics, Roster, StoreIndex,
+    arriving_customer, derive_seed, push_report,
 };
 use rand_distr::{Distribution, LogNormal, Poisson};
 use rand_pcg::{Pcg32, Pcg64};
@@ -187,6 +188,39 @@ impl Store {
         ((f64::from(cost) * self.ms_per_cost).round() as i64).max(1)
     }
 
+    /// The longest walk (ms) from the entrance to a department on shopping lists: how long a
+    /// shopper who just came in walks (and reports every step) before browsing.
+    pub fn longest_walk_in_ms(&self) -> i64 {
+        let entrance = self.floor.entrance;
+        (0..self.floor.departments.len())
+            .filter(|&d| self.floor.departments[d].weight > 0.0)
+            .map(|d| self.fields.distance(&self.floor, d, entrance))
+            .filter(|&cost| cost != crate::floor::UNREACHABLE)
+            .map(|cost| self.walk_ms(cost))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The longest walk (ms) from any walkable cell to the exit: how long a shopper sent home
+    /// walks out at most.
+    pub fn longest_walk_out_ms(&self) -> i64 {
+        let exit = self.exit_field();
+        let mut longest = 0;
+        for row in 0..self.floor.rows {
+            for col in 0..self.floor.cols {
+                let cell = (col, row);
+                if !self.floor.walkable(cell) {
+                    continue;
+                }
+                let cost = self.fields.distance(&self.floor, exit, cell);
+                if cost != crate::floor::UNREACHABLE {
+                    longest = longest.max(cost);
+                }
+            }
+        }
+        self.walk_ms(longest) + self.walk_ms(STRAIGHT)
+    }
+
     /// A cell standing for a department when estimating walking times: its middle cell.
     fn middle(&self, department: usize) -> Cell {
         let cells = &self.floor.departments[department].cells;
@@ -303,6 +337,24 @@ impl Generator {
         self
     }
 
+    /// Follows load stages: arrivals keep `plan`'s crowd inside (replacing the rate of
+    /// `average_in_store`, with the same random stream) and a follower seeded from this
+    /// generator's seed steers the crowd along it ([`customersim_plugin_api::load`]).
+    pub fn following(mut self, plan: Arc<PopulationPlan>, origin_ms: i64) -> Generator {
+        self.arrival_rng = Pcg64::seed_from_u64(derive_seed(self.seed, u64::MAX));
+        self.process = ArrivalProcess::planned(plan.clone(), origin_ms, &mut self.arrival_rng);
+        self.gate.next_arrival_ms = self.process.next_ms();
+        let expected = (plan.peak() * 1.02 + 64.0).min(1e7) as usize;
+        self.crowd = Crowd::with_capacity(expected);
+        self.gate.load = Some(LoadFollower::new(
+            plan,
+            origin_ms,
+            self.doors_close_ms,
+            derive_seed(self.seed, u64::MAX - 1),
+        ));
+        self
+    }
+
     /// Mean planned trip length (walking, browsing, paying; no waiting in line) over trips
     /// planned with a fixed seed: the visit length of Little's law.
     fn estimate_mean_trip_ms(&self) -> f64 {
@@ -316,18 +368,24 @@ impl Generator {
     }
 
     /// Warns when the checkouts cannot serve the shoppers who arrive to pay: their lines would
-    /// then grow for as long as the doors are open.
-    pub fn warn_about_overload(&self) {
+    /// then grow for as long as the doors are open. `inside`: the crowd to check, the
+    /// `average_in_store` or, following load stages, the largest crowd they ask for.
+    pub fn warn_about_overload(&self, inside: f64) {
         let checkouts = self.store.floor.checkouts.len() as f64;
         let per_minute = |per_ms: f64| per_ms * 60_000.0;
-        let paying = self.params.average_in_store / self.mean_trip_ms * self.params.checkout_share;
+        let paying = inside / self.mean_trip_ms * self.params.checkout_share;
         let capacity = checkouts / self.params.mean_service_ms;
         if checkouts > 0.0 && paying > 0.0 && paying >= capacity {
             tracing::warn!(
-                "shopping_trip: {:.1} shoppers a minute come to pay but {} checkouts serve at most {:.1}: lines will grow; lower average_in_store or mean_service",
+                "shopping_trip: {:.1} shoppers a minute come to pay but {} checkouts serve at most {:.1}: lines will grow; lower {} or mean_service",
                 per_minute(paying),
                 checkouts,
-                per_minute(capacity)
+                per_minute(capacity),
+                if self.gate.load.is_some() {
+                    "the load stages' events_per_second, checkout_share"
+                } else {
+                    "average_in_store"
+                }
             );
         }
     }
@@ -449,6 +507,60 @@ impl Generator {
 
     /// Lets one shopper in at `at_ms`, or counts a waiting arrival when the roster is all inside.
     fn admit(&mut self, at_ms: i64) {
+        if !self.admit_shopper(at_ms, false) {
+            // Every listed customer is inside: the place at the entrance is given back and the
+            // arrival (with anyone the entrance lets in instead) waits for one to leave.
+            self.gate.waiting += 1;
+            while self.gate.entrance.leave(at_ms).is_some() {
+                self.gate.waiting += 1;
+            }
+        }
+    }
+
+    /// One more shopper in at `at_ms` for the load stages, joining the crowd mid-trip
+    /// ([`Generator::admit_shopper`]).
+    fn admit_extra(&mut self, at_ms: i64) {
+        if self.doors_closed_at(at_ms) || !self.gate.entrance.try_enter() {
+            return;
+        }
+        if !self.admit_shopper(at_ms, true) {
+            self.gate.entrance.give_back();
+        }
+    }
+
+    /// Sends the shopper in `slot` home at once: it drops the rest of its list (and its
+    /// purchase) and takes the shortest path to the exit. Not one entering (`false`); one in a
+    /// checkout line or on its way to one or to the exit just counts: it leaves soon anyway.
+    fn send_home(&mut self, slot: u32, at_ms: i64) -> bool {
+        let departments = self.store.floor.departments.len();
+        let exit_field = self.store.exit_field() as u16;
+        let shopper = self.crowd.get_mut(slot);
+        if shopper.next == Next::Enter {
+            return false;
+        }
+        let walking_to_pay_or_out =
+            shopper.phase == Phase::Walking && usize::from(shopper.field) >= departments;
+        if shopper.phase == Phase::InLine || walking_to_pay_or_out {
+            // On its way out already: it counts as sent, so those sent are a fair sample of
+            // the crowd and those staying hold as many on their way out as any crowd does.
+            return true;
+        }
+        shopper.leg = shopper.list_len;
+        shopper.buys = false;
+        shopper.field = exit_field;
+        shopper.phase = Phase::Walking;
+        let due = self.plan(slot, at_ms);
+        self.crowd.reschedule(slot, due);
+        true
+    }
+
+    /// Lets one shopper in at `at_ms` on a trip of its own; `false` when the roster has nobody
+    /// outside. A shopper `joining` a crowd that load stages grow at once is one found inside at
+    /// a random moment of its browsing: its list starts at a department picked by browsing
+    /// time, with what is left of that stay, and it walks there straight from the entrance. So
+    /// shoppers let in together walk on between departments and leave at the pace of a crowd
+    /// that was always there, not all after browsing their first department in full.
+    fn admit_shopper(&mut self, at_ms: i64, joining: bool) -> bool {
         let serial = self.gate.arrivals + 1;
         let roster = self.roster.as_ref();
         let prefix = &self.params.id_prefix;
@@ -456,17 +568,32 @@ impl Generator {
         let store = self.store_index;
         let Some(id) = arriving_customer(roster, store, &mut self.arrival_rng, number, prefix)
         else {
-            // Every listed customer is inside: the place at the entrance is given back and the
-            // arrival (with anyone the entrance lets in instead) waits for one to leave.
-            self.gate.waiting += 1;
-            while self.gate.entrance.leave(at_ms).is_some() {
-                self.gate.waiting += 1;
-            }
-            return;
+            return false;
         };
         self.gate.arrivals += 1;
         let mut rng = Pcg32::seed_from_u64(derive_seed(self.seed, self.gate.arrivals));
-        let plan = self.plan_trip(&mut rng);
+        let mut plan = self.plan_trip(&mut rng);
+        if joining {
+            // A trip found going on is more likely a long one: keep a trip with probability
+            // its length over the longest (a few tries at most).
+            let longest = self.params.max_trip_ms;
+            for _ in 0..64 {
+                if rng.random::<f64>() * longest.max(plan.length_ms) < plan.length_ms {
+                    break;
+                }
+                plan = self.plan_trip(&mut rng);
+            }
+            let total: f64 = plan.browse_ms.iter().sum();
+            let mut gone = rng.random::<f64>() * total;
+            let mut leg = 0;
+            while leg + 1 < plan.list.len() && gone >= plan.browse_ms[leg] {
+                gone -= plan.browse_ms[leg];
+                leg += 1;
+            }
+            plan.list.drain(..leg);
+            plan.browse_ms.drain(..leg);
+            plan.browse_ms[0] = (plan.browse_ms[0] - gone).max(0.0);
+        }
         tracing::debug!(
             "shopping_trip: {id} plans {}{}",
             plan.list
@@ -502,6 +629,7 @@ impl Generator {
             focus: FocusTracker::new(),
         };
         self.crowd.enter(shopper, at_ms);
+        true
     }
 
     /// Emits the shopper's due event (and the focus it makes, if any) and plans the next one;
@@ -744,8 +872,20 @@ impl Generate for Generator {
         &self.gate
     }
 
+    fn gate_mut(&mut self) -> &mut Gate {
+        &mut self.gate
+    }
+
     fn arrive(&mut self, at_ms: i64) {
         Generator::arrive(self, at_ms);
+    }
+
+    fn admit_extra(&mut self, at_ms: i64) {
+        Generator::admit_extra(self, at_ms);
+    }
+
+    fn send_home(&mut self, slot: u32, at_ms: i64) -> bool {
+        Generator::send_home(self, slot, at_ms)
     }
 
     fn act(&mut self, slot: u32, due_ms: i64, out: &mut Vec<Event>) -> usize {

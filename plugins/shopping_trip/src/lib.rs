@@ -17,6 +17,16 @@
 //!   arrivals (Little's law on the mean trip length, estimated at start-up by planning trips with
 //!   a fixed seed), trip plans, browsing, checkout lines.
 //!
+//! With the pipeline's `load:` stages ([`customersim_plugin_api::load`]) the crowd follows a target
+//! of events per second instead of `average_in_store`: at build the source measures what one of its
+//! shoppers makes by running this model for a few thousand trips with a fixed seed and a small crowd
+//! (every event counted: walks, browse reports, focus events, waits in line), and each store's
+//! crowd is planned by Little's law and steered along the plan. Shoppers let in to grow it join part
+//! way through a trip: a trip (long ones more likely) started at a department picked by browsing
+//! time with what is left of that stay, walked to from the entrance. Shoppers sent home drop the
+//! rest of their list and walk out. The longest walk from the entrance to a department and from
+//! anywhere to the exit are how early in a ramp the crowd moves.
+//!
 //! Generation is a pure function of the seed, the config and the simulated clock: every shopper
 //! has its own random stream (derived from the seed and its arrival number) and events come out of
 //! a time-ordered agenda, so a seeded run is byte-identical at any speed.
@@ -28,8 +38,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use customersim_plugin_api::{
-    ArrivalsConfig, BuildContext, PluginConfig, PluginError, QueueMetrics, Source, SourceConfig,
-    SourceContext, StoreIndex, async_trait, duration, run_ahead, source_config,
+    ArrivalsConfig, BuildContext, LoadShare, PluginConfig, PluginError, QueueMetrics, ShopperRate,
+    Source, SourceConfig, SourceContext, StoreIndex, async_trait, duration, measure_shoppers,
+    run_ahead, source_config,
 };
 
 pub use floor::{Fields, Floor};
@@ -238,7 +249,8 @@ impl SourceConfig for ShoppingTripConfig {
     /// The values and whether the store has what a trip needs (departments, a walkable floor);
     /// the path tables are only built by `build`.
     fn check(&self, cx: &BuildContext) -> Result<(), PluginError> {
-        self.params()?;
+        let params = self.params()?;
+        cx.follow_load(&params.arrivals)?;
         Floor::new(&cx.store).map(drop)
     }
 
@@ -260,15 +272,64 @@ impl SourceConfig for ShoppingTripConfig {
             started.elapsed().as_secs_f64() * 1000.0,
             store.fields.bytes() / 1024
         );
+        let store = Arc::new(store);
+        let focus_events = cx.topics.focus.is_some();
+        let load = match cx.follow_load(&params.arrivals)? {
+            Some(share) => {
+                let rate = shopper_rate(&params, &store, focus_events)?;
+                Some((share, rate))
+            }
+            None => None,
+        };
         let queue_metrics = params.arrivals.capacity.map(|_| cx.queue_metrics());
         cx.announce_opening_hours(&params.arrivals);
         Ok(Box::new(ShoppingTrip {
             params,
-            store: Arc::new(store),
+            store,
             queue_metrics,
-            focus_events: cx.topics.focus.is_some(),
+            focus_events,
+            load,
         }))
     }
+}
+
+/// Trips measured to find what one shopper makes (about 1% off at most).
+const MEASURED_VISITS: usize = 3_000;
+
+/// Shoppers inside while measuring: few, so checkout lines stay as short as a store that can
+/// serve its crowd has them (a store whose checkouts cannot keep up is warned about; its lines,
+/// and so its shoppers' figures, grow with the run).
+const MEASURING_CROWD: f64 = 8.0;
+
+/// What one shopper of these settings makes on average, measured by running the model (with a
+/// fixed seed, so the figures are the config's, not the run's), and the longest walks in and out
+/// of this store: the figures the load stages are met with.
+fn shopper_rate(
+    params: &TripParams,
+    store: &Arc<Store>,
+    focus_events: bool,
+) -> Result<ShopperRate, PluginError> {
+    let started = Instant::now();
+    let mut steady = params.clone();
+    steady.average_in_store = MEASURING_CROWD;
+    let mut generator = Generator::new(steady, store.clone(), 0x10AD, 0, None, None)
+        .with_focus_events(focus_events);
+    let measured = measure_shoppers(&mut generator, MEASURED_VISITS).ok_or_else(|| {
+        PluginError::config(
+            "load: no trip of this store ever ends, so it cannot follow load stages",
+        )
+    })?;
+    tracing::debug!(
+        "shopping_trip: measured {} trips in {:.1} ms",
+        measured.visits,
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    Ok(ShopperRate {
+        events_per_second: measured.events_per_second,
+        mean_visit_ms: measured.mean_visit_ms,
+        walk_in_ms: store.longest_walk_in_ms(),
+        walk_out_ms: store.longest_walk_out_ms(),
+    })
 }
 
 /// The running source: the generator, run ahead of the clock.
@@ -279,6 +340,8 @@ struct ShoppingTrip {
     queue_metrics: Option<QueueMetrics>,
     /// Ground-truth focus events are on (`topics.focus` is set).
     focus_events: bool,
+    /// The pipeline's load stages and what one shopper makes, when it has stages.
+    load: Option<(LoadShare, ShopperRate)>,
 }
 
 #[async_trait]
@@ -290,6 +353,21 @@ impl Source for ShoppingTrip {
     /// One generator per store this process runs, each with the store's own seed and ids.
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), PluginError> {
         let fleet = &cx.fleet;
+        let origin_ms = cx.clock.origin_ms();
+        // Every store has the same share of the stages, so one plan serves them all.
+        let listed = cx.roster.as_ref().map(|roster| roster.size());
+        let capacity = self.params.arrivals.capacity;
+        let plan = match &self.load {
+            Some((share, rate)) => Some(share.population(
+                ShoppingTripConfig::NAME,
+                rate,
+                fleet,
+                origin_ms,
+                capacity,
+                listed,
+            )?),
+            None => None,
+        };
         let mut stores: Vec<(StoreIndex, Generator)> = Vec::new();
         for store in fleet.local_stores() {
             let mut generator = Generator::with_mean_trip(
@@ -303,11 +381,17 @@ impl Source for ShoppingTrip {
             )
             .in_store(store, fleet.id_base(store))
             .with_focus_events(self.focus_events);
+            if let Some(plan) = &plan {
+                generator = generator.following(plan.clone(), origin_ms);
+            }
             if let Some(metrics) = &self.queue_metrics {
                 generator = generator.with_queue_metrics(metrics.clone());
             }
             if stores.is_empty() {
-                generator.warn_about_overload();
+                let inside = plan
+                    .as_ref()
+                    .map_or(self.params.average_in_store, |plan| plan.peak());
+                generator.warn_about_overload(inside);
             }
             stores.push((store, generator));
         }
