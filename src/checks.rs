@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::lateness::{LatenessHistogram, LatenessSummary};
 use crate::plugin_api::LiveChecks;
 use crate::plugin_api::prometheus_client::metrics::counter::Counter;
+use crate::report::Observation;
 use crate::thresholds::{self, AbortWatch, Measured, Measurements, Metric, Outcome, Threshold};
 use crate::verdict::{LiveVerdict, VerdictReport};
 
@@ -31,6 +32,8 @@ struct Shared {
     ended: OnceLock<Duration>,
     /// The threshold whose breach stopped the run (`abort_on_fail`).
     aborted: Mutex<Option<Outcome>>,
+    /// The run report's counts, when load stages are measured: each stage's events per second.
+    stages: Mutex<Option<Observation>>,
 }
 
 impl RunChecks {
@@ -43,6 +46,7 @@ impl RunChecks {
             started: OnceLock::new(),
             ended: OnceLock::new(),
             aborted: Mutex::default(),
+            stages: Mutex::default(),
         }))
     }
 
@@ -69,6 +73,20 @@ impl RunChecks {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(handed_over);
         let _ = self.0.started.set(Instant::now());
+    }
+
+    /// Whether a threshold is set on events per second (whose `min` and `max` are taken over
+    /// the load stages, measured by the run report's counts).
+    pub fn wants_stage_rates(&self) -> bool {
+        self.0
+            .thresholds
+            .iter()
+            .any(|threshold| threshold.metric() == Metric::EventsPerSecond)
+    }
+
+    /// Takes each load stage's events per second from the run report's counts.
+    pub fn measure_stages(&self, observation: Observation) {
+        *self.0.stages.lock().unwrap_or_else(PoisonError::into_inner) = Some(observation);
     }
 
     /// The sinks finished.
@@ -119,12 +137,28 @@ impl RunChecks {
             } else {
                 0.0
             };
+            // With load stages, the slowest and the fastest stage (each once ramped).
+            let stages = self
+                .0
+                .stages
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .map(Observation::load_stage_rates)
+                .unwrap_or_default();
+            let (min, max) = if stages.is_empty() {
+                (rate, rate)
+            } else {
+                stages.iter().fold((f64::MAX, f64::MIN), |(min, max), r| {
+                    (min.min(*r), max.max(*r))
+                })
+            };
             measurements.set(
                 Metric::EventsPerSecond,
                 Measured::Rate {
                     avg: rate,
-                    min: rate,
-                    max: rate,
+                    min,
+                    max,
                 },
             );
         }

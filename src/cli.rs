@@ -369,8 +369,13 @@ fn run(
             Ok(pipeline) => pipeline,
             Err(error) => return plugin_failure(error),
         };
-        let observation = report.as_ref().map(|_| pipeline.observe());
         let checks = pipeline.checks();
+        let measure_stages =
+            checks.wants_stage_rates() && pipeline.resolved().config.load.is_some();
+        let observation = (report.is_some() || measure_stages).then(|| pipeline.observe());
+        if let (true, Some(observation)) = (measure_stages, &observation) {
+            checks.measure_stages(observation.clone());
+        }
         let started = std::time::Instant::now();
         let shutdown = Shutdown::new();
         crate::shutdown::trigger_on_signals(shutdown.clone());
@@ -394,7 +399,7 @@ fn run(
                 Err(error) => code = fail(&error, 1),
             }
         }
-        if let (Some(report), Some(observation)) = (report, observation) {
+        if let (Some(report), Some(observation)) = (report, &observation) {
             let mut summary = observation.summary(&run);
             summary.verdict = verdict;
             summary.thresholds = (!outcomes.is_empty()).then(|| outcomes.clone());

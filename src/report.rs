@@ -263,6 +263,19 @@ impl Observation {
         });
     }
 
+    /// The measured events per second of each load stage reached so far (once ramped), in
+    /// order; empty without load stages.
+    pub fn load_stage_rates(&self) -> Vec<f64> {
+        let tally = self.0.tally.lock().unwrap_or_else(PoisonError::into_inner);
+        let (Some(load), Some(end_ms)) = (&tally.load, tally.last_ms) else {
+            return Vec::new();
+        };
+        load.report(end_ms)
+            .iter()
+            .filter_map(|stage| stage.events_per_second)
+            .collect()
+    }
+
     /// The scheduler's handle; `start_ms` is the simulated start of the run.
     pub fn observer(&self, start_ms: i64) -> Observer {
         let mut tally = self.0.tally.lock().unwrap_or_else(PoisonError::into_inner);

@@ -486,3 +486,34 @@ fn bad_stages_and_stages_nobody_follows_are_refused() {
         &["load:", "no source of this pipeline follows load stages"],
     );
 }
+
+#[test]
+fn thresholds_on_events_per_second_judge_the_slowest_and_the_fastest_stage() {
+    let run = |thresholds: &str| {
+        let config = temp_file(
+            "pipeline.yaml",
+            &format!("{THREE_STAGES}thresholds:\n  events_per_second: [{thresholds}]\n"),
+        );
+        customersim()
+            .args(["run", "--config"])
+            .arg(&config)
+            .args(["--speed", "max", "--seed", "5"])
+            .stdout(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // Every stage within 5% of its target: the slowest at least 0.95 × 2000, the fastest at
+    // most 1.05 × 8000.
+    let output = run("\"min >= 1900\", \"max <= 8400\", \"max >= 7600\"");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(stderr.matches('✓').count(), 3, "{stderr}");
+    // The slowest stage is far below 3000: breached, exit 99.
+    let output = run("\"min >= 3000\"");
+    assert_eq!(
+        output.status.code(),
+        Some(99),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
