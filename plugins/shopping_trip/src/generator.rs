@@ -136,10 +136,15 @@ impl Store {
         floor: Floor,
         walking_speed: f64,
     ) -> Result<Store, customersim_plugin_api::PluginError> {
-        let mut targets: Vec<&[Cell]> = floor.departments.iter().map(|d| &d.cells[..]).collect();
-        targets.extend(floor.checkouts.iter().map(|c| &c.line[..]));
+        let mut targets: Vec<(&[Cell], Option<usize>)> = floor
+            .departments
+            .iter()
+            .enumerate()
+            .map(|(number, d)| (&d.cells[..], Some(number)))
+            .collect();
+        targets.extend(floor.checkouts.iter().map(|c| (&c.line[..], None)));
         let exit = [floor.exit];
-        targets.push(&exit);
+        targets.push((&exit, None));
         let fields = Fields::build(&floor, &targets);
         let store = Store {
             ms_per_cost: f64::from(floor.layout.cell()) * 1000.0
@@ -460,7 +465,7 @@ impl Generator {
                 .enumerate()
                 .min_by_key(|&(_, &d)| store.fields.distance(&store.floor, d, from))
                 .expect("not empty");
-            walk_cost += u64::from(store.fields.distance(&store.floor, next, from));
+            walk_cost += u64::from(store.fields.walk_distance(&store.floor, next, from));
             left.swap_remove(at);
             list.push(next as u8);
             from = store.middle(next);
@@ -468,21 +473,25 @@ impl Generator {
         let buys = !store.floor.checkouts.is_empty() && rng.random_bool(p.checkout_share);
         let mut service_ms = 0.0;
         if buys {
-            let (near, cost) = (0..store.floor.checkouts.len())
-                .map(|c| {
-                    let field = store.checkout_field(c);
-                    (c, store.fields.distance(&store.floor, field, from))
+            let near = (0..store.floor.checkouts.len())
+                .min_by_key(|&c| {
+                    store
+                        .fields
+                        .distance(&store.floor, store.checkout_field(c), from)
                 })
-                .min_by_key(|&(_, cost)| cost)
                 .expect("a checkout");
-            walk_cost += u64::from(cost);
+            walk_cost += u64::from(store.fields.walk_distance(
+                &store.floor,
+                store.checkout_field(near),
+                from,
+            ));
             from = store.floor.checkouts[near].line[0];
             service_ms = lognormal(p.mean_service_ms).sample(rng).round().max(1.0);
         }
         walk_cost += u64::from(
             store
                 .fields
-                .distance(&store.floor, store.exit_field(), from),
+                .walk_distance(&store.floor, store.exit_field(), from),
         );
         let walk_ms = walk_cost as f64 * store.ms_per_cost;
         let browse = lognormal(p.mean_browse_ms);

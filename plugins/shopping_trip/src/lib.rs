@@ -58,6 +58,13 @@ pub struct ShoppingTripConfig {
     /// diagonal step √2 times as long).
     #[serde(default = "default_walking_speed")]
     pub walking_speed: f64,
+    /// What a step through a department that is not where the shopper is heading counts for
+    /// when the path is planned, in steps of walkway (1 to 10): 1 walks the shortest path,
+    /// straight across other departments; 3 keeps to the walkways unless going around is more
+    /// than three times as long, as shoppers do (the demo store sets 3). Walking time is always
+    /// the path's real length.
+    #[serde(default = "default_department_crossing")]
+    pub department_crossing: f64,
     /// Mean number of departments on a shopping list (at least 1 each; the count is
     /// 1 + Poisson(mean − 1), skewed: most lists are short).
     #[serde(default = "default_mean_list")]
@@ -119,6 +126,11 @@ fn default_walking_speed() -> f64 {
     40.0
 }
 
+/// 1: the shortest paths, as before this setting existed, so earlier runs keep their bytes.
+fn default_department_crossing() -> f64 {
+    1.0
+}
+
 /// 1.4 departments: in-store path tracking (Sorensen, *Inside the Mind of the Shopper*, 2009)
 /// finds most supermarket trips are quick trips for one or two categories.
 fn default_mean_list() -> f64 {
@@ -167,6 +179,7 @@ impl Default for ShoppingTripConfig {
         ShoppingTripConfig {
             average_in_store: default_average_in_store(),
             walking_speed: default_walking_speed(),
+            department_crossing: default_department_crossing(),
             mean_list: default_mean_list(),
             mean_browse: default_mean_browse(),
             browse_step: default_browse_step(),
@@ -193,6 +206,12 @@ impl ShoppingTripConfig {
             return bad(
                 "walking_speed",
                 "must be a number > 0 (store units per second)",
+            );
+        }
+        if !(1.0..=10.0).contains(&self.department_crossing) {
+            return bad(
+                "department_crossing",
+                "must be a number from 1 to 10 (steps of walkway a step across another department counts for)",
             );
         }
         if !self.mean_list.is_finite() || self.mean_list < 1.0 {
@@ -256,7 +275,7 @@ impl SourceConfig for ShoppingTripConfig {
 
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let params = self.params()?;
-        let floor = Floor::new(&cx.store)?;
+        let floor = Floor::new(&cx.store)?.with_crossing(self.department_crossing);
         // Before the signal handlers are installed: SIGTERM/SIGINT end the process meanwhile.
         tracing::info!(
             "shopping_trip: building path tables for {} targets over {} cells",
