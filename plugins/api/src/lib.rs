@@ -71,7 +71,9 @@
 //! - [`arrivals`]: when simulated shoppers come in ([`ArrivalProcess`]): Poisson arrivals shaped
 //!   by opening hours and an hourly profile, and the [`Entrance`] that queues arrivals beyond a
 //!   capacity; [`ArrivalsConfig`] is the config fragment the simulated sources share.
-//! - [`focus`]: ground truth of the consumers' focus rule ([`FocusTracker`]).
+//! - [`focus`]: ground truth of the consumers' focus rule ([`FocusTracker`]), derived from every
+//!   source's moves by the [`FocusStage`]; [`stages`]: the chain of stages every event passes
+//!   through between its source and the timeline.
 //! - [`fleet`]: a chain of stores ([`Fleet`]) and the shard of it a process runs ([`Shard`]):
 //!   per-store seeds, generated ids unique across the fleet, home stores of listed customers.
 //! - [`layout`]: the store's floor plan ([`StoreLayout`]): coordinate space, zones (departments,
@@ -111,13 +113,14 @@ pub mod secret;
 pub mod shutdown;
 pub mod sink;
 pub mod source;
+pub mod stages;
 pub mod subscribe;
 pub mod timeline;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod watermark;
 
-pub use ahead::{Crowd, Gate, Generate, arriving_customer, push_report, run_ahead};
+pub use ahead::{Crowd, Gate, Generate, arriving_customer, run_ahead};
 pub use arrivals::{
     Admission, ArrivalProcess, ArrivalRules, ArrivalsConfig, Entrance, QueueMetrics, QueueStats,
 };
@@ -130,7 +133,7 @@ pub use env::{EnvKind, EnvOverride};
 pub use error::{PluginError, excerpt};
 pub use event::{CustomerId, Event, EventKind, ResolvedTopic, STORE_PLACEHOLDER, Topics, intern};
 pub use fleet::{Fleet, MAX_STORES, Shard, StoreIndex};
-pub use focus::FocusTracker;
+pub use focus::{Announce, FocusStage, FocusTracker};
 pub use layout::{DistanceField, LayoutError, LayoutSpec, StoreLayout, Zone, ZoneKind};
 pub use metrics::MetricsRegistry;
 pub use plugin::{
@@ -147,6 +150,7 @@ pub use secret::{CredentialUrl, Secret};
 pub use shutdown::{EndRun, ShutdownSignal};
 pub use sink::{LiveChecks, Sink, SinkConfig, SinkContext};
 pub use source::{Source, SourceConfig, SourceContext};
+pub use stages::Stages;
 pub use subscribe::{Heard, Message, Subscriber};
 pub use timeline::{
     Claim, KeptClock, OpenedTimeline, Schedule, SharedClock, Timeline, TimelineBackend,

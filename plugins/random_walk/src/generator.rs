@@ -5,8 +5,7 @@ use std::sync::Arc;
 use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::{
     Admission, ArrivalProcess, ArrivalRules, Crowd, CustomerId, DistanceField, Event, EventKind,
-    FocusTracker, Gate, Generate, QueueMetrics, Roster, StoreIndex, StoreLayout, arriving_customer,
-    derive_seed, push_report,
+    Gate, Generate, QueueMetrics, Roster, StoreIndex, StoreLayout, arriving_customer, derive_seed,
 };
 use rand_distr::{Distribution, Exp, StandardNormal};
 use rand_pcg::{Pcg32, Pcg64};
@@ -53,8 +52,6 @@ pub struct Shopper {
     next: Next,
     /// Walking to the door: the visit is up or the doors closed.
     homing: bool,
-    /// Counts the shopper's reports in a row inside one department (ground-truth focus).
-    focus: FocusTracker,
 }
 
 /// Generates the events of all shoppers in time order, up to a horizon at a time.
@@ -63,8 +60,6 @@ pub struct Generator {
     store: StoreLayout,
     /// Steps from every cell to the exit, built once: walking home is a lookup per step.
     home: DistanceField,
-    /// Whether to emit ground-truth focus events (`topics.focus` is set).
-    focus_events: bool,
     seed: u64,
     /// Arrival times and roster draws come from this stream.
     arrival_rng: Pcg64,
@@ -106,7 +101,6 @@ impl Generator {
             params,
             store,
             home,
-            focus_events: false,
             seed,
             arrival_rng,
             arrival_times,
@@ -124,13 +118,6 @@ impl Generator {
     pub fn in_store(mut self, index: StoreIndex, id_base: u64) -> Generator {
         self.store_index = index;
         self.id_base = id_base;
-        self
-    }
-
-    /// Also emits a focus event right after the move that is a shopper's 3rd report in a row
-    /// inside one department (same due time, so it is published right after that move).
-    pub fn with_focus_events(mut self, on: bool) -> Generator {
-        self.focus_events = on;
         self
     }
 
@@ -207,13 +194,12 @@ impl Generator {
             y: door_y as u16,
             next: Next::Enter,
             homing: false,
-            focus: FocusTracker::new(),
         };
         self.crowd.enter(shopper, at_ms);
     }
 
-    /// Emits the shopper's due event (and the focus it makes, if any) and plans the next one;
-    /// returns how many events it appended.
+    /// Emits the shopper's due event and plans the next one; returns how many events it appended
+    /// (one).
     fn act(&mut self, slot: u32, at_ms: i64, out: &mut Vec<Event>) -> usize {
         let shopper = self.crowd.get_mut(slot);
         let kind = match shopper.next {
@@ -229,17 +215,19 @@ impl Generator {
             }
             Next::Exit => EventKind::Exit,
         };
-        let focus = self
-            .focus_events
-            .then_some((&mut shopper.focus, &self.store));
-        let appended = push_report(out, at_ms, &shopper.id, kind, focus);
+        out.push(Event {
+            due_ms: at_ms,
+            customer: shopper.id.clone(),
+            kind,
+            store: 0,
+        });
         if kind == EventKind::Exit {
             self.leave(slot, at_ms);
         } else {
             let due = self.plan(slot, at_ms);
             self.crowd.schedule(slot, due);
         }
-        appended
+        1
     }
 
     fn leave(&mut self, slot: u32, at_ms: i64) {

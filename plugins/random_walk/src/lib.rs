@@ -172,7 +172,6 @@ impl SourceConfig for RandomWalkConfig {
         Ok(Box::new(RandomWalk {
             params,
             store,
-            focus_events: cx.topics.focus.is_some(),
             queue_metrics,
         }))
     }
@@ -182,8 +181,6 @@ impl SourceConfig for RandomWalkConfig {
 struct RandomWalk {
     params: WalkParams,
     store: customersim_plugin_api::StoreLayout,
-    /// Ground-truth focus events are on (`topics.focus` is set).
-    focus_events: bool,
     /// The entrance queue's metrics, registered when `capacity` is set.
     queue_metrics: Option<QueueMetrics>,
 }
@@ -208,8 +205,7 @@ impl Source for RandomWalk {
                     cx.doors_close_ms,
                     cx.roster.clone(),
                 )
-                .in_store(store, fleet.id_base(store))
-                .with_focus_events(self.focus_events);
+                .in_store(store, fleet.id_base(store));
                 if let Some(metrics) = &self.queue_metrics {
                     generator.report_queue_to(metrics.clone());
                 }

@@ -266,7 +266,6 @@ impl SourceConfig for ShoppingTripConfig {
             params,
             store: Arc::new(store),
             queue_metrics,
-            focus_events: cx.topics.focus.is_some(),
         }))
     }
 }
@@ -277,8 +276,6 @@ struct ShoppingTrip {
     store: Arc<Store>,
     /// The entrance queue's metrics, when `capacity` is set.
     queue_metrics: Option<QueueMetrics>,
-    /// Ground-truth focus events are on (`topics.focus` is set).
-    focus_events: bool,
 }
 
 #[async_trait]
@@ -301,8 +298,7 @@ impl Source for ShoppingTrip {
                 cx.roster.clone(),
                 stores.first().map(|(_, first)| first.mean_trip_ms()),
             )
-            .in_store(store, fleet.id_base(store))
-            .with_focus_events(self.focus_events);
+            .in_store(store, fleet.id_base(store));
             if let Some(metrics) = &self.queue_metrics {
                 generator = generator.with_queue_metrics(metrics.clone());
             }
