@@ -155,7 +155,7 @@ pub struct FocusUndo(Vec<(Shopper, Option<Followed>)>);
 
 /// The focus stage of one source: derives the focus events from its shoppers' moves, in the order
 /// the source hands them over (each shopper's events in time order, as every source schedules
-/// them). A focus event is put right after the move it follows, with the same due time, so the
+/// them; a batch is taken in time order whatever its order). A focus event is put right after the move it follows, with the same due time, so the
 /// timeline publishes it right after that move. The same moves give the same focus events, byte
 /// for byte, whichever source made them and however they were split into batches.
 #[derive(Debug)]
@@ -207,6 +207,13 @@ impl FocusStage {
         let touches = |event: &Event| !matches!(event.kind, EventKind::Focus { .. });
         if !events.iter().any(touches) {
             return events;
+        }
+        let mut events = events;
+        if !events.is_sorted_by_key(|event| event.due_ms) {
+            // Each shopper's reports count in time order (a scenario's path may list its steps in
+            // any order); the timeline orders by due time anyway, and a stable sort keeps the
+            // order of events due at one instant.
+            events.sort_by_key(|event| event.due_ms);
         }
         let mut undo = undo;
         let mut out = Vec::with_capacity(events.len() + events.len() / 8);
@@ -486,6 +493,15 @@ mod tests {
                     .collect();
                 assert_eq!(split, whole, "{announce:?} in batches of {size}");
             }
+            // A batch in any order is taken in time order.
+            let mut shuffled = events.clone();
+            shuffled.reverse();
+            let by_shopper = |events: Vec<Event>| {
+                let mut focus = focuses(&FocusStage::new(strip(), announce).apply(events, None));
+                focus.sort();
+                focus
+            };
+            assert_eq!(by_shopper(shuffled), by_shopper(events.clone()));
         }
     }
 
