@@ -640,3 +640,51 @@ fn focus_on_without_a_department_it_may_name_is_warned_about() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn a_bad_focus_announce_exits_2_naming_the_key_and_one_without_a_topic_is_warned_about() {
+    let (_config, config) = temp_file(
+        "announce.yaml",
+        "focus: {announce: twice}
+sources: [{type: random_walk}]
+sinks: [{type: stdout}]
+",
+    );
+    let output = command()
+        .args(["validate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("focus.announce") && stderr.contains("every_report"),
+        "{stderr}"
+    );
+    let (_plain, plain) = temp_file(
+        "announce-env.yaml",
+        "sources: [{type: random_walk}]\nsinks: [{type: stdout}]\n",
+    );
+    let output = command()
+        .args(["validate", "--config"])
+        .arg(&plain)
+        .env("FOCUS_ANNOUNCE", "sometimes")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("FOCUS_ANNOUNCE"), "{stderr}");
+    let (_quiet, quiet) = temp_file(
+        "announce-no-topic.yaml",
+        "focus: {announce: every_report}
+sources: [{type: random_walk}]
+sinks: [{type: stdout}]
+",
+    );
+    let output = run_ok(command().args(["validate", "--config"]).arg(&quiet));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("focus.announce is every_report but topics.focus"),
+        "{stderr}"
+    );
+}
