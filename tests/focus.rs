@@ -1,7 +1,8 @@
 //! Focus events come from one stage every source's events pass through on their way to the
 //! timeline, not from the sources: a source of this test binary (written as an out-of-tree team
 //! writes one), `/scenario` and `/produce_*` of `http_ingress` get, for the same moves, exactly the
-//! focus events `random_walk` gets, under both `focus.announce` rules.
+//! focus events `random_walk` gets, under both `focus.announce` rules; a draft's FOCUS step in a
+//! department makes one.
 
 // Shared with tests/pipeline_in_process.rs, which uses the parts this file does not.
 #[allow(dead_code)]
@@ -191,7 +192,7 @@ fn line(event: &Event) -> String {
 }
 
 #[tokio::test]
-async fn scenarios_and_produce_calls_get_the_focus_random_walk_gets_for_the_same_moves() {
+async fn scenarios_drafts_and_produce_calls_get_the_focus_random_walk_gets_for_the_same_moves() {
     let walked = random_walk("once_per_stay", "http").await;
     // Each visit (enter to exit) of the walk, without its focus events.
     let mut visits: Vec<Vec<Event>> = Vec::new();
@@ -236,6 +237,10 @@ async fn scenarios_and_produce_calls_get_the_focus_random_walk_gets_for_the_same
     );
     let http = HttpClient::local(port);
     http.wait_until_healthy(Duration::from_secs(20));
+    // A draft whose FOCUS step (a move and 5 more in place) is inside Women.
+    let draft = r#"{"customer": {"customer_id": "draft-1"}, "path": [{"type": "ENTER"},
+        {"type": "FOCUS", "location": {"x": 500, "y": 500}}, {"type": "EXIT"}]}"#;
+    assert_eq!(http.post("/scenario_draft", draft).status, 200);
     // The first visit with a focus goes through /produce_* (published at once, `ts` in whole
     // seconds), every other one as a /scenario (timestamps in epoch milliseconds).
     let produced = visits
@@ -291,10 +296,36 @@ async fn scenarios_and_produce_calls_get_the_focus_random_walk_gets_for_the_same
     }
     let finished = process.finish();
     assert!(finished.status.success(), "{}", finished.stderr);
-    let lines: Vec<String> = parse_lines(&finished.stdout)
+    let (drafted, lines): (Vec<String>, Vec<String>) = parse_lines(&finished.stdout)
         .into_iter()
         .map(|line| format!("{} {}", line.topic, line.payload))
+        .partition(|line| line.contains(r#"{"id": "draft-1""#));
+    // The draft's focus follows its 3rd report inside Women, once.
+    let kinds: Vec<&str> = drafted
+        .iter()
+        .map(|line| line.split(' ').next().unwrap())
         .collect();
+    assert_eq!(
+        kinds,
+        [
+            "customer/enter",
+            "customer/move",
+            "customer/move",
+            "customer/move",
+            "customer/focus",
+            "customer/move",
+            "customer/move",
+            "customer/move",
+            "customer/exit"
+        ],
+        "{drafted:?}"
+    );
+    assert_eq!(
+        drafted[4],
+        drafted[3]
+            .replace("customer/move", "customer/focus")
+            .replace(", \"x\"", ", \"dep\": \"Women\", \"x\"")
+    );
     assert_eq!(lines.len(), walked.len(), "{}", finished.stderr);
     // Each focus right after its move.
     for (index, focus) in lines.iter().enumerate() {
