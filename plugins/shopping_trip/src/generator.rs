@@ -11,9 +11,8 @@ use std::sync::Arc;
 use customersim_plugin_api::rand::seq::SliceRandom;
 use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::{
-    Admission, ArrivalProcess, ArrivalRules, Crowd, CustomerId, Event, EventKind, FocusTracker,
-    Gate, Generate, LoadFollower, PopulationPlan, QueueMetrics, Roster, StoreIndex,
-    arriving_customer, derive_seed, push_report,
+    Admission, ArrivalProcess, ArrivalRules, Crowd, CustomerId, Event, EventKind, Gate, Generate,
+    LoadFollower, PopulationPlan, QueueMetrics, Roster, StoreIndex, arriving_customer, derive_seed,
 };
 use rand_distr::{Distribution, LogNormal, Poisson};
 use rand_pcg::{Pcg32, Pcg64};
@@ -114,8 +113,6 @@ pub struct Shopper {
     buys: bool,
     /// The checkout chosen (valid once walking to it).
     checkout: u8,
-    /// Counts the shopper's reports in a row inside one department (ground-truth focus).
-    focus: FocusTracker,
 }
 
 /// The store as the generator uses it: the grid, its distance fields and which field is which.
@@ -268,8 +265,6 @@ pub struct Generator {
     list_count: Option<Poisson<f64>>,
     roster: Option<Arc<dyn Roster>>,
     mean_trip_ms: f64,
-    /// Whether to emit ground-truth focus events (`topics.focus` is set).
-    focus_events: bool,
     /// Which store of the fleet this is (whose listed customers it draws).
     store_index: StoreIndex,
     /// Added to arrival serials for generated ids, so they are unique across the fleet.
@@ -320,7 +315,6 @@ impl Generator {
             list_count,
             roster,
             mean_trip_ms: 0.0,
-            focus_events: false,
             store_index: 0,
             id_base: 0,
         };
@@ -427,13 +421,6 @@ impl Generator {
         if self.gate.entrance.arrive(at_ms, gives_up_ms) == Admission::Enter {
             self.admit(at_ms);
         }
-    }
-
-    /// Also emits a focus event right after the move that is a shopper's 3rd report in a row
-    /// inside one department (the consumers' rule, [`FocusTracker`]).
-    pub fn with_focus_events(mut self, on: bool) -> Generator {
-        self.focus_events = on;
-        self
     }
 
     /// Reports the entrance queue to `metrics` (when `capacity` is set).
@@ -635,14 +622,13 @@ impl Generator {
             phase: Phase::Walking,
             buys: plan.buys,
             checkout: 0,
-            focus: FocusTracker::new(),
         };
         self.crowd.enter(shopper, at_ms);
         true
     }
 
-    /// Emits the shopper's due event (and the focus it makes, if any) and plans the next one;
-    /// returns how many events it appended.
+    /// Emits the shopper's due event and plans the next one; returns how many events it appended
+    /// (one).
     fn act(&mut self, slot: u32, at_ms: i64, out: &mut Vec<Event>) -> usize {
         let store = &*self.store;
         let shopper = self.crowd.get_mut(slot);
@@ -658,17 +644,19 @@ impl Generator {
             }
             Next::Exit => EventKind::Exit,
         };
-        let focus = self
-            .focus_events
-            .then_some((&mut shopper.focus, &store.floor.layout));
-        let appended = push_report(out, at_ms, &shopper.id, kind, focus);
+        out.push(Event {
+            due_ms: at_ms,
+            customer: shopper.id.clone(),
+            kind,
+            store: 0,
+        });
         if kind == EventKind::Exit {
             self.leave(slot, at_ms);
         } else {
             let due = self.plan(slot, at_ms);
             self.crowd.schedule(slot, due);
         }
-        appended
+        1
     }
 
     fn leave(&mut self, slot: u32, at_ms: i64) {

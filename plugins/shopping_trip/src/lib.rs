@@ -37,6 +37,7 @@ pub mod generator;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use customersim_plugin_api::FocusStage;
 use customersim_plugin_api::{
     ArrivalsConfig, BuildContext, LoadShare, PluginConfig, PluginError, QueueMetrics, ShopperRate,
     Source, SourceConfig, SourceContext, StoreIndex, async_trait, duration, measure_shoppers,
@@ -292,10 +293,12 @@ impl SourceConfig for ShoppingTripConfig {
             store.fields.bytes() / 1024
         );
         let store = Arc::new(store);
-        let focus_events = cx.topics.focus.is_some();
+        let focus = cx
+            .focus
+            .map(|announce| FocusStage::new(cx.store.clone(), announce));
         let load = match cx.follow_load(&params.arrivals)? {
             Some(share) => {
-                let rate = shopper_rate(&params, &store, focus_events)?;
+                let rate = shopper_rate(&params, &store, focus)?;
                 Some((share, rate))
             }
             None => None,
@@ -306,7 +309,6 @@ impl SourceConfig for ShoppingTripConfig {
             params,
             store,
             queue_metrics,
-            focus_events,
             load,
         }))
     }
@@ -326,14 +328,13 @@ const MEASURING_CROWD: f64 = 8.0;
 fn shopper_rate(
     params: &TripParams,
     store: &Arc<Store>,
-    focus_events: bool,
+    focus: Option<FocusStage>,
 ) -> Result<ShopperRate, PluginError> {
     let started = Instant::now();
     let mut steady = params.clone();
     steady.average_in_store = MEASURING_CROWD;
-    let mut generator = Generator::new(steady, store.clone(), 0x10AD, 0, None, None)
-        .with_focus_events(focus_events);
-    let measured = measure_shoppers(&mut generator, MEASURED_VISITS).ok_or_else(|| {
+    let mut generator = Generator::new(steady, store.clone(), 0x10AD, 0, None, None);
+    let measured = measure_shoppers(&mut generator, MEASURED_VISITS, focus).ok_or_else(|| {
         PluginError::config(
             "load: no trip of this store ever ends, so it cannot follow load stages",
         )
@@ -357,8 +358,6 @@ struct ShoppingTrip {
     store: Arc<Store>,
     /// The entrance queue's metrics, when `capacity` is set.
     queue_metrics: Option<QueueMetrics>,
-    /// Ground-truth focus events are on (`topics.focus` is set).
-    focus_events: bool,
     /// The pipeline's load stages and what one shopper makes, when it has stages.
     load: Option<(LoadShare, ShopperRate)>,
 }
@@ -398,8 +397,7 @@ impl Source for ShoppingTrip {
                 cx.roster.clone(),
                 stores.first().map(|(_, first)| first.mean_trip_ms()),
             )
-            .in_store(store, fleet.id_base(store))
-            .with_focus_events(self.focus_events);
+            .in_store(store, fleet.id_base(store));
             if let Some(plan) = &plan {
                 generator = generator.following(plan.clone(), origin_ms);
             }
