@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use customersim_testkit::http::{HttpClient, bearer};
 use customersim_testkit::net::free_port;
+use customersim_testkit::responder::{Responder, ResponderBroker, ResponderOptions};
 use customersim_testkit::run::{Process, StdoutMode, clean_command, run_ok};
 use customersim_testkit::temp::{TempFile, temp_file};
 use customersim_testkit::turns::Turns;
@@ -46,7 +47,7 @@ fn artifact(name: &str) -> PathBuf {
 
 /// The binary running a pipeline with a `live_view` sink on a free port; killed when dropped.
 struct Run {
-    _process: Process,
+    process: Process,
     port: u16,
     http: HttpClient,
     _config: Option<TempFile>,
@@ -72,7 +73,7 @@ impl Run {
         let http = HttpClient::local(port);
         http.wait_until_healthy(Duration::from_secs(30));
         Run {
-            _process: process,
+            process,
             port,
             http,
             _config: config,
@@ -725,5 +726,281 @@ async fn shoppers_on_one_position_are_counted_on_one_mark_and_real_time_charts_r
     assert_eq!(checkouts_hidden, json!(true), "no checkouts, no card");
     browser.screenshot("live_view_together.png").await;
     browser.assert_no_console_errors().await;
+    browser.close().await;
+}
+
+/// The demo store with its topics under `prefix`, shoppers arriving from 08:00 to 09:00 only (so
+/// the store is quiet after its last shopper left, and every expectation gets decided while the
+/// view still runs), an `mqtt` sink to the local Mosquitto that the replies are read back from,
+/// and `extra` (the checks).
+fn demo_checks_config(prefix: &str, extra: &str) -> TempFile {
+    let customers = repo_file("configs/retail-demo-customers.csv");
+    let yaml = format!(
+        "{}sources:
+  - type: shopping_trip
+    average_in_store: 20
+    opening_hours: [\"08:00\", \"09:00\"]
+  - type: customer_list
+    path: {}
+sinks:
+  - type: mqtt
+    host: 127.0.0.1
+  - type: live_view
+{extra}",
+        demo_store_without_plugins().replace("customer/", &format!("{prefix}/customer/")),
+        customers.display(),
+    );
+    temp_file("checks-view.yaml", &yaml)
+}
+
+/// The figures of the Checks card's rules as the page shows them: name, each figure's number
+/// read from the text, and the line under them.
+const CARD_RULES: &str = "return [...document.querySelectorAll('#checks .rule')].map(rule => ({
+    name: rule.querySelector('.rule-name').textContent,
+    figures: Object.fromEntries([...rule.querySelectorAll('.figure')].map(figure => [
+        figure.dataset.figure,
+        Number(figure.querySelector('.n').textContent.replace(/,/g, ''))])),
+    foot: rule.querySelector('.rule-foot').textContent}))";
+
+/// The Checks card's threshold rows: mark, metric, expression, measured, what a screen reader
+/// says instead of the mark.
+const CARD_THRESHOLDS: &str =
+    "return [...document.querySelectorAll('#checks .thresholds tr')].map(row => [
+    row.querySelector('.verdict-mark').textContent,
+    row.querySelector('.metric').textContent,
+    row.querySelector('.expr').textContent,
+    row.querySelector('.measured').textContent,
+    row.querySelector('.sr-only').textContent])";
+
+/// What the card shows of a rule.
+const FIGURES: [&str; 6] = [
+    "expected",
+    "answered",
+    "late",
+    "missing",
+    "unexpected",
+    "invalid",
+];
+
+/// The card's figures of each rule, as `{name: {figure: n}}`, from checks JSON (the page's data,
+/// `/state`'s or the run report's verdict).
+fn figures_of(expectations: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for rule in expectations.as_array().expect("expectations") {
+        let figures: serde_json::Map<String, Value> = FIGURES
+            .iter()
+            .map(|figure| (figure.to_string(), rule[*figure].clone()))
+            .collect();
+        out.insert(rule["name"].as_str().unwrap().into(), figures.into());
+    }
+    out.into()
+}
+
+/// The card's figures as the page's text says them, in the form of [`figures_of`].
+fn card_figures(rules: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for rule in rules.as_array().unwrap() {
+        out.insert(
+            rule["name"].as_str().unwrap().into(),
+            rule["figures"].clone(),
+        );
+    }
+    out.into()
+}
+
+impl Browser {
+    /// Waits until the card's text says what `/state`'s checks say (both come from the view's
+    /// reads, once a second), and returns them.
+    async fn card_as_in_state(&self, run: &Run) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let shown = card_figures(&self.script(CARD_RULES).await);
+            let data = figures_of(&self.script("return liveView.checks().expectations").await);
+            let state = run.state(&[]);
+            if shown == data && shown == figures_of(&state["checks"]["expectations"]) {
+                return shown;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the card never showed /state's checks: {shown} vs {}",
+                state["checks"]
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checks_card_shows_each_rule_and_threshold_as_the_run_report_does() {
+    let _turn = BROWSERS.alone();
+    let prefix = format!(
+        "live-view-test/checks/{}-{}",
+        std::process::id(),
+        customersim::plugin_api::clock::unix_now_us()
+    );
+    // Answers every focus after 20 ms, but leaves every fifth one unanswered (missing), answers
+    // every seventh late (after `within`, before `within + grace`) and sends a reply for nobody
+    // after every eleventh (unexpected).
+    let mut options = ResponderOptions::new(
+        &format!("{prefix}/customer/focus"),
+        &format!("{prefix}/customer/prediction"),
+    );
+    options.skip_every = 5;
+    options.late_every = 7;
+    options.late_delay = Duration::from_millis(1_500);
+    options.unmatched_every = 11;
+    let responder = Responder::start(ResponderBroker::local_mqtt(), options);
+    let checks = format!(
+        "expect:
+  - name: coupons
+    on: focus
+    reply_topic: {prefix}/customer/prediction
+    reply_field: customer.id
+    within: 1s
+thresholds:
+  replies_missing: [\"rate < 0.5\"]
+  reply_latency: [\"p(99) < 1ms\"]
+"
+    );
+    let report = temp_file("checks-report.json", "");
+    let run = Run::start(
+        &[
+            "--speed",
+            "180",
+            "--start",
+            "2026-01-01T08:40:00Z",
+            "--seed",
+            "7",
+            "--report",
+            report.path().to_str().unwrap(),
+        ],
+        &[],
+        Some(demo_checks_config(&prefix, &checks)),
+    );
+    let browser = Browser::open().await;
+    browser.client.goto(&run.url("/")).await.unwrap();
+    // Every kind of figure has happened (a missing one is decided 2 s after its focus).
+    browser
+        .wait_until(
+            "const checks = window.liveView && liveView.checks();
+             const rule = checks && checks.expectations[0];
+             return !!rule && rule.answered > 0 && rule.late > 0 && rule.missing > 0
+               && rule.unexpected > 0",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .script("return document.getElementById('checks-card').hidden")
+            .await,
+        json!(false)
+    );
+
+    // While the run goes on, the page's text says what the view read.
+    let shown = browser.card_as_in_state(&run).await;
+    let coupons = &shown["coupons"];
+    let count = |figure: &str| coupons[figure].as_u64().unwrap();
+    assert!(count("answered") > 0, "{shown}");
+    assert!(
+        count("answered") + count("late") + count("missing") <= count("expected"),
+        "{shown}"
+    );
+    let rules = browser.script(CARD_RULES).await;
+    let foot = rules[0]["foot"].as_str().unwrap();
+    assert!(
+        foot.starts_with("reply latency p50 ") && foot.contains(" ms · p99 "),
+        "{foot}"
+    );
+    browser.screenshot("live_view_checks.png").await;
+
+    // The store closed at 09:00 and its last shopper left: once every expectation is decided
+    // (and a late reply for nobody out of its limbo), the card holds the run's final figures.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let state = run.state(&[]);
+        let rule = &state["checks"]["expectations"][0];
+        let decided = |rule: &Value| {
+            let n = |figure: &str| rule[figure].as_u64().unwrap_or(0);
+            n("expected") > 0 && n("expected") == n("answered") + n("late") + n("missing")
+        };
+        if state["inside"] == 0
+            && state["clock_ms"].as_i64() > Some(1_767_258_000_000)
+            && decided(rule)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run never went quiet: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    responder.wait_idle(Duration::from_secs(2), Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let shown = browser.card_as_in_state(&run).await;
+    browser.assert_no_console_errors().await;
+
+    // Stopped (SIGTERM), its thresholds breached (p99 under 1 ms cannot hold): exit 99.
+    let finished = run.process.stop();
+    assert_eq!(finished.status.code(), Some(99), "{}", finished.stderr);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(report.path()).unwrap())
+        .expect("the run report is JSON");
+    let verdict = &report["verdict"];
+    assert_eq!(
+        shown,
+        figures_of(&verdict["expectations"]),
+        "the card vs the run report's verdict"
+    );
+    let tally = responder.tally();
+    let coupons = &shown["coupons"];
+    assert_eq!(coupons["expected"], tally.expected(), "{tally:?}");
+    assert_eq!(coupons["answered"], tally.answered, "{tally:?}");
+    assert_eq!(coupons["late"], tally.late, "{tally:?}");
+    assert_eq!(coupons["missing"], tally.skipped, "{tally:?}");
+    assert_eq!(coupons["unexpected"], tally.unmatched, "{tally:?}");
+    assert_eq!(coupons["invalid"], 0);
+
+    // One row per threshold, ✓ or ✗ as in the report, with its expression and measured value.
+    let rows: Vec<(String, String, String, String, String)> =
+        serde_json::from_value(browser.script(CARD_THRESHOLDS).await).unwrap();
+    let outcomes = report["thresholds"]
+        .as_array()
+        .expect("the report's thresholds");
+    assert_eq!(rows.len(), outcomes.len(), "{rows:?} vs {outcomes:?}");
+    for outcome in outcomes {
+        let metric = outcome["metric"].as_str().unwrap();
+        let (mark, _, expression, measured, said) = rows
+            .iter()
+            .find(|row| row.1 == metric)
+            .unwrap_or_else(|| panic!("no row for {metric}: {rows:?}"));
+        assert_eq!(expression, outcome["threshold"].as_str().unwrap());
+        let expected = if outcome["passed"] == true {
+            ("✓", "passed")
+        } else {
+            ("✗", "failed")
+        };
+        assert_eq!((mark.as_str(), said.as_str()), expected, "{metric}");
+        let value = outcome["measured"].as_f64().unwrap();
+        match metric {
+            "replies_missing" => {
+                assert_eq!(mark, "✓", "rate < 0.5");
+                assert_eq!(
+                    measured.parse::<f64>().unwrap(),
+                    (value * 1e4).round() / 1e4
+                );
+            }
+            "reply_latency" => {
+                assert_eq!(mark, "✗", "p(99) < 1ms");
+                assert!(
+                    measured.ends_with(" s") || measured.ends_with(" ms"),
+                    "{measured}"
+                );
+            }
+            other => panic!("a threshold the config has not: {other}"),
+        }
+    }
+    let hint = browser
+        .script("return document.getElementById('checks-hint').textContent")
+        .await;
+    assert_eq!(hint, json!("so far · 1 of 2 thresholds failing"));
     browser.close().await;
 }

@@ -1,6 +1,7 @@
 // customersim live view: draws the store plan once (SVG), the shoppers on a canvas above it at
 // every frame, and the figures, bars and charts around it. Data comes from /events (Server-Sent
-// Events): one `hello` (layout, topics, speed, history), then self-contained `frame`s.
+// Events): one `hello` (layout, topics, speed, history), then self-contained `frame`s, and, when the
+// run checks the system under test, `checks` whenever they changed (at most once a second).
 "use strict";
 
 (function () {
@@ -29,6 +30,8 @@
     series: [], // {wall, clock, inside, rates[]}
     lastPointAt: 0,
     zoneColor: [],
+    checks: null, // the last `checks` event's data
+    checksSeen: 0,
   };
 
   // Charts run on the wall clock at real time (the last 10 minutes) and on the simulated clock
@@ -417,6 +420,135 @@
     return `peak ${fmt.format(peak)} since ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())} (simulated)`;
   }
 
+  // --- checks -----------------------------------------------------------------------------------
+
+  const numberFormats = new Map();
+  // `value` with at most `places` decimals.
+  function decimals(value, places) {
+    if (!numberFormats.has(places)) {
+      numberFormats.set(places, new Intl.NumberFormat("en-US", { maximumFractionDigits: places }));
+    }
+    return numberFormats.get(places).format(value);
+  }
+
+  // Seconds in the unit that reads best: 1.234 s, 850 ms, 1.5 ms, 120 µs.
+  function seconds(value) {
+    if (typeof value !== "number") return "–";
+    if (value >= 1 || value === 0) return `${decimals(value, 3)} s`;
+    if (value >= 1e-3) return `${decimals(value * 1e3, 1)} ms`;
+    return `${decimals(value * 1e6, 0)} µs`;
+  }
+
+  // A threshold's measured value in its own terms: a duration, events/s, a share (as the
+  // expression's `rate` takes it, 0 to 1) or a count.
+  function measuredText(threshold) {
+    const value = threshold.measured;
+    if (value === null || value === undefined) return "no data";
+    if (threshold.unit === "s") return seconds(value);
+    if (threshold.unit) return `${decimals(value, 1)} ${threshold.unit}`;
+    if (/^\s*rate\b/.test(threshold.threshold)) return decimals(value, 4);
+    return fmt.format(value);
+  }
+
+  // A new element with a class and text, appended to `parent`.
+  function el(tag, className, text, parent) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = text;
+    if (parent) parent.appendChild(node);
+    return node;
+  }
+
+  function bold(text) { return el("b", null, text); }
+
+  // What a rule counts, in the order the run report lists them; a tone marks a count that is
+  // bad news when above zero (the number and its name say it too, not the colour alone).
+  const FIGURES = [["expected", null], ["answered", null], ["late", "warn"],
+    ["missing", "bad"], ["unexpected", "warn"], ["invalid", "bad"]];
+
+  function showRule(rule) {
+    const block = el("div", "rule");
+    block.dataset.name = rule.name;
+    const head = el("div", "rule-head", null, block);
+    el("span", "rule-name", rule.name, head).title = rule.name;
+    const what = `on ${rule.on} → ${rule.reply_topic}, within ${seconds(rule.within_seconds)}`;
+    el("span", "rule-what", what, head).title = what;
+    const figures = el("div", "figures", null, block);
+    for (const [name, tone] of FIGURES) {
+      const n = rule[name] || 0;
+      const figure = el("div", tone && n > 0 ? `figure ${tone}` : "figure", null, figures);
+      figure.dataset.figure = name;
+      el("span", "n", fmt.format(n), figure);
+      el("span", "label", name, figure);
+    }
+    const foot = el("div", "rule-foot", null, block);
+    const latency = rule.latency_seconds || {};
+    if ((rule.answered || 0) + (rule.late || 0) > 0) {
+      foot.append("reply latency p50 ", bold(seconds(latency.p50)), " · p99 ", bold(seconds(latency.p99)));
+    } else {
+      foot.append("no reply yet");
+    }
+    // Events whose window is still open, and those not judged here.
+    const open = rule.expected - rule.answered - rule.late - rule.missing
+      - (rule.untracked || 0) - (rule.pending || 0);
+    if (open > 0) foot.append(` · ${fmt.format(open)} waiting`);
+    for (const name of ["foreign", "untracked", "pending"]) {
+      if (rule[name] > 0) foot.append(` · ${fmt.format(rule[name])} ${name}`);
+    }
+    return block;
+  }
+
+  function showDelivery(delivery) {
+    const line = el("div", "check-line delivery");
+    line.append("Delivery: ", bold(fmt.format(delivery.received)), " of ",
+      bold(fmt.format(delivery.published)), " back · ", bold(fmt.format(delivery.lost)), " lost · ",
+      bold(fmt.format(delivery.duplicates)), " duplicates");
+    if (delivery.received > 0) line.append(" · p99 ", bold(seconds(delivery.latency_seconds.p99)));
+    return line;
+  }
+
+  function showThresholds(thresholds) {
+    const table = el("table", "thresholds");
+    el("caption", null, "Thresholds", table);
+    const body = el("tbody", null, null, table);
+    for (const threshold of thresholds) {
+      const passed = !!threshold.passed;
+      const row = el("tr", passed ? "passed" : "failed", null, body);
+      row.dataset.metric = threshold.metric;
+      const measured = measuredText(threshold);
+      row.title = `${threshold.metric} ${threshold.threshold}: measured ${measured}, ${passed ? "passed" : "failed"}`;
+      const mark = el("td", "mark", null, row);
+      el("span", "verdict-mark", passed ? "✓" : "✗", mark).setAttribute("aria-hidden", "true");
+      el("span", "sr-only", passed ? "passed" : "failed", mark);
+      const what = el("td", "what", null, row);
+      el("span", "metric", threshold.metric, what);
+      el("span", "expr", threshold.threshold, what);
+      el("td", "measured", measured, row);
+    }
+    return table;
+  }
+
+  // The Checks card, rebuilt from each `checks` event (a few dozen nodes, once a second at most).
+  function onChecks(checks) {
+    state.checks = checks;
+    state.checksSeen++;
+    const parts = (checks.expectations || []).map(showRule);
+    if (checks.delivery) parts.push(showDelivery(checks.delivery));
+    if (checks.subscription_gaps > 0) {
+      const times = checks.subscription_gaps === 1 ? "once" : `${fmt.format(checks.subscription_gaps)} times`;
+      parts.push(el("div", "check-line gaps",
+        `⚠ Subscription lost ${times}: replies sent meanwhile may count as missing`));
+    }
+    const thresholds = checks.thresholds || [];
+    if (thresholds.length) parts.push(showThresholds(thresholds));
+    $("checks").replaceChildren(...parts);
+    const failed = thresholds.filter((threshold) => !threshold.passed).length;
+    $("checks-hint").textContent = !thresholds.length ? "so far"
+      : failed ? `so far · ${failed} of ${thresholds.length} thresholds failing`
+        : `so far · all ${thresholds.length} thresholds hold`;
+    $("checks-card").hidden = parts.length === 0;
+  }
+
   // --- the stream -------------------------------------------------------------------------------
 
   function decodePositions(text) {
@@ -520,6 +652,7 @@
     source.addEventListener("open", () => setStatus("live", "live"));
     source.addEventListener("hello", (e) => onHello(JSON.parse(e.data)));
     source.addEventListener("frame", (e) => onFrame(JSON.parse(e.data)));
+    source.addEventListener("checks", (e) => onChecks(JSON.parse(e.data)));
     source.addEventListener("error", () => {
       if (source.readyState === EventSource.CLOSED) setStatus("lost", "disconnected");
       else setStatus("connecting", "reconnecting… (the run may have ended)");
@@ -542,6 +675,8 @@
     groups: () => state.groups.map((g) => g.slice()),
     chartAxis: () => (simulatedAxis() ? "simulated" : "wall"),
     chartSpan: () => chartSpan(),
+    checks: () => state.checks,
+    checksSeen: () => state.checksSeen,
   };
 
   connect();

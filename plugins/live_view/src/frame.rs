@@ -10,18 +10,24 @@
 //!
 //! Frames and hellos are built once, already encoded as Server-Sent Events, and shared by every
 //! page (a [`Bytes`] is a reference-counted view): a page costs no copy of what it is sent.
+//!
+//! When the pipeline has checks, the frame task also reads them once per
+//! [`crate::checks::CHECKS_INTERVAL`] into a `checks` event (module `checks`).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use customersim_plugin_api::{Clock, LoadPlan, StoreLayout, Topics};
+use customersim_plugin_api::{Clock, LiveChecks, LoadPlan, StoreLayout, Topics};
 use serde::Serialize;
 use tokio::sync::watch;
+// Tokio's, so that tests can run the frame task on paused time.
+use tokio::time::Instant;
 
+use crate::checks::{CHECKS_INTERVAL, Checks};
 use crate::floor::{Floor, KindCounts};
 
 /// The shortest time between two frames: at most 20 frames a second.
@@ -61,6 +67,8 @@ pub struct View {
     hello: Mutex<Option<(u64, Bytes)>>,
     /// The latest frame (a whole `frame` event); each page's stream waits on its own clone.
     pub frames: watch::Receiver<Bytes>,
+    /// The run's checks; `None` when the pipeline has none.
+    pub checks: Option<Checks>,
 }
 
 /// The time series of the last ten minutes.
@@ -93,6 +101,7 @@ impl View {
         topics: &Topics,
         clock: Clock,
         load: Option<LoadPlan>,
+        checks: Option<LiveChecks>,
     ) -> (Arc<View>, watch::Sender<Bytes>) {
         let mut names: Vec<String> = Vec::new();
         let mut topic_of_kind = [0; 4];
@@ -129,6 +138,7 @@ impl View {
             history: Mutex::new(History::default()),
             hello: Mutex::new(None),
             frames,
+            checks: checks.map(Checks::new),
         };
         (Arc::new(view), sender)
     }
@@ -192,12 +202,13 @@ impl View {
     }
 
     /// `GET /state`: the clock, how many are inside and where the first `limit` of them by id
-    /// stand; `truncated` says whether some were left out.
+    /// stand; `truncated` says whether some were left out; the checks as last read, if any.
     pub fn state(&self, limit: usize) -> Vec<u8> {
         let (inside, shoppers) = {
             let floor = self.floor();
             (floor.inside(), floor.first_shoppers(limit))
         };
+        let checks = self.checks.as_ref().and_then(Checks::latest);
         let state = State {
             clock_ms: self.clock.now_ms(),
             inside,
@@ -210,6 +221,7 @@ impl View {
                     y,
                 })
                 .collect(),
+            checks: checks.as_deref(),
         };
         serde_json::to_vec(&state).expect("the state serializes")
     }
@@ -217,7 +229,7 @@ impl View {
 
 /// One Server-Sent Event whose data is one line of JSON (serde_json escapes every line break
 /// inside strings, so the data needs no splitting).
-fn sse_event(name: &str, json: &[u8]) -> Bytes {
+pub fn sse_event(name: &str, json: &[u8]) -> Bytes {
     debug_assert!(!json.contains(&b'\n'));
     let mut out = Vec::with_capacity(json.len() + name.len() + 16);
     out.extend_from_slice(b"event: ");
@@ -258,13 +270,17 @@ struct ZoneJson<'a> {
 }
 
 #[derive(Serialize)]
-struct State {
+struct State<'a> {
     clock_ms: i64,
     /// Shoppers inside, all of them.
     inside: usize,
     /// Whether `shoppers` lists fewer than `inside` (the first by id are listed).
     truncated: bool,
     shoppers: Vec<Shopper>,
+    /// The run's checks as last read (module `checks`); absent when the pipeline has none, and
+    /// before the first read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checks: Option<&'a serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -312,13 +328,15 @@ fn push_position(out: &mut Vec<u8>, at: Option<(i64, i64)>, layout: &StoreLayout
 }
 
 /// The frame task: every [`FRAME_INTERVAL`], a frame for the pages (only while one is
-/// connected) and, every second, a history point. Ends when `frames`' receivers are all gone
-/// or when aborted; dropping `frames` ends the pages' streams.
+/// connected); every second, a history point and, when the pipeline has checks, a read of them
+/// (pages open or not, so `/state` has them too). Ends when `frames`' receivers are all gone or
+/// when aborted; dropping `frames` ends the pages' streams.
 pub async fn run_frames(view: Arc<View>, frames: watch::Sender<Bytes>) {
     let mut ticks = tokio::time::interval(FRAME_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut window: VecDeque<(Instant, KindCounts, i64)> = VecDeque::new();
     let mut next_sample = Instant::now() + HISTORY_STEP;
+    let mut next_checks = Instant::now();
     let mut lag_of_second: Option<i64> = None;
     let mut last_lag: Option<i64> = None;
     let mut raw = Vec::new();
@@ -367,6 +385,12 @@ pub async fn run_frames(view: Arc<View>, frames: watch::Sender<Bytes>) {
                 rates: rates.clone(),
                 lag_ms: lag_of_second.take(),
             });
+        }
+        if let Some(checks) = &view.checks
+            && now >= next_checks
+        {
+            next_checks = now + CHECKS_INTERVAL;
+            checks.refresh();
         }
         if !pages {
             continue;
@@ -574,6 +598,7 @@ mod tests {
             &Topics::default(),
             driver.clock(),
             Some(plan),
+            None,
         );
         let mut page = view.frames.clone();
         driver.advance_to(6_000);
@@ -582,5 +607,42 @@ mod tests {
         let frame = data_of(&page.borrow_and_update(), "frame");
         assert_eq!(frame["target"], 100.0);
         task.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn checks_are_read_once_a_second_and_shown_in_state() {
+        let clock = ClockDriver::virtual_at(0).clock();
+        let (source, reads) = crate::checks::tests::scripted(&[
+            r#"{"expectations": [{"name": "coupons", "answered": 3}], "thresholds": []}"#,
+        ]);
+        let (view, sender) =
+            View::new(demo_layout(), &Topics::default(), clock, None, Some(source));
+        let state: serde_json::Value = serde_json::from_slice(&view.state(10)).unwrap();
+        assert!(state.get("checks").is_none(), "nothing read yet: {state}");
+        let mut page = view.frames.clone();
+        let task = tokio::spawn(run_frames(view.clone(), sender));
+        // Three and a half seconds of frames (70 of them): four reads, the first at once.
+        let until = tokio::time::Instant::now() + Duration::from_millis(3_500);
+        let mut frames = 0;
+        while tokio::time::Instant::now() < until {
+            page.changed().await.unwrap();
+            page.borrow_and_update();
+            frames += 1;
+        }
+        assert!(frames >= 60, "{frames} frames");
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 4);
+        let state: serde_json::Value = serde_json::from_slice(&view.state(10)).unwrap();
+        assert_eq!(state["checks"]["expectations"][0]["name"], "coupons");
+        assert_eq!(state["checks"]["expectations"][0]["answered"], 3);
+        task.abort();
+    }
+
+    #[test]
+    fn a_view_without_checks_has_none_in_state() {
+        let clock = ClockDriver::virtual_at(0).clock();
+        let (view, _frames) = View::new(demo_layout(), &Topics::default(), clock, None, None);
+        assert!(view.checks.is_none());
+        let state: serde_json::Value = serde_json::from_slice(&view.state(10)).unwrap();
+        assert!(state.get("checks").is_none(), "{state}");
     }
 }

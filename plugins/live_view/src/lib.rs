@@ -18,8 +18,10 @@
 //! `http://127.0.0.1:8080/` draws the pipeline's store layout (zones with their names, entrance,
 //! exit, checkouts; the plain grid too) with every shopper inside as a moving mark, the simulated
 //! clock, the speed, the lag of publishing behind the clock, shoppers inside and events per second
-//! by topic over time, and the shoppers in each department. The page, its script and its styles
-//! are embedded in the binary: it works offline.
+//! by topic over time, and the shoppers in each department. When the pipeline checks the system
+//! under test (`expect:`, `delivery_check:`, `thresholds:`), a *Checks* card shows each rule's
+//! counts and reply latency, the delivery check, subscription gaps and each threshold's ✓/✗ as
+//! it stands. The page, its script and its styles are embedded in the binary: it works offline.
 //!
 //! # Never slowing the pipeline, never losing events
 //! The sink sees every event (it is not lossy): [`Sink::publish`] only applies the batch to an
@@ -37,9 +39,11 @@
 //! # Routes
 //! - `GET /`: the page (`/app.js`, `/style.css` its assets).
 //! - `GET /events`: Server-Sent Events: `hello` (layout, topics, speed, the last ten minutes of
-//!   history), then `frame`s (module `frame` documents them).
+//!   history), then `frame`s (module `frame` documents them) and, when the pipeline has checks,
+//!   `checks` whenever they changed, read at most once a second (module `checks`).
 //! - `GET /state`: `{"clock_ms": …, "inside": 2, "truncated": false, "shoppers": [{"id": "7",
-//!   "x": 5, "y": 45}, …]}`, the view's model, ordered by id: the first `state_limit` shoppers.
+//!   "x": 5, "y": 45}, …], "checks": {…}}`, the view's model, ordered by id: the first
+//!   `state_limit` shoppers; `checks` (as in the `checks` event) only when the pipeline has some.
 //! - `GET /health`: `OK`.
 //!
 //! With a `token`, `/`, `/events` and `/state` need `Authorization: Bearer <token>` (the scheme
@@ -60,10 +64,12 @@
 //! - this file: the config, its environment variables, and the sink (bind, serve, apply batches).
 //! - `floor`: who is where (the model the sink updates).
 //! - `frame`: the hello, frames, history and `/state` built from the model.
+//! - `checks`: the run's checks, read once a second, as the page and `/state` get them.
 //! - `pages`: the pages' event streams, their cap and shared bandwidth.
 //! - `state`: `/state` answers within their memory budget.
 //! - `server`: how a request is decided ([`decide`]: route, token) and answered.
 
+mod checks;
 mod floor;
 mod frame;
 mod pages;
@@ -350,6 +356,7 @@ impl Sink for LiveView {
             &self.topics,
             cx.clock.clone(),
             self.load.clone(),
+            cx.checks.clone(),
         );
         let frames = tokio::spawn(frame::run_frames(view.clone(), sender));
         let (stop_server, stopped) = oneshot::channel();

@@ -7,6 +7,9 @@
 //!   reserves its size in one budget shared by every page, so a thousand reading pages cost the
 //!   run what a few do; a page whose turn is late simply skips the frames in between.
 //! - One page also gets at most [`PAGE_BYTES_PER_S`], so a lone page leaves room for others.
+//! - A page is sent the run's checks (module `checks`) when they changed, at most once a second,
+//!   before the next frame; they share the budgets above with the frames. Like frames, only the
+//!   newest checks are held.
 //! - A page has at most one event in flight: the next is taken only once the server has written
 //!   the previous one to the socket (its bytes were dropped). A page that stops reading holds one
 //!   shared frame and nothing else; when it reads again it gets the newest frame, never a backlog.
@@ -49,7 +52,8 @@ impl Pages {
         self.max_pages
     }
 
-    /// A new page's stream: the view's hello, then frames; `None` when `max_pages` are open.
+    /// A new page's stream: the view's hello, then frames and checks; `None` when `max_pages`
+    /// are open.
     pub fn open(
         self: &Arc<Self>,
         view: &View,
@@ -61,6 +65,8 @@ impl Pages {
             _seat: seat,
             pages: self.clone(),
             frames,
+            // A page that opens after the checks were read gets them right after the hello.
+            checks: view.checks.as_ref().map(|checks| checks.events.clone()),
             written: Arc::new(Notify::new()),
             in_flight: false,
             hello: Some(view.hello()),
@@ -79,6 +85,8 @@ struct Page {
     _seat: OwnedSemaphorePermit,
     pages: Arc<Pages>,
     frames: watch::Receiver<Bytes>,
+    /// Its place in the checks, when the run has some.
+    checks: Option<watch::Receiver<Bytes>>,
     /// Told when the server drops the bytes of the event in flight (written, or the connection
     /// is gone).
     written: Arc<Notify>,
@@ -100,15 +108,26 @@ impl Page {
             Some(hello) => hello,
             None => {
                 tokio::time::sleep_until(self.allowed_at).await;
-                self.frames.changed().await.ok()?;
-                let size = self.frames.borrow().len();
+                // New checks first: they change once a second at most, frames up to 20 times.
+                let feed = tokio::select! {
+                    biased;
+                    changed = changed_if_any(&mut self.checks) => {
+                        changed.ok()?;
+                        self.checks.as_mut().expect("checks changed")
+                    }
+                    changed = self.frames.changed() => {
+                        changed.ok()?;
+                        &mut self.frames
+                    }
+                };
+                let size = feed.borrow().len();
                 let turn = self.pages.bandwidth.reserve(size, Instant::now());
                 tokio::time::sleep_until(turn).await;
-                // The newest frame, which may have come while this page waited for its turn.
-                let frame = self.frames.borrow_and_update().clone();
+                // The newest, which may have come while this page waited for its turn.
+                let event = feed.borrow_and_update().clone();
                 self.allowed_at =
-                    Instant::now() + Duration::from_secs_f64(frame.len() as f64 / PAGE_BYTES_PER_S);
-                frame
+                    Instant::now() + Duration::from_secs_f64(event.len() as f64 / PAGE_BYTES_PER_S);
+                event
             }
         };
         self.in_flight = true;
@@ -116,6 +135,16 @@ impl Page {
             event,
             written: self.written.clone(),
         }))
+    }
+}
+
+/// Waits until `feed` changed; never, without a feed.
+async fn changed_if_any(
+    feed: &mut Option<watch::Receiver<Bytes>>,
+) -> Result<(), watch::error::RecvError> {
+    match feed {
+        Some(feed) => feed.changed().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -228,5 +257,56 @@ mod tests {
         drop(frame);
         drop(frames);
         assert!(page.next().await.is_none(), "the stream ends with the view");
+    }
+
+    #[tokio::test]
+    async fn a_page_gets_the_checks_after_the_hello_and_again_when_they_change() {
+        let clock = ClockDriver::virtual_at(0).clock();
+        let (source, _) = crate::checks::tests::scripted(&[
+            r#"{"expectations": [], "thresholds": [], "answered": 1}"#,
+            r#"{"expectations": [], "thresholds": [], "answered": 1}"#,
+            r#"{"expectations": [], "thresholds": [], "answered": 2}"#,
+        ]);
+        let (view, frames) = View::new(
+            StoreLayout::default(),
+            &Topics::default(),
+            clock,
+            Some(source),
+        );
+        let checks = view.checks.as_ref().unwrap();
+        checks.refresh();
+        let pages = Pages::new(1, 1_000_000_000);
+        let mut page = Box::pin(pages.open(&view).unwrap());
+        let hello = page.next().await.unwrap().unwrap();
+        assert!(hello.starts_with(b"event: hello\n"));
+        drop(hello);
+        let first = page.next().await.unwrap().unwrap();
+        assert!(
+            first.starts_with(b"event: checks\n")
+                && first.ends_with(b"\"answered\":1,\"expectations\":[],\"thresholds\":[]}\n\n"),
+            "{first:?}"
+        );
+        drop(first);
+        // The same figures again are not sent; a frame is.
+        checks.refresh();
+        frames
+            .send(Bytes::from_static(b"event: frame\ndata: 1\n\n"))
+            .unwrap();
+        let frame = page.next().await.unwrap().unwrap();
+        assert_eq!(&frame[..], b"event: frame\ndata: 1\n\n");
+        drop(frame);
+        // New figures and a new frame: the checks go first.
+        checks.refresh();
+        frames
+            .send(Bytes::from_static(b"event: frame\ndata: 2\n\n"))
+            .unwrap();
+        let next = page.next().await.unwrap().unwrap();
+        assert!(
+            next.starts_with(b"event: checks\ndata: {\"answered\":2,"),
+            "{next:?}"
+        );
+        drop(next);
+        let frame = page.next().await.unwrap().unwrap();
+        assert_eq!(&frame[..], b"event: frame\ndata: 2\n\n");
     }
 }
