@@ -482,7 +482,7 @@ mod tests {
     #[test]
     fn the_hello_is_shared_until_the_next_history_point() {
         let clock = ClockDriver::virtual_at(0).clock();
-        let (view, _frames) = View::new(demo_layout(), &Topics::default(), clock, None);
+        let (view, _frames) = View::new(demo_layout(), &Topics::default(), clock, None, None);
         let first = view.hello();
         assert_eq!(first.as_ptr(), view.hello().as_ptr(), "one hello, shared");
         view.history.lock().unwrap().added += 1;
@@ -527,7 +527,7 @@ mod tests {
             per_store: Default::default(),
         };
         let clock = ClockDriver::virtual_at(0).clock();
-        let (view, _frames) = View::new(StoreLayout::default(), &topics, clock, None);
+        let (view, _frames) = View::new(StoreLayout::default(), &topics, clock, None, None);
         assert_eq!(view.topics, ["door", "customer/move"]);
         assert_eq!(view.per_topic([1.0, 2.0, 3.0, 4.0]), [4.0, 6.0]);
     }
@@ -535,7 +535,7 @@ mod tests {
     #[tokio::test]
     async fn a_frame_carries_every_position_and_the_counts() {
         let clock = ClockDriver::virtual_at(1_000).clock();
-        let (view, sender) = View::new(demo_layout(), &Topics::default(), clock, None);
+        let (view, sender) = View::new(demo_layout(), &Topics::default(), clock, None, None);
         let mut page = view.frames.clone();
         view.floor().apply(
             &[

@@ -216,7 +216,13 @@ mod tests {
     #[tokio::test]
     async fn pages_beyond_the_cap_are_refused_until_one_closes() {
         let clock = ClockDriver::virtual_at(0).clock();
-        let (view, _frames) = View::new(StoreLayout::default(), &Topics::default(), clock, None);
+        let (view, _frames) = View::new(
+            StoreLayout::default(),
+            &Topics::default(),
+            clock,
+            None,
+            None,
+        );
         let pages = Pages::new(2, 1_000_000);
         let first = pages.open(&view).expect("a seat");
         let _second = pages.open(&view).expect("a seat");
@@ -231,7 +237,13 @@ mod tests {
     #[tokio::test]
     async fn a_page_takes_the_next_event_only_once_the_last_is_written() {
         let clock = ClockDriver::virtual_at(0).clock();
-        let (view, frames) = View::new(StoreLayout::default(), &Topics::default(), clock, None);
+        let (view, frames) = View::new(
+            StoreLayout::default(),
+            &Topics::default(),
+            clock,
+            None,
+            None,
+        );
         let pages = Pages::new(1, 1_000_000_000);
         let mut page = Box::pin(pages.open(&view).unwrap());
         let hello = page.next().await.unwrap().unwrap();
@@ -271,6 +283,7 @@ mod tests {
             StoreLayout::default(),
             &Topics::default(),
             clock,
+            None,
             Some(source),
         );
         let checks = view.checks.as_ref().unwrap();

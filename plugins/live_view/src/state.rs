@@ -90,7 +90,13 @@ mod tests {
 
     fn view_with(shoppers: u64) -> Arc<View> {
         let clock = ClockDriver::virtual_at(0).clock();
-        let (view, _frames) = View::new(StoreLayout::default(), &Topics::default(), clock, None);
+        let (view, _frames) = View::new(
+            StoreLayout::default(),
+            &Topics::default(),
+            clock,
+            None,
+            None,
+        );
         let batch: Vec<Event> = (0..shoppers)
             .map(|id| Event {
                 due_ms: 0,
