@@ -182,3 +182,29 @@ fn bad_arrival_values_exit_2_naming_the_key() {
         );
     }
 }
+
+#[test]
+fn a_run_whose_doors_close_while_the_store_is_closed_ends_when_the_last_shopper_left() {
+    // Open 08:00–09:00; the doors close at 09:45, when the next arrival is tomorrow 08:00. The
+    // run ends once the last shopper left, not when that arrival would have come (at speed 600,
+    // 23 hours later would be over two wall minutes).
+    let config = temp_file(
+        "pipeline.yaml",
+        "simulation: {seed: 3, speed: 600, start: \"2026-03-02T08:00:00Z\", duration: 1h45m}\n\
+         sources: [{type: random_walk, average_in_store: 5, opening_hours: [\"08:00\", \"09:00\"]}]\n\
+         sinks: [{type: stdout}]\n",
+    );
+    let started = std::time::Instant::now();
+    let output = run_ok(customersim().args(["run", "--config"]).arg(&config));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    let last = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .map(str::to_string)
+        .unwrap();
+    assert!(last.contains("customer/exit"), "{last}");
+}

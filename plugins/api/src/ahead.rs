@@ -458,6 +458,16 @@ pub async fn run_ahead<G: Generate>(
         let horizon = cx.clock.now_ms().max(previous_watermark) + lookahead_ms;
         let mut chunk = Vec::with_capacity(CHUNK_EVENTS);
         let watermark = generator.generate(horizon, &mut chunk, CHUNK_EVENTS);
+        // An arrival drawn for after the doors close never comes: the store stops waiting for
+        // it (a closed store's next arrival can be the next morning, long after the run's end).
+        if let Some(close_ms) = cx.doors_close_ms {
+            for (_, store) in &mut generator.stores {
+                let gate = store.gate_mut();
+                if gate.next_arrival_ms.is_some_and(|next| next >= close_ms) {
+                    gate.next_arrival_ms = None;
+                }
+            }
+        }
         // Stopped by the work budget before the horizon: go on at once.
         let chunk_was_full = chunk.len() >= CHUNK_EVENTS || watermark < horizon;
         if !chunk.is_empty()
