@@ -16,8 +16,9 @@ use crate::plugin_api::host::{self, ClockDriver, ImmediateBatch, PresenceRecorde
 use crate::plugin_api::{
     Announce, ArrivalRules, BrokerEndpoint, BuildContext, ClockOrigin, Fleet, FocusStage,
     KeptClock, MetricsRegistry, OpenedTimeline, Plugin, PluginError, QueueMetrics, Role, Roster,
-    SharedClock, Sink, SinkContext, Source, SourceContext, StoreLayout, TimelineBackend,
-    TimelineContext, Watermark, derive_seed,
+    SensorCounts, SensorStage, SensorsConfig, SharedClock, Sink, SinkContext, Source,
+    SourceContext, StoreLayout, TimelineBackend, TimelineContext, TruthTopics, Watermark,
+    derive_seed,
 };
 use crate::progress::RunProgress;
 use crate::registry;
@@ -44,6 +45,8 @@ pub struct Pipeline {
     verdict: Option<VerdictPlan>,
     /// What the run measures for its thresholds and shows while it runs.
     checks: RunChecks,
+    /// The faults the sensor stages injected (every source's), for the run report.
+    sensor_counts: SensorCounts,
 }
 
 /// The running sources, as the scheduler sees them.
@@ -194,6 +197,7 @@ impl Pipeline {
             opening_hours,
             verdict,
             checks,
+            sensor_counts: SensorCounts::default(),
         })
     }
 
@@ -222,6 +226,9 @@ impl Pipeline {
                     self.queue_metrics.clone(),
                 );
                 observation.measure_while_open(self.opening_hours.clone());
+                if config.sensors.enabled {
+                    observation.measure_sensors(self.sensor_counts.clone());
+                }
                 observation
             })
             .clone()
@@ -242,6 +249,7 @@ impl Pipeline {
             opening_hours: _,
             verdict,
             checks,
+            sensor_counts,
         } = self;
         let config = &resolved.config;
         let start_ms = config.simulation.start.resolve_ms();
@@ -342,6 +350,12 @@ impl Pipeline {
                     .focus
                     .is_some()
                     .then(|| (resolved.layout.clone(), config.focus.announce)),
+                sensors: config.sensors.enabled.then(|| SensorShared {
+                    config: config.sensors.clone(),
+                    truth: config.topics.truth.clone(),
+                    extent: (resolved.layout.width(), resolved.layout.height()),
+                    counts: sensor_counts.clone(),
+                }),
             },
         );
 
@@ -605,6 +619,17 @@ struct SourceShared<'a> {
     fleet: &'a Fleet,
     /// The store and the rule focus events follow, when they are on (`topics.focus`).
     focus: Option<(StoreLayout, Announce)>,
+    /// The observation model, when `sensors.enabled`.
+    sensors: Option<SensorShared>,
+}
+
+/// What every source's sensor stage is made from.
+struct SensorShared {
+    config: SensorsConfig,
+    truth: TruthTopics,
+    /// The store's width and height: observed positions stay inside.
+    extent: (u32, u32),
+    counts: SensorCounts,
 }
 
 /// Phase 4: one task per source, each with its own context; how each ends reaches the scheduler.
@@ -627,6 +652,15 @@ fn spawn_sources(sources: Vec<(String, Box<dyn Source>)>, shared: &SourceShared)
                 .focus
                 .as_ref()
                 .map(|(layout, announce)| FocusStage::new(layout.clone(), *announce)),
+            shared.sensors.as_ref().map(|sensors| {
+                SensorStage::new(
+                    sensors.config.clone(),
+                    &sensors.truth,
+                    derive_seed(shared.seed, index as u64),
+                    sensors.extent,
+                    sensors.counts.clone(),
+                )
+            }),
         );
         let cx = SourceContext {
             clock: shared.driver.clock(),

@@ -143,6 +143,7 @@ mod tests {
             customer: CustomerId::parse(id),
             kind,
             store: 0,
+            stamp: Default::default(),
         }
     }
 
