@@ -186,7 +186,7 @@ impl SensorsConfig {
         probability("sensors.duplicate", self.duplicate)?;
         probability("sensors.reorder.probability", self.reorder.probability)?;
         probability("sensors.missed_doors", self.missed_doors)?;
-        if self.drop.probability >= 1.0 && self.drop.probability > 0.0 {
+        if self.drop.probability >= 1.0 {
             return Err((
                 "sensors.drop.probability",
                 "is 1: no report would ever arrive; use a smaller share".into(),

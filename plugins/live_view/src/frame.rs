@@ -524,6 +524,7 @@ mod tests {
             moves: "customer/move".into(),
             exit: "door".into(),
             focus: None,
+            truth: Default::default(),
             per_store: Default::default(),
         };
         let clock = ClockDriver::virtual_at(0).clock();
