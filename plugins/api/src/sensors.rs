@@ -120,7 +120,7 @@ pub struct ReorderConfig {
 }
 
 /// `sensors.delay`
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, crate = "serde")]
 pub struct DelayConfig {
     /// Mean delivery delay. Default: `0s` (delivered when sent).
@@ -137,6 +137,16 @@ pub struct DelayConfig {
 
 fn half() -> f64 {
     0.5
+}
+
+impl Default for DelayConfig {
+    fn default() -> Self {
+        DelayConfig {
+            mean: Duration::ZERO,
+            distribution: DelayDistribution::default(),
+            sigma: half(),
+        }
+    }
 }
 
 /// `sensors.delay.distribution`
