@@ -948,6 +948,19 @@ impl RunSummary {
             "  visits             {} ({} completed, mean {:.1} s)",
             self.visits, self.visits_completed, self.mean_visit_seconds
         );
+        if let Some(sensors) = &self.sensors {
+            let faults: Vec<String> = sensors
+                .iter()
+                .filter(|(name, _)| name.as_str() != "reports")
+                .map(|(name, count)| format!("{name} {count}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  sensors            {} reports: {}",
+                sensors.get("reports").copied().unwrap_or(0),
+                faults.join(", ")
+            );
+        }
         if self.visits_untimed > 0 {
             let _ = writeln!(
                 out,

@@ -94,6 +94,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn truth_copies_get_the_truth_routing_keys() {
+        let topics = Topics {
+            truth: customersim_plugin_api::TruthTopics {
+                moves: Some("truth/move".into()),
+                ..Default::default()
+            },
+            ..Topics::default()
+        };
+        let keys = RoutingKeys::new(&topics, &customersim_plugin_api::Fleet::single()).unwrap();
+        let mut event = Event {
+            due_ms: 0,
+            customer: 1.into(),
+            kind: EventKind::Move { x: 0, y: 0 },
+            store: 0,
+            stamp: Default::default(),
+        };
+        assert_eq!(keys.keys[keys.index(&event) as usize], "customer.move");
+        event.stamp.truth = true;
+        assert_eq!(keys.keys[keys.index(&event) as usize], "truth.move");
+        // A kind without a truth topic keeps its own.
+        event.kind = EventKind::Exit;
+        assert_eq!(keys.keys[keys.index(&event) as usize], "customer.exit");
+    }
+
+    #[test]
     fn routing_keys_follow_the_mqtt_plugin_mapping() {
         let keys =
             RoutingKeys::new(&Topics::default(), &customersim_plugin_api::Fleet::single()).unwrap();
