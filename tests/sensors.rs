@@ -249,3 +249,32 @@ fn a_bad_sensor_value_exits_2_naming_its_key() {
     );
     assert!(stderr.contains("burst"), "{stderr}");
 }
+
+#[test]
+fn the_redis_timeline_keeps_what_the_sensors_marked() {
+    // The device clocks and the truth copies go through Redis members and come back the same:
+    // the same bytes as with the memory timeline.
+    let namespace = customersim_testkit::redis::Namespace::new("sensors");
+    let memory = demo(true, NOISY);
+    let redis = memory.replace(
+        "timeline:\n  backend: memory\n",
+        &format!(
+            "timeline:\n  backend: redis\n  redis: {{key: {}}}\n",
+            namespace.name()
+        ),
+    );
+    assert_ne!(redis, memory, "the demo's timeline section moved");
+    let args = ["--speed", "max", "--duration", "30m", "--seed", "9"];
+    let (in_memory, _) = run(&memory, &args);
+    let (in_redis, _) = run(&redis, &args);
+    assert!(in_memory.len() > 1_000, "{} events", in_memory.len());
+    assert!(
+        in_memory
+            .iter()
+            .any(|line| line.topic.starts_with("truth/"))
+    );
+    assert!(
+        in_redis == in_memory,
+        "the redis timeline published other bytes"
+    );
+}
