@@ -278,3 +278,36 @@ fn the_redis_timeline_keeps_what_the_sensors_marked() {
         "the redis timeline published other bytes"
     );
 }
+
+#[test]
+fn the_asyncapi_document_lists_the_truth_channels() {
+    let file = temp_file("sensors.yaml", &demo(true, NOISY));
+    let output = run_ok(
+        customersim()
+            .args(["asyncapi", "--config"])
+            .arg(file.path())
+            .env("MQTT_HOST", "localhost"),
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    for (channel, message) in [
+        ("truth-enter", "enter"),
+        ("truth-move", "move"),
+        ("truth-exit", "exit"),
+        ("truth-focus", "focus"),
+    ] {
+        assert!(
+            text.contains(&format!("  {channel}:\n    address: truth/{message}\n")),
+            "{channel}:\n{text}"
+        );
+        assert!(text.contains(&format!("#/channels/{channel}/messages/{message}")));
+    }
+    // Without sensors there are no truth channels.
+    let file = temp_file("plain.yaml", &demo(true, ""));
+    let output = run_ok(
+        customersim()
+            .args(["asyncapi", "--config"])
+            .arg(file.path())
+            .env("MQTT_HOST", "localhost"),
+    );
+    assert!(!String::from_utf8(output.stdout).unwrap().contains("truth/"));
+}
