@@ -11,6 +11,7 @@ use crate::checks::RunChecks;
 use crate::config::{PluginSpec, ResolvedPipeline, Speed, Start};
 use crate::fanout::Sinks;
 use crate::metrics::CoreMetrics;
+use crate::plugin_api::LiveChecks;
 use crate::plugin_api::clock::unix_now_us;
 use crate::plugin_api::host::{self, ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{
@@ -298,7 +299,10 @@ impl Pipeline {
             topics: config.topics.clone().for_fleet(&resolved.fleet),
             metrics: metrics.clone(),
             clock: driver.clock(),
-            checks: (!checks.is_empty()).then(|| checks.live()),
+            checks: live_checks(
+                &checks,
+                config.sensors.enabled.then(|| sensor_counts.clone()),
+            ),
         };
         let clock = driver.clock();
         // Subscribed before anything is published, so no reply can be missed.
@@ -606,6 +610,32 @@ async fn open_timeline(
             Ok(None)
         }
     }
+}
+
+/// The run's checks as sinks that show the run read them, with the sensor stages' fault counts
+/// (`"sensors": {"dropped": n, …}`) when the sensors are on; `None` with neither.
+fn live_checks(checks: &RunChecks, sensors: Option<SensorCounts>) -> Option<LiveChecks> {
+    let verdict = (!checks.is_empty()).then(|| checks.live());
+    let Some(counts) = sensors else {
+        return verdict;
+    };
+    Some(LiveChecks::new(move || {
+        let mut value = verdict
+            .as_ref()
+            .and_then(|verdict| serde_json::from_str(&verdict.json()).ok())
+            .unwrap_or_else(|| {
+                serde_json::json!({
+                    "expectations": [], "delivery": null, "subscription_gaps": 0, "thresholds": []
+                })
+            });
+        let faults: serde_json::Map<String, serde_json::Value> = counts
+            .named()
+            .into_iter()
+            .map(|(name, count)| (name.to_string(), count.into()))
+            .collect();
+        value["sensors"] = faults.into();
+        value.to_string()
+    }))
 }
 
 /// What every source is started with.

@@ -311,3 +311,44 @@ fn the_asyncapi_document_lists_the_truth_channels() {
     );
     assert!(!String::from_utf8(output.stdout).unwrap().contains("truth/"));
 }
+
+#[test]
+fn the_live_view_shows_the_faults_so_far() {
+    let port = customersim_testkit::net::free_port();
+    let config = walkers(&format!(
+        "  - type: live_view\n    listen: \"127.0.0.1:{port}\"\n\
+         sensors:\n  enabled: true\n  drop: {{probability: 0.2, burst: 2}}\n  missed_doors: 0.2\n"
+    ));
+    let file = temp_file("view.yaml", &config);
+    let mut command = customersim();
+    command
+        .args(["run", "--speed", "60", "--config"])
+        .arg(file.path())
+        .env("LOG_LEVEL", "warn");
+    let process = customersim_testkit::run::Process::start(
+        &mut command,
+        customersim_testkit::run::StdoutMode::Discard,
+    );
+    let http = customersim_testkit::http::HttpClient::local(port);
+    http.wait_until_healthy(std::time::Duration::from_secs(30));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let sensors = loop {
+        let answer = http.get("/state");
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let state: Value = serde_json::from_str(&answer.body).unwrap();
+        let sensors = state["checks"]["sensors"].clone();
+        if sensors["dropped"].as_u64().unwrap_or(0) > 0 {
+            break sensors;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no faults in /state: {state}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(sensors["reports"].as_u64().unwrap() >= sensors["dropped"].as_u64().unwrap());
+    // The page shows them (a line of the Checks card).
+    let script = http.get("/app.js");
+    assert!(script.body.contains("showSensors"), "the page's script");
+    drop(process);
+}
