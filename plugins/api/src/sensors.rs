@@ -302,10 +302,6 @@ impl SensorCounts {
         FAULT_NAMES.into_iter().zip(self.values()).collect()
     }
 
-    fn add(&self, fault: Fault, count: u64) {
-        self.0[fault as usize].fetch_add(count, Ordering::Relaxed);
-    }
-
     fn sub(&self, fault: usize, count: u64) {
         self.0[fault].fetch_sub(count, Ordering::Relaxed);
     }
@@ -340,13 +336,21 @@ pub struct SensorUndo {
 /// The sensor stage of one source (see the module's documentation).
 #[derive(Debug)]
 pub struct SensorStage {
+    model: Model,
+    /// The devices followed, by shopper: one hash per event (a keyed multiply-mix rather than
+    /// SipHash, which cost a tenth of a `--speed max` run).
+    devices: HashMap<Shopper, Device, KeyedState>,
+}
+
+/// What does not change during a run: the settings and where the counts go.
+#[derive(Debug)]
+struct Model {
     config: SensorsConfig,
     truth: [bool; 4],
     seed: u64,
     /// The store's extent: observed positions stay within `0..width` × `0..height`.
     width: i64,
     height: i64,
-    devices: HashMap<Shopper, Device>,
     counts: SensorCounts,
     /// P(good → bad) and P(bad → good) of the drop channel.
     to_bad: f64,
@@ -372,15 +376,17 @@ impl SensorStage {
             (0.0, 1.0)
         };
         SensorStage {
-            truth: truth.topics().map(|topic| topic.is_some()),
-            config,
-            seed: derive_seed(seed, 0x5e25_0125),
-            width: i64::from(width.max(1)),
-            height: i64::from(height.max(1)),
-            devices: HashMap::new(),
-            counts,
-            to_bad,
-            to_good,
+            model: Model {
+                truth: truth.topics().map(|topic| topic.is_some()),
+                config,
+                seed: derive_seed(seed, 0x5e25_0125),
+                width: i64::from(width.max(1)),
+                height: i64::from(height.max(1)),
+                counts,
+                to_bad,
+                to_good,
+            },
+            devices: HashMap::with_hasher(KeyedState::new()),
         }
     }
 
@@ -393,13 +399,15 @@ impl SensorStage {
         }
         let mut undo = undo;
         let mut out = Vec::with_capacity(events.len() + events.len() / 4);
+        // Counted here and added once a batch: an atomic add per fault per event showed.
+        let mut tally = [0u64; FAULTS];
         for event in events {
             if event.stamp.truth {
                 out.push(event);
                 continue;
             }
             let kind = crate::event::kind_index(&event.kind);
-            if self.truth[kind] {
+            if self.model.truth[kind] {
                 let mut copy = event.clone();
                 copy.stamp.truth = true;
                 out.push(copy);
@@ -409,7 +417,15 @@ impl SensorStage {
                 out.push(event);
                 continue;
             }
-            self.observe(event, &mut out, undo.as_deref_mut());
+            self.observe(event, &mut out, &mut tally, undo.as_deref_mut());
+        }
+        for (index, count) in tally.into_iter().enumerate() {
+            if count > 0 {
+                self.model.counts.0[index].fetch_add(count, Ordering::Relaxed);
+                if let Some(undo) = undo.as_deref_mut() {
+                    undo.counts[index] += count;
+                }
+            }
         }
         out
     }
@@ -423,7 +439,7 @@ impl SensorStage {
             };
         }
         for (index, count) in undo.counts.into_iter().enumerate() {
-            self.counts.sub(index, count);
+            self.model.counts.sub(index, count);
         }
     }
 
@@ -432,34 +448,50 @@ impl SensorStage {
         self.devices.len()
     }
 
-    fn count(&self, undo: &mut Option<&mut SensorUndo>, fault: Fault) {
-        self.counts.add(fault, 1);
-        if let Some(undo) = undo {
-            undo.counts[fault as usize] += 1;
-        }
-    }
-
-    fn observe(&mut self, event: Event, out: &mut Vec<Event>, undo: Option<&mut SensorUndo>) {
-        let mut undo = undo;
-        let key = (event.store, event.customer.clone());
-        let before = self.devices.get(&key).cloned();
-        if let Some(undo) = undo.as_deref_mut() {
-            undo.devices.push((key.clone(), before.clone()));
-        }
-        let mut device = before.unwrap_or_else(|| self.new_device(&event));
-        device.last_ms = event.due_ms;
-        let exit = event.kind == EventKind::Exit;
-        self.report(&mut device, event, out, &mut undo);
-        if exit {
-            self.devices.remove(&key);
-        } else {
-            self.devices.insert(key, device);
-            if self.devices.len() > MAX_DEVICES {
-                self.forget_oldest();
+    fn observe(
+        &mut self,
+        event: Event,
+        out: &mut Vec<Event>,
+        tally: &mut [u64; FAULTS],
+        undo: Option<&mut SensorUndo>,
+    ) {
+        use std::collections::hash_map::Entry;
+        let exit = (event.kind == EventKind::Exit).then(|| (event.store, event.customer.clone()));
+        let device = match self.devices.entry((event.store, event.customer.clone())) {
+            Entry::Occupied(entry) => {
+                if let Some(undo) = undo {
+                    undo.devices
+                        .push((entry.key().clone(), Some(entry.get().clone())));
+                }
+                entry.into_mut()
             }
+            Entry::Vacant(entry) => {
+                if let Some(undo) = undo {
+                    undo.devices.push((entry.key().clone(), None));
+                }
+                entry.insert(self.model.new_device(&event))
+            }
+        };
+        device.last_ms = event.due_ms;
+        self.model.report(device, event, out, tally);
+        if let Some(key) = exit {
+            self.devices.remove(&key);
+        } else if self.devices.len() > MAX_DEVICES {
+            self.forget_oldest();
         }
     }
 
+    /// Forgets the eighth of the devices that reported longest ago.
+    fn forget_oldest(&mut self) {
+        let mut times: Vec<i64> = self.devices.values().map(|d| d.last_ms).collect();
+        let nth = times.len() / 8;
+        let (_, cutoff, _) = times.select_nth_unstable(nth);
+        let cutoff = *cutoff;
+        self.devices.retain(|_, device| device.last_ms > cutoff);
+    }
+}
+
+impl Model {
     fn new_device(&self, event: &Event) -> Device {
         let seed = derive_seed(
             derive_seed(self.seed, id_hash(event.store, &event.customer)),
@@ -487,26 +519,26 @@ impl SensorStage {
         device: &mut Device,
         event: Event,
         out: &mut Vec<Event>,
-        undo: &mut Option<&mut SensorUndo>,
+        tally: &mut [u64; FAULTS],
     ) {
         let config = &self.config;
         let mut event = event;
         match event.kind {
             EventKind::Enter | EventKind::Exit => {
                 if config.missed_doors > 0.0 && device.rng.random::<f64>() < config.missed_doors {
-                    self.count(undo, Fault::MissedDoors);
+                    count(tally, Fault::MissedDoors);
                     return;
                 }
             }
             EventKind::Move { x, y } => {
-                self.count(undo, Fault::Reports);
+                count(tally, Fault::Reports);
                 let interval = config.interval.as_millis() as i64;
                 if interval > 0
                     && device
                         .last_sent_ms
                         .is_some_and(|last| event.due_ms - last < interval)
                 {
-                    self.count(undo, Fault::Thinned);
+                    count(tally, Fault::Thinned);
                     return;
                 }
                 device.last_sent_ms = Some(event.due_ms);
@@ -518,7 +550,7 @@ impl SensorStage {
                         flip < self.to_bad
                     };
                     if device.bad {
-                        self.count(undo, Fault::Dropped);
+                        count(tally, Fault::Dropped);
                         return;
                     }
                 }
@@ -527,7 +559,7 @@ impl SensorStage {
                     let ny = (y as f64 + gaussian(&mut device.rng, config.noise)).round() as i64;
                     let (nx, ny) = (nx.clamp(0, self.width - 1), ny.clamp(0, self.height - 1));
                     if (nx, ny) != (x, y) {
-                        self.count(undo, Fault::Noisy);
+                        count(tally, Fault::Noisy);
                     }
                     event.kind = EventKind::Move { x: nx, y: ny };
                 }
@@ -544,10 +576,10 @@ impl SensorStage {
         let elapsed = (sent_ms - device.first_ms) as f64;
         let clock_ms = sent_ms + (device.skew_ms + device.drift * elapsed).round() as i64;
         if clock_ms.div_euclid(1000) != event.due_ms.div_euclid(1000) {
-            self.count(undo, Fault::Skewed);
+            count(tally, Fault::Skewed);
         }
         let copies = if config.duplicate > 0.0 && device.rng.random::<f64>() < config.duplicate {
-            self.count(undo, Fault::Duplicated);
+            count(tally, Fault::Duplicated);
             2
         } else {
             1
@@ -557,14 +589,14 @@ impl SensorStage {
             if config.reorder.probability > 0.0
                 && device.rng.random::<f64>() < config.reorder.probability
             {
-                self.count(undo, Fault::Reordered);
+                count(tally, Fault::Reordered);
                 let window = config.reorder.window.as_millis() as i64;
                 if window > 0 {
                     delivered += device.rng.random_range(1..=window);
                 }
             }
             if delivered > event.due_ms {
-                self.count(undo, Fault::Delayed);
+                count(tally, Fault::Delayed);
             }
             let offset = (clock_ms - delivered).clamp(i64::from(i32::MIN), i64::from(i32::MAX));
             out.push(Event {
@@ -599,15 +631,10 @@ impl SensorStage {
         };
         (ms.round() as i64).clamp(0, 86_400_000)
     }
+}
 
-    /// Forgets the eighth of the devices that reported longest ago.
-    fn forget_oldest(&mut self) {
-        let mut times: Vec<i64> = self.devices.values().map(|d| d.last_ms).collect();
-        let nth = times.len() / 8;
-        let (_, cutoff, _) = times.select_nth_unstable(nth);
-        let cutoff = *cutoff;
-        self.devices.retain(|_, device| device.last_ms > cutoff);
-    }
+fn count(tally: &mut [u64; FAULTS], fault: Fault) {
+    tally[fault as usize] += 1;
 }
 
 /// A Gaussian draw of standard deviation `sigma` (0 without drawing when `sigma` is 0).
@@ -618,6 +645,70 @@ fn gaussian(rng: &mut Pcg64Mcg, sigma: f64) -> f64 {
     Normal::new(0.0, sigma)
         .map(|normal| normal.sample(rng))
         .unwrap_or(0.0)
+}
+
+/// The devices' hasher: a multiply-mix of the key's words, keyed per stage at random (so ids
+/// posted over HTTP cannot be chosen to collide), far cheaper than SipHash for a number id.
+#[derive(Clone, Copy, Debug)]
+struct KeyedState(u64);
+
+impl KeyedState {
+    fn new() -> KeyedState {
+        use std::hash::BuildHasher;
+        KeyedState(std::collections::hash_map::RandomState::new().hash_one(0x5e25_0125_u64) | 1)
+    }
+}
+
+impl std::hash::BuildHasher for KeyedState {
+    type Hasher = Keyed;
+
+    fn build_hasher(&self) -> Keyed {
+        Keyed(self.0)
+    }
+}
+
+/// See [`KeyedState`].
+struct Keyed(u64);
+
+impl Keyed {
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0 ^ word)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29);
+    }
+}
+
+impl std::hash::Hasher for Keyed {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
 }
 
 /// A hash of a shopper that is the same in every run and process (FNV-1a): the device's stream
