@@ -95,6 +95,7 @@ fn events() -> Vec<Event> {
                 },
             },
             store: 0,
+            stamp: Default::default(),
         })
         .collect()
 }

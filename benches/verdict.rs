@@ -117,6 +117,7 @@ async fn correlate(port: u16, round: usize) -> f64 {
                 y: 1,
             },
             store: 0,
+            stamp: Default::default(),
         })
         .collect();
     published.send((events, unix_now_us())).await.unwrap();

@@ -123,25 +123,66 @@ fn reference(target: String) -> Reference {
 struct Kind {
     name: &'static str,
     summary: &'static str,
+    /// The message its channel carries (a truth copy carries its kind's message).
+    message: &'static str,
+    /// The key under `topics:` that names its topic.
+    key: &'static str,
 }
 
 const ENTER: Kind = Kind {
     name: "enter",
+    message: "enter",
+    key: "enter",
     summary: "A shopper came in through the entrance.",
 };
 const MOVE: Kind = Kind {
     name: "move",
+    message: "move",
+    key: "move",
     summary: "A shopper's location sensor reported a position (store coordinates).",
 };
 const EXIT: Kind = Kind {
     name: "exit",
+    message: "exit",
+    key: "exit",
     summary: "A shopper left through the exit.",
 };
 const FOCUS: Kind = Kind {
     name: "focus",
+    message: "focus",
+    key: "focus",
     summary: "Ground truth: a shopper's third consecutive report inside one department of a stay \
               (the decision service's rule), for the recommendation service.",
 };
+
+/// The truth copies of each kind, with `sensors.enabled` and `topics.truth.*` (the book's
+/// *Sensors* chapter).
+const TRUTH: [Kind; 4] = [
+    Kind {
+        name: "truth-enter",
+        message: "enter",
+        key: "truth.enter",
+        summary: "Ground truth: every enter, reported by the sensors or not.",
+    },
+    Kind {
+        name: "truth-move",
+        message: "move",
+        key: "truth.move",
+        summary: "Ground truth: every move at its exact position and time.",
+    },
+    Kind {
+        name: "truth-exit",
+        message: "exit",
+        key: "truth.exit",
+        summary: "Ground truth: every exit, reported by the sensors or not.",
+    },
+    Kind {
+        name: "truth-focus",
+        message: "focus",
+        key: "truth.focus",
+        summary: "A copy of the focus events.",
+    },
+];
 
 /// The AsyncAPI document of `resolved`, whose sinks publish to `brokers` (each with the place of
 /// its sink in the pipeline, e.g. `sinks[0] (type: mqtt)`), as YAML.
@@ -159,6 +200,16 @@ fn build(resolved: &ResolvedPipeline, brokers: &[(String, BrokerEndpoint)]) -> D
     ]
     .into_iter()
     .chain(topics.focus.as_deref().map(|focus| (&FOCUS, focus)))
+    .chain(
+        TRUTH
+            .iter()
+            .zip(topics.truth.topics())
+            .enumerate()
+            .filter(|(index, _)| {
+                resolved.config.sensors.enabled && (*index < 3 || topics.focus.is_some())
+            })
+            .filter_map(|(_, (kind, topic))| Some((kind, topic?))),
+    )
     .collect();
 
     // Brokers that address the topics alike share channels; each other addressing gets its own.
@@ -206,8 +257,8 @@ fn build(resolved: &ResolvedPipeline, brokers: &[(String, BrokerEndpoint)]) -> D
                     address: address.clone(),
                     description: format!("`topics.{}`: {topic}", topic_key(kind)),
                     messages: BTreeMap::from([(
-                        kind.name.to_string(),
-                        reference(format!("#/components/messages/{}", kind.name)),
+                        kind.message.to_string(),
+                        reference(format!("#/components/messages/{}", kind.message)),
                     )]),
                     servers: names
                         .iter()
@@ -222,7 +273,10 @@ fn build(resolved: &ResolvedPipeline, brokers: &[(String, BrokerEndpoint)]) -> D
                     action: "send",
                     channel: reference(format!("#/channels/{id}")),
                     summary: format!("customersim publishes {} events.", kind.name),
-                    messages: vec![reference(format!("#/channels/{id}/messages/{}", kind.name))],
+                    messages: vec![reference(format!(
+                        "#/channels/{id}/messages/{}",
+                        kind.message
+                    ))],
                 },
             );
         }
@@ -230,6 +284,7 @@ fn build(resolved: &ResolvedPipeline, brokers: &[(String, BrokerEndpoint)]) -> D
 
     let messages = kinds
         .iter()
+        .filter(|(kind, _)| kind.name == kind.message)
         .map(|(kind, _)| (kind.name.to_string(), message(kind, resolved)))
         .collect();
     Document {
@@ -253,7 +308,7 @@ fn build(resolved: &ResolvedPipeline, brokers: &[(String, BrokerEndpoint)]) -> D
 
 /// The key of `topics:` that names a kind's topic.
 fn topic_key(kind: &Kind) -> &'static str {
-    kind.name
+    kind.key
 }
 
 /// `{store}` in an address: its values are the fleet's store ids.

@@ -335,6 +335,7 @@ mod tests {
             customer: 1.into(),
             kind: crate::plugin_api::EventKind::Enter,
             store: 0,
+            stamp: Default::default(),
         };
         recorder.accepted(&[event(11_000), event(12_000)]);
         let summary = histogram.summary();

@@ -89,6 +89,10 @@ impl CoreMetrics {
                 // Not shown unless one arrives: a pipeline without focus keeps its metrics.
                 None => Counter::default(),
             },
+            truth: topics
+                .truth
+                .topics()
+                .map(|topic| topic.map(counter).unwrap_or_default()),
             errors: self
                 .publish_errors
                 .get_or_create(&vec![("sink".into(), sink.to_string())])
@@ -113,6 +117,8 @@ pub struct SinkCounters {
     exit: Counter,
     /// Ground-truth focus events (a counter on the focus topic, or the fallback topic).
     focus: Counter,
+    /// Truth copies (sensors on), by kind, on their `topics.truth.*` topics.
+    truth: [Counter; 4],
     /// Failed publishes.
     pub errors: Counter,
     /// Events a lossy sink did not take because its queue was full.
@@ -126,6 +132,10 @@ impl SinkCounters {
     pub fn count(&self, batch: &[Event]) {
         let (mut enter, mut moves, mut exit, mut focus) = (0, 0, 0, 0);
         for event in batch {
+            if event.stamp.truth {
+                self.truth[crate::plugin_api::event::kind_index(&event.kind)].inc();
+                continue;
+            }
             match event.kind {
                 EventKind::Enter => enter += 1,
                 EventKind::Move { .. } => moves += 1,

@@ -11,13 +11,15 @@ use crate::checks::RunChecks;
 use crate::config::{PluginSpec, ResolvedPipeline, Speed, Start};
 use crate::fanout::Sinks;
 use crate::metrics::CoreMetrics;
+use crate::plugin_api::LiveChecks;
 use crate::plugin_api::clock::unix_now_us;
 use crate::plugin_api::host::{self, ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{
     Announce, ArrivalRules, BrokerEndpoint, BuildContext, ClockOrigin, Fleet, FocusStage,
     KeptClock, MetricsRegistry, OpenedTimeline, Plugin, PluginError, QueueMetrics, Role, Roster,
-    SharedClock, Sink, SinkContext, Source, SourceContext, StoreLayout, TimelineBackend,
-    TimelineContext, Watermark, derive_seed,
+    SensorCounts, SensorStage, SensorsConfig, SharedClock, Sink, SinkContext, Source,
+    SourceContext, StoreLayout, TimelineBackend, TimelineContext, TruthTopics, Watermark,
+    derive_seed,
 };
 use crate::progress::RunProgress;
 use crate::registry;
@@ -44,6 +46,8 @@ pub struct Pipeline {
     verdict: Option<VerdictPlan>,
     /// What the run measures for its thresholds and shows while it runs.
     checks: RunChecks,
+    /// The faults the sensor stages injected (every source's), for the run report.
+    sensor_counts: SensorCounts,
 }
 
 /// The running sources, as the scheduler sees them.
@@ -194,6 +198,7 @@ impl Pipeline {
             opening_hours,
             verdict,
             checks,
+            sensor_counts: SensorCounts::default(),
         })
     }
 
@@ -222,6 +227,9 @@ impl Pipeline {
                     self.queue_metrics.clone(),
                 );
                 observation.measure_while_open(self.opening_hours.clone());
+                if config.sensors.enabled {
+                    observation.measure_sensors(self.sensor_counts.clone());
+                }
                 observation
             })
             .clone()
@@ -242,6 +250,7 @@ impl Pipeline {
             opening_hours: _,
             verdict,
             checks,
+            sensor_counts,
         } = self;
         let config = &resolved.config;
         let start_ms = config.simulation.start.resolve_ms();
@@ -290,7 +299,10 @@ impl Pipeline {
             topics: config.topics.clone().for_fleet(&resolved.fleet),
             metrics: metrics.clone(),
             clock: driver.clock(),
-            checks: (!checks.is_empty()).then(|| checks.live()),
+            checks: live_checks(
+                &checks,
+                config.sensors.enabled.then(|| sensor_counts.clone()),
+            ),
         };
         let clock = driver.clock();
         // Subscribed before anything is published, so no reply can be missed.
@@ -342,6 +354,12 @@ impl Pipeline {
                     .focus
                     .is_some()
                     .then(|| (resolved.layout.clone(), config.focus.announce)),
+                sensors: config.sensors.enabled.then(|| SensorShared {
+                    config: config.sensors.clone(),
+                    truth: config.topics.truth.clone(),
+                    extent: (resolved.layout.width(), resolved.layout.height()),
+                    counts: sensor_counts.clone(),
+                }),
             },
         );
 
@@ -594,6 +612,32 @@ async fn open_timeline(
     }
 }
 
+/// The run's checks as sinks that show the run read them, with the sensor stages' fault counts
+/// (`"sensors": {"dropped": n, …}`) when the sensors are on; `None` with neither.
+fn live_checks(checks: &RunChecks, sensors: Option<SensorCounts>) -> Option<LiveChecks> {
+    let verdict = (!checks.is_empty()).then(|| checks.live());
+    let Some(counts) = sensors else {
+        return verdict;
+    };
+    Some(LiveChecks::new(move || {
+        let mut value = verdict
+            .as_ref()
+            .and_then(|verdict| serde_json::from_str(&verdict.json()).ok())
+            .unwrap_or_else(|| {
+                serde_json::json!({
+                    "expectations": [], "delivery": null, "subscription_gaps": 0, "thresholds": []
+                })
+            });
+        let faults: serde_json::Map<String, serde_json::Value> = counts
+            .named()
+            .into_iter()
+            .map(|(name, count)| (name.to_string(), count.into()))
+            .collect();
+        value["sensors"] = faults.into();
+        value.to_string()
+    }))
+}
+
 /// What every source is started with.
 struct SourceShared<'a> {
     driver: &'a ClockDriver,
@@ -605,6 +649,17 @@ struct SourceShared<'a> {
     fleet: &'a Fleet,
     /// The store and the rule focus events follow, when they are on (`topics.focus`).
     focus: Option<(StoreLayout, Announce)>,
+    /// The observation model, when `sensors.enabled`.
+    sensors: Option<SensorShared>,
+}
+
+/// What every source's sensor stage is made from.
+struct SensorShared {
+    config: SensorsConfig,
+    truth: TruthTopics,
+    /// The store's width and height: observed positions stay inside.
+    extent: (u32, u32),
+    counts: SensorCounts,
 }
 
 /// Phase 4: one task per source, each with its own context; how each ends reaches the scheduler.
@@ -627,6 +682,15 @@ fn spawn_sources(sources: Vec<(String, Box<dyn Source>)>, shared: &SourceShared)
                 .focus
                 .as_ref()
                 .map(|(layout, announce)| FocusStage::new(layout.clone(), *announce)),
+            shared.sensors.as_ref().map(|sensors| {
+                SensorStage::new(
+                    sensors.config.clone(),
+                    &sensors.truth,
+                    derive_seed(shared.seed, index as u64),
+                    sensors.extent,
+                    sensors.counts.clone(),
+                )
+            }),
         );
         let cx = SourceContext {
             clock: shared.driver.clock(),

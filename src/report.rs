@@ -57,6 +57,8 @@ struct Shared {
     /// publish nothing until they enter, so this comes from the generator's metrics.
     entrance_queue: Option<QueueMetrics>,
     started: Instant,
+    /// The faults the sensor stages injected, when `sensors.enabled`.
+    sensors: std::sync::OnceLock<crate::plugin_api::SensorCounts>,
     /// When the sinks finished, so that what comes after (the verdict waiting for the last
     /// replies) does not count in the run's wall time and events per second.
     ended: std::sync::OnceLock<std::time::Duration>,
@@ -70,6 +72,8 @@ pub struct Observer(Arc<Shared>);
 struct Tally {
     /// Published events by kind: enter, move, exit, focus.
     by_kind: [u64; 4],
+    /// Truth copies published next to the observed stream, by kind (`topics.truth.*`).
+    truth_by_kind: [u64; 4],
     /// The simulated start of the run (the mean inside is taken from here).
     start_ms: Option<i64>,
     /// Due time of the last event seen.
@@ -223,6 +227,7 @@ impl Observation {
         Observation(Arc::new(Shared {
             tally: Mutex::new(Tally {
                 by_kind: [0; 4],
+                truth_by_kind: [0; 4],
                 start_ms: None,
                 last_ms: None,
                 layout,
@@ -240,8 +245,14 @@ impl Observation {
             topics,
             entrance_queue,
             started: Instant::now(),
+            sensors: std::sync::OnceLock::new(),
             ended: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// The sensor stages' fault counts: the report gives them (`sensors`).
+    pub fn measure_sensors(&self, counts: crate::plugin_api::SensorCounts) {
+        let _ = self.0.sensors.set(counts);
     }
 
     /// The opening hours a source keeps (see `BuildContext::announce_opening_hours`): the report
@@ -342,7 +353,14 @@ impl Observation {
                 *events_per_topic.entry(topic.to_string()).or_insert(0) += count;
             }
         }
-        let events: u64 = tally.by_kind.iter().sum();
+        for (kind, count) in tally.truth_by_kind.into_iter().enumerate() {
+            if count > 0 {
+                let topic = topics.truth.topics()[kind].unwrap_or(kinds[kind]);
+                *events_per_topic.entry(topic.to_string()).or_insert(0) += count;
+            }
+        }
+        let events: u64 =
+            tally.by_kind.iter().sum::<u64>() + tally.truth_by_kind.iter().sum::<u64>();
         let start_ms = tally.start_ms.unwrap_or(0);
         let end_ms = tally.last_ms.unwrap_or(start_ms).max(start_ms);
         let span_ms = end_ms - start_ms;
@@ -461,6 +479,13 @@ impl Observation {
                 .map(|load| load.report(end_ms))
                 .unwrap_or_default(),
             publish_lateness_seconds: lateness,
+            sensors: shared.sensors.get().map(|counts| {
+                counts
+                    .named()
+                    .into_iter()
+                    .map(|(name, count)| (name.to_string(), count))
+                    .collect()
+            }),
             events_skipped: run.skipped,
             events_left_on_timeline: run.left_on_timeline,
             verdict: None,
@@ -481,6 +506,11 @@ impl Observer {
                 EventKind::Exit => 2,
                 EventKind::Focus { .. } => 3,
             };
+            if event.stamp.truth {
+                // A truth copy: the figures below describe the stream consumers observe.
+                tally.truth_by_kind[kind] += 1;
+                continue;
+            }
             tally.by_kind[kind] += 1;
             tally.integrate_open(event.due_ms);
             if let Some(load) = &mut tally.load {
@@ -806,6 +836,10 @@ pub struct RunSummary {
     pub load_stages: Vec<LoadStageReport>,
     /// `null` on a virtual clock (`--speed max`): events leave as fast as the sinks take them.
     pub publish_lateness_seconds: Option<LatenessReport>,
+    /// With `sensors.enabled`: each kind of fault the sensor stages injected, by name (left out
+    /// otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sensors: Option<BTreeMap<String, u64>>,
     pub events_skipped: u64,
     pub events_left_on_timeline: u64,
     /// The expectations' and the delivery check's figures, when the pipeline has them.
@@ -914,6 +948,19 @@ impl RunSummary {
             "  visits             {} ({} completed, mean {:.1} s)",
             self.visits, self.visits_completed, self.mean_visit_seconds
         );
+        if let Some(sensors) = &self.sensors {
+            let faults: Vec<String> = sensors
+                .iter()
+                .filter(|(name, _)| name.as_str() != "reports")
+                .map(|(name, count)| format!("{name} {count}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  sensors            {} reports: {}",
+                sensors.get("reports").copied().unwrap_or(0),
+                faults.join(", ")
+            );
+        }
         if self.visits_untimed > 0 {
             let _ = writeln!(
                 out,
@@ -1034,6 +1081,7 @@ mod tests {
             customer: id.into(),
             kind,
             store: 0,
+            stamp: Default::default(),
         }
     }
 

@@ -347,6 +347,7 @@ fn preload(namespace: &Namespace, events: &[(i64, u64)]) {
                 customer: CustomerId::Number(*id),
                 kind: EventKind::Enter,
                 store: 0,
+                stamp: Default::default(),
             })
             .collect();
         timeline.schedule(events).await.unwrap();

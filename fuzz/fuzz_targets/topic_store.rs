@@ -59,6 +59,7 @@ fuzz_target!(|data: &[u8]| {
                 customer: CustomerId::Number(1),
                 kind: *kind,
                 store,
+                stamp: Default::default(),
             };
             let topic = topics.for_event(&event);
             if mqtt {

@@ -233,6 +233,12 @@ pub fn resolve_text(
             config.focus.announce.as_str()
         );
     }
+    if !config.sensors.enabled && !config.topics.truth.is_empty() {
+        tracing::warn!(
+            "{origin}: topics.truth is set but sensors.enabled is false: the published stream is \
+             the truth already, no truth copy will be published"
+        );
+    }
     let fleet = fleet_of(&config, env, flags).map_err(|why| match why {
         FleetError::Shard(why) => ConfigError(why),
         FleetError::Key(why) => ConfigError(format!("{origin}: {why}")),
@@ -718,6 +724,23 @@ fn check(config: &PipelineConfig) -> Result<(), (&'static str, String)> {
     }
     if config.sinks.is_empty() {
         return Err(("sinks:", "the pipeline needs at least one sink".into()));
+    }
+    config.sensors.check()?;
+    for (key, topic) in crate::plugin_api::event::TRUTH_TOPIC_KEYS
+        .iter()
+        .zip(config.topics.truth.topics())
+    {
+        if topic.is_some_and(|topic| topic.contains(crate::plugin_api::event::STORE_PLACEHOLDER)) {
+            return Err((
+                match *key {
+                    "truth.enter" => "topics.truth.enter",
+                    "truth.move" => "topics.truth.move",
+                    "truth.exit" => "topics.truth.exit",
+                    _ => "topics.truth.focus",
+                },
+                "may not name {store}: one truth topic serves every store".into(),
+            ));
+        }
     }
     Ok(())
 }

@@ -38,6 +38,7 @@ pub fn pipeline_schema() -> Value {
         "store": described(generator.subschema_for::<StoreConfig>(), "The store's floor plan: extent, walking grid, doors and zones."),
         "topics": described(generator.subschema_for::<Topics>(), "Topics of enter, move, exit and focus events."),
         "focus": described(generator.subschema_for::<FocusConfig>(), "How focus events (on when `topics.focus` is set) are announced."),
+        "sensors": described(generator.subschema_for::<crate::plugin_api::SensorsConfig>(), "The observation model: what the shoppers' devices report (noise, drops, delays, clock skew...) instead of what they did; off by default."),
         "fleet": described(generator.subschema_for::<FleetConfig>(), "A chain of stores of this layout, each with its own shoppers; absent: one store."),
         "shard": generator.subschema_for::<Shard>(),
         "timeline": timeline(&mut generator),

@@ -9,7 +9,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::plugin_api::{
-    Announce, LayoutSpec, LoadPlan, LoadStage, MAX_STORES, Shard, Topics, Zone, duration,
+    Announce, LayoutSpec, LoadPlan, LoadStage, MAX_STORES, SensorsConfig, Shard, Topics, Zone,
+    duration,
 };
 
 /// The whole pipeline file.
@@ -28,6 +29,10 @@ pub struct PipelineConfig {
     /// How focus events (on when `topics.focus` is set) are announced.
     #[serde(default, skip_serializing_if = "FocusConfig::is_default")]
     pub focus: FocusConfig,
+    /// The observation model: what the shoppers' devices report (noise, drops, delays, clock
+    /// skew...) instead of what they did; off by default.
+    #[serde(default, skip_serializing_if = "is_default_sensors")]
+    pub sensors: SensorsConfig,
     /// A chain of stores of this layout, each with its own shoppers; absent: one store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetConfig>,
@@ -176,6 +181,10 @@ pub struct FocusConfig {
     /// at every further report of the stay, the count kept across visits.
     #[serde(default)]
     pub announce: Announce,
+}
+
+fn is_default_sensors(sensors: &SensorsConfig) -> bool {
+    *sensors == SensorsConfig::default()
 }
 
 impl FocusConfig {

@@ -495,6 +495,7 @@ mod tests {
             customer: CustomerId::Number(id),
             kind: EventKind::Focus { dep, x: 4, y: 5 },
             store: 0,
+            stamp: Default::default(),
         }
     }
 

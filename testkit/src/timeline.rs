@@ -46,6 +46,7 @@ fn event(due_ms: i64, customer: u64) -> Event {
         customer: CustomerId::Number(customer),
         kind: EventKind::Enter,
         store: 0,
+        stamp: Default::default(),
     }
 }
 
@@ -177,6 +178,7 @@ async fn one_customers_events_at_one_instant_keep_their_order(timeline: Arc<dyn 
         customer: customer.clone(),
         kind,
         store: 0,
+        stamp: Default::default(),
     };
     let events = vec![
         at(EventKind::Enter),
@@ -204,24 +206,28 @@ async fn events_come_back_as_scheduled(timeline: Arc<dyn Timeline>) {
             customer: CustomerId::Text("007".into()),
             kind: EventKind::Enter,
             store: 0,
+            stamp: Default::default(),
         },
         Event {
             due_ms: T0 + 1,
             customer: CustomerId::Text("shopper with spaces, \"quotes\" and ü".into()),
             kind: EventKind::Move { x: 5, y: 9 },
             store: 0,
+            stamp: Default::default(),
         },
         Event {
             due_ms: T0 + 2,
             customer: CustomerId::Number(u64::MAX),
             kind: EventKind::Move { x: -1, y: 0 },
             store: 0,
+            stamp: Default::default(),
         },
         Event {
             due_ms: -5,
             customer: CustomerId::Number(0),
             kind: EventKind::Exit,
             store: 0,
+            stamp: Default::default(),
         },
     ];
     timeline.schedule(events.clone()).await.expect("schedule");

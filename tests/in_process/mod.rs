@@ -205,6 +205,7 @@ impl Source for Script {
                 customer: CustomerId::Number(index as u64),
                 kind: EventKind::Enter,
                 store: 0,
+                stamp: Default::default(),
             })
             .collect();
         cx.schedule

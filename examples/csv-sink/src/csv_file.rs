@@ -221,6 +221,7 @@ mod tests {
             customer: CustomerId::parse(id),
             kind,
             store: 0,
+            stamp: Default::default(),
         };
         let mut out = Vec::new();
         encode(&mut out, [record(&Topics::default(), &event)]).unwrap();

@@ -141,6 +141,7 @@ impl Source for MysteryShopper {
                 customer: customer.clone(),
                 kind,
                 store: 0,
+                stamp: Default::default(),
             })
             .collect();
         cx.schedule

@@ -34,6 +34,9 @@ pub fn check_routing_key(topic: &ResolvedTopic) -> Result<(), String> {
 pub struct RoutingKeys {
     /// Four per store (one set when no topic names the store), indexed by [`RoutingKeys::index`].
     pub keys: Vec<String>,
+    /// Where the keys of the truth topics (`topics.truth.*`, four, each kind's own topic's when
+    /// unset) start in `keys`; `None` without truth topics.
+    pub truth_from: Option<u32>,
 }
 
 impl RoutingKeys {
@@ -41,18 +44,31 @@ impl RoutingKeys {
     /// ([`check_routing_key`]).
     pub fn new(topics: &Topics, fleet: &Fleet) -> Result<RoutingKeys, PluginError> {
         topics.check_each(fleet, check_routing_key)?;
-        let keys: Vec<String> = topics
+        let mut keys: Vec<String> = topics
             .all_stores()
             .iter()
             .flat_map(|store| store.iter().map(|topic| routing_key(topic)))
             .collect();
-        Ok(RoutingKeys { keys })
+        let truth_from = (!topics.truth.is_empty()).then(|| {
+            let from = keys.len() as u32;
+            let own = topics.patterns();
+            for (kind, truth) in topics.truth.topics().into_iter().enumerate() {
+                keys.push(routing_key(truth.unwrap_or(&own[kind])));
+            }
+            from
+        });
+        Ok(RoutingKeys { keys, truth_from })
     }
 
     /// Where `event`'s routing key is in [`RoutingKeys::keys`] (a store the fleet does not have
     /// gets the first store's).
     pub fn index(&self, event: &Event) -> u32 {
-        let stores = (self.keys.len() / 4) as u32;
+        if let Some(from) = self.truth_from
+            && event.stamp.truth
+        {
+            return from + u32::from(kind_index(&event.kind));
+        }
+        let stores = (self.truth_from.unwrap_or(self.keys.len() as u32)) / 4;
         let store = if event.store < stores { event.store } else { 0 };
         store * 4 + u32::from(kind_index(&event.kind))
     }
@@ -76,6 +92,31 @@ pub fn kind_index(kind: &EventKind) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truth_copies_get_the_truth_routing_keys() {
+        let topics = Topics {
+            truth: customersim_plugin_api::TruthTopics {
+                moves: Some("truth/move".into()),
+                ..Default::default()
+            },
+            ..Topics::default()
+        };
+        let keys = RoutingKeys::new(&topics, &customersim_plugin_api::Fleet::single()).unwrap();
+        let mut event = Event {
+            due_ms: 0,
+            customer: 1.into(),
+            kind: EventKind::Move { x: 0, y: 0 },
+            store: 0,
+            stamp: Default::default(),
+        };
+        assert_eq!(keys.keys[keys.index(&event) as usize], "customer.move");
+        event.stamp.truth = true;
+        assert_eq!(keys.keys[keys.index(&event) as usize], "truth.move");
+        // A kind without a truth topic keeps its own.
+        event.kind = EventKind::Exit;
+        assert_eq!(keys.keys[keys.index(&event) as usize], "customer.exit");
+    }
 
     #[test]
     fn routing_keys_follow_the_mqtt_plugin_mapping() {
@@ -105,6 +146,7 @@ mod tests {
             customer: 1.into(),
             kind: EventKind::Move { x: 0, y: 0 },
             store: 1,
+            stamp: Default::default(),
         };
         assert_eq!(keys.keys[keys.index(&event) as usize], "store.b.move");
         let focus = Topics {

@@ -115,6 +115,18 @@ pub fn intern(name: &str) -> &'static str {
     }
 }
 
+/// What the sensor stage ([`crate::sensors`]) marks on an event; the default (all zero) is an
+/// event as its source made it, so its payload is the original service's byte for byte.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Stamp {
+    /// The reporting device's clock minus the due time, in milliseconds: an observed report is
+    /// delivered (due) later than it happened, and its payload's `ts` is the device's time
+    /// (`due_ms + clock_ms`). Five bytes instead of a second timestamp keep events small.
+    pub clock_ms: i32,
+    /// Ground truth copied next to the observed stream: published on `topics.truth.*`.
+    pub truth: bool,
+}
+
 /// One sensor report: a shopper entered, moved or left at a simulated instant.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Event {
@@ -128,12 +140,15 @@ pub struct Event {
     /// Which store of the fleet ([`crate::fleet`]): its position, 0 without a fleet. Not in the
     /// payload; sinks use it for the topic (`{store}`, [`Topics::for_event`]).
     pub store: StoreIndex,
+    /// What the sensor stage changed (the payload's clock, a truth copy); default: nothing.
+    pub stamp: Stamp,
 }
 
 impl Event {
-    /// The payload's `ts`: whole seconds since the epoch, rounded down.
+    /// The payload's `ts`: whole seconds since the epoch, rounded down (on the reporting device's
+    /// clock when the sensor stage set one, [`Stamp::clock_ms`]).
     pub fn ts(&self) -> i64 {
-        self.due_ms.div_euclid(1000)
+        (self.due_ms + i64::from(self.stamp.clock_ms)).div_euclid(1000)
     }
 
     /// Appends the payload exactly as the original service wrote it (Python `json.dumps`):
@@ -188,10 +203,52 @@ pub struct Topics {
     /// = none generated, so the default output stays the original service's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub focus: Option<String>,
+    /// Topics of the ground truth next to the observed stream when `sensors.enabled` is on
+    /// (each unset = that kind's truth not published).
+    #[serde(default, skip_serializing_if = "TruthTopics::is_empty")]
+    pub truth: TruthTopics,
     /// With a fleet, each store's topics with `{store}` replaced by its id, made once by
     /// [`Topics::for_fleet`] so no event pays for the replacement. Not a config key.
     #[serde(skip)]
     pub per_store: StoreTopics,
+}
+
+/// `topics.truth`: where the sensor stage publishes what shoppers truly did, next to what the
+/// sensors report on the usual topics. Unset, all of them: no truth copy is made.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, crate = "serde")]
+pub struct TruthTopics {
+    /// Topic of the true enter events (each one, reported or not). Default: unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enter: Option<String>,
+    /// Topic of the true moves (exact positions, every one, at the time they happened).
+    /// Default: unset.
+    #[serde(default, rename = "move", skip_serializing_if = "Option::is_none")]
+    pub moves: Option<String>,
+    /// Topic of the true exit events. Default: unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<String>,
+    /// Topic of a copy of the focus events (which are always derived from the true moves).
+    /// Default: unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub focus: Option<String>,
+}
+
+impl TruthTopics {
+    /// Whether no truth topic is set.
+    pub fn is_empty(&self) -> bool {
+        self.topics().iter().all(Option::is_none)
+    }
+
+    /// The topic of each kind (enter, move, exit, focus), in [`Topics::patterns`] order.
+    pub fn topics(&self) -> [Option<&str>; 4] {
+        [
+            self.enter.as_deref(),
+            self.moves.as_deref(),
+            self.exit.as_deref(),
+            self.focus.as_deref(),
+        ]
+    }
 }
 
 /// Each store's four topics (enter, move, exit, focus), `{store}` replaced; empty without a
@@ -224,6 +281,7 @@ impl Default for Topics {
             moves: default_move_topic(),
             exit: default_exit_topic(),
             focus: None,
+            truth: TruthTopics::default(),
             per_store: StoreTopics::default(),
         }
     }
@@ -245,6 +303,12 @@ impl Topics {
     /// store the fleet does not have).
     pub fn for_event(&self, event: &Event) -> std::borrow::Cow<'_, str> {
         let kind = kind_index(&event.kind);
+        if event.stamp.truth {
+            // `{store}` is refused in truth topics, so one name serves every store.
+            return std::borrow::Cow::Borrowed(
+                self.truth.topics()[kind].unwrap_or_else(|| self.for_kind(&event.kind)),
+            );
+        }
         match self.per_store.0.get(event.store as usize) {
             Some(topics) => std::borrow::Cow::Borrowed(&topics[kind]),
             None if self.per_store.0.is_empty() => {
@@ -367,9 +431,24 @@ impl Topics {
                 rule(&topic).map_err(|why| refuse(&topic, why))?;
             }
         }
+        for (kind, name) in self.truth.topics().into_iter().enumerate() {
+            let Some(name) = name else { continue };
+            let key = TRUTH_TOPIC_KEYS[kind];
+            let topic = ResolvedTopic {
+                key,
+                store: None,
+                name,
+            };
+            rule(&topic).map_err(|why| {
+                crate::PluginError::Config(format!("topics.{key}: {}: {why}", crate::excerpt(name)))
+            })?;
+        }
         Ok(())
     }
 }
+
+/// The key of each truth topic, in [`Topics::patterns`] order.
+pub const TRUTH_TOPIC_KEYS: [&str; 4] = ["truth.enter", "truth.move", "truth.exit", "truth.focus"];
 
 /// 0, 1, 2, 3 for enter, move, exit, focus: the order of [`Topics::patterns`].
 pub fn kind_index(kind: &EventKind) -> usize {
@@ -391,6 +470,7 @@ mod tests {
             customer: CustomerId::parse("997"),
             kind,
             store: 0,
+            stamp: Default::default(),
         }
     }
 
@@ -417,6 +497,7 @@ mod tests {
                 y: 460,
             },
             store: 0,
+            stamp: Default::default(),
         };
         assert_eq!(
             focus.payload(),

@@ -398,6 +398,7 @@ mod tests {
             customer: CustomerId::Number(id),
             kind,
             store: 0,
+            stamp: Default::default(),
         }
     }
 

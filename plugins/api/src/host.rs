@@ -68,9 +68,10 @@ pub fn schedule(timeline: Arc<dyn Timeline>) -> Schedule {
     Schedule::new(timeline, Stages::default())
 }
 
-/// One source's chain of stages: the focus stage when focus events are on.
-pub fn stages(focus: Option<FocusStage>) -> Stages {
-    Stages::new(focus)
+/// One source's chain of stages: the focus stage when focus events are on, then the sensor stage
+/// when `sensors.enabled` is.
+pub fn stages(focus: Option<FocusStage>, sensors: Option<crate::sensors::SensorStage>) -> Stages {
+    Stages::new(focus, sensors)
 }
 
 /// The schedule-only handle one source gets to `timeline`: its events pass through `stages`.

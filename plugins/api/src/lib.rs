@@ -114,6 +114,7 @@ pub mod presence;
 pub mod publisher;
 pub mod roster;
 pub mod secret;
+pub mod sensors;
 pub mod shutdown;
 pub mod sink;
 pub mod source;
@@ -135,7 +136,10 @@ pub use clock::{Clock, ClockOrigin};
 pub use customersim_plugin_macros::{sink_config, source_config, timeline_config};
 pub use env::{EnvKind, EnvOverride};
 pub use error::{PluginError, excerpt};
-pub use event::{CustomerId, Event, EventKind, ResolvedTopic, STORE_PLACEHOLDER, Topics, intern};
+pub use event::{
+    CustomerId, Event, EventKind, ResolvedTopic, STORE_PLACEHOLDER, Stamp, Topics, TruthTopics,
+    intern,
+};
 pub use fleet::{Fleet, MAX_STORES, Shard, StoreIndex};
 pub use focus::{Announce, FocusStage, FocusTracker};
 pub use layout::{DistanceField, LayoutError, LayoutSpec, StoreLayout, Zone, ZoneKind};
@@ -155,6 +159,7 @@ pub use roster::Roster;
 /// `JsonSchema` through it (`#[schemars(crate = "customersim_plugin_api::schemars")]`).
 pub use schemars;
 pub use secret::{CredentialUrl, Secret};
+pub use sensors::{SensorCounts, SensorStage, SensorsConfig};
 pub use shutdown::{EndRun, ShutdownSignal};
 pub use sink::{LiveChecks, Sink, SinkConfig, SinkContext};
 pub use source::{Source, SourceConfig, SourceContext};

@@ -98,6 +98,10 @@ impl PresenceRecorder {
             by_id, overflowed, ..
         } = &mut *inside;
         for event in events {
+            if event.stamp.truth {
+                // What the consumers were told (the observed stream), not the truth copies.
+                continue;
+            }
             let (x, y) = match event.kind {
                 EventKind::Enter => self.entrance,
                 EventKind::Move { x, y } => (x, y),
@@ -143,6 +147,7 @@ mod tests {
             customer: CustomerId::parse(id),
             kind,
             store: 0,
+            stamp: Default::default(),
         }
     }
 

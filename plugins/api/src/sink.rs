@@ -107,8 +107,9 @@ pub struct SinkContext {
 /// `{"expectations": [{"name", "expected", "answered", "late", "missing", "unexpected",
 /// "invalid", "latency_seconds": {"p50", "p95", "p99", "max"}, …}], "delivery": {…} | null,
 /// "subscription_gaps": n, "thresholds": [{"metric", "threshold", "measured", "unit", "passed"}]}`
-/// (the run report's `verdict` and `thresholds` keys). Text, so that a sink showing it needs no
-/// type of the core's.
+/// (the run report's `verdict` and `thresholds` keys), and with the sensors on
+/// `"sensors": {"reports", "thinned", "noisy", "dropped", …}` (the run report's `sensors`). Text,
+/// so that a sink showing it needs no type of the core's.
 #[derive(Clone)]
 pub struct LiveChecks(std::sync::Arc<dyn Fn() -> String + Send + Sync>);
 

@@ -1,6 +1,7 @@
 //! The stages between the sources and the timeline: every event a source schedules, or publishes
 //! at once, passes through them, whatever the source (built in or out of tree, generating or
-//! driven over HTTP). Today one stage: focus ([`crate::focus`]).
+//! driven over HTTP): focus ([`crate::focus`]), then the sensors ([`crate::sensors`]), which see
+//! the focus events as ground truth and the true moves they came from.
 //!
 //! Each source gets its own chain (so its shoppers are followed in the order it hands them over,
 //! whatever other sources do at the same time), made by the host ([`crate::host::stages`]) and
@@ -13,42 +14,54 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::event::Event;
 use crate::focus::{FocusStage, FocusUndo};
+use crate::sensors::{SensorStage, SensorUndo};
 
 /// The stages every event of one source passes through on its way to the timeline (or, published
-/// at once, to the sinks): today the focus stage. Cheap to clone; clones share the state. Made by
+/// at once, to the sinks): the focus stage, then the sensor stage. Cheap to clone; clones share the state. Made by
 /// the host ([`crate::host::stages`]); empty, it hands events through unchanged.
 #[derive(Clone, Debug, Default)]
 pub struct Stages {
     focus: Option<Arc<Mutex<FocusStage>>>,
+    sensors: Option<Arc<Mutex<SensorStage>>>,
 }
 
 /// What [`Stages::apply`] changed, for [`Stages::undo`].
 #[derive(Debug, Default)]
 pub struct StagesUndo {
     focus: FocusUndo,
+    sensors: SensorUndo,
 }
 
 impl Stages {
     /// The chain with this focus stage (`None`: no focus events).
-    pub(crate) fn new(focus: Option<FocusStage>) -> Stages {
+    pub(crate) fn new(focus: Option<FocusStage>, sensors: Option<SensorStage>) -> Stages {
         Stages {
             focus: focus.map(|stage| Arc::new(Mutex::new(stage))),
+            sensors: sensors.map(|stage| Arc::new(Mutex::new(stage))),
         }
     }
 
     /// Whether events pass unchanged.
     pub fn is_empty(&self) -> bool {
-        self.focus.is_none()
+        self.focus.is_none() && self.sensors.is_none()
     }
 
     /// `events` as they leave the stages; with `undo`, what to give [`Stages::undo`] if they are
     /// refused after all.
     pub fn apply(&self, events: Vec<Event>, undo: Option<&mut StagesUndo>) -> Vec<Event> {
-        match &self.focus {
+        let mut undo = undo;
+        let events = match &self.focus {
             Some(stage) => stage
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .apply(events, undo.map(|undo| &mut undo.focus)),
+                .apply(events, undo.as_deref_mut().map(|undo| &mut undo.focus)),
+            None => events,
+        };
+        match &self.sensors {
+            Some(stage) => stage
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .apply(events, undo.map(|undo| &mut undo.sensors)),
             None => events,
         }
     }
@@ -60,6 +73,12 @@ impl Stages {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .undo(undo.focus);
+        }
+        if let Some(stage) = &self.sensors {
+            stage
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .undo(undo.sensors);
         }
     }
 }

@@ -162,6 +162,7 @@ mod tests {
             customer: "c".into(),
             kind: EventKind::Enter,
             store: 0,
+            stamp: Default::default(),
         }
     }
 

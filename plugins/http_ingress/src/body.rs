@@ -196,6 +196,7 @@ pub fn produce(body: &[u8], kind: ProduceKind) -> Result<Event, BodyError> {
         customer: produce.id.0,
         kind,
         store: 0,
+        stamp: Default::default(),
     })
 }
 
@@ -252,6 +253,7 @@ pub fn scenario(
             customer: customer.clone(),
             kind,
             store: 0,
+            stamp: Default::default(),
         });
     }
     if !ascending {

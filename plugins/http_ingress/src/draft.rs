@@ -147,6 +147,7 @@ pub fn draft(
                 customer: customer.clone(),
                 kind,
                 store: 0,
+                stamp: Default::default(),
             });
             steps.push(TimedStep {
                 kind: name,

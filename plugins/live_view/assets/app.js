@@ -507,6 +507,16 @@
     return line;
   }
 
+  // The faults the sensor stages injected so far (`sensors:` on), out of the reports to send.
+  function showSensors(sensors) {
+    const line = el("div", "check-line sensors");
+    line.append("Sensors: ", bold(fmt.format(sensors.reports || 0)), " reports");
+    for (const name of ["thinned", "dropped", "duplicated", "reordered", "delayed", "noisy", "skewed", "missed_doors"]) {
+      if (sensors[name] > 0) line.append(" · ", bold(fmt.format(sensors[name])), ` ${name.replace("_", " ")}`);
+    }
+    return line;
+  }
+
   function showThresholds(thresholds) {
     const table = el("table", "thresholds");
     el("caption", null, "Thresholds", table);
@@ -539,6 +549,7 @@
       parts.push(el("div", "check-line gaps",
         `⚠ Subscription lost ${times}: replies sent meanwhile may count as missing`));
     }
+    if (checks.sensors) parts.push(showSensors(checks.sensors));
     const thresholds = checks.thresholds || [];
     if (thresholds.length) parts.push(showThresholds(thresholds));
     $("checks").replaceChildren(...parts);

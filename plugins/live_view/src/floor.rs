@@ -54,6 +54,11 @@ impl Floor {
     /// Applies a time-ordered batch that reached the sink when the clock read `now_ms`.
     pub fn apply(&mut self, batch: &[Event], now_ms: i64) {
         for event in batch {
+            if event.stamp.truth {
+                // The view shows what consumers observe; truth copies (sensors on) would draw
+                // every shopper twice.
+                continue;
+            }
             match event.kind {
                 EventKind::Enter => {
                     self.counts[0] += 1;
@@ -161,6 +166,7 @@ mod tests {
             customer: CustomerId::Number(id),
             kind,
             store: 0,
+            stamp: Default::default(),
         }
     }
 

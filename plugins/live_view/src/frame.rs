@@ -524,6 +524,7 @@ mod tests {
             moves: "customer/move".into(),
             exit: "door".into(),
             focus: None,
+            truth: Default::default(),
             per_store: Default::default(),
         };
         let clock = ClockDriver::virtual_at(0).clock();
@@ -544,12 +545,14 @@ mod tests {
                     customer: CustomerId::Number(7),
                     kind: EventKind::Move { x: 5, y: 45 },
                     store: 0,
+                    stamp: Default::default(),
                 },
                 Event {
                     due_ms: 1_000,
                     customer: CustomerId::parse("x"),
                     kind: EventKind::Enter,
                     store: 0,
+                    stamp: Default::default(),
                 },
             ],
             1_000,

@@ -103,6 +103,7 @@ mod tests {
                 customer: CustomerId::Number(id),
                 kind: EventKind::Enter,
                 store: 0,
+                stamp: Default::default(),
             })
             .collect();
         view.floor().apply(&batch, 0);

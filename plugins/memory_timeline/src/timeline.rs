@@ -108,6 +108,7 @@ mod tests {
             customer: CustomerId::Number(id),
             kind: EventKind::Enter,
             store: 0,
+            stamp: Default::default(),
         }
     }
 

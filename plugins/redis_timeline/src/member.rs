@@ -1,8 +1,10 @@
 //! How an event is stored in Redis: one sorted-set member (a string), scored by its due time.
 //!
-//! `<seq:12 hex><instance:16 hex><due ms>|[S<store>|]<kind>|<id>`: the store segment only for an
-//! event of a fleet's store other than the first (position > 0), so a one-store member is what
-//! it was before fleets; kind is `E`, `X`, `M<x>,<y>` or
+//! `<seq:12 hex><instance:16 hex><due ms>|[S<store>|][C<clock ms>|][T|]<kind>|<id>`: the store
+//! segment only for an event of a fleet's store other than the first (position > 0), so a
+//! one-store member is what it was before fleets; the clock (`C`) and truth (`T`) segments only
+//! for what the sensor stage marked ([`customersim_plugin_api::Stamp`]), so a member without
+//! sensors is what it was before them; kind is `E`, `X`, `M<x>,<y>` or
 //! `F<x>,<y>,<length>:<department>` (the length in bytes, so the name needs no escaping); id is
 //! `n<digits>` for a numeric id or `t<text>` for a text id (so `"007"` and `"7"` stay apart), and
 //! comes last so it needs no escaping. The instance's random id and its sequence number make every
@@ -16,7 +18,7 @@
 
 use std::sync::Arc;
 
-use customersim_plugin_api::{CustomerId, Event, EventKind, intern};
+use customersim_plugin_api::{CustomerId, Event, EventKind, Stamp, intern};
 
 /// Appends the member of `event`.
 pub(super) fn encode(out: &mut Vec<u8>, seq: u64, instance: &str, event: &Event) {
@@ -29,6 +31,12 @@ pub(super) fn encode(out: &mut Vec<u8>, seq: u64, instance: &str, event: &Event)
     );
     if event.store != 0 {
         let _ = write!(out, "S{}|", event.store);
+    }
+    if event.stamp.clock_ms != 0 {
+        let _ = write!(out, "C{}|", event.stamp.clock_ms);
+    }
+    if event.stamp.truth {
+        out.extend_from_slice(b"T|");
     }
     match event.kind {
         EventKind::Enter => out.push(b'E'),
@@ -66,6 +74,22 @@ pub(super) fn decode(member: &[u8]) -> Result<Event, String> {
         }
         None => (0, rest),
     };
+    let mut stamp = Stamp::default();
+    let rest = match rest.strip_prefix('C') {
+        Some(clock) => {
+            let (clock, rest) = clock.split_once('|').ok_or_else(bad)?;
+            stamp.clock_ms = clock.parse::<i32>().map_err(|_| bad())?;
+            rest
+        }
+        None => rest,
+    };
+    let rest = match rest.strip_prefix("T|") {
+        Some(rest) => {
+            stamp.truth = true;
+            rest
+        }
+        None => rest,
+    };
     if let Some(focus) = rest.strip_prefix('F') {
         // F<x>,<y>,<length>:<department>|<id>: the name may hold any character.
         let (x, focus) = focus.split_once(',').ok_or_else(bad)?;
@@ -83,6 +107,7 @@ pub(super) fn decode(member: &[u8]) -> Result<Event, String> {
                 y: y.parse().map_err(|_| bad())?,
             },
             store,
+            stamp,
         });
     }
     let (kind, id) = rest.split_once('|').ok_or_else(bad)?;
@@ -103,6 +128,7 @@ pub(super) fn decode(member: &[u8]) -> Result<Event, String> {
         customer: decode_id(id).ok_or_else(bad)?,
         kind,
         store,
+        stamp,
     })
 }
 
@@ -134,12 +160,14 @@ mod tests {
             customer: CustomerId::Number(997),
             kind: EventKind::Enter,
             store: 0,
+            stamp: Default::default(),
         });
         round_trip(Event {
             due_ms: -5,
             customer: CustomerId::parse("007"),
             kind: EventKind::Move { x: -2, y: 30 },
             store: 0,
+            stamp: Default::default(),
         });
         // A fleet's store other than the first keeps its position.
         round_trip(Event {
@@ -147,6 +175,7 @@ mod tests {
             customer: CustomerId::Number(49_000_000_001),
             kind: EventKind::Move { x: 1, y: 2 },
             store: 48,
+            stamp: Default::default(),
         });
         round_trip(Event {
             due_ms: 9,
@@ -157,12 +186,25 @@ mod tests {
                 y: 2,
             },
             store: 3,
+            stamp: Default::default(),
+        });
+        // What the sensor stage marked: a device clock behind, a truth copy.
+        round_trip(Event {
+            due_ms: 5_000,
+            customer: CustomerId::Number(3),
+            kind: EventKind::Move { x: 1, y: 2 },
+            store: 2,
+            stamp: Stamp {
+                clock_ms: -1_250,
+                truth: true,
+            },
         });
         round_trip(Event {
             due_ms: 0,
             customer: CustomerId::parse("a|b|\n ü"),
             kind: EventKind::Exit,
             store: 0,
+            stamp: Default::default(),
         });
         round_trip(Event {
             due_ms: 7,
@@ -173,6 +215,7 @@ mod tests {
                 y: -460,
             },
             store: 0,
+            stamp: Default::default(),
         });
         assert!(decode(b"00000000002a8000000000000abc12|F1,2,9:Women|n1").is_err());
         assert!(decode(b"short").is_err());
@@ -188,6 +231,7 @@ mod tests {
             customer,
             kind: EventKind::Enter,
             store: 0,
+            stamp: Default::default(),
         };
         encode(&mut a, 0, "8000000000000000", &event(CustomerId::Number(7)));
         encode(

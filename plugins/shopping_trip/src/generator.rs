@@ -649,6 +649,7 @@ impl Generator {
             customer: shopper.id.clone(),
             kind,
             store: 0,
+            stamp: Default::default(),
         });
         if kind == EventKind::Exit {
             self.leave(slot, at_ms);

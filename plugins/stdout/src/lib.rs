@@ -131,6 +131,7 @@ mod tests {
             customer: CustomerId::parse("997"),
             kind: EventKind::Move { x: 2, y: 3 },
             store: 0,
+            stamp: Default::default(),
         };
         write_line(&mut out, &Topics::default(), &event);
         assert_eq!(
@@ -168,6 +169,7 @@ mod tests {
                 customer: CustomerId::parse(&format!("shopper-{n}")),
                 kind: EventKind::Move { x: 2, y: 3 },
                 store: 0,
+                stamp: Default::default(),
             })
             .collect();
         let mut expected = Vec::new();
