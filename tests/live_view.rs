@@ -853,7 +853,7 @@ async fn the_checks_card_shows_each_rule_and_threshold_as_the_run_report_does() 
     let checks = format!(
         "expect:
   - name: coupons
-    on: focus
+    event: focus
     reply_topic: {prefix}/customer/prediction
     reply_field: customer.id
     within: 1s
