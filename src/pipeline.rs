@@ -14,9 +14,10 @@ use crate::metrics::CoreMetrics;
 use crate::plugin_api::clock::unix_now_us;
 use crate::plugin_api::host::{self, ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
 use crate::plugin_api::{
-    ArrivalRules, BrokerEndpoint, BuildContext, ClockOrigin, Fleet, KeptClock, MetricsRegistry,
-    OpenedTimeline, Plugin, PluginError, QueueMetrics, Role, Roster, SharedClock, Sink,
-    SinkContext, Source, SourceContext, TimelineBackend, TimelineContext, Watermark, derive_seed,
+    Announce, ArrivalRules, BrokerEndpoint, BuildContext, ClockOrigin, Fleet, FocusStage,
+    KeptClock, MetricsRegistry, OpenedTimeline, Plugin, PluginError, QueueMetrics, Role, Roster,
+    SharedClock, Sink, SinkContext, Source, SourceContext, StoreLayout, TimelineBackend,
+    TimelineContext, Watermark, derive_seed,
 };
 use crate::progress::RunProgress;
 use crate::registry;
@@ -336,6 +337,11 @@ impl Pipeline {
                 doors_close_ms,
                 seed: resolved.seed,
                 fleet: &resolved.fleet,
+                focus: config
+                    .topics
+                    .focus
+                    .is_some()
+                    .then(|| (resolved.layout.clone(), config.focus.announce)),
             },
         );
 
@@ -446,6 +452,11 @@ fn build_context(resolved: &ResolvedPipeline, metrics: MetricsRegistry) -> Build
         metrics,
     );
     cx.fleet = resolved.fleet.clone();
+    cx.focus = config
+        .topics
+        .focus
+        .is_some()
+        .then_some(config.focus.announce);
     if let Some(load) = &config.load {
         cx.set_load(load.plan());
     }
@@ -592,9 +603,13 @@ struct SourceShared<'a> {
     doors_close_ms: Option<i64>,
     seed: u64,
     fleet: &'a Fleet,
+    /// The store and the rule focus events follow, when they are on (`topics.focus`).
+    focus: Option<(StoreLayout, Announce)>,
 }
 
 /// Phase 4: one task per source, each with its own context; how each ends reaches the scheduler.
+/// Each source's events, scheduled or published at once, pass through its own chain of stages
+/// (focus), so its shoppers are followed in the order it hands them over, whatever the others do.
 fn spawn_sources(sources: Vec<(String, Box<dyn Source>)>, shared: &SourceShared) -> RunningSources {
     let progress = Arc::new(Notify::new());
     let (publisher, immediate) = host::publisher(64);
@@ -607,13 +622,19 @@ fn spawn_sources(sources: Vec<(String, Box<dyn Source>)>, shared: &SourceShared)
         if paces {
             watermarks.push(watermark.clone());
         }
+        let stages = host::stages(
+            shared
+                .focus
+                .as_ref()
+                .map(|(layout, announce)| FocusStage::new(layout.clone(), *announce)),
+        );
         let cx = SourceContext {
             clock: shared.driver.clock(),
-            schedule: host::schedule(shared.opened.timeline.clone()),
+            schedule: host::staged_schedule(shared.opened.timeline.clone(), stages.clone()),
             watermark: watermark.clone(),
             shutdown: shared.shutdown.signal(),
             end_run: shared.shutdown.end_run(),
-            publisher: publisher.clone(),
+            publisher: host::staged_publisher(&publisher, stages),
             roster: shared.roster.clone(),
             doors_close_ms: shared.doors_close_ms,
             seed: derive_seed(shared.seed, index as u64),

@@ -226,6 +226,18 @@ fn type_of(schema: &Value, definitions: &Value) -> String {
         .as_array()
         .or_else(|| schema["oneOf"].as_array())
     {
+        // Variants with doc comments come as a `const` each: name the values, as for `enum`.
+        let values: Option<Vec<String>> = options
+            .iter()
+            .map(|option| {
+                option
+                    .get("const")
+                    .map(|value| format!("`{}`", compact(value)))
+            })
+            .collect();
+        if let Some(values) = values {
+            return format!("one of {}", values.join(", "));
+        }
         let kinds: Vec<String> = options
             .iter()
             .map(|option| type_of(option, definitions))

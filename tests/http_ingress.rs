@@ -403,9 +403,13 @@ fn iso_ms(text: &str) -> i64 {
     iso_us(text).div_euclid(1000)
 }
 
-/// Microseconds since the epoch of `2026-11-28T01:03:42.197250Z`.
+/// Microseconds since the epoch of `2026-11-28T01:03:42.197250Z` (or `…+00:00`, as the
+/// original's drafts write it).
 fn iso_us(text: &str) -> i64 {
-    let (date, time) = text.trim_end_matches('Z').split_once('T').unwrap();
+    let utc = text
+        .strip_suffix("+00:00")
+        .unwrap_or_else(|| text.trim_end_matches('Z'));
+    let (date, time) = utc.split_once('T').unwrap();
     let parts: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
     let (year, month, day) = (parts[0], parts[1], parts[2]);
     let (hms, fraction) = time.split_once('.').unwrap_or((time, "0"));
@@ -810,6 +814,64 @@ print(json.dumps([(t - start) // timedelta(microseconds=1) for t in times]))
     // The focus moves are 7.5 s apart, and the step after them walks from the last one.
     assert_eq!(ours[3] - ours[2], 7_500_000);
     assert_eq!(ours[7] - ours[2], 37_500_000);
+}
+
+#[test]
+fn scenario_draft_answers_carry_microseconds_byte_for_byte_as_the_original() {
+    let _turn = TIMING.shared();
+    let server = Server::start(&config(1.0), &[], &[]);
+    // MOVE and FOCUS steps only: the original answers every step as a MOVE.
+    let body = r#"{"customer": {"customer_id": 12}, "path": [
+        {"type": "MOVE", "location": {"x": 3, "y": 4}},
+        {"type": "FOCUS", "location": {"x": 7, "y": 11}},
+        {"type": "move", "location": {"x": 0, "y": 0}}]}"#;
+    let mut starts = Vec::new();
+    for _ in 0..3 {
+        let answer = server.post("/scenario_draft", body);
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let expanded: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+        let first = expanded["path"][0]["timestamp"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let start_us = iso_us(&first);
+        starts.push(start_us);
+        // The original's expansion from the same instant, written as its pydantic model writes
+        // it: `json.dumps` of the expanded scenario, timestamps by `datetime.isoformat()`.
+        let script = r#"
+import json, math, sys
+from datetime import datetime, timedelta, timezone
+start = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=int(sys.argv[1]))
+draft = [("MOVE", 3, 4), ("FOCUS", 7, 11), ("MOVE", 0, 0)]
+path, at, before = [], start, None
+for kind, x, y in draft:
+    if before is not None:
+        at = at + timedelta(seconds=math.dist(before, (x, y)) * 0.03)
+    path.append({"type": "MOVE", "location": {"x": x, "y": y}, "timestamp": at.isoformat()})
+    if kind == "FOCUS":
+        for _ in range(5):
+            at = at + timedelta(seconds=30 / (5 - 1))
+            path.append({"type": "MOVE", "location": {"x": x, "y": y}, "timestamp": at.isoformat()})
+    before = (x, y)
+sys.stdout.write(json.dumps({"customer": {"customer_id": "12"}, "path": path}))
+"#;
+        let output = Command::new("python3")
+            .args(["-c", script, &start_us.to_string()])
+            .output()
+            .expect("python3 runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(answer.body, String::from_utf8(output.stdout).unwrap());
+    }
+    // The first step is 10 s after the simulated clock's microsecond, not a whole millisecond:
+    // three drafts all starting on one would be a one-in-a-billion chance.
+    assert!(
+        starts.iter().any(|us| us % 1000 != 0),
+        "drafts start on whole milliseconds: {starts:?}"
+    );
 }
 
 #[test]

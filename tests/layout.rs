@@ -471,6 +471,67 @@ fn a_day_in_the_demo_store_keeps_the_walking_rules_and_the_focus_rule() {
 }
 
 #[test]
+fn every_report_is_the_decision_services_announcements_event_for_event() {
+    // A simulated day of the demo with `focus.announce: every_report` (FOCUS_ANNOUNCE): the focus
+    // stream is what the demo's decision service announces from the move stream, every one of
+    // them, recomputed here on its own.
+    let plan = read_plan(&demo_config());
+    let lines = demo_day(&demo_config(), "21", &[("FOCUS_ANNOUNCE", "every_report")]);
+    let events: Vec<Published> = lines.iter().map(published).collect();
+    for (index, event) in events.iter().enumerate() {
+        if event.topic == "customer/focus" {
+            let previous = &events[index - 1];
+            assert_eq!(
+                (
+                    previous.topic.as_str(),
+                    previous.id,
+                    previous.ts,
+                    previous.at
+                ),
+                ("customer/move", event.id, event.ts, event.at),
+                "a focus follows the move that makes it"
+            );
+        }
+    }
+    let announced: Vec<Focus> = decision_service(&events, &plan)
+        .into_iter()
+        .map(|(focus, _)| focus)
+        .collect();
+    let actual: Vec<Focus> = events
+        .iter()
+        .filter(|e| e.topic == "customer/focus")
+        .map(|e| {
+            let (x, y) = e.at.unwrap();
+            (e.id, e.ts, e.dep.clone().unwrap(), x, y)
+        })
+        .collect();
+    assert!(actual.len() > 200, "{} focus events", actual.len());
+    assert_eq!(actual, announced, "event for event");
+    // The moves are the once-per-stay run's: only the announcements differ.
+    let once = demo_day(&demo_config(), "21", &[]);
+    let without_focus = |lines: &[Line]| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l.topic != "customer/focus")
+            .map(|l| format!("{} {}", l.topic, l.payload))
+            .collect()
+    };
+    assert_eq!(without_focus(&once), without_focus(&lines));
+    let once_focus = once.iter().filter(|l| l.topic == "customer/focus").count();
+    assert!(
+        actual.len() > once_focus,
+        "{} vs {once_focus}",
+        actual.len()
+    );
+    for (_, _, name, _, _) in &actual {
+        assert!(
+            ["Women", "Boys", "Girls", "Men", "Sport"].contains(&name.as_str()),
+            "a focus names {name}, which the demo's consumers do not know"
+        );
+    }
+}
+
+#[test]
 fn focus_events_are_off_without_a_focus_topic_and_change_nothing_else() {
     let with = demo_day(&demo_config(), "5", &[]);
     // The demo without its `topics.focus` line.
@@ -577,5 +638,53 @@ fn focus_on_without_a_department_it_may_name_is_warned_about() {
         !String::from_utf8_lossy(&output.stderr).contains("no focus event"),
         "{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_bad_focus_announce_exits_2_naming_the_key_and_one_without_a_topic_is_warned_about() {
+    let (_config, config) = temp_file(
+        "announce.yaml",
+        "focus: {announce: twice}
+sources: [{type: random_walk}]
+sinks: [{type: stdout}]
+",
+    );
+    let output = command()
+        .args(["validate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("focus.announce") && stderr.contains("every_report"),
+        "{stderr}"
+    );
+    let (_plain, plain) = temp_file(
+        "announce-env.yaml",
+        "sources: [{type: random_walk}]\nsinks: [{type: stdout}]\n",
+    );
+    let output = command()
+        .args(["validate", "--config"])
+        .arg(&plain)
+        .env("FOCUS_ANNOUNCE", "sometimes")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("FOCUS_ANNOUNCE"), "{stderr}");
+    let (_quiet, quiet) = temp_file(
+        "announce-no-topic.yaml",
+        "focus: {announce: every_report}
+sources: [{type: random_walk}]
+sinks: [{type: stdout}]
+",
+    );
+    let output = run_ok(command().args(["validate", "--config"]).arg(&quiet));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("focus.announce is every_report but topics.focus"),
+        "{stderr}"
     );
 }

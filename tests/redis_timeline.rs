@@ -152,6 +152,95 @@ fn one_generator_and_two_workers_publish_the_memory_stream_exactly_once() {
     assert!(union == expected, "the union differs from the memory run");
 }
 
+/// The demo store's `store:` section (departments, rooms with `focus: false`), as JSON.
+fn demo_store() -> String {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/retail-demo.yaml"
+    ))
+    .unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    serde_json::to_string(&doc["store"]).unwrap()
+}
+
+#[test]
+fn focus_is_made_once_by_the_generating_instance_and_published_once() {
+    // Focus events are made where the events are scheduled (the generator's focus stage), before
+    // the shared timeline: the workers publish them as any other event, none twice, none lost.
+    let focus = format!(
+        "store: {}\ntopics: {{focus: customer/focus}}\n",
+        demo_store()
+    );
+    let generator = |backend: &str, namespace: &str| {
+        format!(
+            "{focus}{}",
+            generator_yaml(backend, namespace, "").replace(
+                "average_in_store: 40\n",
+                "average_in_store: 40\n    mean_dwell: 5s\n"
+            )
+        )
+    };
+    let memory = temp_file("memory-focus.yaml", &generator("memory", "unused"));
+    let expected = sorted(
+        &run_ok(
+            customersim()
+                .args(["run", "--speed", "max", "--config"])
+                .arg(&memory),
+        )
+        .stdout,
+    );
+    let focuses = expected
+        .iter()
+        .filter(|line| line.starts_with("customer/focus "))
+        .count();
+    assert!(focuses > 50, "{focuses} focus events");
+    let namespace = Namespace::new("focus");
+    let worker = temp_file(
+        "worker-focus.yaml",
+        &format!("{focus}{}", worker_yaml(namespace.name(), "")),
+    );
+    let workers = [start(&worker, true), start(&worker, true)];
+    namespace.wait_instances(2);
+    let config = temp_file(
+        "generator-focus.yaml",
+        &generator("redis", namespace.name()),
+    );
+    let generated = run_ok(customersim().args(["run", "--config"]).arg(&config));
+    namespace.wait_drained(Duration::from_secs(20));
+    let mut union = sorted(&generated.stdout);
+    let mut shares = vec![count_focus(&union)];
+    for worker in workers {
+        let (stdout, _) = stop(worker);
+        let lines = sorted(&stdout);
+        shares.push(count_focus(&lines));
+        union.extend(lines);
+    }
+    union.sort();
+    let duplicates: Vec<_> = count(&union)
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .take(5)
+        .collect();
+    assert!(duplicates.is_empty(), "published twice: {duplicates:?}");
+    assert_eq!(
+        count_focus(&union),
+        focuses,
+        "focus events by instance: {shares:?}"
+    );
+    assert!(
+        shares[1..].iter().all(|share| *share > 0),
+        "the workers publish focus events too: {shares:?}"
+    );
+    assert!(union == expected, "the union differs from the memory run");
+}
+
+fn count_focus(lines: &[String]) -> usize {
+    lines
+        .iter()
+        .filter(|line| line.starts_with("customer/focus "))
+        .count()
+}
+
 #[test]
 fn a_worker_killed_while_holding_a_lease_loses_nothing() {
     let expected = memory_stream();

@@ -137,16 +137,17 @@ fn demanding_responder(broker: ResponderBroker, prefix: &str) -> Responder {
     options.delay = Duration::from_millis(30);
     options.skip_every = 5;
     options.late_every = 7;
-    options.late_delay = Duration::from_millis(2_500);
+    options.late_delay = Duration::from_secs(8);
     options.invalid_every = 4;
     options.unmatched_every = 6;
     Responder::start(broker, options)
 }
 
-/// The rule of these tests: in time within 1 s, late until 5 s.
+/// The rule of these tests: in time within 4 s, late until 12 s (wide: a busy machine delays
+/// a 30 ms answer by a second or more; the late ones wait 8 s).
 fn rule(prefix: &str, thresholds: &str) -> String {
     format!(
-        "expect:\n  - name: coupons\n    event: focus\n    reply_topic: {prefix}/customer/prediction\n    reply_field: customer.id\n    within: 1s\n    grace: 4s\n{}",
+        "expect:\n  - name: coupons\n    event: focus\n    reply_topic: {prefix}/customer/prediction\n    reply_field: customer.id\n    within: 4s\n    grace: 8s\n{}",
         if thresholds.is_empty() {
             String::new()
         } else {
@@ -177,16 +178,16 @@ fn assert_counts_match(report: &Value, tally: &Tally) {
     let latency = &rule["latency_seconds"];
     let p50 = latency["p50"].as_f64().unwrap();
     let max = latency["max"].as_f64().unwrap();
-    // Every answer waited at least 30 ms; the late ones 2.5 s, and none took the 5 s window.
-    assert!((0.03..1.0).contains(&p50), "{latency}");
-    assert!((2.5..5.0).contains(&max), "{latency}");
+    // Every answer waited at least 30 ms; the late ones 8 s, and none took the 12 s window.
+    assert!((0.03..4.0).contains(&p50), "{latency}");
+    assert!((8.0..12.0).contains(&max), "{latency}");
 }
 
 #[test]
 fn mqtt_replies_are_counted_as_the_responder_sent_them_and_a_breached_threshold_exits_99() {
     let prefix = unique_prefix("mqtt");
     let responder = demanding_responder(ResponderBroker::local_mqtt(), &prefix);
-    let thresholds = "  replies_missing: [\"rate < 0.5\"]\n  replies_invalid: [\"count == 0\"]\n  reply_latency: [\"p(50) < 1s\"]\n";
+    let thresholds = "  replies_missing: [\"rate < 0.5\"]\n  replies_invalid: [\"count == 0\"]\n  reply_latency: [\"p(50) < 4s\"]\n";
     let config = demo_config(
         &prefix,
         "{type: mqtt, host: 127.0.0.1, qos: 1}",

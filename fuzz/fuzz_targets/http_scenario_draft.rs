@@ -1,4 +1,4 @@
-//! `POST /scenario_draft` bodies: the first 8 bytes are "now" (clamped to years 1 to 9999), the
+//! `POST /scenario_draft` bodies: the first 8 bytes are "now" in µs (clamped to years 1 to 9999), the
 //! rest is the body. No input may panic; a refusal is a 4xx; an accepted draft has at most
 //! `max_events` events, in time order, within years 1 to 9999, answered step for step.
 #![no_main]
@@ -13,13 +13,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let (head, body) = data.split_at(8);
-    let now = i64::from_le_bytes(head.try_into().unwrap()).clamp(*YEARS.start(), *YEARS.end());
+    let now_us = i64::from_le_bytes(head.try_into().unwrap())
+        .clamp(*YEARS.start() * 1000, *YEARS.end() * 1000 + 999);
     let doors = Doors {
         entrance: (0, 0),
         exit: (5, 9),
     };
     let limits = Limits { max_events: 64 };
-    match draft(body, now, doors, &limits) {
+    match draft(body, now_us, doors, &limits) {
         Ok(expanded) => {
             assert!(expanded.events.len() <= limits.max_events);
             assert_eq!(expanded.events.len(), expanded.steps.len());
@@ -30,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(YEARS.contains(&event.due_ms), "{event:?}");
                 let _ = event.payload();
             }
+            let _ = expanded.answer();
         }
         Err(refused) => assert!((400..500).contains(&refused.status()), "{refused:?}"),
     }

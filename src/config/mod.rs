@@ -226,6 +226,13 @@ pub fn resolve_text(
              a focus (there is none, or each has `focus: false`): no focus event will be published"
         );
     }
+    if config.topics.focus.is_none() && config.focus != FocusConfig::default() {
+        tracing::warn!(
+            "{origin}: focus.announce is {} but topics.focus (FOCUS_TOPIC) is unset: no focus \
+             event will be published",
+            config.focus.announce.as_str()
+        );
+    }
     let fleet = fleet_of(&config, env, flags).map_err(|why| match why {
         FleetError::Shard(why) => ConfigError(why),
         FleetError::Key(why) => ConfigError(format!("{origin}: {why}")),

@@ -56,6 +56,12 @@ pub const CORE_ENV: &[EnvOverride] = &[
         help: "topic of ground-truth focus events, which it turns on (the recommendation service uses customer/focus)",
     },
     EnvOverride {
+        var: "FOCUS_ANNOUNCE",
+        key: "focus.announce",
+        kind: EnvKind::Text,
+        help: "when focus events are announced: once_per_stay, or every_report as the demo's decision service (default once_per_stay)",
+    },
+    EnvOverride {
         var: "TIMELINE_BACKEND",
         key: "timeline.backend",
         kind: EnvKind::Text,

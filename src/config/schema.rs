@@ -16,8 +16,8 @@ use crate::verdict::rules::{DeliveryCheckConfig, ExpectConfig};
 use serde_json::{Map, Value, json};
 
 use super::types::{
-    ConsumeFrom, FleetConfig, LoadConfig, SimulationConfig, Speed, Start, StoreConfig, StoreList,
-    TimelineConfig,
+    ConsumeFrom, FleetConfig, FocusConfig, LoadConfig, SimulationConfig, Speed, Start, StoreConfig,
+    StoreList, TimelineConfig,
 };
 use crate::plugin_api::{Plugin, Role, Shard, Sink, Source, TimelineBackend, Topics, registered};
 
@@ -37,6 +37,7 @@ pub fn pipeline_schema() -> Value {
         "simulation": described(generator.subschema_for::<SimulationConfig>(), "Seed, speed, start and length of the simulated time."),
         "store": described(generator.subschema_for::<StoreConfig>(), "The store's floor plan: extent, walking grid, doors and zones."),
         "topics": described(generator.subschema_for::<Topics>(), "Topics of enter, move, exit and focus events."),
+        "focus": described(generator.subschema_for::<FocusConfig>(), "How focus events (on when `topics.focus` is set) are announced."),
         "fleet": described(generator.subschema_for::<FleetConfig>(), "A chain of stores of this layout, each with its own shoppers; absent: one store."),
         "shard": generator.subschema_for::<Shard>(),
         "timeline": timeline(&mut generator),

@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::plugin_api::{
-    LayoutSpec, LoadPlan, LoadStage, MAX_STORES, Shard, Topics, Zone, duration,
+    Announce, LayoutSpec, LoadPlan, LoadStage, MAX_STORES, Shard, Topics, Zone, duration,
 };
 
 /// The whole pipeline file.
@@ -25,6 +25,9 @@ pub struct PipelineConfig {
     /// Topics of enter, move and exit events.
     #[serde(default)]
     pub topics: Topics,
+    /// How focus events (on when `topics.focus` is set) are announced.
+    #[serde(default, skip_serializing_if = "FocusConfig::is_default")]
+    pub focus: FocusConfig,
     /// A chain of stores of this layout, each with its own shoppers; absent: one store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetConfig>,
@@ -160,6 +163,24 @@ impl LoadConfig {
                 .collect(),
             ms(self.ramp),
         )
+    }
+}
+
+/// `focus:`: the rule of the focus events every source's moves make (`topics.focus` is their
+/// topic and turns them on).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FocusConfig {
+    /// `once_per_stay`: one focus per department stay, at its 3rd report in a row.
+    /// `every_report`: the demo decision service's announcements, at the 3rd report in a row and
+    /// at every further report of the stay, the count kept across visits.
+    #[serde(default)]
+    pub announce: Announce,
+}
+
+impl FocusConfig {
+    fn is_default(&self) -> bool {
+        *self == FocusConfig::default()
     }
 }
 

@@ -14,10 +14,8 @@ use rand::RngCore;
 
 use crate::arrivals::{ArrivalRules, Entrance, QueueMetrics, QueueStats};
 use crate::error::PluginError;
-use crate::event::{CustomerId, Event, EventKind, intern};
+use crate::event::{CustomerId, Event};
 use crate::fleet::{StoreIndex, generated_id};
-use crate::focus::FocusTracker;
-use crate::layout::StoreLayout;
 use crate::load::{LoadAction, LoadFollower};
 use crate::roster::Roster;
 use crate::source::SourceContext;
@@ -51,8 +49,9 @@ pub trait Generate: Send {
     /// has, and the follower would soon miss them. Returns `false` (changing nothing) for a
     /// shopper that cannot be sent home now (one just entering).
     fn send_home(&mut self, slot: u32, at_ms: i64) -> bool;
-    /// Appends the event due at `due_ms` of the shopper in `slot` (and any event it makes, such
-    /// as a focus) to `out` and plans the shopper's next one; returns how many it appended.
+    /// Appends the event due at `due_ms` of the shopper in `slot` to `out` and plans the
+    /// shopper's next one; returns how many it appended. (Focus events are not the model's: the
+    /// focus stage derives them from every source's moves, [`crate::stages`].)
     fn act(&mut self, slot: u32, due_ms: i64, out: &mut Vec<Event>) -> usize;
 
     /// When the next shopper arrives; `None` once arrivals stopped.
@@ -369,44 +368,6 @@ pub fn arriving_customer(
         Some(roster) => roster.admit(store, rng),
         None => Some(generated_id(number, prefix)),
     }
-}
-
-/// Appends `customer`'s event of `kind` at `due_ms` to `out` and, when `focus` is given and the
-/// event is a move that is the shopper's 3rd report in a row inside one department (the
-/// consumers' rule, [`FocusTracker`]), the focus event right after it, at the same time. Returns
-/// how many events it appended.
-pub fn push_report(
-    out: &mut Vec<Event>,
-    due_ms: i64,
-    customer: &CustomerId,
-    kind: EventKind,
-    focus: Option<(&mut FocusTracker, &StoreLayout)>,
-) -> usize {
-    let focus = match (kind, focus) {
-        (EventKind::Move { x, y }, Some((tracker, layout))) => {
-            // A published position is a cell centre: its department is the cell's.
-            let department = u32::try_from(x)
-                .ok()
-                .zip(u32::try_from(y).ok())
-                .and_then(|(x, y)| layout.cell_of(x, y))
-                .and_then(|(col, row)| layout.focus_department_at_cell(col, row));
-            tracker.observe(department).then(|| EventKind::Focus {
-                dep: intern(&layout.zones()[department.expect("a focus is in one")].name),
-                x,
-                y,
-            })
-        }
-        _ => None,
-    };
-    for kind in [Some(kind), focus].into_iter().flatten() {
-        out.push(Event {
-            due_ms,
-            customer: customer.clone(),
-            kind,
-            store: 0,
-        });
-    }
-    1 + usize::from(focus.is_some())
 }
 
 /// One shopper model per store this process runs, driven as one: each call generates every

@@ -23,6 +23,10 @@ pub struct BuildContext {
     pub topics: Topics,
     /// The stores of the pipeline and the shard this process runs (one store without `fleet:`).
     pub fleet: Fleet,
+    /// How focus events are announced when the pipeline makes them (`topics.focus` set), else
+    /// `None`: a source that models what its shoppers publish (load stages) counts them with a
+    /// [`crate::FocusStage`] of this rule.
+    pub focus: Option<crate::focus::Announce>,
     /// The run's seed (derive per-use seeds with [`crate::derive_seed`]).
     pub seed: u64,
     /// Folder of the config file; relative paths in plugin configs resolve against it.
@@ -52,6 +56,7 @@ impl BuildContext {
             store,
             topics,
             fleet: Fleet::single(),
+            focus: None,
             seed,
             config_dir,
             metrics,

@@ -153,6 +153,19 @@ impl Clock {
         }
     }
 
+    /// The current simulated instant in microseconds: [`Clock::now_ms`] with the microseconds a
+    /// scaled clock has (a virtual one moves in whole milliseconds). For answers that carry them,
+    /// as the original service's clock did.
+    pub fn now_us(&self) -> i64 {
+        match &self.0.pace {
+            Pace::Scaled { wall_origin, speed } => {
+                let elapsed = wall_origin.elapsed().as_nanos() as f64 * speed / 1_000.0;
+                self.0.origin_ms.saturating_mul(1000) + elapsed as i64
+            }
+            Pace::Virtual { now_ms, .. } => now_ms.load(Ordering::Acquire).saturating_mul(1000),
+        }
+    }
+
     /// The wall-clock instant at which simulated time reaches `at_ms` (`None` for a virtual clock).
     pub fn wall_deadline(&self, at_ms: i64) -> Option<Instant> {
         match &self.0.pace {

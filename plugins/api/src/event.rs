@@ -212,8 +212,8 @@ fn default_exit_topic() -> String {
     "customer/exit".into()
 }
 
-/// Where a focus event goes when one reaches a sink of a pipeline without `topics.focus` (sources
-/// only generate them when it is set; a timeline shared with a pipeline that sets it may carry
+/// Where a focus event goes when one reaches a sink of a pipeline without `topics.focus` (the focus
+/// stage only makes them when it is set; a timeline shared with a pipeline that sets it may carry
 /// them): the recommendation service's topic.
 pub const FALLBACK_FOCUS_TOPIC: &str = "customer/focus";
 

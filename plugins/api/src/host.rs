@@ -13,8 +13,10 @@ pub use crate::presence::PresenceRecorder;
 pub use crate::publisher::ImmediateBatch;
 
 use crate::build::BuildContext;
+use crate::focus::FocusStage;
 use crate::publisher::Publisher;
 use crate::shutdown::{EndRun, ShutdownSignal};
+use crate::stages::Stages;
 use crate::timeline::{Schedule, Timeline};
 use crate::watermark::Watermark;
 
@@ -60,9 +62,26 @@ pub fn watermark(initial_ms: i64, progress: Arc<Notify>) -> Watermark {
     Watermark::new(initial_ms, progress)
 }
 
-/// The schedule-only handle sources get to `timeline`.
+/// The schedule-only handle sources get to `timeline`, with no stage in between (test harnesses
+/// that run a plugin on its own; a run gives each source [`staged_schedule`]).
 pub fn schedule(timeline: Arc<dyn Timeline>) -> Schedule {
-    Schedule(timeline)
+    Schedule::new(timeline, Stages::default())
+}
+
+/// One source's chain of stages: the focus stage when focus events are on.
+pub fn stages(focus: Option<FocusStage>) -> Stages {
+    Stages::new(focus)
+}
+
+/// The schedule-only handle one source gets to `timeline`: its events pass through `stages`.
+pub fn staged_schedule(timeline: Arc<dyn Timeline>, stages: Stages) -> Schedule {
+    Schedule::new(timeline, stages)
+}
+
+/// `publisher` for one source: its events pass through `stages` (the same chain as its
+/// [`staged_schedule`], so moves published at once and scheduled ones count together).
+pub fn staged_publisher(publisher: &Publisher, stages: Stages) -> Publisher {
+    publisher.through(stages)
 }
 
 /// The presence table plugins asked for while they were built, if any.

@@ -74,7 +74,9 @@
 //! - [`load`]: load stages ([`LoadPlan`]), target events per second over time, and how the
 //!   shopper sources meet them: Little's law on what one shopper makes ([`ShopperRate`]), the
 //!   crowd planned per store ([`PopulationPlan`]) and steered along it ([`LoadFollower`]).
-//! - [`focus`]: ground truth of the consumers' focus rule ([`FocusTracker`]).
+//! - [`focus`]: ground truth of the consumers' focus rule ([`FocusTracker`]), derived from every
+//!   source's moves by the [`FocusStage`]; [`stages`]: the chain of stages every event passes
+//!   through between its source and the timeline.
 //! - [`fleet`]: a chain of stores ([`Fleet`]) and the shard of it a process runs ([`Shard`]):
 //!   per-store seeds, generated ids unique across the fleet, home stores of listed customers.
 //! - [`layout`]: the store's floor plan ([`StoreLayout`]): coordinate space, zones (departments,
@@ -115,13 +117,14 @@ pub mod secret;
 pub mod shutdown;
 pub mod sink;
 pub mod source;
+pub mod stages;
 pub mod subscribe;
 pub mod timeline;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod watermark;
 
-pub use ahead::{Crowd, Gate, Generate, arriving_customer, push_report, run_ahead};
+pub use ahead::{Crowd, Gate, Generate, arriving_customer, run_ahead};
 pub use arrivals::{
     Admission, ArrivalProcess, ArrivalRules, ArrivalsConfig, Entrance, QueueMetrics, QueueStats,
 };
@@ -134,7 +137,7 @@ pub use env::{EnvKind, EnvOverride};
 pub use error::{PluginError, excerpt};
 pub use event::{CustomerId, Event, EventKind, ResolvedTopic, STORE_PLACEHOLDER, Topics, intern};
 pub use fleet::{Fleet, MAX_STORES, Shard, StoreIndex};
-pub use focus::FocusTracker;
+pub use focus::{Announce, FocusStage, FocusTracker};
 pub use layout::{DistanceField, LayoutError, LayoutSpec, StoreLayout, Zone, ZoneKind};
 pub use load::{
     LoadFollower, LoadPlan, LoadShare, LoadStage, PopulationPlan, ShopperRate, StageWindow,
@@ -155,6 +158,7 @@ pub use secret::{CredentialUrl, Secret};
 pub use shutdown::{EndRun, ShutdownSignal};
 pub use sink::{LiveChecks, Sink, SinkConfig, SinkContext};
 pub use source::{Source, SourceConfig, SourceContext};
+pub use stages::Stages;
 pub use subscribe::{Heard, Message, Subscriber};
 pub use timeline::{
     Claim, KeptClock, OpenedTimeline, Schedule, SharedClock, Timeline, TimelineBackend,

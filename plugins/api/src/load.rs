@@ -615,6 +615,7 @@ pub struct Measured {
 pub fn measure_shoppers<G: crate::ahead::Generate>(
     generator: &mut G,
     visits: usize,
+    mut focus: Option<crate::focus::FocusStage>,
 ) -> Option<Measured> {
     use std::collections::HashMap;
 
@@ -635,6 +636,10 @@ pub fn measure_shoppers<G: crate::ahead::Generate>(
         horizon += 60_000;
         out.clear();
         generator.generate(horizon, &mut out, usize::MAX);
+        // The focus events the pipeline's stage adds count as the shoppers' too.
+        if let Some(stage) = &mut focus {
+            out = stage.apply(std::mem::take(&mut out), None);
+        }
         for event in &out {
             seen += 1;
             match event.kind {

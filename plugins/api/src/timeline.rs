@@ -15,6 +15,7 @@ use crate::error::PluginError;
 use crate::event::Event;
 use crate::plugin::PluginConfig;
 use crate::shutdown::ShutdownSignal;
+use crate::stages::{Stages, StagesUndo};
 
 /// Why a timeline operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -85,13 +86,32 @@ pub trait Timeline: Send + Sync {
 }
 
 /// What a source may do with the timeline: add events. Claiming and acknowledging are the core's.
+/// Events pass through the source's [`Stages`] (focus) on their way.
 #[derive(Clone)]
-pub struct Schedule(pub(crate) Arc<dyn Timeline>);
+pub struct Schedule {
+    timeline: Arc<dyn Timeline>,
+    stages: Stages,
+}
 
 impl Schedule {
-    /// Adds events; each is published at its `due_ms`.
+    /// A handle that adds to `timeline` through `stages` (see [`crate::host::schedule`]).
+    pub(crate) fn new(timeline: Arc<dyn Timeline>, stages: Stages) -> Schedule {
+        Schedule { timeline, stages }
+    }
+
+    /// Adds events; each is published at its `due_ms`. Refused, it leaves no trace: the stages
+    /// forget what these events taught them.
     pub async fn schedule(&self, events: Vec<Event>) -> Result<(), TimelineError> {
-        self.0.schedule(events).await
+        if self.stages.is_empty() {
+            return self.timeline.schedule(events).await;
+        }
+        let mut undo = StagesUndo::default();
+        let events = self.stages.apply(events, Some(&mut undo));
+        let scheduled = self.timeline.schedule(events).await;
+        if scheduled.is_err() {
+            self.stages.undo(undo);
+        }
+        scheduled
     }
 
     /// Adds events, retrying with backoff (200 ms to 5 s) while the backend is unavailable (a shared
@@ -103,10 +123,12 @@ impl Schedule {
         who: &str,
         shutdown: &ShutdownSignal,
     ) -> Result<bool, PluginError> {
+        // Staged once: the retries write the same events.
+        let events = self.stages.apply(events, None);
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         let mut announced = false;
         loop {
-            match self.0.schedule(events.clone()).await {
+            match self.timeline.schedule(events.clone()).await {
                 Ok(()) => {
                     if announced {
                         tracing::info!("{who}: the timeline takes events again");

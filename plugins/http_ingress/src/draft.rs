@@ -3,13 +3,15 @@
 //! The original service's draft endpoint: the first step is 10 s from now, each next one follows
 //! after walking the straight line from the previous place, and a `FOCUS` step stays in place
 //! with 5 extra moves 7.5 s apart. The arithmetic is the original's, step for step: its clock
-//! counts microseconds and rounds each walk as Python's `timedelta` does, so replays of its
-//! drafts come out at the same instants. The body is read as a [`Scenario`](crate::body::Scenario) like a
+//! counts microseconds (a draft starts at the simulated clock's microsecond, not on a whole
+//! millisecond) and rounds each walk as Python's `timedelta` does, so replays of its drafts come
+//! out at the same instants. The answer is written as the original wrote it (pydantic's `.json()`:
+//! `json.dumps` spacing, timestamps as `datetime.isoformat()`, `…T10:00:10.123456+00:00`). The body is read as a [`Scenario`](crate::body::Scenario) like a
 //! `/scenario` body; what differs (locations taken from the door, timing, the answer echoing the
 //! expanded path as a valid `/scenario` body) lives here.
 
+use customersim_plugin_api::json::write_str;
 use customersim_plugin_api::{Event, EventKind};
-use serde::Serialize;
 
 use crate::body::{BodyError, Limits, Scenario, invalid, parse};
 use crate::values::{MAX_MS, StepType, format_us};
@@ -28,16 +30,17 @@ pub const FOCUS_MOVES: i64 = 5;
 pub const FOCUS_GAP_US: i64 = 7_500_000;
 
 /// A step of an expanded draft, as `/scenario_draft` answers it (a valid `/scenario` body).
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct TimedStep {
-    #[serde(rename = "type")]
+    /// `ENTER`, `MOVE` or `EXIT`.
     pub kind: &'static str,
     pub location: TimedLocation,
+    /// [`format_us`] of the step's instant.
     pub timestamp: String,
 }
 
 /// Where a [`TimedStep`] happens.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct TimedLocation {
     pub x: i64,
     pub y: i64,
@@ -73,14 +76,14 @@ impl Doors {
 }
 
 /// Times the steps of a `/scenario_draft` body as the original did, step for step: the first at
-/// `now_ms` + 10 s, each next one after walking the straight line from the previous place at
+/// `now_us` (the simulated clock, in microseconds) + 10 s, each next one after walking the straight line from the previous place at
 /// 0.03 s per unit (rounded to the microsecond as Python's `timedelta` rounds); a FOCUS step is a
 /// move followed by 5 moves in place 7.5 s apart. ENTER and EXIT steps without a location are at
 /// the entrance and the exit. Refused: more than `limits.max_events` events, a step that would
 /// fall outside years 1 to 9999.
 pub fn draft(
     body: &[u8],
-    now_ms: i64,
+    now_us: i64,
     doors: Doors,
     limits: &Limits,
 ) -> Result<Expanded, BodyError> {
@@ -95,9 +98,8 @@ pub fn draft(
         ))
     };
     // The original's clock has microseconds; published instants are its milliseconds.
-    let mut clock_us = now_ms
-        .checked_mul(1000)
-        .and_then(|us| us.checked_add(DRAFT_START_DELAY_US))
+    let mut clock_us = now_us
+        .checked_add(DRAFT_START_DELAY_US)
         .filter(|us| us.div_euclid(1000) <= MAX_MS)
         .ok_or_else(|| too_late(0))?;
     let mut previous: Option<(i64, i64)> = None;
@@ -164,6 +166,34 @@ pub fn draft(
     })
 }
 
+impl Expanded {
+    /// The answer of `/scenario_draft`, byte for byte as the original's (pydantic's `.json()` of
+    /// the expanded scenario): `{"customer": {"customer_id": "3"}, "path": [{"type": "MOVE",
+    /// "location": {"x": 1, "y": 2}, "timestamp": "2021-01-01T00:00:10.123456+00:00"}]}`.
+    pub fn answer(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.steps.len() * 96);
+        out.extend_from_slice(b"{\"customer\": {\"customer_id\": ");
+        write_str(&mut out, &self.customer);
+        out.extend_from_slice(b"}, \"path\": [");
+        for (index, step) in self.steps.iter().enumerate() {
+            if index > 0 {
+                out.extend_from_slice(b", ");
+            }
+            out.extend_from_slice(b"{\"type\": ");
+            write_str(&mut out, step.kind);
+            out.extend_from_slice(b", \"location\": {\"x\": ");
+            out.extend_from_slice(step.location.x.to_string().as_bytes());
+            out.extend_from_slice(b", \"y\": ");
+            out.extend_from_slice(step.location.y.to_string().as_bytes());
+            out.extend_from_slice(b"}, \"timestamp\": ");
+            write_str(&mut out, &step.timestamp);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+        out
+    }
+}
+
 /// The straight-line distance between two places (Python's `math.dist`): exact differences
 /// (no wrapping, whatever the coordinates), and the correctly rounded square root whenever the
 /// sum of squares is exact in an `f64`, as it is for any store-sized coordinates.
@@ -203,7 +233,12 @@ mod tests {
     use crate::body::tests::{body, message, step};
 
     fn expand(body: &[u8], now_ms: i64) -> Result<Expanded, BodyError> {
-        draft(body, now_ms, Doors::single((0, 0)), &Limits::default())
+        draft(
+            body,
+            now_ms * 1000,
+            Doors::single((0, 0)),
+            &Limits::default(),
+        )
     }
 
     #[test]
@@ -243,6 +278,41 @@ mod tests {
             0,
         ));
         assert!(why.starts_with("path[0].location: missing"), "{why}");
+    }
+
+    #[test]
+    fn answers_carry_microseconds_as_the_original_wrote_them() {
+        assert_eq!(
+            format_us(1_609_459_210_123_456),
+            "2021-01-01T00:00:10.123456+00:00"
+        );
+        assert_eq!(
+            format_us(1_609_459_210_000_000),
+            "2021-01-01T00:00:10+00:00"
+        );
+        assert_eq!(
+            format_us(1_609_459_210_000_050),
+            "2021-01-01T00:00:10.000050+00:00"
+        );
+        assert_eq!(
+            format_us(-62_135_596_800_000_000),
+            "0001-01-01T00:00:00+00:00"
+        );
+        let body = br#"{"customer": {"customer_id": 3}, "path": [{"type": "enter"}, {"type": "move", "location": {"x": 3, "y": 4}}]}"#;
+        // The clock's microseconds carry over to every step.
+        let expanded = draft(
+            body,
+            1_609_459_200_123_456,
+            Doors::single((0, 0)),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(expanded.answer()).unwrap(),
+            r#"{"customer": {"customer_id": "3"}, "path": [{"type": "ENTER", "location": {"x": 0, "y": 0}, "timestamp": "2021-01-01T00:00:10.123456+00:00"}, {"type": "MOVE", "location": {"x": 3, "y": 4}, "timestamp": "2021-01-01T00:00:10.273456+00:00"}]}"#
+        );
+        let dues: Vec<i64> = expanded.events.iter().map(|e| e.due_ms).collect();
+        assert_eq!(dues, [1_609_459_210_123, 1_609_459_210_273]);
     }
 
     #[test]

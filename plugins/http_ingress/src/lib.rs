@@ -30,7 +30,9 @@
 //! - `POST /scenario_draft`: the same body without timestamps; the first step is 10 s from now,
 //!   each next one after walking there at 0.03 s per coordinate unit, and a `FOCUS` step adds 5
 //!   moves in place 7.5 s apart (the original's `30 / (5 - 1)`), timed to the microsecond as the
-//!   original did. Answers the expanded scenario (a valid `/scenario` body).
+//!   original did, from the clock's microsecond. Answers the expanded scenario (a valid
+//!   `/scenario` body) in the original's bytes: `json.dumps` spacing, timestamps as Python's
+//!   `isoformat()` (`2021-01-01T00:00:10.123456+00:00`).
 //! - `GET /state` (who is inside, where, since when), `GET /health` (`OK`), `GET /metrics`
 //!   (Prometheus text of the whole process, with `http_requests_total` by route and status).
 //!

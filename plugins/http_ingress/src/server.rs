@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::MAX_BODY_BYTES;
 use crate::backlog::{Backlog, Refusal};
 use crate::body::{self, BodyError, Limits, ProduceKind};
-use crate::draft::{self, TimedStep};
+use crate::draft;
 use crate::state;
 use crate::values::{excerpt, format_ms};
 
@@ -348,28 +348,12 @@ async fn schedule(
     Ok(())
 }
 
-/// The answer of `/scenario_draft`: the expanded scenario.
-#[derive(Serialize)]
-struct ExpandedScenario<'a> {
-    customer: ExpandedCustomer<'a>,
-    path: &'a [TimedStep],
-}
-
-#[derive(Serialize)]
-struct ExpandedCustomer<'a> {
-    customer_id: &'a str,
-}
-
 async fn scenario_draft(State(state): Shared, Body(body): Body) -> Result<Response, ApiError> {
-    let now = state.clock.now_ms();
-    let expanded = draft::draft(&body, now, state.doors, &state.limits)?;
-    let answer = serde_json::to_vec(&ExpandedScenario {
-        customer: ExpandedCustomer {
-            customer_id: &expanded.customer,
-        },
-        path: &expanded.steps,
-    })
-    .unwrap_or_default();
+    // The original's clock has microseconds: a draft starts at the clock's, as its did.
+    let now_us = state.clock.now_us();
+    let now = now_us.div_euclid(1000);
+    let expanded = draft::draft(&body, now_us, state.doors, &state.limits)?;
+    let answer = expanded.answer();
     // A draft's events are its steps expanded (a FOCUS step is six), so name the path.
     schedule(&state, expanded.events, now, |index| {
         format!("path: its expanded event {index}")

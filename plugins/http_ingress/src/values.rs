@@ -324,11 +324,19 @@ pub fn format_ms(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-/// An instant as RFC 3339 in UTC with microseconds, the precision of the original's drafts.
+/// An instant as the original's drafts answer it, Python's `datetime.isoformat()` of a UTC
+/// instant: `2021-01-01T00:00:10.123456+00:00`, the fraction left out on a whole second.
 pub fn format_us(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        .unwrap_or_else(|| us.to_string())
+    match chrono::DateTime::from_timestamp_micros(us) {
+        Some(at) => {
+            let seconds = at.format("%Y-%m-%dT%H:%M:%S");
+            match at.timestamp_subsec_micros() {
+                0 => format!("{seconds}+00:00"),
+                micros => format!("{seconds}.{micros:06}+00:00"),
+            }
+        }
+        None => us.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::{
     Admission, ArrivalProcess, ArrivalRules, Crowd, CustomerId, DistanceField, Event, EventKind,
-    FocusTracker, Gate, Generate, LoadFollower, PopulationPlan, QueueMetrics, Roster, StoreIndex,
-    StoreLayout, arriving_customer, derive_seed, push_report,
+    Gate, Generate, LoadFollower, PopulationPlan, QueueMetrics, Roster, StoreIndex, StoreLayout,
+    arriving_customer, derive_seed,
 };
 use rand_distr::{Distribution, Exp, StandardNormal};
 use rand_pcg::{Pcg32, Pcg64};
@@ -69,8 +69,6 @@ pub struct Shopper {
     /// A shopper joining a crowd that load stages grow at once walks straight to where its
     /// visit so far would have taken it, then strolls on.
     walking_in_to: Option<(u16, u16)>,
-    /// Counts the shopper's reports in a row inside one department (ground-truth focus).
-    focus: FocusTracker,
 }
 
 /// Generates the events of all shoppers in time order, up to a horizon at a time.
@@ -79,8 +77,6 @@ pub struct Generator {
     store: StoreLayout,
     /// Steps from every cell to the exit, built once: walking home is a lookup per step.
     home: DistanceField,
-    /// Whether to emit ground-truth focus events (`topics.focus` is set).
-    focus_events: bool,
     seed: u64,
     /// Arrival times and roster draws come from this stream.
     arrival_rng: Pcg64,
@@ -122,7 +118,6 @@ impl Generator {
             params,
             store,
             home,
-            focus_events: false,
             seed,
             arrival_rng,
             arrival_times,
@@ -140,13 +135,6 @@ impl Generator {
     pub fn in_store(mut self, index: StoreIndex, id_base: u64) -> Generator {
         self.store_index = index;
         self.id_base = id_base;
-        self
-    }
-
-    /// Also emits a focus event right after the move that is a shopper's 3rd report in a row
-    /// inside one department (same due time, so it is published right after that move).
-    pub fn with_focus_events(mut self, on: bool) -> Generator {
-        self.focus_events = on;
         self
     }
 
@@ -305,7 +293,6 @@ impl Generator {
             next: Next::Enter,
             homing: false,
             walking_in_to,
-            focus: FocusTracker::new(),
         };
         self.crowd.enter(shopper, at_ms);
         true
@@ -346,8 +333,8 @@ impl Generator {
         true
     }
 
-    /// Emits the shopper's due event (and the focus it makes, if any) and plans the next one;
-    /// returns how many events it appended.
+    /// Emits the shopper's due event and plans the next one; returns how many events it appended
+    /// (one).
     fn act(&mut self, slot: u32, at_ms: i64, out: &mut Vec<Event>) -> usize {
         let shopper = self.crowd.get_mut(slot);
         let kind = match shopper.next {
@@ -363,17 +350,19 @@ impl Generator {
             }
             Next::Exit => EventKind::Exit,
         };
-        let focus = self
-            .focus_events
-            .then_some((&mut shopper.focus, &self.store));
-        let appended = push_report(out, at_ms, &shopper.id, kind, focus);
+        out.push(Event {
+            due_ms: at_ms,
+            customer: shopper.id.clone(),
+            kind,
+            store: 0,
+        });
         if kind == EventKind::Exit {
             self.leave(slot, at_ms);
         } else {
             let due = self.plan(slot, at_ms);
             self.crowd.schedule(slot, due);
         }
-        appended
+        1
     }
 
     fn leave(&mut self, slot: u32, at_ms: i64) {

@@ -33,6 +33,7 @@ mod generator;
 
 use std::time::Duration;
 
+use customersim_plugin_api::FocusStage;
 use customersim_plugin_api::arrivals::default_timezone;
 use customersim_plugin_api::{
     ArrivalsConfig, BuildContext, EnvKind, EnvOverride, LoadShare, PluginConfig, PluginError,
@@ -180,10 +181,12 @@ impl SourceConfig for RandomWalkConfig {
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let store = cx.store.clone();
         let params = self.params()?;
-        let focus_events = cx.topics.focus.is_some();
+        let focus = cx
+            .focus
+            .map(|announce| FocusStage::new(cx.store.clone(), announce));
         let load = match cx.follow_load(&params.arrivals)? {
             Some(share) => {
-                let rate = shopper_rate(&params, &store, focus_events)?;
+                let rate = shopper_rate(&params, &store, focus)?;
                 Some((share, rate))
             }
             None => None,
@@ -193,7 +196,6 @@ impl SourceConfig for RandomWalkConfig {
         Ok(Box::new(RandomWalk {
             params,
             store,
-            focus_events,
             queue_metrics,
             load,
         }))
@@ -214,15 +216,14 @@ const MEASURING_CROWD: f64 = 64.0;
 fn shopper_rate(
     params: &WalkParams,
     store: &customersim_plugin_api::StoreLayout,
-    focus_events: bool,
+    focus: Option<FocusStage>,
 ) -> Result<ShopperRate, PluginError> {
     let mut steady = params.clone();
     steady.average_in_store = MEASURING_CROWD;
-    let mut generator = Generator::new(steady, store.clone(), 0x10AD, 0, None, None)
-        .with_focus_events(focus_events);
+    let mut generator = Generator::new(steady, store.clone(), 0x10AD, 0, None, None);
     let walk_in_ms = generator.longest_walk_in_ms();
     let walk_out_ms = generator.longest_walk_home_ms();
-    let measured = measure_shoppers(&mut generator, MEASURED_VISITS).ok_or_else(|| {
+    let measured = measure_shoppers(&mut generator, MEASURED_VISITS, focus).ok_or_else(|| {
         PluginError::config(
             "load: no visit of this model ever ends, so it cannot follow load stages",
         )
@@ -239,8 +240,6 @@ fn shopper_rate(
 struct RandomWalk {
     params: WalkParams,
     store: customersim_plugin_api::StoreLayout,
-    /// Ground-truth focus events are on (`topics.focus` is set).
-    focus_events: bool,
     /// The entrance queue's metrics, registered when `capacity` is set.
     queue_metrics: Option<QueueMetrics>,
     /// The pipeline's load stages and what one shopper makes, when it has stages.
@@ -277,8 +276,7 @@ impl Source for RandomWalk {
                     cx.doors_close_ms,
                     cx.roster.clone(),
                 )
-                .in_store(store, fleet.id_base(store))
-                .with_focus_events(self.focus_events);
+                .in_store(store, fleet.id_base(store));
                 if let Some(plan) = &plan {
                     generator = generator.following(plan.clone(), origin_ms);
                 }

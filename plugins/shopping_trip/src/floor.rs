@@ -79,6 +79,10 @@ pub struct Floor {
     pub departments: Vec<Area>,
     /// The checkouts, in the layout's order.
     pub checkouts: Vec<Checkout>,
+    /// What a step into a department that is not the walk's destination counts for when paths
+    /// are planned, in tenths of a step ([`Floor::with_crossing`]): above 10, shoppers keep to
+    /// the walkways around departments instead of cutting across them.
+    crossing_tenths: u32,
 }
 
 impl Floor {
@@ -102,6 +106,7 @@ impl Floor {
             exit: cell(layout.exit_cell()),
             departments: Vec::new(),
             checkouts: Vec::new(),
+            crossing_tenths: 10,
         };
         let mut department_of_zone = vec![None; layout.zones().len()];
         for (z, zone) in layout.zones().iter().enumerate() {
@@ -258,6 +263,26 @@ impl Floor {
         self.layout.walkable(u32::from(col), u32::from(row))
     }
 
+    /// Paths planned with a step into a department other than the destination counting
+    /// `crossing` steps (`department_crossing`, 1 to 10): 1 walks the shortest paths, straight
+    /// across departments; more keeps shoppers on the walkways unless the detour is longer than
+    /// that many times the way across.
+    pub fn with_crossing(mut self, crossing: f64) -> Floor {
+        self.crossing_tenths = (crossing * 10.0).round().clamp(10.0, 100.0) as u32;
+        self
+    }
+
+    /// The cost a path plan gives a step of walking cost `cost` into `to`, on a walk whose
+    /// destination is department `free` (`None`: a checkout or the exit).
+    fn planned(&self, cost: u32, to: Cell, free: Option<u8>) -> u32 {
+        let department = self.department[self.index(to)];
+        if department == NO_DEPARTMENT || Some(department) == free {
+            cost
+        } else {
+            (cost * self.crossing_tenths).div_ceil(10)
+        }
+    }
+
     /// The department `cell` belongs to.
     pub fn department_of(&self, cell: Cell) -> Option<usize> {
         let number = self.department[self.index(cell)];
@@ -290,36 +315,65 @@ pub const UNREACHABLE: u32 = u32::MAX;
 pub struct Fields {
     cells: usize,
     dist: Vec<u32>,
+    /// The department each field leads to (`None`: a checkout or the exit): crossing it costs
+    /// no more than walking a walkway.
+    free: Vec<Option<u8>>,
 }
 
 impl Fields {
-    /// Builds a field for each target (a set of cells) with Dijkstra run from the target outwards
-    /// (steps cost the same both ways, so that is the distance *to* the target). [`Floor::new`]
+    /// Builds a field for each target (a set of cells, and the department it is, if one) with
+    /// Dijkstra run from the target outwards (steps cost the same both ways, so that is the
+    /// distance *to* the target). Distances are path-planning costs: a step into another
+    /// department than the target's counts [`Floor::with_crossing`] times more. [`Floor::new`]
     /// keeps `cells × targets` within [`MAX_PATH_TABLE_ENTRIES`].
-    pub fn build(floor: &Floor, targets: &[&[Cell]]) -> Fields {
+    pub fn build(floor: &Floor, targets: &[(&[Cell], Option<usize>)]) -> Fields {
         let cells = floor.cell_count();
         let mut dist = vec![UNREACHABLE; cells * targets.len()];
-        for (field, target) in dist.chunks_mut(cells.max(1)).zip(targets) {
-            distances_to(floor, target, field);
+        let free: Vec<Option<u8>> = targets
+            .iter()
+            .map(|(_, department)| department.map(|d| d as u8))
+            .collect();
+        for ((field, (target, _)), free) in dist.chunks_mut(cells.max(1)).zip(targets).zip(&free) {
+            distances_to(floor, target, *free, field);
         }
-        Fields { cells, dist }
+        Fields { cells, dist, free }
     }
 
-    /// Distance from `cell` to the target of `field`.
+    /// Planning cost from `cell` to the target of `field` ([`UNREACHABLE`] if none): to compare
+    /// targets; [`Fields::walk_distance`] is what the walk there takes.
     pub fn distance(&self, floor: &Floor, field: usize, cell: Cell) -> u32 {
         self.dist[field * self.cells + floor.index(cell)]
     }
 
-    /// The next step from `cell` toward the target of `field` and its cost, or `None` on the
-    /// target (or where it cannot be reached).
+    /// The next step from `cell` toward the target of `field` and its walking cost, or `None`
+    /// on the target (or where it cannot be reached).
     pub fn step(&self, floor: &Floor, field: usize, cell: Cell) -> Option<(Cell, u32)> {
         let here = self.distance(floor, field, cell);
         if here == 0 || here == UNREACHABLE {
             return None;
         }
-        floor
-            .steps(cell)
-            .find(|&(to, cost)| self.distance(floor, field, to).checked_add(cost) == Some(here))
+        let free = self.free[field];
+        floor.steps(cell).find(|&(to, cost)| {
+            self.distance(floor, field, to)
+                .checked_add(floor.planned(cost, to, free))
+                == Some(here)
+        })
+    }
+
+    /// Walking cost (in [`STRAIGHT`] units per cell) of the planned path from `cell` to the
+    /// target of `field`, step by step ([`UNREACHABLE`] if none).
+    pub fn walk_distance(&self, floor: &Floor, field: usize, mut cell: Cell) -> u32 {
+        let planned = self.distance(floor, field, cell);
+        // Without a crossing cost the plan is the walk.
+        if planned == UNREACHABLE || floor.crossing_tenths == 10 {
+            return planned;
+        }
+        let mut walked = 0u32;
+        while let Some((next, cost)) = self.step(floor, field, cell) {
+            walked = walked.saturating_add(cost);
+            cell = next;
+        }
+        walked
     }
 
     /// Bytes the fields take (reported with the start-up time).
@@ -328,14 +382,15 @@ impl Fields {
     }
 }
 
-/// Fills `dist` (one entry per cell, all [`UNREACHABLE`]) with the walking distance from every
-/// cell to the nearest cell of `target`: Dijkstra with a bucket queue (Dial's algorithm), as the
-/// steps cost only [`STRAIGHT`] or [`DIAGONAL`]: linear in the cells, and nothing allocated per
+/// Fills `dist` (one entry per cell, all [`UNREACHABLE`]) with the planning cost from every cell
+/// to the nearest cell of `target` (a walk to department `free`): Dijkstra with a bucket queue
+/// (Dial's algorithm), as steps cost a few small integers ([`STRAIGHT`] or [`DIAGONAL`], times
+/// the crossing factor inside other departments): linear in the cells, and nothing allocated per
 /// cell beyond `dist` itself. Distances are unique, so any correct Dijkstra gives these.
-fn distances_to(floor: &Floor, target: &[Cell], dist: &mut [u32]) {
-    /// Tentative distances of the cells queued lie within `DIAGONAL` of the one being settled.
-    const RING: usize = DIAGONAL as usize + 1;
-    let mut buckets: [Vec<u32>; RING] = Default::default();
+fn distances_to(floor: &Floor, target: &[Cell], free: Option<u8>, dist: &mut [u32]) {
+    // Tentative distances of the cells queued lie within the dearest step of the one settled.
+    let ring = (DIAGONAL * floor.crossing_tenths).div_ceil(10) as usize + 1;
+    let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); ring];
     let mut queued = 0usize;
     for &cell in target {
         let index = floor.index(cell);
@@ -348,7 +403,7 @@ fn distances_to(floor: &Floor, target: &[Cell], dist: &mut [u32]) {
     let cols = usize::from(floor.cols);
     let mut current: u32 = 0;
     while queued > 0 {
-        let slot = current as usize % RING;
+        let slot = current as usize % ring;
         let bucket = std::mem::take(&mut buckets[slot]);
         queued -= bucket.len();
         for &node in &bucket {
@@ -356,12 +411,13 @@ fn distances_to(floor: &Floor, target: &[Cell], dist: &mut [u32]) {
                 continue; // settled earlier at a shorter distance
             }
             let cell = ((node as usize % cols) as u16, (node as usize / cols) as u16);
+            // The walk runs from `to` into `cell`: the step's cost is that of entering `cell`.
             for (to, cost) in floor.steps(cell) {
                 let index = floor.index(to);
-                let through = current + cost;
+                let through = current + floor.planned(cost, cell, free);
                 if through < dist[index] {
                     dist[index] = through;
-                    buckets[through as usize % RING].push(index as u32);
+                    buckets[through as usize % ring].push(index as u32);
                     queued += 1;
                 }
             }
@@ -392,12 +448,16 @@ mod tests {
     }
 
     fn floor(entrance: (u32, u32), zones: Vec<Zone>) -> Floor {
+        floor_of(100, 60, entrance, zones)
+    }
+
+    fn floor_of(width: u32, height: u32, entrance: (u32, u32), zones: Vec<Zone>) -> Floor {
         let layout = StoreLayout::new(LayoutSpec {
-            width: 100,
-            height: 60,
+            width,
+            height,
             cell: 10,
             entrance,
-            exit: (95, 5),
+            exit: (width - 5, 5),
             zones,
         })
         .unwrap();
@@ -414,7 +474,7 @@ mod tests {
                 zone("Far", ZoneKind::Department, [90, 0, 99, 9]),
             ],
         );
-        let fields = Fields::build(&floor, &[&floor.departments[0].cells]);
+        let fields = Fields::build(&floor, &[(&floor.departments[0].cells, Some(0))]);
         let mut at = floor.entrance;
         let mut steps = 0;
         while let Some((next, cost)) = fields.step(&floor, 0, at) {
@@ -432,6 +492,36 @@ mod tests {
     }
 
     #[test]
+    fn shoppers_keep_to_the_walkways_around_departments_not_on_their_way() {
+        // 20 × 10 cells; a department in the middle, between the entrance and the target.
+        let zones = vec![
+            zone("Target", ZoneKind::Department, [170, 40, 199, 59]),
+            zone("Between", ZoneKind::Department, [60, 20, 139, 79]),
+        ];
+        let walk = |crossing: f64| {
+            let floor = floor_of(200, 100, (5, 45), zones.clone()).with_crossing(crossing);
+            let fields = Fields::build(&floor, &[(&floor.departments[0].cells, Some(0))]);
+            let (mut at, mut inside_between, mut walked) = (floor.entrance, 0, 0);
+            while let Some((next, cost)) = fields.step(&floor, 0, at) {
+                inside_between += usize::from(floor.department_of(next) == Some(1));
+                walked += cost;
+                at = next;
+            }
+            assert_eq!(floor.department_of(at), Some(0));
+            assert_eq!(fields.walk_distance(&floor, 0, floor.entrance), walked);
+            (inside_between, walked)
+        };
+        let (straight_through, shortest) = walk(1.0);
+        let (around, detour) = walk(3.0);
+        assert!(straight_through >= 8, "{straight_through}");
+        assert_eq!(around, 0);
+        assert!(
+            detour > shortest && detour < 2 * shortest,
+            "{shortest} {detour}"
+        );
+    }
+
+    #[test]
     fn the_bucket_queue_finds_the_distances_of_a_general_dijkstra() {
         let mut state = 3u64;
         let mut next = move |below: u32| {
@@ -440,12 +530,17 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (state >> 33) as u32 % below
         };
-        for _ in 0..30 {
+        for round in 0..30 {
             let mut zones = vec![zone("Target", ZoneKind::Department, [80, 40, 99, 59])];
             for n in 0..next(12) {
                 let (x, y) = (10 + next(60), next(50));
                 let area = [x, y, x + next(15), y + next(10)];
                 zones.push(zone(&format!("Shelf {n}"), ZoneKind::Obstacle, area));
+            }
+            for n in 0..next(4) {
+                let (x, y) = (10 + next(60), next(50));
+                let area = [x, y, x + next(25), y + next(20)];
+                zones.push(zone(&format!("Aisle-free {n}"), ZoneKind::Department, area));
             }
             let Ok(layout) = StoreLayout::new(LayoutSpec {
                 width: 100,
@@ -457,9 +552,11 @@ mod tests {
             }) else {
                 continue;
             };
-            let floor = Floor::new(&layout).unwrap();
+            // Every other round, departments on the way cost three times as much to cross.
+            let crossing = if round % 2 == 0 { 1.0 } else { 3.0 };
+            let floor = Floor::new(&layout).unwrap().with_crossing(crossing);
             let target = &floor.departments[0].cells;
-            let fields = Fields::build(&floor, &[target]);
+            let fields = Fields::build(&floor, &[(target, Some(0))]);
             let start = floor.cell_count() as u32;
             let reached = pathfinding::directed::dijkstra::dijkstra_all(&start, |&node| {
                 let next: Vec<(u32, u32)> = if node == start {
@@ -469,7 +566,9 @@ mod tests {
                     let cell = ((node % cols) as u16, (node / cols) as u16);
                     floor
                         .steps(cell)
-                        .map(|(to, cost)| (floor.index(to) as u32, cost))
+                        .map(|(to, cost)| {
+                            (floor.index(to) as u32, floor.planned(cost, cell, Some(0)))
+                        })
                         .collect()
                 };
                 next

@@ -11,9 +11,8 @@ use std::sync::Arc;
 use customersim_plugin_api::rand::seq::SliceRandom;
 use customersim_plugin_api::rand::{Rng, SeedableRng};
 use customersim_plugin_api::{
-    Admission, ArrivalProcess, ArrivalRules, Crowd, CustomerId, Event, EventKind, FocusTracker,
-    Gate, Generate, LoadFollower, PopulationPlan, QueueMetrics, Roster, StoreIndex,
-    arriving_customer, derive_seed, push_report,
+    Admission, ArrivalProcess, ArrivalRules, Crowd, CustomerId, Event, EventKind, Gate, Generate,
+    LoadFollower, PopulationPlan, QueueMetrics, Roster, StoreIndex, arriving_customer, derive_seed,
 };
 use rand_distr::{Distribution, LogNormal, Poisson};
 use rand_pcg::{Pcg32, Pcg64};
@@ -114,8 +113,6 @@ pub struct Shopper {
     buys: bool,
     /// The checkout chosen (valid once walking to it).
     checkout: u8,
-    /// Counts the shopper's reports in a row inside one department (ground-truth focus).
-    focus: FocusTracker,
 }
 
 /// The store as the generator uses it: the grid, its distance fields and which field is which.
@@ -136,10 +133,15 @@ impl Store {
         floor: Floor,
         walking_speed: f64,
     ) -> Result<Store, customersim_plugin_api::PluginError> {
-        let mut targets: Vec<&[Cell]> = floor.departments.iter().map(|d| &d.cells[..]).collect();
-        targets.extend(floor.checkouts.iter().map(|c| &c.line[..]));
+        let mut targets: Vec<(&[Cell], Option<usize>)> = floor
+            .departments
+            .iter()
+            .enumerate()
+            .map(|(number, d)| (&d.cells[..], Some(number)))
+            .collect();
+        targets.extend(floor.checkouts.iter().map(|c| (&c.line[..], None)));
         let exit = [floor.exit];
-        targets.push(&exit);
+        targets.push((&exit, None));
         let fields = Fields::build(&floor, &targets);
         let store = Store {
             ms_per_cost: f64::from(floor.layout.cell()) * 1000.0
@@ -263,8 +265,6 @@ pub struct Generator {
     list_count: Option<Poisson<f64>>,
     roster: Option<Arc<dyn Roster>>,
     mean_trip_ms: f64,
-    /// Whether to emit ground-truth focus events (`topics.focus` is set).
-    focus_events: bool,
     /// Which store of the fleet this is (whose listed customers it draws).
     store_index: StoreIndex,
     /// Added to arrival serials for generated ids, so they are unique across the fleet.
@@ -315,7 +315,6 @@ impl Generator {
             list_count,
             roster,
             mean_trip_ms: 0.0,
-            focus_events: false,
             store_index: 0,
             id_base: 0,
         };
@@ -424,13 +423,6 @@ impl Generator {
         }
     }
 
-    /// Also emits a focus event right after the move that is a shopper's 3rd report in a row
-    /// inside one department (the consumers' rule, [`FocusTracker`]).
-    pub fn with_focus_events(mut self, on: bool) -> Generator {
-        self.focus_events = on;
-        self
-    }
-
     /// Reports the entrance queue to `metrics` (when `capacity` is set).
     pub fn with_queue_metrics(mut self, metrics: QueueMetrics) -> Generator {
         self.gate.report_queue_to(metrics);
@@ -460,7 +452,7 @@ impl Generator {
                 .enumerate()
                 .min_by_key(|&(_, &d)| store.fields.distance(&store.floor, d, from))
                 .expect("not empty");
-            walk_cost += u64::from(store.fields.distance(&store.floor, next, from));
+            walk_cost += u64::from(store.fields.walk_distance(&store.floor, next, from));
             left.swap_remove(at);
             list.push(next as u8);
             from = store.middle(next);
@@ -468,21 +460,25 @@ impl Generator {
         let buys = !store.floor.checkouts.is_empty() && rng.random_bool(p.checkout_share);
         let mut service_ms = 0.0;
         if buys {
-            let (near, cost) = (0..store.floor.checkouts.len())
-                .map(|c| {
-                    let field = store.checkout_field(c);
-                    (c, store.fields.distance(&store.floor, field, from))
+            let near = (0..store.floor.checkouts.len())
+                .min_by_key(|&c| {
+                    store
+                        .fields
+                        .distance(&store.floor, store.checkout_field(c), from)
                 })
-                .min_by_key(|&(_, cost)| cost)
                 .expect("a checkout");
-            walk_cost += u64::from(cost);
+            walk_cost += u64::from(store.fields.walk_distance(
+                &store.floor,
+                store.checkout_field(near),
+                from,
+            ));
             from = store.floor.checkouts[near].line[0];
             service_ms = lognormal(p.mean_service_ms).sample(rng).round().max(1.0);
         }
         walk_cost += u64::from(
             store
                 .fields
-                .distance(&store.floor, store.exit_field(), from),
+                .walk_distance(&store.floor, store.exit_field(), from),
         );
         let walk_ms = walk_cost as f64 * store.ms_per_cost;
         let browse = lognormal(p.mean_browse_ms);
@@ -626,14 +622,13 @@ impl Generator {
             phase: Phase::Walking,
             buys: plan.buys,
             checkout: 0,
-            focus: FocusTracker::new(),
         };
         self.crowd.enter(shopper, at_ms);
         true
     }
 
-    /// Emits the shopper's due event (and the focus it makes, if any) and plans the next one;
-    /// returns how many events it appended.
+    /// Emits the shopper's due event and plans the next one; returns how many events it appended
+    /// (one).
     fn act(&mut self, slot: u32, at_ms: i64, out: &mut Vec<Event>) -> usize {
         let store = &*self.store;
         let shopper = self.crowd.get_mut(slot);
@@ -649,17 +644,19 @@ impl Generator {
             }
             Next::Exit => EventKind::Exit,
         };
-        let focus = self
-            .focus_events
-            .then_some((&mut shopper.focus, &store.floor.layout));
-        let appended = push_report(out, at_ms, &shopper.id, kind, focus);
+        out.push(Event {
+            due_ms: at_ms,
+            customer: shopper.id.clone(),
+            kind,
+            store: 0,
+        });
         if kind == EventKind::Exit {
             self.leave(slot, at_ms);
         } else {
             let due = self.plan(slot, at_ms);
             self.crowd.schedule(slot, due);
         }
-        appended
+        1
     }
 
     fn leave(&mut self, slot: u32, at_ms: i64) {

@@ -37,6 +37,7 @@ pub mod generator;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use customersim_plugin_api::FocusStage;
 use customersim_plugin_api::{
     ArrivalsConfig, BuildContext, LoadShare, PluginConfig, PluginError, QueueMetrics, ShopperRate,
     Source, SourceConfig, SourceContext, StoreIndex, async_trait, duration, measure_shoppers,
@@ -58,6 +59,13 @@ pub struct ShoppingTripConfig {
     /// diagonal step √2 times as long).
     #[serde(default = "default_walking_speed")]
     pub walking_speed: f64,
+    /// What a step through a department that is not where the shopper is heading counts for
+    /// when the path is planned, in steps of walkway (1 to 10): 1 walks the shortest path,
+    /// straight across other departments; 3 keeps to the walkways unless going around is more
+    /// than three times as long, as shoppers do (the demo store sets 3). Walking time is always
+    /// the path's real length.
+    #[serde(default = "default_department_crossing")]
+    pub department_crossing: f64,
     /// Mean number of departments on a shopping list (at least 1 each; the count is
     /// 1 + Poisson(mean − 1), skewed: most lists are short).
     #[serde(default = "default_mean_list")]
@@ -119,6 +127,11 @@ fn default_walking_speed() -> f64 {
     40.0
 }
 
+/// 1: the shortest paths, as before this setting existed, so earlier runs keep their bytes.
+fn default_department_crossing() -> f64 {
+    1.0
+}
+
 /// 1.4 departments: in-store path tracking (Sorensen, *Inside the Mind of the Shopper*, 2009)
 /// finds most supermarket trips are quick trips for one or two categories.
 fn default_mean_list() -> f64 {
@@ -167,6 +180,7 @@ impl Default for ShoppingTripConfig {
         ShoppingTripConfig {
             average_in_store: default_average_in_store(),
             walking_speed: default_walking_speed(),
+            department_crossing: default_department_crossing(),
             mean_list: default_mean_list(),
             mean_browse: default_mean_browse(),
             browse_step: default_browse_step(),
@@ -193,6 +207,12 @@ impl ShoppingTripConfig {
             return bad(
                 "walking_speed",
                 "must be a number > 0 (store units per second)",
+            );
+        }
+        if !(1.0..=10.0).contains(&self.department_crossing) {
+            return bad(
+                "department_crossing",
+                "must be a number from 1 to 10 (steps of walkway a step across another department counts for)",
             );
         }
         if !self.mean_list.is_finite() || self.mean_list < 1.0 {
@@ -256,7 +276,7 @@ impl SourceConfig for ShoppingTripConfig {
 
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let params = self.params()?;
-        let floor = Floor::new(&cx.store)?;
+        let floor = Floor::new(&cx.store)?.with_crossing(self.department_crossing);
         // Before the signal handlers are installed: SIGTERM/SIGINT end the process meanwhile.
         tracing::info!(
             "shopping_trip: building path tables for {} targets over {} cells",
@@ -273,10 +293,12 @@ impl SourceConfig for ShoppingTripConfig {
             store.fields.bytes() / 1024
         );
         let store = Arc::new(store);
-        let focus_events = cx.topics.focus.is_some();
+        let focus = cx
+            .focus
+            .map(|announce| FocusStage::new(cx.store.clone(), announce));
         let load = match cx.follow_load(&params.arrivals)? {
             Some(share) => {
-                let rate = shopper_rate(&params, &store, focus_events)?;
+                let rate = shopper_rate(&params, &store, focus)?;
                 Some((share, rate))
             }
             None => None,
@@ -287,7 +309,6 @@ impl SourceConfig for ShoppingTripConfig {
             params,
             store,
             queue_metrics,
-            focus_events,
             load,
         }))
     }
@@ -307,14 +328,13 @@ const MEASURING_CROWD: f64 = 8.0;
 fn shopper_rate(
     params: &TripParams,
     store: &Arc<Store>,
-    focus_events: bool,
+    focus: Option<FocusStage>,
 ) -> Result<ShopperRate, PluginError> {
     let started = Instant::now();
     let mut steady = params.clone();
     steady.average_in_store = MEASURING_CROWD;
-    let mut generator = Generator::new(steady, store.clone(), 0x10AD, 0, None, None)
-        .with_focus_events(focus_events);
-    let measured = measure_shoppers(&mut generator, MEASURED_VISITS).ok_or_else(|| {
+    let mut generator = Generator::new(steady, store.clone(), 0x10AD, 0, None, None);
+    let measured = measure_shoppers(&mut generator, MEASURED_VISITS, focus).ok_or_else(|| {
         PluginError::config(
             "load: no trip of this store ever ends, so it cannot follow load stages",
         )
@@ -338,8 +358,6 @@ struct ShoppingTrip {
     store: Arc<Store>,
     /// The entrance queue's metrics, when `capacity` is set.
     queue_metrics: Option<QueueMetrics>,
-    /// Ground-truth focus events are on (`topics.focus` is set).
-    focus_events: bool,
     /// The pipeline's load stages and what one shopper makes, when it has stages.
     load: Option<(LoadShare, ShopperRate)>,
 }
@@ -379,8 +397,7 @@ impl Source for ShoppingTrip {
                 cx.roster.clone(),
                 stores.first().map(|(_, first)| first.mean_trip_ms()),
             )
-            .in_store(store, fleet.id_base(store))
-            .with_focus_events(self.focus_events);
+            .in_store(store, fleet.id_base(store));
             if let Some(plan) = &plan {
                 generator = generator.following(plan.clone(), origin_ms);
             }
