@@ -18,9 +18,9 @@
 //!
 //! Prints medians and the spread (lowest–highest).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use customersim::batch::Batch;
 use customersim::config::{Flags, resolve_text};
 use customersim::env::Environment;
 use customersim::pipeline::Pipeline;
@@ -99,7 +99,7 @@ async fn correlate(port: u16, round: usize) -> f64 {
     let plan = Pipeline::verdict_plan(&resolved).unwrap().unwrap();
     let live = plan.live();
     let (published, running) = plan.start().await.unwrap();
-    let events: Arc<[Event]> = (1..=REPLIES)
+    let events: Vec<Event> = (1..=REPLIES)
         .map(|id| Event {
             due_ms: 0,
             customer: CustomerId::Number(id),
@@ -111,7 +111,10 @@ async fn correlate(port: u16, round: usize) -> f64 {
             store: 0,
         })
         .collect();
-    published.send((events, unix_now_us())).await.unwrap();
+    published
+        .send((Batch::from(events), unix_now_us()))
+        .await
+        .unwrap();
     // Every event known to the verdict before the first reply: otherwise replies would wait in
     // the limbo (which is bounded) instead of answering.
     while live.snapshot().expectations[0].counts.expected < REPLIES {

@@ -80,6 +80,7 @@ use customersim_timeline_memory as _;
 use customersim_timeline_redis as _;
 
 pub mod asyncapi;
+pub mod batch;
 pub mod checks;
 pub mod cli;
 pub mod config;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc};
 
+use crate::batch::BatchPool;
 use crate::checks::RunChecks;
 use crate::config::{PluginSpec, ResolvedPipeline, Speed, Start};
 use crate::fanout::Sinks;
@@ -382,6 +383,7 @@ impl Pipeline {
                 .map(|observation| observation.observer(start_ms)),
             metrics: core_metrics.clone(),
             shutdown: shutdown.clone(),
+            buffers: BatchPool::default(),
         };
         let progress = doors_close_ms.and_then(|close_ms| {
             RunProgress::start_if_terminal(clock, start_ms, close_ms, core_metrics.handed_over)

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
+use crate::batch::BatchPool;
 use crate::fanout::{SinkStopped, Sinks};
 use crate::metrics::CoreMetrics;
 use crate::plugin_api::host::{ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
@@ -75,6 +76,8 @@ pub struct Scheduler {
     pub observer: Option<Observer>,
     pub metrics: CoreMetrics,
     pub shutdown: Shutdown,
+    /// The buffers claims are taken into and handed to the sinks in, reused.
+    pub buffers: BatchPool,
 }
 
 impl Scheduler {
@@ -131,16 +134,21 @@ impl Scheduler {
                 } else {
                     self.clock.now_ms().min(watermark.saturating_sub(1))
                 };
-                match self.timeline.claim_due(until, claim_max).await {
-                    Ok(claim) => {
+                let mut events = self.buffers.buffer();
+                match self
+                    .timeline
+                    .claim_due_into(until, claim_max, &mut events)
+                    .await
+                {
+                    Ok(lease) => {
                         if outage.take().is_some() {
                             tracing::info!("timeline backend reachable again");
                         }
-                        took = claim.events.len();
-                        if let Some(last) = claim.events.last() {
+                        took = events.len();
+                        if let Some(last) = events.last() {
                             self.clock_driver.advance_to(last.due_ms);
                         }
-                        self.deliver(claim.events, claim.lease, report).await?;
+                        self.deliver(events, lease, report).await?;
                     }
                     Err(error) => {
                         self.backend_trouble(error, &mut outage).await?;
@@ -284,10 +292,12 @@ impl Scheduler {
             observer.observe(&events);
         }
         let receipt = if events.is_empty() {
+            self.buffers.give_back(events);
             None
         } else {
+            let batch = self.buffers.batch(events);
             self.sinks
-                .deliver(events.into(), lease.is_some())
+                .deliver(batch, lease.is_some())
                 .await
                 .map_err(stopped)?
         };
