@@ -11,7 +11,7 @@ use std::sync::Arc;
 use rand::RngCore;
 
 use crate::arrivals::{ArrivalRules, Entrance, QueueMetrics, QueueStats};
-use crate::due_queue::DueQueue;
+use crate::due_queue::{DueQueue, SortScratch, sort_by_key_below};
 use crate::error::PluginError;
 use crate::event::{CustomerId, Event};
 use crate::fleet::{StoreIndex, generated_id};
@@ -19,10 +19,9 @@ use crate::load::{LoadAction, LoadFollower};
 use crate::roster::Roster;
 use crate::source::SourceContext;
 
-/// The agenda's buckets span 128 ms: with 10,000 shoppers inside, about a hundred next steps
-/// each, and a step (half a second at the quickest for random_walk) seldom lands in the bucket
-/// being read (one that does is put in its place, a little slower).
-const AGENDA_BUCKET_SHIFT: u32 = 7;
+/// How far ahead the agenda's entries are due, about (shoppers' next steps): with the crowd
+/// expected, it sizes the agenda's buckets ([`DueQueue::for_items`]): 128 ms for 10,000 shoppers.
+const AGENDA_SPREAD_MS: i64 = 32_768;
 
 /// Most events generated per timeline write, so a million shoppers never sit on the timeline at
 /// once.
@@ -233,7 +232,7 @@ impl<T> Crowd<T> {
         Crowd {
             slots: Vec::with_capacity(expected),
             free: Vec::new(),
-            agenda: DueQueue::new(AGENDA_BUCKET_SHIFT),
+            agenda: DueQueue::for_items(expected, AGENDA_SPREAD_MS),
             marks: Vec::with_capacity(expected),
             inside: 0,
             leaving: 0,
@@ -382,17 +381,33 @@ pub fn arriving_customer(
     }
 }
 
-/// One shopper model per store this process runs, driven as one: each call generates every
-/// store up to the horizon (resuming where a full chunk stopped), and the watermark is the
-/// lowest store's. A store's events depend only on its own generator, so how the stores share
-/// chunks never changes what any of them generates.
+/// One shopper model per store this process runs, driven as one. A store's events depend only
+/// on its own generator, so how the stores share chunks never changes what any of them generates.
+///
+/// With several stores, all of them step ahead together, a stretch of simulated time at a time
+/// (sized so that a step makes about a chunk, [`CHUNK_EVENTS`]), and a step's events go out sorted
+/// by time: the watermark (the lowest store's) moves on with every step, so the scheduler
+/// publishes while the next step is generated, and the timeline takes in runs in time order. One
+/// store is generated as it is, up to the horizon.
 struct Stores<G> {
     stores: Vec<(StoreIndex, G)>,
     /// Each store's watermark: every event of it due before this has been generated.
     marks: Vec<i64>,
     /// The store a full chunk stopped at; the next call starts there.
     cursor: usize,
+    /// How much simulated time a step spans, adapted to what the last step made.
+    step_ms: i64,
+    /// Where the step under way ends: every store is generated up to it before the next step.
+    step_end: i64,
+    /// Events the step under way made so far.
+    step_events: usize,
+    scratch: SortScratch,
 }
+
+/// The first step of a fleet (then adapted), and the longest: what one call sorts by
+/// millisecond.
+const FIRST_STEP_MS: i64 = 1_000;
+const LONGEST_STEP_MS: i64 = 65_536;
 
 impl<G: Generate> Stores<G> {
     fn new(stores: Vec<(StoreIndex, G)>) -> Stores<G> {
@@ -401,36 +416,73 @@ impl<G: Generate> Stores<G> {
             stores,
             marks,
             cursor: 0,
+            step_ms: FIRST_STEP_MS,
+            step_end: i64::MIN,
+            step_events: 0,
+            scratch: SortScratch::default(),
         }
     }
 
-    /// [`Generate::generate`] over every store; events are stamped with their store.
+    fn low_mark(&self) -> i64 {
+        self.marks.iter().copied().min().unwrap_or(i64::MAX)
+    }
+
+    /// [`Generate::generate`] over every store (at most `max` steps of work in all); events are
+    /// stamped with their store. Returns the lowest store's watermark.
     fn generate(&mut self, horizon_ms: i64, out: &mut Vec<Event>, max: usize) -> i64 {
-        let count = self.stores.len();
-        for step in 0..count {
-            if out.len() >= max {
-                break;
-            }
-            let at = (self.cursor + step) % count;
-            if self.marks[at] >= horizon_ms {
-                continue;
-            }
-            let (store, generator) = &mut self.stores[at];
+        if let [(store, generator)] = &mut self.stores[..] {
             let first = out.len();
-            self.marks[at] = generator.generate(horizon_ms, out, max - first);
+            self.marks[0] = generator.generate(horizon_ms, out, max);
             if *store != 0 {
                 for event in &mut out[first..] {
                     event.store = *store;
                 }
             }
-            if out.len() >= max || self.marks[at] < horizon_ms {
+            return self.marks[0];
+        }
+        let low = self.low_mark();
+        if low >= horizon_ms {
+            return low;
+        }
+        if self.step_end <= low {
+            // The last step is done: the next one, from the lowest store.
+            self.step_end = low.saturating_add(self.step_ms).min(horizon_ms);
+            self.step_events = 0;
+        }
+        let step_end = self.step_end;
+        let first = out.len();
+        let count = self.stores.len();
+        for step in 0..count {
+            let made = out.len() - first;
+            let at = (self.cursor + step) % count;
+            if self.marks[at] >= step_end {
+                continue;
+            }
+            let (store, generator) = &mut self.stores[at];
+            let from = out.len();
+            self.marks[at] = generator.generate(step_end, out, max.saturating_sub(made));
+            for event in &mut out[from..] {
+                event.store = *store;
+            }
+            if out.len() - first >= max || self.marks[at] < step_end {
                 // The work budget ran out in this store: the next call resumes here, so one call
                 // stays bounded however many stores there are.
                 self.cursor = at;
                 break;
             }
         }
-        self.marks.iter().copied().min().unwrap_or(i64::MAX)
+        self.step_events += out.len() - first;
+        sort_by_time(&mut out[first..], &mut self.scratch);
+        let low = self.low_mark();
+        if low >= step_end {
+            // Aim the next step at a chunk, changing it by at most a factor of two at a time.
+            let wanted =
+                (self.step_ms as f64 * CHUNK_EVENTS as f64 / self.step_events.max(1) as f64) as i64;
+            self.step_ms = wanted
+                .clamp(self.step_ms / 2, self.step_ms.saturating_mul(2))
+                .clamp(1, LONGEST_STEP_MS);
+        }
+        low
     }
 
     fn total(&self, of: impl Fn(&G) -> u64) -> u64 {
@@ -441,6 +493,29 @@ impl<G: Generate> Stores<G> {
         self.stores
             .iter()
             .all(|(_, generator)| generator.is_finished())
+    }
+}
+
+/// Sorts events by due time, keeping the order of events due at the same time (those of one
+/// store stay in its order): by millisecond in linear time when they span at most
+/// [`LONGEST_STEP_MS`], else by a merge sort.
+fn sort_by_time(events: &mut [Event], scratch: &mut SortScratch) {
+    let (Some(first), Some(last)) = (
+        events.iter().map(|event| event.due_ms).min(),
+        events.iter().map(|event| event.due_ms).max(),
+    ) else {
+        return;
+    };
+    let span = last.saturating_sub(first);
+    if span < LONGEST_STEP_MS && events.len() * 8 >= span as usize {
+        sort_by_key_below(
+            events,
+            span as usize + 1,
+            |event| (event.due_ms - first) as usize,
+            scratch,
+        );
+    } else {
+        events.sort_by_key(|event| event.due_ms);
     }
 }
 

@@ -25,8 +25,11 @@ impl Due for (i64, u32, u32) {
     }
 }
 
-/// Buckets the calendar keeps at most; items further ahead wait in a heap.
+/// Buckets the calendar keeps at least; items further ahead wait in a heap.
 const WINDOW_BUCKETS: usize = 4096;
+
+/// The calendar spans at least this (2^18 ms, over 4 minutes), however narrow its buckets.
+const WINDOW_SPAN_SHIFT: u32 = 18;
 
 /// Emptied bucket vectors kept for reuse (each keeps its allocation).
 const SPARE_BUCKETS: usize = 64;
@@ -46,16 +49,64 @@ pub struct DueQueue<T> {
     ring: VecDeque<Vec<T>>,
     /// Whether `ring[0]` is sorted, largest first (its smallest item is last).
     head_sorted: bool,
-    /// Items of buckets from `base + WINDOW_BUCKETS` on.
+    /// Buckets the calendar spans: items due beyond wait in `far`.
+    window: i64,
+    /// Items of buckets from `base + window` on.
     far: BinaryHeap<Reverse<T>>,
     len: usize,
     spare: Vec<Vec<T>>,
-    /// Counts and positions for [`DueQueue::sort_head`], kept between sorts.
-    scratch: (Vec<u32>, Vec<u32>),
+    /// For [`DueQueue::sort_head`].
+    scratch: SortScratch,
 }
 
-/// A position of [`DueQueue::sort_head`]'s permutation already in place.
+/// A position of [`sort_by_key_below`]'s permutation already in place.
 const DONE: u32 = u32::MAX;
+
+/// Scratch space of [`sort_by_key_below`], kept between sorts.
+pub type SortScratch = (Vec<u32>, Vec<u32>);
+
+/// Sorts `items` by `key`, a number below `width`, keeping the order of items with equal keys,
+/// in time linear in both (a counting sort of positions, then the items moved along the cycles
+/// of that permutation, each swapped once): for items due within a known span of milliseconds.
+///
+/// # Panics
+/// If a key is not below `width`.
+pub fn sort_by_key_below<T>(
+    items: &mut [T],
+    width: usize,
+    key: impl Fn(&T) -> usize,
+    (counts, order): &mut SortScratch,
+) {
+    let count = items.len();
+    counts.clear();
+    counts.resize(width + 1, 0);
+    for item in items.iter() {
+        counts[key(item) + 1] += 1;
+    }
+    for at in 1..=width {
+        counts[at] += counts[at - 1];
+    }
+    order.clear();
+    order.resize(count, 0);
+    for (index, item) in items.iter().enumerate() {
+        let place = &mut counts[key(item)];
+        order[*place as usize] = index as u32;
+        *place += 1;
+    }
+    // `order[p]` is where the item for place `p` is now: follow each cycle, swapping.
+    for first in 0..count {
+        let mut at = first;
+        while order[at] != DONE {
+            let from = order[at] as usize;
+            order[at] = DONE;
+            if from == first {
+                break;
+            }
+            items.swap(at, from);
+            at = from;
+        }
+    }
+}
 
 /// The widest bucket: 2^16 ms (a minute), so sorting one by its milliseconds stays cheap.
 const MAX_SHIFT: u32 = 16;
@@ -71,6 +122,7 @@ impl<T: Due> DueQueue<T> {
         assert!(shift <= MAX_SHIFT, "buckets of 2^{shift} ms are too long");
         DueQueue {
             shift,
+            window: WINDOW_BUCKETS.max((1 << WINDOW_SPAN_SHIFT) >> shift) as i64,
             base: 0,
             ring: VecDeque::new(),
             head_sorted: false,
@@ -79,6 +131,13 @@ impl<T: Due> DueQueue<T> {
             spare: Vec::new(),
             scratch: (Vec::new(), Vec::new()),
         }
+    }
+
+    /// An empty queue for about `expected` items due over about `spread_ms` from the earliest:
+    /// buckets of about 32 items each.
+    pub fn for_items(expected: usize, spread_ms: i64) -> DueQueue<T> {
+        let width = (spread_ms.max(1) as f64 * 32.0 / expected.max(1) as f64).max(1.0);
+        DueQueue::new((width.log2().round() as u32).min(MAX_SHIFT))
     }
 
     /// How many items it holds.
@@ -112,7 +171,7 @@ impl<T: Due> DueQueue<T> {
     /// Puts an item in its bucket (or in the heap beyond the window).
     fn place(&mut self, item: T) {
         let offset = self.bucket(item.due_ms()).saturating_sub(self.base);
-        if offset >= WINDOW_BUCKETS as i64 {
+        if offset >= self.window {
             self.far.push(Reverse(item));
             return;
         }
@@ -149,8 +208,18 @@ impl<T: Due> DueQueue<T> {
         }
     }
 
-    /// Brings the smallest item to the end of a sorted `ring[0]` (nothing when empty).
+    /// Brings the smallest item to the end of a sorted `ring[0]` (nothing when empty). Called
+    /// for every item taken out: the common case (it is there already) is a check in place.
+    #[inline]
     fn settle(&mut self) {
+        if self.head_sorted && self.ring.front().is_some_and(|head| !head.is_empty()) {
+            return;
+        }
+        self.settle_slowly();
+    }
+
+    #[inline(never)]
+    fn settle_slowly(&mut self) {
         if self.len == 0 {
             return;
         }
@@ -179,10 +248,11 @@ impl<T: Due> DueQueue<T> {
         }
     }
 
-    /// Sorts `ring[0]`, largest first: by the millisecond within the bucket in linear time (a
-    /// counting sort of positions, then the items moved along the cycles of that permutation),
-    /// then by the rest of the order among items due in the same millisecond (an insertion sort:
-    /// such ties are few), or, for a head holding many items of earlier buckets, by a plain sort.
+    /// Sorts `ring[0]`, largest first: by the millisecond within the bucket in linear time
+    /// ([`sort_by_key_below`]) when the bucket holds many items for its width, then by the rest of
+    /// the order among items due in the same millisecond (an insertion sort: such ties are few);
+    /// a plain sort for a few items in a wide bucket, or a head holding many items of earlier
+    /// buckets.
     fn sort_head(&mut self) {
         let head = &mut self.ring[0];
         let count = head.len();
@@ -190,42 +260,21 @@ impl<T: Due> DueQueue<T> {
             return;
         }
         let width = 1usize << self.shift;
+        if count * 8 < width {
+            head.sort_unstable_by(|a, b| b.cmp(a));
+            return;
+        }
         let start = self.base << self.shift;
-        // Items of earlier buckets count as due at its first millisecond.
+        // Largest first; items of earlier buckets count as due at its first millisecond.
         let key = |item: &T| {
-            item.due_ms()
-                .saturating_sub(start)
-                .clamp(0, width as i64 - 1) as usize
+            width
+                - 1
+                - item
+                    .due_ms()
+                    .saturating_sub(start)
+                    .clamp(0, width as i64 - 1) as usize
         };
-        let (counts, order) = &mut self.scratch;
-        counts.clear();
-        counts.resize(width + 1, 0);
-        for item in head.iter() {
-            counts[width - key(item)] += 1;
-        }
-        for at in 1..=width {
-            counts[at] += counts[at - 1];
-        }
-        order.clear();
-        order.resize(count, 0);
-        for (index, item) in head.iter().enumerate() {
-            let place = &mut counts[width - 1 - key(item)];
-            order[*place as usize] = index as u32;
-            *place += 1;
-        }
-        // `order[p]` is where the item for place `p` is now: follow each cycle, swapping.
-        for first in 0..count {
-            let mut at = first;
-            while order[at] != DONE {
-                let from = order[at] as usize;
-                order[at] = DONE;
-                if from == first {
-                    break;
-                }
-                head.swap(at, from);
-                at = from;
-            }
-        }
+        sort_by_key_below(head, width, key, &mut self.scratch);
         let mut budget = 2 * count + 64;
         for next in 1..count {
             let mut at = next;
@@ -244,7 +293,7 @@ impl<T: Due> DueQueue<T> {
     /// Moves the items the window now reaches from the heap into their buckets.
     fn take_in_window(&mut self) {
         while let Some(Reverse(next)) = self.far.peek() {
-            if self.bucket(next.due_ms()).saturating_sub(self.base) >= WINDOW_BUCKETS as i64 {
+            if self.bucket(next.due_ms()).saturating_sub(self.base) >= self.window {
                 return;
             }
             let Reverse(item) = self.far.pop().expect("peeked");
@@ -355,6 +404,17 @@ mod tests {
         items.sort();
         let out: Vec<_> = std::iter::from_fn(|| queue.pop()).collect();
         assert_eq!(out, items);
+    }
+
+    #[test]
+    fn sorting_by_a_small_key_keeps_the_order_of_equal_keys() {
+        let mut items: Vec<(usize, u32)> = (0..1_000u32)
+            .map(|n| ((n as usize * 7_919) % 13, n))
+            .collect();
+        let mut expected = items.clone();
+        expected.sort_by_key(|item| item.0);
+        sort_by_key_below(&mut items, 13, |item| item.0, &mut SortScratch::default());
+        assert_eq!(items, expected);
     }
 
     #[test]
