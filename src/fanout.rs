@@ -13,7 +13,6 @@ use crate::batch::Batch;
 use crate::lateness::{LatenessHistogram, LatenessRecorder};
 use crate::metrics::{CoreMetrics, SinkCounters};
 use crate::plugin_api::clock::unix_now_us;
-use crate::plugin_api::host::ImmediateBatch;
 use crate::plugin_api::{Clock, PluginError, Sink, SinkContext, Topics};
 use crate::verdict::Published;
 
@@ -146,9 +145,12 @@ impl Sinks {
 
     /// Hands an immediate batch to every sink; its answer comes once every sink published it
     /// (in a task of its own, so the scheduler does not wait for the answer).
-    pub async fn deliver_now(&self, batch: ImmediateBatch) -> Result<(), SinkStopped> {
-        let receipt = self.deliver(Batch::from(batch.events), true).await;
-        let done = batch.done;
+    pub async fn deliver_now(
+        &self,
+        events: Batch,
+        done: oneshot::Sender<Result<(), String>>,
+    ) -> Result<(), SinkStopped> {
+        let receipt = self.deliver(events, true).await;
         match receipt {
             Ok(Some(receipt)) => {
                 tokio::spawn(async move {

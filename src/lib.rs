@@ -101,6 +101,7 @@ pub mod shutdown;
 pub mod thresholds;
 pub mod verdict;
 pub mod wake;
+pub mod watch;
 
 pub use customersim_plugin_api as plugin_api;
 

@@ -25,6 +25,7 @@ use crate::registry;
 use crate::report::Observation;
 use crate::scheduler::{ConsumeSettings, RunReport, Scheduler, SourceOutcome, format_ms};
 use crate::verdict::{LiveVerdict, VerdictPlan};
+use crate::watch::Watchers;
 
 /// A pipeline whose plugins are built (configs checked, files read) but not started.
 pub struct Pipeline {
@@ -377,10 +378,12 @@ impl Pipeline {
             immediate: running.immediate,
             source_outcomes: running.outcomes,
             sources_running: running.count,
-            presence,
-            observer: observation
-                .as_ref()
-                .map(|observation| observation.observer(start_ms)),
+            watchers: Watchers::start(
+                observation
+                    .as_ref()
+                    .map(|observation| observation.observer(start_ms)),
+                presence,
+            ),
             metrics: core_metrics.clone(),
             shutdown: shutdown.clone(),
             buffers: BatchPool::default(),
