@@ -18,9 +18,9 @@
 //!
 //! Prints medians and the spread (lowest–highest).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use customersim::batch::Batch;
 use customersim::config::{Flags, resolve_text};
 use customersim::env::Environment;
 use customersim::pipeline::Pipeline;
@@ -48,7 +48,10 @@ fn main() {
     let mut ratios = Vec::new();
     for round in 0..ROUNDS {
         let alone = correlate_alone();
-        println!("round {}: the correlator alone {alone:.0} replies/s", round + 1);
+        println!(
+            "round {}: the correlator alone {alone:.0} replies/s",
+            round + 1
+        );
         matched_alone.push(alone);
         let verdict = runtime.block_on(correlate(port, round));
         let baseline = runtime.block_on(count_only(port, round));
@@ -107,7 +110,7 @@ async fn correlate(port: u16, round: usize) -> f64 {
     let plan = Pipeline::verdict_plan(&resolved).unwrap().unwrap();
     let live = plan.live();
     let (published, running) = plan.start().await.unwrap();
-    let events: Arc<[Event]> = (1..=REPLIES)
+    let events: Vec<Event> = (1..=REPLIES)
         .map(|id| Event {
             due_ms: 0,
             customer: CustomerId::Number(id),
@@ -120,7 +123,10 @@ async fn correlate(port: u16, round: usize) -> f64 {
             stamp: Default::default(),
         })
         .collect();
-    published.send((events, unix_now_us())).await.unwrap();
+    published
+        .send((Batch::from(events), unix_now_us()))
+        .await
+        .unwrap();
     // Every event known to the verdict before the first reply: otherwise replies would wait in
     // the limbo (which is bounded) instead of answering.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -129,7 +135,10 @@ async fn correlate(port: u16, round: usize) -> f64 {
         if counts.expected >= REPLIES {
             break;
         }
-        assert!(Instant::now() < deadline, "the events never reached the verdict: {counts:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the events never reached the verdict: {counts:?}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let started = publish_replies(port, &topic).await;

@@ -6,16 +6,14 @@
 //! it published to the verdict task ([`crate::verdict`]). A run ends when every sink has flushed and closed; `close` runs even
 //! after a failed publish.
 
-use std::sync::Arc;
-
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::batch::Batch;
 use crate::lateness::{LatenessHistogram, LatenessRecorder};
 use crate::metrics::{CoreMetrics, SinkCounters};
 use crate::plugin_api::clock::unix_now_us;
-use crate::plugin_api::host::ImmediateBatch;
-use crate::plugin_api::{Clock, Event, PluginError, Sink, SinkContext, Topics};
+use crate::plugin_api::{Clock, PluginError, Sink, SinkContext, Topics};
 use crate::verdict::Published;
 
 /// Batches a sink's queue holds before the scheduler waits for it (or drops, for a lossy sink).
@@ -25,7 +23,7 @@ const QUEUE_BATCHES: usize = 16;
 /// it (for immediate batches, whose sender waits for that, and for leased claims, which are
 /// acknowledged only once every sink published them).
 struct Delivery {
-    events: Arc<[Event]>,
+    events: Batch,
     done: Option<oneshot::Sender<Result<(), String>>>,
 }
 
@@ -108,7 +106,7 @@ impl Sinks {
     /// lossy sink is never waited for).
     pub async fn deliver(
         &self,
-        events: Arc<[Event]>,
+        events: Batch,
         receipt: bool,
     ) -> Result<Option<Receipt>, SinkStopped> {
         let mut answers = Vec::new();
@@ -147,9 +145,12 @@ impl Sinks {
 
     /// Hands an immediate batch to every sink; its answer comes once every sink published it
     /// (in a task of its own, so the scheduler does not wait for the answer).
-    pub async fn deliver_now(&self, batch: ImmediateBatch) -> Result<(), SinkStopped> {
-        let receipt = self.deliver(batch.events.into(), true).await;
-        let done = batch.done;
+    pub async fn deliver_now(
+        &self,
+        events: Batch,
+        done: oneshot::Sender<Result<(), String>>,
+    ) -> Result<(), SinkStopped> {
+        let receipt = self.deliver(events, true).await;
         match receipt {
             Ok(Some(receipt)) => {
                 tokio::spawn(async move {

@@ -80,6 +80,7 @@ use customersim_timeline_memory as _;
 use customersim_timeline_redis as _;
 
 pub mod asyncapi;
+pub mod batch;
 pub mod checks;
 pub mod cli;
 pub mod config;
@@ -100,6 +101,7 @@ pub mod shutdown;
 pub mod thresholds;
 pub mod verdict;
 pub mod wake;
+pub mod watch;
 
 pub use customersim_plugin_api as plugin_api;
 

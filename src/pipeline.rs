@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc};
 
+use crate::batch::BatchPool;
 use crate::checks::RunChecks;
 use crate::config::{PluginSpec, ResolvedPipeline, Speed, Start};
 use crate::fanout::Sinks;
@@ -26,6 +27,7 @@ use crate::registry;
 use crate::report::Observation;
 use crate::scheduler::{ConsumeSettings, RunReport, Scheduler, SourceOutcome, format_ms};
 use crate::verdict::{LiveVerdict, VerdictPlan};
+use crate::watch::Watchers;
 
 /// A pipeline whose plugins are built (configs checked, files read) but not started.
 pub struct Pipeline {
@@ -394,12 +396,15 @@ impl Pipeline {
             immediate: running.immediate,
             source_outcomes: running.outcomes,
             sources_running: running.count,
-            presence,
-            observer: observation
-                .as_ref()
-                .map(|observation| observation.observer(start_ms)),
+            watchers: Watchers::start(
+                observation
+                    .as_ref()
+                    .map(|observation| observation.observer(start_ms)),
+                presence,
+            ),
             metrics: core_metrics.clone(),
             shutdown: shutdown.clone(),
+            buffers: BatchPool::default(),
         };
         let progress = doors_close_ms.and_then(|close_ms| {
             RunProgress::start_if_terminal(clock, start_ms, close_ms, core_metrics.handed_over)

@@ -13,12 +13,13 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
+use crate::batch::{Batch, BatchPool};
 use crate::fanout::{SinkStopped, Sinks};
 use crate::metrics::CoreMetrics;
-use crate::plugin_api::host::{ClockDriver, ImmediateBatch, PresenceRecorder, Shutdown};
+use crate::plugin_api::host::{ClockDriver, ImmediateBatch, Shutdown};
 use crate::plugin_api::{Backoff, Clock, Event, PluginError, Timeline, TimelineError, Watermark};
-use crate::report::Observer;
 use crate::wake::PreciseTimer;
+use crate::watch::Watchers;
 
 /// Most events a virtual clock takes per timeline claim (throttling makes no sense there).
 const VIRTUAL_CHUNK: usize = 8192;
@@ -70,11 +71,13 @@ pub struct Scheduler {
     pub immediate: mpsc::Receiver<ImmediateBatch>,
     pub source_outcomes: mpsc::UnboundedReceiver<SourceOutcome>,
     pub sources_running: usize,
-    pub presence: Option<PresenceRecorder>,
-    /// Counts the run report from every batch handed to the sinks (`run --report`).
-    pub observer: Option<Observer>,
+    /// The run report's counts and who is inside, when asked for: fed every batch handed to the
+    /// sinks, in a task of their own.
+    pub watchers: Option<Watchers>,
     pub metrics: CoreMetrics,
     pub shutdown: Shutdown,
+    /// The buffers claims are taken into and handed to the sinks in, reused.
+    pub buffers: BatchPool,
 }
 
 impl Scheduler {
@@ -84,6 +87,9 @@ impl Scheduler {
     pub async fn run(mut self) -> Result<(Sinks, RunReport), (Sinks, PluginError)> {
         let mut report = RunReport::default();
         let outcome = self.schedule(&mut report).await;
+        if let Some(watchers) = self.watchers.take() {
+            watchers.finish().await;
+        }
         report.left_on_timeline = self.timeline.len().await.unwrap_or(0);
         match outcome {
             Ok(()) => Ok((self.sinks, report)),
@@ -131,16 +137,21 @@ impl Scheduler {
                 } else {
                     self.clock.now_ms().min(watermark.saturating_sub(1))
                 };
-                match self.timeline.claim_due(until, claim_max).await {
-                    Ok(claim) => {
+                let mut events = self.buffers.buffer();
+                match self
+                    .timeline
+                    .claim_due_into(until, claim_max, &mut events)
+                    .await
+                {
+                    Ok(lease) => {
                         if outage.take().is_some() {
                             tracing::info!("timeline backend reachable again");
                         }
-                        took = claim.events.len();
-                        if let Some(last) = claim.events.last() {
+                        took = events.len();
+                        if let Some(last) = events.last() {
                             self.clock_driver.advance_to(last.due_ms);
                         }
-                        self.deliver(claim.events, claim.lease, report).await?;
+                        self.deliver(events, lease, report).await?;
                     }
                     Err(error) => {
                         self.backend_trouble(error, &mut outage).await?;
@@ -277,17 +288,16 @@ impl Scheduler {
         }
         report.published += events.len() as u64;
         self.metrics.handed_over.inc_by(events.len() as u64);
-        if let Some(presence) = &self.presence {
-            presence.apply(&events);
-        }
-        if let Some(observer) = &self.observer {
-            observer.observe(&events);
-        }
         let receipt = if events.is_empty() {
+            self.buffers.give_back(events);
             None
         } else {
+            let batch = self.buffers.batch(events);
+            if let Some(watchers) = &self.watchers {
+                watchers.watch(&batch).await;
+            }
             self.sinks
-                .deliver(events.into(), lease.is_some())
+                .deliver(batch, lease.is_some())
                 .await
                 .map_err(stopped)?
         };
@@ -315,18 +325,16 @@ impl Scheduler {
 
     async fn deliver_immediate(
         &mut self,
-        batch: ImmediateBatch,
+        ImmediateBatch { events, done }: ImmediateBatch,
         report: &mut RunReport,
     ) -> Result<(), PluginError> {
-        if let Some(presence) = &self.presence {
-            presence.apply(&batch.events);
+        report.published += events.len() as u64;
+        self.metrics.handed_over.inc_by(events.len() as u64);
+        let batch = Batch::from(events);
+        if let Some(watchers) = &self.watchers {
+            watchers.watch(&batch).await;
         }
-        if let Some(observer) = &self.observer {
-            observer.observe(&batch.events);
-        }
-        report.published += batch.events.len() as u64;
-        self.metrics.handed_over.inc_by(batch.events.len() as u64);
-        self.sinks.deliver_now(batch).await.map_err(stopped)
+        self.sinks.deliver_now(batch, done).await.map_err(stopped)
     }
 
     /// Logs the first failure of an outage and waits before the next try, backing off from

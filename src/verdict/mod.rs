@@ -35,6 +35,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::batch::Batch;
 use crate::config::ResolvedPipeline;
 use crate::lateness::LatenessSummary;
 use crate::plugin_api::clock::unix_now_us;
@@ -59,7 +60,7 @@ const DECIDE_EVERY: Duration = Duration::from_millis(100);
 const MAX_GAPS_LISTED: usize = 100;
 
 /// A batch a sink published, and when it accepted it (wall clock, µs since the epoch).
-pub type Published = (Arc<[Event]>, i64);
+pub type Published = (Batch, i64);
 
 /// What a topic read back is for.
 #[derive(Clone, Debug, Default)]

@@ -11,7 +11,10 @@
 //! - a claimed event is never claimed again, whether or not its lease was acknowledged yet;
 //! - `next_due` and `len` follow what is waiting;
 //! - `pending_here` counts what this handle scheduled until it is claimed and acknowledged;
-//! - `scheduled()` is notified when events are scheduled.
+//! - `scheduled()` is notified when events are scheduled;
+//! - `claim_due_into` appends what `claim_due` would return to the caller's buffer, and
+//!   `schedule_or_hand_back` schedules as `schedule` does (the scheduler and the sources use
+//!   these two).
 //!
 //! Ties at the `max` boundary are left out: the trait orders ties by customer, but a shared
 //! backend may pick which of several events due at the same instant fill the last places.
@@ -38,6 +41,7 @@ where
     claimed_events_are_not_claimed_again(make().await).await;
     pending_here_counts_until_acknowledged(make().await).await;
     scheduling_notifies_the_scheduler(make().await).await;
+    the_buffered_calls_do_what_the_plain_ones_do(make().await).await;
 }
 
 fn event(due_ms: i64, customer: u64) -> Event {
@@ -304,4 +308,39 @@ async fn scheduling_notifies_the_scheduler(timeline: Arc<dyn Timeline>) {
     tokio::time::timeout(Duration::from_secs(2), woken)
         .await
         .expect("scheduled() is notified when events are scheduled");
+}
+
+async fn the_buffered_calls_do_what_the_plain_ones_do(timeline: Arc<dyn Timeline>) {
+    timeline
+        .schedule_or_hand_back(vec![event(T0 + 20, 4), event(T0 + 10, 7)])
+        .await
+        .map_err(|(error, _)| error)
+        .expect("schedule_or_hand_back");
+    timeline
+        .schedule(vec![event(T0 + 10, 3), event(T0 + 30, 1)])
+        .await
+        .expect("schedule");
+    let mut buffer = vec![event(T0 - 5, 99)];
+    let lease = timeline
+        .claim_due_into(T0 + 20, 2, &mut buffer)
+        .await
+        .expect("claim_due_into");
+    if let Some(lease) = lease {
+        timeline.acknowledge(&lease).await.expect("acknowledge");
+    }
+    assert_eq!(
+        buffer,
+        [event(T0 - 5, 99), event(T0 + 10, 3), event(T0 + 10, 7)],
+        "claim_due_into: appended after what the buffer held, in order, at most max"
+    );
+    assert_eq!(
+        claim(&*timeline, T0 + 20, 100).await,
+        [event(T0 + 20, 4)],
+        "claim_due_into: what it left is claimed next"
+    );
+    assert_eq!(
+        waiting(&*timeline).await,
+        (1, Some(T0 + 30)),
+        "claim_due_into: the later event waits"
+    );
 }

@@ -6,19 +6,22 @@
 //! advances the watermark that paces a virtual clock, and ends when the doors closed and the last
 //! shopper left.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use rand::RngCore;
 
 use crate::arrivals::{ArrivalRules, Entrance, QueueMetrics, QueueStats};
+use crate::due_queue::{DueQueue, SortScratch, sort_by_key_below};
 use crate::error::PluginError;
 use crate::event::{CustomerId, Event};
 use crate::fleet::{StoreIndex, generated_id};
 use crate::load::{LoadAction, LoadFollower};
 use crate::roster::Roster;
 use crate::source::SourceContext;
+
+/// How far ahead the agenda's entries are due, about (shoppers' next steps): with the crowd
+/// expected, it sizes the agenda's buckets ([`DueQueue::for_items`]): 128 ms for 10,000 shoppers.
+const AGENDA_SPREAD_MS: i64 = 32_768;
 
 /// Most events generated per timeline write, so a million shoppers never sit on the timeline at
 /// once.
@@ -105,7 +108,7 @@ pub trait Generate: Send {
             let arrival = self.next_arrival_ms();
             let control = self.gate().load.as_ref().and_then(LoadFollower::next_ms);
             let due = self.crowd().next_due_ms();
-            let Some(next) = [arrival, control, due].into_iter().flatten().min() else {
+            let Some(next) = earliest(earliest(arrival, control), due) else {
                 return i64::MAX;
             };
             if next >= horizon_ms || work >= max {
@@ -148,6 +151,14 @@ pub trait Generate: Send {
                 }
             }
         }
+    }
+}
+
+/// The earlier of two times, either of which may be missing.
+fn earliest(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -198,7 +209,7 @@ pub struct Crowd<T> {
     /// (due, slot, stamp) of each shopper's next event; slots are assigned deterministically, so
     /// ties break the same way in every run. An entry whose stamp is no longer its slot's was
     /// replaced by [`Crowd::reschedule`] and is skipped.
-    agenda: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    agenda: DueQueue<(i64, u32, u32)>,
     /// Per slot: the stamp of its valid agenda entry, and whether it is taken and sent home.
     marks: Vec<SlotMark>,
     inside: usize,
@@ -221,7 +232,7 @@ impl<T> Crowd<T> {
         Crowd {
             slots: Vec::with_capacity(expected),
             free: Vec::new(),
-            agenda: BinaryHeap::with_capacity(expected),
+            agenda: DueQueue::for_items(expected, AGENDA_SPREAD_MS),
             marks: Vec::with_capacity(expected),
             inside: 0,
             leaving: 0,
@@ -247,7 +258,7 @@ impl<T> Crowd<T> {
         mark.leaving = false;
         self.inside += 1;
         self.peak_inside = self.peak_inside.max(self.inside);
-        self.agenda.push(Reverse((due_ms, slot, mark.stamp)));
+        self.agenda.push((due_ms, slot, mark.stamp));
         slot
     }
 
@@ -264,19 +275,19 @@ impl<T> Crowd<T> {
     /// When the next event of anyone inside is due (call [`Crowd::drop_stale`] first for the
     /// exact time; otherwise it may be earlier).
     pub fn next_due_ms(&self) -> Option<i64> {
-        self.agenda.peek().map(|Reverse((due, _, _))| *due)
+        self.agenda.peek().map(|(due, _, _)| *due)
     }
 
     /// Takes the next due (time, slot) off the agenda.
     pub fn pop_due(&mut self) -> Option<(i64, u32)> {
         self.drop_stale();
-        self.agenda.pop().map(|Reverse((due, slot, _))| (due, slot))
+        self.agenda.pop().map(|(due, slot, _)| (due, slot))
     }
 
     /// Drops replaced entries from the top of the agenda, so [`Crowd::next_due_ms`] is exact.
     pub fn drop_stale(&mut self) {
-        while let Some(Reverse((_, slot, stamp))) = self.agenda.peek() {
-            if self.marks[*slot as usize].stamp == *stamp {
+        while let Some(&(_, slot, stamp)) = self.agenda.peek_mut_settled() {
+            if self.marks[slot as usize].stamp == stamp {
                 return;
             }
             self.agenda.pop();
@@ -286,7 +297,7 @@ impl<T> Crowd<T> {
     /// Puts the next event of the shopper in `slot` on the agenda.
     pub fn schedule(&mut self, slot: u32, due_ms: i64) {
         let stamp = self.marks[slot as usize].stamp;
-        self.agenda.push(Reverse((due_ms, slot, stamp)));
+        self.agenda.push((due_ms, slot, stamp));
     }
 
     /// Replaces the planned next event of the shopper in `slot` by one due at `due_ms` (the
@@ -295,7 +306,7 @@ impl<T> Crowd<T> {
         let mark = &mut self.marks[slot as usize];
         mark.stamp = mark.stamp.wrapping_add(1);
         let stamp = mark.stamp;
-        self.agenda.push(Reverse((due_ms, slot, stamp)));
+        self.agenda.push((due_ms, slot, stamp));
     }
 
     /// The shopper in `slot` left; the slot is reused by a later arrival.
@@ -370,17 +381,33 @@ pub fn arriving_customer(
     }
 }
 
-/// One shopper model per store this process runs, driven as one: each call generates every
-/// store up to the horizon (resuming where a full chunk stopped), and the watermark is the
-/// lowest store's. A store's events depend only on its own generator, so how the stores share
-/// chunks never changes what any of them generates.
+/// One shopper model per store this process runs, driven as one. A store's events depend only
+/// on its own generator, so how the stores share chunks never changes what any of them generates.
+///
+/// With several stores, all of them step ahead together, a stretch of simulated time at a time
+/// (sized so that a step makes about a chunk, [`CHUNK_EVENTS`]), and a step's events go out sorted
+/// by time: the watermark (the lowest store's) moves on with every step, so the scheduler
+/// publishes while the next step is generated, and the timeline takes in runs in time order. One
+/// store is generated as it is, up to the horizon.
 struct Stores<G> {
     stores: Vec<(StoreIndex, G)>,
     /// Each store's watermark: every event of it due before this has been generated.
     marks: Vec<i64>,
     /// The store a full chunk stopped at; the next call starts there.
     cursor: usize,
+    /// How much simulated time a step spans, adapted to what the last step made.
+    step_ms: i64,
+    /// Where the step under way ends: every store is generated up to it before the next step.
+    step_end: i64,
+    /// Events the step under way made so far.
+    step_events: usize,
+    scratch: SortScratch,
 }
+
+/// The first step of a fleet (then adapted), and the longest: what one call sorts by
+/// millisecond.
+const FIRST_STEP_MS: i64 = 1_000;
+const LONGEST_STEP_MS: i64 = 65_536;
 
 impl<G: Generate> Stores<G> {
     fn new(stores: Vec<(StoreIndex, G)>) -> Stores<G> {
@@ -389,36 +416,73 @@ impl<G: Generate> Stores<G> {
             stores,
             marks,
             cursor: 0,
+            step_ms: FIRST_STEP_MS,
+            step_end: i64::MIN,
+            step_events: 0,
+            scratch: SortScratch::default(),
         }
     }
 
-    /// [`Generate::generate`] over every store; events are stamped with their store.
+    fn low_mark(&self) -> i64 {
+        self.marks.iter().copied().min().unwrap_or(i64::MAX)
+    }
+
+    /// [`Generate::generate`] over every store (at most `max` steps of work in all); events are
+    /// stamped with their store. Returns the lowest store's watermark.
     fn generate(&mut self, horizon_ms: i64, out: &mut Vec<Event>, max: usize) -> i64 {
-        let count = self.stores.len();
-        for step in 0..count {
-            if out.len() >= max {
-                break;
-            }
-            let at = (self.cursor + step) % count;
-            if self.marks[at] >= horizon_ms {
-                continue;
-            }
-            let (store, generator) = &mut self.stores[at];
+        if let [(store, generator)] = &mut self.stores[..] {
             let first = out.len();
-            self.marks[at] = generator.generate(horizon_ms, out, max - first);
+            self.marks[0] = generator.generate(horizon_ms, out, max);
             if *store != 0 {
                 for event in &mut out[first..] {
                     event.store = *store;
                 }
             }
-            if out.len() >= max || self.marks[at] < horizon_ms {
+            return self.marks[0];
+        }
+        let low = self.low_mark();
+        if low >= horizon_ms {
+            return low;
+        }
+        if self.step_end <= low {
+            // The last step is done: the next one, from the lowest store.
+            self.step_end = low.saturating_add(self.step_ms).min(horizon_ms);
+            self.step_events = 0;
+        }
+        let step_end = self.step_end;
+        let first = out.len();
+        let count = self.stores.len();
+        for step in 0..count {
+            let made = out.len() - first;
+            let at = (self.cursor + step) % count;
+            if self.marks[at] >= step_end {
+                continue;
+            }
+            let (store, generator) = &mut self.stores[at];
+            let from = out.len();
+            self.marks[at] = generator.generate(step_end, out, max.saturating_sub(made));
+            for event in &mut out[from..] {
+                event.store = *store;
+            }
+            if out.len() - first >= max || self.marks[at] < step_end {
                 // The work budget ran out in this store: the next call resumes here, so one call
                 // stays bounded however many stores there are.
                 self.cursor = at;
                 break;
             }
         }
-        self.marks.iter().copied().min().unwrap_or(i64::MAX)
+        self.step_events += out.len() - first;
+        sort_by_time(&mut out[first..], &mut self.scratch);
+        let low = self.low_mark();
+        if low >= step_end {
+            // Aim the next step at a chunk, changing it by at most a factor of two at a time.
+            let wanted =
+                (self.step_ms as f64 * CHUNK_EVENTS as f64 / self.step_events.max(1) as f64) as i64;
+            self.step_ms = wanted
+                .clamp(self.step_ms / 2, self.step_ms.saturating_mul(2))
+                .clamp(1, LONGEST_STEP_MS);
+        }
+        low
     }
 
     fn total(&self, of: impl Fn(&G) -> u64) -> u64 {
@@ -429,6 +493,29 @@ impl<G: Generate> Stores<G> {
         self.stores
             .iter()
             .all(|(_, generator)| generator.is_finished())
+    }
+}
+
+/// Sorts events by due time, keeping the order of events due at the same time (those of one
+/// store stay in its order): by millisecond in linear time when they span at most
+/// [`LONGEST_STEP_MS`], else by a merge sort.
+fn sort_by_time(events: &mut [Event], scratch: &mut SortScratch) {
+    let (Some(first), Some(last)) = (
+        events.iter().map(|event| event.due_ms).min(),
+        events.iter().map(|event| event.due_ms).max(),
+    ) else {
+        return;
+    };
+    let span = last.saturating_sub(first);
+    if span < LONGEST_STEP_MS && events.len() * 8 >= span as usize {
+        sort_by_key_below(
+            events,
+            span as usize + 1,
+            |event| (event.due_ms - first) as usize,
+            scratch,
+        );
+    } else {
+        events.sort_by_key(|event| event.due_ms);
     }
 }
 

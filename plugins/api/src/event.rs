@@ -359,6 +359,13 @@ impl Topics {
         ]
     }
 
+    /// Whether each store has topics of its own ([`Topics::for_fleet`] replaced `{store}`): then
+    /// [`Topics::all_stores`] lists them by store position; otherwise its one entry is every
+    /// event's.
+    pub fn is_per_store(&self) -> bool {
+        !self.per_store.0.is_empty()
+    }
+
     /// The topics of every store (each kind's, in [`Topics::patterns`] order), for sinks that
     /// prepare per-topic state; without `{store}` topics, one entry.
     pub fn all_stores(&self) -> Vec<[String; 4]> {

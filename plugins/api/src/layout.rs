@@ -201,6 +201,52 @@ const NEIGHBOURS: [(i32, i32); 8] = [
     (1, 1),
 ];
 
+/// The neighbours of one cell a shopper may step to ([`StoreLayout::neighbours`]), in the fixed
+/// order of [`NEIGHBOURS`]: a set of directions, so counting them or taking the n-th costs a few
+/// bit operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Neighbours {
+    /// Bit `i` set: direction `NEIGHBOURS[i]` is open.
+    mask: u8,
+    col: u32,
+    row: u32,
+}
+
+impl Neighbours {
+    /// How many there are.
+    pub fn count_open(&self) -> usize {
+        self.mask.count_ones() as usize
+    }
+
+    /// The `n`-th of them (from 0, in the fixed order), if there are more than `n`.
+    pub fn nth_open(&self, n: usize) -> Option<(u32, u32)> {
+        let mut mask = self.mask;
+        for _ in 0..n {
+            mask &= mask.wrapping_sub(1);
+        }
+        self.cell(mask)
+    }
+
+    /// The cell of the lowest direction in `mask`.
+    fn cell(&self, mask: u8) -> Option<(u32, u32)> {
+        let (dx, dy) = NEIGHBOURS.get(mask.trailing_zeros() as usize)?;
+        Some((
+            self.col.wrapping_add_signed(*dx),
+            self.row.wrapping_add_signed(*dy),
+        ))
+    }
+}
+
+impl Iterator for Neighbours {
+    type Item = (u32, u32);
+
+    fn next(&mut self) -> Option<(u32, u32)> {
+        let cell = self.cell(self.mask)?;
+        self.mask &= self.mask.wrapping_sub(1);
+        Some(cell)
+    }
+}
+
 /// Per-cell data of a layout with zones, row-major (`row * cols + col`).
 #[derive(Debug, PartialEq)]
 struct Cells {
@@ -210,6 +256,8 @@ struct Cells {
     zone: Vec<u16>,
     /// How many cells are walkable, counted once for `validate` and reports.
     walkable_count: u64,
+    /// The directions open from each cell ([`StoreLayout::neighbours`]).
+    neighbours: Vec<u8>,
 }
 
 /// The store's floor plan, checked and with its walking grid precomputed. Cheap to clone (the
@@ -438,19 +486,46 @@ impl StoreLayout {
 
     /// The walkable neighbours of cell `(col, row)` a shopper may step to, in a fixed order (x
     /// offset outer, y offset inner, each from −1 to 1). A diagonal step needs both cells it passes
-    /// between to be walkable.
-    pub fn neighbours(&self, col: u32, row: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
-        NEIGHBOURS.iter().filter_map(move |&(dx, dy)| {
-            let to = self.offset(col, row, dx, dy)?;
-            let open = self.walkable(to.0, to.1)
-                && (dx == 0 || dy == 0 || {
-                    let side_x = self.offset(col, row, dx, 0);
-                    let side_y = self.offset(col, row, 0, dy);
-                    side_x.is_some_and(|(c, r)| self.walkable(c, r))
-                        && side_y.is_some_and(|(c, r)| self.walkable(c, r))
-                });
-            open.then_some(to)
-        })
+    /// between to be walkable. Looked up, not worked out: a walk asks this at every step.
+    pub fn neighbours(&self, col: u32, row: u32) -> Neighbours {
+        let mask = match (&self.cells, self.index(col, row)) {
+            (Some(cells), Some(index)) => cells.neighbours[index],
+            // Every cell of a grid without zones is walkable: only its edges close directions.
+            (None, Some(_)) => {
+                let (left, right) = (col > 0, col + 1 < self.cols);
+                let (up, down) = (row > 0, row + 1 < self.rows);
+                [
+                    left && up,
+                    left,
+                    left && down,
+                    up,
+                    down,
+                    right && up,
+                    right,
+                    right && down,
+                ]
+                .iter()
+                .enumerate()
+                .fold(0, |mask, (bit, open)| mask | (u8::from(*open) << bit))
+            }
+            (_, None) => self.neighbour_mask(col, row, |c, r| self.walkable(c, r)),
+        };
+        Neighbours { mask, col, row }
+    }
+
+    /// The directions of [`NEIGHBOURS`] open from `(col, row)`, one bit each, by `walkable`.
+    fn neighbour_mask(&self, col: u32, row: u32, walkable: impl Fn(u32, u32) -> bool) -> u8 {
+        let open_at = |dx, dy| {
+            self.offset(col, row, dx, dy)
+                .is_some_and(|(c, r)| walkable(c, r))
+        };
+        NEIGHBOURS
+            .iter()
+            .enumerate()
+            .filter(|&(_, &(dx, dy))| {
+                open_at(dx, dy) && (dx == 0 || dy == 0 || (open_at(dx, 0) && open_at(0, dy)))
+            })
+            .fold(0, |mask, (bit, _)| mask | (1 << bit))
     }
 
     /// Walking distances (in steps) from every cell to `target`, over the walkable grid: built once,
@@ -589,10 +664,17 @@ impl StoreLayout {
             }
         }
         let walkable_count = walkable.iter().filter(|&&open| open).count() as u64;
+        let neighbours = (0..count)
+            .map(|index| {
+                let (col, row) = self.cell_at(index);
+                self.neighbour_mask(col, row, |c, r| walkable[r as usize * cols + c as usize])
+            })
+            .collect();
         Cells {
             walkable,
             zone: zone_of,
             walkable_count,
+            neighbours,
         }
     }
 
@@ -932,6 +1014,44 @@ mod tests {
         let around: Vec<_> = layout.neighbours(0, 0).collect();
         assert_eq!(around, vec![(0, 1), (1, 0), (1, 1)]);
         assert_eq!(layout.neighbours(2, 2).count(), 8);
+    }
+
+    /// The looked-up neighbours are the rule's: walkable, no diagonal past a blocked side, in
+    /// the fixed order; also from cells beyond the grid, and counted and indexed alike.
+    #[test]
+    fn neighbours_follow_the_walking_rule() {
+        let walls = StoreLayout::new(spec(vec![
+            zone("Wall", Obstacle, [100, 0, 101, 60]),
+            zone("Pillar", Obstacle, [40, 40, 52, 49]),
+        ]))
+        .unwrap();
+        for layout in [StoreLayout::default(), walls] {
+            for col in 0..=layout.cols() + 1 {
+                for row in 0..=layout.rows() + 1 {
+                    let expected: Vec<(u32, u32)> = NEIGHBOURS
+                        .iter()
+                        .filter_map(|&(dx, dy)| {
+                            let to = layout.offset(col, row, dx, dy)?;
+                            let side = |dx, dy| {
+                                layout
+                                    .offset(col, row, dx, dy)
+                                    .is_some_and(|(c, r)| layout.walkable(c, r))
+                            };
+                            (layout.walkable(to.0, to.1)
+                                && (dx == 0 || dy == 0 || (side(dx, 0) && side(0, dy))))
+                            .then_some(to)
+                        })
+                        .collect();
+                    let open = layout.neighbours(col, row);
+                    assert_eq!(open.collect::<Vec<_>>(), expected, "({col}, {row})");
+                    assert_eq!(open.count_open(), expected.len());
+                    for (n, cell) in expected.iter().enumerate() {
+                        assert_eq!(open.nth_open(n), Some(*cell));
+                    }
+                    assert_eq!(open.nth_open(expected.len()), None);
+                }
+            }
+        }
     }
 
     #[test]

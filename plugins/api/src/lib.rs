@@ -98,6 +98,7 @@ pub mod auth;
 pub mod backoff;
 pub mod build;
 pub mod clock;
+pub mod due_queue;
 pub mod duration;
 pub mod env;
 pub mod error;
@@ -134,6 +135,7 @@ pub use backoff::Backoff;
 pub use build::BuildContext;
 pub use clock::{Clock, ClockOrigin};
 pub use customersim_plugin_macros::{sink_config, source_config, timeline_config};
+pub use due_queue::{Due, DueQueue};
 pub use env::{EnvKind, EnvOverride};
 pub use error::{PluginError, excerpt};
 pub use event::{
@@ -142,7 +144,7 @@ pub use event::{
 };
 pub use fleet::{Fleet, MAX_STORES, Shard, StoreIndex};
 pub use focus::{Announce, FocusStage, FocusTracker};
-pub use layout::{DistanceField, LayoutError, LayoutSpec, StoreLayout, Zone, ZoneKind};
+pub use layout::{DistanceField, LayoutError, LayoutSpec, Neighbours, StoreLayout, Zone, ZoneKind};
 pub use load::{
     LoadFollower, LoadPlan, LoadShare, LoadStage, PopulationPlan, ShopperRate, StageWindow,
     measure_shoppers,

@@ -35,7 +35,7 @@ struct Inside {
     overflowed: bool,
 }
 
-/// A read-only view of who is inside: the core updates it after the sinks took each batch. Only
+/// A read-only view of who is inside: the core updates it with each batch handed to the sinks. Only
 /// kept when a plugin asks for it ([`crate::BuildContext::presence`]), so large simulations that
 /// nobody inspects do not pay for it.
 #[derive(Clone, Debug)]

@@ -46,11 +46,36 @@ pub trait Timeline: Send + Sync {
     /// Adds events; each is published at its `due_ms`.
     async fn schedule(&self, events: Vec<Event>) -> Result<(), TimelineError>;
 
+    /// Adds events as [`Timeline::schedule`] does, but hands them back when they were not added,
+    /// so that a caller who retries needs no copy of every batch. The default keeps a copy; a
+    /// backend that can give them back (or never fails) need not.
+    async fn schedule_or_hand_back(
+        &self,
+        events: Vec<Event>,
+    ) -> Result<(), (TimelineError, Vec<Event>)> {
+        let kept = events.clone();
+        self.schedule(events).await.map_err(|error| (error, kept))
+    }
+
     /// Takes up to `max` events due at or before `until_ms`, earliest first (ties by customer).
     /// On a virtual clock, the scheduler of an instance with generating sources never asks
     /// beyond what they scheduled: everything they will produce due before `until_ms + 1` is on
     /// the timeline (a shared backend tells the other instances so; see [`SharedClock`]).
     async fn claim_due(&self, until_ms: i64, max: usize) -> Result<Claim, TimelineError>;
+
+    /// Takes due events as [`Timeline::claim_due`] does, appended to `into` (a buffer the caller
+    /// reuses, so that publishing at full speed allocates nothing per claim), and returns the
+    /// claim's lease. The default moves them from the backend's claim.
+    async fn claim_due_into(
+        &self,
+        until_ms: i64,
+        max: usize,
+        into: &mut Vec<Event>,
+    ) -> Result<Option<String>, TimelineError> {
+        let claim = self.claim_due(until_ms, max).await?;
+        into.extend(claim.events);
+        Ok(claim.lease)
+    }
 
     /// Confirms a leased claim was handed to the sinks.
     async fn acknowledge(&self, _lease: &str) -> Result<(), TimelineError> {
@@ -124,18 +149,19 @@ impl Schedule {
         shutdown: &ShutdownSignal,
     ) -> Result<bool, PluginError> {
         // Staged once: the retries write the same events.
-        let events = self.stages.apply(events, None);
+        let mut events = self.stages.apply(events, None);
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         let mut announced = false;
         loop {
-            match self.timeline.schedule(events.clone()).await {
+            match self.timeline.schedule_or_hand_back(events).await {
                 Ok(()) => {
                     if announced {
                         tracing::info!("{who}: the timeline takes events again");
                     }
                     return Ok(true);
                 }
-                Err(TimelineError::Unavailable(why)) => {
+                Err((TimelineError::Unavailable(why), refused)) => {
+                    events = refused;
                     if !announced {
                         tracing::warn!("{who}: timeline unavailable, retrying: {why}");
                         announced = true;
@@ -145,7 +171,7 @@ impl Schedule {
                         () = shutdown.wait() => return Ok(false),
                     }
                 }
-                Err(error) => return Err(PluginError::fatal(format!("{who}: {error}"))),
+                Err((error, _)) => return Err(PluginError::fatal(format!("{who}: {error}"))),
             }
         }
     }

@@ -1,5 +1,5 @@
-//! The `memory` timeline backend (the default): future events wait in this process, in a binary
-//! heap ordered by (due time, customer, insertion order), and are lost when it stops. Use a
+//! The `memory` timeline backend (the default): future events wait in this process, ordered by
+//! (due time, customer, insertion order), and are lost when it stops. Use a
 //! shared backend (`redis`) to keep them across restarts or split publishing between instances.
 //!
 //! ```yaml

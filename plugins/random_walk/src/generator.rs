@@ -501,13 +501,13 @@ fn step_toward(store: &StoreLayout, at: (u16, u16), target: (u16, u16)) -> Optio
 /// A uniformly chosen cell among the (up to 8) walkable neighbours of cell (x, y), listed in the
 /// layout's fixed order so a seed replays the same walk.
 fn random_neighbour(rng: &mut Pcg32, store: &StoreLayout, x: u16, y: u16) -> Option<(u16, u16)> {
-    let mut cells = [(0u16, 0u16); 8];
-    let mut count = 0;
-    for (nx, ny) in store.neighbours(x.into(), y.into()) {
-        cells[count] = (nx as u16, ny as u16);
-        count += 1;
+    let open = store.neighbours(x.into(), y.into());
+    let count = open.count_open();
+    if count == 0 {
+        return None;
     }
-    (count > 0).then(|| cells[rng.random_range(0..count)])
+    let (nx, ny) = open.nth_open(rng.random_range(0..count))?;
+    Some((nx as u16, ny as u16))
 }
 
 #[cfg(test)]

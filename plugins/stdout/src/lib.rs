@@ -10,7 +10,7 @@ use std::io::Write;
 
 use customersim_plugin_api::{
     BuildContext, EndRun, Event, PluginConfig, PluginError, Sink, SinkConfig, SinkContext, Topics,
-    async_trait, json, sink_config,
+    async_trait, event::kind_index, json, sink_config,
 };
 
 /// Config of the `stdout` sink. It has no settings: the topics come from the pipeline.
@@ -41,6 +41,8 @@ const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 /// buffer of at most [`WRITE_BUFFER_BYTES`] (plus one line).
 pub struct StdoutSink {
     topics: Topics,
+    /// Each line's start up to the payload, made once per topic.
+    starts: LineStarts,
     buffer: Vec<u8>,
     /// Ends the run when the reader goes away (`customersim run | head`), like any Unix filter.
     end_run: Option<EndRun>,
@@ -51,6 +53,7 @@ pub struct StdoutSink {
 impl StdoutSink {
     fn new(topics: Topics) -> StdoutSink {
         StdoutSink {
+            starts: LineStarts::new(&topics),
             topics,
             buffer: Vec::with_capacity(WRITE_BUFFER_BYTES),
             end_run: None,
@@ -61,11 +64,68 @@ impl StdoutSink {
 
 /// Appends one stdout line for `event`.
 pub fn write_line(out: &mut Vec<u8>, topics: &Topics, event: &Event) {
+    write_start(out, &topics.for_event(event));
+    finish_line(out, event);
+}
+
+/// `{"topic": "…", "payload": ` for `topic`.
+fn write_start(out: &mut Vec<u8>, topic: &str) {
     out.extend_from_slice(b"{\"topic\": ");
-    json::write_str(out, &topics.for_event(event));
+    json::write_str(out, topic);
     out.extend_from_slice(b", \"payload\": ");
+}
+
+/// The payload and the end of the line.
+fn finish_line(out: &mut Vec<u8>, event: &Event) {
     event.write_payload(out);
     out.extend_from_slice(b"}\n");
+}
+
+/// The start of a line (`{"topic": "…", "payload": `) for each topic events go to, escaped once:
+/// by store position with topics per store, else one set; by kind in [`Topics::patterns`] order.
+struct LineStarts {
+    per_store: bool,
+    starts: Vec<[Vec<u8>; 4]>,
+}
+
+impl LineStarts {
+    fn new(topics: &Topics) -> LineStarts {
+        let starts = topics
+            .all_stores()
+            .iter()
+            .map(|kinds| {
+                kinds.clone().map(|topic| {
+                    let mut start = Vec::new();
+                    write_start(&mut start, &topic);
+                    start
+                })
+            })
+            .collect();
+        LineStarts {
+            per_store: topics.is_per_store(),
+            starts,
+        }
+    }
+
+    /// Appends `event`'s line; the topics' own rule for a store the fleet does not have.
+    fn write_line(&self, out: &mut Vec<u8>, topics: &Topics, event: &Event) {
+        // Truth copies (sensors on) go to `topics.truth`, which these starts do not hold.
+        if event.stamp.truth {
+            return write_line(out, topics, event);
+        }
+        let store = if self.per_store {
+            event.store as usize
+        } else {
+            0
+        };
+        match self.starts.get(store) {
+            Some(starts) => {
+                out.extend_from_slice(&starts[kind_index(&event.kind)]);
+                finish_line(out, event);
+            }
+            None => write_line(out, topics, event),
+        }
+    }
 }
 
 /// Writes the lines of `batch` to `out` through `buffer`, writing whenever it holds
@@ -73,12 +133,12 @@ pub fn write_line(out: &mut Vec<u8>, topics: &Topics, event: &Event) {
 fn write_batch(
     out: &mut impl Write,
     buffer: &mut Vec<u8>,
-    topics: &Topics,
+    (topics, starts): (&Topics, &LineStarts),
     batch: &[Event],
 ) -> std::io::Result<()> {
     buffer.clear();
     for event in batch {
-        write_line(buffer, topics, event);
+        starts.write_line(buffer, topics, event);
         if buffer.len() >= WRITE_BUFFER_BYTES {
             out.write_all(buffer)?;
             buffer.clear();
@@ -104,7 +164,8 @@ impl Sink for StdoutSink {
             return Ok(());
         }
         let mut stdout = std::io::stdout().lock();
-        match write_batch(&mut stdout, &mut self.buffer, &self.topics, batch) {
+        let topics = (&self.topics, &self.starts);
+        match write_batch(&mut stdout, &mut self.buffer, topics, batch) {
             Ok(()) => Ok(()),
             Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
                 self.reader_gone = true;
@@ -138,6 +199,49 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "{\"topic\": \"customer/move\", \"payload\": {\"id\": \"997\", \"ts\": 192326400, \"x\": 2, \"y\": 3}}\n"
         );
+    }
+
+    #[test]
+    fn prepared_line_starts_follow_the_topics_rule() {
+        use customersim_plugin_api::{Fleet, intern};
+        let fleet = Fleet::new(vec!["a".into(), "b\"q".into()], Default::default()).unwrap();
+        let per_store = Topics {
+            moves: "s/{store}/move".into(),
+            focus: Some("f/{store}/\"focus\"".into()),
+            ..Topics::default()
+        };
+        let kinds = [
+            EventKind::Enter,
+            EventKind::Move { x: 1, y: 2 },
+            EventKind::Exit,
+            EventKind::Focus {
+                dep: intern("Women"),
+                x: 1,
+                y: 2,
+            },
+        ];
+        for topics in [Topics::default(), per_store.for_fleet(&fleet)] {
+            let starts = LineStarts::new(&topics);
+            // Store 2 and 3 are beyond the fleet: the topics' own rule names them.
+            for store in 0..4 {
+                for kind in kinds {
+                    let event = Event {
+                        due_ms: 1_000,
+                        customer: CustomerId::parse("7"),
+                        kind,
+                        store,
+                        stamp: Default::default(),
+                    };
+                    let (mut prepared, mut plain) = (Vec::new(), Vec::new());
+                    starts.write_line(&mut prepared, &topics, &event);
+                    write_line(&mut plain, &topics, &event);
+                    assert_eq!(
+                        String::from_utf8(prepared).unwrap(),
+                        String::from_utf8(plain).unwrap()
+                    );
+                }
+            }
+        }
     }
 
     /// Records each `write` call, to see how a batch is cut.
@@ -179,7 +283,8 @@ mod tests {
         assert!(expected.len() > 10 * WRITE_BUFFER_BYTES);
         let mut out = Writes::default();
         let mut buffer = Vec::new();
-        write_batch(&mut out, &mut buffer, &topics, &batch).unwrap();
+        let starts = LineStarts::new(&topics);
+        write_batch(&mut out, &mut buffer, (&topics, &starts), &batch).unwrap();
         assert_eq!(out.bytes, expected);
         assert_eq!(out.flushes, 1);
         assert!(out.sizes.len() > 10, "{:?}", out.sizes.len());
