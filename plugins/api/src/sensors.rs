@@ -322,6 +322,9 @@ struct Device {
     drift: f64,
     /// When the shopper last did something (whom to forget first beyond the bound).
     last_ms: i64,
+    /// The last batch (of [`SensorStage::batches`]) that saved this device's state for an
+    /// undo: it is saved once a batch, at its first event, not at every event.
+    saved_in: u64,
 }
 
 type Shopper = (StoreIndex, CustomerId);
@@ -340,6 +343,8 @@ pub struct SensorStage {
     /// The devices followed, by shopper: one hash per event (a keyed multiply-mix rather than
     /// SipHash, which cost a tenth of a `--speed max` run).
     devices: HashMap<Shopper, Device, KeyedState>,
+    /// Batches applied so far (see [`Device::saved_in`]).
+    batches: u64,
 }
 
 /// What does not change during a run: the settings and where the counts go.
@@ -355,6 +360,37 @@ struct Model {
     /// P(good → bad) and P(bad → good) of the drop channel.
     to_bad: f64,
     to_good: f64,
+    /// The position noise's distribution (`None`: no noise).
+    noise: Option<Normal<f64>>,
+    /// The delivery delay's distribution, its parameters worked out once.
+    delay: Delay,
+}
+
+/// [`DelayConfig`] ready to draw from, in milliseconds.
+#[derive(Debug)]
+enum Delay {
+    None,
+    Fixed(f64),
+    Exponential(Exp<f64>),
+    Lognormal(LogNormal<f64>),
+}
+
+impl Delay {
+    fn new(config: &DelayConfig) -> Delay {
+        let mean = config.mean.as_secs_f64() * 1000.0;
+        if mean <= 0.0 {
+            return Delay::None;
+        }
+        let fixed = Delay::Fixed(mean);
+        match config.distribution {
+            DelayDistribution::Fixed => fixed,
+            DelayDistribution::Exponential => Exp::new(1.0 / mean).map_or(fixed, Delay::Exponential),
+            DelayDistribution::Lognormal => {
+                let mu = mean.ln() - config.sigma * config.sigma / 2.0;
+                LogNormal::new(mu, config.sigma).map_or(fixed, Delay::Lognormal)
+            }
+        }
+    }
 }
 
 impl SensorStage {
@@ -378,6 +414,10 @@ impl SensorStage {
         SensorStage {
             model: Model {
                 truth: truth.topics().map(|topic| topic.is_some()),
+                noise: (config.noise > 0.0)
+                    .then(|| Normal::new(0.0, config.noise).ok())
+                    .flatten(),
+                delay: Delay::new(&config.delay),
                 config,
                 seed: derive_seed(seed, 0x5e25_0125),
                 width: i64::from(width.max(1)),
@@ -387,6 +427,7 @@ impl SensorStage {
                 to_good,
             },
             devices: HashMap::with_hasher(KeyedState::new()),
+            batches: 0,
         }
     }
 
@@ -398,6 +439,7 @@ impl SensorStage {
             events.sort_by_key(|event| event.due_ms);
         }
         let mut undo = undo;
+        self.batches += 1;
         let mut out = Vec::with_capacity(events.len() + events.len() / 4);
         // Counted here and added once a batch: an atomic add per fault per event showed.
         let mut tally = [0u64; FAULTS];
@@ -457,9 +499,12 @@ impl SensorStage {
     ) {
         use std::collections::hash_map::Entry;
         let exit = (event.kind == EventKind::Exit).then(|| (event.store, event.customer.clone()));
+        let batch = self.batches;
         let device = match self.devices.entry((event.store, event.customer.clone())) {
             Entry::Occupied(entry) => {
-                if let Some(undo) = undo {
+                if let Some(undo) = undo
+                    && entry.get().saved_in != batch
+                {
                     undo.devices
                         .push((entry.key().clone(), Some(entry.get().clone())));
                 }
@@ -472,6 +517,7 @@ impl SensorStage {
                 entry.insert(self.model.new_device(&event))
             }
         };
+        device.saved_in = batch;
         device.last_ms = event.due_ms;
         self.model.report(device, event, out, tally);
         if let Some(key) = exit {
@@ -510,6 +556,7 @@ impl Model {
             skew_ms,
             drift,
             last_ms: event.due_ms,
+            saved_in: 0,
         }
     }
 
@@ -554,9 +601,9 @@ impl Model {
                         return;
                     }
                 }
-                if config.noise > 0.0 {
-                    let nx = (x as f64 + gaussian(&mut device.rng, config.noise)).round() as i64;
-                    let ny = (y as f64 + gaussian(&mut device.rng, config.noise)).round() as i64;
+                if let Some(noise) = &self.noise {
+                    let nx = round(x as f64 + noise.sample(&mut device.rng));
+                    let ny = round(y as f64 + noise.sample(&mut device.rng));
                     let (nx, ny) = (nx.clamp(0, self.width - 1), ny.clamp(0, self.height - 1));
                     if (nx, ny) != (x, y) {
                         count(tally, Fault::Noisy);
@@ -574,7 +621,7 @@ impl Model {
                 0
             };
         let elapsed = (sent_ms - device.first_ms) as f64;
-        let clock_ms = sent_ms + (device.skew_ms + device.drift * elapsed).round() as i64;
+        let clock_ms = sent_ms + round(device.skew_ms + device.drift * elapsed);
         if clock_ms.div_euclid(1000) != event.due_ms.div_euclid(1000) {
             count(tally, Fault::Skewed);
         }
@@ -584,7 +631,7 @@ impl Model {
         } else {
             1
         };
-        for _ in 0..copies {
+        for copy in 1..=copies {
             let mut delivered = sent_ms + self.delay(device);
             if config.reorder.probability > 0.0
                 && device.rng.random::<f64>() < config.reorder.probability
@@ -599,12 +646,19 @@ impl Model {
                 count(tally, Fault::Delayed);
             }
             let offset = (clock_ms - delivered).clamp(i64::from(i32::MIN), i64::from(i32::MAX));
+            let stamp = Stamp {
+                clock_ms: offset as i32,
+                truth: false,
+            };
+            if copy == copies {
+                event.due_ms = delivered;
+                event.stamp = stamp;
+                out.push(event);
+                break;
+            }
             out.push(Event {
                 due_ms: delivered,
-                stamp: Stamp {
-                    clock_ms: offset as i32,
-                    truth: false,
-                },
+                stamp,
                 ..event.clone()
             });
         }
@@ -612,25 +666,21 @@ impl Model {
 
     /// One delivery delay, in milliseconds.
     fn delay(&self, device: &mut Device) -> i64 {
-        let delay = &self.config.delay;
-        let mean = delay.mean.as_secs_f64() * 1000.0;
-        if mean <= 0.0 {
-            return 0;
-        }
-        let ms = match delay.distribution {
-            DelayDistribution::Fixed => mean,
-            DelayDistribution::Exponential => Exp::new(1.0 / mean)
-                .map(|exp| exp.sample(&mut device.rng))
-                .unwrap_or(mean),
-            DelayDistribution::Lognormal => {
-                let mu = mean.ln() - delay.sigma * delay.sigma / 2.0;
-                LogNormal::new(mu, delay.sigma)
-                    .map(|log| log.sample(&mut device.rng))
-                    .unwrap_or(mean)
-            }
+        let ms = match &self.delay {
+            Delay::None => return 0,
+            Delay::Fixed(ms) => *ms,
+            Delay::Exponential(exp) => exp.sample(&mut device.rng),
+            Delay::Lognormal(log) => log.sample(&mut device.rng),
         };
-        (ms.round() as i64).clamp(0, 86_400_000)
+        round(ms).clamp(0, 86_400_000)
     }
+}
+
+/// `x` rounded to the nearest whole number, halves away from zero, as `f64::round` would
+/// (within a rounding error at exact halves) but inline: the library call showed in profiles.
+/// Values beyond `i64`'s range saturate.
+fn round(x: f64) -> i64 {
+    (x + 0.5f64.copysign(x)) as i64
 }
 
 fn count(tally: &mut [u64; FAULTS], fault: Fault) {
