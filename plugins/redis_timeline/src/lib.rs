@@ -56,6 +56,7 @@
 //! what it does atomically and its KEYS and ARGV.
 
 mod member;
+mod peers;
 mod timeline;
 
 use std::path::{Path, PathBuf};
@@ -67,6 +68,7 @@ use customersim_plugin_api::{
     TimelineBackend, TimelineConfig, TimelineContext, async_trait, duration, timeline_config,
 };
 
+pub use peers::RedisPeers;
 pub use timeline::{ClaimStats, Joined, RedisTimeline};
 
 /// Settings of the `redis` backend (`timeline.redis:`).
@@ -299,10 +301,12 @@ impl TimelineBackend for RedisBackend {
         let (timeline, joined) = RedisTimeline::open(&self.0, &cx)
             .await
             .map_err(PluginError::Fatal)?;
+        let peers = Arc::new(timeline.peers(&self.0));
         Ok(OpenedTimeline {
             timeline: Arc::new(timeline),
             skipped_at_open: Some(joined.skipped),
             clock: Some(joined.clock),
+            peers: Some(peers),
         })
     }
 
