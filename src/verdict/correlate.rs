@@ -10,6 +10,11 @@
 //! and the subscriber's channel, the publish time through the sink's task): a reply that answers
 //! nothing yet waits in a short *limbo* (as long as the rule's grace, at least a second) for an
 //! event of its key before it counts as unexpected. The limbo is bounded too.
+//!
+//! On a timeline shared with other instances ([`super::shared`]) a correlator also keeps the
+//! records other instances made of events of the keys that replies name ([`Correlator::learn`]),
+//! and replies are matched later, in order, against the oldest open event of their key whoever
+//! published it ([`Correlator::take`]); the limbo is not used then.
 
 use std::collections::VecDeque;
 
@@ -19,6 +24,7 @@ use serde::Serialize;
 
 use super::rules::Rule;
 use crate::lateness::LatenessHistogram;
+use crate::plugin_api::PeerEntry;
 
 /// The most unmatched replies waiting in the limbo of one rule; beyond it, a reply that answers
 /// nothing counts as unexpected at once (a flood of foreign replies costs bounded memory).
@@ -39,11 +45,14 @@ pub struct Counts {
     pub late: u64,
     /// Not answered within `within + grace`.
     pub missing: u64,
-    /// Replies that answer no event of this process (nor, with a fleet shard, another shard's).
+    /// Replies that answer no event of this process (nor another instance's: a shard's, or one's
+    /// sharing the timeline).
     pub unexpected: u64,
     /// Replies that are not JSON, lack the field, or fail the rule's schema.
     pub invalid: u64,
-    /// Replies to a customer of a store another shard runs: not judged here.
+    /// Replies another instance judges: to a customer of a store another shard runs, to an event
+    /// another instance sharing the timeline published, or counted (unexpected or invalid) by
+    /// one of them.
     pub foreign: u64,
     /// Events not tracked because [`MAX_OPEN`] were open.
     pub untracked: u64,
@@ -73,8 +82,32 @@ pub struct Correlator {
     limbo: HashMap<String, VecDeque<i64>>,
     limbo_order: VecDeque<(i64, String)>,
     limbo_count: usize,
+    /// Shared timelines: what other instances recorded of the keys replies named, each key's
+    /// records in publish order.
+    others: HashMap<String, VecDeque<Other>>,
+    /// When each of `others` is decided (its `within + grace` is over), in the order learnt.
+    others_expiry: VecDeque<(i64, String)>,
+    others_count: usize,
     pub counts: Counts,
     pub latency: LatenessHistogram,
+}
+
+/// An event another instance sharing the timeline published, as it recorded it.
+#[derive(Clone, Copy, Debug)]
+struct Other {
+    published_us: i64,
+    id: u128,
+    /// A reply answered it.
+    taken: bool,
+}
+
+/// Whose event a reply answered ([`Correlator::take`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// One this instance published: counted here.
+    Here,
+    /// One another instance published: that one counts it.
+    Elsewhere,
 }
 
 /// What became of one reply.
@@ -102,13 +135,17 @@ impl Correlator {
             limbo: HashMap::default(),
             limbo_order: VecDeque::new(),
             limbo_count: 0,
+            others: HashMap::default(),
+            others_expiry: VecDeque::new(),
+            others_count: 0,
             counts: Counts::default(),
             latency: LatenessHistogram::default(),
         }
     }
 
-    /// An event of `key` that expects a reply was published at `published_us`.
-    pub fn expect(&mut self, key: String, published_us: i64) {
+    /// An event of `key` that expects a reply was published at `published_us`. Returns whether
+    /// it is tracked (not beyond [`MAX_OPEN`]).
+    pub fn expect(&mut self, key: String, published_us: i64) -> bool {
         self.counts.expected += 1;
         if let Some(received) = self.limbo.get_mut(&key)
             && let Some(received_us) = received.pop_front()
@@ -119,11 +156,11 @@ impl Correlator {
             self.limbo_count -= 1;
             // The reply overtook the news of the publish: it came at most a moment after it.
             self.answer(published_us, received_us.max(published_us));
-            return;
+            return true;
         }
         if self.open_count >= MAX_OPEN {
             self.counts.untracked += 1;
-            return;
+            return false;
         }
         self.open_count += 1;
         self.open
@@ -132,6 +169,82 @@ impl Correlator {
             .push_back(published_us);
         self.deadlines
             .push_back((published_us.saturating_add(self.decide_after_us), key));
+        true
+    }
+
+    /// Learns what other instances sharing the timeline recorded of `key` (a lookup's answer);
+    /// records already known, or decided before `floor_us` (no reply left to decide can answer
+    /// them), are skipped. At most [`MAX_OPEN`] are kept.
+    pub fn learn(&mut self, key: &str, entries: &[PeerEntry], floor_us: i64) {
+        for entry in entries {
+            let deadline = entry.published_us.saturating_add(self.decide_after_us);
+            if deadline < floor_us || self.others_count >= MAX_OPEN {
+                continue;
+            }
+            let known = self.others.entry(key.to_string()).or_default();
+            if known.iter().any(|other| other.id == entry.id) {
+                continue;
+            }
+            let at = known.partition_point(|other| {
+                (other.published_us, other.id) < (entry.published_us, entry.id)
+            });
+            known.insert(
+                at,
+                Other {
+                    published_us: entry.published_us,
+                    id: entry.id,
+                    taken: false,
+                },
+            );
+            self.others_count += 1;
+            self.others_expiry.push_back((deadline, key.to_string()));
+        }
+    }
+
+    /// Shared timelines: a valid reply carrying `key` that arrived at `received_us` answers the
+    /// oldest event of its key still open, this instance's or another's, published at most
+    /// `overtake_us` after it came (the stamp of a publish can follow a fast reply). Replies are
+    /// taken in the order they arrived, once every instance's records of their time are known.
+    pub fn take(&mut self, key: &str, received_us: i64, overtake_us: i64) -> Option<Taken> {
+        self.decide_until(received_us);
+        let latest = received_us.saturating_add(overtake_us);
+        let here = self
+            .open
+            .get(key)
+            .and_then(VecDeque::front)
+            .copied()
+            .filter(|published_us| *published_us <= latest);
+        let decide_after_us = self.decide_after_us;
+        let elsewhere = self.others.get(key).and_then(|others| {
+            others.iter().position(|other| {
+                !other.taken
+                    && other.published_us <= latest
+                    && other.published_us.saturating_add(decide_after_us) >= received_us
+            })
+        });
+        let other_published = |at: usize| self.others[key][at].published_us;
+        match (here, elsewhere) {
+            (Some(mine), Some(at)) if other_published(at) >= mine => {
+                self.take_here(key, mine, received_us)
+            }
+            (Some(mine), None) => self.take_here(key, mine, received_us),
+            (_, Some(at)) => {
+                self.others.get_mut(key).expect("the key is known")[at].taken = true;
+                Some(Taken::Elsewhere)
+            }
+            (None, None) => None,
+        }
+    }
+
+    fn take_here(&mut self, key: &str, published_us: i64, received_us: i64) -> Option<Taken> {
+        let published = self.open.get_mut(key).expect("the key is open");
+        published.pop_front();
+        if published.is_empty() {
+            self.open.remove(key);
+        }
+        self.open_count -= 1;
+        self.answer(published_us, received_us);
+        Some(Taken::Here)
     }
 
     /// A valid reply carrying `key` arrived at `received_us`.
@@ -211,6 +324,20 @@ impl Correlator {
                 self.counts.unexpected += 1;
             }
         }
+        while let Some((until, _)) = self.others_expiry.front()
+            && *until < now_us
+        {
+            let (_, key) = self.others_expiry.pop_front().expect("front exists");
+            if let Some(others) = self.others.get_mut(&key) {
+                let before = others.len();
+                let decide_after_us = self.decide_after_us;
+                others.retain(|other| other.published_us.saturating_add(decide_after_us) >= now_us);
+                self.others_count -= before - others.len();
+                if others.is_empty() {
+                    self.others.remove(&key);
+                }
+            }
+        }
     }
 
     /// The run ended before the last windows did: what is still open is pending, what waits in
@@ -235,6 +362,9 @@ impl Correlator {
         self.limbo.clear();
         self.limbo_order.clear();
         self.limbo_count = 0;
+        self.others.clear();
+        self.others_expiry.clear();
+        self.others_count = 0;
     }
 
     /// When the last open expectation is decided (wall µs), if any is open.
