@@ -444,6 +444,50 @@ mod tests {
         );
     }
 
+    fn other(published_us: i64, id: u128) -> PeerEntry {
+        PeerEntry { published_us, id }
+    }
+
+    #[test]
+    fn on_a_shared_timeline_a_reply_answers_the_oldest_open_event_whoever_published_it() {
+        let mut c = correlator();
+        c.expect("7".into(), S);
+        c.learn("7", &[other(0, 1), other(3 * S, 2)], 0);
+        // Learnt twice (another lookup): still two records.
+        c.learn("7", &[other(0, 1), other(3 * S, 2)], 0);
+        assert_eq!(c.others_count, 2);
+        assert_eq!(
+            c.take("7", S + 10, S),
+            Some(Taken::Elsewhere),
+            "0 s, another's"
+        );
+        assert_eq!(c.take("7", S + 20, S), Some(Taken::Here), "1 s, this one's");
+        assert_eq!(
+            c.take("7", S + 30, S),
+            None,
+            "2 s is more than 1 s after the reply"
+        );
+        assert_eq!(c.take("7", 2 * S, S), Some(Taken::Elsewhere));
+        assert_eq!(c.take("7", 2 * S + 1, S), None, "every event answered");
+        assert_eq!((c.counts.answered, c.counts.missing), (1, 0));
+        assert_eq!(c.latency.summary().count(), 1);
+    }
+
+    #[test]
+    fn on_a_shared_timeline_events_past_their_window_answer_nothing_and_are_forgotten() {
+        let mut c = correlator();
+        c.expect("1".into(), 0);
+        c.learn("1", &[other(0, 5)], 0);
+        // Decided already when learnt: skipped.
+        c.learn("1", &[other(-10 * S, 6)], 0);
+        assert_eq!(c.others_count, 1);
+        // Past within + grace (3 s): this one's is missing, the other's answers nothing.
+        assert_eq!(c.take("1", 3 * S + 1, S), None);
+        assert_eq!(c.counts.missing, 1);
+        assert_eq!(c.others_count, 0);
+        assert!(c.others.is_empty() && c.others_expiry.is_empty());
+    }
+
     #[test]
     fn memory_is_bounded_and_an_interrupted_run_reports_pending() {
         let mut c = correlator();
