@@ -24,6 +24,10 @@
 //!   `start_ms`, `set_by`; on a virtual clock `reached_ms`, the latest due time claimed).
 //! - `{key}:progress` — hash, virtual clocks only: per generating instance, the due time before
 //!   which its sources scheduled everything.
+//! - `{key}:judges`, `{key}:judging`, `{key}:expect:…` — what the instances' verdicts tell each
+//!   other ([`customersim_plugin_api::Peers`], offered as [`OpenedTimeline::peers`]): who reads
+//!   the replies, since and until when, and the records of the expected events each published;
+//!   [`RedisPeers`] has the layout and the bounds.
 //!
 //! # One clock per key
 //! The first instance with sources stores its clock when it joins (`start.lua`); every other
@@ -52,8 +56,8 @@
 //! # Scripts
 //! Every change to the shared state is a Lua script, run atomically by Redis (only the reads
 //! `next_due` and `len` are plain commands): the `.lua` files in `src/` (`schedule`,
-//! `claim`, `acknowledge`, `start`, `pending`, `heartbeat`, `leave`, `peek`), each opening with
-//! what it does atomically and its KEYS and ARGV.
+//! `claim`, `acknowledge`, `start`, `pending`, `heartbeat`, `leave`, `peek`, and `peers`, the
+//! verdicts' exchange), each opening with what it does atomically and its KEYS and ARGV.
 
 mod member;
 mod peers;

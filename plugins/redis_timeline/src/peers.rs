@@ -10,7 +10,8 @@
 //!   the records of one key: member `<instance>:<seq>`, scored by the publish time (µs). Its
 //!   records older than the rule's `within + grace` plus the lookup margin are dropped when one
 //!   is added, and the key expires when its newest record stopped mattering, so Redis holds the
-//!   records of about the last `within + grace` + 20 s: some 100 bytes per expected event.
+//!   records of about the last `within + grace` + 20 s: some 200 bytes per key, and 30 more
+//!   per further record of it.
 //!
 //! Everything is one script (`peers.lua`), so an exchange is one round trip and what a judge
 //! says about how far it recorded is true once the others can read it.
