@@ -669,10 +669,14 @@ fn verdict_peers_find_each_others_records_and_list_the_judges() {
             expires_us: published_us + 30_000_000,
             seq,
         };
-        let lookup = |rule: &Arc<str>, key: &str| PeerLookup {
+        // Records published in (after, until].
+        let lookup = |rule: &Arc<str>, key: &str, after_us: i64, until_us: i64| PeerLookup {
             rule: rule.clone(),
             key: key.into(),
+            after_us,
+            until_us,
         };
+        let all = |rule: &Arc<str>, key: &str| lookup(rule, key, now - 1_000, now + 1_000);
         let sent = PeerUpdate {
             records: vec![
                 record("7", now, 1),
@@ -682,7 +686,7 @@ fn verdict_peers_find_each_others_records_and_list_the_judges() {
             recorded_until_us: now + 10,
             reading_from_us: now - 100,
             reading_until_us: None,
-            lookups: vec![lookup(&rule, "7")],
+            lookups: vec![all(&rule, "7")],
         };
         let seen_by_a = peers_a.exchange(&sent).await.unwrap();
         assert_eq!(
@@ -698,9 +702,11 @@ fn verdict_peers_find_each_others_records_and_list_the_judges() {
             reading_from_us: now,
             reading_until_us: Some(now + 50),
             lookups: vec![
-                lookup(&rule, "7"),
-                lookup(&rule, "9"),
-                lookup(&Arc::from("other"), "7"),
+                all(&rule, "7"),
+                all(&rule, "9"),
+                all(&Arc::from("other"), "7"),
+                lookup(&rule, "7", now, now + 5),
+                lookup(&rule, "7", now - 1, now + 4),
             ],
         };
         let seen_by_b = peers_b.exchange(&asked).await.unwrap();
@@ -709,9 +715,10 @@ fn verdict_peers_find_each_others_records_and_list_the_judges() {
             .iter()
             .map(|entries| entries.iter().map(|entry| entry.published_us).collect())
             .collect();
-        assert_eq!(published, vec![vec![now, now + 5], vec![], vec![]]);
-        let ids = &seen_by_b.found[0];
-        assert_ne!(ids[0].id, ids[1].id);
+        assert_eq!(
+            published,
+            vec![vec![now, now + 5], vec![], vec![], vec![now + 5], vec![now]]
+        );
         let mut judges = seen_by_b.judges.clone();
         judges.sort_by_key(|judge| !judge.me);
         assert_eq!(judges.len(), 2, "{judges:?}");
@@ -732,7 +739,7 @@ fn verdict_peers_find_each_others_records_and_list_the_judges() {
         // A sees B's record of key 7 now, under its instance.
         let again = peers_a
             .exchange(&PeerUpdate {
-                lookups: vec![lookup(&rule, "7")],
+                lookups: vec![all(&rule, "7")],
                 ..sent.clone()
             })
             .await

@@ -82,23 +82,23 @@ pub struct Correlator {
     limbo: HashMap<String, VecDeque<i64>>,
     limbo_order: VecDeque<(i64, String)>,
     limbo_count: usize,
-    /// Shared timelines: what other instances recorded of the keys replies named, each key's
-    /// records in publish order.
-    others: HashMap<String, VecDeque<Other>>,
-    /// When each of `others` is decided (its `within + grace` is over), in the order learnt.
+    /// Shared timelines: what other instances recorded of the keys replies named.
+    others: HashMap<String, Others>,
+    /// When what a key learnt so far is all decided (its `within + grace` is over), in the
+    /// order learnt.
     others_expiry: VecDeque<(i64, String)>,
     others_count: usize,
     pub counts: Counts,
     pub latency: LatenessHistogram,
 }
 
-/// An event another instance sharing the timeline published, as it recorded it.
-#[derive(Clone, Copy, Debug)]
-struct Other {
-    published_us: i64,
-    id: u128,
-    /// A reply answered it.
-    taken: bool,
+/// What other instances sharing the timeline recorded of one key.
+#[derive(Debug, Default)]
+struct Others {
+    /// Publish times of their events no reply answered yet, oldest first.
+    open: VecDeque<i64>,
+    /// Records published up to this were looked up (each range is asked once).
+    learnt_until_us: i64,
 }
 
 /// Whose event a reply answered ([`Correlator::take`]).
@@ -172,33 +172,52 @@ impl Correlator {
         true
     }
 
-    /// Learns what other instances sharing the timeline recorded of `key` (a lookup's answer);
-    /// records already known, or decided before `floor_us` (no reply left to decide can answer
-    /// them), are skipped. At most [`MAX_OPEN`] are kept.
-    pub fn learn(&mut self, key: &str, entries: &[PeerEntry], floor_us: i64) {
+    /// Shared timelines: the range of `key`'s records still to look up for replies that came
+    /// from `first_us` to `last_us`: after what was looked up already (and what no such reply
+    /// can answer), up to `overtake_us` after the last; `None` when it was looked up.
+    pub fn to_learn(
+        &self,
+        key: &str,
+        first_us: i64,
+        last_us: i64,
+        overtake_us: i64,
+    ) -> Option<(i64, i64)> {
+        let mut after_us = first_us
+            .saturating_sub(self.decide_after_us)
+            .saturating_sub(1);
+        if let Some(others) = self.others.get(key) {
+            after_us = after_us.max(others.learnt_until_us);
+        }
+        let until_us = last_us.saturating_add(overtake_us);
+        (after_us < until_us).then_some((after_us, until_us))
+    }
+
+    /// Learns what other instances sharing the timeline recorded of `key` up to `until_us` (a
+    /// lookup's answer, for the range [`Correlator::to_learn`] gave); records decided before
+    /// `floor_us` (no reply left to decide can answer them) are skipped. At most [`MAX_OPEN`]
+    /// are kept.
+    pub fn learn(&mut self, key: &str, entries: &[PeerEntry], until_us: i64, floor_us: i64) {
+        let others = match self.others.get_mut(key) {
+            Some(others) => others,
+            None => self.others.entry(key.to_string()).or_default(),
+        };
+        others.learnt_until_us = others.learnt_until_us.max(until_us);
         for entry in entries {
             let deadline = entry.published_us.saturating_add(self.decide_after_us);
             if deadline < floor_us || self.others_count >= MAX_OPEN {
                 continue;
             }
-            let known = self.others.entry(key.to_string()).or_default();
-            if known.iter().any(|other| other.id == entry.id) {
-                continue;
-            }
-            let at = known.partition_point(|other| {
-                (other.published_us, other.id) < (entry.published_us, entry.id)
-            });
-            known.insert(
-                at,
-                Other {
-                    published_us: entry.published_us,
-                    id: entry.id,
-                    taken: false,
-                },
-            );
+            let at = others
+                .open
+                .partition_point(|published_us| *published_us <= entry.published_us);
+            others.open.insert(at, entry.published_us);
             self.others_count += 1;
-            self.others_expiry.push_back((deadline, key.to_string()));
         }
+        // Forgotten once nothing it learnt can answer a reply any more.
+        self.others_expiry.push_back((
+            others.learnt_until_us.saturating_add(self.decide_after_us),
+            key.to_string(),
+        ));
     }
 
     /// Shared timelines: a valid reply carrying `key` that arrived at `received_us` answers the
@@ -216,20 +235,24 @@ impl Correlator {
             .filter(|published_us| *published_us <= latest);
         let decide_after_us = self.decide_after_us;
         let elsewhere = self.others.get(key).and_then(|others| {
-            others.iter().position(|other| {
-                !other.taken
-                    && other.published_us <= latest
-                    && other.published_us.saturating_add(decide_after_us) >= received_us
-            })
+            let at = others.open.partition_point(|published_us| {
+                published_us.saturating_add(decide_after_us) < received_us
+            });
+            others
+                .open
+                .get(at)
+                .filter(|published_us| **published_us <= latest)
+                .map(|published_us| (at, *published_us))
         });
-        let other_published = |at: usize| self.others[key][at].published_us;
         match (here, elsewhere) {
-            (Some(mine), Some(at)) if other_published(at) >= mine => {
+            (Some(mine), Some((_, other))) if other >= mine => {
                 self.take_here(key, mine, received_us)
             }
             (Some(mine), None) => self.take_here(key, mine, received_us),
-            (_, Some(at)) => {
-                self.others.get_mut(key).expect("the key is known")[at].taken = true;
+            (_, Some((at, _))) => {
+                let others = self.others.get_mut(key).expect("the key is known");
+                others.open.remove(at);
+                self.others_count -= 1;
                 Some(Taken::Elsewhere)
             }
             (None, None) => None,
@@ -329,11 +352,15 @@ impl Correlator {
         {
             let (_, key) = self.others_expiry.pop_front().expect("front exists");
             if let Some(others) = self.others.get_mut(&key) {
-                let before = others.len();
                 let decide_after_us = self.decide_after_us;
-                others.retain(|other| other.published_us.saturating_add(decide_after_us) >= now_us);
-                self.others_count -= before - others.len();
-                if others.is_empty() {
+                let expired = others.open.partition_point(|published_us| {
+                    published_us.saturating_add(decide_after_us) < now_us
+                });
+                others.open.drain(..expired);
+                self.others_count -= expired;
+                if others.learnt_until_us.saturating_add(decide_after_us) < now_us {
+                    // All it learnt is decided, and a later lookup starts after it anyway.
+                    self.others_count -= others.open.len();
                     self.others.remove(&key);
                 }
             }
@@ -444,18 +471,28 @@ mod tests {
         );
     }
 
-    fn other(published_us: i64, id: u128) -> PeerEntry {
-        PeerEntry { published_us, id }
+    fn others(published: &[i64]) -> Vec<PeerEntry> {
+        published
+            .iter()
+            .map(|published_us| PeerEntry {
+                published_us: *published_us,
+            })
+            .collect()
     }
 
     #[test]
     fn on_a_shared_timeline_a_reply_answers_the_oldest_open_event_whoever_published_it() {
         let mut c = correlator();
         c.expect("7".into(), S);
-        c.learn("7", &[other(0, 1), other(3 * S, 2)], 0);
-        // Learnt twice (another lookup): still two records.
-        c.learn("7", &[other(0, 1), other(3 * S, 2)], 0);
+        assert_eq!(
+            c.to_learn("7", S, S + 30, S),
+            Some((-2 * S - 1, 2 * S + 30))
+        );
+        c.learn("7", &others(&[0, 3 * S]), 3 * S, 0);
         assert_eq!(c.others_count, 2);
+        // Looked up to 3 s: a later lookup starts there.
+        assert_eq!(c.to_learn("7", S, 2 * S, S), None);
+        assert_eq!(c.to_learn("7", S, 3 * S, S), Some((3 * S, 4 * S)));
         assert_eq!(
             c.take("7", S + 10, S),
             Some(Taken::Elsewhere),
@@ -477,9 +514,8 @@ mod tests {
     fn on_a_shared_timeline_events_past_their_window_answer_nothing_and_are_forgotten() {
         let mut c = correlator();
         c.expect("1".into(), 0);
-        c.learn("1", &[other(0, 5)], 0);
-        // Decided already when learnt: skipped.
-        c.learn("1", &[other(-10 * S, 6)], 0);
+        // Decided already when learnt (-10 s): skipped.
+        c.learn("1", &others(&[-10 * S, 0]), 0, 0);
         assert_eq!(c.others_count, 1);
         // Past within + grace (3 s): this one's is missing, the other's answers nothing.
         assert_eq!(c.take("1", 3 * S + 1, S), None);

@@ -497,7 +497,7 @@ impl State {
                     let now = unix_now_us();
                     if let Some(shared) = &mut self.shared {
                         let mark = shared.own_mark(now, publishing, published.is_empty());
-                        shared.start_exchange(now, mark, false);
+                        shared.start_exchange(&self.correlators, now, mark, false);
                     }
                     self.decide_until(now);
                     *live.0.lock().unwrap_or_else(|p| p.into_inner()) = self.report();
@@ -580,7 +580,7 @@ impl State {
                 break;
             }
             if shared.idle() {
-                shared.start_exchange(now, i64::MAX, now > force_after);
+                shared.start_exchange(&self.correlators, now, i64::MAX, now > force_after);
             }
             tokio::select! {
                 Some(answer) = answers.recv() => self.exchanged(answer),
@@ -606,8 +606,13 @@ impl State {
         let replies: Vec<Settling> = shared.settling.drain(..decide.replies).collect();
         let overtake_us = shared.overtake_us();
         if let Some(floor) = replies.first().map(Settling::received_us) {
-            for (rule, key, entries) in &decide.found {
-                self.correlators[*rule].learn(key, entries, floor);
+            for found in &decide.found {
+                self.correlators[found.rule].learn(
+                    &found.key,
+                    &found.entries,
+                    found.until_us,
+                    floor,
+                );
             }
         }
         for reply in replies {

@@ -8,7 +8,7 @@
 //!   time, and says how far it has recorded ([`PeerUpdate::recorded_until_us`]);
 //! - a reply waits (*settles*) until every instance has recorded what it published up to
 //!   [`OVERTAKE`] after the reply came, then the records of its key are looked up and it answers
-//!   the oldest open event of its key, whoever published it ([`Correlator::take`](super::correlate::Correlator::take)): this
+//!   the oldest open event of its key, whoever published it ([`Correlator::take`]): this
 //!   instance's counts as answered or late here, another's as `foreign` (that one counts it);
 //! - a reply that answers no event anywhere, or is invalid, is counted by one instance only: the
 //!   one with the lowest id among those reading replies when it came; the others count it
@@ -34,9 +34,10 @@ use std::time::Duration;
 use rustc_hash::FxHashMap as HashMap;
 use tokio::sync::mpsc;
 
+use super::correlate::Correlator;
 use super::rules::Rule;
 use crate::plugin_api::{
-    PeerJudge, PeerLookup, PeerRecord, PeerUpdate, PeerView, Peers, TimelineError,
+    PeerEntry, PeerJudge, PeerLookup, PeerRecord, PeerUpdate, PeerView, Peers, TimelineError,
 };
 
 /// How long after a reply came an event may have been stamped published and still be answered
@@ -266,8 +267,15 @@ impl Shared {
 
     /// Starts an exchange unless one is on its way: the records not sent yet, how far they go,
     /// and the lookups of the replies every instance has recorded far enough for (all of them
-    /// when `force`, and those that waited [`MAX_WAIT`]).
-    pub(super) fn start_exchange(&mut self, now_us: i64, own_mark_us: i64, force: bool) {
+    /// when `force`, and those that waited [`MAX_WAIT`]), each key's from where the last one
+    /// ended.
+    pub(super) fn start_exchange(
+        &mut self,
+        correlators: &[Correlator],
+        now_us: i64,
+        own_mark_us: i64,
+        force: bool,
+    ) {
         if self.in_flight.is_some() {
             return;
         }
@@ -290,20 +298,36 @@ impl Shared {
                     || reply.received_us().saturating_add(self.max_wait_us) <= now_us
             })
             .count();
-        let mut seen: HashMap<(usize, &str), ()> = HashMap::default();
+        // Each key once, for the replies from the first to the last that named it.
+        let mut spans: HashMap<(usize, &str), (i64, i64)> = HashMap::default();
+        let mut order = Vec::new();
+        for reply in self.settling.iter().take(replies) {
+            if let Settling::Valid { keys, received_us } = reply {
+                for (rule, key) in keys {
+                    spans
+                        .entry((*rule, key.as_str()))
+                        .and_modify(|span| span.1 = *received_us)
+                        .or_insert_with(|| {
+                            order.push((*rule, key.as_str()));
+                            (*received_us, *received_us)
+                        });
+                }
+            }
+        }
         let mut lookups = Vec::new();
         let mut rules = Vec::new();
-        for reply in self.settling.iter().take(replies) {
-            if let Settling::Valid { keys, .. } = reply {
-                for (rule, key) in keys {
-                    if seen.insert((*rule, key.as_str()), ()).is_none() {
-                        lookups.push(PeerLookup {
-                            rule: self.names[*rule].clone(),
-                            key: key.clone(),
-                        });
-                        rules.push(*rule);
-                    }
-                }
+        for (rule, key) in order {
+            let (first_us, last_us) = spans[&(rule, key)];
+            if let Some((after_us, until_us)) =
+                correlators[rule].to_learn(key, first_us, last_us, self.overtake_us)
+            {
+                lookups.push(PeerLookup {
+                    rule: self.names[rule].clone(),
+                    key: key.to_string(),
+                    after_us,
+                    until_us,
+                });
+                rules.push(rule);
             }
         }
         let update = PeerUpdate {
@@ -351,7 +375,12 @@ impl Shared {
                         .into_iter()
                         .zip(update.lookups)
                         .zip(view.found)
-                        .map(|((rule, lookup), entries)| (rule, lookup.key, entries))
+                        .map(|((rule, lookup), entries)| Found {
+                            rule,
+                            key: lookup.key,
+                            until_us: lookup.until_us,
+                            entries,
+                        })
                         .collect(),
                     replies: in_flight.replies,
                 }
@@ -417,10 +446,18 @@ impl Shared {
 
 /// What an exchange's answer asks of the verdict.
 pub(super) struct Decide {
-    /// Per lookup: the rule, the key and the other instances' records of it.
-    pub found: Vec<(usize, String, Vec<crate::plugin_api::PeerEntry>)>,
+    /// What each lookup found.
+    pub found: Vec<Found>,
     /// How many replies from the front of the queue to decide now.
     pub replies: usize,
+}
+
+/// The other instances' records of one key, up to a time.
+pub(super) struct Found {
+    pub rule: usize,
+    pub key: String,
+    pub until_us: i64,
+    pub entries: Vec<PeerEntry>,
 }
 
 #[cfg(test)]

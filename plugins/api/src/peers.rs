@@ -49,13 +49,19 @@ pub struct PeerRecord {
     pub seq: u64,
 }
 
-/// A key whose records the other instances made are asked for.
+/// A key whose records the other instances made are asked for: those published after
+/// `after_us`, up to `until_us`. (The verdict asks each range once: it asks up to a time only once
+/// every instance has recorded up to it.)
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PeerLookup {
     /// The rule's name.
     pub rule: Arc<str>,
     /// The correlation key.
     pub key: String,
+    /// Records published at or before this are not wanted.
+    pub after_us: i64,
+    /// Nor those published after this.
+    pub until_us: i64,
 }
 
 /// What one instance sends in one exchange.
@@ -79,9 +85,6 @@ pub struct PeerUpdate {
 pub struct PeerEntry {
     /// When its sink published the event.
     pub published_us: i64,
-    /// Who recorded it and its number there: the same entry has the same id in every answer, and
-    /// no other entry of its key has it.
-    pub id: u128,
 }
 
 /// An instance that reads the replies (runs a verdict on the shared timeline).
@@ -103,7 +106,8 @@ pub struct PeerJudge {
 /// The answer to an exchange.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PeerView {
-    /// Per lookup, in the order asked: the records other instances made under its rule and key.
+    /// Per lookup, in the order asked: the records other instances made under its rule and key,
+    /// in its range, oldest first.
     pub found: Vec<Vec<PeerEntry>>,
     /// Every judge listed now, this instance included.
     pub judges: Vec<PeerJudge>,

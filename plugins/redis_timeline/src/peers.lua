@@ -17,9 +17,10 @@
 -- ARGV[3] state      the caller's value in KEYS[2]
 -- ARGV[4] R          how many records follow
 -- ARGV[5 ..]         4 per record: member (`<judge>:<seq>`), publish µs, keep ms (how long its
---                    key must live from now), oldest µs (records scored before it are dropped)
+--                    key must live from now), oldest µs (records scored before it are dropped);
+--                    then 2 per key looked up: the range of publish µs wanted, (after, until]
 -- Returns {judges, found}: judges as {id, state, id, state, ...}; found as one list per key
--- looked up, {member, publish µs, member, publish µs, ...}.
+-- looked up, {member, publish µs, member, publish µs, ...}, oldest first.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -57,7 +58,10 @@ for _, judge in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   end
 end
 local found = {}
+local a = 4 + records * 4
 for k = 3 + records, #KEYS do
-  found[#found + 1] = redis.call('ZRANGE', KEYS[k], 0, -1, 'WITHSCORES')
+  found[#found + 1] = redis.call('ZRANGEBYSCORE', KEYS[k], '(' .. ARGV[a + 1], ARGV[a + 2],
+    'WITHSCORES')
+  a = a + 2
 end
 return {judges, found}

@@ -111,19 +111,6 @@ fn judge(id: String, state: &str, me: &str) -> Option<PeerJudge> {
     })
 }
 
-/// The id of a member `<instance hex>:<seq>`; any other member gets a hash of its text.
-fn entry_id(member: &str) -> u128 {
-    if let Some((instance, seq)) = member.split_once(':')
-        && let (Ok(instance), Ok(seq)) = (u64::from_str_radix(instance, 16), seq.parse::<u64>())
-    {
-        return (u128::from(instance) << 64) | u128::from(seq);
-    }
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    member.hash(&mut hasher);
-    u128::from(hasher.finish())
-}
-
 #[async_trait]
 impl Peers for RedisPeers {
     async fn exchange(&self, update: &PeerUpdate) -> Result<PeerView, TimelineError> {
@@ -153,6 +140,9 @@ impl Peers for RedisPeers {
                 .arg(record.published_us)
                 .arg((record.expires_us.saturating_sub(now_us) / 1000).max(1_000))
                 .arg(record.published_us.saturating_sub(keep_us));
+        }
+        for lookup in &update.lookups {
+            invocation.arg(lookup.after_us).arg(lookup.until_us);
         }
         let mut connection = self.connection.clone();
         let (judges, found): (Vec<String>, Vec<Vec<String>>) = invocation
@@ -193,7 +183,6 @@ impl Peers for RedisPeers {
                 };
                 entries.push(PeerEntry {
                     published_us: published_us as i64,
-                    id: entry_id(&member),
                 });
             }
             view.found.push(entries);
@@ -211,7 +200,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn judge_states_and_member_ids_read_back() {
+    fn judge_states_read_back() {
         let update = PeerUpdate {
             recorded_until_us: 30,
             reading_from_us: 10,
@@ -232,10 +221,5 @@ mod tests {
         assert_eq!(stopped.reading_until_us, Some(20));
         assert!(stopped.me && stopped.recorded_until_us == i64::MAX);
         assert!(judge("c".into(), "x::1", "a").is_none());
-
-        let id = entry_id("8000000000000001:7");
-        assert_eq!(id, (0x8000_0000_0000_0001u128 << 64) | 7);
-        assert_ne!(entry_id("8000000000000001:8"), id);
-        assert_ne!(entry_id("other"), entry_id("others"));
     }
 }
