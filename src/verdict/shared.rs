@@ -132,7 +132,7 @@ pub(super) struct Shared {
     judges: Vec<PeerJudge>,
     /// How far every other instance has recorded (the lowest of them).
     others_until_us: i64,
-    /// Since when exchanges fail (logged once per outage).
+    /// Whether exchanges fail (said once per outage).
     failing: bool,
     pub(super) exchanges: u64,
 }
