@@ -109,7 +109,7 @@ async fn correlate(port: u16, round: usize) -> f64 {
     .unwrap();
     let plan = Pipeline::verdict_plan(&resolved).unwrap().unwrap();
     let live = plan.live();
-    let (published, running) = plan.start().await.unwrap();
+    let (published, running) = plan.start(None).await.unwrap();
     let events: Vec<Event> = (1..=REPLIES)
         .map(|id| Event {
             due_ms: 0,

@@ -47,7 +47,9 @@
 //! - [`checks`]: what a run measured for its [`thresholds`] (pass/fail limits, their table,
 //!   JUnit file and exit code 99), live and at the end.
 //! - [`verdict`]: whether the system under test answered (`expect:`) and what the broker
-//!   delivered (`delivery_check:`), read back through a sink's subscriber.
+//!   delivered (`delivery_check:`), read back through a sink's subscriber; on a timeline shared
+//!   with other instances, replies are decided with them through the backend's
+//!   [`plugin_api::Peers`], so their figures add up.
 //! - [`shutdown`]: SIGINT/SIGTERM handling.
 //! - [`logging`]: LOG_LEVEL / LOG_FILENAME.
 //! - [`reference`]: the book's reference pages (configuration keys, environment variables,

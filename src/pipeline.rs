@@ -311,7 +311,7 @@ impl Pipeline {
         let (verdict_feed, verdict) = match verdict {
             Some(plan) => {
                 let sink = plan.sink;
-                let (published, running) = plan.start().await?;
+                let (published, running) = plan.start(opened.peers.clone()).await?;
                 (Some((sink, published)), Some(running))
             }
             None => (None, None),

@@ -622,3 +622,147 @@ fn malformed_urls_are_refused_without_showing_the_password() {
         }
     }
 }
+
+/// The verdict's peers on Redis (`peers.lua`): what one instance records, another finds under the
+/// rule and key (never its own), every judge is listed with its reading interval and how far it
+/// recorded, a record sent twice is one, and every key the exchanges wrote expires.
+#[test]
+fn verdict_peers_find_each_others_records_and_list_the_judges() {
+    use customersim::plugin_api::{
+        ClockOrigin, PeerLookup, PeerRecord, PeerUpdate, Peers, Timeline, TimelineContext,
+    };
+    use std::sync::Arc;
+    let namespace = Namespace::new("peers");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = customersim_timeline_redis::RedisConfig {
+            url: customersim::plugin_api::CredentialUrl::new(namespace.url()),
+            key: namespace.name().to_string(),
+            ..Default::default()
+        };
+        let cx = TimelineContext {
+            skip_before_ms: None,
+            consume_frequency: 1.0,
+            clock: ClockOrigin {
+                start_ms: 0,
+                speed: None,
+                wall_origin_us: 0,
+            },
+            generates: true,
+        };
+        let (a, _) = customersim_timeline_redis::RedisTimeline::open(&config, &cx)
+            .await
+            .unwrap();
+        let (b, _) = customersim_timeline_redis::RedisTimeline::open(&config, &cx)
+            .await
+            .unwrap();
+        let (peers_a, peers_b) = (a.peers(&config), b.peers(&config));
+        let rule: Arc<str> = Arc::from("coupons");
+        let now = customersim::plugin_api::clock::unix_now_us();
+        let record = |key: &str, published_us: i64, seq: u64| PeerRecord {
+            rule: rule.clone(),
+            key: key.into(),
+            published_us,
+            expires_us: published_us + 30_000_000,
+            seq,
+        };
+        // Records published in (after, until].
+        let lookup = |rule: &Arc<str>, key: &str, after_us: i64, until_us: i64| PeerLookup {
+            rule: rule.clone(),
+            key: key.into(),
+            after_us,
+            until_us,
+        };
+        let all = |rule: &Arc<str>, key: &str| lookup(rule, key, now - 1_000, now + 1_000);
+        let sent = PeerUpdate {
+            records: vec![
+                record("7", now, 1),
+                record("7", now + 5, 2),
+                record("8", now, 3),
+            ],
+            recorded_until_us: now + 10,
+            reading_from_us: now - 100,
+            reading_until_us: None,
+            lookups: vec![all(&rule, "7")],
+        };
+        let seen_by_a = peers_a.exchange(&sent).await.unwrap();
+        assert_eq!(
+            seen_by_a.found,
+            vec![vec![]],
+            "its own records are not found"
+        );
+        // Sent again (an answer lost): the same records.
+        peers_a.exchange(&sent).await.unwrap();
+        let asked = PeerUpdate {
+            records: vec![record("7", now + 7, 1)],
+            recorded_until_us: now + 20,
+            reading_from_us: now,
+            reading_until_us: Some(now + 50),
+            lookups: vec![
+                all(&rule, "7"),
+                all(&rule, "9"),
+                all(&Arc::from("other"), "7"),
+                lookup(&rule, "7", now, now + 5),
+                lookup(&rule, "7", now - 1, now + 4),
+            ],
+        };
+        let seen_by_b = peers_b.exchange(&asked).await.unwrap();
+        let published: Vec<Vec<i64>> = seen_by_b
+            .found
+            .iter()
+            .map(|entries| entries.iter().map(|entry| entry.published_us).collect())
+            .collect();
+        assert_eq!(
+            published,
+            vec![vec![now, now + 5], vec![], vec![], vec![now + 5], vec![now]]
+        );
+        let mut judges = seen_by_b.judges.clone();
+        judges.sort_by_key(|judge| !judge.me);
+        assert_eq!(judges.len(), 2, "{judges:?}");
+        assert_eq!(judges[0].id, b.instance());
+        assert_eq!(
+            (
+                judges[0].reading_from_us,
+                judges[0].reading_until_us,
+                judges[0].recorded_until_us
+            ),
+            (now, Some(now + 50), now + 20)
+        );
+        assert_eq!(judges[1].id, a.instance());
+        assert_eq!(
+            (judges[1].reading_until_us, judges[1].recorded_until_us),
+            (None, now + 10)
+        );
+        // A sees B's record of key 7 now, under its instance.
+        let again = peers_a
+            .exchange(&PeerUpdate {
+                lookups: vec![all(&rule, "7")],
+                ..sent.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(again.found[0].len(), 1);
+        assert_eq!(again.found[0][0].published_us, now + 7);
+
+        // Every key written lives for a while only.
+        let mut connection = namespace.connection();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{{{}}}:*", namespace.name()))
+            .query(&mut connection)
+            .unwrap();
+        let verdict_keys: Vec<&String> = keys
+            .iter()
+            .filter(|key| key.contains(":judg") || key.contains(":expect:"))
+            .collect();
+        assert_eq!(verdict_keys.len(), 4, "{keys:?}");
+        for key in verdict_keys {
+            let ttl: i64 = redis::cmd("PTTL").arg(key).query(&mut connection).unwrap();
+            assert!(ttl > 0 && ttl <= 60_000, "{key}: {ttl} ms");
+        }
+        a.leave().await;
+        b.leave().await;
+    });
+}

@@ -1,14 +1,18 @@
 //! The verdict on the system under test through the real binary and real brokers: expectations
-//! counted against what a responder on Mosquitto or RabbitMQ really did, the delivery check, a
-//! broker that drops the subscription mid-run, and the config errors that name their key.
+//! counted against what a responder on Mosquitto or RabbitMQ really did (also by shards, and by
+//! instances sharing one Redis timeline), the delivery check, a broker that drops the
+//! subscription mid-run, and the config errors that name their key.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use customersim_testkit::mosquitto::Broker;
+use customersim_testkit::redis::Namespace;
 use customersim_testkit::responder::{Responder, ResponderBroker, ResponderOptions, Tally};
-use customersim_testkit::run::{clean_command, run_failing, run_ok, stderr_text};
+use customersim_testkit::run::{
+    Process, StdoutMode, clean_command, run_failing, run_ok, stderr_text,
+};
 use customersim_testkit::temp::{TempFile, temp_dir, temp_file};
 use serde_json::Value;
 
@@ -407,6 +411,204 @@ fn shards_judge_what_they_published_and_their_counts_add_up_to_what_the_responde
     assert_eq!(sum("missing"), tally.skipped, "{tally:?}");
     assert_eq!(sum("invalid"), tally.invalid, "{tally:?}");
     assert_eq!(sum("unexpected"), tally.unmatched, "{tally:?}");
+}
+
+/// The demo store's pipeline on the Redis timeline `namespace`: a generator shopping from the
+/// customers of the demo's list whose id is `first..=last` (generators get lists of their own), or
+/// a publish-only worker (`None`). Returns the config and the list it names.
+fn redis_instance_config(
+    prefix: &str,
+    namespace: &str,
+    customers: Option<(u32, u32)>,
+    extra: &str,
+) -> (TempFile, Option<TempFile>) {
+    let text = std::fs::read_to_string(manifest_dir().join("configs/retail-demo.yaml")).unwrap();
+    let (pipeline, _) = text.split_once("sinks:").unwrap();
+    let (head, sources) = pipeline.split_once("sources:").unwrap();
+    let head = head
+        .replace("customer/", &format!("{prefix}/customer/"))
+        .replace(
+            "  backend: memory\n  consume_from: latest\n",
+            &format!("  backend: redis\n  consume_from: earliest\n  redis: {{key: {namespace}}}\n"),
+        );
+    assert!(
+        head.contains("backend: redis"),
+        "the demo's timeline section moved"
+    );
+    let (sources, list) = match customers {
+        None => ("sources: []\n".to_string(), None),
+        Some((first, last)) => {
+            let csv =
+                std::fs::read_to_string(manifest_dir().join("configs/retail-demo-customers.csv"))
+                    .unwrap();
+            let mut lines = csv.lines();
+            let mut list = format!("{}\n", lines.next().unwrap());
+            for line in lines {
+                let id: u32 = line.split(',').next().unwrap().parse().unwrap();
+                if (first..=last).contains(&id) {
+                    list.push_str(line);
+                    list.push('\n');
+                }
+            }
+            let list = temp_file("customers.csv", &list);
+            let sources = format!(
+                "sources:{}",
+                sources.replace(
+                    "path: retail-demo-customers.csv",
+                    &format!("path: {}", list.path().display())
+                )
+            );
+            (sources, Some(list))
+        }
+    };
+    let config = temp_file(
+        "verdict-redis.yaml",
+        &format!("{head}{sources}sinks:\n  - {{type: mqtt, host: 127.0.0.1, qos: 1}}\n{extra}"),
+    );
+    (config, list)
+}
+
+/// Issue 18, item 1: instances sharing one Redis timeline publish each other's events and each
+/// reads every reply, yet each judges the replies to what it published, counts nobody's reply as
+/// unexpected, and one of them counts a reply that answers nothing (or is invalid): their figures
+/// add up to exactly what the responder did.
+#[test]
+fn instances_sharing_a_redis_timeline_judge_what_they_published_and_add_up() {
+    let prefix = unique_prefix("redis");
+    let namespace = Namespace::new("verdict");
+    let mut options = ResponderOptions::new(
+        &format!("{prefix}/customer/focus"),
+        &format!("{prefix}/customer/prediction"),
+    );
+    options.delay = Duration::from_millis(30);
+    options.skip_every = 5;
+    options.invalid_every = 4;
+    options.unmatched_every = 6;
+    let responder = Responder::start(ResponderBroker::local_mqtt(), options);
+    // `within` longer than the whole run (two simulated hours at 720×: 10 s), so that a reply,
+    // whichever of its customer's open events it answers (the oldest), is in time.
+    let rule = format!(
+        "expect:\n  - name: coupons\n    event: focus\n    reply_topic: {prefix}/customer/prediction\n    reply_field: customer.id\n    within: 12s\n    grace: 1s\n"
+    );
+    let dir = temp_dir("verdict-redis");
+    let report = |name: &str| dir.path().join(format!("report-{name}.json"));
+    // A publish-only worker first (it waits for the clock), then two generators with lists of
+    // their own.
+    let (worker_config, _) = redis_instance_config(&prefix, namespace.name(), None, &rule);
+    let worker = Process::start(
+        customersim()
+            .args(["run", "--config"])
+            .arg(worker_config.path())
+            .arg("--report")
+            .arg(report("worker")),
+        StdoutMode::Discard,
+    );
+    let generators: Vec<_> = [(1, 23, "50"), (24, 46, "51")]
+        .into_iter()
+        .map(|(first, last, seed)| {
+            let files =
+                redis_instance_config(&prefix, namespace.name(), Some((first, last)), &rule);
+            let child = customersim()
+                .args(["run", "--config"])
+                .arg(files.0.path())
+                .args([
+                    "--speed",
+                    "720",
+                    "--seed",
+                    seed,
+                    "--duration",
+                    "2h",
+                    "--report",
+                ])
+                .arg(report(seed))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (child, files)
+        })
+        .collect();
+    for (child, _) in generators {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", stderr_text(&output));
+    }
+    let tally = responder.wait_idle(Duration::from_secs(1), Duration::from_secs(30));
+    // Each generator waited for the window of the last event it published; the worker stops once
+    // the window of the last event anyone published is over too (13 s, a second for the replies
+    // to settle, and a margin), so it has nothing pending.
+    let last_request_us = responder
+        .actions()
+        .iter()
+        .map(|action| action.request_us)
+        .max()
+        .expect("requests came");
+    let stop_at_us = last_request_us + 16_000_000;
+    let now_us = customersim::plugin_api::clock::unix_now_us();
+    if stop_at_us > now_us {
+        std::thread::sleep(Duration::from_micros((stop_at_us - now_us) as u64));
+    }
+    worker.terminate();
+    let worker = worker.finish();
+    assert!(worker.status.success(), "{}", worker.stderr);
+    let reports: Vec<Value> = ["worker", "50", "51"]
+        .into_iter()
+        .map(|name| read_report(&report(name)))
+        .collect();
+    let figures = |key: &str| -> Vec<u64> {
+        reports
+            .iter()
+            .map(|report| {
+                report["verdict"]["expectations"][0][key]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{key} in {report}"))
+            })
+            .collect()
+    };
+    let sum = |key: &str| -> u64 { figures(key).iter().sum() };
+    let shown: Vec<String> = [
+        "expected",
+        "answered",
+        "late",
+        "missing",
+        "unexpected",
+        "invalid",
+        "foreign",
+        "pending",
+    ]
+    .iter()
+    .map(|key| format!("{key} {:?}", figures(key)))
+    .collect();
+    let shown = format!("{tally:?}\nworker, generators: {}", shown.join(", "));
+    assert!(tally.expected() > 40, "{shown}");
+    assert!(tally.invalid > 0 && tally.unmatched > 0, "{shown}");
+    assert!(
+        figures("expected").iter().all(|expected| *expected > 0),
+        "each instance published focus events: {shown}"
+    );
+    assert_eq!(sum("expected"), tally.expected(), "{shown}");
+    assert_eq!(sum("answered"), tally.answered, "{shown}");
+    assert_eq!(sum("late"), 0, "{shown}");
+    assert_eq!(sum("missing"), tally.skipped, "{shown}");
+    assert_eq!(sum("unexpected"), tally.unmatched, "{shown}");
+    assert_eq!(sum("invalid"), tally.invalid, "{shown}");
+    assert_eq!(sum("pending"), 0, "{shown}");
+    assert!(
+        figures("foreign").iter().all(|foreign| *foreign > 0),
+        "each instance read replies to the others' events: {shown}"
+    );
+    // Every reply was judged by every instance: its own, or another's (foreign).
+    let replies = tally.answered + tally.invalid + tally.unmatched;
+    for (name, report) in ["worker", "50", "51"].iter().zip(&reports) {
+        let rule = &report["verdict"]["expectations"][0];
+        let judged: u64 = ["answered", "late", "unexpected", "invalid", "foreign"]
+            .iter()
+            .map(|key| rule[key].as_u64().unwrap())
+            .sum();
+        assert!(
+            judged <= replies,
+            "{name} judged more replies than came: {shown}"
+        );
+    }
 }
 
 #[test]

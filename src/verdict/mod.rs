@@ -15,15 +15,21 @@
 //! Gaps in the subscription (a broker that dropped the connection) are listed with their
 //! length: replies sent during a gap may be counted missing, and the report says so.
 //!
+//! On a timeline shared with other instances (the backend offers [`Peers`]), replies are decided
+//! together with them ([`shared`]): each instance counts the replies to the events it published,
+//! and a reply that answers nothing, or is invalid, is counted by one of them.
+//!
 //! # Layout
 //! - [`rules`]: `expect:` and `delivery_check:` as written, checked into [`rules::Rule`]s;
 //! - [`correlate`]: one rule's open expectations, replies, and counts;
 //! - [`delivery`]: the delivery check's bookkeeping;
+//! - [`shared`]: deciding replies with the other instances sharing the timeline;
 //! - this file: the plan, the task, the live figures and the report.
 
 pub mod correlate;
 pub mod delivery;
 pub mod rules;
+pub mod shared;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -41,11 +47,14 @@ use crate::lateness::LatenessSummary;
 use crate::plugin_api::clock::unix_now_us;
 use crate::plugin_api::fleet::ID_BLOCK;
 use crate::plugin_api::host::Shutdown;
-use crate::plugin_api::{BuildContext, Event, Fleet, Heard, PluginError, Sink, Subscriber, Topics};
+use crate::plugin_api::{
+    BuildContext, Event, Fleet, Heard, Peers, PluginError, Sink, Subscriber, Topics,
+};
 use crate::registry;
-use correlate::{Correlator, Counts, Matched};
+use correlate::{Correlator, Counts, Matched, Taken};
 use delivery::{DeliveryCheck, DeliveryCounts, fingerprint};
 use rules::Rule;
+use shared::{Answer, Settling, Shared};
 
 /// Messages read back that wait for the verdict task: a few hundred bytes each, so a few MB.
 const HEARD_QUEUE: usize = 8_192;
@@ -277,17 +286,36 @@ impl VerdictPlan {
 
     /// Subscribes (returning once the broker confirmed it, so nothing published later is
     /// missed) and starts the task. Feed it the sink's published batches through the returned
-    /// sender; the report comes from [`RunningVerdict::finish`].
-    pub async fn start(self) -> Result<(mpsc::Sender<Published>, RunningVerdict), PluginError> {
+    /// sender; the report comes from [`RunningVerdict::finish`]. With `peers` (the timeline is
+    /// shared with other instances: [`OpenedTimeline::peers`](crate::plugin_api::OpenedTimeline))
+    /// replies are decided with them ([`shared`]); it joins them before returning.
+    pub async fn start(
+        self,
+        peers: Option<Arc<dyn Peers>>,
+    ) -> Result<(mpsc::Sender<Published>, RunningVerdict), PluginError> {
         let (heard_tx, heard) = mpsc::channel(HEARD_QUEUE);
         let stop_reading = Shutdown::new();
         self.subscriber
             .start(self.topics.clone(), heard_tx, stop_reading.signal())
             .await
             .map_err(|error| error.within("reading back for the verdict"))?;
+        let (answers_tx, answers) = mpsc::channel(1);
+        let shared = match peers {
+            Some(peers) if !self.rules.is_empty() => {
+                let mut shared = Shared::new(peers, &self.rules, answers_tx, unix_now_us());
+                shared.join().await;
+                tracing::info!(
+                    "verdict: replies are decided with the other instances of {} (each waits until every instance has recorded what it published by then)",
+                    shared.kept_at()
+                );
+                Some(shared)
+            }
+            _ => None,
+        };
         let (published_tx, published) = mpsc::channel(PUBLISHED_QUEUE);
         let interrupted = Arc::new(AtomicBool::new(false));
         let state = State {
+            shared,
             correlators: self.rules.into_iter().map(Correlator::new).collect(),
             schemas: self.schemas,
             delivery: self
@@ -306,6 +334,7 @@ impl VerdictPlan {
         let task = tokio::spawn(state.run(
             published,
             heard,
+            answers,
             self.live,
             interrupted.clone(),
             stop_reading,
@@ -424,6 +453,8 @@ struct State {
     lost_since: Option<(i64, String)>,
     /// Reused payload buffer (the delivery check renders each published event).
     payload: Vec<u8>,
+    /// The instances sharing the timeline, when it is shared.
+    shared: Option<Shared>,
 }
 
 impl State {
@@ -431,6 +462,7 @@ impl State {
         mut self,
         mut published: mpsc::Receiver<Published>,
         mut heard: mpsc::Receiver<Heard>,
+        mut answers: mpsc::Receiver<Answer>,
         live: LiveVerdict,
         interrupted: Arc<AtomicBool>,
         stop_reading: Shutdown,
@@ -455,13 +487,18 @@ impl State {
                         }
                     }
                 },
-                message = heard.recv(), if reading => match message {
+                message = heard.recv(), if reading && !self.shared.as_ref().is_some_and(Shared::full) => match message {
                     Some(message) => self.heard(message),
                     // The subscription ended for good: what is open can only be missed now.
                     None => reading = false,
                 },
+                Some(answer) = answers.recv(), if self.shared.is_some() => self.exchanged(answer),
                 _ = tick.tick() => {
                     let now = unix_now_us();
+                    if let Some(shared) = &mut self.shared {
+                        let mark = shared.own_mark(now, publishing, published.is_empty());
+                        shared.start_exchange(&self.correlators, now, mark, false);
+                    }
                     self.decide_until(now);
                     *live.0.lock().unwrap_or_else(|p| p.into_inner()) = self.report();
                     if !publishing && last_deadline.is_none_or(|deadline| now > deadline) {
@@ -474,6 +511,9 @@ impl State {
         // What came before the stop is still judged.
         while let Ok(message) = heard.try_recv() {
             self.heard(message);
+        }
+        if self.shared.is_some() {
+            self.wind_down(&mut answers, &mut heard).await;
         }
         let interrupted = interrupted.load(Ordering::Relaxed);
         for correlator in &mut self.correlators {
@@ -510,9 +550,116 @@ impl State {
             .max()
     }
 
+    /// Shared timelines: once reading stopped, decides the replies still waiting (waiting for
+    /// the others' records as during the run, at most [`shared::MAX_WAIT`]) and tells the others
+    /// it stopped reading.
+    async fn wind_down(
+        &mut self,
+        answers: &mut mpsc::Receiver<Answer>,
+        heard: &mut mpsc::Receiver<Heard>,
+    ) {
+        let stopped_us = unix_now_us();
+        let force_after =
+            stopped_us + i64::try_from(shared::MAX_WAIT.as_micros()).unwrap_or(i64::MAX);
+        if let Some(shared) = &mut self.shared {
+            shared.reading_until_us = Some(stopped_us);
+        }
+        let mut tick = tokio::time::interval(DECIDE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            // Replies read while the subscription was stopping are decided too (they came after
+            // the stop: counted here only when another instance reads for this one).
+            while let Ok(message) = heard.try_recv() {
+                self.heard(message);
+            }
+            let shared = self.shared.as_mut().expect("a shared verdict");
+            let now = unix_now_us();
+            // Gives up telling the others (the backend is unreachable) once every reply is
+            // decided and the longest wait is over.
+            if shared.done() || (now > force_after && shared.settling.is_empty() && shared.idle()) {
+                break;
+            }
+            if shared.idle() {
+                shared.start_exchange(&self.correlators, now, i64::MAX, now > force_after);
+            }
+            tokio::select! {
+                Some(answer) = answers.recv() => self.exchanged(answer),
+                _ = tick.tick() => {}
+            }
+        }
+        if let Some(shared) = &self.shared {
+            tracing::debug!(
+                "verdict: {} exchanges with the other instances of {}",
+                shared.exchanges,
+                shared.kept_at()
+            );
+        }
+    }
+
+    /// An exchange with the other instances came back: learns their records of the keys looked
+    /// up and decides the replies it was for.
+    fn exchanged(&mut self, answer: Answer) {
+        let Some(shared) = &mut self.shared else {
+            return;
+        };
+        let decide = shared.answered(answer, unix_now_us());
+        let replies: Vec<Settling> = shared.settling.drain(..decide.replies).collect();
+        let overtake_us = shared.overtake_us();
+        if let Some(floor) = replies.first().map(Settling::received_us) {
+            for found in &decide.found {
+                self.correlators[found.rule].learn(
+                    &found.key,
+                    &found.entries,
+                    found.until_us,
+                    floor,
+                );
+            }
+        }
+        for reply in replies {
+            self.decide_reply(reply, overtake_us);
+        }
+    }
+
+    /// Decides one reply that waited for the other instances' records.
+    fn decide_reply(&mut self, reply: Settling, overtake_us: i64) {
+        match reply {
+            Settling::Invalid { rule, received_us } => self.invalid(rule, received_us),
+            Settling::Valid { received_us, keys } => {
+                for (index, key) in &keys {
+                    match self.correlators[*index].take(key, received_us, overtake_us) {
+                        Some(Taken::Here) => return,
+                        Some(Taken::Elsewhere) => {
+                            self.correlators[*index].counts.foreign += 1;
+                            return;
+                        }
+                        None => {}
+                    }
+                }
+                let (index, key) = &keys[0];
+                if self.foreign(*index, key) || !self.counts_unclaimed(received_us) {
+                    self.correlators[*index].counts.foreign += 1;
+                } else {
+                    self.correlators[*index].counts.unexpected += 1;
+                }
+            }
+        }
+    }
+
+    /// Whether this instance counts a reply that came at `received_us` and answers nothing (or
+    /// is invalid): always, unless the timeline is shared and another instance does.
+    fn counts_unclaimed(&self, received_us: i64) -> bool {
+        self.shared
+            .as_ref()
+            .is_none_or(|shared| shared.counts_unclaimed(received_us))
+    }
+
     fn decide_until(&mut self, now_us: i64) {
+        let until_us = self
+            .shared
+            .as_ref()
+            .map_or(now_us, |shared| shared.decide_watermark(now_us));
         for correlator in &mut self.correlators {
-            correlator.decide_until(now_us);
+            correlator.decide_until(until_us);
         }
         if let Some(delivery) = &mut self.delivery {
             delivery.decide_until(now_us);
@@ -520,14 +667,26 @@ impl State {
     }
 
     fn published(&mut self, events: &[Event], at_us: i64) {
-        for correlator in &mut self.correlators {
+        for (index, correlator) in self.correlators.iter_mut().enumerate() {
             for event in events {
                 if correlator.rule.selects(event)
                     && let Some(key) = correlator.rule.key(event)
                 {
-                    correlator.expect(key, at_us);
+                    match &mut self.shared {
+                        None => {
+                            correlator.expect(key, at_us);
+                        }
+                        Some(shared) => {
+                            if correlator.expect(key.clone(), at_us) {
+                                shared.record(index, key, at_us);
+                            }
+                        }
+                    }
                 }
             }
+        }
+        if let Some(shared) = &mut self.shared {
+            shared.received(at_us);
         }
         if let Some(delivery) = &mut self.delivery {
             for event in events {
@@ -597,7 +756,7 @@ impl State {
             match serde_json::from_slice::<serde_json::Value>(payload) {
                 Ok(document) => Some(document),
                 Err(_) => {
-                    self.invalid(first);
+                    self.reply_invalid(first, received_us);
                     return;
                 }
             }
@@ -605,6 +764,7 @@ impl State {
             None
         };
         let mut waiting: Option<(usize, String)> = None;
+        let mut keys: Vec<(usize, String)> = Vec::new();
         for &index in rules {
             let field = &self.correlators[index].rule.reply_field;
             let key = match (&document, &self.schemas[index]) {
@@ -613,7 +773,7 @@ impl State {
                 (None, _) => match field.read(payload) {
                     Ok(key) => key,
                     Err(_) => {
-                        self.invalid(first);
+                        self.reply_invalid(first, received_us);
                         return;
                     }
                 },
@@ -621,6 +781,10 @@ impl State {
             let Some(key) = key else {
                 continue;
             };
+            if self.shared.is_some() {
+                keys.push((index, key));
+                continue;
+            }
             match self.correlators[index].reply(&key, received_us) {
                 Matched::Answered => return,
                 Matched::Nothing => {
@@ -628,8 +792,19 @@ impl State {
                 }
             }
         }
+        if let Some(shared) = &mut self.shared {
+            shared.settling.push_back(if keys.is_empty() {
+                Settling::Invalid {
+                    rule: first,
+                    received_us,
+                }
+            } else {
+                Settling::Valid { received_us, keys }
+            });
+            return;
+        }
         match waiting {
-            None => self.invalid(first),
+            None => self.invalid(first, received_us),
             Some((index, key)) if self.foreign(index, &key) => {
                 self.correlators[index].counts.foreign += 1;
             }
@@ -637,16 +812,29 @@ impl State {
         }
     }
 
+    /// A reply that names no event: counted now, or, on a shared timeline, once it is its turn.
+    fn reply_invalid(&mut self, rule: usize, received_us: i64) {
+        match &mut self.shared {
+            Some(shared) => shared
+                .settling
+                .push_back(Settling::Invalid { rule, received_us }),
+            None => self.invalid(rule, received_us),
+        }
+    }
+
     /// Counts a reply that names no event (not JSON, no such field, failing the schema). With
     /// shards that all read one reply topic, only the first shard counts it (the others call it
-    /// foreign), so the shards' counts add up.
-    fn invalid(&mut self, rule: usize) {
+    /// foreign), and on a shared timeline only one of the instances reading then, so the
+    /// instances' counts add up.
+    fn invalid(&mut self, rule: usize, received_us: i64) {
         let shared_topic = !self.correlators[rule]
             .rule
             .reply_topic
             .contains(crate::plugin_api::STORE_PLACEHOLDER);
+        let elsewhere =
+            (shared_topic && self.fleet.shard().index != 0) || !self.counts_unclaimed(received_us);
         let counts = &mut self.correlators[rule].counts;
-        if shared_topic && self.fleet.shard().index != 0 {
+        if elsewhere {
             counts.foreign += 1;
         } else {
             counts.invalid += 1;
@@ -816,7 +1004,7 @@ impl VerdictReport {
                 c.unexpected,
                 c.invalid,
                 if c.foreign > 0 {
-                    format!("  other shards' {}", c.foreign)
+                    format!("  other instances' {}", c.foreign)
                 } else {
                     String::new()
                 },

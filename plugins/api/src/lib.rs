@@ -60,7 +60,8 @@
 //! - [`build`]: [`BuildContext`], what every plugin is checked and built with.
 //! - [`timeline`]: the [`Timeline`] contract that backends implement, the schedule-only
 //!   [`Schedule`] handle sources get, and [`TimelineConfig`] for backend plugins; [`watermark`]:
-//!   how far a generating source has filled it.
+//!   how far a generating source has filled it; [`peers`]: what instances sharing a timeline
+//!   tell each other so that their verdicts add up ([`Peers`]).
 //! - [`plugin`]: [`PluginConfig`] and the registrations ([`SourcePlugin`], [`SinkPlugin`],
 //!   [`TimelinePlugin`]) the core finds through `inventory`; [`env`]: environment overrides.
 //! - [`clock`]: the simulated clock plugins read ([`Clock`]).
@@ -110,6 +111,7 @@ pub mod json;
 pub mod layout;
 pub mod load;
 pub mod metrics;
+pub mod peers;
 pub mod plugin;
 pub mod presence;
 pub mod publisher;
@@ -150,6 +152,7 @@ pub use load::{
     measure_shoppers,
 };
 pub use metrics::MetricsRegistry;
+pub use peers::{PeerEntry, PeerJudge, PeerLookup, PeerRecord, PeerUpdate, PeerView, Peers};
 pub use plugin::{
     BrokerEndpoint, Plugin, PluginConfig, Role, SinkPlugin, SourcePlugin, TimelinePlugin,
     registered,

@@ -13,6 +13,7 @@ use crate::backoff::Backoff;
 use crate::clock::ClockOrigin;
 use crate::error::PluginError;
 use crate::event::Event;
+use crate::peers::Peers;
 use crate::plugin::PluginConfig;
 use crate::shutdown::ShutdownSignal;
 use crate::stages::{Stages, StagesUndo};
@@ -204,6 +205,9 @@ pub struct OpenedTimeline {
     /// The clock shared by every instance of the backend, which the run follows instead of its
     /// own; `None` for a backend that keeps none (the run uses its own clock).
     pub clock: Option<SharedClock>,
+    /// What the instances sharing the backend tell each other for their verdicts (see
+    /// [`crate::peers`]); `None` for a backend only this process uses.
+    pub peers: Option<Arc<dyn Peers>>,
 }
 
 /// What a backend says about the clock it keeps, for `validate`.

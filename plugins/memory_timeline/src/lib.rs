@@ -44,6 +44,7 @@ impl TimelineBackend for MemoryBackend {
             timeline: Arc::new(MemoryTimeline::default()),
             skipped_at_open: None,
             clock: None,
+            peers: None,
         })
     }
 }

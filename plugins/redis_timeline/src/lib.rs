@@ -24,6 +24,10 @@
 //!   `start_ms`, `set_by`; on a virtual clock `reached_ms`, the latest due time claimed).
 //! - `{key}:progress` — hash, virtual clocks only: per generating instance, the due time before
 //!   which its sources scheduled everything.
+//! - `{key}:judges`, `{key}:judging`, `{key}:expect:…` — what the instances' verdicts tell each
+//!   other ([`customersim_plugin_api::Peers`], offered as [`OpenedTimeline::peers`]): who reads
+//!   the replies, since and until when, and the records of the expected events each published;
+//!   [`RedisPeers`] has the layout and the bounds.
 //!
 //! # One clock per key
 //! The first instance with sources stores its clock when it joins (`start.lua`); every other
@@ -52,10 +56,11 @@
 //! # Scripts
 //! Every change to the shared state is a Lua script, run atomically by Redis (only the reads
 //! `next_due` and `len` are plain commands): the `.lua` files in `src/` (`schedule`,
-//! `claim`, `acknowledge`, `start`, `pending`, `heartbeat`, `leave`, `peek`), each opening with
-//! what it does atomically and its KEYS and ARGV.
+//! `claim`, `acknowledge`, `start`, `pending`, `heartbeat`, `leave`, `peek`, and `peers`, the
+//! verdicts' exchange), each opening with what it does atomically and its KEYS and ARGV.
 
 mod member;
+mod peers;
 mod timeline;
 
 use std::path::{Path, PathBuf};
@@ -67,6 +72,7 @@ use customersim_plugin_api::{
     TimelineBackend, TimelineConfig, TimelineContext, async_trait, duration, timeline_config,
 };
 
+pub use peers::RedisPeers;
 pub use timeline::{ClaimStats, Joined, RedisTimeline};
 
 /// Settings of the `redis` backend (`timeline.redis:`).
@@ -299,10 +305,12 @@ impl TimelineBackend for RedisBackend {
         let (timeline, joined) = RedisTimeline::open(&self.0, &cx)
             .await
             .map_err(PluginError::Fatal)?;
+        let peers = Arc::new(timeline.peers(&self.0));
         Ok(OpenedTimeline {
             timeline: Arc::new(timeline),
             skipped_at_open: Some(joined.skipped),
             clock: Some(joined.clock),
+            peers: Some(peers),
         })
     }
 

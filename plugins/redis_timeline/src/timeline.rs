@@ -16,6 +16,7 @@ use customersim_plugin_api::{
 
 use crate::RedisConfig;
 use crate::member::{decode, encode};
+use crate::peers::RedisPeers;
 
 /// Adds events and counts them as pending for their instance; idempotent when retried.
 const SCHEDULE: &str = include_str!("schedule.lua");
@@ -390,6 +391,17 @@ impl RedisTimeline {
         &self.instance
     }
 
+    /// What this instance's verdict tells the other instances of the key, on the timeline's
+    /// connection.
+    pub fn peers(&self, config: &RedisConfig) -> RedisPeers {
+        RedisPeers::new(
+            self.connection.clone(),
+            &config.key,
+            &self.instance,
+            kept_at(config),
+        )
+    }
+
     /// The clock an instance joining now would adopt, read without joining; `None` when none is
     /// kept (no instance alive and nothing waiting, or no instance with sources started yet).
     pub async fn peek_clock(config: &RedisConfig) -> Result<Option<SharedClock>, String> {
@@ -453,7 +465,7 @@ impl Drop for RedisTimeline {
 }
 
 /// Sorts a Redis failure into "retry later" and "will not work".
-fn classify(error: RedisError) -> TimelineError {
+pub(crate) fn classify(error: RedisError) -> TimelineError {
     if let Some(tls) = tls_failure(&error) {
         // A certificate the server or this client refuses does not get better by retrying.
         return TimelineError::Invalid(format!(
