@@ -529,10 +529,13 @@ pub async fn run_ahead<G: Generate>(
 ) -> Result<(), PluginError> {
     let mut generator = Stores::new(stores);
     let origin = cx.clock.origin_ms();
-    // How far ahead of the clock to generate: a virtual clock is fed in large steps; a real
-    // clock only needs to stay about two wall seconds ahead of the scheduler.
+    // How far ahead of the clock to generate: a virtual clock is fed in large steps, a chunk
+    // ([`CHUNK_EVENTS`]) at a time, and an hour lets a small store fill one (a minute made a
+    // dozen shoppers' chunks of about a hundred events: a hand-over between threads every
+    // hundred events, slower on two cores than on one); a real clock only needs to stay about
+    // two wall seconds ahead of the scheduler.
     let lookahead_ms: i64 = match cx.clock.speed() {
-        None => 60_000,
+        None => 3_600_000,
         Some(speed) => (2_000.0 * speed.max(1.0)) as i64,
     };
     let mut previous_watermark = origin;
