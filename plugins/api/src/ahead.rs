@@ -18,6 +18,7 @@ use crate::fleet::{StoreIndex, generated_id};
 use crate::load::{LoadAction, LoadFollower};
 use crate::roster::Roster;
 use crate::source::SourceContext;
+use crate::staging::Staging;
 
 /// How far ahead the agenda's entries are due, about (shoppers' next steps): with the crowd
 /// expected, it sizes the agenda's buckets ([`DueQueue::for_items`]): 128 ms for 10,000 shoppers.
@@ -539,6 +540,9 @@ pub async fn run_ahead<G: Generate>(
         Some(speed) => (2_000.0 * speed.max(1.0)) as i64,
     };
     let mut previous_watermark = origin;
+    // Chunks are staged (focus, sensors) and scheduled on a thread of their own when there are
+    // stages, while the next one is generated.
+    let mut staging = Staging::start(&cx, name);
     let mut announced_wait = false;
     let mut announced_queue = false;
     loop {
@@ -560,12 +564,7 @@ pub async fn run_ahead<G: Generate>(
         }
         // Stopped by the work budget before the horizon: go on at once.
         let chunk_was_full = chunk.len() >= CHUNK_EVENTS || watermark < horizon;
-        if !chunk.is_empty()
-            && !cx
-                .schedule
-                .schedule_retrying(chunk, name, &cx.shutdown)
-                .await?
-        {
+        if !chunk.is_empty() && !staging.schedule(chunk).await? {
             return Ok(());
         }
         let one_store = generator.stores.len() == 1;
@@ -594,6 +593,9 @@ pub async fn run_ahead<G: Generate>(
             announced_queue = true;
         }
         if generator.is_finished() {
+            if !staging.finish().await? {
+                return Ok(());
+            }
             cx.watermark.finish();
             let stores = &generator.stores;
             let peak = stores
@@ -624,7 +626,9 @@ pub async fn run_ahead<G: Generate>(
             }
             return Ok(());
         }
-        cx.watermark.advance(watermark);
+        if !staging.advance(watermark).await? {
+            return Ok(());
+        }
         // Keep at most about two chunks ahead of the clock.
         let wake_at = if chunk_was_full {
             previous_watermark

@@ -122,6 +122,7 @@ pub mod shutdown;
 pub mod sink;
 pub mod source;
 pub mod stages;
+mod staging;
 pub mod subscribe;
 pub mod timeline;
 #[cfg(feature = "tls")]

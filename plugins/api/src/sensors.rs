@@ -384,7 +384,9 @@ impl Delay {
         let fixed = Delay::Fixed(mean);
         match config.distribution {
             DelayDistribution::Fixed => fixed,
-            DelayDistribution::Exponential => Exp::new(1.0 / mean).map_or(fixed, Delay::Exponential),
+            DelayDistribution::Exponential => {
+                Exp::new(1.0 / mean).map_or(fixed, Delay::Exponential)
+            }
             DelayDistribution::Lognormal => {
                 let mu = mean.ln() - config.sigma * config.sigma / 2.0;
                 LogNormal::new(mu, config.sigma).map_or(fixed, Delay::Lognormal)

@@ -46,6 +46,34 @@ impl Stages {
         self.focus.is_none() && self.sensors.is_none()
     }
 
+    /// Whether the sensor stage is on: it costs about what generating the events does, so a
+    /// generating source hands it its chunks on a thread of its own ([`crate::staging`]).
+    pub(crate) fn has_sensors(&self) -> bool {
+        self.sensors.is_some()
+    }
+
+    /// `events` through the focus stage alone (then [`Stages::apply_sensors`]).
+    pub(crate) fn apply_focus(&self, events: Vec<Event>) -> Vec<Event> {
+        match &self.focus {
+            Some(stage) => stage
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .apply(events, None),
+            None => events,
+        }
+    }
+
+    /// `events`, through the focus stage already, through the sensor stage.
+    pub(crate) fn apply_sensors(&self, events: Vec<Event>) -> Vec<Event> {
+        match &self.sensors {
+            Some(stage) => stage
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .apply(events, None),
+            None => events,
+        }
+    }
+
     /// `events` as they leave the stages; with `undo`, what to give [`Stages::undo`] if they are
     /// refused after all.
     pub fn apply(&self, events: Vec<Event>, undo: Option<&mut StagesUndo>) -> Vec<Event> {

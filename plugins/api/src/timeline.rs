@@ -150,7 +150,23 @@ impl Schedule {
         shutdown: &ShutdownSignal,
     ) -> Result<bool, PluginError> {
         // Staged once: the retries write the same events.
-        let mut events = self.stages.apply(events, None);
+        let events = self.stages.apply(events, None);
+        self.schedule_staged_retrying(events, who, shutdown).await
+    }
+
+    /// The stages, for [`crate::staging`].
+    pub(crate) fn stages(&self) -> &Stages {
+        &self.stages
+    }
+
+    /// [`Schedule::schedule_retrying`] for events that went through the stages already.
+    pub(crate) async fn schedule_staged_retrying(
+        &self,
+        events: Vec<Event>,
+        who: &str,
+        shutdown: &ShutdownSignal,
+    ) -> Result<bool, PluginError> {
+        let mut events = events;
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         let mut announced = false;
         loop {
