@@ -54,11 +54,14 @@ if clock[2] == 'max' then
   local entries = redis.call('HGETALL', KEYS[4])
   local low, live = nil, nil
   if clock[4] then low = tonumber(clock[4]) + 1 end
+  -- A generator that scheduled everything reports the end of time (i64::MAX, beyond a Lua
+  -- number's exact range): it tells nothing about where the clock is, and is left out.
   for i = 1, #entries, 2 do
+    local at = tonumber(entries[i + 1])
     if not redis.call('ZSCORE', KEYS[2], entries[i]) then
       redis.call('HDEL', KEYS[4], entries[i])
-    elseif entries[i] ~= ARGV[1] and (not live or tonumber(entries[i + 1]) < live) then
-      live = tonumber(entries[i + 1])
+    elseif entries[i] ~= ARGV[1] and at < 9007199254740992 and (not live or at < live) then
+      live = at
     end
   end
   if live and (not low or live > low) then low = live end
