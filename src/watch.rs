@@ -3,9 +3,12 @@
 //! the sinks get (shared, not copied), so the scheduler's thread spends nothing per event on
 //! them: on a machine with a core to spare, a run with a report publishes as fast as one
 //! without. Batches reach them in the order the sinks get them; when the task falls behind by
-//! [`QUEUE_BATCHES`], the scheduler waits for it (nothing is left out of the report).
+//! [`QUEUE_BATCHES`] or [`QUEUE_EVENTS`], the scheduler waits for it (nothing is left out of the
+//! report).
 
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::batch::Batch;
@@ -15,9 +18,16 @@ use crate::report::Observer;
 /// Batches the watchers may fall behind by before the scheduler waits for them.
 const QUEUE_BATCHES: usize = 64;
 
+/// Events the watchers may fall behind by (the batches they hold stay in memory after the sinks
+/// are done with them): about 6 MB. At `--speed max` batches are full, and 64 of them held a
+/// million events.
+const QUEUE_EVENTS: usize = 65_536;
+
 /// The watchers' task and its queue.
 pub struct Watchers {
-    queue: mpsc::Sender<Batch>,
+    queue: mpsc::Sender<(Batch, OwnedSemaphorePermit)>,
+    /// One permit per event queued (a batch larger than the bound takes them all).
+    room: Arc<Semaphore>,
     task: JoinHandle<()>,
 }
 
@@ -30,9 +40,9 @@ impl Watchers {
         if observer.is_none() && presence.is_none() {
             return None;
         }
-        let (queue, mut batches) = mpsc::channel::<Batch>(QUEUE_BATCHES);
+        let (queue, mut batches) = mpsc::channel::<(Batch, OwnedSemaphorePermit)>(QUEUE_BATCHES);
         let task = tokio::spawn(async move {
-            while let Some(batch) = batches.recv().await {
+            while let Some((batch, _room)) = batches.recv().await {
                 if let Some(presence) = &presence {
                     presence.apply(&batch);
                 }
@@ -41,13 +51,22 @@ impl Watchers {
                 }
             }
         });
-        Some(Watchers { queue, task })
+        Some(Watchers {
+            queue,
+            room: Arc::new(Semaphore::new(QUEUE_EVENTS)),
+            task,
+        })
     }
 
-    /// Hands them a batch the sinks get; waits while they are [`QUEUE_BATCHES`] behind.
+    /// Hands them a batch the sinks get; waits while they are [`QUEUE_BATCHES`] or
+    /// [`QUEUE_EVENTS`] behind.
     pub async fn watch(&self, batch: &Batch) {
-        // The task ends only when this queue closes: a send cannot fail before `finish`.
-        let _ = self.queue.send(batch.clone()).await;
+        let events = batch.len().clamp(1, QUEUE_EVENTS) as u32;
+        // Neither the semaphore nor the queue closes before `finish`: these cannot fail.
+        let Ok(room) = self.room.clone().acquire_many_owned(events).await else {
+            return;
+        };
+        let _ = self.queue.send((batch.clone(), room)).await;
     }
 
     /// Waits until they counted every batch handed to them.
