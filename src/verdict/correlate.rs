@@ -273,9 +273,21 @@ impl Correlator {
     /// A valid reply carrying `key` arrived at `received_us`.
     pub fn reply(&mut self, key: &str, received_us: i64) -> Matched {
         self.decide_until(received_us);
+        let within_us = self.within_us;
         if let Some(published) = self.open.get_mut(key)
-            && let Some(published_us) = published.pop_front()
+            && !published.is_empty()
         {
+            // The oldest event of the key the reply is in time for, else the oldest: a key asked
+            // again while an earlier ask went unanswered has the later ask answered in time (and
+            // the earlier one missing), not the earlier one answered late.
+            let too_old =
+                published.partition_point(|published_us| received_us - published_us > within_us);
+            let at = if too_old < published.len() {
+                too_old
+            } else {
+                0
+            };
+            let published_us = published.remove(at).expect("an open event");
             if published.is_empty() {
                 self.open.remove(key);
             }
@@ -440,6 +452,21 @@ mod tests {
             (3, 1, 1, 1)
         );
         assert_eq!(c.latency.summary().count(), 2);
+    }
+
+    #[test]
+    fn a_reply_answers_the_ask_it_is_in_time_for_before_an_older_unanswered_one() {
+        let mut c = correlator();
+        c.expect("9".into(), 0);
+        c.expect("9".into(), 5 * S / 2);
+        assert_eq!(c.reply("9", 5 * S / 2 + 30_000), Matched::Answered);
+        c.decide_until(10 * S);
+        let counts = &c.counts;
+        assert_eq!(
+            (counts.answered, counts.late, counts.missing),
+            (1, 0, 1),
+            "the later ask answered in time, the earlier one missing"
+        );
     }
 
     #[test]
