@@ -310,36 +310,46 @@ fn a_worker_killed_while_holding_a_lease_loses_nothing() {
     );
 }
 
+/// A generating instance's Redis timeline on `namespace` (and its settings), opened directly.
+async fn open_redis(
+    namespace: &Namespace,
+) -> (
+    customersim_timeline_redis::RedisConfig,
+    customersim_timeline_redis::RedisTimeline,
+) {
+    use customersim::plugin_api::{ClockOrigin, TimelineContext};
+    let config = customersim_timeline_redis::RedisConfig {
+        url: customersim::plugin_api::CredentialUrl::new(namespace.url()),
+        key: namespace.name().to_string(),
+        ..Default::default()
+    };
+    let cx = TimelineContext {
+        skip_before_ms: None,
+        consume_frequency: 1.0,
+        clock: ClockOrigin {
+            start_ms: 0,
+            speed: None,
+            wall_origin_us: 0,
+        },
+        generates: true,
+    };
+    let (timeline, _) = customersim_timeline_redis::RedisTimeline::open(&config, &cx)
+        .await
+        .unwrap();
+    (config, timeline)
+}
+
 /// Puts `events` (due ms, id) on the namespace's timeline as enter events, through the library,
 /// as an instance with sources on a virtual clock that then leaves: the clock stays (events wait)
 /// and a worker adopts it.
 fn preload(namespace: &Namespace, events: &[(i64, u64)]) {
-    use customersim::plugin_api::{
-        ClockOrigin, CustomerId, Event, EventKind, Timeline, TimelineContext,
-    };
+    use customersim::plugin_api::{CustomerId, Event, EventKind, Timeline};
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        let config = customersim_timeline_redis::RedisConfig {
-            url: customersim::plugin_api::CredentialUrl::new(namespace.url()),
-            key: namespace.name().to_string(),
-            ..Default::default()
-        };
-        let cx = TimelineContext {
-            skip_before_ms: None,
-            consume_frequency: 1.0,
-            clock: ClockOrigin {
-                start_ms: 0,
-                speed: None,
-                wall_origin_us: 0,
-            },
-            generates: true,
-        };
-        let (timeline, _) = customersim_timeline_redis::RedisTimeline::open(&config, &cx)
-            .await
-            .unwrap();
+        let (_, timeline) = open_redis(namespace).await;
         let events = events
             .iter()
             .map(|(due_ms, id)| Event {
@@ -628,9 +638,7 @@ fn malformed_urls_are_refused_without_showing_the_password() {
 /// recorded, a record sent twice is one, and every key the exchanges wrote expires.
 #[test]
 fn verdict_peers_find_each_others_records_and_list_the_judges() {
-    use customersim::plugin_api::{
-        ClockOrigin, PeerLookup, PeerRecord, PeerUpdate, Peers, Timeline, TimelineContext,
-    };
+    use customersim::plugin_api::{PeerLookup, PeerRecord, PeerUpdate, Peers, Timeline};
     use std::sync::Arc;
     let namespace = Namespace::new("peers");
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -638,27 +646,8 @@ fn verdict_peers_find_each_others_records_and_list_the_judges() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let config = customersim_timeline_redis::RedisConfig {
-            url: customersim::plugin_api::CredentialUrl::new(namespace.url()),
-            key: namespace.name().to_string(),
-            ..Default::default()
-        };
-        let cx = TimelineContext {
-            skip_before_ms: None,
-            consume_frequency: 1.0,
-            clock: ClockOrigin {
-                start_ms: 0,
-                speed: None,
-                wall_origin_us: 0,
-            },
-            generates: true,
-        };
-        let (a, _) = customersim_timeline_redis::RedisTimeline::open(&config, &cx)
-            .await
-            .unwrap();
-        let (b, _) = customersim_timeline_redis::RedisTimeline::open(&config, &cx)
-            .await
-            .unwrap();
+        let (config, a) = open_redis(&namespace).await;
+        let (_, b) = open_redis(&namespace).await;
         let (peers_a, peers_b) = (a.peers(&config), b.peers(&config));
         let rule: Arc<str> = Arc::from("coupons");
         let now = customersim::plugin_api::clock::unix_now_us();
