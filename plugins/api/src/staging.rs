@@ -87,10 +87,9 @@ impl<'a> Staging<'a> {
                     .schedule_retrying(events, self.name, &self.cx.shutdown)
                     .await
             }
-            Some(thread) => {
+            Some(_) => {
                 let events = self.cx.schedule.stages().apply_focus(events);
-                self.hand_over(thread.steps.clone(), Step::Chunk(events))
-                    .await
+                self.hand_over(Step::Chunk(events)).await
             }
         }
     }
@@ -102,10 +101,7 @@ impl<'a> Staging<'a> {
                 self.cx.watermark.advance(at_ms);
                 Ok(true)
             }
-            Some(thread) => {
-                self.hand_over(thread.steps.clone(), Step::Advance(at_ms))
-                    .await
-            }
+            Some(_) => self.hand_over(Step::Advance(at_ms)).await,
         }
     }
 
@@ -121,12 +117,11 @@ impl<'a> Staging<'a> {
         }
     }
 
-    async fn hand_over(
-        &mut self,
-        steps: mpsc::Sender<Step>,
-        step: Step,
-    ) -> Result<bool, PluginError> {
-        if steps.send(step).await.is_ok() {
+    /// Queues a step for the thread; `Ok(false)` or the thread's error once it stopped.
+    async fn hand_over(&mut self, step: Step) -> Result<bool, PluginError> {
+        if let Some(thread) = &self.thread
+            && thread.steps.send(step).await.is_ok()
+        {
             return Ok(true);
         }
         // The thread stopped: shutdown, or the timeline failed.
