@@ -248,13 +248,19 @@ fn workers_follow_a_speed_max_generator_and_publish_its_stream_once() {
     let mut outputs = vec![all_lines(&mut generator)];
     stderr_of(generator);
     namespace.wait_drained(Duration::from_secs(30));
+    // The generator may publish everything before a worker's next look for the clock: the
+    // workers are stopped only once they have adopted it.
+    let adopted = workers
+        .iter()
+        .map(|worker| worker.wait_for_stderr("adopted the shared clock", Duration::from_secs(20)))
+        .collect::<Vec<_>>();
     for worker in &workers {
         worker.terminate();
     }
-    for mut worker in workers {
+    for (mut worker, adopted) in workers.into_iter().zip(adopted) {
         outputs.push(all_lines(&mut worker));
         let log = stderr_of(worker);
-        assert!(log.contains("adopted the shared clock"), "{log}");
+        assert!(adopted, "{log}");
     }
     let mut union = Vec::new();
     for lines in &outputs {

@@ -5,7 +5,7 @@
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -99,12 +99,14 @@ pub struct TimedLine {
 }
 
 /// A binary running beside the test; killed when dropped, so a failing test leaves nothing
-/// running. Stderr is always read by a thread, so a chatty binary never blocks on a full pipe.
+/// running. Stderr is always read by a thread, so a chatty binary never blocks on a full pipe,
+/// and what it printed so far can be waited for ([`Process::wait_for_stderr`]).
 pub struct Process {
     child: Child,
     stdout: Option<JoinHandle<Vec<u8>>>,
     lines: Option<mpsc::Receiver<TimedLine>>,
-    stderr: Option<JoinHandle<Vec<u8>>>,
+    stderr: Option<JoinHandle<()>>,
+    stderr_so_far: Arc<Mutex<Vec<u8>>>,
 }
 
 /// How a [`Process`] ended and everything it printed.
@@ -130,7 +132,11 @@ impl Process {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the binary starts");
-        let stderr = Some(read_to_end(child.stderr.take().expect("piped stderr")));
+        let stderr_so_far = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Some(append_all(
+            child.stderr.take().expect("piped stderr"),
+            Arc::clone(&stderr_so_far),
+        ));
         let (stdout, lines) = match (mode, child.stdout.take()) {
             (StdoutMode::Collect, Some(stdout)) => (Some(read_to_end(stdout)), None),
             (StdoutMode::Lines, Some(stdout)) => (None, Some(send_lines(stdout))),
@@ -144,6 +150,24 @@ impl Process {
             stdout,
             lines,
             stderr,
+            stderr_so_far,
+        }
+    }
+
+    /// Waits until stderr contains `text`, for at most `limit`; false if it did not by then.
+    /// Lets a test wait for a state only the log shows instead of sleeping and hoping.
+    pub fn wait_for_stderr(&self, text: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let printed = self.stderr_so_far.lock().expect("stderr buffer");
+            if String::from_utf8_lossy(&printed).contains(text) {
+                return true;
+            }
+            drop(printed);
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -192,11 +216,10 @@ impl Process {
             .take()
             .map(|reader| reader.join().expect("the stdout reader"))
             .unwrap_or_default();
-        let stderr = self
-            .stderr
-            .take()
-            .map(|reader| reader.join().expect("the stderr reader"))
-            .unwrap_or_default();
+        if let Some(reader) = self.stderr.take() {
+            reader.join().expect("the stderr reader");
+        }
+        let stderr = std::mem::take(&mut *self.stderr_so_far.lock().expect("stderr buffer"));
         Finished {
             status,
             stdout,
@@ -223,6 +246,23 @@ fn read_to_end(mut from: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
         let mut all = Vec::new();
         let _ = from.read_to_end(&mut all);
         all
+    })
+}
+
+fn append_all(mut from: impl Read + Send + 'static, to: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match from.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(read) => to
+                    .lock()
+                    .expect("stderr buffer")
+                    .extend_from_slice(&chunk[..read]),
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
     })
 }
 
