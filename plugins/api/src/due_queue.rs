@@ -8,7 +8,9 @@
 //! per item, in memory that sits together) and then popped from its end. The order is exactly the
 //! items' [`Ord`] (which must order by due time first), so anything that used a heap gives the
 //! same sequence. Items beyond the calendar's window wait in a heap until the window reaches
-//! them; items due before the bucket that is up go into it and are sorted with it.
+//! them. Items due before the bucket that is up (after the calendar jumped ahead to a far item,
+//! say) wait in a heap of their own, compared with the calendar's smallest at each take: putting
+//! them into the bucket that is up would sort it again after every such push.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -45,7 +47,7 @@ pub struct DueQueue<T> {
     shift: u32,
     /// The bucket number of `ring[0]`.
     base: i64,
-    /// `ring[i]` holds the items of bucket `base + i`; `ring[0]` also those of earlier buckets.
+    /// `ring[i]` holds the items of bucket `base + i`.
     ring: VecDeque<Vec<T>>,
     /// Whether `ring[0]` is sorted, largest first (its smallest item is last).
     head_sorted: bool,
@@ -53,6 +55,8 @@ pub struct DueQueue<T> {
     window: i64,
     /// Items of buckets from `base + window` on.
     far: BinaryHeap<Reverse<T>>,
+    /// Items of buckets before `base`.
+    early: BinaryHeap<Reverse<T>>,
     len: usize,
     spare: Vec<Vec<T>>,
     /// For [`DueQueue::sort_head`].
@@ -127,6 +131,7 @@ impl<T: Due> DueQueue<T> {
             ring: VecDeque::new(),
             head_sorted: false,
             far: BinaryHeap::new(),
+            early: BinaryHeap::new(),
             len: 0,
             spare: Vec::new(),
             scratch: (Vec::new(), Vec::new()),
@@ -168,22 +173,30 @@ impl<T: Due> DueQueue<T> {
         self.place(item);
     }
 
-    /// Puts an item in its bucket (or in the heap beyond the window).
+    /// Puts an item in its bucket (or in the heap beyond the window, or before it).
     fn place(&mut self, item: T) {
         let offset = self.bucket(item.due_ms()).saturating_sub(self.base);
         if offset >= self.window {
             self.far.push(Reverse(item));
             return;
         }
-        let index = offset.max(0) as usize;
-        while self.ring.len() <= index {
+        if offset < 0 {
+            self.early.push(Reverse(item));
+            return;
+        }
+        let index = offset as usize;
+        if self.ring.len() <= index {
+            // The buckets in between take no memory until an item comes for them: an item far
+            // ahead in narrow buckets would otherwise allocate thousands of empty ones.
+            self.ring.resize_with(index + 1, Vec::new);
+        }
+        if self.ring[index].capacity() == 0 {
             // Room for as many items as a bucket holds on average, so few grow item by item.
-            let typical = self.len / self.ring.len().max(1);
-            let bucket = self
+            let typical = self.len / self.ring.len();
+            self.ring[index] = self
                 .spare
                 .pop()
                 .unwrap_or_else(|| Vec::with_capacity(typical.clamp(4, 1024)));
-            self.ring.push_back(bucket);
         }
         let bucket = &mut self.ring[index];
         if index == 0 && self.head_sorted {
@@ -208,8 +221,9 @@ impl<T: Due> DueQueue<T> {
         }
     }
 
-    /// Brings the smallest item to the end of a sorted `ring[0]` (nothing when empty). Called
-    /// for every item taken out: the common case (it is there already) is a check in place.
+    /// Brings the calendar's smallest item to the end of a sorted `ring[0]` (nothing when the
+    /// calendar is empty). Called for every item taken out: the common case (it is there
+    /// already) is a check in place.
     #[inline]
     fn settle(&mut self) {
         if self.head_sorted && self.ring.front().is_some_and(|head| !head.is_empty()) {
@@ -220,8 +234,21 @@ impl<T: Due> DueQueue<T> {
 
     #[inline(never)]
     fn settle_slowly(&mut self) {
-        if self.len == 0 {
-            return;
+        if self.len == self.early.len() {
+            if self.len == 0 {
+                return;
+            }
+            // Only early items: the calendar starts over at the first of them.
+            while let Some(bucket) = self.ring.pop_front() {
+                self.recycle(bucket);
+            }
+            let early = std::mem::take(&mut self.early);
+            let first = early.peek().expect("early items").0.due_ms();
+            self.base = self.bucket(first);
+            self.head_sorted = false;
+            for Reverse(item) in early.into_vec() {
+                self.place(item);
+            }
         }
         loop {
             match self.ring.front() {
@@ -251,8 +278,7 @@ impl<T: Due> DueQueue<T> {
     /// Sorts `ring[0]`, largest first: by the millisecond within the bucket in linear time
     /// ([`sort_by_key_below`]) when the bucket holds many items for its width, then by the rest of
     /// the order among items due in the same millisecond (an insertion sort: such ties are few);
-    /// a plain sort for a few items in a wide bucket, or a head holding many items of earlier
-    /// buckets.
+    /// a plain sort for a few items in a wide bucket, or when the ties are many.
     fn sort_head(&mut self) {
         let head = &mut self.ring[0];
         let count = head.len();
@@ -265,7 +291,7 @@ impl<T: Due> DueQueue<T> {
             return;
         }
         let start = self.base << self.shift;
-        // Largest first; items of earlier buckets count as due at its first millisecond.
+        // Largest first.
         let key = |item: &T| {
             width
                 - 1
@@ -301,10 +327,26 @@ impl<T: Due> DueQueue<T> {
         }
     }
 
+    /// Whether the smallest item is an early one; call after [`DueQueue::settle`].
+    #[inline]
+    fn early_first(&self) -> bool {
+        match self.early.peek() {
+            None => false,
+            Some(Reverse(early)) => self
+                .ring
+                .front()
+                .and_then(|head| head.last())
+                .is_none_or(|calendar| early < calendar),
+        }
+    }
+
     /// The smallest item, made easy to find: call it (or [`DueQueue::pop`]) before
     /// [`DueQueue::peek`] when many reads follow.
     pub fn peek_mut_settled(&mut self) -> Option<&T> {
         self.settle();
+        if self.early_first() {
+            return self.early.peek().map(|Reverse(item)| item);
+        }
         self.ring.front().and_then(|head| head.last())
     }
 
@@ -314,34 +356,47 @@ impl<T: Due> DueQueue<T> {
         if self.len == 0 {
             return None;
         }
-        if self.head_sorted
+        let calendar = if self.head_sorted
             && let Some(smallest) = self.ring.front().and_then(|head| head.last())
         {
-            return Some(smallest);
-        }
-        match self.ring.iter().find(|bucket| !bucket.is_empty()) {
-            Some(bucket) => bucket.iter().min(),
-            None => self.far.peek().map(|Reverse(item)| item),
+            Some(smallest)
+        } else {
+            match self.ring.iter().find(|bucket| !bucket.is_empty()) {
+                Some(bucket) => bucket.iter().min(),
+                None => self.far.peek().map(|Reverse(item)| item),
+            }
+        };
+        let early = self.early.peek().map(|Reverse(item)| item);
+        match (calendar, early) {
+            (Some(calendar), Some(early)) => Some(calendar.min(early)),
+            (calendar, early) => calendar.or(early),
         }
     }
 
     /// Takes the smallest item out.
     pub fn pop(&mut self) -> Option<T> {
-        self.settle();
-        let item = self.ring.front_mut()?.pop()?;
-        self.len -= 1;
-        Some(item)
+        self.pop_if(|_| true)
     }
 
     /// Takes the smallest item out if `take` says so.
+    #[inline]
     pub fn pop_if(&mut self, take: impl FnOnce(&T) -> bool) -> Option<T> {
         self.settle();
-        let head = self.ring.front_mut()?;
-        if !take(head.last()?) {
-            return None;
-        }
+        let item = if self.early_first() {
+            let mut smallest = self.early.peek_mut().expect("an early item");
+            if !take(&smallest.0) {
+                return None;
+            }
+            std::collections::binary_heap::PeekMut::pop(smallest).0
+        } else {
+            let head = self.ring.front_mut()?;
+            if !take(head.last()?) {
+                return None;
+            }
+            head.pop()?
+        };
         self.len -= 1;
-        head.pop()
+        Some(item)
     }
 }
 
@@ -404,6 +459,37 @@ mod tests {
         items.sort();
         let out: Vec<_> = std::iter::from_fn(|| queue.pop()).collect();
         assert_eq!(out, items);
+    }
+
+    /// The calendar jumps ahead to a far item when nothing nearer is left; what comes after,
+    /// due before it, is taken out in order (from the early heap, not by sorting the bucket that
+    /// is up again after each push).
+    #[test]
+    fn items_due_before_a_jump_ahead_come_out_in_order() {
+        let mut queue = DueQueue::new(7);
+        let mut heap = BinaryHeap::new();
+        let far = (36_000_000i64, 0u32, 0u32);
+        queue.push(far);
+        heap.push(Reverse(far));
+        queue.push((1_000, 0, 1));
+        heap.push(Reverse((1_000, 0, 1)));
+        assert_eq!(queue.pop(), Some((1_000, 0, 1)));
+        heap.pop();
+        // Only the far item is left: the next take jumps the calendar to it.
+        assert_eq!(queue.peek_mut_settled(), Some(&far));
+        for step in 2..20_000u32 {
+            let item = (2_000 + i64::from(step % 500) * 37, step % 3, step);
+            queue.push(item);
+            heap.push(Reverse(item));
+            if step % 3 == 0 {
+                assert_eq!(queue.pop(), heap.pop().map(|Reverse(item)| item), "step {step}");
+            }
+        }
+        while let Some(Reverse(item)) = heap.pop() {
+            assert_eq!(queue.peek().copied(), Some(item));
+            assert_eq!(queue.pop(), Some(item));
+        }
+        assert!(queue.is_empty());
     }
 
     #[test]
