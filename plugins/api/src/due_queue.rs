@@ -383,7 +383,7 @@ impl<T: Due> DueQueue<T> {
     pub fn pop_if(&mut self, take: impl FnOnce(&T) -> bool) -> Option<T> {
         self.settle();
         let item = if self.early_first() {
-            let mut smallest = self.early.peek_mut().expect("an early item");
+            let smallest = self.early.peek_mut().expect("an early item");
             if !take(&smallest.0) {
                 return None;
             }
