@@ -482,7 +482,11 @@ mod tests {
             queue.push(item);
             heap.push(Reverse(item));
             if step % 3 == 0 {
-                assert_eq!(queue.pop(), heap.pop().map(|Reverse(item)| item), "step {step}");
+                assert_eq!(
+                    queue.pop(),
+                    heap.pop().map(|Reverse(item)| item),
+                    "step {step}"
+                );
             }
         }
         while let Some(Reverse(item)) = heap.pop() {

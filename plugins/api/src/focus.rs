@@ -18,7 +18,7 @@
 //!   the exit; this only matters when one visit ends inside a department and the next one starts
 //!   in it).
 
-use std::collections::HashMap;
+use crate::shopper_map::ShopperMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -165,7 +165,7 @@ pub struct FocusStage {
     names: Vec<&'static str>,
     announce: Announce,
     /// The shoppers whose last report was inside a department (any other one is as good as new).
-    followed: HashMap<Shopper, Followed>,
+    followed: ShopperMap<Followed>,
     /// Most shoppers followed at once.
     bound: usize,
     /// Whether the bound was reached (logged once).
@@ -184,7 +184,7 @@ impl FocusStage {
             layout,
             names,
             announce,
-            followed: HashMap::new(),
+            followed: ShopperMap::default(),
             bound: MAX_FOLLOWED_SHOPPERS,
             overflowed: false,
         }

@@ -118,6 +118,7 @@ pub mod publisher;
 pub mod roster;
 pub mod secret;
 pub mod sensors;
+mod shopper_map;
 pub mod shutdown;
 pub mod sink;
 pub mod source;

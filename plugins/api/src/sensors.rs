@@ -16,7 +16,6 @@
 //! shopper's events are taken in time order (as in the focus stage). So the observed bytes do not
 //! depend on how the source split its events into batches, hence not on the speed.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -30,6 +29,7 @@ use crate::derive_seed;
 use crate::duration;
 use crate::event::{CustomerId, Event, EventKind, Stamp, TruthTopics};
 use crate::fleet::StoreIndex;
+use crate::shopper_map::ShopperMap;
 
 /// Most devices a [`SensorStage`] follows at once; a device is forgotten at its shopper's exit,
 /// so only shoppers that never exit (moves posted over HTTP) come near it. Beyond it, the eighth
@@ -340,9 +340,8 @@ pub struct SensorUndo {
 #[derive(Debug)]
 pub struct SensorStage {
     model: Model,
-    /// The devices followed, by shopper: one hash per event (a keyed multiply-mix rather than
-    /// SipHash, which cost a tenth of a `--speed max` run).
-    devices: HashMap<Shopper, Device, KeyedState>,
+    /// The devices followed, by shopper.
+    devices: ShopperMap<Device>,
     /// Batches applied so far (see [`Device::saved_in`]).
     batches: u64,
 }
@@ -428,7 +427,7 @@ impl SensorStage {
                 to_bad,
                 to_good,
             },
-            devices: HashMap::with_hasher(KeyedState::new()),
+            devices: ShopperMap::default(),
             batches: 0,
         }
     }
@@ -699,70 +698,6 @@ fn gaussian(rng: &mut Pcg64Mcg, sigma: f64) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The devices' hasher: a multiply-mix of the key's words, keyed per stage at random (so ids
-/// posted over HTTP cannot be chosen to collide), far cheaper than SipHash for a number id.
-#[derive(Clone, Copy, Debug)]
-struct KeyedState(u64);
-
-impl KeyedState {
-    fn new() -> KeyedState {
-        use std::hash::BuildHasher;
-        KeyedState(std::collections::hash_map::RandomState::new().hash_one(0x5e25_0125_u64) | 1)
-    }
-}
-
-impl std::hash::BuildHasher for KeyedState {
-    type Hasher = Keyed;
-
-    fn build_hasher(&self) -> Keyed {
-        Keyed(self.0)
-    }
-}
-
-/// See [`KeyedState`].
-struct Keyed(u64);
-
-impl Keyed {
-    fn mix(&mut self, word: u64) {
-        self.0 = (self.0 ^ word)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .rotate_left(29);
-    }
-}
-
-impl std::hash::Hasher for Keyed {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.mix(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.mix(u64::from(n));
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.mix(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.mix(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.mix(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 /// A hash of a shopper that is the same in every run and process (FNV-1a): the device's stream
 /// must not depend on a per-process hasher.
 fn id_hash(store: StoreIndex, id: &CustomerId) -> u64 {
@@ -789,6 +724,8 @@ fn id_hash(store: StoreIndex, id: &CustomerId) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     fn moves(id: u64, count: usize, step_ms: i64) -> Vec<Event> {
