@@ -191,12 +191,11 @@ impl<T: Due> DueQueue<T> {
             self.ring.resize_with(index + 1, Vec::new);
         }
         if self.ring[index].capacity() == 0 {
-            // Room for as many items as a bucket holds on average, so few grow item by item.
-            let typical = self.len / self.ring.len();
+            let typical = self.typical_bucket();
             self.ring[index] = self
                 .spare
                 .pop()
-                .unwrap_or_else(|| Vec::with_capacity(typical.clamp(4, 1024)));
+                .unwrap_or_else(|| Vec::with_capacity(typical));
         }
         let bucket = &mut self.ring[index];
         if index == 0 && self.head_sorted {
@@ -214,8 +213,22 @@ impl<T: Due> DueQueue<T> {
         }
     }
 
+    /// Room for as many items as the calendar's buckets hold on average (4 to 1024), so few
+    /// grow item by item.
+    fn typical_bucket(&self) -> usize {
+        let in_calendar = self.len - self.far.len() - self.early.len();
+        (in_calendar / self.ring.len().max(1)).clamp(4, 1024)
+    }
+
+    /// Keeps an emptied bucket for reuse unless it is far larger than a typical one: when most
+    /// items fall on a few instants (whole seconds, say), the buckets of those instants grow
+    /// large, and handing them on to buckets that hold a few items made a million items take
+    /// 140 MB.
     fn recycle(&mut self, mut bucket: Vec<T>) {
-        if self.spare.len() < SPARE_BUCKETS && bucket.capacity() > 0 {
+        if self.spare.len() < SPARE_BUCKETS
+            && bucket.capacity() > 0
+            && bucket.capacity() <= 2 * self.typical_bucket()
+        {
             bucket.clear();
             self.spare.push(bucket);
         }
