@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use customersim_testkit::mosquitto::Broker;
 use customersim_testkit::redis::Namespace;
-use customersim_testkit::responder::{Responder, ResponderBroker, ResponderOptions, Tally};
+use customersim_testkit::responder::{
+    Action, Did, Responder, ResponderBroker, ResponderOptions, Tally,
+};
 use customersim_testkit::run::{
     Process, StdoutMode, clean_command, run_failing, run_ok, stderr_text,
 };
@@ -160,8 +162,38 @@ fn rule(prefix: &str, thresholds: &str) -> String {
     )
 }
 
-/// The verdict's counts equal what the responder did, exactly; latencies lie within its delays.
-fn assert_counts_match(report: &Value, tally: &Tally) {
+/// Replies the verdict may rightly count otherwise than the responder did, keyed by customer
+/// only: the customer had another request open when the reply went out (asked before it was
+/// sent, within `within + grace` before), so the reply may answer either, or it went out near
+/// the 4 s limit (a busy machine can carry it past). A late reply to a skipped request can then
+/// count as the in-time answer of a newer one, one late becoming one answered.
+fn ambiguous_replies(actions: &[Action]) -> u64 {
+    const WINDOW_US: i64 = 12_000_000;
+    const NEAR_LIMIT_US: i64 = 3_000_000;
+    let request = |action: &Action| matches!(action.did, Did::Skipped | Did::Answered | Did::Late);
+    actions
+        .iter()
+        .filter(|reply| matches!(reply.did, Did::Answered | Did::Late))
+        .filter(|reply| {
+            let sent = reply.sent_us.expect("a reply was sent");
+            let delay = sent - reply.request_us;
+            let near_limit = reply.did == Did::Answered && delay > NEAR_LIMIT_US;
+            near_limit
+                || actions.iter().any(|other| {
+                    request(other)
+                        && other.customer == reply.customer
+                        && other.request_us != reply.request_us
+                        && other.request_us <= sent
+                        && sent - other.request_us <= WINDOW_US
+                })
+        })
+        .count() as u64
+}
+
+/// The verdict's counts equal what the responder did: exactly, but for replies that could
+/// answer either of two requests (see [`ambiguous_replies`]), which may move between answered
+/// and late; latencies lie within its delays.
+fn assert_counts_match(report: &Value, tally: &Tally, actions: &[Action]) {
     let rule = &report["verdict"]["expectations"][0];
     let count = |key: &str| {
         rule[key]
@@ -173,8 +205,16 @@ fn assert_counts_match(report: &Value, tally: &Tally) {
         "too few focus events to judge: {tally:?}"
     );
     assert_eq!(count("expected"), tally.expected(), "{rule}\n{tally:?}");
-    assert_eq!(count("answered"), tally.answered, "{rule}\n{tally:?}");
-    assert_eq!(count("late"), tally.late, "{rule}\n{tally:?}");
+    assert_eq!(
+        count("answered") + count("late"),
+        tally.answered + tally.late,
+        "{rule}\n{tally:?}"
+    );
+    let ambiguous = ambiguous_replies(actions);
+    assert!(
+        count("answered").abs_diff(tally.answered) <= ambiguous,
+        "answered differs by more than the {ambiguous} ambiguous replies: {rule}\n{tally:?}"
+    );
     assert_eq!(count("missing"), tally.skipped, "{rule}\n{tally:?}");
     assert_eq!(count("invalid"), tally.invalid, "{rule}\n{tally:?}");
     assert_eq!(count("unexpected"), tally.unmatched, "{rule}\n{tally:?}");
@@ -219,7 +259,7 @@ fn mqtt_replies_are_counted_as_the_responder_sent_them_and_a_breached_threshold_
     );
     let tally = responder.wait_idle(Duration::from_secs(1), Duration::from_secs(30));
     let report = read_report(&report);
-    assert_counts_match(&report, &tally);
+    assert_counts_match(&report, &tally, &responder.actions());
     assert!(stderr.contains("verdict\n  coupons (focus"), "{stderr}");
     assert!(stderr.contains("1 of 3 thresholds breached"), "{stderr}");
 
@@ -286,7 +326,7 @@ fn amqp_replies_are_counted_as_the_responder_sent_them_and_passing_thresholds_ex
             .arg(&junit),
     );
     let tally = responder.wait_idle(Duration::from_secs(1), Duration::from_secs(30));
-    assert_counts_match(&read_report(&report), &tally);
+    assert_counts_match(&read_report(&report), &tally, &responder.actions());
     let xml = std::fs::read_to_string(&junit).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap();
     assert_eq!(
