@@ -69,6 +69,32 @@ const DONE: u32 = u32::MAX;
 /// Scratch space of [`sort_by_key_below`], kept between sorts.
 pub type SortScratch = (Vec<u32>, Vec<u32>);
 
+/// Sorts `items` by `compare`, keeping the order of equal items, in time linear in how far they
+/// are out of place: an insertion sort, for batches that come almost in order (events each
+/// delayed by about the time between a few of them). Once it has moved items `moves_per_item`
+/// places each on average, it gives up for a merge sort.
+pub fn sort_nearly_sorted_by<T>(
+    items: &mut [T],
+    moves_per_item: usize,
+    mut compare: impl FnMut(&T, &T) -> std::cmp::Ordering,
+) {
+    let mut budget = moves_per_item
+        .saturating_mul(items.len())
+        .saturating_add(64);
+    for next in 1..items.len() {
+        let mut at = next;
+        while at > 0 && compare(&items[at - 1], &items[at]).is_gt() {
+            items.swap(at - 1, at);
+            at -= 1;
+            budget -= 1;
+            if budget == 0 {
+                items.sort_by(compare);
+                return;
+            }
+        }
+    }
+}
+
 /// Sorts `items` by `key`, a number below `width`, keeping the order of items with equal keys,
 /// in time linear in both (a counting sort of positions, then the items moved along the cycles
 /// of that permutation, each swapped once): for items due within a known span of milliseconds.
@@ -551,6 +577,24 @@ mod tests {
             sorted.sort();
             let out: Vec<_> = std::iter::from_fn(|| queue.pop()).collect();
             assert_eq!(out, sorted, "shift {shift}");
+        }
+    }
+
+    #[test]
+    fn nearly_sorted_items_are_sorted_stably_whether_or_not_the_budget_runs_out() {
+        // (key, position): a few out of place, then all reversed (beyond any budget).
+        let nearly: Vec<(u32, usize)> = [3, 1, 2, 2, 5, 4, 4, 9, 7, 8]
+            .into_iter()
+            .enumerate()
+            .map(|(at, key)| (key, at))
+            .collect();
+        let reversed: Vec<(u32, usize)> = (0..500).map(|at| ((500 - at) as u32 / 3, at)).collect();
+        for items in [nearly, reversed] {
+            let mut expected = items.clone();
+            expected.sort_by_key(|item| item.0);
+            let mut sorted = items;
+            sort_nearly_sorted_by(&mut sorted, 1, |a, b| a.0.cmp(&b.0));
+            assert_eq!(sorted, expected);
         }
     }
 }

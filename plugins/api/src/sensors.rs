@@ -26,6 +26,7 @@ use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};
 
 use crate::derive_seed;
+use crate::due_queue::sort_nearly_sorted_by;
 use crate::duration;
 use crate::event::{CustomerId, Event, EventKind, Stamp, TruthTopics};
 use crate::fleet::StoreIndex;
@@ -344,6 +345,31 @@ pub struct SensorStage {
     devices: ShopperMap<Device>,
     /// Batches applied so far (see [`Device::saved_in`]).
     batches: u64,
+    /// The last batch's list of what went out, kept for its room.
+    outgoing: Vec<Outgoing>,
+}
+
+/// One event a batch sends on: which event of the batch (or of its truth copies, with
+/// [`TRUTH_COPY`] set), due when and stamped how.
+#[derive(Clone, Copy, Debug)]
+struct Outgoing {
+    due_ms: i64,
+    stamp: Stamp,
+    source: u32,
+}
+
+/// Marks an [`Outgoing::source`] that indexes the batch's truth copies.
+const TRUTH_COPY: u32 = 1 << 31;
+
+impl Outgoing {
+    /// `event`, at `source`, sent on unchanged.
+    fn as_is(event: &Event, source: u32) -> Outgoing {
+        Outgoing {
+            due_ms: event.due_ms,
+            stamp: event.stamp,
+            source,
+        }
+    }
 }
 
 /// What does not change during a run: the settings and where the counts go.
@@ -429,11 +455,19 @@ impl SensorStage {
             },
             devices: ShopperMap::default(),
             batches: 0,
+            outgoing: Vec::new(),
         }
     }
 
-    /// `events` as the sensors report them, with the truth copies asked for; with `undo`, what
-    /// to give [`SensorStage::undo`] if the batch is refused.
+    /// `events` as the sensors report them, with the truth copies asked for, sorted by due time;
+    /// with `undo`, what to give [`SensorStage::undo`] if the batch is refused.
+    ///
+    /// Each event is worked on where it lies (an event is 80 bytes: moving it around showed in
+    /// profiles); what goes out is listed as small [`Outgoing`] entries, sorted, and each event
+    /// copied once into its place. The order is that of a stable sort by (due time, customer) of
+    /// the reports in the order the devices sent them: what the timeline would make of them, so
+    /// it does not depend on how the events were split into batches, and the timeline finds the
+    /// batch already sorted.
     pub fn apply(&mut self, events: Vec<Event>, undo: Option<&mut SensorUndo>) -> Vec<Event> {
         let mut events = events;
         if !events.is_sorted_by_key(|event| event.due_ms) {
@@ -441,26 +475,34 @@ impl SensorStage {
         }
         let mut undo = undo;
         self.batches += 1;
-        let mut out = Vec::with_capacity(events.len() + events.len() / 4);
+        let mut outgoing = std::mem::take(&mut self.outgoing);
+        outgoing.clear();
+        outgoing.reserve(events.len() + events.len() / 4);
+        let mut truth_copies = Vec::new();
         // Counted here and added once a batch: an atomic add per fault per event showed.
         let mut tally = [0u64; FAULTS];
-        for event in events {
+        for (index, event) in events.iter_mut().enumerate() {
+            let index = index as u32;
             if event.stamp.truth {
-                out.push(event);
+                outgoing.push(Outgoing::as_is(event, index));
                 continue;
             }
             let kind = crate::event::kind_index(&event.kind);
             if self.model.truth[kind] {
                 let mut copy = event.clone();
                 copy.stamp.truth = true;
-                out.push(copy);
+                outgoing.push(Outgoing::as_is(
+                    &copy,
+                    TRUTH_COPY | truth_copies.len() as u32,
+                ));
+                truth_copies.push(copy);
             }
             if matches!(event.kind, EventKind::Focus { .. }) {
                 // Focus is ground truth, derived from the true moves: not observed.
-                out.push(event);
+                outgoing.push(Outgoing::as_is(event, index));
                 continue;
             }
-            self.observe(event, &mut out, &mut tally, undo.as_deref_mut());
+            self.observe(event, index, &mut outgoing, &mut tally, undo.as_deref_mut());
         }
         for (index, count) in tally.into_iter().enumerate() {
             if count > 0 {
@@ -470,6 +512,33 @@ impl SensorStage {
                 }
             }
         }
+        let source = |entry: &Outgoing| -> &Event {
+            if entry.source & TRUTH_COPY == 0 {
+                &events[entry.source as usize]
+            } else {
+                &truth_copies[(entry.source & !TRUTH_COPY) as usize]
+            }
+        };
+        // Delays move a report a few places at most, but for the rare long one.
+        sort_nearly_sorted_by(&mut outgoing, 16, |a, b| {
+            a.due_ms
+                .cmp(&b.due_ms)
+                .then_with(|| source(a).customer.cmp(&source(b).customer))
+        });
+        let out = outgoing
+            .iter()
+            .map(|entry| {
+                let event = source(entry);
+                Event {
+                    due_ms: entry.due_ms,
+                    customer: event.customer.clone(),
+                    kind: event.kind,
+                    store: event.store,
+                    stamp: entry.stamp,
+                }
+            })
+            .collect();
+        self.outgoing = outgoing;
         out
     }
 
@@ -493,13 +562,13 @@ impl SensorStage {
 
     fn observe(
         &mut self,
-        event: Event,
-        out: &mut Vec<Event>,
+        event: &mut Event,
+        index: u32,
+        outgoing: &mut Vec<Outgoing>,
         tally: &mut [u64; FAULTS],
         undo: Option<&mut SensorUndo>,
     ) {
         use std::collections::hash_map::Entry;
-        let exit = (event.kind == EventKind::Exit).then(|| (event.store, event.customer.clone()));
         let batch = self.batches;
         let device = match self.devices.entry((event.store, event.customer.clone())) {
             Entry::Occupied(entry) => {
@@ -515,14 +584,14 @@ impl SensorStage {
                 if let Some(undo) = undo {
                     undo.devices.push((entry.key().clone(), None));
                 }
-                entry.insert(self.model.new_device(&event))
+                entry.insert(self.model.new_device(event))
             }
         };
         device.saved_in = batch;
         device.last_ms = event.due_ms;
-        self.model.report(device, event, out, tally);
-        if let Some(key) = exit {
-            self.devices.remove(&key);
+        self.model.report(device, event, index, outgoing, tally);
+        if event.kind == EventKind::Exit {
+            self.devices.remove(&(event.store, event.customer.clone()));
         } else if self.devices.len() > MAX_DEVICES {
             self.forget_oldest();
         }
@@ -562,15 +631,17 @@ impl Model {
     }
 
     /// What the device reports of one true event.
+    /// What the device reports of one true event (the event at `index` of the batch, changed
+    /// in place where noise moved it): each delivery is listed in `outgoing`.
     fn report(
         &self,
         device: &mut Device,
-        event: Event,
-        out: &mut Vec<Event>,
+        event: &mut Event,
+        index: u32,
+        outgoing: &mut Vec<Outgoing>,
         tally: &mut [u64; FAULTS],
     ) {
         let config = &self.config;
-        let mut event = event;
         match event.kind {
             EventKind::Enter | EventKind::Exit => {
                 if config.missed_doors > 0.0 && device.rng.random::<f64>() < config.missed_doors {
@@ -632,7 +703,7 @@ impl Model {
         } else {
             1
         };
-        for copy in 1..=copies {
+        for _ in 0..copies {
             let mut delivered = sent_ms + self.delay(device);
             if config.reorder.probability > 0.0
                 && device.rng.random::<f64>() < config.reorder.probability
@@ -647,20 +718,13 @@ impl Model {
                 count(tally, Fault::Delayed);
             }
             let offset = (clock_ms - delivered).clamp(i64::from(i32::MIN), i64::from(i32::MAX));
-            let stamp = Stamp {
-                clock_ms: offset as i32,
-                truth: false,
-            };
-            if copy == copies {
-                event.due_ms = delivered;
-                event.stamp = stamp;
-                out.push(event);
-                break;
-            }
-            out.push(Event {
+            outgoing.push(Outgoing {
                 due_ms: delivered,
-                stamp,
-                ..event.clone()
+                stamp: Stamp {
+                    clock_ms: offset as i32,
+                    truth: false,
+                },
+                source: index,
             });
         }
     }
@@ -749,6 +813,13 @@ mod tests {
         events
     }
 
+    /// Batches one after the other, as a timeline publishes them: by (due time, customer), in
+    /// the order they came among equal ones.
+    fn as_the_timeline_orders(mut events: Vec<Event>) -> Vec<Event> {
+        events.sort_by(|a, b| (a.due_ms, &a.customer).cmp(&(b.due_ms, &b.customer)));
+        events
+    }
+
     fn stage(config: SensorsConfig) -> (SensorStage, SensorCounts) {
         let counts = SensorCounts::default();
         let truth = TruthTopics {
@@ -800,7 +871,7 @@ mod tests {
                 .chunks(size)
                 .flat_map(|chunk| split_stage.apply(chunk.to_vec(), None))
                 .collect();
-            assert_eq!(split, whole, "batches of {size}");
+            assert_eq!(as_the_timeline_orders(split), whole, "batches of {size}");
         }
         // The truth copies are the events as they came.
         let truth: Vec<&Event> = whole.iter().filter(|event| event.stamp.truth).collect();
@@ -871,7 +942,7 @@ mod tests {
         let (mut b, _) = stage(noisy());
         let whole = b.apply(events, None);
         let split: Vec<Event> = first.into_iter().chain(again).collect();
-        assert_eq!(split, whole);
+        assert_eq!(as_the_timeline_orders(split), whole);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+use customersim_plugin_api::due_queue::sort_nearly_sorted_by;
 use customersim_plugin_api::{Claim, CustomerId, Event, Timeline, TimelineError, async_trait};
 
 /// Events of one process, lost when it stops (use a shared backend to keep them).
@@ -73,22 +74,9 @@ impl Ord for Run {
 /// insertion sort, a pass over a batch in time order with a few ties; beyond a few moves per
 /// event, a merge sort.
 fn sort_batch(events: &mut [Event]) {
-    fn key(event: &Event) -> (i64, &CustomerId) {
-        (event.due_ms, &event.customer)
-    }
-    let mut budget = 2 * events.len() + 64;
-    for next in 1..events.len() {
-        let mut at = next;
-        while at > 0 && key(&events[at - 1]) > key(&events[at]) {
-            events.swap(at - 1, at);
-            at -= 1;
-            budget -= 1;
-            if budget == 0 {
-                events.sort_by(|a, b| key(a).cmp(&key(b)));
-                return;
-            }
-        }
-    }
+    sort_nearly_sorted_by(events, 2, |a, b| {
+        (a.due_ms, &a.customer).cmp(&(b.due_ms, &b.customer))
+    });
 }
 
 impl State {
