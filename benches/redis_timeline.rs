@@ -14,12 +14,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use customersim::plugin_api::{
-    ClockOrigin, CredentialUrl, CustomerId, Event, EventKind, Timeline, TimelineContext,
-};
+use customersim::plugin_api::{CredentialUrl, CustomerId, Event, EventKind, Timeline};
 use customersim_testkit::redis::{LOCAL_REDIS_URL, Namespace};
 use customersim_testkit::run::{Process, StdoutMode, clean_command};
 use customersim_testkit::temp::{TempFile, temp_file};
+use customersim_testkit::timeline::generating_from_zero;
 use customersim_timeline_redis::{RedisConfig, RedisTimeline};
 
 const EVENTS: u64 = 1_000_000;
@@ -100,20 +99,8 @@ fn events() -> Vec<Event> {
         .collect()
 }
 
-/// How the preloading handle joins: with sources (it sets the clock), on a virtual clock.
-fn preloading() -> TimelineContext {
-    TimelineContext {
-        skip_before_ms: None,
-        consume_frequency: 1.0,
-        clock: ClockOrigin {
-            start_ms: 0,
-            speed: None,
-            wall_origin_us: 0,
-        },
-        generates: true,
-    }
-}
-
+/// Puts the benchmark's events on the timeline as an instance that generates (it sets the clock,
+/// virtual, from 0) would; returns the seconds it took.
 fn preload(runtime: &tokio::runtime::Runtime, namespace: &Namespace) -> f64 {
     namespace.clear();
     runtime.block_on(async {
@@ -123,7 +110,9 @@ fn preload(runtime: &tokio::runtime::Runtime, namespace: &Namespace) -> f64 {
             ..RedisConfig::default()
         };
         // A generator on a virtual clock, so the workers adopt it and take everything at once.
-        let (timeline, _) = RedisTimeline::open(&config, &preloading()).await.unwrap();
+        let (timeline, _) = RedisTimeline::open(&config, &generating_from_zero())
+            .await
+            .unwrap();
         let events = events();
         let started = Instant::now();
         for chunk in events.chunks(8192) {

@@ -317,22 +317,12 @@ async fn open_redis(
     customersim_timeline_redis::RedisConfig,
     customersim_timeline_redis::RedisTimeline,
 ) {
-    use customersim::plugin_api::{ClockOrigin, TimelineContext};
     let config = customersim_timeline_redis::RedisConfig {
         url: customersim::plugin_api::CredentialUrl::new(namespace.url()),
         key: namespace.name().to_string(),
         ..Default::default()
     };
-    let cx = TimelineContext {
-        skip_before_ms: None,
-        consume_frequency: 1.0,
-        clock: ClockOrigin {
-            start_ms: 0,
-            speed: None,
-            wall_origin_us: 0,
-        },
-        generates: true,
-    };
+    let cx = customersim_testkit::timeline::generating_from_zero();
     let (timeline, _) = customersim_timeline_redis::RedisTimeline::open(&config, &cx)
         .await
         .unwrap();

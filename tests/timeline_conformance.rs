@@ -9,12 +9,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use customersim::plugin_api::{
-    BuildContext, ClockOrigin, MetricsRegistry, StoreLayout, Timeline, TimelineBackend,
-    TimelineContext, Topics,
+    BuildContext, MetricsRegistry, StoreLayout, Timeline, TimelineBackend, Topics,
 };
 use customersim::registry;
 use customersim_testkit::redis::Namespace;
-use customersim_testkit::timeline::timeline_conformance;
+use customersim_testkit::timeline::{generating_from_zero, timeline_conformance};
 
 /// Opens a fresh timeline of the registered backend `name` with `settings` (YAML).
 async fn open(name: &str, settings: &str) -> Arc<dyn Timeline> {
@@ -31,16 +30,7 @@ async fn open(name: &str, settings: &str) -> Arc<dyn Timeline> {
         .build(settings, &mut cx)
         .expect("the settings are valid");
     let opened = backend
-        .open(TimelineContext {
-            skip_before_ms: None,
-            consume_frequency: 1.0,
-            clock: ClockOrigin {
-                start_ms: 0,
-                speed: None,
-                wall_origin_us: 0,
-            },
-            generates: true,
-        })
+        .open(generating_from_zero())
         .await
         .expect("the timeline opens");
     assert!(

@@ -23,7 +23,24 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use customersim::plugin_api::{Claim, CustomerId, Event, EventKind, Timeline};
+use customersim::plugin_api::{
+    Claim, ClockOrigin, CustomerId, Event, EventKind, Timeline, TimelineContext,
+};
+
+/// What an instance that generates on a virtual clock from 0 (no cutoff) opens a timeline with:
+/// the backends' tests and benchmarks open theirs so.
+pub fn generating_from_zero() -> TimelineContext {
+    TimelineContext {
+        skip_before_ms: None,
+        consume_frequency: 1.0,
+        clock: ClockOrigin {
+            start_ms: 0,
+            speed: None,
+            wall_origin_us: 0,
+        },
+        generates: true,
+    }
+}
 
 /// Runs every check of the [`Timeline`] contract, each on a fresh timeline from `make`; panics
 /// naming the check that failed.
