@@ -28,6 +28,12 @@ const AGENDA_SPREAD_MS: i64 = 32_768;
 /// once.
 const CHUNK_EVENTS: usize = 4096;
 
+/// About how many events one step of a fleet makes ([`Stores`]): every store is visited once a
+/// step, and a visit starts on memory gone cold since the last one (the store's agenda and
+/// shoppers), so a step spans two chunks. 1,000 stores × 20 shoppers, 2 simulated hours: 1.76 s
+/// with steps of one chunk, 1.45 s with two, 1.51 s with four, 1.60 s with eight.
+const STEP_EVENTS: usize = 2 * CHUNK_EVENTS;
+
 /// A shopper model that generates its events in time order, up to a horizon at a time: arrivals
 /// come through its [`Gate`], every other event from the agenda of its [`Crowd`].
 pub trait Generate: Send {
@@ -386,7 +392,7 @@ pub fn arriving_customer(
 /// on its own generator, so how the stores share chunks never changes what any of them generates.
 ///
 /// With several stores, all of them step ahead together, a stretch of simulated time at a time
-/// (sized so that a step makes about a chunk, [`CHUNK_EVENTS`]), and a step's events go out sorted
+/// (sized so that a step makes about [`STEP_EVENTS`]), and a step's events go out sorted
 /// by time: the watermark (the lowest store's) moves on with every step, so the scheduler
 /// publishes while the next step is generated, and the timeline takes in runs in time order. One
 /// store is generated as it is, up to the horizon.
@@ -476,9 +482,9 @@ impl<G: Generate> Stores<G> {
         sort_by_time(&mut out[first..], &mut self.scratch);
         let low = self.low_mark();
         if low >= step_end {
-            // Aim the next step at a chunk, changing it by at most a factor of two at a time.
+            // Aim the next step at STEP_EVENTS, changing it by at most a factor of two at a time.
             let wanted =
-                (self.step_ms as f64 * CHUNK_EVENTS as f64 / self.step_events.max(1) as f64) as i64;
+                (self.step_ms as f64 * STEP_EVENTS as f64 / self.step_events.max(1) as f64) as i64;
             self.step_ms = wanted
                 .clamp(self.step_ms / 2, self.step_ms.saturating_mul(2))
                 .clamp(1, LONGEST_STEP_MS);
