@@ -216,17 +216,32 @@ impl FocusStage {
             events.sort_by_key(|event| event.due_ms);
         }
         let mut undo = undo;
-        let mut out = Vec::with_capacity(events.len() + events.len() / 8);
-        for event in events {
-            let focus = self.observe(&event, undo.as_deref_mut());
-            let focus = focus.map(|kind| Event {
-                kind,
-                customer: event.customer.clone(),
-                ..event
-            });
-            out.push(event);
-            out.extend(focus);
+        // The focus events, each with the position of the move it follows: few, so the batch is
+        // looked at where it lies and copied once, in runs, only when it has any (an event is
+        // 80 bytes: moving each one by one showed in profiles).
+        let mut made = Vec::new();
+        for (at, event) in events.iter().enumerate() {
+            if let Some(kind) = self.observe(event, undo.as_deref_mut()) {
+                let focus = Event {
+                    kind,
+                    customer: event.customer.clone(),
+                    ..*event
+                };
+                made.push((at, focus));
+            }
         }
+        if made.is_empty() {
+            return events;
+        }
+        let mut out = Vec::with_capacity(events.len() + made.len());
+        let mut rest = events.into_iter();
+        let mut taken = 0;
+        for (at, focus) in made {
+            out.extend(rest.by_ref().take(at + 1 - taken));
+            taken = at + 1;
+            out.push(focus);
+        }
+        out.extend(rest);
         out
     }
 
@@ -251,8 +266,12 @@ impl FocusStage {
             },
             EventKind::Focus { .. } => return None,
         };
-        let key = (event.store, event.customer.clone());
-        let before = self.followed.get(&key).copied();
+        use std::collections::hash_map::Entry;
+        let entry = self.followed.entry((event.store, event.customer.clone()));
+        let before = match &entry {
+            Entry::Occupied(known) => Some(*known.get()),
+            Entry::Vacant(_) => None,
+        };
         if before.is_none() && department.is_none() {
             // A shopper outside every department, with nothing remembered: nothing changes.
             return None;
@@ -260,15 +279,27 @@ impl FocusStage {
         let mut tracker = before.map(|followed| followed.tracker).unwrap_or_default();
         let focus = !forget && tracker.observe_as(department, self.announce);
         if let Some(undo) = undo {
-            undo.0.push((key.clone(), before));
+            undo.0.push((entry.key().clone(), before));
         }
         if forget || tracker.is_new() {
-            self.followed.remove(&key);
+            if let Entry::Occupied(known) = entry {
+                known.remove();
+            }
         } else {
-            let last_ms = event.due_ms;
-            self.followed.insert(key, Followed { tracker, last_ms });
-            if self.followed.len() > self.bound {
-                self.forget_oldest();
+            let followed = Followed {
+                tracker,
+                last_ms: event.due_ms,
+            };
+            match entry {
+                Entry::Occupied(mut known) => {
+                    known.insert(followed);
+                }
+                Entry::Vacant(new) => {
+                    new.insert(followed);
+                    if self.followed.len() > self.bound {
+                        self.forget_oldest();
+                    }
+                }
             }
         }
         let EventKind::Move { x, y } = event.kind else {
