@@ -358,7 +358,8 @@ struct Outgoing {
     source: u32,
 }
 
-/// Marks an [`Outgoing::source`] that indexes the batch's truth copies.
+/// Marks an [`Outgoing::source`] that indexes the batch's truth copies (a batch holds far fewer
+/// than 2^31 events: sources hand over chunks of thousands, HTTP bodies are bounded).
 const TRUTH_COPY: u32 = 1 << 31;
 
 impl Outgoing {
