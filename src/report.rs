@@ -643,6 +643,10 @@ impl StoreTally {
                 self.visits += 1;
                 self.peak_inside = self.peak_inside.max(self.inside_now());
             }
+            EventKind::Move { .. } if layout.zones().is_empty() => {
+                // A store without zones: a move changes no stay, so the shopper is not looked
+                // up (a lookup per move was most of what the report cost such a run).
+            }
             EventKind::Move { x, y } => {
                 let zone = match (u32::try_from(x), u32::try_from(y)) {
                     (Ok(x), Ok(y)) => layout.zone_at_point(x, y),
