@@ -631,7 +631,6 @@ impl Model {
         }
     }
 
-    /// What the device reports of one true event.
     /// What the device reports of one true event (the event at `index` of the batch, changed
     /// in place where noise moved it): each delivery is listed in `outgoing`.
     fn report(

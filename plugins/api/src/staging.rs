@@ -18,7 +18,8 @@ use crate::event::Event;
 use crate::source::SourceContext;
 
 /// Steps waiting for the staging thread: two chunks and their watermarks, so the source is at
-/// most two chunks ahead of the timeline (its memory stays bounded).
+/// most two chunks ahead of the timeline (its memory stays bounded; `run_ahead` keeps it within
+/// three chunks of the clock besides).
 const WAITING_STEPS: usize = 4;
 
 /// What the source hands over, in order.
