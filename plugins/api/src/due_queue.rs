@@ -412,6 +412,15 @@ impl<T: Due> DueQueue<T> {
         }
     }
 
+    /// The item `distance` places after the smallest (0: the smallest), when the bucket that is
+    /// up holds it in order (`None` otherwise): a hint of what is taken soon, so what it points
+    /// to can be fetched early.
+    #[inline]
+    pub fn soon(&self, distance: usize) -> Option<&T> {
+        let head = self.ring.front().filter(|_| self.head_sorted)?;
+        head.len().checked_sub(distance + 1).map(|at| &head[at])
+    }
+
     /// Takes the smallest item out.
     pub fn pop(&mut self) -> Option<T> {
         self.pop_if(|_| true)
@@ -544,6 +553,27 @@ mod tests {
         expected.sort_by_key(|item| item.0);
         sort_by_key_below(&mut items, 13, |item| item.0, &mut SortScratch::default());
         assert_eq!(items, expected);
+    }
+
+    #[test]
+    fn soon_names_what_pop_takes_later_or_nothing() {
+        let mut queue = DueQueue::new(4);
+        for due in [3, 1, 2, 5, 40] {
+            queue.push((due, 0, 0));
+        }
+        assert_eq!(
+            queue.soon(0),
+            None,
+            "nothing is sorted before the first take"
+        );
+        assert_eq!(queue.pop(), Some((1, 0, 0)));
+        // The bucket up (0 to 15 ms) is sorted now; 40 ms lies in a later one.
+        assert_eq!(queue.soon(0), Some(&(2, 0, 0)));
+        assert_eq!(queue.soon(1), Some(&(3, 0, 0)));
+        assert_eq!(queue.soon(2), Some(&(5, 0, 0)));
+        assert_eq!(queue.soon(3), None);
+        assert_eq!(queue.pop(), Some((2, 0, 0)));
+        assert_eq!(queue.soon(0), Some(&(3, 0, 0)));
     }
 
     #[test]
