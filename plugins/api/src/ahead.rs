@@ -606,7 +606,9 @@ pub async fn run_ahead<G: Generate>(
             return Ok(());
         }
         let horizon = cx.clock.now_ms().max(watermarks[1]) + lookahead_ms;
-        let mut chunk = Vec::with_capacity(chunk_events);
+        // With room for the focus events the stages put in (about one in a hundred): growing
+        // the chunk would move it to new memory, which the system hands out a page at a time.
+        let mut chunk = Vec::with_capacity(chunk_events + chunk_events / 16);
         let watermark = generator.generate(horizon, &mut chunk, chunk_events);
         // An arrival drawn for after the doors close never comes: the store stops waiting for
         // it (a closed store's next arrival can be the next morning, long after the run's end).
