@@ -155,7 +155,7 @@ fn path_tables_beyond_their_limit_are_refused_by_validate() {
         stderr.contains(
             "sources[0] (type: shopping_trip): store: shopping_trip keeps a path table over the \
              4194304 cells of the walking grid for each of its 51 targets"
-        ) && stderr.contains("more than its limit of 67108864 (256 MiB); raise store.cell"),
+        ) && stderr.contains("more than its limit of 67108864 (320 MiB); raise store.cell"),
         "{stderr}"
     );
 }

@@ -235,7 +235,7 @@ const PREFETCH_DISTANCE: usize = 4;
 
 /// Asks the processor to bring the cache lines of `value` in, without waiting for them.
 #[inline(always)]
-fn prefetch<T>(value: &T) {
+pub(crate) fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};

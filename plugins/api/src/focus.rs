@@ -18,7 +18,7 @@
 //!   the exit; this only matters when one visit ends inside a department and the next one starts
 //!   in it).
 
-use crate::shopper_map::ShopperMap;
+use crate::shopper_map::{ShopperMap, fetch_early};
 
 use serde::{Deserialize, Serialize};
 
@@ -138,6 +138,10 @@ pub fn focus_department(layout: &StoreLayout, x: i64, y: i64) -> Option<usize> {
     department.filter(|&zone| layout.zones()[zone].focus)
 }
 
+/// How many events ahead [`FocusStage::apply`] fetches a shopper's entry: the lookups come in
+/// no order in memory, and each one waited for its entry (a tenth of a shopping_trip run).
+const FETCH_AHEAD: usize = 4;
+
 /// Who a tracker follows: the store and the id (ids are unique per store).
 type Shopper = (StoreIndex, CustomerId);
 
@@ -222,6 +226,9 @@ impl FocusStage {
         // memory, which the system zeroed page by page for every batch).
         let mut made = Vec::new();
         for (at, event) in events.iter().enumerate() {
+            if let Some(soon) = events.get(at + FETCH_AHEAD) {
+                fetch_early(&self.followed, soon.store, &soon.customer);
+            }
             if let Some(kind) = self.observe(event, undo.as_deref_mut()) {
                 let focus = Event {
                     kind,
@@ -256,7 +263,7 @@ impl FocusStage {
             },
             EventKind::Focus { .. } => return None,
         };
-        use std::collections::hash_map::Entry;
+        use hashbrown::hash_map::Entry;
         let entry = self.followed.entry((event.store, event.customer.clone()));
         let before = match &entry {
             Entry::Occupied(known) => Some(*known.get()),

@@ -569,7 +569,7 @@ impl SensorStage {
         tally: &mut [u64; FAULTS],
         undo: Option<&mut SensorUndo>,
     ) {
-        use std::collections::hash_map::Entry;
+        use hashbrown::hash_map::Entry;
         let batch = self.batches;
         let device = match self.devices.entry((event.store, event.customer.clone())) {
             Entry::Occupied(entry) => {

@@ -4,13 +4,27 @@
 //! a multiply-mix of the key's words, keyed per map at random (so ids posted over HTTP cannot be
 //! chosen to collide), costs a few cycles.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use crate::event::CustomerId;
 use crate::fleet::StoreIndex;
 
 /// A map from a shopper to what a stage remembers of them.
 pub(crate) type ShopperMap<V> = HashMap<(StoreIndex, CustomerId), V, KeyedState>;
+
+/// Asks the processor to fetch the entry of `store`'s `customer` in `map`, without waiting for
+/// it: a stage that looks up each event's shopper, in an order that is no order in memory, calls
+/// this a few events ahead, so the lookup finds the entry cached. (The probe reads the table's
+/// control bytes and hints each candidate entry; it compares no key.)
+#[inline]
+pub(crate) fn fetch_early<V>(map: &ShopperMap<V>, store: StoreIndex, customer: &CustomerId) {
+    use std::hash::BuildHasher;
+    let hash = map.hasher().hash_one((store, customer));
+    map.raw_entry().from_hash(hash, |candidate| {
+        crate::ahead::prefetch(candidate);
+        false
+    });
+}
 
 /// The hasher of [`ShopperMap`] (see the module's documentation).
 #[derive(Clone, Copy, Debug)]

@@ -33,8 +33,9 @@ pub const DIAGONAL: u32 = 14;
 const MAX_QUEUE_PLACES: usize = 24;
 
 /// The most entries the path tables may hold: cells of the walking grid times targets (each
-/// department, each checkout, the exit), four bytes each, so at most 256 MiB. The largest grid
-/// (4096 × 4096 cells) fits one department, two checkouts and the exit; a 1024 × 1024 grid fits
+/// department, each checkout, the exit), five bytes each (a distance and a first step), so at
+/// most 320 MiB. The largest grid (4096 × 4096 cells) fits one department, two checkouts and the
+/// exit; a 1024 × 1024 grid fits
 /// 64 targets. `validate` refuses layouts beyond it, naming the numbers.
 pub const MAX_PATH_TABLE_ENTRIES: u64 = 1 << 26;
 
