@@ -245,6 +245,12 @@ impl Floor {
         usize::from(row) * usize::from(self.cols) + usize::from(col)
     }
 
+    /// The cell at a row-major index ([`Floor::index`] undone).
+    pub fn cell_at_index(&self, index: usize) -> Cell {
+        let cols = usize::from(self.cols);
+        ((index % cols) as u16, (index / cols) as u16)
+    }
+
     /// How many cells the grid has.
     pub fn cell_count(&self) -> usize {
         self.department.len()
@@ -355,11 +361,7 @@ impl Fields {
         };
         fields.next = (0..fields.dist.len())
             .map(|entry| {
-                let (field, index) = (entry / cells, entry % cells);
-                let cell = (
-                    (index % usize::from(floor.cols)) as u16,
-                    (index / usize::from(floor.cols)) as u16,
-                );
+                let (field, cell) = (entry / cells, floor.cell_at_index(entry % cells));
                 match fields.search_step(floor, field, cell) {
                     Some(((col, row), _)) => {
                         let dc = i32::from(col) - i32::from(cell.0);
@@ -451,7 +453,6 @@ fn distances_to(floor: &Floor, target: &[Cell], free: Option<u8>, dist: &mut [u3
             queued += 1;
         }
     }
-    let cols = usize::from(floor.cols);
     let mut current: u32 = 0;
     while queued > 0 {
         let slot = current as usize % ring;
@@ -461,7 +462,7 @@ fn distances_to(floor: &Floor, target: &[Cell], free: Option<u8>, dist: &mut [u3
             if dist[node as usize] != current {
                 continue; // settled earlier at a shorter distance
             }
-            let cell = ((node as usize % cols) as u16, (node as usize / cols) as u16);
+            let cell = floor.cell_at_index(node as usize);
             // The walk runs from `to` into `cell`: the step's cost is that of entering `cell`.
             for (to, cost) in floor.steps(cell) {
                 let index = floor.index(to);
