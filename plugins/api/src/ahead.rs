@@ -11,7 +11,7 @@ use std::sync::Arc;
 use rand::RngCore;
 
 use crate::arrivals::{ArrivalRules, Entrance, QueueMetrics, QueueStats};
-use crate::due_queue::{DueQueue, SortScratch, sort_by_key_below};
+use crate::due_queue::{DueQueue, SortScratch, order_by_key_below};
 use crate::error::PluginError;
 use crate::event::{CustomerId, Event};
 use crate::fleet::{StoreIndex, generated_id};
@@ -447,6 +447,8 @@ struct Stores<G> {
     step_end: i64,
     /// Events the step under way made so far.
     step_events: usize,
+    /// What the stores made in a call, before it goes out sorted: kept, so its memory is warm.
+    made: Vec<Event>,
     scratch: SortScratch,
 }
 
@@ -465,6 +467,7 @@ impl<G: Generate> Stores<G> {
             step_ms: FIRST_STEP_MS,
             step_end: i64::MIN,
             step_events: 0,
+            made: Vec::new(),
             scratch: SortScratch::default(),
         }
     }
@@ -496,29 +499,30 @@ impl<G: Generate> Stores<G> {
             self.step_events = 0;
         }
         let step_end = self.step_end;
-        let first = out.len();
+        let mut made = std::mem::take(&mut self.made);
+        made.clear();
         let count = self.stores.len();
         for step in 0..count {
-            let made = out.len() - first;
             let at = (self.cursor + step) % count;
             if self.marks[at] >= step_end {
                 continue;
             }
             let (store, generator) = &mut self.stores[at];
-            let from = out.len();
-            self.marks[at] = generator.generate(step_end, out, max.saturating_sub(made));
-            for event in &mut out[from..] {
+            let from = made.len();
+            self.marks[at] = generator.generate(step_end, &mut made, max.saturating_sub(from));
+            for event in &mut made[from..] {
                 event.store = *store;
             }
-            if out.len() - first >= max || self.marks[at] < step_end {
+            if made.len() >= max || self.marks[at] < step_end {
                 // The work budget ran out in this store: the next call resumes here, so one call
                 // stays bounded however many stores there are.
                 self.cursor = at;
                 break;
             }
         }
-        self.step_events += out.len() - first;
-        sort_by_time(&mut out[first..], &mut self.scratch);
+        self.step_events += made.len();
+        move_sorted_by_time(&mut made, out, &mut self.scratch);
+        self.made = made;
         let low = self.low_mark();
         if low >= step_end {
             // Aim the next step at STEP_EVENTS, changing it by at most a factor of two at a time.
@@ -542,10 +546,12 @@ impl<G: Generate> Stores<G> {
     }
 }
 
-/// Sorts events by due time, keeping the order of events due at the same time (those of one
-/// store stay in its order): by millisecond in linear time when they span at most
-/// [`LONGEST_STEP_MS`], else by a merge sort.
-fn sort_by_time(events: &mut [Event], scratch: &mut SortScratch) {
+/// Moves `events` to the end of `out` sorted by due time, keeping the order of events due at the
+/// same time (those of one store stay in its order): by millisecond in linear time when they
+/// span at most [`LONGEST_STEP_MS`], else by a merge sort. Each event is read from where it lies
+/// and written once, in order: sorting them in place moved each along its permutation's cycle,
+/// two reads and writes at places far apart (over a tenth of a fleet's run).
+fn move_sorted_by_time(events: &mut Vec<Event>, out: &mut Vec<Event>, scratch: &mut SortScratch) {
     let (Some(first), Some(last)) = (
         events.iter().map(|event| event.due_ms).min(),
         events.iter().map(|event| event.due_ms).max(),
@@ -553,15 +559,28 @@ fn sort_by_time(events: &mut [Event], scratch: &mut SortScratch) {
         return;
     };
     let span = last.saturating_sub(first);
-    if span < LONGEST_STEP_MS && events.len() * 8 >= span as usize {
-        sort_by_key_below(
-            events,
-            span as usize + 1,
-            |event| (event.due_ms - first) as usize,
-            scratch,
-        );
-    } else {
+    if span >= LONGEST_STEP_MS || events.len() * 8 < span as usize {
         events.sort_by_key(|event| event.due_ms);
+        out.append(events);
+        return;
+    }
+    order_by_key_below(
+        events,
+        span as usize + 1,
+        |event| (event.due_ms - first) as usize,
+        scratch,
+    );
+    let order = &scratch.1;
+    out.reserve(order.len());
+    let taken = events.as_ptr();
+    // SAFETY: `order` is a permutation of the positions below `events.len()`, so every event is
+    // read exactly once, and never again through `events`: its length is set to 0 first (should
+    // a push panic, the events not yet moved leak; none is dropped twice).
+    unsafe {
+        events.set_len(0);
+        for &index in order {
+            out.push(std::ptr::read(taken.add(index as usize)));
+        }
     }
 }
 
@@ -574,9 +593,11 @@ pub async fn run_ahead<G: Generate>(
     cx: SourceContext,
 ) -> Result<(), PluginError> {
     let mut generator = Stores::new(stores);
-    // A fleet's chunk is a step ([`Stores`]).
+    // A fleet's chunk is a step ([`Stores`]), with room for twice the events a step aims at,
+    // so a step seldom ends up split over two chunks: their events would interleave in time,
+    // and the timeline would merge the two runs event by event.
     let chunk_events = if generator.stores.len() > 1 {
-        STEP_EVENTS
+        2 * STEP_EVENTS
     } else {
         CHUNK_EVENTS
     };
@@ -701,5 +722,44 @@ pub async fn run_ahead<G: Generate>(
         // Generating is synchronous: give the runtime's other tasks (the signal handler, the
         // scheduler) their turn between chunks even when the clock is already past `wake_at`.
         tokio::task::yield_now().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventKind;
+
+    fn event(due_ms: i64, id: &str) -> Event {
+        Event {
+            due_ms,
+            customer: CustomerId::parse(id),
+            kind: EventKind::Enter,
+            store: 0,
+            stamp: Default::default(),
+        }
+    }
+
+    /// Both ways (by millisecond within a short span, a merge sort beyond it) move every event
+    /// once, in time order, those due at the same time in the order they came, and leave the
+    /// source empty for reuse; ids that own memory (text) come through intact.
+    #[test]
+    fn a_step_goes_out_sorted_by_time_and_stably() {
+        let mut scratch = SortScratch::default();
+        for spread in [1_000, 10 * LONGEST_STEP_MS] {
+            let mut made: Vec<Event> = (0..2_000)
+                .map(|n: i64| event(n * 7919 % spread, &format!("c-{n}")))
+                .collect();
+            let mut expected = made.clone();
+            expected.sort_by_key(|event| event.due_ms);
+            let mut out = vec![event(-1, "already there")];
+            move_sorted_by_time(&mut made, &mut out, &mut scratch);
+            assert!(made.is_empty());
+            assert_eq!(out[0], event(-1, "already there"));
+            assert_eq!(out[1..], expected[..], "spread {spread}");
+            made.push(event(5, "again"));
+            move_sorted_by_time(&mut made, &mut out, &mut scratch);
+            assert_eq!(out.last(), Some(&event(5, "again")));
+        }
     }
 }

@@ -95,6 +95,35 @@ pub fn sort_nearly_sorted_by<T>(
     }
 }
 
+/// Fills `scratch.1` with where each place's item is in `items` when sorted by `key`, a number
+/// below `width`, equal keys in their order (a counting sort of positions, linear in both): place
+/// `p` of the sorted order takes `items[scratch.1[p]]`.
+///
+/// # Panics
+/// If a key is not below `width`.
+pub fn order_by_key_below<T>(
+    items: &[T],
+    width: usize,
+    key: impl Fn(&T) -> usize,
+    (counts, order): &mut SortScratch,
+) {
+    counts.clear();
+    counts.resize(width + 1, 0);
+    for item in items {
+        counts[key(item) + 1] += 1;
+    }
+    for at in 1..=width {
+        counts[at] += counts[at - 1];
+    }
+    order.clear();
+    order.resize(items.len(), 0);
+    for (index, item) in items.iter().enumerate() {
+        let place = &mut counts[key(item)];
+        order[*place as usize] = index as u32;
+        *place += 1;
+    }
+}
+
 /// Sorts `items` by `key`, a number below `width`, keeping the order of items with equal keys,
 /// in time linear in both (a counting sort of positions, then the items moved along the cycles
 /// of that permutation, each swapped once): for items due within a known span of milliseconds.
@@ -105,24 +134,11 @@ pub fn sort_by_key_below<T>(
     items: &mut [T],
     width: usize,
     key: impl Fn(&T) -> usize,
-    (counts, order): &mut SortScratch,
+    scratch: &mut SortScratch,
 ) {
     let count = items.len();
-    counts.clear();
-    counts.resize(width + 1, 0);
-    for item in items.iter() {
-        counts[key(item) + 1] += 1;
-    }
-    for at in 1..=width {
-        counts[at] += counts[at - 1];
-    }
-    order.clear();
-    order.resize(count, 0);
-    for (index, item) in items.iter().enumerate() {
-        let place = &mut counts[key(item)];
-        order[*place as usize] = index as u32;
-        *place += 1;
-    }
+    order_by_key_below(items, width, key, scratch);
+    let order = &mut scratch.1;
     // `order[p]` is where the item for place `p` is now: follow each cycle, swapping.
     for first in 0..count {
         let mut at = first;
