@@ -82,6 +82,18 @@ enum Phase {
     InLine,
 }
 
+/// How far [`Generator::plan_in_place`] got.
+enum Planned {
+    /// The next event is planned, due then.
+    Due(i64),
+    /// The list is done (or the doors closed): [`Generator::after_list`] picks the way out.
+    ListDone,
+    /// At the checkout's line: [`Generator::join_line`].
+    AtLine,
+    /// In a checkout line: [`Generator::step_in_line`].
+    InLine,
+}
+
 /// One shopper inside. Kept small: a million of them must fit in well under 300 MB. The plan is
 /// a few indices and counters; the path is re-derived from the fields at every step.
 #[derive(Debug)]
@@ -686,7 +698,23 @@ impl Generator {
     /// Decides the shopper's next event after one at `at_ms`, returning when it is due.
     fn plan(&mut self, slot: u32, at_ms: i64) -> i64 {
         let closed = self.doors_closed_at(at_ms);
-        let store = Arc::clone(&self.store);
+        loop {
+            match self.plan_in_place(slot, at_ms, closed) {
+                Planned::Due(due) => return due,
+                Planned::ListDone => self.after_list(slot, at_ms),
+                Planned::AtLine => self.join_line(slot, at_ms),
+                Planned::InLine => return self.step_in_line(slot, at_ms),
+            }
+        }
+    }
+
+    /// [`Generator::plan`] as far as the shopper and the store take it: a walking step or a
+    /// browse report (nearly every event), or what the trip needs next from the rest of the
+    /// generator. It borrows the store instead of holding a counted reference to it, which
+    /// cost two atomic operations a step.
+    fn plan_in_place(&mut self, slot: u32, at_ms: i64, closed: bool) -> Planned {
+        let store = &*self.store;
+        let browse_step_ms = self.params.browse_step_ms;
         let shopper = self.crowd.get_mut(slot);
         loop {
             match shopper.phase {
@@ -696,18 +724,17 @@ impl Generator {
                     if closed && field < departments {
                         // The doors closed on the way to a department: skip the rest of the list.
                         shopper.leg = shopper.list_len;
-                        self.after_list(slot, at_ms);
-                        return self.plan(slot, at_ms);
+                        return Planned::ListDone;
                     }
                     if let Some((cell, cost)) = store.fields.step(&store.floor, field, shopper.at) {
                         shopper.next = Next::Move(cell);
-                        return at_ms + store.walk_ms(cost);
+                        return Planned::Due(at_ms + store.walk_ms(cost));
                     }
                     if field < departments {
                         // Arrived: browse for the planned time in at least MIN_REPORTS reports.
                         let browse_ms =
                             f64::from(shopper.browse_s[usize::from(shopper.leg)]) * 1000.0;
-                        let count = (browse_ms / self.params.browse_step_ms).round();
+                        let count = (browse_ms / browse_step_ms).round();
                         let count = count.clamp(f64::from(MIN_REPORTS), f64::from(u16::MAX));
                         shopper.planned = count as u16;
                         shopper.report_gap_ms = (browse_ms / count) as u32;
@@ -715,10 +742,9 @@ impl Generator {
                         shopper.reported = 0;
                     } else if field == store.exit_field() {
                         shopper.next = Next::Exit;
-                        return at_ms + store.walk_ms(STRAIGHT);
+                        return Planned::Due(at_ms + store.walk_ms(STRAIGHT));
                     } else {
-                        self.join_line(slot, at_ms);
-                        return self.plan(slot, at_ms);
+                        return Planned::AtLine;
                     }
                 }
                 Phase::Browsing => {
@@ -737,19 +763,18 @@ impl Generator {
                         ));
                         let gap = i64::from(shopper.report_gap_ms);
                         let jitter = shopper.rng.random_range(gap / 2..=gap + gap / 2);
-                        return at_ms + jitter.max(MIN_REPORT_GAP_MS);
+                        return Planned::Due(at_ms + jitter.max(MIN_REPORT_GAP_MS));
                     }
                     shopper.leg += 1;
                     if usize::from(shopper.leg) < usize::from(shopper.list_len) && !closed {
                         let next = usize::from(shopper.list[usize::from(shopper.leg)]);
                         shopper.field = next as u16;
                         shopper.phase = Phase::Walking;
-                        return self.plan(slot, at_ms);
+                        continue;
                     }
-                    self.after_list(slot, at_ms);
-                    return self.plan(slot, at_ms);
+                    return Planned::ListDone;
                 }
-                Phase::InLine => return self.step_in_line(slot, at_ms),
+                Phase::InLine => return Planned::InLine,
             }
         }
     }
