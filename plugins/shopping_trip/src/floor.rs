@@ -75,6 +75,11 @@ pub struct Floor {
     /// Department of each cell (row-major), [`NO_DEPARTMENT`] outside them: one byte a cell, so
     /// browsing and focus checks need no zone search.
     department: Vec<u8>,
+    /// Per cell (row-major): the steps from it that stay in its department, bit `i` for
+    /// [`STEPS`]`[i]`; none outside departments. A browsing shopper looks them up at every
+    /// report instead of asking the layout for the neighbours and each one's department (a
+    /// third of planning a step).
+    browse: Vec<u8>,
     /// Where shoppers come in.
     pub entrance: Cell,
     /// Where shoppers leave.
@@ -106,6 +111,7 @@ impl Floor {
             cols: cols as u16,
             rows: rows as u16,
             department: vec![NO_DEPARTMENT; cols as usize * rows as usize],
+            browse: Vec::new(),
             entrance: cell(layout.entrance_cell()),
             exit: cell(layout.exit_cell()),
             departments: Vec::new(),
@@ -164,6 +170,14 @@ impl Floor {
                 }
             }
         }
+        floor.browse = (0..floor.cell_count())
+            .map(|index| {
+                let cell = floor.cell_at_index(index);
+                floor
+                    .department_of(cell)
+                    .map_or(0, |department| floor.steps_into(cell, department))
+            })
+            .collect();
         for (z, zone) in layout.zones().iter().enumerate() {
             if zone.kind != ZoneKind::Checkout {
                 continue;
@@ -293,6 +307,31 @@ impl Floor {
         }
     }
 
+    /// The steps from `cell` into cells of `department`, one bit each ([`STEPS`]).
+    fn steps_into(&self, cell: Cell, department: usize) -> u8 {
+        self.steps(cell)
+            .filter(|&(to, _)| self.department_of(to) == Some(department))
+            .fold(0, |mask, (to, _)| {
+                let offset = (
+                    i32::from(to.0) - i32::from(cell.0),
+                    i32::from(to.1) - i32::from(cell.1),
+                );
+                let bit = STEPS.iter().position(|&step| step == offset);
+                mask | 1 << bit.expect("a step goes to a neighbour")
+            })
+    }
+
+    /// Where a shopper browsing `department` may step from `at`: the neighbours [`Floor::steps`]
+    /// gives that lie in the department, in its order.
+    pub fn browse_steps(&self, at: Cell, department: usize) -> BrowseSteps {
+        let mask = if self.department_of(at) == Some(department) {
+            self.browse[self.index(at)]
+        } else {
+            self.steps_into(at, department)
+        };
+        BrowseSteps { at, mask }
+    }
+
     /// The department `cell` belongs to.
     pub fn department_of(&self, cell: Cell) -> Option<usize> {
         let number = self.department[self.index(cell)];
@@ -313,6 +352,51 @@ impl Floor {
                 };
                 ((c as u16, r as u16), cost)
             })
+    }
+}
+
+/// The eight steps from a cell, as (column, row) offsets, in the order the layout gives a cell's
+/// neighbours (column offset outer, row offset inner).
+const STEPS: [(i32, i32); 8] = [
+    (-1, -1),
+    (-1, 0),
+    (-1, 1),
+    (0, -1),
+    (0, 1),
+    (1, -1),
+    (1, 0),
+    (1, 1),
+];
+
+/// Some of the steps from a cell ([`Floor::browse_steps`]): a set of directions, so counting
+/// them or taking the n-th costs a few bit operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BrowseSteps {
+    at: Cell,
+    /// Bit `i` set: the step [`STEPS`]`[i]`.
+    mask: u8,
+}
+
+impl BrowseSteps {
+    /// How many there are.
+    pub fn count(&self) -> usize {
+        self.mask.count_ones() as usize
+    }
+
+    /// The cell the `n`-th of them (from 0, in order) goes to.
+    ///
+    /// # Panics
+    /// If there are not more than `n`.
+    pub fn nth(&self, n: usize) -> Cell {
+        let mut mask = self.mask;
+        for _ in 0..n {
+            mask &= mask.wrapping_sub(1);
+        }
+        let (dc, dr) = STEPS[mask.trailing_zeros() as usize];
+        (
+            self.at.0.wrapping_add_signed(dc as i16),
+            self.at.1.wrapping_add_signed(dr as i16),
+        )
     }
 }
 
@@ -570,6 +654,47 @@ mod tests {
         assert!(
             detour > shortest && detour < 2 * shortest,
             "{shortest} {detour}"
+        );
+    }
+
+    /// The browse table holds, for every cell and department, the neighbours the layout gives
+    /// that lie in the department, in the layout's order: departments side by side, around
+    /// obstacles, cells inside and outside them.
+    #[test]
+    fn browse_steps_are_the_neighbours_in_the_department_in_order() {
+        let layout = StoreLayout::new(LayoutSpec {
+            width: 100,
+            height: 60,
+            cell: 10,
+            entrance: (5, 5),
+            exit: (5, 55),
+            zones: vec![
+                zone("Left", ZoneKind::Department, [10, 10, 49, 49]),
+                zone("Right", ZoneKind::Department, [50, 10, 89, 39]),
+                zone("Shelf", ZoneKind::Obstacle, [30, 20, 34, 24]),
+                zone("Pillar", ZoneKind::Obstacle, [60, 30, 64, 34]),
+            ],
+        })
+        .unwrap();
+        let floor = Floor::new(&layout).unwrap();
+        let mut browsed = 0;
+        for index in 0..floor.cell_count() {
+            let at = floor.cell_at_index(index);
+            for department in 0..floor.departments.len() {
+                let expected: Vec<Cell> = floor
+                    .steps(at)
+                    .map(|(to, _)| to)
+                    .filter(|&to| floor.department_of(to) == Some(department))
+                    .collect();
+                let steps = floor.browse_steps(at, department);
+                let got: Vec<Cell> = (0..steps.count()).map(|n| steps.nth(n)).collect();
+                assert_eq!(got, expected, "from {at:?} in department {department}");
+                browsed += got.len();
+            }
+        }
+        assert!(
+            browsed > 100,
+            "{browsed} steps: the layout has departments to browse"
         );
     }
 

@@ -967,18 +967,10 @@ fn lognormal(mean: f64) -> LogNormal<f64> {
 /// A browse move: a random neighbouring cell of the same department, or the same cell in a
 /// department of one cell.
 fn browse_step(floor: &Floor, rng: &mut Pcg32, at: Cell, department: usize) -> Cell {
-    let mut cells = [at; 8];
-    let mut count = 0;
-    for (cell, _) in floor.steps(at) {
-        if floor.department_of(cell) == Some(department) {
-            cells[count] = cell;
-            count += 1;
-        }
-    }
-    if count == 0 {
-        at
-    } else {
-        cells[rng.random_range(0..count)]
+    let steps = floor.browse_steps(at, department);
+    match steps.count() {
+        0 => at,
+        count => steps.nth(rng.random_range(0..count)),
     }
 }
 
