@@ -114,10 +114,9 @@ pub trait Generate: Send {
     fn generate(&mut self, horizon_ms: i64, out: &mut Vec<Event>, max: usize) -> i64 {
         let mut work = 0;
         loop {
-            self.crowd_mut().drop_stale();
+            let due = self.crowd_mut().next_due_ms();
             let arrival = self.next_arrival_ms();
             let control = self.gate().load.as_ref().and_then(LoadFollower::next_ms);
-            let due = self.crowd().next_due_ms();
             let Some(next) = earliest(earliest(arrival, control), due) else {
                 return i64::MAX;
             };
@@ -306,16 +305,27 @@ impl<T> Crowd<T> {
         &mut self.slots[slot as usize]
     }
 
-    /// When the next event of anyone inside is due (call [`Crowd::drop_stale`] first for the
-    /// exact time; otherwise it may be earlier).
-    pub fn next_due_ms(&self) -> Option<i64> {
-        self.agenda.peek().map(|(due, _, _)| *due)
+    /// When the next event of anyone inside is due. Replaced entries on top of the agenda are
+    /// dropped first, so the time is exact and the entry it names is what [`Crowd::pop_due`]
+    /// takes.
+    pub fn next_due_ms(&mut self) -> Option<i64> {
+        loop {
+            let &(due, slot, stamp) = self.agenda.peek_mut_settled()?;
+            if self.marks[slot as usize].stamp == stamp {
+                return Some(due);
+            }
+            self.agenda.pop();
+        }
     }
 
-    /// Takes the next due (time, slot) off the agenda.
+    /// Takes the next due (time, slot) off the agenda, dropping replaced entries on the way.
     pub fn pop_due(&mut self) -> Option<(i64, u32)> {
-        self.drop_stale();
-        let due = self.agenda.pop().map(|(due, slot, _)| (due, slot));
+        let due = loop {
+            let (due, slot, stamp) = self.agenda.pop()?;
+            if self.marks[slot as usize].stamp == stamp {
+                break (due, slot);
+            }
+        };
         // Shoppers are stepped in the order their events fall due, which is no order in memory:
         // each step began with a wait for the shopper's slot and mark to come from memory (over
         // a tenth of a run). The agenda knows who comes a few steps later; fetching their
@@ -327,17 +337,7 @@ impl<T> Crowd<T> {
                 prefetch(mark);
             }
         }
-        due
-    }
-
-    /// Drops replaced entries from the top of the agenda, so [`Crowd::next_due_ms`] is exact.
-    pub fn drop_stale(&mut self) {
-        while let Some(&(_, slot, stamp)) = self.agenda.peek_mut_settled() {
-            if self.marks[slot as usize].stamp == stamp {
-                return;
-            }
-            self.agenda.pop();
-        }
+        Some(due)
     }
 
     /// Puts the next event of the shopper in `slot` on the agenda.
@@ -738,6 +738,26 @@ mod tests {
             store: 0,
             stamp: Default::default(),
         }
+    }
+
+    /// A rescheduled shopper's old entry is never named nor taken: the next due time is the
+    /// new one's, or another shopper's before it.
+    #[test]
+    fn replaced_entries_are_skipped_by_the_next_due_time_and_by_taking() {
+        let mut crowd: Crowd<&str> = Crowd::with_capacity(4);
+        let early = crowd.enter("early", 100);
+        let late = crowd.enter("late", 500);
+        crowd.reschedule(early, 300);
+        assert_eq!(crowd.next_due_ms(), Some(300));
+        assert_eq!(crowd.pop_due(), Some((300, early)));
+        crowd.schedule(early, 900);
+        crowd.reschedule(late, 700);
+        // The stale entry at 500 is on top: taking skips it without a look first.
+        assert_eq!(crowd.pop_due(), Some((700, late)));
+        assert_eq!(crowd.next_due_ms(), Some(900));
+        assert_eq!(crowd.pop_due(), Some((900, early)));
+        assert_eq!(crowd.next_due_ms(), None);
+        assert_eq!(crowd.pop_due(), None);
     }
 
     /// Both ways (by millisecond within a short span, a merge sort beyond it) move every event
