@@ -533,7 +533,8 @@ fn a_failed_run_keeps_the_old_report_and_symlinks_are_replaced() {
     let dir = temp_dir("report-atomic");
     let report_path = dir.path().join("report.json");
     std::fs::write(&report_path, "previous report").unwrap();
-    // The http ingress cannot listen on a port that is taken: the run fails after it started.
+    // The http ingress cannot listen on a port that is taken: the run fails (the listener is bound
+    // as the pipeline is built, so however short the run, the failure is seen).
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let output = customersim()
         .args(["run", "--speed", "max", "--duration", "1h"])

@@ -308,6 +308,18 @@ impl SourceConfig for HttpIngressConfig {
     fn build(self, cx: &mut BuildContext) -> Result<Box<dyn Source>, PluginError> {
         let address = self.address()?;
         self.check_limits()?;
+        // Bound here, before the run starts: bound when the source first ran, a taken port could
+        // go unnoticed by a short run that ended before this source had its turn.
+        let listener = std::net::TcpListener::bind(address)
+            .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+            .map_err(|error| {
+                PluginError::caused_by(
+                    format!(
+                        "http_ingress: cannot listen on {address} (set another `listen` or HTTP_LISTEN)"
+                    ),
+                    error,
+                )
+            })?;
         let descriptors =
             descriptors::reserve("http_ingress.max_connections", self.max_connections)
                 .map_err(PluginError::Config)?;
@@ -319,6 +331,7 @@ impl SourceConfig for HttpIngressConfig {
         );
         Ok(Box::new(HttpIngress {
             address,
+            listener,
             connections: self.connection_limits(),
             descriptors,
             body_timeout: self.body_timeout,
@@ -352,6 +365,8 @@ impl SourceConfig for HttpIngressConfig {
 /// The running source.
 struct HttpIngress {
     address: SocketAddr,
+    /// Bound at build time, so a taken port fails the run before it starts.
+    listener: std::net::TcpListener,
     connections: ConnectionLimits,
     /// This server's share of the process's descriptors, held while it runs.
     descriptors: Reservation,
@@ -372,12 +387,9 @@ struct HttpIngress {
 #[async_trait]
 impl Source for HttpIngress {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), PluginError> {
-        let listener = TcpListener::bind(self.address).await.map_err(|error| {
+        let listener = TcpListener::from_std(self.listener).map_err(|error| {
             PluginError::caused_by(
-                format!(
-                    "http_ingress: cannot listen on {} (set another `listen` or HTTP_LISTEN)",
-                    self.address
-                ),
+                format!("http_ingress: cannot listen on {}", self.address),
                 error,
             )
         })?;
