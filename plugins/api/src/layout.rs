@@ -213,12 +213,46 @@ pub struct Neighbours {
 }
 
 impl Neighbours {
+    /// The neighbours of `(col, row)` in `directions` (bit `i`: the `i`-th direction of the fixed
+    /// order, as [`Neighbours::directions`] gives them): a set kept per cell by a model, rebuilt
+    /// without asking the layout again.
+    #[inline]
+    pub fn from_directions(col: u32, row: u32, directions: u8) -> Neighbours {
+        Neighbours {
+            mask: directions,
+            col,
+            row,
+        }
+    }
+
+    /// The set as one byte, for [`Neighbours::from_directions`].
+    #[inline]
+    pub fn directions(&self) -> u8 {
+        self.mask
+    }
+
+    /// Those of them that `keep` accepts, in the same order.
+    pub fn only(self, keep: impl Fn((u32, u32)) -> bool) -> Neighbours {
+        let mut kept = self;
+        let mut rest = self.mask;
+        while rest != 0 {
+            let lowest = rest & rest.wrapping_neg();
+            if !self.cell(lowest).is_some_and(&keep) {
+                kept.mask &= !lowest;
+            }
+            rest &= !lowest;
+        }
+        kept
+    }
+
     /// How many there are.
+    #[inline]
     pub fn count_open(&self) -> usize {
         self.mask.count_ones() as usize
     }
 
     /// The `n`-th of them (from 0, in the fixed order), if there are more than `n`.
+    #[inline]
     pub fn nth_open(&self, n: usize) -> Option<(u32, u32)> {
         let mut mask = self.mask;
         for _ in 0..n {
@@ -228,6 +262,7 @@ impl Neighbours {
     }
 
     /// The cell of the lowest direction in `mask`.
+    #[inline]
     fn cell(&self, mask: u8) -> Option<(u32, u32)> {
         let (dx, dy) = NEIGHBOURS.get(mask.trailing_zeros() as usize)?;
         Some((

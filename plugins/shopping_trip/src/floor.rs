@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use customersim_plugin_api::PluginError;
-use customersim_plugin_api::layout::{StoreLayout, ZoneKind};
+use customersim_plugin_api::layout::{Neighbours, StoreLayout, ZoneKind};
 
 /// A cell of the walking grid: (column, row).
 pub type Cell = (u16, u16);
@@ -75,8 +75,8 @@ pub struct Floor {
     /// Department of each cell (row-major), [`NO_DEPARTMENT`] outside them: one byte a cell, so
     /// browsing and focus checks need no zone search.
     department: Vec<u8>,
-    /// Per cell (row-major): the steps from it that stay in its department, bit `i` for
-    /// [`STEPS`]`[i]`; none outside departments. A browsing shopper looks them up at every
+    /// Per cell (row-major): the steps from it that stay in its department
+    /// ([`Neighbours::directions`]); none outside departments. A browsing shopper looks them up at every
     /// report instead of asking the layout for the neighbours and each one's department (a
     /// third of planning a step).
     browse: Vec<u8>,
@@ -173,9 +173,9 @@ impl Floor {
         floor.browse = (0..floor.cell_count())
             .map(|index| {
                 let cell = floor.cell_at_index(index);
-                floor
-                    .department_of(cell)
-                    .map_or(0, |department| floor.steps_into(cell, department))
+                floor.department_of(cell).map_or(0, |department| {
+                    floor.steps_into(cell, department).directions()
+                })
             })
             .collect();
         for (z, zone) in layout.zones().iter().enumerate() {
@@ -307,29 +307,22 @@ impl Floor {
         }
     }
 
-    /// The steps from `cell` into cells of `department`, one bit each ([`STEPS`]).
-    fn steps_into(&self, cell: Cell, department: usize) -> u8 {
-        self.steps(cell)
-            .filter(|&(to, _)| self.department_of(to) == Some(department))
-            .fold(0, |mask, (to, _)| {
-                let offset = (
-                    i32::from(to.0) - i32::from(cell.0),
-                    i32::from(to.1) - i32::from(cell.1),
-                );
-                let bit = STEPS.iter().position(|&step| step == offset);
-                mask | 1 << bit.expect("a step goes to a neighbour")
-            })
+    /// The neighbours of `cell` a shopper may step to that lie in `department`.
+    fn steps_into(&self, (col, row): Cell, department: usize) -> Neighbours {
+        self.layout
+            .neighbours(u32::from(col), u32::from(row))
+            .only(|(c, r)| self.department_of((c as u16, r as u16)) == Some(department))
     }
 
     /// Where a shopper browsing `department` may step from `at`: the neighbours [`Floor::steps`]
     /// gives that lie in the department, in its order.
-    pub fn browse_steps(&self, at: Cell, department: usize) -> BrowseSteps {
-        let mask = if self.department_of(at) == Some(department) {
-            self.browse[self.index(at)]
+    pub fn browse_steps(&self, at: Cell, department: usize) -> Neighbours {
+        if self.department_of(at) == Some(department) {
+            let directions = self.browse[self.index(at)];
+            Neighbours::from_directions(u32::from(at.0), u32::from(at.1), directions)
         } else {
             self.steps_into(at, department)
-        };
-        BrowseSteps { at, mask }
+        }
     }
 
     /// The department `cell` belongs to.
@@ -352,51 +345,6 @@ impl Floor {
                 };
                 ((c as u16, r as u16), cost)
             })
-    }
-}
-
-/// The eight steps from a cell, as (column, row) offsets, in the order the layout gives a cell's
-/// neighbours (column offset outer, row offset inner).
-const STEPS: [(i32, i32); 8] = [
-    (-1, -1),
-    (-1, 0),
-    (-1, 1),
-    (0, -1),
-    (0, 1),
-    (1, -1),
-    (1, 0),
-    (1, 1),
-];
-
-/// Some of the steps from a cell ([`Floor::browse_steps`]): a set of directions, so counting
-/// them or taking the n-th costs a few bit operations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BrowseSteps {
-    at: Cell,
-    /// Bit `i` set: the step [`STEPS`]`[i]`.
-    mask: u8,
-}
-
-impl BrowseSteps {
-    /// How many there are.
-    pub fn count(&self) -> usize {
-        self.mask.count_ones() as usize
-    }
-
-    /// The cell the `n`-th of them (from 0, in order) goes to.
-    ///
-    /// # Panics
-    /// If there are not more than `n`.
-    pub fn nth(&self, n: usize) -> Cell {
-        let mut mask = self.mask;
-        for _ in 0..n {
-            mask &= mask.wrapping_sub(1);
-        }
-        let (dc, dr) = STEPS[mask.trailing_zeros() as usize];
-        (
-            self.at.0.wrapping_add_signed(dc as i16),
-            self.at.1.wrapping_add_signed(dr as i16),
-        )
     }
 }
 
@@ -687,7 +635,14 @@ mod tests {
                     .filter(|&to| floor.department_of(to) == Some(department))
                     .collect();
                 let steps = floor.browse_steps(at, department);
-                let got: Vec<Cell> = (0..steps.count()).map(|n| steps.nth(n)).collect();
+                let got: Vec<Cell> = (0..steps.count_open())
+                    .map(|n| {
+                        steps
+                            .nth_open(n)
+                            .map(|(c, r)| (c as u16, r as u16))
+                            .unwrap()
+                    })
+                    .collect();
                 assert_eq!(got, expected, "from {at:?} in department {department}");
                 browsed += got.len();
             }

@@ -968,9 +968,14 @@ fn lognormal(mean: f64) -> LogNormal<f64> {
 /// department of one cell.
 fn browse_step(floor: &Floor, rng: &mut Pcg32, at: Cell, department: usize) -> Cell {
     let steps = floor.browse_steps(at, department);
-    match steps.count() {
+    match steps.count_open() {
         0 => at,
-        count => steps.nth(rng.random_range(0..count)),
+        count => {
+            let (col, row) = steps
+                .nth_open(rng.random_range(0..count))
+                .expect("fewer than count");
+            (col as u16, row as u16)
+        }
     }
 }
 
